@@ -1,0 +1,51 @@
+//! `mhm-log`: a `tracing` layer and the rotating file writer under it, for a service that
+//! must never lose its logs.
+//!
+//! Logs rotate *in process*: at midnight (local or UTC) or when the next event would take
+//! a file past `max_bytes`, but never a file under `min_rotate_bytes` (5 KiB) or started
+//! less than `min_rotate_age` (an hour) ago. Rotated copies go to `backups/<name>.<date>`,
+//! overflow to `archive/` (gzipped when asked), and are pruned by count and age, all on a
+//! background thread. See SPEC.md section 1 for the whole contract.
+//!
+//! ```
+//! use mhm_log::{LogFiles, ManualClock, RollingFile, Settings};
+//! use chrono::{TimeZone, Utc};
+//! use tracing_subscriber::prelude::*;
+//!
+//! let dir = tempfile::tempdir()?;
+//! let clock = ManualClock::new(Utc.with_ymd_and_hms(2026, 11, 26, 9, 0, 0).unwrap());
+//! let (layer, guard) = LogFiles::builder(dir.path())
+//!     .settings(Settings::default())
+//!     .clock(clock.clone())
+//!     .route("mhm::discord", "discord.log")
+//!     .default_file("app.log")
+//!     .errors_file("errors.log")
+//!     .build()?;
+//! let subscriber = tracing_subscriber::registry().with(layer);
+//! tracing::subscriber::with_default(subscriber, || {
+//!     tracing::info!(target: "mhm::discord", user = 42, "connected");
+//!     tracing::warn!(target: "mhm::core", "slow reply");
+//! });
+//! drop(guard);
+//! let discord = std::fs::read_to_string(dir.path().join("discord.log"))?;
+//! assert!(discord.ends_with(" - mhm::discord - INFO - connected | {\"user\": 42}\n"));
+//! assert!(std::fs::read_to_string(dir.path().join("errors.log"))?.contains("WARNING - slow reply"));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+#![warn(missing_docs)]
+
+pub mod clock;
+mod error;
+mod format;
+mod layer;
+pub mod naming;
+mod policy;
+pub mod retention;
+mod writer;
+
+pub use clock::{Clock, ManualClock};
+pub use error::{InitError, SettingsError};
+pub use layer::{Format, LogFiles, LogFilesBuilder, LogFilesGuard};
+pub use policy::{RotateAt, Settings, WriteMode};
+pub use writer::{Builder as RollingFileBuilder, EventWriter, RollingFile, Stats};

@@ -1,0 +1,619 @@
+//! Which copies move to `archive/`, which are compressed, which are deleted; and the
+//! crash-safe file operations that carry it out. Shared by the writer's background
+//! thread and the sidecar's `logs archive`, so both apply one rule.
+//!
+//! ```
+//! use mhm_log::retention::{plan, Copies, Policy};
+//! use mhm_log::{Settings, clock::Zone};
+//!
+//! let copies = Copies::default(); // normally `scan_log(..)`
+//! let steps = plan(&copies, &Policy::from_settings(&Settings::default()), 0, Zone::Utc, "logs/archive".as_ref());
+//! assert!(steps.is_empty());
+//! ```
+//!
+//! Every gzip is written to `.tmp-*` in the destination folder, synced, verified by
+//! decompressing it and comparing length and CRC-32 with the source, renamed into place,
+//! and only then is the source removed: a crash at any point leaves the original or a
+//! whole `.gz` under its final name, never neither and never a truncated `.gz`.
+
+use std::{
+    fs::{self, File},
+    io::{self, BufReader, Read, Write},
+    path::{Path, PathBuf},
+    time::{Duration, SystemTime},
+};
+
+use chrono::NaiveDate;
+use flate2::{read::MultiGzDecoder, write::GzEncoder, Compression};
+
+use crate::{
+    clock::{duration_to_nanos, Zone},
+    naming::CopyName,
+    Settings,
+};
+
+/// One rotated copy found on disk.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Copy {
+    /// Where it is.
+    pub path: PathBuf,
+    /// Its parsed name.
+    pub name: CopyName,
+    /// The day its age counts from: the date in its name, else its mtime's day.
+    pub day: NaiveDate,
+}
+
+/// The copies of one log, each list oldest first.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Copies {
+    /// Copies in `backups/`.
+    pub backups: Vec<Copy>,
+    /// Copies in `archive/`.
+    pub archive: Vec<Copy>,
+}
+
+/// The retention rule.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Policy {
+    /// Copies kept in `backups/` per log.
+    pub backup_count: usize,
+    /// Copies kept in `archive/` per log.
+    pub archive_count: usize,
+    /// Archive copies this old or older are deleted.
+    pub max_age: Duration,
+    /// Gzip copies as they overflow into `archive/`.
+    pub compress_on_move: bool,
+    /// The sidecar's daily rule: copies this old or older are gzipped into `archive/`
+    /// (from `backups/`) or in place (plain copies in `archive/`). `None` for the writer.
+    pub compress_after: Option<Duration>,
+}
+
+impl Policy {
+    /// The writer's rule for these settings (no age-based compression).
+    pub fn from_settings(s: &Settings) -> Self {
+        Self {
+            backup_count: s.get_backup_count(),
+            archive_count: s.get_archive_count(),
+            max_age: s.get_archive_max_age(),
+            compress_on_move: s.get_compress(),
+            compress_after: None,
+        }
+    }
+}
+
+/// One planned change.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Action {
+    /// Rename `from` to `to` (copy + sync + rename across file systems).
+    Move {
+        /// Source.
+        from: PathBuf,
+        /// Destination.
+        to: PathBuf,
+    },
+    /// Compress `from` into `to` (a `.gz`), verify, then remove `from`.
+    Gzip {
+        /// Source.
+        from: PathBuf,
+        /// Destination.
+        to: PathBuf,
+    },
+    /// Delete the copy at `path`.
+    Delete {
+        /// The copy.
+        path: PathBuf,
+    },
+}
+
+/// A planned change and why it is due.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Step {
+    /// What to do.
+    pub action: Action,
+    /// Why, for `--dry-run` and logs.
+    pub why: String,
+}
+
+/// The copies of `log` (e.g. `app.log`) in its two folders. Missing folders are empty;
+/// foreign files and other logs' copies are left out.
+pub fn scan_log(
+    log: &str,
+    backup_dir: &Path,
+    archive_dir: &Path,
+    zone: Zone,
+) -> io::Result<Copies> {
+    let keep = |name: &CopyName| name.log == log;
+    Ok(Copies {
+        backups: scan_dir(backup_dir, zone, keep)?,
+        archive: scan_dir(archive_dir, zone, keep)?,
+    })
+}
+
+/// Every copy in `dir` whose name passes `keep`, oldest first. A missing folder is empty.
+pub fn scan_dir(dir: &Path, zone: Zone, keep: impl Fn(&CopyName) -> bool) -> io::Result<Vec<Copy>> {
+    let entries = match fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e),
+    };
+    let mut copies = Vec::new();
+    for entry in entries {
+        let entry = entry?;
+        let Some(file_name) = entry.file_name().to_str().map(str::to_owned) else { continue };
+        let Some(name) = CopyName::parse(&file_name) else { continue };
+        if !keep(&name) || !entry.file_type().map(|t| t.is_file()).unwrap_or(false) {
+            continue;
+        }
+        let day = match name.date {
+            Some(day) => day,
+            None => {
+                let mtime =
+                    entry.metadata().and_then(|m| m.modified()).unwrap_or(SystemTime::UNIX_EPOCH);
+                zone.day(system_time_nanos(mtime))
+            }
+        };
+        copies.push(Copy { path: entry.path(), name, day });
+    }
+    copies.sort_by(|a, b| {
+        (a.day, a.name.date.is_some(), a.name.seq, a.name.gz).cmp(&(
+            b.day,
+            b.name.date.is_some(),
+            b.name.seq,
+            b.name.gz,
+        ))
+    });
+    Ok(copies)
+}
+
+pub(crate) fn system_time_nanos(t: SystemTime) -> i64 {
+    match t.duration_since(SystemTime::UNIX_EPOCH) {
+        Ok(d) => duration_to_nanos(d),
+        Err(e) => -duration_to_nanos(e.duration()),
+    }
+}
+
+/// The age of a copy at `now`: from 00:00 of its day in `zone`.
+pub fn age(copy: &Copy, now: i64, zone: Zone) -> Duration {
+    let start = zone.start_of_day(copy.day);
+    Duration::from_nanos(u64::try_from(now.saturating_sub(start)).unwrap_or(0))
+}
+
+/// Plans the overflow and pruning of one log's copies at `now` (nanoseconds since the
+/// epoch). Steps come in the order they must run; nothing is touched.
+pub fn plan(
+    copies: &Copies,
+    policy: &Policy,
+    now: i64,
+    zone: Zone,
+    archive_dir: &Path,
+) -> Vec<Step> {
+    let days = |d: Duration| d.as_secs() / 86_400;
+    let old_enough =
+        |c: &Copy| policy.compress_after.is_some_and(|after| age(c, now, zone) >= after);
+
+    // The archive as it will be once moves are done: (copy, where it comes from).
+    struct Entry<'a> {
+        copy: &'a Copy,
+        from_backups: bool,
+        gzip: bool,
+        why: String,
+    }
+    let overflow = copies.backups.len().saturating_sub(policy.backup_count);
+    let mut entries: Vec<Entry> = Vec::new();
+    for copy in &copies.archive {
+        let gzip = !copy.name.gz && old_enough(copy);
+        let why = if gzip {
+            format!("older than {} days: compress", days(policy.compress_after.unwrap_or_default()))
+        } else {
+            String::new()
+        };
+        entries.push(Entry { copy, from_backups: false, gzip, why });
+    }
+    for (i, copy) in copies.backups.iter().enumerate() {
+        let (go, why) = if i < overflow {
+            (true, format!("more than {} copies in backups", policy.backup_count))
+        } else if old_enough(copy) {
+            (true, format!("older than {} days", days(policy.compress_after.unwrap_or_default())))
+        } else {
+            (false, String::new())
+        };
+        if go {
+            let gzip = !copy.name.gz && (policy.compress_on_move || old_enough(copy));
+            entries.push(Entry { copy, from_backups: true, gzip, why });
+        }
+    }
+    entries.sort_by(|a, b| {
+        (a.copy.day, a.copy.name.date.is_some(), a.copy.name.seq).cmp(&(
+            b.copy.day,
+            b.copy.name.date.is_some(),
+            b.copy.name.seq,
+        ))
+    });
+
+    let excess = entries.len().saturating_sub(policy.archive_count);
+    let mut steps = Vec::new();
+    for (i, e) in entries.iter().enumerate() {
+        let too_old = age(e.copy, now, zone) >= policy.max_age;
+        if too_old || i < excess {
+            let why = if too_old {
+                format!("older than {} days", days(policy.max_age))
+            } else {
+                format!("more than {} copies in archive", policy.archive_count)
+            };
+            steps.push(Step { action: Action::Delete { path: e.copy.path.clone() }, why });
+            continue;
+        }
+        let target_name = e.copy.name.clone().gz(e.copy.name.gz || e.gzip);
+        let to = archive_dir.join(target_name.to_string());
+        if e.gzip {
+            steps.push(Step {
+                action: Action::Gzip { from: e.copy.path.clone(), to },
+                why: e.why.clone(),
+            });
+        } else if e.from_backups {
+            steps.push(Step {
+                action: Action::Move { from: e.copy.path.clone(), to },
+                why: e.why.clone(),
+            });
+        }
+    }
+    steps
+}
+
+/// What [`execute`] did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Done; the path the copy now has (or had, for a delete).
+    Done(PathBuf),
+    /// A `.gz` identical to the source was already in place (a crash between rename and
+    /// removal): the source was removed.
+    AlreadyDone(PathBuf),
+}
+
+/// Carries out one step. `progress` is told how many source bytes were processed.
+pub fn execute(action: &Action, progress: &mut dyn FnMut(u64)) -> io::Result<Outcome> {
+    match action {
+        Action::Delete { path } => match fs::remove_file(path) {
+            Ok(()) => Ok(Outcome::Done(path.clone())),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Outcome::AlreadyDone(path.clone())),
+            Err(e) => Err(e),
+        },
+        Action::Move { from, to } => {
+            let to = free_name(to);
+            move_file(from, &to)?;
+            Ok(Outcome::Done(to))
+        }
+        Action::Gzip { from, to } => gzip_file(from, to, progress),
+    }
+}
+
+/// The first name at or after `to` (same date, next numbers) that is taken neither
+/// plain nor as `.gz` in its folder. Names that do not parse as copies are returned as is.
+pub fn free_name(to: &Path) -> PathBuf {
+    let (Some(dir), Some(name)) =
+        (to.parent(), to.file_name().and_then(|n| n.to_str()).and_then(CopyName::parse))
+    else {
+        return to.to_path_buf();
+    };
+    let mut candidate = name;
+    loop {
+        let plain = dir.join(candidate.plain().to_string());
+        let gz = dir.join(candidate.clone().gz(true).to_string());
+        if !plain.exists() && !gz.exists() {
+            return dir.join(candidate.to_string());
+        }
+        candidate.seq += 1;
+    }
+}
+
+/// Renames `from` to `to`, falling back to copy + sync + rename + remove across file systems.
+pub fn move_file(from: &Path, to: &Path) -> io::Result<()> {
+    if let Some(dir) = to.parent() {
+        fs::create_dir_all(dir)?;
+    }
+    match fs::rename(from, to) {
+        Ok(()) => {
+            sync_dir(to);
+            Ok(())
+        }
+        Err(e) if e.kind() == io::ErrorKind::CrossesDevices => {
+            let tmp = temp_path(to);
+            let result = (|| {
+                let mut src = File::open(from)?;
+                let mut dst = File::create(&tmp)?;
+                io::copy(&mut src, &mut dst)?;
+                dst.sync_all()?;
+                fs::rename(&tmp, to)?;
+                sync_dir(to);
+                fs::remove_file(from)
+            })();
+            if result.is_err() {
+                let _ = fs::remove_file(&tmp);
+            }
+            result
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// A temporary name beside `final_path`: `.tmp-<pid>-<file name>`.
+pub fn temp_path(final_path: &Path) -> PathBuf {
+    let name = final_path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let dir = final_path.parent().unwrap_or(Path::new("."));
+    dir.join(format!(".tmp-{}-{name}", std::process::id()))
+}
+
+/// Compresses `from` into the `.gz` file `to` (temp, sync, verify, rename), then removes
+/// `from`. When `to` exists already: if it holds exactly `from`'s bytes (an earlier run
+/// stopped before removing the source) the source is removed; else the next free copy
+/// number is used, so nothing is ever overwritten.
+pub fn gzip_file(from: &Path, to: &Path, progress: &mut dyn FnMut(u64)) -> io::Result<Outcome> {
+    let (src_len, src_crc) = checksum_plain(from)?;
+    let mut to = to.to_path_buf();
+    if to.exists() {
+        if matches!(checksum_gz(&to), Ok(sum) if sum == (src_len, src_crc)) {
+            fs::remove_file(from)?;
+            sync_dir(from);
+            return Ok(Outcome::AlreadyDone(to));
+        }
+        to = free_name(&to);
+    }
+    if let Some(dir) = to.parent() {
+        fs::create_dir_all(dir)?;
+    }
+    let tmp = temp_path(&to);
+    let result = (|| {
+        let mut src = BufReader::with_capacity(1 << 16, File::open(from)?);
+        let mut enc = GzEncoder::new(File::create(&tmp)?, Compression::default());
+        let mut hasher = crc32fast::Hasher::new();
+        let mut buf = vec![0u8; 1 << 16];
+        let mut len = 0u64;
+        loop {
+            let n = match src.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            };
+            hasher.update(&buf[..n]);
+            enc.write_all(&buf[..n])?;
+            len += n as u64;
+            progress(n as u64);
+        }
+        let file = enc.finish()?;
+        file.sync_all()?;
+        drop(file);
+        // The source must not have changed while we read it, and the .gz must decompress to it.
+        let sum = (len, hasher.finalize());
+        if sum != (src_len, src_crc) {
+            return Err(io::Error::other(format!(
+                "{} changed while it was being compressed",
+                from.display()
+            )));
+        }
+        let written = checksum_gz(&tmp)?;
+        if written != sum {
+            return Err(io::Error::other(format!(
+                "verification of {} failed: it does not decompress to {}",
+                tmp.display(),
+                from.display()
+            )));
+        }
+        if to.exists() {
+            return Err(io::Error::new(
+                io::ErrorKind::AlreadyExists,
+                format!("{} appeared while compressing", to.display()),
+            ));
+        }
+        fs::rename(&tmp, &to)?;
+        sync_dir(&to);
+        Ok(())
+    })();
+    if let Err(e) = result {
+        let _ = fs::remove_file(&tmp);
+        return Err(e);
+    }
+    fs::remove_file(from)?;
+    sync_dir(from);
+    Ok(Outcome::Done(to))
+}
+
+/// Length and CRC-32 of a plain file.
+pub fn checksum_plain(path: &Path) -> io::Result<(u64, u32)> {
+    checksum_reader(File::open(path)?)
+}
+
+/// Length and CRC-32 of a gzip file's content (all members); an error when it is corrupt.
+pub fn checksum_gz(path: &Path) -> io::Result<(u64, u32)> {
+    checksum_reader(MultiGzDecoder::new(BufReader::with_capacity(1 << 16, File::open(path)?)))
+}
+
+fn checksum_reader(mut r: impl Read) -> io::Result<(u64, u32)> {
+    let mut hasher = crc32fast::Hasher::new();
+    let mut buf = vec![0u8; 1 << 16];
+    let mut len = 0u64;
+    loop {
+        match r.read(&mut buf) {
+            Ok(0) => return Ok((len, hasher.finalize())),
+            Ok(n) => {
+                hasher.update(&buf[..n]);
+                len += n as u64;
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Makes a rename or removal in the folder holding `path` durable (a no-op off unix).
+pub fn sync_dir(path: &Path) {
+    #[cfg(unix)]
+    if let Some(dir) = path.parent() {
+        let dir = if dir.as_os_str().is_empty() { Path::new(".") } else { dir };
+        if let Ok(d) = File::open(dir) {
+            let _ = d.sync_all();
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+}
+
+/// Removes `.tmp-*` files in `dir` last modified more than `older_than` ago: what a crash
+/// left behind. Returns how many were removed.
+pub fn remove_stale_temps(dir: &Path, older_than: Duration) -> usize {
+    let Ok(entries) = fs::read_dir(dir) else { return 0 };
+    let mut removed = 0;
+    for entry in entries.flatten() {
+        let stale = entry.file_name().to_str().is_some_and(|n| n.starts_with(".tmp-"))
+            && entry
+                .metadata()
+                .and_then(|m| m.modified())
+                .is_ok_and(|t| t.elapsed().unwrap_or_default() > older_than);
+        if stale && fs::remove_file(entry.path()).is_ok() {
+            removed += 1;
+        }
+    }
+    removed
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::{TimeZone, Utc};
+
+    fn copy(dir: &str, name: &str) -> Copy {
+        let parsed = CopyName::parse(name).unwrap();
+        Copy { path: Path::new(dir).join(name), day: parsed.date.unwrap(), name: parsed }
+    }
+
+    fn now(y: i32, m: u32, d: u32) -> i64 {
+        Utc.with_ymd_and_hms(y, m, d, 12, 0, 0).unwrap().timestamp_nanos_opt().unwrap()
+    }
+
+    fn policy() -> Policy {
+        Policy {
+            backup_count: 2,
+            archive_count: 2,
+            max_age: Duration::from_secs(30 * 86_400),
+            compress_on_move: false,
+            compress_after: None,
+        }
+    }
+
+    #[test]
+    fn overflow_moves_the_oldest_and_prunes_beyond_count() {
+        let copies = Copies {
+            backups: vec![
+                copy("b", "app.log.2026-01-03"),
+                copy("b", "app.log.2026-01-04"),
+                copy("b", "app.log.2026-01-05"),
+            ],
+            archive: vec![copy("a", "app.log.2026-01-01.gz"), copy("a", "app.log.2026-01-02")],
+        };
+        let steps = plan(&copies, &policy(), now(2026, 1, 6), Zone::Utc, Path::new("a"));
+        let actions: Vec<Action> = steps.into_iter().map(|s| s.action).collect();
+        assert_eq!(
+            actions,
+            vec![
+                Action::Delete { path: "a/app.log.2026-01-01.gz".into() },
+                Action::Move {
+                    from: "b/app.log.2026-01-03".into(),
+                    to: "a/app.log.2026-01-03".into()
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn age_is_counted_from_midnight_of_the_named_day() {
+        let copies = Copies { backups: vec![], archive: vec![copy("a", "app.log.2026-01-01")] };
+        // 2026-01-31 00:00 is exactly 30 days after 2026-01-01 00:00: "30 days or more" deletes.
+        let at = |h| {
+            Utc.with_ymd_and_hms(2026, 1, 30, h, 59, 59).unwrap().timestamp_nanos_opt().unwrap()
+        };
+        assert!(plan(&copies, &policy(), at(23), Zone::Utc, Path::new("a")).is_empty());
+        let midnight =
+            Utc.with_ymd_and_hms(2026, 1, 31, 0, 0, 0).unwrap().timestamp_nanos_opt().unwrap();
+        assert_eq!(plan(&copies, &policy(), midnight, Zone::Utc, Path::new("a")).len(), 1);
+    }
+
+    #[test]
+    fn compress_on_move_and_after_seven_days() {
+        let mut p = policy();
+        p.compress_on_move = true;
+        let copies = Copies {
+            backups: vec![
+                copy("b", "app.log.2026-01-03"),
+                copy("b", "app.log.2026-01-04"),
+                copy("b", "app.log.2026-01-05"),
+            ],
+            archive: vec![],
+        };
+        let steps = plan(&copies, &p, now(2026, 1, 6), Zone::Utc, Path::new("a"));
+        assert_eq!(
+            steps[0].action,
+            Action::Gzip {
+                from: "b/app.log.2026-01-03".into(),
+                to: "a/app.log.2026-01-03.gz".into()
+            }
+        );
+        // The sidecar's rule: everything 7 days old goes, compressed, whatever the count.
+        let mut p = policy();
+        p.backup_count = 7;
+        p.archive_count = 7;
+        p.compress_after = Some(Duration::from_secs(7 * 86_400));
+        let copies = Copies {
+            backups: vec![copy("b", "app.log.2026-01-03"), copy("b", "app.log.2026-01-04")],
+            archive: vec![copy("a", "app.log.2026-01-02")],
+        };
+        let steps: Vec<Action> = plan(&copies, &p, now(2026, 1, 10), Zone::Utc, Path::new("a"))
+            .into_iter()
+            .map(|s| s.action)
+            .collect();
+        assert_eq!(
+            steps,
+            vec![
+                Action::Gzip {
+                    from: "a/app.log.2026-01-02".into(),
+                    to: "a/app.log.2026-01-02.gz".into()
+                },
+                Action::Gzip {
+                    from: "b/app.log.2026-01-03".into(),
+                    to: "a/app.log.2026-01-03.gz".into()
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn gzip_is_verified_and_recovers_from_a_crash_after_rename() {
+        let dir = tempfile::tempdir().unwrap();
+        let src = dir.path().join("app.log.2026-01-01");
+        fs::write(&src, b"line one\nline two\n").unwrap();
+        let to = dir.path().join("archive/app.log.2026-01-01.gz");
+        // Simulate the crash: the .gz is whole and in place, the source still there.
+        fs::create_dir_all(to.parent().unwrap()).unwrap();
+        let mut enc = GzEncoder::new(File::create(&to).unwrap(), Compression::fast());
+        enc.write_all(b"line one\nline two\n").unwrap();
+        enc.finish().unwrap();
+        assert_eq!(gzip_file(&src, &to, &mut |_| {}).unwrap(), Outcome::AlreadyDone(to.clone()));
+        assert!(!src.exists());
+        // A different file under the target name is never overwritten: next number.
+        fs::write(&src, b"other\n").unwrap();
+        let out = gzip_file(&src, &to, &mut |_| {}).unwrap();
+        assert_eq!(out, Outcome::Done(dir.path().join("archive/app.log.2026-01-01.1.gz")));
+        assert_eq!(checksum_gz(&to).unwrap().0, 18);
+        let mut text = String::new();
+        MultiGzDecoder::new(
+            File::open(dir.path().join("archive/app.log.2026-01-01.1.gz")).unwrap(),
+        )
+        .read_to_string(&mut text)
+        .unwrap();
+        assert_eq!(text, "other\n");
+        assert!(fs::read_dir(dir.path().join("archive")).unwrap().all(|e| !e
+            .unwrap()
+            .file_name()
+            .to_string_lossy()
+            .starts_with(".tmp-")));
+    }
+}

@@ -1,0 +1,800 @@
+//! The rotating file: the hot path.
+//!
+//! One [`RollingFile`] owns one active log file. Every write takes the file's lock, makes
+//! the rotation check (an integer compare or two against numbers kept in memory: no
+//! syscall, no allocation), and writes (direct mode) or copies into a buffer (buffered
+//! mode). When a log is due and both gates pass, the writing thread renames the active
+//! file into `backups/` and opens a new one; everything slower (overflow into `archive/`,
+//! gzip, pruning, timed flushes, error reports) happens on a background thread.
+//!
+//! ```
+//! use mhm_log::{ManualClock, RollingFile, Settings};
+//! use chrono::{TimeZone, Utc};
+//! use std::io::Write;
+//!
+//! let dir = tempfile::tempdir()?;
+//! let clock = ManualClock::new(Utc.with_ymd_and_hms(2026, 11, 26, 12, 0, 0).unwrap());
+//! let mut app = RollingFile::builder()
+//!     .settings(Settings::default().max_bytes(1 << 20))
+//!     .clock(clock.clone())
+//!     .build(dir.path().join("app.log"))?;
+//! writeln!(app, "hello")?;
+//! assert_eq!(std::fs::read_to_string(dir.path().join("app.log"))?, "hello\n");
+//! assert_eq!(app.stats().events_written, 1);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! ## Several processes
+//!
+//! A log has one writer. `build` takes an exclusive OS lock on `.<name>.lock` beside the
+//! log (released by the OS if the process dies) and writes its pid there; a second
+//! process (or a second `RollingFile` for the same path) gets an [`InitError`] naming the
+//! holder's pid. Coordinating writers across processes would need a lock per event on
+//! the hot path, and two writers rotating one file is how logs get lost; refusing is the
+//! honest choice. Give each process its own file (`LogFiles` routes by target).
+
+use std::{
+    fs::{self, File, OpenOptions},
+    io::{self, Read, Write},
+    path::{Path, PathBuf},
+    sync::{Arc, Weak},
+    thread::{self, JoinHandle},
+    time::{Duration, Instant},
+};
+
+use chrono::NaiveDate;
+use parking_lot::{Condvar, Mutex};
+use tracing_core::{Level, Metadata};
+use tracing_subscriber::fmt::MakeWriter;
+
+use crate::{
+    clock::{duration_to_nanos, Clock, Zone},
+    error::InitError,
+    naming::CopyName,
+    policy::{RotateAt, Settings, WriteMode},
+    retention::{self, Policy},
+};
+
+/// How long a failed rotation waits before the next try.
+const RETRY_AFTER: Duration = Duration::from_secs(30);
+/// How often failures are reported on stderr, at most.
+const REPORT_EVERY: Duration = Duration::from_secs(60);
+/// How often a failed maintenance pass is retried.
+const MAINTAIN_RETRY: Duration = Duration::from_secs(60);
+
+/// What a writer has done since it was built.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Stats {
+    /// Events (write calls) that reached the file or its buffer.
+    pub events_written: u64,
+    /// Bytes of those events.
+    pub bytes_written: u64,
+    /// Rotations done.
+    pub rotations: u64,
+    /// Rotations that failed (rename refused, new file could not be opened); retried later.
+    pub rotation_errors: u64,
+    /// Writes to the file that failed (full disk, I/O error).
+    pub write_errors: u64,
+    /// Events that could not be written because of those failures.
+    pub lost_events: u64,
+    /// Events dropped on purpose. Always 0: no mode of this writer drops events.
+    pub dropped_events: u64,
+    /// Copies moved (or compressed) into `archive/` by the background thread.
+    pub copies_archived: u64,
+    /// Copies deleted by pruning.
+    pub copies_deleted: u64,
+    /// Background maintenance steps that failed; retried a minute later.
+    pub maintenance_errors: u64,
+    /// The last failure, as text.
+    pub last_error: Option<String>,
+}
+
+/// A rotating log file: a `MakeWriter` for `tracing_subscriber::fmt`, and an `io::Write`.
+///
+/// Clones share one file. See the [module docs](self) for the rules.
+#[derive(Clone, Debug)]
+pub struct RollingFile {
+    inner: Arc<Inner>,
+}
+
+/// Builds a [`RollingFile`].
+///
+/// | option | default |
+/// |---|---|
+/// | [`settings`](Self::settings) | [`Settings::default()`] |
+/// | [`clock`](Self::clock) | the system clock |
+#[derive(Debug, Default)]
+#[must_use]
+pub struct Builder {
+    settings: Settings,
+    clock: Clock,
+}
+
+impl Builder {
+    /// A builder with the defaults.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// All settings at once.
+    pub fn settings(mut self, settings: Settings) -> Self {
+        self.settings = settings;
+        self
+    }
+
+    /// The clock (a [`ManualClock`](crate::ManualClock) in tests).
+    pub fn clock(mut self, clock: impl Into<Clock>) -> Self {
+        self.clock = clock.into();
+        self
+    }
+
+    /// Opens (or creates) the log at `path`, resuming an existing file and its age, and
+    /// starts its background thread. Fails if another process holds the log.
+    pub fn build(self, path: impl AsRef<Path>) -> Result<RollingFile, InitError> {
+        Inner::open(path.as_ref(), self.settings, self.clock).map(|inner| RollingFile { inner })
+    }
+}
+
+impl RollingFile {
+    /// A [`Builder`].
+    pub fn builder() -> Builder {
+        Builder::new()
+    }
+
+    /// A rotating file with the default settings and the system clock.
+    pub fn new(path: impl AsRef<Path>) -> Result<Self, InitError> {
+        Builder::new().build(path)
+    }
+
+    /// Writes buffered events to the file now (a no-op in direct mode).
+    pub fn flush(&self) -> io::Result<()> {
+        let mut st = self.inner.state.lock();
+        self.inner.flush_buf(&mut st)
+    }
+
+    /// Flushes, then asks the OS to put the file on disk (`fsync`): for the moments when
+    /// power loss must not lose what was written.
+    pub fn sync_all(&self) -> io::Result<()> {
+        let mut st = self.inner.state.lock();
+        self.inner.flush_buf(&mut st)?;
+        match &st.file {
+            Some(f) => f.sync_all(),
+            None => Ok(()),
+        }
+    }
+
+    /// Counters: rotations, bytes and events written, failures.
+    pub fn stats(&self) -> Stats {
+        let mut stats = self.inner.state.lock().stats.clone();
+        let worker = self.inner.signal.state.lock();
+        stats.copies_archived = worker.copies_archived;
+        stats.copies_deleted = worker.copies_deleted;
+        stats.maintenance_errors = worker.maintenance_errors;
+        if stats.last_error.is_none() {
+            stats.last_error.clone_from(&worker.last_error);
+        }
+        stats
+    }
+
+    /// The active file's path.
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    /// The folder rotated copies go to.
+    pub fn backup_dir(&self) -> &Path {
+        &self.inner.backup_dir
+    }
+
+    /// The folder archived copies go to.
+    pub fn archive_dir(&self) -> &Path {
+        &self.inner.archive_dir
+    }
+
+    /// Runs the background maintenance (overflow, compression, pruning) now, on this
+    /// thread, and waits for it: for tests and for shutdown paths that want it done.
+    pub fn maintain_now(&self) {
+        self.inner.maintainer.run(&self.inner.signal);
+    }
+
+    /// Writes one event. `now` is the time the caller already read, if any; `urgent`
+    /// flushes a buffered writer at once (ERROR events).
+    #[inline]
+    pub(crate) fn write_event(
+        &self,
+        now: Option<i64>,
+        data: &[u8],
+        urgent: bool,
+    ) -> io::Result<()> {
+        self.inner.write_event(now, data, urgent)
+    }
+}
+
+// === impl Inner ===
+
+#[derive(Debug)]
+struct Inner {
+    path: PathBuf,
+    log_name: String,
+    backup_dir: PathBuf,
+    archive_dir: PathBuf,
+    zone: Zone,
+    clock: Clock,
+    rotate: bool,
+    time_trigger: bool,
+    buffered: bool,
+    max_bytes: u64,
+    min_bytes: u64,
+    min_age: i64,
+    buf_cap: usize,
+    state: Mutex<State>,
+    signal: Arc<Signal>,
+    maintainer: Arc<Maintainer>,
+    worker: Mutex<Option<JoinHandle<()>>>,
+    _lock: File,
+}
+
+#[derive(Debug)]
+struct State {
+    /// The open file; `None` only when reopening failed (retried at `retry_at`).
+    file: Option<File>,
+    /// Bytes in the file (not counting `buf`).
+    disk: u64,
+    /// Bytes waiting in memory (buffered mode); capacity reserved once.
+    buf: Vec<u8>,
+    buf_events: u64,
+    /// When the active file was started, and the day that names its copy.
+    started: i64,
+    day: NaiveDate,
+    /// The next midnight after `started` (`i64::MAX` without a time trigger).
+    due_at: i64,
+    /// After a failed rotation: no new try before this.
+    retry_at: i64,
+    /// The open file was renamed into `backups/` but no new active file could be opened.
+    detached: bool,
+    /// The last copy this writer made (its day and number), so the next copy of the same
+    /// day gets the next number without scanning a folder.
+    last_copy: Option<(NaiveDate, u32)>,
+    stats: Stats,
+}
+
+impl State {
+    #[inline]
+    fn size(&self) -> u64 {
+        self.disk + self.buf.len() as u64
+    }
+}
+
+impl Inner {
+    fn open(path: &Path, settings: Settings, clock: Clock) -> Result<Arc<Self>, InitError> {
+        let log_name = match path.file_name().and_then(|n| n.to_str()) {
+            Some(n) => n.to_string(),
+            None => return Err(InitError::msg("the log path has no valid UTF-8 file name", path)),
+        };
+        let dir = match path.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        fs::create_dir_all(&dir)
+            .map_err(|e| InitError::io("cannot create the log folder", &dir, e))?;
+        let path = dir.join(&log_name);
+        let lock = take_lock(&dir, &log_name)?;
+        let backup_dir = settings.backup_dir_for(&path);
+        let archive_dir = settings.archive_dir_for(&path);
+        let zone = settings.zone();
+        let now = clock.now_nanos();
+
+        let file = open_append(&path)
+            .map_err(|e| InitError::io("cannot open the log for appending", &path, e))?;
+        let meta = file
+            .metadata()
+            .map_err(|e| InitError::io("cannot read the log's metadata", &path, e))?;
+        let disk = meta.len();
+        // A restart keeps the file's age: its creation time where the platform reports
+        // one, else its last modification (which can only make it look younger).
+        let started = if disk == 0 {
+            now
+        } else {
+            meta.created()
+                .or_else(|_| meta.modified())
+                .map(retention::system_time_nanos)
+                .unwrap_or(now)
+                .min(now)
+        };
+        let day = zone.day(started);
+        let time_trigger = settings.get_rotate_at() != RotateAt::Never;
+        let due_at = if time_trigger { zone.next_midnight(started) } else { i64::MAX };
+        let last_copy = last_copy_of_day(&log_name, day, &backup_dir, &archive_dir, zone);
+        let buffered = settings.get_write_mode() == WriteMode::Buffered;
+        let buf_cap = settings.get_buffer_capacity();
+
+        let signal = Arc::new(Signal::default());
+        let maintainer = Arc::new(Maintainer {
+            log_name: log_name.clone(),
+            backup_dir: backup_dir.clone(),
+            archive_dir: archive_dir.clone(),
+            policy: Policy::from_settings(&settings),
+            zone,
+            clock: clock.clone(),
+        });
+        let inner = Arc::new(Inner {
+            path,
+            log_name,
+            backup_dir,
+            archive_dir,
+            zone,
+            clock,
+            rotate: !settings.get_rotation_disabled(),
+            time_trigger,
+            buffered,
+            max_bytes: settings.get_max_bytes(),
+            min_bytes: settings.get_min_rotate_bytes(),
+            min_age: duration_to_nanos(settings.get_min_rotate_age()),
+            buf_cap,
+            state: Mutex::new(State {
+                file: Some(file),
+                disk,
+                buf: Vec::with_capacity(if buffered { buf_cap } else { 0 }),
+                buf_events: 0,
+                started,
+                day,
+                due_at,
+                retry_at: i64::MIN,
+                detached: false,
+                last_copy,
+                stats: Stats::default(),
+            }),
+            signal: Arc::clone(&signal),
+            maintainer: Arc::clone(&maintainer),
+            worker: Mutex::new(None),
+            _lock: lock,
+        });
+        let tick = if buffered { settings.get_flush_interval() } else { Duration::from_secs(1) };
+        let weak = Arc::downgrade(&inner);
+        let handle = thread::Builder::new()
+            .name(format!("mhm-log:{}", inner.log_name))
+            .spawn(move || worker_loop(weak, signal, maintainer, tick))
+            .map_err(|e| InitError::io("cannot start the background thread", &inner.path, e))?;
+        *inner.worker.lock() = Some(handle);
+        Ok(inner)
+    }
+
+    #[inline]
+    fn write_event(&self, now: Option<i64>, data: &[u8], urgent: bool) -> io::Result<()> {
+        let mut st = self.state.lock();
+        if self.rotate {
+            let mut clock_now = now;
+            let due = st.size() + data.len() as u64 > self.max_bytes
+                || (self.time_trigger
+                    && *clock_now.get_or_insert_with(|| self.clock.now_nanos()) >= st.due_at);
+            if due {
+                let now = clock_now.unwrap_or_else(|| self.clock.now_nanos());
+                if now >= st.retry_at
+                    && st.size() >= self.min_bytes
+                    && now.saturating_sub(st.started) >= self.min_age
+                {
+                    self.rotate(&mut st, now);
+                }
+            }
+        }
+        if !self.buffered {
+            return self.write_file(&mut st, data, 1);
+        }
+        if st.buf.len() + data.len() > self.buf_cap {
+            let _ = self.flush_buf(&mut st);
+        }
+        if data.len() > self.buf_cap {
+            self.write_file(&mut st, data, 1)?;
+        } else {
+            st.buf.extend_from_slice(data);
+            st.buf_events += 1;
+        }
+        if urgent {
+            self.flush_buf(&mut st)?;
+        }
+        Ok(())
+    }
+
+    /// Writes `data` (holding `events` events) to the file. On failure the file is cut
+    /// back to its previous length so no torn line stays, and the loss is counted.
+    fn write_file(&self, st: &mut State, data: &[u8], events: u64) -> io::Result<()> {
+        let result = match st.file.as_mut() {
+            Some(file) => file.write_all(data),
+            None => self.reopen(st),
+        };
+        match result {
+            Ok(()) => {
+                st.disk += data.len() as u64;
+                st.stats.events_written += events;
+                st.stats.bytes_written += data.len() as u64;
+                Ok(())
+            }
+            Err(e) => {
+                if let Some(file) = &st.file {
+                    let _ = file.set_len(st.disk);
+                }
+                st.stats.write_errors += 1;
+                st.stats.lost_events += events;
+                st.stats.last_error = Some(format!("writing {}: {e}", self.path.display()));
+                Err(e)
+            }
+        }
+    }
+
+    /// Tries to reopen the active file after an earlier failure; the caller's write then
+    /// fails (and is counted) when it cannot.
+    fn reopen(&self, st: &mut State) -> io::Result<()> {
+        let file = open_append(&self.path)?;
+        st.disk = file.metadata().map(|m| m.len()).unwrap_or(0);
+        st.file = Some(file);
+        Err(io::Error::other("the log was reopened; this event was not written"))
+    }
+
+    fn flush_buf(&self, st: &mut State) -> io::Result<()> {
+        if st.buf.is_empty() {
+            return Ok(());
+        }
+        let buf = std::mem::take(&mut st.buf);
+        let events = std::mem::take(&mut st.buf_events);
+        let result = self.write_file(st, &buf, events);
+        st.buf = buf;
+        st.buf.clear();
+        result
+    }
+
+    /// Moves the active file into `backups/` and starts a new one. Never panics; a
+    /// failure is counted, the writer keeps writing where it can, and the next try comes
+    /// after `RETRY_AFTER`.
+    #[cold]
+    fn rotate(&self, st: &mut State, now: i64) {
+        let _ = self.flush_buf(st);
+        let day = st.day;
+        let mut copy = None;
+        if !st.detached {
+            let mut seq = match st.last_copy {
+                Some((d, s)) if d == day => s + 1,
+                _ => 0,
+            };
+            let dest = loop {
+                let name = CopyName::new(self.log_name.as_str(), day, seq);
+                let plain = name.to_string();
+                let gz = name.gz(true).to_string();
+                let dest = self.backup_dir.join(&plain);
+                if !dest.exists()
+                    && !self.archive_dir.join(&plain).exists()
+                    && !self.archive_dir.join(&gz).exists()
+                {
+                    break dest;
+                }
+                seq += 1;
+            };
+            let renamed =
+                fs::create_dir_all(&self.backup_dir).and_then(|()| fs::rename(&self.path, &dest));
+            if let Err(e) = renamed {
+                self.rotation_failed(
+                    st,
+                    now,
+                    format!("moving {} to {}: {e}", self.path.display(), dest.display()),
+                );
+                return;
+            }
+            copy = Some((dest, seq));
+        }
+        match open_append(&self.path) {
+            Ok(file) => {
+                if let Some((dest, seq)) = &copy {
+                    retention::sync_dir(dest);
+                    st.last_copy = Some((day, *seq));
+                }
+                st.file = Some(file);
+                st.disk = 0;
+                st.started = now;
+                st.day = self.zone.day(now);
+                st.due_at = if self.time_trigger { self.zone.next_midnight(now) } else { i64::MAX };
+                st.retry_at = i64::MIN;
+                st.detached = false;
+                st.stats.rotations += 1;
+                self.signal.request_maintenance();
+            }
+            Err(e) => {
+                let mut why = format!("opening a new {}: {e}", self.path.display());
+                if let Some((dest, seq)) = copy {
+                    // Put the file back under its active name; if even that fails, keep
+                    // writing through the open handle (into the copy) so nothing is lost.
+                    if let Err(back) = fs::rename(&dest, &self.path) {
+                        why.push_str(&format!(
+                            "; moving it back failed too ({back}), writing on into {}",
+                            dest.display()
+                        ));
+                        st.detached = true;
+                        st.last_copy = Some((day, seq));
+                    }
+                }
+                self.rotation_failed(st, now, why);
+            }
+        }
+    }
+
+    fn rotation_failed(&self, st: &mut State, now: i64, why: String) {
+        st.stats.rotation_errors += 1;
+        st.stats.last_error = Some(why);
+        st.retry_at = now.saturating_add(duration_to_nanos(RETRY_AFTER));
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        let st = self.state.get_mut();
+        if !st.buf.is_empty() {
+            if let Some(file) = st.file.as_mut() {
+                let _ = file.write_all(&st.buf);
+            }
+        }
+        self.signal.stop();
+        if let Some(handle) = self.worker.get_mut().take() {
+            if handle.thread().id() != thread::current().id() {
+                let _ = handle.join();
+            }
+        }
+    }
+}
+
+fn open_append(path: &Path) -> io::Result<File> {
+    OpenOptions::new().create(true).append(true).open(path)
+}
+
+/// Takes the exclusive lock that makes this process the log's only writer.
+fn take_lock(dir: &Path, log_name: &str) -> Result<File, InitError> {
+    let lock_path = dir.join(format!(".{log_name}.lock"));
+    let mut file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&lock_path)
+        .map_err(|e| InitError::io("cannot open the log's lock file", &lock_path, e))?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(fs::TryLockError::WouldBlock) => {
+            let mut holder = String::new();
+            let _ = file.read_to_string(&mut holder);
+            let holder = holder.trim();
+            let who = if holder.is_empty() {
+                "another writer".to_string()
+            } else {
+                format!("process {holder}")
+            };
+            return Err(InitError::msg(
+                format!("{log_name} is already being written by {who}; a log has one writer (give each process its own file)"),
+                lock_path,
+            ));
+        }
+        Err(fs::TryLockError::Error(e)) => {
+            return Err(InitError::io("cannot lock the log", lock_path, e))
+        }
+    }
+    let _ =
+        file.set_len(0).and_then(|()| file.write_all(std::process::id().to_string().as_bytes()));
+    Ok(file)
+}
+
+/// The highest copy number already used for `day` in either folder, so a restarted
+/// writer continues the numbering instead of reusing a gap.
+fn last_copy_of_day(
+    log: &str,
+    day: NaiveDate,
+    backup_dir: &Path,
+    archive_dir: &Path,
+    zone: Zone,
+) -> Option<(NaiveDate, u32)> {
+    let copies = retention::scan_log(log, backup_dir, archive_dir, zone).ok()?;
+    copies
+        .backups
+        .iter()
+        .chain(&copies.archive)
+        .filter(|c| c.name.date == Some(day))
+        .map(|c| c.name.seq)
+        .max()
+        .map(|seq| (day, seq))
+}
+
+// === the background thread ===
+
+#[derive(Debug, Default)]
+struct Signal {
+    state: Mutex<WorkerState>,
+    cv: Condvar,
+}
+
+#[derive(Debug, Default)]
+struct WorkerState {
+    maintain: bool,
+    stop: bool,
+    copies_archived: u64,
+    copies_deleted: u64,
+    maintenance_errors: u64,
+    last_error: Option<String>,
+}
+
+impl Signal {
+    fn request_maintenance(&self) {
+        self.state.lock().maintain = true;
+        self.cv.notify_one();
+    }
+
+    fn stop(&self) {
+        self.state.lock().stop = true;
+        self.cv.notify_one();
+    }
+}
+
+/// What the background thread needs to keep one log's folders in order.
+#[derive(Debug)]
+struct Maintainer {
+    log_name: String,
+    backup_dir: PathBuf,
+    archive_dir: PathBuf,
+    policy: Policy,
+    zone: Zone,
+    clock: Clock,
+}
+
+impl Maintainer {
+    /// One pass: overflow, compression, pruning, stale temp files. Returns whether every
+    /// step worked. Passes are serialised (one process-wide lock) so two never race on a folder.
+    fn run(&self, signal: &Signal) -> bool {
+        static PASS: Mutex<()> = Mutex::new(());
+        let _one_at_a_time = PASS.lock();
+        retention::remove_stale_temps(&self.archive_dir, Duration::from_secs(3600));
+        let now = self.clock.now_nanos();
+        let copies = match retention::scan_log(
+            &self.log_name,
+            &self.backup_dir,
+            &self.archive_dir,
+            self.zone,
+        ) {
+            Ok(c) => c,
+            Err(e) => {
+                let mut w = signal.state.lock();
+                w.maintenance_errors += 1;
+                w.last_error = Some(format!(
+                    "listing {} / {}: {e}",
+                    self.backup_dir.display(),
+                    self.archive_dir.display()
+                ));
+                return false;
+            }
+        };
+        let mut ok = true;
+        for step in retention::plan(&copies, &self.policy, now, self.zone, &self.archive_dir) {
+            let result = retention::execute(&step.action, &mut |_| {});
+            let mut w = signal.state.lock();
+            match (&step.action, result) {
+                (retention::Action::Delete { .. }, Ok(_)) => w.copies_deleted += 1,
+                (_, Ok(_)) => w.copies_archived += 1,
+                (action, Err(e)) => {
+                    ok = false;
+                    w.maintenance_errors += 1;
+                    w.last_error = Some(format!("{action:?}: {e}"));
+                }
+            }
+        }
+        ok
+    }
+}
+
+fn worker_loop(
+    weak: Weak<Inner>,
+    signal: Arc<Signal>,
+    maintainer: Arc<Maintainer>,
+    tick: Duration,
+) {
+    let mut pending = true; // a first pass at start-up finishes what a crash left
+    let mut failed_at: Option<Instant> = None;
+    let mut reported_at: Option<Instant> = None;
+    let mut reported = 0u64;
+    loop {
+        {
+            let mut w = signal.state.lock();
+            if !w.stop && !w.maintain && !pending {
+                signal.cv.wait_for(&mut w, tick);
+            }
+            if w.stop {
+                return;
+            }
+            pending |= std::mem::take(&mut w.maintain);
+        }
+        if failed_at.is_some_and(|t| t.elapsed() >= MAINTAIN_RETRY) {
+            pending = true;
+        }
+        if pending {
+            pending = false;
+            failed_at = if maintainer.run(&signal) { None } else { Some(Instant::now()) };
+        }
+        let Some(inner) = weak.upgrade() else { return };
+        let failures = {
+            let mut st = inner.state.lock();
+            if inner.buffered {
+                let _ = inner.flush_buf(&mut st);
+            }
+            let w = signal.state.lock();
+            let failures = st.stats.write_errors + st.stats.rotation_errors + w.maintenance_errors;
+            (failures > reported && reported_at.is_none_or(|t| t.elapsed() >= REPORT_EVERY)).then(
+                || {
+                    (
+                        failures,
+                        st.stats.lost_events,
+                        st.stats.last_error.clone().or_else(|| w.last_error.clone()),
+                    )
+                },
+            )
+        };
+        if let Some((failures, lost, last)) = failures {
+            eprintln!(
+                "mhm-log: {}: {failures} failure(s) so far, {lost} event(s) not written; last: {}",
+                inner.path.display(),
+                last.unwrap_or_default()
+            );
+            reported = failures;
+            reported_at = Some(Instant::now());
+        }
+    }
+}
+
+// === MakeWriter ===
+
+/// The writer `tracing_subscriber::fmt` gets for one event: its one `write_all` is one
+/// event. Failures are counted in [`Stats`], never returned, so the subscriber does
+/// not print a complaint per event.
+#[derive(Debug)]
+pub struct EventWriter<'a> {
+    file: &'a RollingFile,
+    urgent: bool,
+}
+
+impl Write for EventWriter<'_> {
+    #[inline]
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let _ = self.file.write_event(None, buf, self.urgent);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> MakeWriter<'a> for RollingFile {
+    type Writer = EventWriter<'a>;
+
+    fn make_writer(&'a self) -> Self::Writer {
+        EventWriter { file: self, urgent: false }
+    }
+
+    fn make_writer_for(&'a self, meta: &Metadata<'_>) -> Self::Writer {
+        EventWriter { file: self, urgent: *meta.level() == Level::ERROR }
+    }
+}
+
+/// Each `write` is one event (one line, or whatever the caller writes at once). Errors
+/// are returned here, and counted.
+impl Write for RollingFile {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        (&*self).write(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        RollingFile::flush(self)
+    }
+}
+
+impl Write for &RollingFile {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.write_event(None, buf, false).map(|()| buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        RollingFile::flush(self)
+    }
+}
