@@ -329,7 +329,8 @@ impl Inner {
             time_trigger,
             buffered,
             max_bytes: settings.get_max_bytes(),
-            min_bytes: settings.get_min_rotate_bytes(),
+            // An empty file never rotates, whatever the gate says.
+            min_bytes: settings.get_min_rotate_bytes().max(1),
             min_age: duration_to_nanos(settings.get_min_rotate_age()),
             buf_cap,
             state: Mutex::new(State {

@@ -1,0 +1,196 @@
+//! The command line: clap derive, doc comments are the help text.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// The maintenance tool for an MHM root: log archival, verified backups, safe restore.
+///
+/// Exit codes: 0 done, 1 failed or problems found, 2 bad usage or settings, 3 locked.
+#[derive(Debug, Parser)]
+#[command(name = "mhm-sidecar", version)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Flags accepted before or after the subcommand.
+#[derive(Debug, Args)]
+pub struct Global {
+    /// The MHM root (default: MHM_ROOT, else the current directory).
+    #[arg(long, global = true, env = "MHM_ROOT", value_name = "DIR")]
+    pub root: Option<PathBuf>,
+    /// Run as if it were this time (RFC 3339, e.g. 2026-11-26T02:00:00+01:00).
+    #[arg(long, global = true, env = "MHM_NOW", value_name = "RFC3339")]
+    pub now: Option<String>,
+    /// Print results as JSON on stdout.
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// Show what would change; change nothing.
+    #[arg(long, global = true)]
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Log archival: compress, move and prune rotated copies; read a log's history.
+    #[command(subcommand)]
+    Logs(LogsCommand),
+    /// User-data backups: create, verify, list, prune, restore.
+    #[command(subcommand)]
+    Backup(BackupCommand),
+    /// Checks on the MHM root.
+    #[command(subcommand)]
+    System(SystemCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum LogsCommand {
+    /// Gzip copies 7 days old or older into archive/, apply the overflow rule, delete
+    /// archive copies beyond LOG_ARCHIVE_COUNT or older than LOG_ARCHIVE_MAX_AGE_DAYS.
+    Archive(LogDirs),
+    /// Each log: active size, copies in backups/ and archive/, oldest and newest date.
+    List(LogDirs),
+    /// Print a log's whole history in order: archive, backups, then the active file.
+    Cat(CatArgs),
+    /// Write a copy (decompressed) to logs/<name>.log.restored[.N]; never overwrites.
+    Restore(LogRestoreArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct LogDirs {
+    /// Another log folder to work on besides <root>/logs (relative to the root); repeatable.
+    #[arg(long = "dir", value_name = "DIR")]
+    pub dirs: Vec<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct CatArgs {
+    /// The log: `app` or `app.log`.
+    pub name: String,
+    /// Only copies dated on or after this day (YYYY-MM-DD).
+    #[arg(long, value_name = "DATE")]
+    pub since: Option<String>,
+    /// Only copies dated on or before this day (YYYY-MM-DD); the active file counts as today.
+    #[arg(long, value_name = "DATE")]
+    pub until: Option<String>,
+    /// The log folder (default: <root>/logs).
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct LogRestoreArgs {
+    /// A copy: a path, or a file name found in backups/ or archive/.
+    pub copy: String,
+    /// The log folder (default: <root>/logs).
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BackupCommand {
+    /// Write a verified backup zip to data/backups/.
+    Create(CreateArgs),
+    /// Create a weekly backup (users + config) when the newest weekly one is 7 days old.
+    Weekly,
+    /// List the backups in data/backups/.
+    List,
+    /// Check a backup: every entry's CRC and digest, and the manifest.
+    Verify(TargetArgs),
+    /// Delete backups beyond BACKUP_RETENTION_DAYS or BACKUP_MAX_COUNT per kind.
+    Prune(PruneArgs),
+    /// Restore users and/or config from a backup, with a safety backup and rollback.
+    Restore(RestoreArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CreateArgs {
+    /// The backup's name (default: mhm_backup_YYYYMMDD_HHMMSS).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Also store logs/*.log.
+    #[arg(long)]
+    pub include_logs: bool,
+    /// Also store the project's files (as .gitignore rules select them) under code/.
+    #[arg(long)]
+    pub include_code: bool,
+    /// Leave data/users out.
+    #[arg(long)]
+    pub no_users: bool,
+    /// Leave the config files out.
+    #[arg(long)]
+    pub no_config: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct TargetArgs {
+    /// A backup: a name in data/backups/ (with or without .zip), or a path.
+    pub backup: String,
+}
+
+#[derive(Debug, Args)]
+pub struct PruneArgs {
+    /// Delete backups this many days old or older (default: BACKUP_RETENTION_DAYS, 30).
+    #[arg(long, value_name = "DAYS")]
+    pub retention_days: Option<u64>,
+    /// Keep at most this many backups of each kind (default: BACKUP_MAX_COUNT, 10).
+    #[arg(long, value_name = "N")]
+    pub max_count: Option<u64>,
+}
+
+#[derive(Debug, Args)]
+pub struct RestoreArgs {
+    /// A backup: a name in data/backups/ (with or without .zip), or a path.
+    pub backup: String,
+    /// Restore the users folder (the default when neither --users nor --config is given).
+    #[arg(long)]
+    pub users: bool,
+    /// Restore the config files to their original places.
+    #[arg(long)]
+    pub config: bool,
+    /// Restore only this user's folder.
+    #[arg(long, value_name = "ID")]
+    pub user: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SystemCommand {
+    /// Check data/user_index.json, the user folders and every JSON file under data/users.
+    Validate,
+}
+
+impl Command {
+    /// Whether the command changes files (and so takes the lock), given `--dry-run`.
+    pub fn changes_files(&self, dry_run: bool) -> bool {
+        if dry_run {
+            return false;
+        }
+        match self {
+            Command::Logs(c) => matches!(c, LogsCommand::Archive(_) | LogsCommand::Restore(_)),
+            Command::Backup(c) => !matches!(c, BackupCommand::List | BackupCommand::Verify(_)),
+            Command::System(_) => false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn global_flags_after_the_subcommand() {
+        let cli = Cli::try_parse_from(["mhm-sidecar", "logs", "list", "--json", "--root", "/x"])
+            .unwrap();
+        assert!(cli.global.json);
+        assert_eq!(cli.global.root.as_deref(), Some(std::path::Path::new("/x")));
+    }
+}

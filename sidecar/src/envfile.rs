@@ -1,0 +1,112 @@
+//! A small `.env` parser: `KEY=VALUE` lines, `#` comments, an optional `export `, values
+//! optionally in single or double quotes. A line that is none of these is an error naming
+//! the file and the line, never skipped silently.
+
+use std::{collections::HashMap, fs, io, path::Path};
+
+use anyhow::{bail, Context, Result};
+
+use crate::errors::UsageError;
+
+/// Parses the `.env` at `path`; a missing file is empty.
+pub fn load(path: &Path) -> Result<HashMap<String, String>> {
+    let text = match fs::read(path) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(HashMap::new()),
+        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+    };
+    let text = String::from_utf8(text).map_err(|_| {
+        UsageError(format!("{}: not valid UTF-8 text", path.display()))
+    })?;
+    parse(&text).map_err(|(line, what)| {
+        anyhow::Error::new(UsageError(format!("{}:{line}: {what}", path.display())))
+    })
+}
+
+/// Parses `.env` text; on error, the 1-based line number and what is wrong.
+pub fn parse(text: &str) -> Result<HashMap<String, String>, (usize, String)> {
+    let mut vars = HashMap::new();
+    for (i, raw) in text.lines().enumerate() {
+        let line = raw.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let line = line.strip_prefix("export ").map(str::trim_start).unwrap_or(line);
+        let Some((key, value)) = line.split_once('=') else {
+            return Err((i + 1, format!("expected KEY=VALUE, found {line:?}")));
+        };
+        let key = key.trim();
+        let valid_key = !key.is_empty()
+            && !key.starts_with(|c: char| c.is_ascii_digit())
+            && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.');
+        if !valid_key {
+            return Err((i + 1, format!("invalid variable name {key:?}")));
+        }
+        let value = parse_value(value.trim()).map_err(|what| (i + 1, what))?;
+        vars.insert(key.to_string(), value);
+    }
+    Ok(vars)
+}
+
+fn parse_value(v: &str) -> Result<String, String> {
+    for quote in ['"', '\''] {
+        if let Some(rest) = v.strip_prefix(quote) {
+            let Some(end) = rest.find(quote) else {
+                return Err(format!("unclosed {quote} quote in {v:?}"));
+            };
+            let after = rest[end + 1..].trim();
+            if !after.is_empty() && !after.starts_with('#') {
+                return Err(format!("unexpected text after the closing quote in {v:?}"));
+            }
+            let inner = &rest[..end];
+            return Ok(if quote == '"' {
+                inner.replace("\\n", "\n").replace("\\\"", "\"")
+            } else {
+                inner.to_string()
+            });
+        }
+    }
+    // Unquoted: a ` #` starts a comment.
+    let v = match v.find(" #") {
+        Some(at) => v[..at].trim_end(),
+        None => v,
+    };
+    Ok(v.to_string())
+}
+
+/// Fails unless `value` is a whole number, naming the setting and where it came from.
+pub fn parse_count(name: &str, value: &str, from: &str) -> Result<u64> {
+    match value.trim().parse::<u64>() {
+        Ok(n) => Ok(n),
+        Err(_) => bail!(UsageError(format!(
+            "invalid value {value:?} for {name} (from {from}): expected a whole number"
+        ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_comments_quotes_and_export() {
+        let vars = parse(
+            "# a comment\n\nA=1\nexport B = two words \nC=\"quoted # not a comment\"\nD='x' # c\nE=v # c\nF=\n",
+        )
+        .unwrap();
+        assert_eq!(vars["A"], "1");
+        assert_eq!(vars["B"], "two words");
+        assert_eq!(vars["C"], "quoted # not a comment");
+        assert_eq!(vars["D"], "x");
+        assert_eq!(vars["E"], "v");
+        assert_eq!(vars["F"], "");
+    }
+
+    #[test]
+    fn bad_lines_name_the_line() {
+        assert_eq!(parse("A=1\nnot a setting\n").unwrap_err().0, 2);
+        assert_eq!(parse("1A=1\n").unwrap_err().0, 1);
+        assert_eq!(parse("A=\"open\n").unwrap_err().0, 1);
+        assert!(parse("A=\"x\" junk\n").is_err());
+    }
+}

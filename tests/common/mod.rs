@@ -1,0 +1,64 @@
+//! Helpers shared by the integration tests: read a log's whole history back.
+#![allow(dead_code)]
+
+use std::{
+    fs,
+    io::Read,
+    path::{Path, PathBuf},
+};
+
+use chrono::{DateTime, TimeZone, Utc};
+use flate2::read::MultiGzDecoder;
+use mhm_log::naming::CopyName;
+
+pub fn utc(y: i32, m: u32, d: u32, h: u32, min: u32, s: u32) -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(y, m, d, h, min, s).unwrap()
+}
+
+/// Every copy of `log` in `dir` (any of backups/archive), oldest first: (name, path).
+pub fn copies(dir: &Path, log: &str) -> Vec<(CopyName, PathBuf)> {
+    let mut out = Vec::new();
+    let Ok(entries) = fs::read_dir(dir) else { return out };
+    for e in entries {
+        let e = e.unwrap();
+        if let Some(name) = CopyName::parse_for(log, e.file_name().to_str().unwrap()) {
+            out.push((name, e.path()));
+        }
+    }
+    out.sort_by(|a, b| a.0.order(&b.0));
+    out
+}
+
+/// The file names in `dir`, sorted.
+pub fn names(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = match fs::read_dir(dir) {
+        Ok(entries) => entries.map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect(),
+        Err(_) => Vec::new(),
+    };
+    v.sort();
+    v
+}
+
+pub fn read_copy(path: &Path) -> String {
+    let bytes = fs::read(path).unwrap();
+    if path.extension().is_some_and(|e| e == "gz") {
+        let mut s = String::new();
+        MultiGzDecoder::new(&bytes[..]).read_to_string(&mut s).unwrap();
+        s
+    } else {
+        String::from_utf8(bytes).unwrap()
+    }
+}
+
+/// A log's whole history in write order: archive and backups merged by (date, number),
+/// then the active file. Each element is one file's text.
+pub fn history(log_dir: &Path, log: &str) -> Vec<(String, String)> {
+    let mut all = copies(&log_dir.join("archive"), log);
+    all.extend(copies(&log_dir.join("backups"), log));
+    all.sort_by(|a, b| a.0.order(&b.0));
+    let mut out: Vec<(String, String)> = all.into_iter().map(|(n, p)| (n.to_string(), read_copy(&p))).collect();
+    if let Ok(text) = fs::read_to_string(log_dir.join(log)) {
+        out.push((log.to_string(), text));
+    }
+    out
+}

@@ -1,0 +1,263 @@
+//! The rotation rules of SPEC.md section 1, one test each, with a manual clock.
+
+// `io::Write` on a `RollingFile`: each `write` call is one event, so these tests write
+// whole lines with `write_all` (`writeln!` would make one event per formatted piece).
+
+mod common;
+
+use std::{fs, io::Write, time::Duration};
+
+use chrono::{NaiveDate, Utc};
+use common::{copies, history, names, utc};
+use mhm_log::{ManualClock, RollingFile, RotateAt, Settings};
+
+const LINE: &str = "2026-01-01 00:00:00,000 - app - INFO - a line of about a hundred bytes, padded out to make the arithmetic easy ...\n";
+
+fn utc_settings() -> Settings {
+    Settings::default().rotate_at(RotateAt::UtcMidnight)
+}
+
+fn day(y: i32, m: u32, d: u32) -> NaiveDate {
+    NaiveDate::from_ymd_opt(y, m, d).unwrap()
+}
+
+#[test]
+fn a_log_written_every_minute_rotates_right_after_midnight() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(utc(2026, 1, 1, 12, 0, 0));
+    let mut log = RollingFile::builder().settings(utc_settings()).clock(clock.clone()).build(dir.path().join("app.log")).unwrap();
+    let mut minute = 0;
+    while clock.now() < utc(2026, 1, 2, 0, 0, 0) {
+        writeln!(log, "minute {minute}").unwrap();
+        clock.advance(Duration::from_secs(60));
+        minute += 1;
+    }
+    assert!(names(&dir.path().join("backups")).is_empty(), "nothing rotates before midnight");
+    writeln!(log, "first after midnight").unwrap();
+    assert_eq!(names(&dir.path().join("backups")), ["app.log.2026-01-01"]);
+    let copy = fs::read_to_string(dir.path().join("backups/app.log.2026-01-01")).unwrap();
+    assert!(copy.starts_with("minute 0\n") && copy.ends_with(&format!("minute {}\n", minute - 1)));
+    assert_eq!(fs::read_to_string(dir.path().join("app.log")).unwrap(), "first after midnight\n");
+    assert_eq!(log.stats().rotations, 1);
+}
+
+#[test]
+fn a_log_started_at_2330_rotates_at_the_first_event_after_0030() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(utc(2026, 1, 1, 23, 30, 0));
+    let log = RollingFile::builder().settings(utc_settings()).clock(clock.clone()).build(dir.path().join("app.log")).unwrap();
+    let mut w = &log;
+    for _ in 0..100 {
+        w.write_all(LINE.as_bytes()).unwrap(); // 11 KB: past the size gate
+    }
+    // Midnight has passed, but the file is only 30 minutes old at 00:00, and 59:59 at 00:29:59.
+    clock.set(utc(2026, 1, 2, 0, 0, 0));
+    w.write_all(b"at midnight\n").unwrap();
+    clock.set(utc(2026, 1, 2, 0, 29, 59));
+    w.write_all(b"at 00:29:59\n").unwrap();
+    assert_eq!(log.stats().rotations, 0);
+    assert!(names(&dir.path().join("backups")).is_empty());
+    clock.set(utc(2026, 1, 2, 0, 30, 0));
+    w.write_all(b"at 00:30\n").unwrap();
+    assert_eq!(names(&dir.path().join("backups")), ["app.log.2026-01-01"], "named by the day of its first event");
+    let copy = fs::read_to_string(dir.path().join("backups/app.log.2026-01-01")).unwrap();
+    assert!(copy.ends_with("at midnight\nat 00:29:59\n"));
+    assert_eq!(fs::read_to_string(dir.path().join("app.log")).unwrap(), "at 00:30\n");
+    // The new file was started at 00:30 on the 2nd: its deadline is the 3rd's midnight, not a stale one.
+    clock.set(utc(2026, 1, 2, 23, 59, 59));
+    for _ in 0..100 {
+        w.write_all(LINE.as_bytes()).unwrap();
+    }
+    assert_eq!(log.stats().rotations, 1);
+    clock.set(utc(2026, 1, 3, 0, 0, 1));
+    w.write_all(b"day three\n").unwrap();
+    assert_eq!(names(&dir.path().join("backups")), ["app.log.2026-01-01", "app.log.2026-01-02"]);
+}
+
+#[test]
+fn a_small_log_stays_due_and_rotates_once_it_passes_the_size_gate() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(utc(2026, 1, 1, 9, 0, 0));
+    let log = RollingFile::builder().settings(utc_settings()).clock(clock.clone()).build(dir.path().join("app.log")).unwrap();
+    let mut w = &log;
+    w.write_all(b"small\n").unwrap();
+    clock.set(utc(2026, 1, 2, 9, 0, 0));
+    // Due since midnight, but under 5 KiB: keeps growing in place.
+    let mut size = 6;
+    while size + LINE.len() < 5120 {
+        w.write_all(LINE.as_bytes()).unwrap();
+        size += LINE.len();
+    }
+    w.write_all(LINE.as_bytes()).unwrap();
+    assert_eq!(log.stats().rotations, 0, "{size} bytes before this event: still under the gate");
+    w.write_all(LINE.as_bytes()).unwrap();
+    assert_eq!(log.stats().rotations, 1, "rotates at the first event once 5 KiB is reached");
+    assert_eq!(names(&dir.path().join("backups")), ["app.log.2026-01-01"]);
+    assert!(fs::metadata(dir.path().join("backups/app.log.2026-01-01")).unwrap().len() >= 5120);
+}
+
+#[test]
+fn the_size_trigger_rotates_before_the_event_that_would_pass_the_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(utc(2026, 1, 1, 9, 0, 0));
+    let settings = utc_settings().max_bytes(1000).min_rotate_bytes(0).min_rotate_age(Duration::ZERO);
+    let log = RollingFile::builder().settings(settings).clock(clock.clone()).build(dir.path().join("app.log")).unwrap();
+    let mut w = &log;
+    for i in 0..25 {
+        w.write_all(format!("{i:039}\n").as_bytes()).unwrap(); // 40 bytes: 25 lines fill exactly 1000
+    }
+    assert_eq!(log.stats().rotations, 0, "exactly at the limit is not past it");
+    w.write_all(b"x\n").unwrap();
+    assert_eq!(log.stats().rotations, 1);
+    assert_eq!(fs::metadata(dir.path().join("backups/app.log.2026-01-01")).unwrap().len(), 1000);
+    assert_eq!(fs::read_to_string(dir.path().join("app.log")).unwrap(), "x\n");
+}
+
+#[test]
+fn two_rotations_on_one_day_keep_both_copies_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(utc(2026, 1, 1, 1, 0, 0));
+    let settings = utc_settings().max_bytes(50).min_rotate_bytes(0);
+    let log = RollingFile::builder().settings(settings).clock(clock.clone()).build(dir.path().join("app.log")).unwrap();
+    let mut w = &log;
+    for i in 0..30 {
+        w.write_all(format!("event {i:04}\n").as_bytes()).unwrap();
+        clock.advance(Duration::from_secs(20 * 60)); // ages pass the 1-hour gate every 3 events
+    }
+    let backups = copies(&dir.path().join("backups"), "app.log");
+    assert!(backups.len() >= 3, "{backups:?}");
+    let first_day: Vec<_> = backups.iter().filter(|(n, _)| n.date == Some(day(2026, 1, 1))).map(|(n, _)| n.to_string()).collect();
+    assert!(first_day.len() >= 2 && first_day[0] == "app.log.2026-01-01" && first_day[1] == "app.log.2026-01-01.1", "{first_day:?}");
+    // Date plus number order is write order: the history reads back 0..30 in sequence.
+    let text: String = history(dir.path(), "app.log").into_iter().map(|(_, t)| t).collect();
+    let expected: String = (0..30).map(|i| format!("event {i:04}\n")).collect();
+    assert_eq!(text, expected);
+}
+
+#[test]
+fn a_taken_name_gets_the_next_number_and_nothing_is_overwritten() {
+    let dir = tempfile::tempdir().unwrap();
+    fs::create_dir_all(dir.path().join("backups")).unwrap();
+    fs::create_dir_all(dir.path().join("archive")).unwrap();
+    fs::write(dir.path().join("backups/app.log.2026-01-01"), "older copy\n").unwrap();
+    fs::write(dir.path().join("archive/app.log.2026-01-01.1.gz"), "not even gzip").unwrap();
+    let clock = ManualClock::new(utc(2026, 1, 1, 9, 0, 0));
+    let settings = utc_settings().max_bytes(10).min_rotate_bytes(0).min_rotate_age(Duration::ZERO);
+    let log = RollingFile::builder().settings(settings).clock(clock.clone()).build(dir.path().join("app.log")).unwrap();
+    let mut w = &log;
+    w.write_all(b"first!!!\n").unwrap();
+    w.write_all(b"second!!\n").unwrap();
+    assert_eq!(names(&dir.path().join("backups")), ["app.log.2026-01-01", "app.log.2026-01-01.2"]);
+    assert_eq!(fs::read_to_string(dir.path().join("backups/app.log.2026-01-01")).unwrap(), "older copy\n");
+    assert_eq!(fs::read_to_string(dir.path().join("backups/app.log.2026-01-01.2")).unwrap(), "first!!!\n");
+    assert_eq!(fs::read(dir.path().join("archive/app.log.2026-01-01.1.gz")).unwrap(), b"not even gzip");
+}
+
+#[test]
+fn a_restart_resumes_the_active_file_and_its_age() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("app.log");
+    // Near real time: the age after a restart comes from the file's creation time.
+    let clock = ManualClock::new(Utc::now());
+    let settings = utc_settings().rotate_at(RotateAt::Never).max_bytes(100).min_rotate_bytes(0);
+    {
+        let log = RollingFile::builder().settings(settings.clone()).clock(clock.clone()).build(&path).unwrap();
+        let mut w = &log;
+        for _ in 0..5 {
+            w.write_all(&[b'a'; 39]).unwrap();
+            w.write_all(b"\n").unwrap();
+        }
+        assert_eq!(log.stats().rotations, 0, "younger than an hour");
+    }
+    let created = fs::metadata(&path).unwrap().created();
+    clock.advance(Duration::from_secs(2 * 3600));
+    let log = RollingFile::builder().settings(settings).clock(clock.clone()).build(&path).unwrap();
+    let mut w = &log;
+    w.write_all(b"after restart\n").unwrap();
+    if created.is_ok() {
+        assert_eq!(log.stats().rotations, 1, "the age survived the restart");
+        assert_eq!(fs::read_to_string(&path).unwrap(), "after restart\n");
+        let backups = copies(&dir.path().join("backups"), "app.log");
+        assert_eq!(fs::metadata(&backups[0].1).unwrap().len(), 200, "the resumed file was appended to, then rotated whole");
+    } else {
+        // Without creation times the mtime stands in: it also says two hours here.
+        assert_eq!(log.stats().rotations, 1);
+    }
+}
+
+#[test]
+fn disable_log_rotation_turns_both_triggers_off() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(utc(2026, 1, 1, 9, 0, 0));
+    let settings = utc_settings().max_bytes(10).min_rotate_bytes(0).min_rotate_age(Duration::ZERO).rotation_disabled(true);
+    let log = RollingFile::builder().settings(settings).clock(clock.clone()).build(dir.path().join("app.log")).unwrap();
+    let mut w = &log;
+    for _ in 0..10 {
+        w.write_all(b"0123456789\n").unwrap();
+        clock.advance(Duration::from_secs(86_400));
+    }
+    assert_eq!(log.stats().rotations, 0);
+    assert!(!dir.path().join("backups").exists());
+    assert_eq!(fs::metadata(dir.path().join("app.log")).unwrap().len(), 110);
+}
+
+#[test]
+fn overflow_moves_to_archive_compressed_and_prunes_by_count_and_age() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(utc(2026, 1, 1, 9, 0, 0));
+    let settings = utc_settings()
+        .max_bytes(10)
+        .min_rotate_bytes(0)
+        .min_rotate_age(Duration::ZERO)
+        .backup_count(2)
+        .archive_count(3)
+        .archive_max_age(Duration::from_secs(6 * 86_400))
+        .compress(true);
+    let log = RollingFile::builder().settings(settings).clock(clock.clone()).build(dir.path().join("app.log")).unwrap();
+    let mut w = &log;
+    for i in 0..8 {
+        // One rotation a day: day N's copy holds "day N".
+        w.write_all(format!("day {i} ......\n").as_bytes()).unwrap();
+        clock.advance(Duration::from_secs(86_400));
+    }
+    w.write_all(b"last\n").unwrap();
+    log.maintain_now();
+    // 8 copies made: the newest 2 stay in backups, the 3 before them in archive (gzipped),
+    // the 3 oldest are deleted (beyond 3 in archive).
+    assert_eq!(names(&dir.path().join("backups")), ["app.log.2026-01-07", "app.log.2026-01-08"]);
+    assert_eq!(names(&dir.path().join("archive")), ["app.log.2026-01-04.gz", "app.log.2026-01-05.gz", "app.log.2026-01-06.gz"]);
+    assert_eq!(common::read_copy(&dir.path().join("archive/app.log.2026-01-05.gz")), "day 4 ......\n");
+    // Age: at 2026-01-11 00:00 the 01-04 copy is 7 days old (6 is the limit), 01-05 exactly 6: both go.
+    clock.set(utc(2026, 1, 11, 0, 0, 0));
+    log.maintain_now();
+    assert_eq!(names(&dir.path().join("archive")), ["app.log.2026-01-06.gz"]);
+    let stats = log.stats();
+    assert_eq!(stats.rotations, 8);
+    assert_eq!(stats.maintenance_errors, 0, "{stats:?}");
+    // Five copies are gone; how many passed through archive/ first depends on when the
+    // background thread ran, but never fewer than the three still there or have been.
+    assert_eq!(stats.copies_deleted, 5, "{stats:?}");
+    assert!((3..=6).contains(&stats.copies_archived), "{stats:?}");
+}
+
+#[test]
+fn copies_go_to_configured_folders_resolved_against_the_root() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(utc(2026, 1, 1, 9, 0, 0));
+    let settings = utc_settings()
+        .max_bytes(10)
+        .min_rotate_bytes(0)
+        .min_rotate_age(Duration::ZERO)
+        .backup_count(0)
+        .root(dir.path())
+        .backup_dir("logs/backups")
+        .archive_dir("logs/archive");
+    let log = RollingFile::builder().settings(settings).clock(clock.clone()).build(dir.path().join("logs/sub/app.log")).unwrap();
+    let mut w = &log;
+    w.write_all(b"0123456789\n").unwrap();
+    w.write_all(b"next\n").unwrap();
+    log.maintain_now();
+    assert_eq!(log.backup_dir(), dir.path().join("logs/backups"));
+    assert_eq!(names(&dir.path().join("logs/archive")), ["app.log.2026-01-01"]);
+    assert!(names(&dir.path().join("logs/backups")).is_empty());
+}
