@@ -195,7 +195,7 @@ impl LogFilesBuilder {
             }
             routes.push((prefix.clone(), open(file)?));
         }
-        routes.sort_by(|a, b| b.0.len().cmp(&a.0.len()));
+        routes.sort_by_key(|r| std::cmp::Reverse(r.0.len()));
         let files = opened.into_iter().map(|(_, f)| f).collect();
         let layer = LogFiles {
             routes,

@@ -41,7 +41,10 @@ fn mhm_format_routes_by_target_and_copies_warnings_to_errors_log() {
         "2026-11-26 21:00:00,007 - mhm::discord - INFO - connected | {\"user\": 42, \"name\": \"bo\\\"b\", \"ok\": true}\n\
          2026-11-26 21:00:00,007 - mhm::discord - ERROR - lost it | {\"err\": \"NotFound\"}\n"
     );
-    assert_eq!(read("voice.log"), "2026-11-26 21:00:00,007 - mhm::discord::voice - INFO - joined\n");
+    assert_eq!(
+        read("voice.log"),
+        "2026-11-26 21:00:00,007 - mhm::discord::voice - INFO - joined\n"
+    );
     let target = module_path!();
     assert_eq!(
         read("app.log"),
@@ -62,14 +65,20 @@ fn mhm_format_routes_by_target_and_copies_warnings_to_errors_log() {
 fn json_lines_parse_and_carry_every_field() {
     let dir = tempfile::tempdir().unwrap();
     let clock = ManualClock::new(utc(2026, 11, 26, 21, 0, 1));
-    let (layer, guard) = LogFiles::builder(dir.path()).settings(settings()).clock(clock).format(Format::Json).build().unwrap();
+    let (layer, guard) = LogFiles::builder(dir.path())
+        .settings(settings())
+        .clock(clock)
+        .format(Format::Json)
+        .build()
+        .unwrap();
     tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
         tracing::info!(target: "mhm", n = -3, big = u64::MAX, s = "tab\there", "multi\nline \"quoted\"");
         tracing::info!(target: "mhm", "no fields");
     });
     drop(guard);
     let text = fs::read_to_string(dir.path().join("app.log")).unwrap();
-    let lines: Vec<serde_json::Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let lines: Vec<serde_json::Value> =
+        text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     assert_eq!(lines.len(), 2);
     assert_eq!(lines[0]["timestamp"], "2026-11-26T21:00:01.000+00:00");
     assert_eq!(lines[0]["level"], "INFO");
@@ -84,7 +93,8 @@ fn buffered_mode_flushes_at_once_on_error_on_the_timer_and_on_guard_drop() {
     let dir = tempfile::tempdir().unwrap();
     let clock = ManualClock::new(utc(2026, 11, 26, 21, 0, 0));
     let s = settings().write_mode(WriteMode::Buffered).flush_interval(Duration::from_millis(50));
-    let (layer, guard) = LogFiles::builder(dir.path()).settings(s.clone()).clock(clock.clone()).build().unwrap();
+    let (layer, guard) =
+        LogFiles::builder(dir.path()).settings(s.clone()).clock(clock.clone()).build().unwrap();
     let app = dir.path().join("app.log");
     let dispatch = tracing::Dispatch::new(tracing_subscriber::registry().with(layer));
     tracing::dispatcher::with_default(&dispatch, || {
@@ -92,7 +102,10 @@ fn buffered_mode_flushes_at_once_on_error_on_the_timer_and_on_guard_drop() {
         assert_eq!(fs::read_to_string(&app).unwrap(), "", "INFO waits in the buffer");
         tracing::error!("urgent");
         let text = fs::read_to_string(&app).unwrap();
-        assert!(text.contains("held in memory") && text.contains("urgent"), "ERROR flushes everything before it");
+        assert!(
+            text.contains("held in memory") && text.contains("urgent"),
+            "ERROR flushes everything before it"
+        );
         tracing::info!("timer");
     });
     // The background thread writes the buffer out within a flush interval or two.
@@ -108,7 +121,9 @@ fn buffered_mode_flushes_at_once_on_error_on_the_timer_and_on_guard_drop() {
     let dir = tempfile::tempdir().unwrap();
     let s = s.flush_interval(Duration::from_secs(3600));
     let (layer, guard) = LogFiles::builder(dir.path()).settings(s).clock(clock).build().unwrap();
-    tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || tracing::info!("at exit"));
+    tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
+        tracing::info!("at exit")
+    });
     assert_eq!(fs::read_to_string(dir.path().join("app.log")).unwrap(), "");
     drop(guard);
     assert!(fs::read_to_string(dir.path().join("app.log")).unwrap().contains("at exit"));
@@ -119,8 +134,13 @@ fn rolling_file_is_a_make_writer_for_fmt() {
     let dir = tempfile::tempdir().unwrap();
     let clock = ManualClock::new(utc(2026, 1, 1, 9, 0, 0));
     let s = settings().max_bytes(100).min_rotate_bytes(0).min_rotate_age(Duration::ZERO);
-    let app = mhm_log::RollingFile::builder().settings(s).clock(clock.clone()).build(dir.path().join("app.log")).unwrap();
-    let subscriber = tracing_subscriber::fmt().with_writer(app.clone()).with_ansi(false).without_time().finish();
+    let app = mhm_log::RollingFile::builder()
+        .settings(s)
+        .clock(clock.clone())
+        .build(dir.path().join("app.log"))
+        .unwrap();
+    let subscriber =
+        tracing_subscriber::fmt().with_writer(app.clone()).with_ansi(false).without_time().finish();
     tracing::subscriber::with_default(subscriber, || {
         for i in 0..20 {
             tracing::info!(i, "event");
@@ -130,7 +150,8 @@ fn rolling_file_is_a_make_writer_for_fmt() {
     assert_eq!(stats.events_written, 20);
     assert!(stats.rotations >= 2, "{stats:?}");
     let all: String = common::history(dir.path(), "app.log").into_iter().map(|(_, t)| t).collect();
-    let seen: Vec<usize> = all.lines().map(|l| l.rsplit("i=").next().unwrap().parse().unwrap()).collect();
+    let seen: Vec<usize> =
+        all.lines().map(|l| l.rsplit("i=").next().unwrap().parse().unwrap()).collect();
     assert_eq!(seen, (0..20).collect::<Vec<_>>(), "every event once, whole, in order:\n{all}");
 }
 
@@ -142,6 +163,10 @@ fn bad_file_names_and_a_second_writer_are_clear_errors() {
     let _first = mhm_log::RollingFile::new(dir.path().join("app.log")).unwrap();
     let err = mhm_log::RollingFile::new(dir.path().join("app.log")).unwrap_err();
     let text = err.to_string();
-    assert!(text.contains("already being written by process") && text.contains(&std::process::id().to_string()), "{text}");
+    assert!(
+        text.contains("already being written by process")
+            && text.contains(&std::process::id().to_string()),
+        "{text}"
+    );
     assert_eq!(err.path(), Some(dir.path().join(".app.log.lock").as_path()));
 }

@@ -25,7 +25,11 @@ fn day(y: i32, m: u32, d: u32) -> NaiveDate {
 fn a_log_written_every_minute_rotates_right_after_midnight() {
     let dir = tempfile::tempdir().unwrap();
     let clock = ManualClock::new(utc(2026, 1, 1, 12, 0, 0));
-    let mut log = RollingFile::builder().settings(utc_settings()).clock(clock.clone()).build(dir.path().join("app.log")).unwrap();
+    let mut log = RollingFile::builder()
+        .settings(utc_settings())
+        .clock(clock.clone())
+        .build(dir.path().join("app.log"))
+        .unwrap();
     let mut minute = 0;
     while clock.now() < utc(2026, 1, 2, 0, 0, 0) {
         writeln!(log, "minute {minute}").unwrap();
@@ -45,7 +49,11 @@ fn a_log_written_every_minute_rotates_right_after_midnight() {
 fn a_log_started_at_2330_rotates_at_the_first_event_after_0030() {
     let dir = tempfile::tempdir().unwrap();
     let clock = ManualClock::new(utc(2026, 1, 1, 23, 30, 0));
-    let log = RollingFile::builder().settings(utc_settings()).clock(clock.clone()).build(dir.path().join("app.log")).unwrap();
+    let log = RollingFile::builder()
+        .settings(utc_settings())
+        .clock(clock.clone())
+        .build(dir.path().join("app.log"))
+        .unwrap();
     let mut w = &log;
     for _ in 0..100 {
         w.write_all(LINE.as_bytes()).unwrap(); // 11 KB: past the size gate
@@ -59,7 +67,11 @@ fn a_log_started_at_2330_rotates_at_the_first_event_after_0030() {
     assert!(names(&dir.path().join("backups")).is_empty());
     clock.set(utc(2026, 1, 2, 0, 30, 0));
     w.write_all(b"at 00:30\n").unwrap();
-    assert_eq!(names(&dir.path().join("backups")), ["app.log.2026-01-01"], "named by the day of its first event");
+    assert_eq!(
+        names(&dir.path().join("backups")),
+        ["app.log.2026-01-01"],
+        "named by the day of its first event"
+    );
     let copy = fs::read_to_string(dir.path().join("backups/app.log.2026-01-01")).unwrap();
     assert!(copy.ends_with("at midnight\nat 00:29:59\n"));
     assert_eq!(fs::read_to_string(dir.path().join("app.log")).unwrap(), "at 00:30\n");
@@ -78,7 +90,11 @@ fn a_log_started_at_2330_rotates_at_the_first_event_after_0030() {
 fn a_small_log_stays_due_and_rotates_once_it_passes_the_size_gate() {
     let dir = tempfile::tempdir().unwrap();
     let clock = ManualClock::new(utc(2026, 1, 1, 9, 0, 0));
-    let log = RollingFile::builder().settings(utc_settings()).clock(clock.clone()).build(dir.path().join("app.log")).unwrap();
+    let log = RollingFile::builder()
+        .settings(utc_settings())
+        .clock(clock.clone())
+        .build(dir.path().join("app.log"))
+        .unwrap();
     let mut w = &log;
     w.write_all(b"small\n").unwrap();
     clock.set(utc(2026, 1, 2, 9, 0, 0));
@@ -100,8 +116,13 @@ fn a_small_log_stays_due_and_rotates_once_it_passes_the_size_gate() {
 fn the_size_trigger_rotates_before_the_event_that_would_pass_the_limit() {
     let dir = tempfile::tempdir().unwrap();
     let clock = ManualClock::new(utc(2026, 1, 1, 9, 0, 0));
-    let settings = utc_settings().max_bytes(1000).min_rotate_bytes(0).min_rotate_age(Duration::ZERO);
-    let log = RollingFile::builder().settings(settings).clock(clock.clone()).build(dir.path().join("app.log")).unwrap();
+    let settings =
+        utc_settings().max_bytes(1000).min_rotate_bytes(0).min_rotate_age(Duration::ZERO);
+    let log = RollingFile::builder()
+        .settings(settings)
+        .clock(clock.clone())
+        .build(dir.path().join("app.log"))
+        .unwrap();
     let mut w = &log;
     for i in 0..25 {
         w.write_all(format!("{i:039}\n").as_bytes()).unwrap(); // 40 bytes: 25 lines fill exactly 1000
@@ -118,7 +139,11 @@ fn two_rotations_on_one_day_keep_both_copies_in_order() {
     let dir = tempfile::tempdir().unwrap();
     let clock = ManualClock::new(utc(2026, 1, 1, 1, 0, 0));
     let settings = utc_settings().max_bytes(50).min_rotate_bytes(0);
-    let log = RollingFile::builder().settings(settings).clock(clock.clone()).build(dir.path().join("app.log")).unwrap();
+    let log = RollingFile::builder()
+        .settings(settings)
+        .clock(clock.clone())
+        .build(dir.path().join("app.log"))
+        .unwrap();
     let mut w = &log;
     for i in 0..30 {
         w.write_all(format!("event {i:04}\n").as_bytes()).unwrap();
@@ -126,8 +151,17 @@ fn two_rotations_on_one_day_keep_both_copies_in_order() {
     }
     let backups = copies(&dir.path().join("backups"), "app.log");
     assert!(backups.len() >= 3, "{backups:?}");
-    let first_day: Vec<_> = backups.iter().filter(|(n, _)| n.date == Some(day(2026, 1, 1))).map(|(n, _)| n.to_string()).collect();
-    assert!(first_day.len() >= 2 && first_day[0] == "app.log.2026-01-01" && first_day[1] == "app.log.2026-01-01.1", "{first_day:?}");
+    let first_day: Vec<_> = backups
+        .iter()
+        .filter(|(n, _)| n.date == Some(day(2026, 1, 1)))
+        .map(|(n, _)| n.to_string())
+        .collect();
+    assert!(
+        first_day.len() >= 2
+            && first_day[0] == "app.log.2026-01-01"
+            && first_day[1] == "app.log.2026-01-01.1",
+        "{first_day:?}"
+    );
     // Date plus number order is write order: the history reads back 0..30 in sequence.
     let text: String = history(dir.path(), "app.log").into_iter().map(|(_, t)| t).collect();
     let expected: String = (0..30).map(|i| format!("event {i:04}\n")).collect();
@@ -143,14 +177,27 @@ fn a_taken_name_gets_the_next_number_and_nothing_is_overwritten() {
     fs::write(dir.path().join("archive/app.log.2026-01-01.1.gz"), "not even gzip").unwrap();
     let clock = ManualClock::new(utc(2026, 1, 1, 9, 0, 0));
     let settings = utc_settings().max_bytes(10).min_rotate_bytes(0).min_rotate_age(Duration::ZERO);
-    let log = RollingFile::builder().settings(settings).clock(clock.clone()).build(dir.path().join("app.log")).unwrap();
+    let log = RollingFile::builder()
+        .settings(settings)
+        .clock(clock.clone())
+        .build(dir.path().join("app.log"))
+        .unwrap();
     let mut w = &log;
     w.write_all(b"first!!!\n").unwrap();
     w.write_all(b"second!!\n").unwrap();
     assert_eq!(names(&dir.path().join("backups")), ["app.log.2026-01-01", "app.log.2026-01-01.2"]);
-    assert_eq!(fs::read_to_string(dir.path().join("backups/app.log.2026-01-01")).unwrap(), "older copy\n");
-    assert_eq!(fs::read_to_string(dir.path().join("backups/app.log.2026-01-01.2")).unwrap(), "first!!!\n");
-    assert_eq!(fs::read(dir.path().join("archive/app.log.2026-01-01.1.gz")).unwrap(), b"not even gzip");
+    assert_eq!(
+        fs::read_to_string(dir.path().join("backups/app.log.2026-01-01")).unwrap(),
+        "older copy\n"
+    );
+    assert_eq!(
+        fs::read_to_string(dir.path().join("backups/app.log.2026-01-01.2")).unwrap(),
+        "first!!!\n"
+    );
+    assert_eq!(
+        fs::read(dir.path().join("archive/app.log.2026-01-01.1.gz")).unwrap(),
+        b"not even gzip"
+    );
 }
 
 #[test]
@@ -161,7 +208,11 @@ fn a_restart_resumes_the_active_file_and_its_age() {
     let clock = ManualClock::new(Utc::now());
     let settings = utc_settings().rotate_at(RotateAt::Never).max_bytes(100).min_rotate_bytes(0);
     {
-        let log = RollingFile::builder().settings(settings.clone()).clock(clock.clone()).build(&path).unwrap();
+        let log = RollingFile::builder()
+            .settings(settings.clone())
+            .clock(clock.clone())
+            .build(&path)
+            .unwrap();
         let mut w = &log;
         for _ in 0..5 {
             w.write_all(&[b'a'; 39]).unwrap();
@@ -178,7 +229,11 @@ fn a_restart_resumes_the_active_file_and_its_age() {
         assert_eq!(log.stats().rotations, 1, "the age survived the restart");
         assert_eq!(fs::read_to_string(&path).unwrap(), "after restart\n");
         let backups = copies(&dir.path().join("backups"), "app.log");
-        assert_eq!(fs::metadata(&backups[0].1).unwrap().len(), 200, "the resumed file was appended to, then rotated whole");
+        assert_eq!(
+            fs::metadata(&backups[0].1).unwrap().len(),
+            200,
+            "the resumed file was appended to, then rotated whole"
+        );
     } else {
         // Without creation times the mtime stands in: it also says two hours here.
         assert_eq!(log.stats().rotations, 1);
@@ -189,8 +244,16 @@ fn a_restart_resumes_the_active_file_and_its_age() {
 fn disable_log_rotation_turns_both_triggers_off() {
     let dir = tempfile::tempdir().unwrap();
     let clock = ManualClock::new(utc(2026, 1, 1, 9, 0, 0));
-    let settings = utc_settings().max_bytes(10).min_rotate_bytes(0).min_rotate_age(Duration::ZERO).rotation_disabled(true);
-    let log = RollingFile::builder().settings(settings).clock(clock.clone()).build(dir.path().join("app.log")).unwrap();
+    let settings = utc_settings()
+        .max_bytes(10)
+        .min_rotate_bytes(0)
+        .min_rotate_age(Duration::ZERO)
+        .rotation_disabled(true);
+    let log = RollingFile::builder()
+        .settings(settings)
+        .clock(clock.clone())
+        .build(dir.path().join("app.log"))
+        .unwrap();
     let mut w = &log;
     for _ in 0..10 {
         w.write_all(b"0123456789\n").unwrap();
@@ -213,7 +276,11 @@ fn overflow_moves_to_archive_compressed_and_prunes_by_count_and_age() {
         .archive_count(3)
         .archive_max_age(Duration::from_secs(6 * 86_400))
         .compress(true);
-    let log = RollingFile::builder().settings(settings).clock(clock.clone()).build(dir.path().join("app.log")).unwrap();
+    let log = RollingFile::builder()
+        .settings(settings)
+        .clock(clock.clone())
+        .build(dir.path().join("app.log"))
+        .unwrap();
     let mut w = &log;
     for i in 0..8 {
         // One rotation a day: day N's copy holds "day N".
@@ -225,8 +292,14 @@ fn overflow_moves_to_archive_compressed_and_prunes_by_count_and_age() {
     // 8 copies made: the newest 2 stay in backups, the 3 before them in archive (gzipped),
     // the 3 oldest are deleted (beyond 3 in archive).
     assert_eq!(names(&dir.path().join("backups")), ["app.log.2026-01-07", "app.log.2026-01-08"]);
-    assert_eq!(names(&dir.path().join("archive")), ["app.log.2026-01-04.gz", "app.log.2026-01-05.gz", "app.log.2026-01-06.gz"]);
-    assert_eq!(common::read_copy(&dir.path().join("archive/app.log.2026-01-05.gz")), "day 4 ......\n");
+    assert_eq!(
+        names(&dir.path().join("archive")),
+        ["app.log.2026-01-04.gz", "app.log.2026-01-05.gz", "app.log.2026-01-06.gz"]
+    );
+    assert_eq!(
+        common::read_copy(&dir.path().join("archive/app.log.2026-01-05.gz")),
+        "day 4 ......\n"
+    );
     // Age: at 2026-01-11 00:00 the 01-04 copy is 7 days old (6 is the limit), 01-05 exactly 6: both go.
     clock.set(utc(2026, 1, 11, 0, 0, 0));
     log.maintain_now();
@@ -252,7 +325,11 @@ fn copies_go_to_configured_folders_resolved_against_the_root() {
         .root(dir.path())
         .backup_dir("logs/backups")
         .archive_dir("logs/archive");
-    let log = RollingFile::builder().settings(settings).clock(clock.clone()).build(dir.path().join("logs/sub/app.log")).unwrap();
+    let log = RollingFile::builder()
+        .settings(settings)
+        .clock(clock.clone())
+        .build(dir.path().join("logs/sub/app.log"))
+        .unwrap();
     let mut w = &log;
     w.write_all(b"0123456789\n").unwrap();
     w.write_all(b"next\n").unwrap();

@@ -32,7 +32,9 @@ pub fn copies(dir: &Path, log: &str) -> Vec<(CopyName, PathBuf)> {
 /// The file names in `dir`, sorted.
 pub fn names(dir: &Path) -> Vec<String> {
     let mut v: Vec<String> = match fs::read_dir(dir) {
-        Ok(entries) => entries.map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect(),
+        Ok(entries) => {
+            entries.map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect()
+        }
         Err(_) => Vec::new(),
     };
     v.sort();
@@ -56,7 +58,8 @@ pub fn history(log_dir: &Path, log: &str) -> Vec<(String, String)> {
     let mut all = copies(&log_dir.join("archive"), log);
     all.extend(copies(&log_dir.join("backups"), log));
     all.sort_by(|a, b| a.0.order(&b.0));
-    let mut out: Vec<(String, String)> = all.into_iter().map(|(n, p)| (n.to_string(), read_copy(&p))).collect();
+    let mut out: Vec<(String, String)> =
+        all.into_iter().map(|(n, p)| (n.to_string(), read_copy(&p))).collect();
     if let Ok(text) = fs::read_to_string(log_dir.join(log)) {
         out.push((log.to_string(), text));
     }

@@ -1,0 +1,119 @@
+//! A process killed (SIGKILL) at a random moment while writing in direct mode loses no
+//! event whose write had returned, and the next start of the writer recovers.
+//!
+//! The child is this test binary itself, running the ignored test `child_writer`.
+
+mod common;
+
+use std::{
+    collections::HashSet,
+    io::{BufRead, BufReader, Write},
+    path::Path,
+    process::{Command, Stdio},
+    time::{Duration, SystemTime},
+};
+
+use mhm_log::{RollingFile, Settings};
+
+const DIR_VAR: &str = "MHM_LOG_CRASH_DIR";
+const START_VAR: &str = "MHM_LOG_CRASH_START";
+
+fn settings() -> Settings {
+    // Small files and no gates: the kill often lands during a rotation or a compression.
+    Settings::default()
+        .max_bytes(2048)
+        .min_rotate_bytes(0)
+        .min_rotate_age(Duration::ZERO)
+        .backup_count(2)
+        .archive_count(100_000)
+        .compress(true)
+}
+
+/// Run by the parent: writes numbered events forever, acknowledging each on stdout only
+/// after its write returned.
+#[test]
+#[ignore = "the child half of kill_during_writes_loses_no_acknowledged_event"]
+fn child_writer() {
+    let dir = std::env::var(DIR_VAR).expect("run by the parent test");
+    let start: u64 = std::env::var(START_VAR).unwrap().parse().unwrap();
+    let log =
+        RollingFile::builder().settings(settings()).build(Path::new(&dir).join("app.log")).unwrap();
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    let mut line = Vec::new();
+    for seq in start.. {
+        line.clear();
+        writeln!(line, "event {seq:012} payload payload payload").unwrap();
+        (&log).write_all(&line).unwrap();
+        writeln!(out, "ACK {seq}").unwrap();
+        out.flush().unwrap();
+    }
+}
+
+fn pseudo_random(n: u64) -> u64 {
+    let t = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap().subsec_nanos() as u64;
+    (t ^ n.wrapping_mul(0x9E37_79B9_7F4A_7C15)) % 1000
+}
+
+#[test]
+#[cfg(unix)]
+fn kill_during_writes_loses_no_acknowledged_event() {
+    let dir = tempfile::tempdir().unwrap();
+    let exe = std::env::current_exe().unwrap();
+    let mut acked = Vec::new();
+    for round in 0..6u64 {
+        let mut child = Command::new(&exe)
+            .args(["--ignored", "--exact", "child_writer", "--nocapture", "--test-threads=1"])
+            .env(DIR_VAR, dir.path())
+            .env(START_VAR, (round * 10_000_000).to_string())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let reader = std::thread::spawn(move || {
+            let mut seen = Vec::new();
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if let Some(seq) = line.strip_prefix("ACK ") {
+                    seen.push(seq.parse::<u64>().unwrap());
+                }
+            }
+            seen
+        });
+        std::thread::sleep(Duration::from_millis(100 + pseudo_random(round) / 2));
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap();
+        let seen = reader.join().unwrap();
+        assert!(!seen.is_empty(), "round {round}: the child wrote nothing before the kill");
+        acked.extend(seen);
+    }
+    // Every acknowledged event is in exactly one file, whole.
+    let mut found = HashSet::new();
+    for (file, text) in common::history(dir.path(), "app.log") {
+        for line in text.lines() {
+            let seq: u64 = line
+                .strip_prefix("event ")
+                .and_then(|l| l.strip_suffix(" payload payload payload"))
+                .and_then(|s| s.parse().ok())
+                .unwrap_or_else(|| panic!("{file}: torn line {line:?}"));
+            assert!(found.insert(seq), "{file}: event {seq} appears twice");
+        }
+    }
+    let missing: Vec<_> = acked.iter().filter(|s| !found.contains(s)).collect();
+    assert!(
+        missing.is_empty(),
+        "{} acknowledged events lost, e.g. {:?}",
+        missing.len(),
+        &missing[..missing.len().min(5)]
+    );
+    // The writer starts again on the same folder (the lock died with the process) and writes.
+    let log =
+        RollingFile::builder().settings(settings()).build(dir.path().join("app.log")).unwrap();
+    (&log).write_all(b"after the crashes\n").unwrap();
+    log.maintain_now();
+    assert_eq!(log.stats().maintenance_errors, 0, "{:?}", log.stats());
+    assert!(std::fs::read_to_string(dir.path().join("app.log"))
+        .unwrap()
+        .ends_with("after the crashes\n"));
+}

@@ -1,0 +1,118 @@
+//! Midnight across DST changes: one rotation per calendar day, no day skipped twice, in
+//! zones whose midnight is skipped, repeated, or whose whole day vanished.
+
+mod common;
+
+use std::{io::Write, process::Command, time::Duration};
+
+use chrono::{Datelike, Days, LocalResult, TimeZone, Utc};
+use chrono_tz::Tz;
+use mhm_log::{
+    clock::{next_midnight_in, Zone},
+    ManualClock, RollingFile, RotateAt, Settings,
+};
+
+const ZONES: [Tz; 6] = [
+    chrono_tz::America::Sao_Paulo, // DST began at 00:00: midnight skipped (until 2019)
+    chrono_tz::America::Santiago,  // DST ends at 24:00: the hour before midnight repeats
+    chrono_tz::America::New_York,  // changes at 02:00
+    chrono_tz::Australia::Lord_Howe, // half-hour DST
+    chrono_tz::Pacific::Apia,      // skipped 2011-12-30 entirely
+    chrono_tz::Asia::Beirut,       // changes at 00:00
+];
+
+#[test]
+fn consecutive_midnights_visit_every_day_once() {
+    for tz in ZONES {
+        let mut t = Utc.with_ymd_and_hms(2010, 1, 1, 12, 0, 0).unwrap();
+        let mut day = t.with_timezone(&tz).date_naive();
+        while t.year_ce().1 < 2020 {
+            let next = next_midnight_in(&tz, t);
+            assert!(next > t);
+            let local = next.with_timezone(&tz);
+            let mut expected = day + Days::new(1);
+            // A day with no valid time at all (Apia's 2011-12-30) is the only skip.
+            while (0..24 * 4).all(|q| {
+                matches!(
+                    tz.from_local_datetime(
+                        &(expected.and_hms_opt(0, 0, 0).unwrap()
+                            + chrono::Duration::minutes(15 * q))
+                    ),
+                    LocalResult::None
+                )
+            }) {
+                expected = expected + Days::new(1);
+            }
+            assert_eq!(local.date_naive(), expected, "{tz}: after {day}");
+            let midnight = expected.and_hms_opt(0, 0, 0).unwrap();
+            if !matches!(tz.from_local_datetime(&midnight), LocalResult::None) {
+                assert_eq!(
+                    local.naive_local(),
+                    midnight,
+                    "{tz}: {expected} starts at its midnight"
+                );
+            }
+            day = local.date_naive();
+            t = next;
+        }
+    }
+}
+
+/// Child half of `local_zone_honours_tz`: runs with `TZ` set by the parent.
+#[test]
+#[ignore = "run by local_zone_honours_tz with TZ set"]
+fn local_zone_child() {
+    let tz: Tz = std::env::var("TZ").unwrap().parse().unwrap();
+    let dir = std::env::var("MHM_LOG_DST_DIR").unwrap();
+    for t in [
+        Utc.with_ymd_and_hms(2018, 11, 3, 12, 0, 0).unwrap(),
+        Utc.with_ymd_and_hms(2019, 2, 16, 12, 0, 0).unwrap(),
+    ] {
+        let nanos = t.timestamp_nanos_opt().unwrap();
+        assert_eq!(
+            Zone::Local.next_midnight(nanos),
+            next_midnight_in(&tz, t).timestamp_nanos_opt().unwrap()
+        );
+    }
+    // The writer, hour by hour across Sao Paulo's 2018 DST start (midnight skipped) and
+    // 2019 DST end (23:00-24:00 twice): exactly one copy per day.
+    for (start, days) in [
+        (Utc.with_ymd_and_hms(2018, 11, 2, 12, 0, 0).unwrap(), 4),
+        (Utc.with_ymd_and_hms(2019, 2, 15, 12, 0, 0).unwrap(), 4),
+    ] {
+        let dir = std::path::Path::new(&dir).join(start.format("%Y%m%d").to_string());
+        let clock = ManualClock::new(start);
+        let log = RollingFile::builder()
+            .settings(
+                Settings::default()
+                    .rotate_at(RotateAt::LocalMidnight)
+                    .min_rotate_bytes(0)
+                    .min_rotate_age(Duration::ZERO),
+            )
+            .clock(clock.clone())
+            .build(dir.join("app.log"))
+            .unwrap();
+        for _ in 0..days * 24 {
+            (&log).write_all(b"tick\n").unwrap();
+            clock.advance(Duration::from_secs(3600));
+        }
+        let names = common::names(&dir.join("backups"));
+        let first = start.with_timezone(&tz).date_naive();
+        let expected: Vec<String> =
+            (0..days).map(|d| format!("app.log.{}", first + Days::new(d))).collect();
+        assert_eq!(names, expected, "{tz}");
+    }
+}
+
+#[test]
+fn local_zone_honours_tz() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(std::env::current_exe().unwrap())
+        .args(["--ignored", "--exact", "local_zone_child", "--test-threads=1"])
+        .env("TZ", "America/Sao_Paulo")
+        .env("MHM_LOG_DST_DIR", dir.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("1 passed"));
+}

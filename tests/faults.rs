@@ -1,0 +1,125 @@
+//! Failures never panic and never block: a refused rename, a failing write, foreign and
+//! corrupt files in the copy folders.
+
+mod common;
+
+use std::{fs, io::Write, time::Duration};
+
+use common::{names, utc};
+use mhm_log::{ManualClock, RollingFile, RotateAt, Settings};
+
+fn settings() -> Settings {
+    Settings::default()
+        .rotate_at(RotateAt::UtcMidnight)
+        .max_bytes(20)
+        .min_rotate_bytes(0)
+        .min_rotate_age(Duration::ZERO)
+}
+
+#[test]
+fn a_refused_rename_keeps_writing_counts_and_retries_later() {
+    let dir = tempfile::tempdir().unwrap();
+    // A file where the backups folder should be: creating the folder and renaming into it
+    // fail (even for root, unlike a read-only folder).
+    fs::write(dir.path().join("backups"), "in the way").unwrap();
+    let clock = ManualClock::new(utc(2026, 1, 1, 9, 0, 0));
+    let log = RollingFile::builder()
+        .settings(settings())
+        .clock(clock.clone())
+        .build(dir.path().join("app.log"))
+        .unwrap();
+    let mut w = &log;
+    for i in 0..5 {
+        w.write_all(format!("event {i} ........\n").as_bytes()).unwrap();
+    }
+    let stats = log.stats();
+    assert_eq!(
+        (stats.rotations, stats.rotation_errors, stats.lost_events),
+        (0, 1, 0),
+        "one try, then a pause: {stats:?}"
+    );
+    assert!(stats.last_error.as_deref().unwrap_or("").contains("backups"), "{stats:?}");
+    assert_eq!(
+        fs::read_to_string(dir.path().join("app.log")).unwrap().lines().count(),
+        5,
+        "kept writing in place"
+    );
+    // Fixed, and 30 s later: the next event rotates.
+    fs::remove_file(dir.path().join("backups")).unwrap();
+    clock.advance(Duration::from_secs(31));
+    w.write_all(b"after the fix\n").unwrap();
+    assert_eq!(log.stats().rotations, 1);
+    assert_eq!(
+        fs::read_to_string(dir.path().join("backups/app.log.2026-01-01")).unwrap().lines().count(),
+        5
+    );
+    assert_eq!(fs::read_to_string(dir.path().join("app.log")).unwrap(), "after the fix\n");
+}
+
+#[test]
+#[cfg(target_os = "linux")]
+fn a_failing_write_is_counted_not_raised_through_tracing() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("app.log");
+    std::os::unix::fs::symlink("/dev/full", &path).unwrap(); // every write: ENOSPC
+    let log = RollingFile::builder().settings(Settings::default()).build(&path).unwrap();
+    let err = (&log).write_all(b"direct io::Write sees the error\n").unwrap_err();
+    assert_eq!(err.raw_os_error(), Some(28), "{err}");
+    let subscriber = tracing_subscriber::fmt().with_writer(log.clone()).finish();
+    tracing::subscriber::with_default(subscriber, || {
+        for _ in 0..3 {
+            tracing::info!("into a full disk");
+        }
+    });
+    let stats = log.stats();
+    assert_eq!(
+        (stats.write_errors, stats.lost_events, stats.events_written),
+        (4, 4, 0),
+        "{stats:?}"
+    );
+    assert!(stats.last_error.unwrap().contains("app.log"));
+}
+
+#[test]
+fn foreign_and_corrupt_files_in_the_copy_folders_are_left_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let backups = dir.path().join("backups");
+    let archive = dir.path().join("archive");
+    fs::create_dir_all(backups.join("app.log.2026-01-01.9")).unwrap(); // a folder named like a copy
+    fs::write(backups.join("notes.txt"), "mine").unwrap();
+    fs::write(backups.join("app.log.bak"), "mine too").unwrap();
+    fs::create_dir_all(&archive).unwrap();
+    fs::write(archive.join("app.log.2026-01-01.gz"), "corrupt gzip").unwrap();
+    fs::write(archive.join("other.log.2020-01-01.gz"), "another log's copy").unwrap();
+    let clock = ManualClock::new(utc(2026, 1, 1, 9, 0, 0));
+    let log = RollingFile::builder()
+        .settings(settings().backup_count(1).compress(true))
+        .clock(clock.clone())
+        .build(dir.path().join("app.log"))
+        .unwrap();
+    let mut w = &log;
+    for i in 0..4 {
+        w.write_all(format!("event {i} ........\n").as_bytes()).unwrap();
+    }
+    log.maintain_now();
+    let stats = log.stats();
+    assert_eq!((stats.rotations, stats.maintenance_errors), (3, 0), "{stats:?}");
+    // Numbering continues after the corrupt archive copy (.gz is seq 0); the folder and the
+    // foreign files stay.
+    assert_eq!(
+        names(&backups),
+        ["app.log.2026-01-01.3", "app.log.2026-01-01.9", "app.log.bak", "notes.txt"]
+    );
+    assert_eq!(fs::read(archive.join("app.log.2026-01-01.gz")).unwrap(), b"corrupt gzip");
+    assert_eq!(fs::read(archive.join("other.log.2020-01-01.gz")).unwrap(), b"another log's copy");
+    assert_eq!(
+        names(&archive),
+        [
+            "app.log.2026-01-01.1.gz",
+            "app.log.2026-01-01.2.gz",
+            "app.log.2026-01-01.gz",
+            "other.log.2020-01-01.gz"
+        ]
+    );
+    assert!(backups.join("app.log.2026-01-01.9").is_dir());
+}
