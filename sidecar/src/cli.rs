@@ -188,8 +188,8 @@ mod tests {
 
     #[test]
     fn global_flags_after_the_subcommand() {
-        let cli = Cli::try_parse_from(["mhm-sidecar", "logs", "list", "--json", "--root", "/x"])
-            .unwrap();
+        let cli =
+            Cli::try_parse_from(["mhm-sidecar", "logs", "list", "--json", "--root", "/x"]).unwrap();
         assert!(cli.global.json);
         assert_eq!(cli.global.root.as_deref(), Some(std::path::Path::new("/x")));
     }

@@ -38,6 +38,10 @@ impl Ctx {
         if !root.is_dir() {
             return Err(usage(format!("the MHM root {} is not a folder", root.display())));
         }
+        // Absolute, so that link targets and `--dir` resolve against one base.
+        let root = std::path::absolute(&root)
+            .map(|r| crate::backup::paths::normalize(&r))
+            .with_context(|| format!("resolving the MHM root {}", root.display()))?;
         let now = match &global.now {
             Some(s) => DateTime::parse_from_rfc3339(s.trim())
                 .map_err(|e| {

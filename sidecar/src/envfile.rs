@@ -15,9 +15,8 @@ pub fn load(path: &Path) -> Result<HashMap<String, String>> {
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(HashMap::new()),
         Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
     };
-    let text = String::from_utf8(text).map_err(|_| {
-        UsageError(format!("{}: not valid UTF-8 text", path.display()))
-    })?;
+    let text = String::from_utf8(text)
+        .map_err(|_| UsageError(format!("{}: not valid UTF-8 text", path.display())))?;
     parse(&text).map_err(|(line, what)| {
         anyhow::Error::new(UsageError(format!("{}:{line}: {what}", path.display())))
     })

@@ -8,10 +8,8 @@ use tracing_subscriber::prelude::*;
 /// Starts logging to `<logs>/sidecar.log`. When that fails (read-only folder, the log
 /// held by another process) a warning goes to stderr and the run goes on without it.
 pub fn init(logs_dir: &Path, settings: &Settings) -> Option<LogFilesGuard> {
-    let built = LogFiles::builder(logs_dir)
-        .settings(settings.clone())
-        .default_file("sidecar.log")
-        .build();
+    let built =
+        LogFiles::builder(logs_dir).settings(settings.clone()).default_file("sidecar.log").build();
     match built {
         Ok((layer, guard)) => {
             if tracing::subscriber::set_global_default(tracing_subscriber::registry().with(layer))

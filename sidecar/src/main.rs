@@ -1,8 +1,56 @@
-//! `mhm-sidecar`: the maintenance binary for an MHM root.
+//! `mhm-sidecar`: the maintenance binary for an MHM root. Thin: parse, run, map the result
+//! to an exit code (see `exit_codes`).
 
-use std::process::ExitCode;
+mod archival;
+mod backup;
+mod cli;
+mod commands;
+mod context;
+mod envfile;
+mod errors;
+mod exit_codes;
+mod fsutil;
+mod lock;
+mod logging;
+mod validate;
 
-fn main() -> ExitCode {
-    println!("mhm-sidecar {}", env!("CARGO_PKG_VERSION"));
-    ExitCode::SUCCESS
+use std::io;
+
+use clap::Parser;
+
+use crate::{
+    cli::Cli,
+    errors::{LockedError, UsageError},
+    exit_codes::ExitCode,
+};
+
+fn main() -> std::process::ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() { ExitCode::Usage } else { ExitCode::Success }.into();
+        }
+    };
+    match commands::run(cli) {
+        Ok(code) => code.into(),
+        Err(err) => {
+            // A closed stdout (`| head`) is not an error (as ripgrep does).
+            if err.chain().any(|e| {
+                e.downcast_ref::<io::Error>().is_some_and(|e| e.kind() == io::ErrorKind::BrokenPipe)
+            }) {
+                return ExitCode::Success.into();
+            }
+            eprintln!("error: {err:#}");
+            tracing::error!("{err:#}");
+            let code = if err.downcast_ref::<LockedError>().is_some() {
+                ExitCode::Locked
+            } else if err.downcast_ref::<UsageError>().is_some() {
+                ExitCode::Usage
+            } else {
+                ExitCode::Failure
+            };
+            code.into()
+        }
+    }
 }

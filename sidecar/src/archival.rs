@@ -1,0 +1,339 @@
+//! Log archival (SPEC section 2): the library's retention rule with the sidecar's
+//! "compress after 7 days", applied to every log folder; and reading a log's history.
+//!
+//! Names and ages come from `mhm_log::naming` and `mhm_log::retention`, the same code the
+//! writer uses, so the two can never disagree on what a copy is called or how old it is.
+
+use std::{
+    collections::BTreeSet,
+    fs::{self, File},
+    io::{self, BufReader, Read, Write},
+    path::{Path, PathBuf},
+    time::Duration,
+};
+
+use anyhow::{Context, Result};
+use chrono::NaiveDate;
+use flate2::read::MultiGzDecoder;
+use mhm_log::{
+    naming::CopyName,
+    retention::{self, Action, Copies, Copy, Policy},
+    Settings,
+};
+use serde::Serialize;
+
+use crate::{context::Ctx, fsutil};
+
+/// The sidecar's daily rule: copies 7 days old or older are gzipped into `archive/`.
+pub const COMPRESS_AFTER: Duration = Duration::from_secs(7 * 86_400);
+
+/// A folder of active logs and where its copies live.
+#[derive(Clone, Debug)]
+pub struct LogDir {
+    /// The active logs' folder.
+    pub dir: PathBuf,
+    /// Rotated copies.
+    pub backups: PathBuf,
+    /// Older copies.
+    pub archive: PathBuf,
+}
+
+impl LogDir {
+    /// `dir` with its copy folders as `settings` place them.
+    pub fn new(dir: PathBuf, settings: &Settings) -> Self {
+        let probe = dir.join("x.log");
+        Self {
+            backups: settings.backup_dir_for(&probe),
+            archive: settings.archive_dir_for(&probe),
+            dir,
+        }
+    }
+
+    /// Every log with an active file or a copy here, by name (`app.log`).
+    pub fn log_names(&self) -> Result<BTreeSet<String>> {
+        let mut names = BTreeSet::new();
+        if let Some(entries) = read_dir_if_exists(&self.dir)? {
+            for entry in entries {
+                let entry = entry.with_context(|| format!("reading {}", self.dir.display()))?;
+                let name = entry.file_name();
+                let Some(name) = name.to_str() else { continue };
+                if name.ends_with(".log")
+                    && !name.starts_with('.')
+                    && entry.file_type().is_ok_and(|t| t.is_file())
+                {
+                    names.insert(name.to_string());
+                }
+            }
+        }
+        for folder in [&self.backups, &self.archive] {
+            if let Some(entries) = read_dir_if_exists(folder)? {
+                for entry in entries {
+                    let entry = entry.with_context(|| format!("reading {}", folder.display()))?;
+                    if let Some(copy) = entry.file_name().to_str().and_then(CopyName::parse) {
+                        names.insert(copy.log);
+                    }
+                }
+            }
+        }
+        Ok(names)
+    }
+
+    /// The copies of `log`, oldest first.
+    pub fn copies(&self, log: &str, ctx: &Ctx) -> Result<Copies> {
+        retention::scan_log(log, &self.backups, &self.archive, ctx.zone()).with_context(|| {
+            format!(
+                "reading the copies of {log} in {} and {}",
+                self.backups.display(),
+                self.archive.display()
+            )
+        })
+    }
+}
+
+fn read_dir_if_exists(dir: &Path) -> Result<Option<fs::ReadDir>> {
+    match fs::read_dir(dir) {
+        Ok(e) => Ok(Some(e)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e).with_context(|| format!("reading {}", dir.display())),
+    }
+}
+
+/// `<root>/logs` (with LOG_BACKUP_DIR / LOG_ARCHIVE_DIR) plus each `--dir` (with the
+/// default `backups/` and `archive/` beside it; a relative `--dir` is under the root).
+pub fn log_dirs(ctx: &Ctx, extra: &[PathBuf]) -> Vec<LogDir> {
+    let mut dirs = vec![LogDir::new(ctx.logs_dir(), &ctx.log_settings)];
+    for d in extra {
+        let dir = if d.is_absolute() { d.clone() } else { ctx.root.join(d) };
+        if dirs.iter().any(|known| known.dir == dir) {
+            continue;
+        }
+        dirs.push(LogDir::new(dir, &Settings::default()));
+    }
+    dirs
+}
+
+/// One step of `logs archive`, as reported.
+#[derive(Debug, Serialize)]
+pub struct StepReport {
+    /// `gzip`, `move` or `delete`.
+    pub action: &'static str,
+    /// The copy.
+    pub from: String,
+    /// Where it went (not for `delete`).
+    pub to: Option<String>,
+    /// Why.
+    pub why: String,
+    /// `done`, `would` (dry run) or `failed: ...`.
+    pub result: String,
+}
+
+/// What `logs archive` did.
+#[derive(Debug, Default, Serialize)]
+pub struct ArchiveReport {
+    /// Steps, in the order they ran.
+    pub steps: Vec<StepReport>,
+    /// Leftover temporary files removed.
+    pub temps_removed: Vec<String>,
+    /// Corrupt copies and failed steps.
+    pub problems: Vec<String>,
+}
+
+/// Runs (or, with `--dry-run`, plans) the daily archival of `dirs`.
+pub fn archive(ctx: &Ctx, dirs: &[LogDir]) -> Result<ArchiveReport> {
+    let mut report = ArchiveReport::default();
+    let policy =
+        Policy { compress_after: Some(COMPRESS_AFTER), ..Policy::from_settings(&ctx.log_settings) };
+    let mut planned = Vec::new();
+    for dir in dirs {
+        if !ctx.dry_run {
+            for folder in [&dir.backups, &dir.archive] {
+                for p in fsutil::remove_stale_temps(folder) {
+                    report.temps_removed.push(ctx.show(&p));
+                }
+            }
+        }
+        for log in dir.log_names()? {
+            let mut copies = dir.copies(&log, ctx)?;
+            // A corrupt .gz is reported and left alone: not counted, moved or deleted.
+            let mut keep_sound = |list: &mut Vec<Copy>| {
+                list.retain(|c| {
+                    if !c.name.gz {
+                        return true;
+                    }
+                    match retention::checksum_gz(&c.path) {
+                        Ok(_) => true,
+                        Err(e) => {
+                            report.problems.push(format!(
+                                "{}: corrupt gzip copy, left in place: {e}",
+                                c.path.display()
+                            ));
+                            false
+                        }
+                    }
+                })
+            };
+            keep_sound(&mut copies.backups);
+            keep_sound(&mut copies.archive);
+            planned.extend(retention::plan(
+                &copies,
+                &policy,
+                ctx.now_nanos(),
+                ctx.zone(),
+                &dir.archive,
+            ));
+        }
+    }
+    let total: u64 = planned
+        .iter()
+        .filter_map(|s| match &s.action {
+            Action::Gzip { from, .. } => fs::metadata(from).ok().map(|m| m.len()),
+            _ => None,
+        })
+        .sum();
+    let bar = if total >= 8 << 20 {
+        crate::context::progress_bar(ctx, total, "archiving logs")
+    } else {
+        None
+    };
+    for step in planned {
+        let (action, from, to) = match &step.action {
+            Action::Gzip { from, to } => ("gzip", from, Some(to)),
+            Action::Move { from, to } => ("move", from, Some(to)),
+            Action::Delete { path } => ("delete", path, None),
+        };
+        let mut entry = StepReport {
+            action,
+            from: ctx.show(from),
+            to: to.map(|t| ctx.show(t)),
+            why: step.why.clone(),
+            result: "would".into(),
+        };
+        if !ctx.dry_run {
+            let mut progress = |n: u64| {
+                if let Some(bar) = &bar {
+                    bar.inc(n);
+                }
+            };
+            match retention::execute(&step.action, &mut progress) {
+                Ok(outcome) => {
+                    let at = match outcome {
+                        retention::Outcome::Done(p) | retention::Outcome::AlreadyDone(p) => p,
+                    };
+                    if to.is_some() {
+                        entry.to = Some(ctx.show(&at));
+                    }
+                    entry.result = "done".into();
+                    tracing::info!(target: "mhm::sidecar", "logs archive: {action} {} -> {} ({})", entry.from, entry.to.as_deref().unwrap_or("-"), entry.why);
+                }
+                Err(e) => {
+                    entry.result = format!("failed: {e}");
+                    report.problems.push(format!("{action} {}: {e}", from.display()));
+                }
+            }
+        }
+        report.steps.push(entry);
+    }
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
+    Ok(report)
+}
+
+/// One log, as `logs list` shows it.
+#[derive(Debug, Serialize)]
+pub struct LogSummary {
+    /// The folder.
+    pub dir: String,
+    /// `app.log`.
+    pub name: String,
+    /// Size of the active file (`null` when there is none).
+    pub active_bytes: Option<u64>,
+    /// Copies in `backups/`.
+    pub backups: usize,
+    /// Copies in `archive/`.
+    pub archives: usize,
+    /// Bytes on disk of all copies.
+    pub copies_bytes: u64,
+    /// The oldest copy's day.
+    pub oldest: Option<NaiveDate>,
+    /// The newest copy's day.
+    pub newest: Option<NaiveDate>,
+}
+
+/// Summaries of every log in `dirs`.
+pub fn list(ctx: &Ctx, dirs: &[LogDir]) -> Result<Vec<LogSummary>> {
+    let mut out = Vec::new();
+    for dir in dirs {
+        for log in dir.log_names()? {
+            let copies = dir.copies(&log, ctx)?;
+            let all: Vec<&Copy> = copies.archive.iter().chain(&copies.backups).collect();
+            out.push(LogSummary {
+                dir: ctx.show(&dir.dir),
+                active_bytes: fs::metadata(dir.dir.join(&log))
+                    .ok()
+                    .filter(|m| m.is_file())
+                    .map(|m| m.len()),
+                backups: copies.backups.len(),
+                archives: copies.archive.len(),
+                copies_bytes: all
+                    .iter()
+                    .filter_map(|c| fs::metadata(&c.path).ok())
+                    .map(|m| m.len())
+                    .sum(),
+                oldest: all.iter().map(|c| c.day).min(),
+                newest: all.iter().map(|c| c.day).max(),
+                name: log,
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// `NAME` or `NAME.log` as a log's file name; a usage error for anything with a path in it.
+pub fn log_file_name(name: &str) -> Result<String> {
+    if name.is_empty() || name.contains(['/', '\\']) || name.starts_with('.') {
+        return Err(crate::errors::usage(format!(
+            "{name:?} is not a log name (e.g. app or app.log)"
+        )));
+    }
+    Ok(if name.ends_with(".log") { name.to_string() } else { format!("{name}.log") })
+}
+
+/// Streams one copy (decompressed when `.gz`) into `out`. On a read error what was read
+/// has been written; the error names the file.
+pub fn copy_out(path: &Path, gz: bool, out: &mut dyn Write) -> Result<u64, CopyError> {
+    let file = File::open(path)
+        .map_err(|e| CopyError::Read(format!("{}: cannot open: {e}", path.display())))?;
+    let mut reader: Box<dyn Read> = if gz {
+        Box::new(MultiGzDecoder::new(BufReader::with_capacity(1 << 16, file)))
+    } else {
+        Box::new(file)
+    };
+    let mut buf = vec![0u8; 1 << 16];
+    let mut total = 0u64;
+    loop {
+        let n = match reader.read(&mut buf) {
+            Ok(0) => return Ok(total),
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => {
+                let what = if gz { "corrupt gzip copy" } else { "read error" };
+                return Err(CopyError::Read(format!(
+                    "{}: {what} after {total} bytes: {e}",
+                    path.display()
+                )));
+            }
+        };
+        out.write_all(&buf[..n]).map_err(CopyError::Write)?;
+        total += n as u64;
+    }
+}
+
+/// Why [`copy_out`] stopped.
+#[derive(Debug)]
+pub enum CopyError {
+    /// The copy could not be read (whole); the message names it.
+    Read(String),
+    /// The output could not be written (a closed pipe, a full disk).
+    Write(io::Error),
+}

@@ -1,0 +1,399 @@
+//! Writing a backup: collect the sources, stream each through SHA-256 into a deflated zip
+//! entry under a `.tmp-*` name, sync, reopen and verify, and only then rename into place.
+
+use std::{
+    fs::{self, File},
+    io::{self, BufWriter, Read, Write},
+    path::{Path, PathBuf},
+};
+
+use anyhow::{bail, Context, Result};
+use sha2::{Digest, Sha256};
+use zip::{write::SimpleFileOptions, CompressionMethod, ZipWriter};
+
+use super::{
+    manifest::{self, FileEntry, Includes, Manifest, SystemInfo},
+    paths, verify,
+};
+use crate::{context::Ctx, fsutil};
+
+/// One thing to store.
+#[derive(Debug, Clone)]
+pub struct Source {
+    /// Its path in the zip.
+    pub name: String,
+    /// Where it is on disk.
+    pub path: PathBuf,
+    /// Its size when collected (0 for links).
+    pub size: u64,
+    /// For a symlink: its target, as stored.
+    pub link: Option<String>,
+}
+
+/// What to put in a backup.
+#[derive(Debug, Clone, Copy)]
+pub struct Options {
+    /// Which parts.
+    pub includes: Includes,
+}
+
+/// Everything `options` selects under the root, in a stable order, plus warnings
+/// (links pointing outside `data/users`, unreadable entries).
+pub fn collect(ctx: &Ctx, options: &Options) -> Result<(Vec<Source>, Vec<String>)> {
+    let mut sources = Vec::new();
+    let mut warnings = Vec::new();
+    let inc = options.includes;
+    if inc.users {
+        let users = ctx.data_dir().join("users");
+        if users.is_dir() {
+            walk_users(&users, &users, "users", &mut sources, &mut warnings)?;
+        }
+    }
+    if inc.config {
+        for (path, name) in config_files(ctx) {
+            match fs::symlink_metadata(&path) {
+                Ok(m) if m.is_file() => {
+                    sources.push(Source { name: name.to_string(), size: m.len(), path, link: None })
+                }
+                Ok(_) => warnings.push(format!("{}: not a regular file, skipped", path.display())),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => bail!("{}: {e}", path.display()),
+            }
+        }
+    }
+    if inc.logs {
+        let logs = ctx.logs_dir();
+        if let Ok(entries) = fs::read_dir(&logs) {
+            let mut found: Vec<(String, PathBuf, u64)> = Vec::new();
+            for e in entries.flatten() {
+                let name = e.file_name().to_string_lossy().into_owned();
+                if name.ends_with(".log") && e.file_type().is_ok_and(|t| t.is_file()) {
+                    let size = e.metadata().map(|m| m.len()).unwrap_or(0);
+                    found.push((name, e.path(), size));
+                }
+            }
+            found.sort();
+            for (name, path, size) in found {
+                sources.push(Source { name: format!("logs/{name}"), path, size, link: None });
+            }
+        }
+    }
+    if inc.code {
+        collect_code(ctx, &mut sources, &mut warnings)?;
+    }
+    Ok((sources, warnings))
+}
+
+/// The config files and their names in the zip.
+pub fn config_files(ctx: &Ctx) -> [(PathBuf, &'static str); 3] {
+    [
+        (ctx.root.join(".env"), "config/.env"),
+        (ctx.root.join("requirements.txt"), "config/requirements.txt"),
+        (ctx.data_dir().join("user_index.json"), "config/user_index.json"),
+    ]
+}
+
+fn walk_users(
+    users_root: &Path,
+    dir: &Path,
+    prefix: &str,
+    out: &mut Vec<Source>,
+    warnings: &mut Vec<String>,
+) -> Result<()> {
+    let mut entries: Vec<_> = fs::read_dir(dir)
+        .with_context(|| format!("reading {}", dir.display()))?
+        .collect::<io::Result<_>>()
+        .with_context(|| format!("reading {}", dir.display()))?;
+    entries.sort_by_key(|e| e.file_name());
+    for e in entries {
+        let path = e.path();
+        let Some(file_name) = e.file_name().to_str().map(str::to_owned) else {
+            warnings.push(format!("{}: name is not valid UTF-8, skipped", path.display()));
+            continue;
+        };
+        let name = format!("{prefix}/{file_name}");
+        let ft = e.file_type().with_context(|| format!("reading {}", path.display()))?;
+        if ft.is_symlink() {
+            let target =
+                fs::read_link(&path).with_context(|| format!("reading link {}", path.display()))?;
+            let resolved = paths::normalize(&dir.join(&target));
+            let inside = resolved.starts_with(users_root) && resolved != users_root;
+            match (inside, target.to_str()) {
+                (true, Some(t)) if !target.is_absolute() => {
+                    out.push(Source { name, path, size: 0, link: Some(t.replace('\\', "/")) })
+                }
+                (true, _) => {
+                    // An absolute link inside users/: store it relative so it stays inside.
+                    let rel = relative_link(dir, &resolved);
+                    match rel {
+                        Some(t) => out.push(Source { name, path, size: 0, link: Some(t) }),
+                        None => warnings.push(format!(
+                            "{}: link target not representable, skipped",
+                            path.display()
+                        )),
+                    }
+                }
+                (false, _) => warnings.push(format!(
+                    "{}: symlink points outside data/users ({}), skipped",
+                    path.display(),
+                    target.display()
+                )),
+            }
+        } else if ft.is_dir() {
+            walk_users(users_root, &path, &name, out, warnings)?;
+        } else if ft.is_file() {
+            let size = e.metadata().map(|m| m.len()).unwrap_or(0);
+            out.push(Source { name, path, size, link: None });
+        } else {
+            warnings.push(format!("{}: not a file, folder or link, skipped", path.display()));
+        }
+    }
+    Ok(())
+}
+
+fn relative_link(from_dir: &Path, to: &Path) -> Option<String> {
+    let from: Vec<_> = from_dir.components().collect();
+    let to_c: Vec<_> = to.components().collect();
+    let common = from.iter().zip(&to_c).take_while(|(a, b)| a == b).count();
+    let mut parts: Vec<String> = vec!["..".to_string(); from.len() - common];
+    for c in &to_c[common..] {
+        parts.push(c.as_os_str().to_str()?.to_string());
+    }
+    Some(parts.join("/"))
+}
+
+/// Folders never stored under `code/`.
+const CODE_SKIP: &[&str] = &[
+    ".git",
+    "target",
+    "venv",
+    ".venv",
+    "env",
+    ".env.d",
+    "__pycache__",
+    ".pytest_cache",
+    ".mypy_cache",
+    ".ruff_cache",
+    ".tox",
+    ".nox",
+    "node_modules",
+    ".cache",
+    ".idea",
+    ".vscode",
+    "site-packages",
+    ".eggs",
+    "build",
+    "dist",
+    "htmlcov",
+];
+
+fn collect_code(ctx: &Ctx, out: &mut Vec<Source>, warnings: &mut Vec<String>) -> Result<()> {
+    let root = ctx.root.clone();
+    let top_skip = [root.join("logs"), root.join("data")];
+    let walker = ignore::WalkBuilder::new(&root)
+        .hidden(false)
+        .git_ignore(true)
+        .git_global(false)
+        .git_exclude(false)
+        .require_git(false)
+        .ignore(false)
+        .parents(false)
+        .follow_links(false)
+        .sort_by_file_name(|a, b| a.cmp(b))
+        .filter_entry(move |e| {
+            let name = e.file_name().to_string_lossy();
+            let is_dir = e.file_type().is_some_and(|t| t.is_dir());
+            let skip_dir =
+                is_dir && (CODE_SKIP.contains(&name.as_ref()) || name.ends_with(".egg-info"));
+            !skip_dir && !top_skip.iter().any(|p| p == e.path())
+        })
+        .build();
+    for entry in walker {
+        let entry = match entry {
+            Ok(e) => e,
+            Err(e) => {
+                warnings.push(format!("code: {e}"));
+                continue;
+            }
+        };
+        if !entry.file_type().is_some_and(|t| t.is_file()) {
+            continue;
+        }
+        let Ok(rel) = entry.path().strip_prefix(&root) else { continue };
+        let Some(rel) = rel.to_str() else {
+            warnings.push(format!("{}: name is not valid UTF-8, skipped", entry.path().display()));
+            continue;
+        };
+        let size = entry.metadata().map(|m| m.len()).unwrap_or(0);
+        out.push(Source {
+            name: format!("code/{}", rel.replace('\\', "/")),
+            path: entry.path().to_path_buf(),
+            size,
+            link: None,
+        });
+    }
+    Ok(())
+}
+
+/// Writes the backup `name` to `<dir>/<name>.zip`: temp, sync, verify, rename. Returns
+/// the final path and its manifest. Never overwrites an existing backup.
+pub fn write(
+    ctx: &Ctx,
+    dir: &Path,
+    name: &str,
+    options: &Options,
+    sources: &[Source],
+) -> Result<(PathBuf, Manifest)> {
+    fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let final_path = dir.join(format!("{name}.zip"));
+    if final_path.symlink_metadata().is_ok() {
+        bail!("{} exists already; a backup is never overwritten", final_path.display());
+    }
+    let tmp = dir.join(format!(".tmp-{}-{name}.zip", std::process::id()));
+    let result = write_tmp(ctx, &tmp, name, options, sources).and_then(|manifest| {
+        let report = verify::verify(&tmp);
+        if !report.problems.is_empty() {
+            bail!("the new backup failed verification, deleted: {}", report.problems.join("; "));
+        }
+        if final_path.symlink_metadata().is_ok() {
+            bail!("{} appeared while the backup was written", final_path.display());
+        }
+        fs::rename(&tmp, &final_path)
+            .with_context(|| format!("renaming {} to {}", tmp.display(), final_path.display()))?;
+        mhm_log::retention::sync_dir(&final_path);
+        Ok(manifest)
+    });
+    match result {
+        Ok(manifest) => Ok((final_path, manifest)),
+        Err(e) => {
+            let _ = fs::remove_file(&tmp);
+            Err(e.context(format!("writing backup {}", final_path.display())))
+        }
+    }
+}
+
+/// Entries at or above this size are written with ZIP64 headers (a file may grow while
+/// it is read; the margin keeps a file just under 4 GiB safe).
+const ZIP64_FROM: u64 = 0xFFFF_FFFF - (64 << 20);
+
+fn write_tmp(
+    ctx: &Ctx,
+    tmp: &Path,
+    name: &str,
+    options: &Options,
+    sources: &[Source],
+) -> Result<Manifest> {
+    let file = create_private(tmp)?;
+    let mut zip = ZipWriter::new(BufWriter::with_capacity(1 << 16, file));
+    let base = SimpleFileOptions::default()
+        .compression_method(CompressionMethod::Deflated)
+        .compression_level(Some(6))
+        .unix_permissions(0o600);
+    let total: u64 = sources.iter().map(|s| s.size).sum();
+    let bar = crate::context::progress_bar(ctx, total, "backup");
+    let mut files = Vec::with_capacity(sources.len());
+    let mut buf = vec![0u8; 1 << 16];
+    let mut users = std::collections::BTreeSet::new();
+    for src in sources {
+        if let Some(user) = src.name.strip_prefix("users/").and_then(|r| r.split('/').next()) {
+            users.insert(user.to_string());
+        }
+        if let Some(target) = &src.link {
+            zip.add_symlink(src.name.as_str(), target.as_str(), base)
+                .with_context(|| format!("storing link {}", src.path.display()))?;
+            files.push(FileEntry {
+                path: src.name.clone(),
+                size: target.len() as u64,
+                sha256: manifest::hex(&Sha256::digest(target.as_bytes())),
+                link: Some(target.clone()),
+            });
+            continue;
+        }
+        let mut input =
+            File::open(&src.path).with_context(|| format!("opening {}", src.path.display()))?;
+        let meta = input.metadata().ok();
+        let size_now = meta.as_ref().map(|m| m.len()).unwrap_or(src.size);
+        let mut opts = base.large_file(size_now.max(src.size) >= ZIP64_FROM);
+        if let Some(t) = meta.and_then(|m| m.modified().ok()).and_then(zip_time) {
+            opts = opts.last_modified_time(t);
+        }
+        zip.start_file(src.name.as_str(), opts)
+            .with_context(|| format!("starting entry {}", src.name))?;
+        let mut hasher = Sha256::new();
+        let mut size = 0u64;
+        loop {
+            let n = match input.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e).with_context(|| format!("reading {}", src.path.display())),
+            };
+            hasher.update(&buf[..n]);
+            zip.write_all(&buf[..n]).with_context(|| format!("writing {}", tmp.display()))?;
+            size += n as u64;
+            if let Some(bar) = &bar {
+                bar.inc(n as u64);
+            }
+        }
+        files.push(FileEntry {
+            path: src.name.clone(),
+            size,
+            sha256: manifest::hex(&hasher.finalize()),
+            link: None,
+        });
+    }
+    let manifest = Manifest {
+        backup_name: name.to_string(),
+        created_at: ctx.now_local().to_rfc3339(),
+        includes: options.includes,
+        system_info: SystemInfo {
+            total_users: users.len() as u64,
+            file_count: files.len() as u64,
+            total_bytes: files.iter().map(|f| f.size).sum(),
+        },
+        tool_version: concat!("mhm-sidecar ", env!("CARGO_PKG_VERSION")).to_string(),
+        files,
+    };
+    zip.start_file(manifest::NAME, base).context("starting manifest.json")?;
+    serde_json::to_writer_pretty(&mut zip, &manifest).context("writing manifest.json")?;
+    let writer = zip.finish().with_context(|| format!("finishing {}", tmp.display()))?;
+    let file = writer
+        .into_inner()
+        .map_err(|e| e.into_error())
+        .with_context(|| format!("writing {}", tmp.display()))?;
+    file.sync_all().with_context(|| format!("syncing {}", tmp.display()))?;
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
+    Ok(manifest)
+}
+
+/// A file time as a zip time (local, two-second precision); `None` outside 1980..2107.
+fn zip_time(t: std::time::SystemTime) -> Option<zip::DateTime> {
+    use chrono::{Datelike, Timelike};
+    let t = chrono::DateTime::<chrono::Local>::from(t);
+    zip::DateTime::from_date_and_time(
+        u16::try_from(t.year()).ok()?,
+        t.month() as u8,
+        t.day() as u8,
+        t.hour() as u8,
+        t.minute() as u8,
+        t.second() as u8,
+    )
+    .ok()
+}
+
+/// Creates `path` (new, owner-only on unix).
+fn create_private(path: &Path) -> Result<File> {
+    let mut opts = fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let file = opts.open(path).with_context(|| format!("creating {}", path.display()))?;
+    fsutil::owner_only(&file)
+        .with_context(|| format!("setting permissions on {}", path.display()))?;
+    Ok(file)
+}

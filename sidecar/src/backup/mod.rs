@@ -1,0 +1,295 @@
+//! User-data backups (SPEC section 3): create, list, verify, prune, weekly, restore.
+
+pub mod create;
+pub mod manifest;
+pub mod paths;
+pub mod restore;
+pub mod verify;
+
+use std::{
+    fs::{self, File},
+    io::{BufReader, Read},
+    path::{Path, PathBuf},
+    time::Duration,
+};
+
+use anyhow::{Context, Result};
+use chrono::{DateTime, FixedOffset, Local, NaiveDateTime, TimeZone, Utc};
+use serde::Serialize;
+
+use self::manifest::{Includes, Manifest};
+use crate::{context::Ctx, errors::usage, fsutil};
+
+/// Name prefixes of the kinds.
+pub const WEEKLY_PREFIX: &str = "weekly_backup_";
+/// Safety backups made before a restore.
+pub const SAFETY_PREFIX: &str = "pre_restore_safety_";
+/// Manual backups' default prefix.
+pub const MANUAL_PREFIX: &str = "mhm_backup_";
+
+/// Which retention group a backup belongs to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    /// `weekly_backup_*`.
+    Weekly,
+    /// Anything else.
+    Manual,
+    /// `pre_restore_safety_*`.
+    Safety,
+}
+
+impl Kind {
+    /// The kind of the backup named `name`.
+    pub fn of(name: &str) -> Self {
+        if name.starts_with(WEEKLY_PREFIX) {
+            Kind::Weekly
+        } else if name.starts_with(SAFETY_PREFIX) {
+            Kind::Safety
+        } else {
+            Kind::Manual
+        }
+    }
+}
+
+/// One backup in `data/backups/`, as `backup list` shows it.
+#[derive(Clone, Debug, Serialize)]
+pub struct Info {
+    /// File name without `.zip`.
+    pub name: String,
+    /// Retention group.
+    pub kind: Kind,
+    /// Where it is.
+    pub path: PathBuf,
+    /// From the manifest; else from the name; else the file's mtime.
+    pub created_at: Option<DateTime<FixedOffset>>,
+    /// Size on disk.
+    pub size: u64,
+    /// From the manifest.
+    pub includes: Option<Includes>,
+    /// Structurally valid: the zip opens, the manifest parses and lists only entries that
+    /// are there with their sizes. `backup verify` reads every byte.
+    pub valid: bool,
+}
+
+/// `<prefix>YYYYMMDD_HHMMSS` (local time) for `ctx`'s now.
+pub fn stamp(ctx: &Ctx) -> String {
+    ctx.now_local().format("%Y%m%d_%H%M%S").to_string()
+}
+
+/// The time in a name ending `_YYYYMMDD_HHMMSS[_N]`, read as local time.
+fn time_from_name(name: &str) -> Option<DateTime<FixedOffset>> {
+    let bytes = name.as_bytes();
+    (0..bytes.len().saturating_sub(14)).rev().find_map(|i| {
+        let s = name.get(i..i + 15)?;
+        let t = NaiveDateTime::parse_from_str(s, "%Y%m%d_%H%M%S").ok()?;
+        Local.from_local_datetime(&t).earliest().map(|d| d.fixed_offset())
+    })
+}
+
+/// Every `*.zip` in `dir`, oldest first.
+pub fn list(dir: &Path) -> Result<Vec<Info>> {
+    let entries = match fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e).with_context(|| format!("reading {}", dir.display())),
+    };
+    let mut out = Vec::new();
+    for e in entries {
+        let e = e.with_context(|| format!("reading {}", dir.display()))?;
+        let file_name = e.file_name().to_string_lossy().into_owned();
+        let Some(name) = file_name.strip_suffix(".zip") else { continue };
+        if name.starts_with('.') || !e.file_type().is_ok_and(|t| t.is_file()) {
+            continue;
+        }
+        let meta = e.metadata().ok();
+        let (manifest, valid) = match quick_check(&e.path()) {
+            Some((m, valid)) => (Some(m), valid),
+            None => (None, false),
+        };
+        let created_at = manifest
+            .as_ref()
+            .and_then(|m| DateTime::parse_from_rfc3339(&m.created_at).ok())
+            .or_else(|| time_from_name(name))
+            .or_else(|| {
+                meta.as_ref()
+                    .and_then(|m| m.modified().ok())
+                    .map(|t| DateTime::<Utc>::from(t).with_timezone(&Local).fixed_offset())
+            });
+        out.push(Info {
+            name: name.to_string(),
+            kind: Kind::of(name),
+            path: e.path(),
+            created_at,
+            size: meta.map(|m| m.len()).unwrap_or(0),
+            includes: manifest.map(|m| m.includes),
+            valid,
+        });
+    }
+    out.sort_by(|a, b| (a.created_at, &a.name).cmp(&(b.created_at, &b.name)));
+    Ok(out)
+}
+
+/// The manifest and whether the zip's central directory matches it (no data read).
+fn quick_check(path: &Path) -> Option<(Manifest, bool)> {
+    let mut archive = zip::ZipArchive::new(BufReader::new(File::open(path).ok()?)).ok()?;
+    let mut bytes = Vec::new();
+    archive.by_name(manifest::NAME).ok()?.take(64 << 20).read_to_end(&mut bytes).ok()?;
+    let m: Manifest = serde_json::from_slice(&bytes).ok()?;
+    let valid =
+        m.files.iter().all(|f| {
+            archive.by_name(&f.path).is_ok_and(|e| e.size() == f.size || f.link.is_some())
+        }) && archive.len() == m.files.len() + 1;
+    Some((m, valid))
+}
+
+/// A backup given as a path, or a name in `data/backups/` with or without `.zip`.
+pub fn resolve(ctx: &Ctx, spec: &str) -> Result<PathBuf> {
+    let as_path = Path::new(spec);
+    if as_path.is_file() {
+        return Ok(as_path.to_path_buf());
+    }
+    let dir = ctx.backups_dir();
+    if !spec.contains(['/', '\\']) {
+        for candidate in [dir.join(spec), dir.join(format!("{spec}.zip"))] {
+            if candidate.is_file() {
+                return Ok(candidate);
+            }
+        }
+    }
+    anyhow::bail!("no backup {spec:?}: not a file, and not found in {}", dir.display())
+}
+
+/// Checks a user-given backup name.
+pub fn check_name(name: &str) -> Result<()> {
+    let ok = !name.is_empty()
+        && !name.starts_with('.')
+        && name.len() <= 200
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
+    if ok {
+        Ok(())
+    } else {
+        Err(usage(format!(
+            "invalid backup name {name:?}: use letters, digits, '_', '-' and '.', not starting with '.'"
+        )))
+    }
+}
+
+/// `<prefix><stamp>`, or `<prefix><stamp>_N` when taken.
+pub fn unique_name(dir: &Path, prefix: &str, stamp: &str) -> String {
+    let base = format!("{prefix}{stamp}");
+    if !dir.join(format!("{base}.zip")).exists() {
+        return base;
+    }
+    (1..)
+        .map(|n| format!("{base}_{n}"))
+        .find(|n| !dir.join(format!("{n}.zip")).exists())
+        .unwrap_or(base)
+}
+
+/// One decision of `backup prune`.
+#[derive(Debug, Serialize)]
+pub struct PruneStep {
+    /// The backup (or temporary file).
+    pub name: String,
+    /// Why it goes.
+    pub why: String,
+    /// `deleted`, `would delete`, or `failed: ...`.
+    pub result: String,
+}
+
+/// Prune settings.
+#[derive(Clone, Copy, Debug)]
+pub struct PrunePolicy {
+    /// Backups this old or older go.
+    pub retention: Duration,
+    /// At most this many per kind.
+    pub max_count: usize,
+}
+
+/// Deletes (or lists, with `--dry-run`) backups past the policy; never the newest valid one.
+pub fn prune(ctx: &Ctx, policy: PrunePolicy) -> Result<Vec<PruneStep>> {
+    let dir = ctx.backups_dir();
+    let mut steps = Vec::new();
+    let now = ctx.now.fixed_offset();
+    let backups = list(&dir)?;
+    let mut doomed: Vec<(&Info, String)> = Vec::new();
+    for kind in [Kind::Weekly, Kind::Manual, Kind::Safety] {
+        let mut of_kind: Vec<&Info> = backups.iter().filter(|b| b.kind == kind).collect();
+        of_kind.reverse(); // newest first
+        for (i, b) in of_kind.into_iter().enumerate() {
+            let age =
+                b.created_at.map(|t| now.signed_duration_since(t)).and_then(|d| d.to_std().ok());
+            let why = if age.is_some_and(|a| a >= policy.retention) {
+                format!("older than {} days", policy.retention.as_secs() / 86_400)
+            } else if i >= policy.max_count {
+                format!("more than {} {:?} backups", policy.max_count, kind).to_lowercase()
+            } else {
+                continue;
+            };
+            doomed.push((b, why));
+        }
+    }
+    if !doomed.is_empty() {
+        // The newest backup that verifies in full is kept whatever the rules say.
+        let newest_valid = backups.iter().rev().find(|b| verify::verify(&b.path).ok());
+        if let Some(keep) = newest_valid {
+            doomed.retain(|(b, _)| b.path != keep.path);
+        }
+    }
+    for (b, why) in doomed {
+        let result = if ctx.dry_run {
+            "would delete".to_string()
+        } else {
+            match fs::remove_file(&b.path) {
+                Ok(()) => {
+                    tracing::info!(target: "mhm::sidecar", "backup prune: deleted {} ({why})", b.name);
+                    "deleted".to_string()
+                }
+                Err(e) => format!("failed: {e}"),
+            }
+        };
+        steps.push(PruneStep { name: b.name.clone(), why, result });
+    }
+    if ctx.dry_run {
+        for e in fs::read_dir(&dir).into_iter().flatten().flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let old = e
+                .metadata()
+                .and_then(|m| m.modified())
+                .is_ok_and(|t| t.elapsed().unwrap_or_default() > Duration::from_secs(3600));
+            if name.starts_with(".tmp-") && old {
+                steps.push(PruneStep {
+                    name,
+                    why: "leftover temporary file".into(),
+                    result: "would delete".into(),
+                });
+            }
+        }
+    } else {
+        for p in fsutil::remove_stale_temps(&dir) {
+            let name = p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            steps.push(PruneStep {
+                name,
+                why: "leftover temporary file".into(),
+                result: "deleted".into(),
+            });
+        }
+    }
+    Ok(steps)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kinds_and_name_times() {
+        assert_eq!(Kind::of("weekly_backup_20260101_010000"), Kind::Weekly);
+        assert_eq!(Kind::of("pre_restore_safety_20260101_010000"), Kind::Safety);
+        assert_eq!(Kind::of("mine"), Kind::Manual);
+        assert!(time_from_name("mhm_backup_20260101_010203").is_some());
+        assert!(time_from_name("mhm_backup_20260101_010203_2").is_some());
+        assert!(time_from_name("nodate").is_none());
+    }
+}

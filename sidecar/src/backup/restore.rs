@@ -1,0 +1,413 @@
+//! Restoring from a backup: verify → free-space check → safety backup → extract into a
+//! staging folder inside `data/` → swap by rename → roll back on any failure → system check.
+//!
+//! The swap keeps what it replaces in `data/.restore-old-<pid>/` until every item is in
+//! place and a `COMMITTED` marker is written. A run killed half way is rolled back by the
+//! next run that takes the lock ([`recover_interrupted`]), so the data is either all old
+//! or all new.
+
+use std::{
+    fs::{self, File},
+    io::{self, BufReader},
+    path::{Path, PathBuf},
+};
+
+use anyhow::{bail, Context, Result};
+use serde::Serialize;
+use zip::ZipArchive;
+
+use super::{create, paths, verify};
+use crate::context::Ctx;
+
+const OLD_PREFIX: &str = ".restore-old-";
+const STAGING_PREFIX: &str = ".restore-staging-";
+const COMMITTED: &str = "COMMITTED";
+
+/// What to restore.
+#[derive(Clone, Debug)]
+pub struct Scope {
+    /// The users folder (or one user with `user`).
+    pub users: bool,
+    /// Config files to their original places.
+    pub config: bool,
+    /// Only this user's folder.
+    pub user: Option<String>,
+}
+
+/// One thing swapped in: `key` names it inside the old folder.
+#[derive(Clone, Debug, Serialize)]
+pub struct Item {
+    /// Stable name inside `.restore-old-*`: `users`, `user/<id>` or `config/<file>`.
+    pub key: String,
+    /// The live path it replaces.
+    pub live: PathBuf,
+    /// The prefix of its entries in the zip (`users/`, `users/<id>/`, `config/.env`).
+    pub entry: String,
+    /// Files the backup holds for it.
+    pub files: u64,
+    /// Their size.
+    pub bytes: u64,
+}
+
+/// What a restore did or would do.
+#[derive(Debug, Serialize)]
+pub struct Outcome {
+    /// The backup restored from.
+    pub backup: String,
+    /// The safety backup made first (none in a dry run).
+    pub safety_backup: Option<String>,
+    /// What was (or would be) replaced.
+    pub items: Vec<Item>,
+}
+
+/// The live path for a key, or `None` for a key this version does not know.
+fn live_for(ctx: &Ctx, key: &str) -> Option<PathBuf> {
+    if key == "users" {
+        return Some(ctx.data_dir().join("users"));
+    }
+    if let Some(id) = key.strip_prefix("user/") {
+        return (paths::unsafe_name(id).is_none() && !id.contains('/'))
+            .then(|| ctx.data_dir().join("users").join(id));
+    }
+    let file = key.strip_prefix("config/")?;
+    create::config_files(ctx)
+        .into_iter()
+        .find(|(_, name)| name.strip_prefix("config/") == Some(file))
+        .map(|(path, _)| path)
+}
+
+/// Plans the items of a restore of `scope` from the verified zip at `path`.
+fn plan(ctx: &Ctx, path: &Path, scope: &Scope) -> Result<Vec<Item>> {
+    let archive = ZipArchive::new(BufReader::new(File::open(path)?))?;
+    let names: Vec<(String, u64)> = (0..archive.len())
+        .filter_map(|i| archive.name_for_index(i).map(str::to_owned))
+        .map(|n| (n, 0))
+        .collect();
+    let mut archive = archive;
+    let sized: Vec<(String, u64)> = names
+        .into_iter()
+        .map(|(n, _)| {
+            let size = archive.by_name(&n).map(|e| e.size()).unwrap_or(0);
+            (n, size)
+        })
+        .collect();
+    let count = |prefix: &str| {
+        sized
+            .iter()
+            .filter(|(n, _)| n.starts_with(prefix) && !n.ends_with('/'))
+            .fold((0, 0), |(f, b), (_, s)| (f + 1, b + s))
+    };
+    let mut items = Vec::new();
+    if scope.users {
+        match &scope.user {
+            Some(id) => {
+                if paths::unsafe_name(id).is_some() || id.contains('/') || id.is_empty() {
+                    bail!(crate::errors::UsageError(format!("invalid user id {id:?}")));
+                }
+                let prefix = format!("users/{id}/");
+                let (files, bytes) = count(&prefix);
+                if files == 0 {
+                    bail!("{} holds no files for user {id}", path.display());
+                }
+                items.push(Item {
+                    key: format!("user/{id}"),
+                    live: ctx.data_dir().join("users").join(id),
+                    entry: prefix,
+                    files,
+                    bytes,
+                });
+            }
+            None => {
+                let (files, bytes) = count("users/");
+                if files == 0 {
+                    bail!("{} holds no users/ folder to restore", path.display());
+                }
+                items.push(Item {
+                    key: "users".into(),
+                    live: ctx.data_dir().join("users"),
+                    entry: "users/".into(),
+                    files,
+                    bytes,
+                });
+            }
+        }
+    }
+    if scope.config {
+        let mut any = false;
+        for (live, name) in create::config_files(ctx) {
+            let (files, bytes) = count(name);
+            if files > 0 {
+                any = true;
+                let file = name.trim_start_matches("config/");
+                items.push(Item {
+                    key: format!("config/{file}"),
+                    live,
+                    entry: name.to_string(),
+                    files,
+                    bytes,
+                });
+            }
+        }
+        if !any {
+            bail!("{} holds no config files to restore", path.display());
+        }
+    }
+    Ok(items)
+}
+
+/// Bytes under `path` (a file or a folder; links count as nothing).
+fn size_of(path: &Path) -> u64 {
+    match fs::symlink_metadata(path) {
+        Ok(m) if m.is_dir() => {
+            fs::read_dir(path).map(|r| r.flatten().map(|e| size_of(&e.path())).sum()).unwrap_or(0)
+        }
+        Ok(m) if m.is_file() => m.len(),
+        _ => 0,
+    }
+}
+
+/// A fault injected by tests (debug builds only): `MHM_SIDECAR_FAIL_AT=<point>`.
+fn fail_at(point: &str) -> Result<()> {
+    if cfg!(debug_assertions) && std::env::var("MHM_SIDECAR_FAIL_AT").is_ok_and(|v| v == point) {
+        bail!("injected failure at {point} (MHM_SIDECAR_FAIL_AT)");
+    }
+    Ok(())
+}
+
+/// Restores `scope` from the backup at `path`.
+pub fn restore(ctx: &Ctx, path: &Path, scope: &Scope) -> Result<Outcome> {
+    let report = verify::verify(path);
+    if !report.ok() {
+        bail!(
+            "{} is not a valid backup; nothing restored:\n  {}",
+            path.display(),
+            report.problems.join("\n  ")
+        );
+    }
+    let items = plan(ctx, path, scope)?;
+    let backup = ctx.show(path);
+    // Space: the extracted files plus, at worst, an uncompressed safety backup.
+    let needed: u64 = items.iter().map(|i| i.bytes).sum::<u64>()
+        + size_of(&ctx.data_dir().join("users"))
+        + (16 << 20);
+    let data = ctx.data_dir();
+    fs::create_dir_all(&data).with_context(|| format!("creating {}", data.display()))?;
+    match fs4::available_space(&data) {
+        Ok(free) if free < needed => bail!(
+            "not enough free space in {}: {free} bytes free, {needed} needed; nothing restored",
+            data.display()
+        ),
+        Ok(_) => {}
+        Err(e) => eprintln!("warning: cannot read the free space of {}: {e}", data.display()),
+    }
+    if ctx.dry_run {
+        return Ok(Outcome { backup, safety_backup: None, items });
+    }
+
+    // The safety backup: users and config as they are now. No safety, no restore.
+    let dir = ctx.backups_dir();
+    let name = super::unique_name(&dir, super::SAFETY_PREFIX, &super::stamp(ctx));
+    let options = create::Options {
+        includes: super::manifest::Includes { users: true, config: true, logs: false, code: false },
+    };
+    let safety = (|| {
+        fail_at("safety")?;
+        let (sources, warnings) = create::collect(ctx, &options)?;
+        for w in warnings {
+            eprintln!("warning: {w}");
+        }
+        create::write(ctx, &dir, &name, &options, &sources)
+    })()
+    .context("making the safety backup; nothing restored")?;
+    eprintln!("safety backup: {}", ctx.show(&safety.0));
+    tracing::info!(target: "mhm::sidecar", "backup restore: safety backup {}", safety.0.display());
+
+    let pid = std::process::id();
+    let staging = data.join(format!("{STAGING_PREFIX}{pid}"));
+    let old = data.join(format!("{OLD_PREFIX}{pid}"));
+    let result = extract(path, &items, &staging).and_then(|()| swap(&items, &staging, &old));
+    let _ = fs::remove_dir_all(&staging);
+    if let Err(e) = result {
+        let rolled = rollback(ctx, &old);
+        return Err(match rolled {
+            Ok(()) => e.context("restore failed; the previous data was put back"),
+            Err(r) => e.context(format!(
+                "restore failed AND rolling back failed ({r:#}); the previous data is in {}",
+                old.display()
+            )),
+        });
+    }
+    let _ = fs::remove_dir_all(&old);
+    mhm_log::retention::sync_dir(&old);
+    Ok(Outcome { backup, safety_backup: Some(ctx.show(&safety.0)), items })
+}
+
+/// Extracts the items' entries into `staging/<key>`.
+fn extract(path: &Path, items: &[Item], staging: &Path) -> Result<()> {
+    if staging.exists() {
+        fs::remove_dir_all(staging).with_context(|| format!("removing {}", staging.display()))?;
+    }
+    fs::create_dir_all(staging).with_context(|| format!("creating {}", staging.display()))?;
+    let mut archive = ZipArchive::new(BufReader::new(File::open(path)?))?;
+    for i in 0..archive.len() {
+        let mut entry = archive.by_index(i)?;
+        let name = entry.name().to_string();
+        if let Some(why) = paths::unsafe_name(&name) {
+            bail!("entry {name:?} refused: {why}");
+        }
+        let Some(item) = items.iter().find(|it| name.starts_with(&it.entry)) else { continue };
+        let rest = &name[item.entry.len()..];
+        let dest = if rest.is_empty() {
+            staging.join(&item.key)
+        } else {
+            staging.join(&item.key).join(rest)
+        };
+        if entry.is_dir() {
+            fs::create_dir_all(&dest).with_context(|| format!("creating {}", dest.display()))?;
+            continue;
+        }
+        if let Some(parent) = dest.parent() {
+            fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
+        }
+        if entry.is_symlink() {
+            let mut target = String::new();
+            io::Read::read_to_string(&mut entry, &mut target)?;
+            make_link(&target, &dest)?;
+            continue;
+        }
+        let mut out =
+            File::create(&dest).with_context(|| format!("creating {}", dest.display()))?;
+        io::copy(&mut entry, &mut out)
+            .with_context(|| format!("extracting {name} to {}", dest.display()))?;
+        out.sync_all().with_context(|| format!("syncing {}", dest.display()))?;
+    }
+    fail_at("extract")?;
+    // Items the backup holds as folders must exist even when empty.
+    for item in items {
+        if item.entry.ends_with('/') {
+            fs::create_dir_all(staging.join(&item.key))?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(unix)]
+fn make_link(target: &str, dest: &Path) -> Result<()> {
+    std::os::unix::fs::symlink(target, dest)
+        .with_context(|| format!("creating link {}", dest.display()))
+}
+
+#[cfg(not(unix))]
+fn make_link(target: &str, dest: &Path) -> Result<()> {
+    eprintln!("warning: {} -> {target}: links are not restored on this platform", dest.display());
+    Ok(())
+}
+
+/// Moves each live item into `old/` (or marks it absent) and the staged one into place.
+fn swap(items: &[Item], staging: &Path, old: &Path) -> Result<()> {
+    fs::create_dir_all(old.join("config"))
+        .with_context(|| format!("creating {}", old.display()))?;
+    fs::create_dir_all(old.join("user"))?;
+    mhm_log::retention::sync_dir(old);
+    for (n, item) in items.iter().enumerate() {
+        if n == 1 {
+            fail_at("swap")?;
+        }
+        let kept = old.join(&item.key);
+        if item.live.symlink_metadata().is_ok() {
+            fs::rename(&item.live, &kept)
+                .with_context(|| format!("moving {} aside", item.live.display()))?;
+        } else {
+            File::create(absent_marker(&kept))?.sync_all()?;
+        }
+        mhm_log::retention::sync_dir(&kept);
+        if let Some(parent) = item.live.parent() {
+            fs::create_dir_all(parent)?;
+        }
+        let staged = staging.join(&item.key);
+        fs::rename(&staged, &item.live).with_context(|| {
+            format!("moving {} into place as {}", staged.display(), item.live.display())
+        })?;
+        mhm_log::retention::sync_dir(&item.live);
+    }
+    fail_at("commit")?;
+    File::create(old.join(COMMITTED))?.sync_all()?;
+    mhm_log::retention::sync_dir(&old.join(COMMITTED));
+    Ok(())
+}
+
+fn absent_marker(kept: &Path) -> PathBuf {
+    let mut s = kept.as_os_str().to_owned();
+    s.push(".absent");
+    PathBuf::from(s)
+}
+
+/// Puts back everything recorded in `old` and removes it.
+fn rollback(ctx: &Ctx, old: &Path) -> Result<()> {
+    if !old.exists() {
+        return Ok(());
+    }
+    let mut keys = Vec::new();
+    if old.join("users").symlink_metadata().is_ok() || old.join("users.absent").exists() {
+        keys.push("users".to_string());
+    }
+    for sub in ["user", "config"] {
+        for e in fs::read_dir(old.join(sub)).into_iter().flatten().flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let name = name.strip_suffix(".absent").unwrap_or(&name).to_string();
+            let key = format!("{sub}/{name}");
+            if !keys.contains(&key) {
+                keys.push(key);
+            }
+        }
+    }
+    for key in keys {
+        let Some(live) = live_for(ctx, &key) else { continue };
+        let kept = old.join(&key);
+        // Whatever is live now is the restored copy (or nothing): remove it.
+        match fs::symlink_metadata(&live) {
+            Ok(m) if m.is_dir() => {
+                fs::remove_dir_all(&live).with_context(|| format!("removing {}", live.display()))?
+            }
+            Ok(_) => {
+                fs::remove_file(&live).with_context(|| format!("removing {}", live.display()))?
+            }
+            Err(_) => {}
+        }
+        if kept.symlink_metadata().is_ok() {
+            fs::rename(&kept, &live).with_context(|| format!("putting {} back", live.display()))?;
+            mhm_log::retention::sync_dir(&live);
+        }
+    }
+    fs::remove_dir_all(old).with_context(|| format!("removing {}", old.display()))?;
+    Ok(())
+}
+
+/// Finishes or rolls back a restore that a crash interrupted. Call with the lock held.
+/// Returns what it did, for the caller to report.
+pub fn recover_interrupted(ctx: &Ctx) -> Vec<String> {
+    let mut done = Vec::new();
+    let data = ctx.data_dir();
+    for e in fs::read_dir(&data).into_iter().flatten().flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let path = e.path();
+        if name.starts_with(OLD_PREFIX) {
+            if path.join(COMMITTED).exists() {
+                let _ = fs::remove_dir_all(&path);
+                done.push(format!("finished an interrupted restore (removed {name})"));
+            } else {
+                match rollback(ctx, &path) {
+                    Ok(()) => done.push(format!("rolled back an interrupted restore ({name})")),
+                    Err(e) => done.push(format!(
+                        "could not roll back an interrupted restore in {}: {e:#}",
+                        path.display()
+                    )),
+                }
+            }
+        } else if name.starts_with(STAGING_PREFIX) {
+            let _ = fs::remove_dir_all(&path);
+            done.push(format!("removed the staging folder of an interrupted restore ({name})"));
+        }
+    }
+    done
+}

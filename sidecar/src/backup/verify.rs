@@ -1,0 +1,203 @@
+//! Verifying a backup: every entry read to its end (so its CRC is checked), every digest
+//! compared with the manifest, the manifest's fields checked, unsafe names and links
+//! refused. Used after `create`, by `verify`, and before `restore`.
+
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    fs::File,
+    io::{self, BufReader, Read},
+    path::Path,
+};
+
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use zip::ZipArchive;
+
+use super::{
+    manifest::{self, Manifest},
+    paths,
+};
+
+/// What verification found.
+#[derive(Debug, Default, Serialize)]
+pub struct Report {
+    /// The manifest, when it could be read.
+    pub manifest: Option<Manifest>,
+    /// Entries read.
+    pub entries: usize,
+    /// Every problem found, each naming the entry.
+    pub problems: Vec<String>,
+}
+
+impl Report {
+    /// No problem.
+    pub fn ok(&self) -> bool {
+        self.problems.is_empty()
+    }
+}
+
+struct Seen {
+    size: u64,
+    sha256: String,
+    link: Option<String>,
+}
+
+/// Verifies the zip at `path`.
+pub fn verify(path: &Path) -> Report {
+    let mut report = Report::default();
+    let file = match File::open(path) {
+        Ok(f) => f,
+        Err(e) => {
+            report.problems.push(format!("{}: cannot open: {e}", path.display()));
+            return report;
+        }
+    };
+    let mut archive = match ZipArchive::new(BufReader::with_capacity(1 << 16, file)) {
+        Ok(a) => a,
+        Err(e) => {
+            report.problems.push(format!("{}: not a readable zip archive: {e}", path.display()));
+            return report;
+        }
+    };
+    let mut seen: BTreeMap<String, Seen> = BTreeMap::new();
+    let mut manifest_bytes: Option<Vec<u8>> = None;
+    let mut buf = vec![0u8; 1 << 16];
+    for i in 0..archive.len() {
+        let mut entry = match archive.by_index(i) {
+            Ok(e) => e,
+            Err(e) => {
+                report.problems.push(format!("entry #{i}: cannot be read: {e}"));
+                continue;
+            }
+        };
+        let name = entry.name().to_string();
+        report.entries += 1;
+        if let Some(why) = paths::unsafe_name(&name) {
+            report.problems.push(format!("entry {name:?}: refused: {why}"));
+            continue;
+        }
+        if entry.is_dir() {
+            continue;
+        }
+        let is_link = entry.is_symlink();
+        if name == manifest::NAME {
+            let mut bytes = Vec::new();
+            match entry.by_ref().take(64 << 20).read_to_end(&mut bytes) {
+                Ok(_) => manifest_bytes = Some(bytes),
+                Err(e) => report.problems.push(format!("{name}: corrupt: {e}")),
+            }
+            continue;
+        }
+        let mut hasher = Sha256::new();
+        let mut size = 0u64;
+        let mut link_bytes = Vec::new();
+        let read: io::Result<()> = (|| loop {
+            let n = match entry.read(&mut buf) {
+                Ok(0) => return Ok(()),
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            };
+            hasher.update(&buf[..n]);
+            if is_link && link_bytes.len() < 4096 {
+                link_bytes.extend_from_slice(&buf[..n]);
+            }
+            size += n as u64;
+        })();
+        if let Err(e) = read {
+            report.problems.push(format!("{name}: corrupt (read {size} bytes): {e}"));
+            continue;
+        }
+        let link = if is_link {
+            let target = String::from_utf8_lossy(&link_bytes).into_owned();
+            let inside = paths::link_destination(&name, &target)
+                .is_some_and(|dest| !name.starts_with("users/") || dest.starts_with("users/"));
+            if !inside {
+                report
+                    .problems
+                    .push(format!("{name}: refused: a link pointing outside ({target})"));
+            }
+            Some(target)
+        } else {
+            None
+        };
+        seen.insert(name, Seen { size, sha256: manifest::hex(&hasher.finalize()), link });
+    }
+    let Some(bytes) = manifest_bytes else {
+        report.problems.push(format!("{}: missing", manifest::NAME));
+        return report;
+    };
+    let manifest: Manifest = match serde_json::from_slice(&bytes) {
+        Ok(m) => m,
+        Err(e) => {
+            report.problems.push(format!("{}: malformed: {e}", manifest::NAME));
+            return report;
+        }
+    };
+    check_manifest(&manifest, &seen, &mut report.problems);
+    report.manifest = Some(manifest);
+    report
+}
+
+fn check_manifest(m: &Manifest, seen: &BTreeMap<String, Seen>, problems: &mut Vec<String>) {
+    let m_name = manifest::NAME;
+    if m.backup_name.trim().is_empty() {
+        problems.push(format!("{m_name}: backup_name is empty"));
+    }
+    if chrono::DateTime::parse_from_rfc3339(&m.created_at).is_err() {
+        problems.push(format!("{m_name}: created_at {:?} is not an RFC 3339 time", m.created_at));
+    }
+    let mut listed = BTreeSet::new();
+    for f in &m.files {
+        listed.insert(f.path.as_str());
+        match seen.get(&f.path) {
+            None => problems
+                .push(format!("{}: listed in the manifest but missing from the zip", f.path)),
+            Some(s) => {
+                if s.size != f.size {
+                    problems.push(format!(
+                        "{}: size {} but the manifest says {}",
+                        f.path, s.size, f.size
+                    ));
+                }
+                if s.sha256 != f.sha256 {
+                    problems.push(format!("{}: SHA-256 differs from the manifest", f.path));
+                }
+                if s.link.is_some() != f.link.is_some() {
+                    problems.push(format!("{}: link/file kind differs from the manifest", f.path));
+                }
+            }
+        }
+    }
+    for name in seen.keys().filter(|n| !listed.contains(n.as_str())) {
+        problems.push(format!("{name}: in the zip but not in the manifest"));
+    }
+    let users: BTreeSet<&str> = seen
+        .keys()
+        .filter_map(|n| n.strip_prefix("users/").and_then(|r| r.split('/').next()))
+        .collect();
+    if m.includes.users && users.len() as u64 != m.system_info.total_users {
+        problems.push(format!(
+            "{m_name}: total_users is {} but the zip holds {} user folder(s)",
+            m.system_info.total_users,
+            users.len()
+        ));
+    }
+    if !m.includes.users && !users.is_empty() {
+        problems.push(format!("{m_name}: includes.users is false but the zip holds users/"));
+    }
+    if m.system_info.file_count != m.files.len() as u64 {
+        problems.push(format!(
+            "{m_name}: file_count is {} but {} files are listed",
+            m.system_info.file_count,
+            m.files.len()
+        ));
+    }
+    let total: u64 = m.files.iter().map(|f| f.size).sum();
+    if m.system_info.total_bytes != total {
+        problems.push(format!(
+            "{m_name}: total_bytes is {} but the listed files add up to {total}",
+            m.system_info.total_bytes
+        ));
+    }
+}

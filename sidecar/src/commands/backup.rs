@@ -1,0 +1,259 @@
+//! `backup create | weekly | list | verify | prune | restore` (SPEC section 3).
+
+use std::{io::Write, time::Duration};
+
+use anyhow::{Context, Result};
+
+use crate::{
+    backup::{self, create, manifest::Includes, restore, verify, Kind, PrunePolicy},
+    cli::{BackupCommand, CreateArgs, PruneArgs, RestoreArgs},
+    context::Ctx,
+    exit_codes::ExitCode,
+    validate,
+};
+
+pub fn run(ctx: &Ctx, cmd: &BackupCommand) -> Result<ExitCode> {
+    match cmd {
+        BackupCommand::Create(args) => create_cmd(ctx, args),
+        BackupCommand::Weekly => weekly(ctx),
+        BackupCommand::List => list(ctx),
+        BackupCommand::Verify(t) => verify_cmd(ctx, &t.backup),
+        BackupCommand::Prune(args) => {
+            let policy = prune_policy(ctx, args)?;
+            prune(ctx, policy)
+        }
+        BackupCommand::Restore(args) => restore_cmd(ctx, args),
+    }
+}
+
+fn prune_policy(ctx: &Ctx, args: &PruneArgs) -> Result<PrunePolicy> {
+    let days = ctx.count_setting(args.retention_days, "BACKUP_RETENTION_DAYS", 30)?;
+    let max = ctx.count_setting(args.max_count, "BACKUP_MAX_COUNT", 10)?;
+    Ok(PrunePolicy {
+        retention: Duration::from_secs(days.saturating_mul(86_400)),
+        max_count: usize::try_from(max).unwrap_or(usize::MAX),
+    })
+}
+
+/// Makes one backup (and prunes after it). `name` is final.
+fn make(ctx: &Ctx, name: &str, includes: Includes) -> Result<ExitCode> {
+    // Settings are checked before any work.
+    let policy = prune_policy(ctx, &PruneArgs { retention_days: None, max_count: None })?;
+    let options = create::Options { includes };
+    let (sources, warnings) = create::collect(ctx, &options)?;
+    for w in &warnings {
+        eprintln!("warning: {w}");
+        tracing::warn!(target: "mhm::sidecar", "backup: {w}");
+    }
+    let dir = ctx.backups_dir();
+    let bytes: u64 = sources.iter().map(|s| s.size).sum();
+    if ctx.dry_run {
+        let target = dir.join(format!("{name}.zip"));
+        if ctx.json {
+            ctx.print_json(&serde_json::json!({
+                "would_create": ctx.show(&target), "files": sources.len(), "bytes": bytes,
+                "entries": sources.iter().map(|s| &s.name).collect::<Vec<_>>(),
+            }))?;
+        } else {
+            println!(
+                "would create {} with {} files ({bytes} bytes)",
+                ctx.show(&target),
+                sources.len()
+            );
+            for s in &sources {
+                println!("  {}", s.name);
+            }
+        }
+        return Ok(ExitCode::Success);
+    }
+    let (path, manifest) = create::write(ctx, &dir, name, &options, &sources)?;
+    tracing::info!(target: "mhm::sidecar", "backup create: {} ({} files, {} bytes)", path.display(), manifest.system_info.file_count, manifest.system_info.total_bytes);
+    let size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+    if ctx.json {
+        ctx.print_json(&serde_json::json!({
+            "created": ctx.show(&path), "size": size, "manifest": {
+                "backup_name": manifest.backup_name, "created_at": manifest.created_at,
+                "includes": manifest.includes, "system_info": manifest.system_info,
+            }
+        }))?;
+    } else {
+        println!(
+            "created {} ({} files, {} bytes stored in {size} bytes)",
+            ctx.show(&path),
+            manifest.system_info.file_count,
+            manifest.system_info.total_bytes
+        );
+    }
+    let pruned = backup::prune(ctx, policy)?;
+    for p in &pruned {
+        eprintln!("prune: {} {} ({})", p.result, p.name, p.why);
+    }
+    Ok(ExitCode::from_ok(pruned.iter().all(|p| !p.result.starts_with("failed"))))
+}
+
+fn create_cmd(ctx: &Ctx, args: &CreateArgs) -> Result<ExitCode> {
+    let includes = Includes {
+        users: !args.no_users,
+        config: !args.no_config,
+        logs: args.include_logs,
+        code: args.include_code,
+    };
+    let name = match &args.name {
+        Some(n) => {
+            let n = n.strip_suffix(".zip").unwrap_or(n);
+            backup::check_name(n)?;
+            n.to_string()
+        }
+        None => backup::unique_name(&ctx.backups_dir(), backup::MANUAL_PREFIX, &backup::stamp(ctx)),
+    };
+    make(ctx, &name, includes)
+}
+
+fn weekly(ctx: &Ctx) -> Result<ExitCode> {
+    let backups = backup::list(&ctx.backups_dir())?;
+    let newest = backups.iter().rev().find(|b| b.kind == Kind::Weekly);
+    let week = chrono::Duration::days(7);
+    if let Some(b) = newest {
+        if let Some(t) = b.created_at {
+            let age = ctx.now.fixed_offset().signed_duration_since(t);
+            if age < week {
+                let msg = format!(
+                    "newest weekly backup {} is {} day(s) old; nothing to do",
+                    b.name,
+                    age.num_days()
+                );
+                if ctx.json {
+                    ctx.print_json(&serde_json::json!({"created": null, "newest_weekly": b.name}))?;
+                } else {
+                    println!("{msg}");
+                }
+                return Ok(ExitCode::Success);
+            }
+        }
+    }
+    let name = backup::unique_name(&ctx.backups_dir(), backup::WEEKLY_PREFIX, &backup::stamp(ctx));
+    make(ctx, &name, Includes { users: true, config: true, logs: false, code: false })
+}
+
+fn list(ctx: &Ctx) -> Result<ExitCode> {
+    let backups = backup::list(&ctx.backups_dir())?;
+    if ctx.json {
+        ctx.print_json(&backups)?;
+        return Ok(ExitCode::Success);
+    }
+    let mut out = std::io::stdout().lock();
+    writeln!(
+        out,
+        "{:<44} {:<7} {:<25} {:>12}  {:<22} valid",
+        "name", "kind", "created_at", "size", "includes"
+    )?;
+    for b in &backups {
+        let inc = b
+            .includes
+            .map(|i| {
+                [("users", i.users), ("config", i.config), ("logs", i.logs), ("code", i.code)]
+                    .iter()
+                    .filter(|(_, on)| *on)
+                    .map(|(n, _)| *n)
+                    .collect::<Vec<_>>()
+                    .join(",")
+            })
+            .unwrap_or_else(|| "?".into());
+        let created = b.created_at.map(|t| t.to_rfc3339()).unwrap_or_else(|| "?".into());
+        let kind = format!("{:?}", b.kind).to_lowercase();
+        writeln!(
+            out,
+            "{:<44} {kind:<7} {created:<25} {:>12}  {inc:<22} {}",
+            b.name,
+            b.size,
+            if b.valid { "yes" } else { "NO" }
+        )?;
+    }
+    if backups.is_empty() {
+        writeln!(out, "no backups in {}", ctx.show(&ctx.backups_dir()))?;
+    }
+    Ok(ExitCode::Success)
+}
+
+fn verify_cmd(ctx: &Ctx, spec: &str) -> Result<ExitCode> {
+    let path = match backup::resolve(ctx, spec) {
+        Ok(p) => p,
+        Err(e) => {
+            if ctx.json {
+                ctx.print_json(&serde_json::json!({"backup": spec, "valid": false, "problems": [format!("{e:#}")]}))?;
+            } else {
+                println!("{spec}: INVALID\n  {e:#}");
+            }
+            return Ok(ExitCode::Failure);
+        }
+    };
+    let report = verify::verify(&path);
+    if ctx.json {
+        ctx.print_json(&serde_json::json!({
+            "backup": ctx.show(&path), "valid": report.ok(), "entries": report.entries,
+            "problems": report.problems,
+        }))?;
+    } else if report.ok() {
+        println!("{}: valid ({} entries)", ctx.show(&path), report.entries);
+    } else {
+        println!("{}: INVALID, {} problem(s):", ctx.show(&path), report.problems.len());
+        for p in &report.problems {
+            println!("  {p}");
+        }
+    }
+    Ok(ExitCode::from_ok(report.ok()))
+}
+
+fn prune(ctx: &Ctx, policy: PrunePolicy) -> Result<ExitCode> {
+    let steps = backup::prune(ctx, policy)?;
+    if ctx.json {
+        ctx.print_json(&steps)?;
+    } else if steps.is_empty() {
+        println!("nothing to prune");
+    } else {
+        for s in &steps {
+            println!("{} {} ({})", s.result, s.name, s.why);
+        }
+    }
+    Ok(ExitCode::from_ok(steps.iter().all(|s| !s.result.starts_with("failed"))))
+}
+
+fn restore_cmd(ctx: &Ctx, args: &RestoreArgs) -> Result<ExitCode> {
+    let path = backup::resolve(ctx, &args.backup)?;
+    let users = args.users || args.user.is_some() || !args.config;
+    let scope = restore::Scope { users, config: args.config, user: args.user.clone() };
+    let outcome = restore::restore(ctx, &path, &scope)
+        .with_context(|| format!("restoring from {}", path.display()))?;
+    if ctx.dry_run {
+        if ctx.json {
+            ctx.print_json(&outcome)?;
+        } else {
+            println!("would restore from {}:", outcome.backup);
+            for i in &outcome.items {
+                println!(
+                    "  replace {} with {} file(s), {} bytes",
+                    ctx.show(&i.live),
+                    i.files,
+                    i.bytes
+                );
+            }
+            println!("  after a safety backup pre_restore_safety_*");
+        }
+        return Ok(ExitCode::Success);
+    }
+    tracing::info!(target: "mhm::sidecar", "backup restore: restored {} item(s) from {}", outcome.items.len(), outcome.backup);
+    let report = validate::check(&ctx.data_dir());
+    if ctx.json {
+        ctx.print_json(&serde_json::json!({"restore": outcome, "validate": report}))?;
+    } else {
+        println!("restored from {}:", outcome.backup);
+        for i in &outcome.items {
+            println!("  {} ({} file(s), {} bytes)", ctx.show(&i.live), i.files, i.bytes);
+        }
+        if let Some(s) = &outcome.safety_backup {
+            println!("safety backup: {s}");
+        }
+        super::system::print(ctx, &report)?;
+    }
+    Ok(ExitCode::from_ok(report.ok()))
+}

@@ -1,0 +1,166 @@
+//! The CLI skeleton: global flags, settings layering, exit codes, the lock, the log.
+
+mod common;
+
+use std::{fs, io::Write};
+
+use common::*;
+
+#[test]
+fn help_and_version_exit_0() {
+    let out = bin().arg("--help").output().unwrap();
+    assert_code(&out, 0);
+    assert!(stdout(&out).contains("backup"));
+    assert_code(&bin().arg("--version").output().unwrap(), 0);
+}
+
+#[test]
+fn unknown_command_exits_2() {
+    let root = make_root();
+    assert_code(&run(root.path(), &["frobnicate"]), 2);
+}
+
+#[test]
+fn global_flags_before_or_after_and_root_from_env() {
+    let root = make_root();
+    let after =
+        bin().args(["system", "validate", "--json", "--root"]).arg(root.path()).output().unwrap();
+    assert_code(&after, 0);
+    let v: serde_json::Value = serde_json::from_slice(&after.stdout).unwrap();
+    assert_eq!(v["users_listed"], 3);
+    let from_env =
+        bin().env("MHM_ROOT", root.path()).args(["--json", "system", "validate"]).output().unwrap();
+    assert_code(&from_env, 0);
+    // From the current directory.
+    let from_cwd = bin().current_dir(root.path()).args(["system", "validate"]).output().unwrap();
+    assert_code(&from_cwd, 0);
+}
+
+#[test]
+fn bad_now_exits_2_naming_it() {
+    let root = make_root();
+    let out = run(root.path(), &["--now", "yesterday", "system", "validate"]);
+    assert_code(&out, 2);
+    assert!(stderr(&out).contains("--now"), "{}", stderr(&out));
+    let out = bin()
+        .env("MHM_NOW", "2026-13-01T00:00:00Z")
+        .arg("--root")
+        .arg(root.path())
+        .args(["system", "validate"])
+        .output()
+        .unwrap();
+    assert_code(&out, 2);
+}
+
+#[test]
+fn missing_root_exits_2() {
+    let out = bin().args(["--root", "/nonexistent/mhm", "system", "validate"]).output().unwrap();
+    assert_code(&out, 2);
+    assert!(stderr(&out).contains("/nonexistent/mhm"));
+}
+
+#[test]
+fn bad_dotenv_line_exits_2_naming_the_file_and_line() {
+    let root = make_root();
+    write(&root.path().join(".env"), "A=1\nthis is not a setting\n");
+    let out = run(root.path(), &["system", "validate"]);
+    assert_code(&out, 2);
+    let err = stderr(&out);
+    assert!(err.contains(".env:2"), "{err}");
+}
+
+#[test]
+fn bad_setting_exits_2_naming_setting_and_source() {
+    let root = make_root();
+    write(&root.path().join(".env"), "LOG_BACKUP_COUNT=seven\n");
+    let out = run(root.path(), &["logs", "list"]);
+    assert_code(&out, 2);
+    let err = stderr(&out);
+    assert!(
+        err.contains("LOG_BACKUP_COUNT") && err.contains("seven") && err.contains(".env"),
+        "{err}"
+    );
+    // The environment beats .env.
+    let out = bin()
+        .env("LOG_BACKUP_COUNT", "3")
+        .arg("--root")
+        .arg(root.path())
+        .args(["logs", "list"])
+        .output()
+        .unwrap();
+    assert_code(&out, 0);
+}
+
+#[test]
+fn bad_backup_setting_exits_2() {
+    let root = make_root();
+    let out = bin()
+        .env("BACKUP_MAX_COUNT", "ten")
+        .arg("--root")
+        .arg(root.path())
+        .args(["backup", "prune"])
+        .output()
+        .unwrap();
+    assert_code(&out, 2);
+    assert!(stderr(&out).contains("BACKUP_MAX_COUNT"), "{}", stderr(&out));
+    // A flag beats the bad environment value.
+    let out = bin()
+        .env("BACKUP_MAX_COUNT", "ten")
+        .arg("--root")
+        .arg(root.path())
+        .args(["backup", "prune", "--max-count", "3"])
+        .output()
+        .unwrap();
+    assert_code(&out, 0);
+}
+
+#[test]
+fn a_held_lock_exits_3_naming_the_pid() {
+    let root = make_root();
+    let lock_path = root.path().join("data/.sidecar.lock");
+    let mut file =
+        fs::OpenOptions::new().create(true).truncate(false).write(true).open(&lock_path).unwrap();
+    file.try_lock().unwrap();
+    writeln!(file, "4242").unwrap();
+    let before = snapshot(root.path());
+    let out = run(root.path(), &["logs", "archive"]);
+    assert_code(&out, 3);
+    assert!(stderr(&out).contains("pid 4242"), "{}", stderr(&out));
+    assert_same(&before, &snapshot(root.path()));
+    // Read-only commands do not need the lock.
+    assert_code(&run(root.path(), &["logs", "list"]), 0);
+    drop(file);
+    assert_code(&run(root.path(), &["logs", "archive"]), 0);
+}
+
+#[test]
+fn actions_are_logged_to_sidecar_log() {
+    let root = make_root();
+    write(&root.path().join("logs/backups/app.log.2026-01-01"), "old\n");
+    assert_code(&run(root.path(), &["--now", "2026-01-20T03:00:00Z", "logs", "archive"]), 0);
+    let log = fs::read_to_string(root.path().join("logs/sidecar.log")).unwrap();
+    assert!(log.contains("logs archive: gzip logs/backups/app.log.2026-01-01"), "{log}");
+}
+
+#[test]
+fn broken_pipe_is_not_an_error() {
+    let root = make_root();
+    let big = "a log line that repeats\n".repeat(200_000);
+    write(&root.path().join("logs/app.log"), &big);
+    let mut child = bin()
+        .arg("--root")
+        .arg(root.path())
+        .args(["logs", "cat", "app"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Read a little, then close the pipe.
+    let mut stdout = child.stdout.take().unwrap();
+    let mut buf = [0u8; 100];
+    std::io::Read::read_exact(&mut stdout, &mut buf).unwrap();
+    drop(stdout);
+    let out = child.wait_with_output().unwrap();
+    assert_code(&out, 0);
+    assert!(!stderr(&out).contains("error"), "{}", stderr(&out));
+}

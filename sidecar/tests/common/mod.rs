@@ -1,0 +1,139 @@
+//! Helpers for the integration tests: a generated MHM root, the real binary, a snapshot of
+//! every file to prove "nothing changed".
+#![allow(dead_code)]
+
+use std::{
+    collections::BTreeMap,
+    fs,
+    io::Write,
+    path::{Path, PathBuf},
+    process::{Command, Output},
+};
+
+pub fn bin() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_mhm-sidecar"));
+    cmd.env_remove("MHM_ROOT").env_remove("MHM_NOW").env("TZ", "UTC");
+    for (k, _) in std::env::vars() {
+        if k.starts_with("LOG_") || k.starts_with("BACKUP_") || k == "MHM_SIDECAR_FAIL_AT" {
+            cmd.env_remove(k);
+        }
+    }
+    cmd
+}
+
+/// Runs the binary on `root` with `args`.
+pub fn run(root: &Path, args: &[&str]) -> Output {
+    bin().arg("--root").arg(root).args(args).output().expect("running mhm-sidecar")
+}
+
+pub fn code(out: &Output) -> i32 {
+    out.status.code().unwrap_or(-1)
+}
+
+pub fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+pub fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// Asserts the exit code, showing the output when it differs.
+#[track_caller]
+pub fn assert_code(out: &Output, expected: i32) {
+    assert_eq!(code(out), expected, "stdout:\n{}\nstderr:\n{}", stdout(out), stderr(out));
+}
+
+pub fn write(path: &Path, bytes: impl AsRef<[u8]>) {
+    fs::create_dir_all(path.parent().unwrap()).unwrap();
+    fs::write(path, bytes).unwrap();
+}
+
+pub fn gz(bytes: &[u8]) -> Vec<u8> {
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    enc.write_all(bytes).unwrap();
+    enc.finish().unwrap()
+}
+
+/// A small MHM root: three users, an index, config files, some logs.
+pub fn make_root() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let mut index = serde_json::Map::new();
+    for (i, id) in ["u1", "u2", "u3"].iter().enumerate() {
+        index.insert(id.to_string(), serde_json::json!({"name": format!("user {i}")}));
+        let u = root.join("data/users").join(id);
+        write(&u.join("account.json"), format!(r#"{{"id": "{id}", "n": {i}}}"#));
+        write(&u.join("preferences.json"), r#"{"theme": "dark"}"#);
+        write(
+            &u.join("messages/sent_messages.json"),
+            r#"{"messages": [{"timestamp": "2026-01-01 10:00:00", "text": "hi"}], "metadata": {}}"#,
+        );
+        // A binary-ish file big enough to compress into several blocks.
+        let blob: Vec<u8> =
+            (0..200_000u32).map(|n| (n.wrapping_mul(2654435761) >> 13) as u8).collect();
+        write(&u.join("blob.bin"), blob);
+    }
+    index.insert("last_updated".into(), serde_json::json!("2026-11-01"));
+    write(&root.join("data/user_index.json"), serde_json::to_vec(&index).unwrap());
+    write(&root.join(".env"), "# config\nAPP_MODE=test\n");
+    write(&root.join("requirements.txt"), "requests==2\n");
+    write(&root.join("logs/app.log"), "active line\n");
+    dir
+}
+
+/// Every file under `root` with its content, leaving out what every run may touch
+/// (the sidecar's own log and the lock file).
+pub fn snapshot(root: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
+    let mut map = BTreeMap::new();
+    walk(root, root, &mut map);
+    map
+}
+
+fn walk(root: &Path, dir: &Path, map: &mut BTreeMap<PathBuf, Vec<u8>>) {
+    let Ok(entries) = fs::read_dir(dir) else { return };
+    for e in entries {
+        let e = e.unwrap();
+        let path = e.path();
+        let name = e.file_name().to_string_lossy().into_owned();
+        if name.trim_start_matches('.').starts_with("sidecar.log") || name == ".sidecar.lock" {
+            continue;
+        }
+        let ft = e.file_type().unwrap();
+        let rel = path.strip_prefix(root).unwrap().to_path_buf();
+        if ft.is_symlink() {
+            map.insert(rel, format!("-> {}", fs::read_link(&path).unwrap().display()).into_bytes());
+        } else if ft.is_dir() {
+            map.insert(rel, b"<dir>".to_vec());
+            walk(root, &path, map);
+        } else {
+            map.insert(rel, fs::read(&path).unwrap());
+        }
+    }
+}
+
+/// Names of the files in `dir`, sorted.
+pub fn names(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = fs::read_dir(dir)
+        .map(|r| r.map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect())
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+/// Asserts two snapshots are equal, naming only the paths that differ.
+#[track_caller]
+pub fn assert_same(before: &BTreeMap<PathBuf, Vec<u8>>, after: &BTreeMap<PathBuf, Vec<u8>>) {
+    let mut diffs = Vec::new();
+    for (k, v) in before {
+        match after.get(k) {
+            None => diffs.push(format!("removed {}", k.display())),
+            Some(w) if w != v => diffs.push(format!("changed {}", k.display())),
+            _ => {}
+        }
+    }
+    for k in after.keys().filter(|k| !before.contains_key(*k)) {
+        diffs.push(format!("added {}", k.display()));
+    }
+    assert!(diffs.is_empty(), "files changed: {diffs:#?}");
+}

@@ -1,0 +1,46 @@
+//! `system validate`.
+
+mod common;
+
+use common::*;
+
+#[test]
+fn a_sound_root_is_valid() {
+    let root = make_root();
+    let out = run(root.path(), &["system", "validate"]);
+    assert_code(&out, 0);
+    assert!(stdout(&out).contains("3 users listed"), "{}", stdout(&out));
+}
+
+#[test]
+fn every_problem_is_listed_with_its_file() {
+    let root = make_root();
+    let r = root.path();
+    write(&r.join("data/users/u2/preferences.json"), "{not json");
+    std::fs::remove_dir_all(r.join("data/users/u3")).unwrap();
+    let before = snapshot(r);
+    let out = run(r, &["--json", "system", "validate"]);
+    assert_code(&out, 1);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let problems: Vec<String> =
+        v["problems"].as_array().unwrap().iter().map(|p| p.as_str().unwrap().to_string()).collect();
+    assert_eq!(problems.len(), 2, "{problems:?}");
+    assert!(problems
+        .iter()
+        .any(|p| p.contains("u2/preferences.json") && p.contains("not valid JSON")));
+    assert!(problems.iter().any(|p| p.contains("user u3 is listed")));
+    assert_same(&before, &snapshot(r));
+}
+
+#[test]
+fn index_must_be_an_object() {
+    let root = make_root();
+    write(&root.path().join("data/user_index.json"), "[1, 2]");
+    let out = run(root.path(), &["system", "validate"]);
+    assert_code(&out, 1);
+    assert!(stdout(&out).contains("expected a JSON object"), "{}", stdout(&out));
+    std::fs::remove_file(root.path().join("data/user_index.json")).unwrap();
+    let out = run(root.path(), &["system", "validate"]);
+    assert_code(&out, 1);
+    assert!(stdout(&out).contains("user_index.json: missing"), "{}", stdout(&out));
+}
