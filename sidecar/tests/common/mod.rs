@@ -137,3 +137,49 @@ pub fn assert_same(before: &BTreeMap<PathBuf, Vec<u8>>, after: &BTreeMap<PathBuf
     }
     assert!(diffs.is_empty(), "files changed: {diffs:#?}");
 }
+
+/// The only `*.zip` in `data/backups` whose name starts with `prefix`.
+pub fn backup_named(root: &Path, prefix: &str) -> PathBuf {
+    let found: Vec<String> = names(&root.join("data/backups"))
+        .into_iter()
+        .filter(|n| n.starts_with(prefix) && n.ends_with(".zip"))
+        .collect();
+    assert_eq!(found.len(), 1, "backups starting {prefix}: {found:?}");
+    root.join("data/backups").join(&found[0])
+}
+
+/// Builds a zip by hand: (name, content) entries, and links as (name, target).
+pub fn raw_zip(path: &Path, files: &[(&str, &[u8])], links: &[(&str, &str)]) {
+    use zip::write::SimpleFileOptions;
+    fs::create_dir_all(path.parent().unwrap()).unwrap();
+    let mut z = zip::ZipWriter::new(fs::File::create(path).unwrap());
+    for (name, bytes) in files {
+        z.start_file(*name, SimpleFileOptions::default()).unwrap();
+        z.write_all(bytes).unwrap();
+    }
+    for (name, target) in links {
+        z.add_symlink(*name, *target, SimpleFileOptions::default()).unwrap();
+    }
+    z.finish().unwrap();
+}
+
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A manifest for hand-built zips whose files are `files`.
+pub fn manifest_for(files: &[(&str, &[u8])], users: u64) -> Vec<u8> {
+    let list: Vec<serde_json::Value> = files
+        .iter()
+        .map(|(n, b)| serde_json::json!({"path": n, "size": b.len(), "sha256": sha256_hex(b)}))
+        .collect();
+    serde_json::to_vec(&serde_json::json!({
+        "backup_name": "hand", "created_at": "2026-03-01T00:00:00+00:00",
+        "includes": {"users": true, "config": false, "logs": false, "code": false},
+        "system_info": {"total_users": users, "file_count": files.len(),
+            "total_bytes": files.iter().map(|(_, b)| b.len()).sum::<usize>()},
+        "tool_version": "test", "files": list,
+    }))
+    .unwrap()
+}
