@@ -1,1 +1,150 @@
-fn main() {}
+//! The hot path: one `info!` with three fields (a ~127-byte line) through each writer,
+//! baselines in the same group and the same run.
+//!
+//! `cargo bench --bench hot_path` then `python3 benches/ratios.py` prints the ratios the
+//! README quotes. Files rotate for real here: 5 MiB limit, no age gate.
+
+use std::{
+    fs::File,
+    hint::black_box,
+    io::BufWriter,
+    path::Path,
+    sync::{Arc, Barrier, Mutex},
+    thread,
+    time::{Duration, Instant},
+};
+
+use criterion::{criterion_group, criterion_main, Criterion};
+use mhm_log::{LogFiles, RollingFile, Settings, WriteMode};
+use tracing::Dispatch;
+use tracing_subscriber::{fmt::MakeWriter, prelude::*};
+
+#[inline]
+fn event(i: u64) {
+    tracing::info!(target: "mhm::bench", user_id = i, channel = "discord", latency_ms = 12u64, "message delivered to the user");
+}
+
+fn settings(mode: WriteMode, rotation: bool) -> Settings {
+    Settings::default().min_rotate_age(Duration::ZERO).write_mode(mode).rotation_disabled(!rotation)
+}
+
+fn fmt_dispatch<W>(writer: W) -> Dispatch
+where
+    W: for<'a> MakeWriter<'a> + Send + Sync + 'static,
+{
+    Dispatch::new(tracing_subscriber::fmt().with_writer(writer).with_ansi(false).finish())
+}
+
+fn layer_dispatch(
+    dir: &Path,
+    mode: WriteMode,
+    rotation: bool,
+) -> (Dispatch, mhm_log::LogFilesGuard) {
+    let (layer, guard) = LogFiles::builder(dir).settings(settings(mode, rotation)).build().unwrap();
+    (Dispatch::new(tracing_subscriber::registry().with(layer)), guard)
+}
+
+fn rolling(dir: &Path, mode: WriteMode, rotation: bool) -> RollingFile {
+    RollingFile::builder().settings(settings(mode, rotation)).build(dir.join("app.log")).unwrap()
+}
+
+/// Time for `iters` events on each of `threads` threads, all started together: one
+/// "iteration" is `threads` events, so throughput ratios come out of the medians.
+fn threaded(dispatch: &Dispatch, threads: usize, iters: u64) -> Duration {
+    let barrier = Arc::new(Barrier::new(threads + 1));
+    let handles: Vec<_> = (0..threads)
+        .map(|_| {
+            let dispatch = dispatch.clone();
+            let barrier = Arc::clone(&barrier);
+            thread::spawn(move || {
+                tracing::dispatcher::with_default(&dispatch, || {
+                    barrier.wait();
+                    for i in 0..iters {
+                        event(black_box(i));
+                    }
+                })
+            })
+        })
+        .collect();
+    barrier.wait();
+    let start = Instant::now();
+    handles.into_iter().for_each(|h| h.join().unwrap());
+    start.elapsed()
+}
+
+fn bench(
+    c: &mut Criterion,
+    name: &str,
+    make: impl Fn(&Path) -> (Dispatch, Option<Box<dyn std::any::Any>>),
+) {
+    let dir = tempfile::tempdir().unwrap();
+    let (dispatch, guard) = make(dir.path());
+    c.bench_function(name, |b| b.iter_custom(|iters| threaded(&dispatch, 1, iters)));
+    drop(dispatch);
+    drop(guard);
+}
+
+fn bench2(
+    c: &mut Criterion,
+    name: &str,
+    make: impl Fn(&Path) -> (Dispatch, Option<Box<dyn std::any::Any>>),
+) {
+    let dir = tempfile::tempdir().unwrap();
+    let (dispatch, guard) = make(dir.path());
+    c.bench_function(name, |b| b.iter_custom(|iters| threaded(&dispatch, 2, iters)));
+    drop(dispatch);
+    drop(guard);
+}
+
+fn hot_path(c: &mut Criterion) {
+    use WriteMode::{Buffered, Direct};
+    let none = || None::<Box<dyn std::any::Any>>;
+    let sink = |_: &Path| (fmt_dispatch(std::io::sink), none());
+    let bufwriter = |d: &Path| {
+        (fmt_dispatch(Mutex::new(BufWriter::new(File::create(d.join("app.log")).unwrap()))), none())
+    };
+    let daily = |d: &Path| (fmt_dispatch(tracing_appender::rolling::daily(d, "app.log")), none());
+    let non_blocking = |d: &Path| {
+        let (w, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+            .lossy(false)
+            .finish(File::create(d.join("app.log")).unwrap());
+        (fmt_dispatch(w), Some(Box::new(guard) as Box<dyn std::any::Any>))
+    };
+    let fmt_rolling =
+        |mode, rotation| move |d: &Path| (fmt_dispatch(rolling(d, mode, rotation)), none());
+    let layer = |mode, rotation| {
+        move |d: &Path| {
+            let (dispatch, guard) = layer_dispatch(d, mode, rotation);
+            (dispatch, Some(Box::new(guard) as Box<dyn std::any::Any>))
+        }
+    };
+
+    bench(c, "fmt/sink", sink);
+    bench(c, "fmt/bufwriter", bufwriter);
+    bench(c, "fmt/appender_daily", daily);
+    bench(c, "fmt/appender_non_blocking", non_blocking);
+    bench(c, "fmt/rolling_direct", fmt_rolling(Direct, true));
+    bench(c, "fmt/rolling_direct_norotate", fmt_rolling(Direct, false));
+    bench(c, "fmt/rolling_buffered", fmt_rolling(Buffered, true));
+    bench(c, "fmt/rolling_buffered_norotate", fmt_rolling(Buffered, false));
+    bench(c, "logfiles/direct", layer(Direct, true));
+    bench(c, "logfiles/buffered", layer(Buffered, true));
+    bench(c, "logfiles/buffered_norotate", layer(Buffered, false));
+    bench2(c, "2threads/fmt_sink", sink);
+    bench2(c, "2threads/fmt_rolling_buffered", fmt_rolling(Buffered, true));
+    bench2(c, "2threads/logfiles_buffered", layer(Buffered, true));
+}
+
+fn config() -> Criterion {
+    Criterion::default()
+        .sample_size(30)
+        .warm_up_time(Duration::from_millis(700))
+        .measurement_time(Duration::from_secs(2))
+}
+
+criterion_group! {
+    name = benches;
+    config = config();
+    targets = hot_path
+}
+criterion_main!(benches);

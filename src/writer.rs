@@ -149,8 +149,7 @@ impl RollingFile {
 
     /// Writes buffered events to the file now (a no-op in direct mode).
     pub fn flush(&self) -> io::Result<()> {
-        let mut st = self.inner.state.lock();
-        self.inner.flush_buf(&mut st)
+        self.inner.flush_outside_lock()
     }
 
     /// Flushes, then asks the OS to put the file on disk (`fsync`): for the moments when
@@ -166,15 +165,7 @@ impl RollingFile {
 
     /// Counters: rotations, bytes and events written, failures.
     pub fn stats(&self) -> Stats {
-        let mut stats = self.inner.state.lock().stats.clone();
-        let worker = self.inner.signal.state.lock();
-        stats.copies_archived = worker.copies_archived;
-        stats.copies_deleted = worker.copies_deleted;
-        stats.maintenance_errors = worker.maintenance_errors;
-        if stats.last_error.is_none() {
-            stats.last_error.clone_from(&worker.last_error);
-        }
-        stats
+        self.inner.stats()
     }
 
     /// The active file's path.
@@ -229,6 +220,9 @@ struct Inner {
     min_age: i64,
     buf_cap: usize,
     state: Mutex<State>,
+    /// Buffered mode: the spare buffer and the right to write a full one. Taken while
+    /// holding `state` (so flushes reach the file in order), held alone for the write.
+    io: Mutex<Spare>,
     signal: Arc<Signal>,
     maintainer: Arc<Maintainer>,
     worker: Mutex<Option<JoinHandle<()>>>,
@@ -237,8 +231,9 @@ struct Inner {
 
 #[derive(Debug)]
 struct State {
-    /// The open file; `None` only when reopening failed (retried at `retry_at`).
-    file: Option<File>,
+    /// The open file; `None` only when opening a new one failed (retried on each write).
+    /// Shared so a buffered flush can write to it outside the lock.
+    file: Option<Arc<File>>,
     /// Bytes in the file (not counting `buf`).
     disk: u64,
     /// Bytes waiting in memory (buffered mode); capacity reserved once.
@@ -266,7 +261,69 @@ impl State {
     }
 }
 
+/// The spare buffer, and what failed in flushes written outside the state lock.
+#[derive(Debug, Default)]
+struct Spare {
+    buf: Vec<u8>,
+    /// Bytes counted in `State::disk` whose write failed (and was cut back).
+    shrink: u64,
+    write_errors: u64,
+    lost_events: u64,
+    lost_bytes: u64,
+    last_error: Option<String>,
+}
+
+/// A full buffer on its way to the file; holds the io lock until written.
+struct Flush<'a> {
+    io: parking_lot::MutexGuard<'a, Spare>,
+    file: Option<Arc<File>>,
+    disk_before: u64,
+    events: u64,
+}
+
+impl Flush<'_> {
+    fn finish(mut self, path: &Path) -> io::Result<()> {
+        let result = match &self.file {
+            Some(file) => (&**file).write_all(&self.io.buf),
+            None => Err(io::Error::other("the log file could not be reopened")),
+        };
+        if let Err(e) = &result {
+            if let Some(file) = &self.file {
+                let _ = file.set_len(self.disk_before);
+            }
+            let len = self.io.buf.len() as u64;
+            self.io.shrink += len;
+            self.io.write_errors += 1;
+            self.io.lost_events += self.events;
+            self.io.lost_bytes += len;
+            self.io.last_error = Some(format!("writing {}: {e}", path.display()));
+        }
+        self.io.buf.clear();
+        result
+    }
+}
+
 impl Inner {
+    fn stats(&self) -> Stats {
+        let mut stats = self.state.lock().stats.clone();
+        {
+            let io = self.io.lock();
+            stats.write_errors += io.write_errors;
+            stats.lost_events += io.lost_events;
+            stats.events_written = stats.events_written.saturating_sub(io.lost_events);
+            stats.bytes_written = stats.bytes_written.saturating_sub(io.lost_bytes);
+            stats.last_error = stats.last_error.or_else(|| io.last_error.clone());
+        }
+        let worker = self.signal.state.lock();
+        stats.copies_archived = worker.copies_archived;
+        stats.copies_deleted = worker.copies_deleted;
+        stats.maintenance_errors = worker.maintenance_errors;
+        if stats.last_error.is_none() {
+            stats.last_error.clone_from(&worker.last_error);
+        }
+        stats
+    }
+
     fn open(path: &Path, settings: Settings, clock: Clock) -> Result<Arc<Self>, InitError> {
         let log_name = match path.file_name().and_then(|n| n.to_str()) {
             Some(n) => n.to_string(),
@@ -334,7 +391,7 @@ impl Inner {
             min_age: duration_to_nanos(settings.get_min_rotate_age()),
             buf_cap,
             state: Mutex::new(State {
-                file: Some(file),
+                file: Some(Arc::new(file)),
                 disk,
                 buf: Vec::with_capacity(if buffered { buf_cap } else { 0 }),
                 buf_events: 0,
@@ -345,6 +402,10 @@ impl Inner {
                 detached: false,
                 last_copy,
                 stats: Stats::default(),
+            }),
+            io: Mutex::new(Spare {
+                buf: Vec::with_capacity(if buffered { buf_cap } else { 0 }),
+                ..Spare::default()
             }),
             signal: Arc::clone(&signal),
             maintainer: Arc::clone(&maintainer),
@@ -382,27 +443,43 @@ impl Inner {
         if !self.buffered {
             return self.write_file(&mut st, data, 1);
         }
+        // Buffered: copy under the lock; a full buffer is swapped for the empty spare and
+        // written by this thread *after* the state lock is released, so other threads keep
+        // copying while the write runs (the io lock keeps flushes in order).
+        let mut pending = None;
         if st.buf.len() + data.len() > self.buf_cap {
-            let _ = self.flush_buf(&mut st);
+            pending = self.start_flush(&mut st);
         }
         if data.len() > self.buf_cap {
-            self.write_file(&mut st, data, 1)?;
-        } else {
-            st.buf.extend_from_slice(data);
-            st.buf_events += 1;
+            // Larger than the whole buffer: straight to the file, after what was pending.
+            if let Some(flush) = pending {
+                let _ = flush.finish(&self.path);
+            }
+            return self.write_file(&mut st, data, 1);
+        }
+        st.buf.extend_from_slice(data);
+        st.buf_events += 1;
+        drop(st);
+        if let Some(flush) = pending {
+            // Its failure is counted; it concerns earlier events, not this one.
+            let _ = flush.finish(&self.path);
         }
         if urgent {
-            self.flush_buf(&mut st)?;
+            return self.flush_outside_lock();
         }
         Ok(())
     }
 
-    /// Writes `data` (holding `events` events) to the file. On failure the file is cut
-    /// back to its previous length so no torn line stays, and the loss is counted.
+    /// Writes `data` (holding `events` events) to the file, under the state lock. On
+    /// failure the file is cut back to its previous length so no torn line stays, and
+    /// the loss is counted.
     fn write_file(&self, st: &mut State, data: &[u8], events: u64) -> io::Result<()> {
-        let result = match st.file.as_mut() {
-            Some(file) => file.write_all(data),
-            None => self.reopen(st),
+        if st.file.is_none() {
+            self.reopen(st);
+        }
+        let result = match &st.file {
+            Some(file) => (&**file).write_all(data),
+            None => Err(io::Error::other("the log file could not be reopened")),
         };
         match result {
             Ok(()) => {
@@ -423,25 +500,48 @@ impl Inner {
         }
     }
 
-    /// Tries to reopen the active file after an earlier failure; the caller's write then
-    /// fails (and is counted) when it cannot.
-    fn reopen(&self, st: &mut State) -> io::Result<()> {
-        let file = open_append(&self.path)?;
-        st.disk = file.metadata().map(|m| m.len()).unwrap_or(0);
-        st.file = Some(file);
-        Err(io::Error::other("the log was reopened; this event was not written"))
+    /// Reopens the active file after an earlier failure to open one.
+    fn reopen(&self, st: &mut State) {
+        if let Ok(file) = open_append(&self.path) {
+            st.disk = file.metadata().map(|m| m.len()).unwrap_or(0);
+            st.file = Some(Arc::new(file));
+        }
     }
 
-    fn flush_buf(&self, st: &mut State) -> io::Result<()> {
+    /// Hands the buffered events to a [`Flush`]: takes the io lock (waiting for a flush
+    /// still in flight), swaps the full buffer for the empty spare, and accounts for it.
+    fn start_flush(&self, st: &mut State) -> Option<Flush<'_>> {
+        let mut io = self.io.lock();
         if st.buf.is_empty() {
-            return Ok(());
+            return None;
         }
-        let buf = std::mem::take(&mut st.buf);
+        st.disk = st.disk.saturating_sub(std::mem::take(&mut io.shrink));
+        std::mem::swap(&mut st.buf, &mut io.buf);
         let events = std::mem::take(&mut st.buf_events);
-        let result = self.write_file(st, &buf, events);
-        st.buf = buf;
-        st.buf.clear();
-        result
+        let disk_before = st.disk;
+        st.disk += io.buf.len() as u64;
+        st.stats.events_written += events;
+        st.stats.bytes_written += io.buf.len() as u64;
+        if st.file.is_none() {
+            self.reopen(st);
+        }
+        Some(Flush { io, file: st.file.clone(), disk_before, events })
+    }
+
+    /// Writes out the buffer with the state lock released during the write.
+    fn flush_outside_lock(&self) -> io::Result<()> {
+        let mut st = self.state.lock();
+        let flush = self.start_flush(&mut st);
+        drop(st);
+        flush.map_or(Ok(()), |f| f.finish(&self.path))
+    }
+
+    /// Writes out the buffer while the caller keeps the state lock (rotation, sync).
+    fn flush_buf(&self, st: &mut State) -> io::Result<()> {
+        match self.start_flush(st) {
+            Some(flush) => flush.finish(&self.path),
+            None => Ok(()),
+        }
     }
 
     /// Moves the active file into `backups/` and starts a new one. Never panics; a
@@ -484,6 +584,7 @@ impl Inner {
         }
         match open_append(&self.path) {
             Ok(file) => {
+                let file = Arc::new(file);
                 if let Some((dest, seq)) = &copy {
                     retention::sync_dir(dest);
                     st.last_copy = Some((day, *seq));
@@ -528,8 +629,8 @@ impl Drop for Inner {
     fn drop(&mut self) {
         let st = self.state.get_mut();
         if !st.buf.is_empty() {
-            if let Some(file) = st.file.as_mut() {
-                let _ = file.write_all(&st.buf);
+            if let Some(file) = &st.file {
+                let _ = (&**file).write_all(&st.buf);
             }
         }
         self.signal.stop();
@@ -714,23 +815,14 @@ fn worker_loop(
             failed_at = if maintainer.run(&signal) { None } else { Some(Instant::now()) };
         }
         let Some(inner) = weak.upgrade() else { return };
-        let failures = {
-            let mut st = inner.state.lock();
-            if inner.buffered {
-                let _ = inner.flush_buf(&mut st);
-            }
-            let w = signal.state.lock();
-            let failures = st.stats.write_errors + st.stats.rotation_errors + w.maintenance_errors;
-            (failures > reported && reported_at.is_none_or(|t| t.elapsed() >= REPORT_EVERY)).then(
-                || {
-                    (
-                        failures,
-                        st.stats.lost_events,
-                        st.stats.last_error.clone().or_else(|| w.last_error.clone()),
-                    )
-                },
-            )
-        };
+        if inner.buffered {
+            let _ = inner.flush_outside_lock();
+        }
+        let stats = inner.stats();
+        let failures = stats.write_errors + stats.rotation_errors + stats.maintenance_errors;
+        let failures = (failures > reported
+            && reported_at.is_none_or(|t| t.elapsed() >= REPORT_EVERY))
+        .then_some((failures, stats.lost_events, stats.last_error));
         if let Some((failures, lost, last)) = failures {
             eprintln!(
                 "mhm-log: {}: {failures} failure(s) so far, {lost} event(s) not written; last: {}",

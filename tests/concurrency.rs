@@ -83,7 +83,7 @@ fn run_rolling_file(mode: WriteMode) {
                 let mut line = Vec::new();
                 for seq in 0..EVENTS {
                     line.clear();
-                    write!(line, "t{t} {seq:06} the quick brown fox\n").unwrap();
+                    writeln!(line, "t{t} {seq:06} the quick brown fox").unwrap();
                     (&log).write_all(&line).unwrap();
                 }
             })
