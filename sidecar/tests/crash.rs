@@ -1,0 +1,193 @@
+//! Crash consistency: SIGKILL the binary at random moments during `backup create` and
+//! `logs archive`. After each kill no file under a final name is partial, the originals
+//! are all there, and the next run cleans up and succeeds.
+#![cfg(unix)]
+
+mod common;
+
+use std::{
+    collections::BTreeMap,
+    fs,
+    io::Read,
+    path::Path,
+    process::Stdio,
+    time::{Duration, Instant},
+};
+
+use common::*;
+
+const KILLS: u64 = 12;
+
+/// A small deterministic generator (xorshift), so a failing run can be repeated.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+}
+
+/// Text that compresses like a log does (about 4:1), so compression takes real time.
+fn log_text(rng: &mut Rng, bytes: usize) -> Vec<u8> {
+    let words =
+        ["alpha", "user", "sent", "message", "error", "retry", "42", "ok", "scheduler", "discord"];
+    let mut out = Vec::with_capacity(bytes + 100);
+    while out.len() < bytes {
+        let n = rng.next();
+        out.extend_from_slice(
+            format!(
+                "2026-01-01 10:{:02}:{:02},{:03} - mhm - INFO - ",
+                n % 60,
+                (n >> 8) % 60,
+                (n >> 16) % 1000
+            )
+            .as_bytes(),
+        );
+        for i in 0..6 {
+            out.extend_from_slice(words[((n >> (i * 4)) % 10) as usize].as_bytes());
+            out.push(b' ');
+        }
+        out.extend_from_slice(format!("{}\n", n % 100_000).as_bytes());
+    }
+    out
+}
+
+/// Runs `args` and kills it after `after`; returns whether it had finished by itself.
+fn run_and_kill(root: &Path, args: &[&str], after: Duration) -> bool {
+    let mut child = bin()
+        .arg("--root")
+        .arg(root)
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(after);
+    let finished = child.try_wait().unwrap().is_some();
+    let _ = child.kill(); // SIGKILL
+    child.wait().unwrap();
+    finished
+}
+
+fn timed(root: &Path, args: &[&str]) -> Duration {
+    let start = Instant::now();
+    assert_code(&run(root, args), 0);
+    start.elapsed()
+}
+
+fn zip_is_whole(path: &Path) -> Result<(), String> {
+    let mut z = zip::ZipArchive::new(fs::File::open(path).map_err(|e| e.to_string())?)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    for i in 0..z.len() {
+        let mut e = z.by_index(i).map_err(|e| e.to_string())?;
+        std::io::copy(&mut e, &mut std::io::sink())
+            .map_err(|err| format!("{}: {err}", path.display()))?;
+    }
+    z.by_name("manifest.json").map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok(())
+}
+
+#[test]
+fn sigkill_during_backup_create() {
+    let root = make_root();
+    let r = root.path();
+    let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+    for u in ["u1", "u2"] {
+        write(&r.join("data/users").join(u).join("history.log"), log_text(&mut rng, 3 << 20));
+    }
+    let users_before = snapshot(&r.join("data/users"));
+    // How long one whole run takes here, to spread the kills over it.
+    let whole = timed(r, &["backup", "create", "--name", "calibrate"]);
+    let mut interrupted = 0;
+    for i in 0..KILLS {
+        let at = Duration::from_micros(rng.next() % (whole.as_micros() as u64 + 1));
+        let name = format!("killed{i}");
+        let finished = run_and_kill(r, &["backup", "create", "--name", &name], at);
+        let dir = r.join("data/backups");
+        for n in common::names(&dir).iter().filter(|n| n.ends_with(".zip") && !n.starts_with('.')) {
+            if let Err(e) = zip_is_whole(&dir.join(n)) {
+                panic!("kill {i} at {at:?}: partial backup under a final name: {e}");
+            }
+        }
+        if finished {
+            assert!(dir.join(format!("{name}.zip")).is_file());
+        } else {
+            interrupted += 1;
+        }
+        assert_same(&users_before, &snapshot(&r.join("data/users")));
+    }
+    assert!(interrupted >= KILLS / 3, "only {interrupted} of {KILLS} kills hit a running backup");
+    // The next run succeeds and removes what the killed ones left.
+    assert_code(&run(r, &["backup", "create", "--name", "after"]), 0);
+    let left: Vec<String> = common::names(&r.join("data/backups"))
+        .into_iter()
+        .filter(|n| n.starts_with(".tmp-"))
+        .collect();
+    assert!(left.is_empty(), "temporary files left: {left:?}");
+    assert_code(&run(r, &["backup", "verify", "after"]), 0);
+}
+
+#[test]
+fn sigkill_during_logs_archive() {
+    let root = make_root();
+    let r = root.path();
+    let mut rng = Rng(0xD1B5_4A32_D192_ED03);
+    let mut originals = BTreeMap::new();
+    for day in 1..=6 {
+        let name = format!("app.log.2026-01-{day:02}");
+        let text = log_text(&mut rng, 1 << 20);
+        write(&r.join("logs/backups").join(&name), &text);
+        originals.insert(name, text);
+    }
+    // Calibrate on a copy of the same tree.
+    let calib = tempfile::tempdir().unwrap();
+    for (name, text) in &originals {
+        write(&calib.path().join("logs/backups").join(name), text);
+    }
+    let args = ["--now", "2026-01-20T02:00:00Z", "logs", "archive"];
+    let whole = timed(calib.path(), &args);
+    let mut interrupted = 0;
+    for i in 0..KILLS {
+        // Each kill starts from the full set of plain copies.
+        let _ = fs::remove_dir_all(r.join("logs/archive"));
+        let _ = fs::remove_dir_all(r.join("logs/backups"));
+        for (name, text) in &originals {
+            write(&r.join("logs/backups").join(name), text);
+        }
+        let at = Duration::from_micros(rng.next() % (whole.as_micros() as u64 + 1));
+        if !run_and_kill(r, &args, at) {
+            interrupted += 1;
+        }
+        for (name, text) in &originals {
+            let plain = r.join("logs/backups").join(name);
+            let gz = r.join("logs/archive").join(format!("{name}.gz"));
+            let plain_ok = fs::read(&plain).ok().is_some_and(|b| &b == text);
+            let gz_state = fs::File::open(&gz).ok().map(|f| {
+                let mut out = Vec::new();
+                flate2::read::MultiGzDecoder::new(f).read_to_end(&mut out).map(|_| out)
+            });
+            match gz_state {
+                Some(Ok(bytes)) => {
+                    assert_eq!(&bytes, text, "kill {i}: {} holds other bytes", gz.display())
+                }
+                Some(Err(e)) => panic!("kill {i} at {at:?}: truncated {}: {e}", gz.display()),
+                None => {
+                    assert!(plain_ok, "kill {i} at {at:?}: {name} is neither plain nor gzipped")
+                }
+            }
+            if plain.exists() {
+                assert!(plain_ok, "kill {i}: {} changed", plain.display());
+            }
+        }
+        // The next run finishes the job and cleans up.
+        assert_code(&run(r, &args), 0);
+        let archive = common::names(&r.join("logs/archive"));
+        assert_eq!(archive.len(), originals.len(), "kill {i}: {archive:?}");
+        assert!(archive.iter().all(|n| n.ends_with(".gz")), "kill {i}: {archive:?}");
+        assert!(common::names(&r.join("logs/backups")).is_empty(), "kill {i}");
+    }
+    assert!(interrupted >= KILLS / 3, "only {interrupted} of {KILLS} kills hit a running archival");
+}
