@@ -2,7 +2,12 @@
 //! baselines in the same group and the same run.
 //!
 //! `cargo bench --bench hot_path` then `python3 benches/ratios.py` prints the ratios the
-//! README quotes. Files rotate for real here: 5 MiB limit, no age gate.
+//! README quotes. Files rotate for real here (5 MiB limit, no age gate), except in the
+//! `*_check` benches, where rotation is on but never due (the cost of the check alone),
+//! and the `*_norotate` ones (`DISABLE_LOG_ROTATION`).
+//!
+//! Files go to the system's temp folder, or to `MHM_BENCH_DIR` (e.g. `/dev/shm`, to take
+//! the disk's writeback throttling out of CPU-bound comparisons such as thread scaling).
 
 use std::{
     fs::File,
@@ -24,8 +29,30 @@ fn event(i: u64) {
     tracing::info!(target: "mhm::bench", user_id = i, channel = "discord", latency_ms = 12u64, "message delivered to the user");
 }
 
-fn settings(mode: WriteMode, rotation: bool) -> Settings {
-    Settings::default().min_rotate_age(Duration::ZERO).write_mode(mode).rotation_disabled(!rotation)
+#[derive(Clone, Copy)]
+enum Rotation {
+    /// Rotates every 5 MiB, copies overflow and are deleted in the background.
+    Real,
+    /// Rotation on, never due: the per-event check alone.
+    CheckOnly,
+    /// `DISABLE_LOG_ROTATION`.
+    Off,
+}
+
+fn settings(mode: WriteMode, rotation: Rotation) -> Settings {
+    let s = Settings::default().min_rotate_age(Duration::ZERO).write_mode(mode);
+    match rotation {
+        Rotation::Real => s,
+        Rotation::CheckOnly => s.max_bytes(u64::MAX / 2),
+        Rotation::Off => s.rotation_disabled(true),
+    }
+}
+
+fn bench_dir() -> tempfile::TempDir {
+    match std::env::var_os("MHM_BENCH_DIR") {
+        Some(dir) => tempfile::tempdir_in(dir).unwrap(),
+        None => tempfile::tempdir().unwrap(),
+    }
 }
 
 fn fmt_dispatch<W>(writer: W) -> Dispatch
@@ -38,13 +65,13 @@ where
 fn layer_dispatch(
     dir: &Path,
     mode: WriteMode,
-    rotation: bool,
+    rotation: Rotation,
 ) -> (Dispatch, mhm_log::LogFilesGuard) {
     let (layer, guard) = LogFiles::builder(dir).settings(settings(mode, rotation)).build().unwrap();
     (Dispatch::new(tracing_subscriber::registry().with(layer)), guard)
 }
 
-fn rolling(dir: &Path, mode: WriteMode, rotation: bool) -> RollingFile {
+fn rolling(dir: &Path, mode: WriteMode, rotation: Rotation) -> RollingFile {
     RollingFile::builder().settings(settings(mode, rotation)).build(dir.join("app.log")).unwrap()
 }
 
@@ -77,7 +104,7 @@ fn bench(
     name: &str,
     make: impl Fn(&Path) -> (Dispatch, Option<Box<dyn std::any::Any>>),
 ) {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = bench_dir();
     let (dispatch, guard) = make(dir.path());
     c.bench_function(name, |b| b.iter_custom(|iters| threaded(&dispatch, 1, iters)));
     drop(dispatch);
@@ -89,7 +116,7 @@ fn bench2(
     name: &str,
     make: impl Fn(&Path) -> (Dispatch, Option<Box<dyn std::any::Any>>),
 ) {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = bench_dir();
     let (dispatch, guard) = make(dir.path());
     c.bench_function(name, |b| b.iter_custom(|iters| threaded(&dispatch, 2, iters)));
     drop(dispatch);
@@ -97,6 +124,7 @@ fn bench2(
 }
 
 fn hot_path(c: &mut Criterion) {
+    use Rotation::{CheckOnly, Off, Real};
     use WriteMode::{Buffered, Direct};
     let none = || None::<Box<dyn std::any::Any>>;
     let sink = |_: &Path| (fmt_dispatch(std::io::sink), none());
@@ -112,7 +140,7 @@ fn hot_path(c: &mut Criterion) {
     };
     let fmt_rolling =
         |mode, rotation| move |d: &Path| (fmt_dispatch(rolling(d, mode, rotation)), none());
-    let layer = |mode, rotation| {
+    let layer = |mode, rotation: Rotation| {
         move |d: &Path| {
             let (dispatch, guard) = layer_dispatch(d, mode, rotation);
             (dispatch, Some(Box::new(guard) as Box<dyn std::any::Any>))
@@ -123,16 +151,17 @@ fn hot_path(c: &mut Criterion) {
     bench(c, "fmt/bufwriter", bufwriter);
     bench(c, "fmt/appender_daily", daily);
     bench(c, "fmt/appender_non_blocking", non_blocking);
-    bench(c, "fmt/rolling_direct", fmt_rolling(Direct, true));
-    bench(c, "fmt/rolling_direct_norotate", fmt_rolling(Direct, false));
-    bench(c, "fmt/rolling_buffered", fmt_rolling(Buffered, true));
-    bench(c, "fmt/rolling_buffered_norotate", fmt_rolling(Buffered, false));
-    bench(c, "logfiles/direct", layer(Direct, true));
-    bench(c, "logfiles/buffered", layer(Buffered, true));
-    bench(c, "logfiles/buffered_norotate", layer(Buffered, false));
+    bench(c, "fmt/rolling_direct", fmt_rolling(Direct, Real));
+    bench(c, "fmt/rolling_direct_check", fmt_rolling(Direct, CheckOnly));
+    bench(c, "fmt/rolling_direct_norotate", fmt_rolling(Direct, Off));
+    bench(c, "fmt/rolling_buffered", fmt_rolling(Buffered, Real));
+    bench(c, "logfiles/direct", layer(Direct, Real));
+    bench(c, "logfiles/buffered", layer(Buffered, Real));
+    bench(c, "logfiles/buffered_check", layer(Buffered, CheckOnly));
+    bench(c, "logfiles/buffered_norotate", layer(Buffered, Off));
     bench2(c, "2threads/fmt_sink", sink);
-    bench2(c, "2threads/fmt_rolling_buffered", fmt_rolling(Buffered, true));
-    bench2(c, "2threads/logfiles_buffered", layer(Buffered, true));
+    bench2(c, "2threads/fmt_rolling_buffered", fmt_rolling(Buffered, Real));
+    bench2(c, "2threads/logfiles_buffered", layer(Buffered, Real));
 }
 
 fn config() -> Criterion {

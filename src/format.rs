@@ -178,13 +178,15 @@ impl Visitor<'_> {
         if name == "message" || name.starts_with("log.") {
             return None;
         }
-        if !self.fields.is_empty() {
-            self.fields.extend_from_slice(b", ");
+        let out = &mut *self.fields;
+        if out.is_empty() {
+            out.push(b'"');
+        } else {
+            out.extend_from_slice(b", \"");
         }
-        self.fields.push(b'"');
-        escape_into(self.fields, name);
-        self.fields.extend_from_slice(b"\": ");
-        Some(self.fields)
+        escape_into(out, name);
+        out.extend_from_slice(b"\": ");
+        Some(out)
     }
 }
 
@@ -286,15 +288,28 @@ impl fmt::Write for Escaped<'_> {
 fn escape_into(out: &mut Vec<u8>, s: &str) {
     let bytes = s.as_bytes();
     // Most values need no escaping: one scan, one copy.
-    match bytes.iter().position(|&b| needs_escape(b)) {
+    match bytes.iter().position(|&b| ESCAPE[b as usize]) {
         None => out.extend_from_slice(bytes),
         Some(first) => escape_slow(out, bytes, first),
     }
 }
 
+/// Bytes that cannot stand as they are inside a JSON string.
+static ESCAPE: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 0x20 {
+        table[b] = true;
+        b += 1;
+    }
+    table[b'"' as usize] = true;
+    table[b'\\' as usize] = true;
+    table
+};
+
 #[inline]
 fn needs_escape(b: u8) -> bool {
-    b < 0x20 || b == b'"' || b == b'\\'
+    ESCAPE[b as usize]
 }
 
 #[cold]

@@ -1,7 +1,8 @@
 //! A process killed (SIGKILL) at a random moment while writing in direct mode loses no
 //! event whose write had returned, and the next start of the writer recovers.
 //!
-//! The child is this test binary itself, running the ignored test `child_writer`.
+//! The child is this test binary itself, running the ignored test `child_writer`. While
+//! it runs, the parent's attempt to open the same log is refused with the child's pid.
 
 mod common;
 
@@ -82,6 +83,14 @@ fn kill_during_writes_loses_no_acknowledged_event() {
             seen
         });
         std::thread::sleep(Duration::from_millis(100 + pseudo_random(round) / 2));
+        if round == 0 {
+            // A second process on the same log is refused, and told who holds it.
+            let err = RollingFile::builder()
+                .settings(settings())
+                .build(dir.path().join("app.log"))
+                .unwrap_err();
+            assert!(err.to_string().contains(&format!("process {}", child.id())), "{err}");
+        }
         child.kill().unwrap(); // SIGKILL
         child.wait().unwrap();
         let seen = reader.join().unwrap();
