@@ -209,7 +209,22 @@ pub fn plan(
         };
         entries.push(Entry { copy, from_backups: false, gzip, why });
     }
+    let twin = |c: &Copy| {
+        copies.archive.iter().find(|a| a.name.date == c.name.date && a.name.seq == c.name.seq)
+    };
     for (i, copy) in copies.backups.iter().enumerate() {
+        if let Some(twin) = twin(copy) {
+            // A move that a crash interrupted after the archive copy was in place: finishing
+            // it towards the same name removes the source once the two are shown identical.
+            let why = "already in archive (an interrupted move)".to_string();
+            entries.push(Entry {
+                copy,
+                from_backups: true,
+                gzip: twin.name.gz && !copy.name.gz,
+                why,
+            });
+            continue;
+        }
         let (go, why) = if i < overflow {
             (true, format!("more than {} copies in backups", policy.backup_count))
         } else if old_enough(copy) {
@@ -279,6 +294,12 @@ pub fn execute(action: &Action, progress: &mut dyn FnMut(u64)) -> io::Result<Out
             Err(e) => Err(e),
         },
         Action::Move { from, to } => {
+            if to.exists() && checksum_plain(to)? == checksum_plain(from)? {
+                // An earlier move got as far as a copy in place (across file systems).
+                fs::remove_file(from)?;
+                sync_dir(from);
+                return Ok(Outcome::AlreadyDone(to.clone()));
+            }
             let to = free_name(to);
             move_file(from, &to)?;
             Ok(Outcome::Done(to))
@@ -582,6 +603,28 @@ mod tests {
                     to: "a/app.log.2026-01-03.gz".into()
                 },
             ]
+        );
+    }
+
+    #[test]
+    fn a_copy_in_both_folders_finishes_its_interrupted_move() {
+        // regression: a kill between renaming the .gz into place and removing the source
+        // left the same events in backups/ and archive/ until the copy overflowed again.
+        let copies = Copies {
+            backups: vec![copy("b", "app.log.2026-01-05"), copy("b", "app.log.2026-01-06")],
+            archive: vec![copy("a", "app.log.2026-01-05.gz")],
+        };
+        let steps: Vec<Action> =
+            plan(&copies, &policy(), now(2026, 1, 7), Zone::Utc, Path::new("a"))
+                .into_iter()
+                .map(|s| s.action)
+                .collect();
+        assert_eq!(
+            steps,
+            vec![Action::Gzip {
+                from: "b/app.log.2026-01-05".into(),
+                to: "a/app.log.2026-01-05.gz".into()
+            }]
         );
     }
 

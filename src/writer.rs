@@ -347,7 +347,16 @@ impl Inner {
         let meta = file
             .metadata()
             .map_err(|e| InitError::io("cannot read the log's metadata", &path, e))?;
-        let disk = meta.len();
+        let mut disk = meta.len();
+        // A process killed inside a write(2) can leave a partial last line (the kernel
+        // checks for a fatal signal between pages). End it, so the next event starts on a
+        // line of its own; the fragment itself was never acknowledged to anyone.
+        if disk > 0 && last_byte(&path).is_some_and(|b| b != b'\n') {
+            let mut f = &file;
+            if f.write_all(b"\n").is_ok() {
+                disk += 1;
+            }
+        }
         // A restart keeps the file's age: its creation time where the platform reports
         // one, else its last modification (which can only make it look younger).
         let started = if disk == 0 {
@@ -640,6 +649,15 @@ impl Drop for Inner {
             }
         }
     }
+}
+
+fn last_byte(path: &Path) -> Option<u8> {
+    use std::io::{Seek, SeekFrom};
+    let mut f = File::open(path).ok()?;
+    f.seek(SeekFrom::End(-1)).ok()?;
+    let mut b = [0u8; 1];
+    f.read_exact(&mut b).ok()?;
+    Some(b[0])
 }
 
 fn open_append(path: &Path) -> io::Result<File> {

@@ -338,3 +338,15 @@ fn copies_go_to_configured_folders_resolved_against_the_root() {
     assert_eq!(names(&dir.path().join("logs/archive")), ["app.log.2026-01-01"]);
     assert!(names(&dir.path().join("logs/backups")).is_empty());
 }
+
+#[test]
+fn a_partial_last_line_left_by_a_kill_is_ended_on_restart() {
+    // regression: a writer killed inside write(2) left "...payl" and the next start wrote
+    // its first event onto the end of it.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("app.log");
+    fs::write(&path, "whole line\nhalf a li").unwrap();
+    let log = RollingFile::builder().settings(utc_settings()).build(&path).unwrap();
+    (&log).write_all(b"next event\n").unwrap();
+    assert_eq!(fs::read_to_string(&path).unwrap(), "whole line\nhalf a li\nnext event\n");
+}
