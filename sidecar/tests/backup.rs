@@ -161,6 +161,8 @@ fn links_inside_users_are_stored_outside_ones_skipped() {
     std::os::unix::fs::symlink("../u2/account.json", u1.join("other_user.json")).unwrap();
     std::os::unix::fs::symlink("/etc/passwd", u1.join("abs")).unwrap();
     std::os::unix::fs::symlink("../../../.env", u1.join("up")).unwrap();
+    // Over 4 MiB: the parallel path must carry links too.
+    write(&u1.join("big.bin"), vec![7u8; 5_000_000]);
     let out = run(r, &["backup", "create", "--name", "links"]);
     assert_code(&out, 0);
     let err = stderr(&out);
@@ -392,6 +394,9 @@ fn corrupt_and_hostile_backups_are_refused_and_nothing_changes() {
 fn restore_round_trip_brings_back_every_byte() {
     let root = make_root();
     let r = root.path();
+    // Over 4 MiB, so the entries are compressed on several threads and merged.
+    let big: Vec<u8> = (0..5_000_000u32).map(|n| (n ^ (n >> 5)).wrapping_mul(31) as u8).collect();
+    write(&r.join("data/users/u3/big.bin"), big);
     let original = snapshot(&r.join("data/users"));
     let env_before = fs::read(r.join(".env")).unwrap();
     assert_code(&run(r, &["--now", NOW, "backup", "create", "--name", "base"]), 0);

@@ -276,6 +276,80 @@ pub fn write(
 /// it is read; the margin keeps a file just under 4 GiB safe).
 const ZIP64_FROM: u64 = 0xFFFF_FFFF - (64 << 20);
 
+type Zip = ZipWriter<BufWriter<File>>;
+
+fn base_options() -> SimpleFileOptions {
+    SimpleFileOptions::default()
+        .compression_method(CompressionMethod::Deflated)
+        .compression_level(Some(6))
+        .unix_permissions(0o600)
+}
+
+/// Stores one source in `zip`, streaming it through SHA-256; returns its manifest entry.
+fn store(
+    zip: &mut Zip,
+    src: &Source,
+    buf: &mut [u8],
+    bar: &Option<indicatif::ProgressBar>,
+) -> Result<FileEntry> {
+    let base = base_options();
+    if let Some(target) = &src.link {
+        zip.add_symlink(src.name.as_str(), target.as_str(), base)
+            .with_context(|| format!("storing link {}", src.path.display()))?;
+        return Ok(FileEntry {
+            path: src.name.clone(),
+            size: target.len() as u64,
+            sha256: manifest::hex(&Sha256::digest(target.as_bytes())),
+            link: Some(target.clone()),
+        });
+    }
+    let mut input =
+        File::open(&src.path).with_context(|| format!("opening {}", src.path.display()))?;
+    let meta = input.metadata().ok();
+    let size_now = meta.as_ref().map(|m| m.len()).unwrap_or(src.size);
+    let mut opts = base.large_file(size_now.max(src.size) >= ZIP64_FROM);
+    if let Some(t) = meta.and_then(|m| m.modified().ok()).and_then(zip_time) {
+        opts = opts.last_modified_time(t);
+    }
+    zip.start_file(src.name.as_str(), opts)
+        .with_context(|| format!("starting entry {}", src.name))?;
+    let mut hasher = Sha256::new();
+    let mut size = 0u64;
+    loop {
+        let n = match input.read(buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e).with_context(|| format!("reading {}", src.path.display())),
+        };
+        hasher.update(&buf[..n]);
+        zip.write_all(&buf[..n]).with_context(|| format!("compressing {}", src.path.display()))?;
+        size += n as u64;
+        if let Some(bar) = bar {
+            bar.inc(n as u64);
+        }
+    }
+    Ok(FileEntry {
+        path: src.name.clone(),
+        size,
+        sha256: manifest::hex(&hasher.finalize()),
+        link: None,
+    })
+}
+
+/// Finishes a zip and syncs its file.
+fn finish(zip: Zip, path: &Path) -> Result<()> {
+    let writer = zip.finish().with_context(|| format!("finishing {}", path.display()))?;
+    let file = writer
+        .into_inner()
+        .map_err(|e| e.into_error())
+        .with_context(|| format!("writing {}", path.display()))?;
+    file.sync_all().with_context(|| format!("syncing {}", path.display()))
+}
+
+/// Below this much data one thread does it all: sharding would cost more than it saves.
+const PARALLEL_FROM: u64 = 4 << 20;
+
 fn write_tmp(
     ctx: &Ctx,
     tmp: &Path,
@@ -283,65 +357,23 @@ fn write_tmp(
     options: &Options,
     sources: &[Source],
 ) -> Result<Manifest> {
-    let file = create_private(tmp)?;
-    let mut zip = ZipWriter::new(BufWriter::with_capacity(1 << 16, file));
-    let base = SimpleFileOptions::default()
-        .compression_method(CompressionMethod::Deflated)
-        .compression_level(Some(6))
-        .unix_permissions(0o600);
     let total: u64 = sources.iter().map(|s| s.size).sum();
     let bar = crate::context::progress_bar(ctx, total, "backup");
-    let mut files = Vec::with_capacity(sources.len());
-    let mut buf = vec![0u8; 1 << 16];
-    let mut users = std::collections::BTreeSet::new();
-    for src in sources {
-        if let Some(user) = src.name.strip_prefix("users/").and_then(|r| r.split('/').next()) {
-            users.insert(user.to_string());
-        }
-        if let Some(target) = &src.link {
-            zip.add_symlink(src.name.as_str(), target.as_str(), base)
-                .with_context(|| format!("storing link {}", src.path.display()))?;
-            files.push(FileEntry {
-                path: src.name.clone(),
-                size: target.len() as u64,
-                sha256: manifest::hex(&Sha256::digest(target.as_bytes())),
-                link: Some(target.clone()),
-            });
-            continue;
-        }
-        let mut input =
-            File::open(&src.path).with_context(|| format!("opening {}", src.path.display()))?;
-        let meta = input.metadata().ok();
-        let size_now = meta.as_ref().map(|m| m.len()).unwrap_or(src.size);
-        let mut opts = base.large_file(size_now.max(src.size) >= ZIP64_FROM);
-        if let Some(t) = meta.and_then(|m| m.modified().ok()).and_then(zip_time) {
-            opts = opts.last_modified_time(t);
-        }
-        zip.start_file(src.name.as_str(), opts)
-            .with_context(|| format!("starting entry {}", src.name))?;
-        let mut hasher = Sha256::new();
-        let mut size = 0u64;
-        loop {
-            let n = match input.read(&mut buf) {
-                Ok(0) => break,
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(e).with_context(|| format!("reading {}", src.path.display())),
-            };
-            hasher.update(&buf[..n]);
-            zip.write_all(&buf[..n]).with_context(|| format!("writing {}", tmp.display()))?;
-            size += n as u64;
-            if let Some(bar) = &bar {
-                bar.inc(n as u64);
-            }
-        }
-        files.push(FileEntry {
-            path: src.name.clone(),
-            size,
-            sha256: manifest::hex(&hasher.finalize()),
-            link: None,
-        });
-    }
+    let workers = std::thread::available_parallelism().map_or(1, |n| n.get()).min(8);
+    let mut zip = ZipWriter::new(BufWriter::with_capacity(1 << 16, create_private(tmp)?));
+    let files = if workers > 1 && total >= PARALLEL_FROM && sources.len() > 1 {
+        store_parallel(&mut zip, tmp, sources, workers, &bar)?
+    } else {
+        let mut buf = vec![0u8; 1 << 16];
+        sources
+            .iter()
+            .map(|src| store(&mut zip, src, &mut buf, &bar))
+            .collect::<Result<Vec<_>>>()?
+    };
+    let users: std::collections::BTreeSet<&str> = sources
+        .iter()
+        .filter_map(|s| s.name.strip_prefix("users/").and_then(|r| r.split('/').next()))
+        .collect();
     let manifest = Manifest {
         backup_name: name.to_string(),
         created_at: ctx.now_local().to_rfc3339(),
@@ -354,18 +386,113 @@ fn write_tmp(
         tool_version: concat!("mhm-sidecar ", env!("CARGO_PKG_VERSION")).to_string(),
         files,
     };
-    zip.start_file(manifest::NAME, base).context("starting manifest.json")?;
+    zip.start_file(manifest::NAME, base_options()).context("starting manifest.json")?;
     serde_json::to_writer_pretty(&mut zip, &manifest).context("writing manifest.json")?;
-    let writer = zip.finish().with_context(|| format!("finishing {}", tmp.display()))?;
-    let file = writer
-        .into_inner()
-        .map_err(|e| e.into_error())
-        .with_context(|| format!("writing {}", tmp.display()))?;
-    file.sync_all().with_context(|| format!("syncing {}", tmp.display()))?;
+    finish(zip, tmp)?;
     if let Some(bar) = bar {
         bar.finish_and_clear();
     }
     Ok(manifest)
+}
+
+/// Compresses the sources on `workers` threads, each into its own shard zip beside `tmp`
+/// (files handed out one at a time, so the threads stay busy), then copies the compressed
+/// entries into `zip` in the sources' order without recompressing them. Memory stays flat:
+/// every file is streamed, and nothing is held but one buffer per thread.
+fn store_parallel(
+    zip: &mut Zip,
+    tmp: &Path,
+    sources: &[Source],
+    workers: usize,
+    bar: &Option<indicatif::ProgressBar>,
+) -> Result<Vec<FileEntry>> {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    let shard_path = |k: usize| {
+        let mut s = tmp.as_os_str().to_owned();
+        s.push(format!(".part{k}"));
+        PathBuf::from(s)
+    };
+    let shards: Vec<PathBuf> = (0..workers).map(shard_path).collect();
+    let next = AtomicUsize::new(0);
+    let failed = AtomicBool::new(false);
+    let result = (|| -> Result<Vec<FileEntry>> {
+        // slot i: (shard, index in shard, entry)
+        let mut slots: Vec<Option<(usize, usize, FileEntry)>> = vec![None; sources.len()];
+        std::thread::scope(|scope| -> Result<()> {
+            let handles: Vec<_> = shards
+                .iter()
+                .map(|shard| {
+                    let (next, failed) = (&next, &failed);
+                    scope.spawn(move || -> Result<Vec<(usize, usize, FileEntry)>> {
+                        let run = || -> Result<Vec<(usize, usize, FileEntry)>> {
+                            let mut zip = ZipWriter::new(BufWriter::with_capacity(
+                                1 << 16,
+                                create_private(shard)?,
+                            ));
+                            let mut buf = vec![0u8; 1 << 16];
+                            let mut done = Vec::new();
+                            while !failed.load(Ordering::Relaxed) {
+                                let i = next.fetch_add(1, Ordering::Relaxed);
+                                let Some(src) = sources.get(i) else { break };
+                                if src.link.is_some() {
+                                    // A raw copy loses the link attribute: links are
+                                    // stored by the merging thread.
+                                    continue;
+                                }
+                                let entry = store(&mut zip, src, &mut buf, bar)?;
+                                done.push((i, done.len(), entry));
+                            }
+                            finish(zip, shard)?;
+                            Ok(done)
+                        };
+                        let r = run();
+                        if r.is_err() {
+                            failed.store(true, Ordering::Relaxed);
+                        }
+                        r
+                    })
+                })
+                .collect();
+            for (k, h) in handles.into_iter().enumerate() {
+                let done =
+                    h.join().map_err(|_| anyhow::anyhow!("a compression thread panicked"))??;
+                for (i, j, e) in done {
+                    slots[i] = Some((k, j, e));
+                }
+            }
+            Ok(())
+        })?;
+        let mut archives = shards
+            .iter()
+            .map(|p| {
+                let f = File::open(p).with_context(|| format!("opening {}", p.display()))?;
+                zip::ZipArchive::new(io::BufReader::with_capacity(1 << 16, f))
+                    .with_context(|| format!("reading {}", p.display()))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let mut files = Vec::with_capacity(sources.len());
+        let mut buf = vec![0u8; 1 << 16];
+        for (i, slot) in slots.into_iter().enumerate() {
+            if sources[i].link.is_some() {
+                files.push(store(zip, &sources[i], &mut buf, bar)?);
+                continue;
+            }
+            let Some((k, j, entry)) = slot else {
+                bail!("{} was not compressed", sources[i].path.display());
+            };
+            let raw = archives[k]
+                .by_index_raw(j)
+                .with_context(|| format!("reading shard entry {}", entry.path))?;
+            zip.raw_copy_file(raw)
+                .with_context(|| format!("copying {} into the backup", entry.path))?;
+            files.push(entry);
+        }
+        Ok(files)
+    })();
+    for p in &shards {
+        let _ = fs::remove_file(p);
+    }
+    result
 }
 
 /// A file time as a zip time (local, two-second precision); `None` outside 1980..2107.

@@ -42,87 +42,62 @@ struct Seen {
     link: Option<String>,
 }
 
-/// Verifies the zip at `path`.
+/// What one thread found in its share of the entries.
+#[derive(Default)]
+struct Part {
+    entries: usize,
+    seen: BTreeMap<String, Seen>,
+    manifest: Option<Vec<u8>>,
+    problems: Vec<(usize, String)>,
+}
+
+/// Verifies the zip at `path`. Large archives are read on every core (each thread opens
+/// the file itself and takes every n-th entry); problems are reported in entry order.
 pub fn verify(path: &Path) -> Report {
     let mut report = Report::default();
-    let file = match File::open(path) {
-        Ok(f) => f,
+    let len = match std::fs::metadata(path) {
+        Ok(m) => m.len(),
         Err(e) => {
             report.problems.push(format!("{}: cannot open: {e}", path.display()));
             return report;
         }
     };
-    let mut archive = match ZipArchive::new(BufReader::with_capacity(1 << 16, file)) {
-        Ok(a) => a,
-        Err(e) => {
-            report.problems.push(format!("{}: not a readable zip archive: {e}", path.display()));
-            return report;
-        }
+    let threads = if len >= 4 << 20 {
+        std::thread::available_parallelism().map_or(1, |n| n.get()).min(8)
+    } else {
+        1
     };
-    let mut seen: BTreeMap<String, Seen> = BTreeMap::new();
-    let mut manifest_bytes: Option<Vec<u8>> = None;
-    let mut buf = vec![0u8; 1 << 16];
-    for i in 0..archive.len() {
-        let mut entry = match archive.by_index(i) {
-            Ok(e) => e,
+    let parts: Vec<Result<Part, String>> = if threads == 1 {
+        vec![scan(path, 0, 1)]
+    } else {
+        std::thread::scope(|s| {
+            let handles: Vec<_> =
+                (0..threads).map(|t| s.spawn(move || scan(path, t, threads))).collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap_or_else(|_| Err("a verification thread panicked".into())))
+                .collect()
+        })
+    };
+    let mut seen = BTreeMap::new();
+    let mut manifest_bytes = None;
+    let mut problems = Vec::new();
+    for part in parts {
+        match part {
             Err(e) => {
-                report.problems.push(format!("entry #{i}: cannot be read: {e}"));
-                continue;
+                report.problems.push(e);
+                return report;
             }
-        };
-        let name = entry.name().to_string();
-        report.entries += 1;
-        if let Some(why) = paths::unsafe_name(&name) {
-            report.problems.push(format!("entry {name:?}: refused: {why}"));
-            continue;
-        }
-        if entry.is_dir() {
-            continue;
-        }
-        let is_link = entry.is_symlink();
-        if name == manifest::NAME {
-            let mut bytes = Vec::new();
-            match entry.by_ref().take(64 << 20).read_to_end(&mut bytes) {
-                Ok(_) => manifest_bytes = Some(bytes),
-                Err(e) => report.problems.push(format!("{name}: corrupt: {e}")),
+            Ok(p) => {
+                report.entries += p.entries;
+                seen.extend(p.seen);
+                manifest_bytes = manifest_bytes.or(p.manifest);
+                problems.extend(p.problems);
             }
-            continue;
         }
-        let mut hasher = Sha256::new();
-        let mut size = 0u64;
-        let mut link_bytes = Vec::new();
-        let read: io::Result<()> = (|| loop {
-            let n = match entry.read(&mut buf) {
-                Ok(0) => return Ok(()),
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(e),
-            };
-            hasher.update(&buf[..n]);
-            if is_link && link_bytes.len() < 4096 {
-                link_bytes.extend_from_slice(&buf[..n]);
-            }
-            size += n as u64;
-        })();
-        if let Err(e) = read {
-            report.problems.push(format!("{name}: corrupt (read {size} bytes): {e}"));
-            continue;
-        }
-        let link = if is_link {
-            let target = String::from_utf8_lossy(&link_bytes).into_owned();
-            let inside = paths::link_destination(&name, &target)
-                .is_some_and(|dest| !name.starts_with("users/") || dest.starts_with("users/"));
-            if !inside {
-                report
-                    .problems
-                    .push(format!("{name}: refused: a link pointing outside ({target})"));
-            }
-            Some(target)
-        } else {
-            None
-        };
-        seen.insert(name, Seen { size, sha256: manifest::hex(&hasher.finalize()), link });
     }
+    problems.sort_by_key(|(i, _)| *i);
+    report.problems.extend(problems.into_iter().map(|(_, p)| p));
     let Some(bytes) = manifest_bytes else {
         report.problems.push(format!("{}: missing", manifest::NAME));
         return report;
@@ -137,6 +112,76 @@ pub fn verify(path: &Path) -> Report {
     check_manifest(&manifest, &seen, &mut report.problems);
     report.manifest = Some(manifest);
     report
+}
+
+/// Reads entries `t`, `t + n`, `t + 2n`, ... of the zip at `path` to their end.
+fn scan(path: &Path, t: usize, n: usize) -> Result<Part, String> {
+    let file = File::open(path).map_err(|e| format!("{}: cannot open: {e}", path.display()))?;
+    let mut archive = ZipArchive::new(BufReader::with_capacity(1 << 16, file))
+        .map_err(|e| format!("{}: not a readable zip archive: {e}", path.display()))?;
+    let mut part = Part::default();
+    let mut buf = vec![0u8; 1 << 16];
+    for i in (t..archive.len()).step_by(n) {
+        let mut entry = match archive.by_index(i) {
+            Ok(e) => e,
+            Err(e) => {
+                part.problems.push((i, format!("entry #{i}: cannot be read: {e}")));
+                continue;
+            }
+        };
+        let name = entry.name().to_string();
+        part.entries += 1;
+        if let Some(why) = paths::unsafe_name(&name) {
+            part.problems.push((i, format!("entry {name:?}: refused: {why}")));
+            continue;
+        }
+        if entry.is_dir() {
+            continue;
+        }
+        let is_link = entry.is_symlink();
+        if name == manifest::NAME {
+            let mut bytes = Vec::new();
+            match entry.by_ref().take(64 << 20).read_to_end(&mut bytes) {
+                Ok(_) => part.manifest = Some(bytes),
+                Err(e) => part.problems.push((i, format!("{name}: corrupt: {e}"))),
+            }
+            continue;
+        }
+        let mut hasher = Sha256::new();
+        let mut size = 0u64;
+        let mut link_bytes = Vec::new();
+        let read: io::Result<()> = (|| loop {
+            let k = match entry.read(&mut buf) {
+                Ok(0) => return Ok(()),
+                Ok(k) => k,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            };
+            hasher.update(&buf[..k]);
+            if is_link && link_bytes.len() < 4096 {
+                link_bytes.extend_from_slice(&buf[..k]);
+            }
+            size += k as u64;
+        })();
+        if let Err(e) = read {
+            part.problems.push((i, format!("{name}: corrupt (read {size} bytes): {e}")));
+            continue;
+        }
+        let link = if is_link {
+            let target = String::from_utf8_lossy(&link_bytes).into_owned();
+            let inside = paths::link_destination(&name, &target)
+                .is_some_and(|dest| !name.starts_with("users/") || dest.starts_with("users/"));
+            if !inside {
+                part.problems
+                    .push((i, format!("{name}: refused: a link pointing outside ({target})")));
+            }
+            Some(target)
+        } else {
+            None
+        };
+        part.seen.insert(name, Seen { size, sha256: manifest::hex(&hasher.finalize()), link });
+    }
+    Ok(part)
 }
 
 fn check_manifest(m: &Manifest, seen: &BTreeMap<String, Seen>, problems: &mut Vec<String>) {
