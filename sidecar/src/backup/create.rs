@@ -395,6 +395,13 @@ fn write_tmp(
     Ok(manifest)
 }
 
+/// Whether a source can be compressed in a shard and raw-copied: zip's raw copy loses the
+/// link attribute, and writes a zeroed ZIP64 size for entries over 4 GiB (Info-ZIP then
+/// reads them as empty), so links and huge files are stored by the merging thread.
+fn shardable(src: &Source) -> bool {
+    src.link.is_none() && src.size < ZIP64_FROM
+}
+
 /// Compresses the sources on `workers` threads, each into its own shard zip beside `tmp`
 /// (files handed out one at a time, so the threads stay busy), then copies the compressed
 /// entries into `zip` in the sources' order without recompressing them. Memory stays flat:
@@ -434,9 +441,7 @@ fn store_parallel(
                             while !failed.load(Ordering::Relaxed) {
                                 let i = next.fetch_add(1, Ordering::Relaxed);
                                 let Some(src) = sources.get(i) else { break };
-                                if src.link.is_some() {
-                                    // A raw copy loses the link attribute: links are
-                                    // stored by the merging thread.
+                                if !shardable(src) {
                                     continue;
                                 }
                                 let entry = store(&mut zip, src, &mut buf, bar)?;
@@ -473,7 +478,7 @@ fn store_parallel(
         let mut files = Vec::with_capacity(sources.len());
         let mut buf = vec![0u8; 1 << 16];
         for (i, slot) in slots.into_iter().enumerate() {
-            if sources[i].link.is_some() {
+            if !shardable(&sources[i]) {
                 files.push(store(zip, &sources[i], &mut buf, bar)?);
                 continue;
             }

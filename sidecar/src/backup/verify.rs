@@ -139,6 +139,7 @@ fn scan(path: &Path, t: usize, n: usize) -> Result<Part, String> {
             continue;
         }
         let is_link = entry.is_symlink();
+        let declared = entry.size();
         if name == manifest::NAME {
             let mut bytes = Vec::new();
             match entry.by_ref().take(64 << 20).read_to_end(&mut bytes) {
@@ -166,6 +167,13 @@ fn scan(path: &Path, t: usize, n: usize) -> Result<Part, String> {
         if let Err(e) = read {
             part.problems.push((i, format!("{name}: corrupt (read {size} bytes): {e}")));
             continue;
+        }
+        if size != declared {
+            // Other unzip tools trust the directory's size: it must be right.
+            part.problems.push((
+                i,
+                format!("{name}: the zip directory says {declared} bytes, the data holds {size}"),
+            ));
         }
         let link = if is_link {
             let target = String::from_utf8_lossy(&link_bytes).into_owned();
