@@ -100,16 +100,20 @@ fn read_dir_if_exists(dir: &Path) -> Result<Option<fs::ReadDir>> {
 
 /// `<root>/logs` (with LOG_BACKUP_DIR / LOG_ARCHIVE_DIR) plus each `--dir` (with the
 /// default `backups/` and `archive/` beside it; a relative `--dir` is under the root).
-pub fn log_dirs(ctx: &Ctx, extra: &[PathBuf]) -> Vec<LogDir> {
+/// A `--dir` that is not a folder is a usage error.
+pub fn log_dirs(ctx: &Ctx, extra: &[PathBuf]) -> Result<Vec<LogDir>> {
     let mut dirs = vec![LogDir::new(ctx.logs_dir(), &ctx.log_settings)];
     for d in extra {
         let dir = if d.is_absolute() { d.clone() } else { ctx.root.join(d) };
+        if !dir.is_dir() {
+            return Err(crate::errors::usage(format!("--dir {}: not a folder", dir.display())));
+        }
         if dirs.iter().any(|known| known.dir == dir) {
             continue;
         }
         dirs.push(LogDir::new(dir, &Settings::default()));
     }
-    dirs
+    Ok(dirs)
 }
 
 /// One step of `logs archive`, as reported.

@@ -44,6 +44,11 @@ pub enum Command {
     /// Checks on the MHM root.
     #[command(subcommand)]
     System(SystemCommand),
+    /// Run what is due (01:00 weekly backup check, 02:00 log archival, prune after a
+    /// backup) and nothing else; for a scheduler to call as often as it likes.
+    Maintain,
+    /// Backups, logs, last job runs and warnings at a glance.
+    Status,
 }
 
 #[derive(Debug, Subcommand)]
@@ -171,7 +176,8 @@ impl Command {
         match self {
             Command::Logs(c) => matches!(c, LogsCommand::Archive(_) | LogsCommand::Restore(_)),
             Command::Backup(c) => !matches!(c, BackupCommand::List | BackupCommand::Verify(_)),
-            Command::System(_) => false,
+            Command::System(_) | Command::Status => false,
+            Command::Maintain => true,
         }
     }
 }

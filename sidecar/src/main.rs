@@ -12,6 +12,8 @@ mod exit_codes;
 mod fsutil;
 mod lock;
 mod logging;
+mod maintain;
+mod state;
 mod validate;
 
 use std::io;

@@ -82,6 +82,10 @@ fn archive_keeps_at_most_archive_count_per_log_and_handles_dir() {
     assert_eq!(left.len(), 7);
     assert_eq!(left[0], "app.log.2026-03-03.gz");
     assert_eq!(names(&r.join("tests/logs/archive")), ["test.log.2026-03-01.gz"]);
+    // A --dir that is not there is bad usage, named.
+    let out = run(r, &["logs", "archive", "--dir", "no/such/logs"]);
+    assert_code(&out, 2);
+    assert!(stderr(&out).contains("no/such/logs"), "{}", stderr(&out));
     // LOG_ARCHIVE_COUNT from .env is honoured.
     write(&r.join(".env"), "LOG_ARCHIVE_COUNT=5\n");
     assert_code(&run(r, &["--now", "2026-03-10T12:00:00Z", "logs", "archive"]), 0);

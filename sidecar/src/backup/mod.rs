@@ -187,6 +187,60 @@ pub fn unique_name(dir: &Path, prefix: &str, stamp: &str) -> String {
         .unwrap_or(base)
 }
 
+/// Writes the backup `name` with `includes`, then prunes. Warnings go to stderr and the
+/// sidecar's log.
+pub fn make(
+    ctx: &Ctx,
+    name: &str,
+    includes: Includes,
+    policy: PrunePolicy,
+) -> Result<(PathBuf, Manifest, Vec<PruneStep>)> {
+    let options = create::Options { includes };
+    let (sources, warnings) = create::collect(ctx, &options)?;
+    for w in &warnings {
+        eprintln!("warning: {w}");
+        tracing::warn!(target: "mhm::sidecar", "backup: {w}");
+    }
+    let (path, manifest) = create::write(ctx, &ctx.backups_dir(), name, &options, &sources)?;
+    tracing::info!(target: "mhm::sidecar", "backup create: {} ({} files, {} bytes)", path.display(), manifest.system_info.file_count, manifest.system_info.total_bytes);
+    let pruned = prune(ctx, policy)?;
+    Ok((path, manifest, pruned))
+}
+
+/// What the weekly check decided.
+#[derive(Debug)]
+pub enum Weekly {
+    /// The newest weekly backup is younger than 7 days.
+    NotDue {
+        /// Its name.
+        newest: String,
+        /// Its age in whole days.
+        age_days: i64,
+    },
+    /// A weekly backup is due: its name.
+    Due(String),
+}
+
+/// Whether a weekly backup is due: none exists, or the newest is 7 or more days old.
+/// Other kinds neither count nor push weekly ones out.
+pub fn weekly_due(ctx: &Ctx) -> Result<Weekly> {
+    let backups = list(&ctx.backups_dir())?;
+    let newest = backups.iter().rev().find(|b| b.kind == Kind::Weekly);
+    if let Some(b) = newest {
+        if let Some(t) = b.created_at {
+            let age = ctx.now.fixed_offset().signed_duration_since(t);
+            if age < chrono::Duration::days(7) {
+                return Ok(Weekly::NotDue { newest: b.name.clone(), age_days: age.num_days() });
+            }
+        }
+    }
+    Ok(Weekly::Due(unique_name(&ctx.backups_dir(), WEEKLY_PREFIX, &stamp(ctx))))
+}
+
+/// What a weekly backup holds.
+pub const WEEKLY_INCLUDES: Includes =
+    Includes { users: true, config: true, logs: false, code: false };
+
 /// One decision of `backup prune`.
 #[derive(Debug, Serialize)]
 pub struct PruneStep {

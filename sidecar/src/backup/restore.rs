@@ -225,7 +225,7 @@ pub fn restore(ctx: &Ctx, path: &Path, scope: &Scope) -> Result<Outcome> {
     let pid = std::process::id();
     let staging = data.join(format!("{STAGING_PREFIX}{pid}"));
     let old = data.join(format!("{OLD_PREFIX}{pid}"));
-    let result = extract(path, &items, &staging).and_then(|()| swap(&items, &staging, &old));
+    let result = extract(ctx, path, &items, &staging).and_then(|()| swap(&items, &staging, &old));
     let _ = fs::remove_dir_all(&staging);
     if let Err(e) = result {
         let rolled = rollback(ctx, &old);
@@ -243,7 +243,9 @@ pub fn restore(ctx: &Ctx, path: &Path, scope: &Scope) -> Result<Outcome> {
 }
 
 /// Extracts the items' entries into `staging/<key>`.
-fn extract(path: &Path, items: &[Item], staging: &Path) -> Result<()> {
+fn extract(ctx: &Ctx, path: &Path, items: &[Item], staging: &Path) -> Result<()> {
+    let total = items.iter().map(|i| i.bytes).sum();
+    let bar = crate::context::progress_bar(ctx, total, "restore");
     if staging.exists() {
         fs::remove_dir_all(staging).with_context(|| format!("removing {}", staging.display()))?;
     }
@@ -277,9 +279,15 @@ fn extract(path: &Path, items: &[Item], staging: &Path) -> Result<()> {
         }
         let mut out =
             File::create(&dest).with_context(|| format!("creating {}", dest.display()))?;
-        io::copy(&mut entry, &mut out)
-            .with_context(|| format!("extracting {name} to {}", dest.display()))?;
+        let copied = match &bar {
+            Some(bar) => io::copy(&mut bar.wrap_read(&mut entry), &mut out),
+            None => io::copy(&mut entry, &mut out),
+        };
+        copied.with_context(|| format!("extracting {name} to {}", dest.display()))?;
         out.sync_all().with_context(|| format!("syncing {}", dest.display()))?;
+    }
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
     }
     fail_at("extract")?;
     // Items the backup holds as folders must exist even when empty.

@@ -5,7 +5,7 @@ use std::{io::Write, time::Duration};
 use anyhow::{Context, Result};
 
 use crate::{
-    backup::{self, create, manifest::Includes, restore, verify, Kind, PrunePolicy},
+    backup::{self, create, manifest::Includes, restore, verify, PrunePolicy},
     cli::{BackupCommand, CreateArgs, PruneArgs, RestoreArgs},
     context::Ctx,
     exit_codes::ExitCode,
@@ -26,7 +26,7 @@ pub fn run(ctx: &Ctx, cmd: &BackupCommand) -> Result<ExitCode> {
     }
 }
 
-fn prune_policy(ctx: &Ctx, args: &PruneArgs) -> Result<PrunePolicy> {
+pub fn prune_policy(ctx: &Ctx, args: &PruneArgs) -> Result<PrunePolicy> {
     let days = ctx.count_setting(args.retention_days, "BACKUP_RETENTION_DAYS", 30)?;
     let max = ctx.count_setting(args.max_count, "BACKUP_MAX_COUNT", 10)?;
     Ok(PrunePolicy {
@@ -39,16 +39,14 @@ fn prune_policy(ctx: &Ctx, args: &PruneArgs) -> Result<PrunePolicy> {
 fn make(ctx: &Ctx, name: &str, includes: Includes) -> Result<ExitCode> {
     // Settings are checked before any work.
     let policy = prune_policy(ctx, &PruneArgs { retention_days: None, max_count: None })?;
-    let options = create::Options { includes };
-    let (sources, warnings) = create::collect(ctx, &options)?;
-    for w in &warnings {
-        eprintln!("warning: {w}");
-        tracing::warn!(target: "mhm::sidecar", "backup: {w}");
-    }
-    let dir = ctx.backups_dir();
-    let bytes: u64 = sources.iter().map(|s| s.size).sum();
     if ctx.dry_run {
-        let target = dir.join(format!("{name}.zip"));
+        let options = create::Options { includes };
+        let (sources, warnings) = create::collect(ctx, &options)?;
+        for w in &warnings {
+            eprintln!("warning: {w}");
+        }
+        let target = ctx.backups_dir().join(format!("{name}.zip"));
+        let bytes: u64 = sources.iter().map(|s| s.size).sum();
         if ctx.json {
             ctx.print_json(&serde_json::json!({
                 "would_create": ctx.show(&target), "files": sources.len(), "bytes": bytes,
@@ -66,15 +64,14 @@ fn make(ctx: &Ctx, name: &str, includes: Includes) -> Result<ExitCode> {
         }
         return Ok(ExitCode::Success);
     }
-    let (path, manifest) = create::write(ctx, &dir, name, &options, &sources)?;
-    tracing::info!(target: "mhm::sidecar", "backup create: {} ({} files, {} bytes)", path.display(), manifest.system_info.file_count, manifest.system_info.total_bytes);
+    let (path, manifest, pruned) = backup::make(ctx, name, includes, policy)?;
     let size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
     if ctx.json {
         ctx.print_json(&serde_json::json!({
             "created": ctx.show(&path), "size": size, "manifest": {
                 "backup_name": manifest.backup_name, "created_at": manifest.created_at,
                 "includes": manifest.includes, "system_info": manifest.system_info,
-            }
+            }, "pruned": pruned,
         }))?;
     } else {
         println!(
@@ -83,10 +80,9 @@ fn make(ctx: &Ctx, name: &str, includes: Includes) -> Result<ExitCode> {
             manifest.system_info.file_count,
             manifest.system_info.total_bytes
         );
-    }
-    let pruned = backup::prune(ctx, policy)?;
-    for p in &pruned {
-        eprintln!("prune: {} {} ({})", p.result, p.name, p.why);
+        for p in &pruned {
+            println!("prune: {} {} ({})", p.result, p.name, p.why);
+        }
     }
     Ok(ExitCode::from_ok(pruned.iter().all(|p| !p.result.starts_with("failed"))))
 }
@@ -110,29 +106,17 @@ fn create_cmd(ctx: &Ctx, args: &CreateArgs) -> Result<ExitCode> {
 }
 
 fn weekly(ctx: &Ctx) -> Result<ExitCode> {
-    let backups = backup::list(&ctx.backups_dir())?;
-    let newest = backups.iter().rev().find(|b| b.kind == Kind::Weekly);
-    let week = chrono::Duration::days(7);
-    if let Some(b) = newest {
-        if let Some(t) = b.created_at {
-            let age = ctx.now.fixed_offset().signed_duration_since(t);
-            if age < week {
-                let msg = format!(
-                    "newest weekly backup {} is {} day(s) old; nothing to do",
-                    b.name,
-                    age.num_days()
-                );
-                if ctx.json {
-                    ctx.print_json(&serde_json::json!({"created": null, "newest_weekly": b.name}))?;
-                } else {
-                    println!("{msg}");
-                }
-                return Ok(ExitCode::Success);
+    match backup::weekly_due(ctx)? {
+        backup::Weekly::NotDue { newest, age_days } => {
+            if ctx.json {
+                ctx.print_json(&serde_json::json!({"created": null, "newest_weekly": newest}))?;
+            } else {
+                println!("newest weekly backup {newest} is {age_days} day(s) old; nothing to do");
             }
+            Ok(ExitCode::Success)
         }
+        backup::Weekly::Due(name) => make(ctx, &name, backup::WEEKLY_INCLUDES),
     }
-    let name = backup::unique_name(&ctx.backups_dir(), backup::WEEKLY_PREFIX, &backup::stamp(ctx));
-    make(ctx, &name, Includes { users: true, config: true, logs: false, code: false })
 }
 
 fn list(ctx: &Ctx) -> Result<ExitCode> {

@@ -21,8 +21,8 @@ use crate::{
 
 pub fn run(ctx: &Ctx, cmd: &LogsCommand) -> Result<ExitCode> {
     match cmd {
-        LogsCommand::Archive(args) => archive(ctx, &archival::log_dirs(ctx, &args.dirs)),
-        LogsCommand::List(args) => list(ctx, &archival::log_dirs(ctx, &args.dirs)),
+        LogsCommand::Archive(args) => archive(ctx, &archival::log_dirs(ctx, &args.dirs)?),
+        LogsCommand::List(args) => list(ctx, &archival::log_dirs(ctx, &args.dirs)?),
         LogsCommand::Cat(args) => cat(ctx, args),
         LogsCommand::Restore(args) => restore(ctx, args),
     }
@@ -94,12 +94,12 @@ fn parse_day(flag: &str, s: &Option<String>) -> Result<Option<NaiveDate>> {
         .transpose()
 }
 
-fn log_dir(ctx: &Ctx, dir: &Option<PathBuf>) -> LogDir {
+fn log_dir(ctx: &Ctx, dir: &Option<PathBuf>) -> Result<LogDir> {
     match dir {
-        Some(d) => archival::log_dirs(ctx, std::slice::from_ref(d))
+        Some(d) => Ok(archival::log_dirs(ctx, std::slice::from_ref(d))?
             .pop()
-            .unwrap_or_else(|| LogDir::new(ctx.logs_dir(), &ctx.log_settings)),
-        None => LogDir::new(ctx.logs_dir(), &ctx.log_settings),
+            .unwrap_or_else(|| LogDir::new(ctx.logs_dir(), &ctx.log_settings))),
+        None => Ok(LogDir::new(ctx.logs_dir(), &ctx.log_settings)),
     }
 }
 
@@ -107,7 +107,7 @@ fn cat(ctx: &Ctx, args: &CatArgs) -> Result<ExitCode> {
     let log = archival::log_file_name(&args.name)?;
     let since = parse_day("--since", &args.since)?;
     let until = parse_day("--until", &args.until)?;
-    let dir = log_dir(ctx, &args.dir);
+    let dir = log_dir(ctx, &args.dir)?;
     let copies = dir.copies(&log, ctx)?;
     let active = dir.dir.join(&log);
     if copies.backups.is_empty() && copies.archive.is_empty() && !active.is_file() {
@@ -147,7 +147,7 @@ fn cat(ctx: &Ctx, args: &CatArgs) -> Result<ExitCode> {
 }
 
 fn restore(ctx: &Ctx, args: &LogRestoreArgs) -> Result<ExitCode> {
-    let dir = log_dir(ctx, &args.dir);
+    let dir = log_dir(ctx, &args.dir)?;
     let src = find_copy(ctx, &dir, &args.copy)?;
     let file_name = src.file_name().and_then(|n| n.to_str()).unwrap_or_default();
     let Some(name) = CopyName::parse(file_name) else {

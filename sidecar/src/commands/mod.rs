@@ -2,6 +2,8 @@
 
 mod backup;
 mod logs;
+mod maintain;
+mod status;
 mod system;
 
 use anyhow::Result;
@@ -19,21 +21,25 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
     let changes = cli.command.changes_files(ctx.dry_run);
     // The lock first: a second run must not even touch the sidecar's log.
     let _lock = if changes { Some(lock::acquire(&ctx.data_dir())?) } else { None };
-    if _lock.is_some() {
-        for msg in crate::backup::restore::recover_interrupted(&ctx) {
-            eprintln!("{msg}");
-        }
-    }
     let _log = if changes || ctx.logs_dir().is_dir() {
         logging::init(&ctx.logs_dir(), &ctx.log_settings)
     } else {
         None
     };
+    if _lock.is_some() {
+        // A restore killed half way is rolled back before anything else happens.
+        for msg in crate::backup::restore::recover_interrupted(&ctx) {
+            eprintln!("{msg}");
+            tracing::warn!(target: "mhm::sidecar", "{msg}");
+        }
+    }
     tracing::info!(target: "mhm::sidecar", "run: {:?} (root {}, dry run {})", cli.command, ctx.root.display(), ctx.dry_run);
     let code = match &cli.command {
         Command::Logs(c) => logs::run(&ctx, c),
         Command::Backup(c) => backup::run(&ctx, c),
         Command::System(c) => system::run(&ctx, c),
+        Command::Maintain => maintain::run(&ctx),
+        Command::Status => status::run(&ctx),
     }?;
     tracing::info!(target: "mhm::sidecar", "done: exit code {}", code.code());
     Ok(code)

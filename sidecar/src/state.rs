@@ -1,0 +1,71 @@
+//! `data/.sidecar_state.json`: when each `maintain` job last ran and whether it worked.
+//! Written atomically (temp, sync, rename), and only when a job ran.
+
+use std::{
+    collections::BTreeMap,
+    fs,
+    io::{self, Write},
+    path::{Path, PathBuf},
+};
+
+use anyhow::{Context, Result};
+use chrono::{DateTime, FixedOffset};
+use serde::{Deserialize, Serialize};
+
+/// The state file's path under the data folder.
+pub fn path(data_dir: &Path) -> PathBuf {
+    data_dir.join(".sidecar_state.json")
+}
+
+/// The last run of one job.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct JobRun {
+    /// When it ran.
+    pub last_run: DateTime<FixedOffset>,
+    /// Whether it worked.
+    pub ok: bool,
+    /// What it did, or why it failed.
+    #[serde(default)]
+    pub detail: String,
+}
+
+/// Every job's last run.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct State {
+    /// By job name.
+    #[serde(default)]
+    pub jobs: BTreeMap<String, JobRun>,
+}
+
+/// Reads the state; a missing file is an empty state, a malformed one an error naming it.
+pub fn load(data_dir: &Path) -> Result<State> {
+    let path = path(data_dir);
+    match fs::read(&path) {
+        Ok(bytes) => serde_json::from_slice(&bytes).with_context(|| {
+            format!("{} is not a valid state file (fix or delete it)", path.display())
+        }),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(State::default()),
+        Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
+    }
+}
+
+/// Writes the state atomically.
+pub fn save(data_dir: &Path, state: &State) -> Result<()> {
+    let path = path(data_dir);
+    let tmp = mhm_log::retention::temp_path(&path);
+    let result = (|| -> Result<()> {
+        let mut f =
+            fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
+        serde_json::to_writer_pretty(&mut f, state).context("encoding the state")?;
+        f.write_all(b"\n")?;
+        f.sync_all().with_context(|| format!("syncing {}", tmp.display()))?;
+        fs::rename(&tmp, &path)
+            .with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))?;
+        mhm_log::retention::sync_dir(&path);
+        Ok(())
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result
+}

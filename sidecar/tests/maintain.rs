@@ -1,0 +1,99 @@
+//! `maintain` and `status` on the real binary.
+
+mod common;
+
+use std::fs;
+
+use common::*;
+
+#[test]
+fn maintain_runs_what_is_due_and_a_second_run_changes_nothing() {
+    let root = make_root();
+    let r = root.path();
+    write(&r.join("logs/backups/app.log.2026-03-01"), "old\n");
+    // First run ever at 02:30: both jobs are due.
+    let out = run(r, &["--now", "2026-03-20T02:30:00Z", "--json", "maintain"]);
+    assert_code(&out, 0);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(v.as_array().unwrap().iter().all(|j| j["ran"] == true), "{v}");
+    assert!(r.join("data/backups/weekly_backup_20260320_023000.zip").is_file());
+    assert!(r.join("logs/archive/app.log.2026-03-01.gz").is_file());
+    let state: serde_json::Value =
+        serde_json::from_slice(&fs::read(r.join("data/.sidecar_state.json")).unwrap()).unwrap();
+    assert_eq!(state["jobs"]["logs_archive"]["ok"], true);
+    assert_eq!(state["jobs"]["weekly_backup"]["last_run"], "2026-03-20T02:30:00Z");
+
+    // Again, later the same night: nothing runs, no file changes (the state file included).
+    let before = snapshot(r);
+    let out = run(r, &["--now", "2026-03-20T05:00:00Z", "maintain"]);
+    assert_code(&out, 0);
+    assert!(stdout(&out).contains("not due"), "{}", stdout(&out));
+    assert_same(&before, &snapshot(r));
+
+    // Next day 01:30: the weekly check is due (it finds a fresh weekly backup and makes
+    // none); the 02:00 archival is not due yet.
+    let out = run(r, &["--now", "2026-03-21T01:30:00Z", "--json", "maintain"]);
+    assert_code(&out, 0);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let job =
+        |name: &str| v.as_array().unwrap().iter().find(|j| j["name"] == name).unwrap().clone();
+    assert_eq!(job("weekly_backup")["ran"], true);
+    assert_eq!(job("logs_archive")["ran"], false);
+    assert_eq!(
+        names(&r.join("data/backups")).iter().filter(|n| n.starts_with("weekly_")).count(),
+        1
+    );
+    // A week later both run and a new weekly backup appears.
+    let out = run(r, &["--now", "2026-03-27T03:00:00Z", "maintain"]);
+    assert_code(&out, 0);
+    assert!(r.join("data/backups/weekly_backup_20260327_030000.zip").is_file());
+}
+
+#[test]
+fn maintain_dry_run_and_a_malformed_state_file() {
+    let root = make_root();
+    let r = root.path();
+    let before = snapshot(r);
+    let out = run(r, &["--now", "2026-03-20T02:30:00Z", "--dry-run", "maintain"]);
+    assert_code(&out, 0);
+    assert!(stdout(&out).contains("would run"), "{}", stdout(&out));
+    assert_same(&before, &snapshot(r));
+    write(&r.join("data/.sidecar_state.json"), "{broken");
+    let before = snapshot(r);
+    let out = run(r, &["--now", "2026-03-20T02:30:00Z", "maintain"]);
+    assert_code(&out, 1);
+    assert!(stderr(&out).contains(".sidecar_state.json"), "{}", stderr(&out));
+    assert_same(&before, &snapshot(r));
+}
+
+#[test]
+fn status_reports_backups_logs_jobs_and_warnings() {
+    let root = make_root();
+    let r = root.path();
+    write(&r.join("logs/backups/app.log.2026-03-19"), "x\n");
+    let out = run(r, &["--now", "2026-03-20T02:30:00Z", "--json", "status"]);
+    assert_code(&out, 0);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["backups"]["count"], 0);
+    assert!(v["warnings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|w| w.as_str().unwrap().contains("no weekly backup")));
+    let app = v["logs"].as_array().unwrap().iter().find(|l| l["name"] == "app.log").unwrap();
+    assert_eq!(app["backups"], 1);
+    assert_code(&run(r, &["--now", "2026-03-20T02:30:00Z", "maintain"]), 0);
+    let out = run(r, &["--now", "2026-03-21T02:30:00Z", "--json", "status"]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["backups"]["count"], 1);
+    assert_eq!(v["backups"]["newest_weekly"]["name"], "weekly_backup_20260320_023000");
+    assert_eq!(v["backups"]["newest_weekly"]["age_days"], 1);
+    assert_eq!(v["jobs"]["logs_archive"]["ok"], true);
+    assert!(
+        !v["warnings"].as_array().unwrap().iter().any(|w| w.as_str().unwrap().contains("weekly")),
+        "{v}"
+    );
+    // Nine days on, the weekly warning is back.
+    let out = run(r, &["--now", "2026-03-29T03:00:00Z", "status"]);
+    assert!(stdout(&out).contains("no weekly backup in 8 days"), "{}", stdout(&out));
+}
