@@ -14,7 +14,10 @@ use mhm_log::{LogFiles, LogFilesGuard, Settings, WriteMode};
 use tracing::Dispatch;
 use tracing_subscriber::prelude::*;
 
-const COPY: &str = "app.log.2026-01-01";
+/// Today's copy name: an old date would be pruned by age instead of compressed.
+fn copy_name() -> String {
+    format!("app.log.{}", chrono::Local::now().format("%Y-%m-%d"))
+}
 
 fn percentiles(mut v: Vec<u64>) -> [u64; 3] {
     v.sort_unstable();
@@ -47,7 +50,8 @@ fn sample(dispatch: &Dispatch, until: impl Fn(usize) -> bool) -> Vec<u64> {
 
 fn write_copy(dir: &Path) {
     fs::create_dir_all(dir.join("backups")).unwrap();
-    let mut f = std::io::BufWriter::new(fs::File::create(dir.join("backups").join(COPY)).unwrap());
+    let mut f =
+        std::io::BufWriter::new(fs::File::create(dir.join("backups").join(copy_name())).unwrap());
     let mut n = 0u64;
     let mut written = 0;
     while written < 50_000_000 {
@@ -75,16 +79,16 @@ fn main() {
     for mode in [WriteMode::Direct, WriteMode::Buffered] {
         let dir = tempfile::tempdir().unwrap();
         write_copy(dir.path());
-        let gz = dir.path().join("archive").join(format!("{COPY}.gz"));
+        let gz = dir.path().join("archive").join(format!("{}.gz", copy_name()));
         let (dispatch, guard) = layer(dir.path(), mode);
         let started = Instant::now();
-        let busy = sample(&dispatch, |_| gz.exists());
+        let busy = sample(&dispatch, |n| gz.exists() || n >= 50_000_000);
         let took = started.elapsed();
         let idle = sample(&dispatch, |n| n >= busy.len().max(200_000));
         drop(dispatch);
         drop(guard);
         assert!(
-            gz.exists() && !dir.path().join("backups").join(COPY).exists(),
+            gz.exists() && !dir.path().join("backups").join(copy_name()).exists(),
             "the copy was compressed"
         );
         let [b50, b99, b999] = percentiles(busy.clone());
