@@ -123,3 +123,35 @@ fn foreign_and_corrupt_files_in_the_copy_folders_are_left_alone() {
     );
     assert!(backups.join("app.log.2026-01-01.9").is_dir());
 }
+
+/// Child half of `failures_are_reported_on_stderr_at_most_once_a_minute`.
+#[test]
+#[cfg(target_os = "linux")]
+#[ignore = "run by failures_are_reported_on_stderr_at_most_once_a_minute"]
+fn failing_child() {
+    let dir = std::env::var("MHM_LOG_FAULT_DIR").unwrap();
+    let path = std::path::Path::new(&dir).join("app.log");
+    let log = RollingFile::new(&path).unwrap();
+    let until = std::time::Instant::now() + Duration::from_millis(2500);
+    while std::time::Instant::now() < until {
+        let _ = (&log).write_all(b"into a full disk\n");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+#[test]
+#[cfg(target_os = "linux")]
+fn failures_are_reported_on_stderr_at_most_once_a_minute() {
+    let dir = tempfile::tempdir().unwrap();
+    std::os::unix::fs::symlink("/dev/full", dir.path().join("app.log")).unwrap();
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--ignored", "--exact", "failing_child", "--test-threads=1", "--nocapture"])
+        .env("MHM_LOG_FAULT_DIR", dir.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let reports: Vec<&str> = stderr.lines().filter(|l| l.starts_with("mhm-log: ")).collect();
+    assert_eq!(reports.len(), 1, "{stderr}");
+    assert!(reports[0].contains("app.log") && reports[0].contains("not written"), "{}", reports[0]);
+}
