@@ -5,11 +5,14 @@
 #   backup verify  vs  unzip -t
 # and peak memory of backup create (GNU time -v, when present).
 #
-# Usage: sidecar/benches/compare.sh [USER_DATA_MB] [LOG_MB]     (defaults: 200 100)
+# Usage: sidecar/benches/compare.sh [USER_DATA_MB] [LOG_MB] [SMALL_FILES_MB]
+#   defaults: 200 100 120. SMALL_FILES_MB of the user data is in ~10 KB JSON files, the rest
+#   in four large files; keep it fixed to compare data sizes at the same file count.
 # Needs: zip, unzip, gzip, python3 (apt-get install zip unzip). Builds the release binary.
 set -euo pipefail
 USER_MB=${1:-200}
 LOG_MB=${2:-100}
+SMALL_MB=${3:-120}
 here=$(cd "$(dirname "$0")/../.." && pwd)
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$here/target}
 for tool in zip unzip gzip python3; do
@@ -22,11 +25,11 @@ trap 'rm -rf "$work"' EXIT
 root=$work/root
 mkdir -p "$root/data/users" "$root/logs/backups"
 
-# ~60% of the bytes in many small JSON files, the rest in a few large ones; text-like
+# SMALL_MB in many small JSON files, the rest in a few large ones; text-like
 # content that compresses about 3:1, like real user data and logs.
-python3 - "$root" "$USER_MB" "$LOG_MB" <<'PY'
+python3 - "$root" "$USER_MB" "$LOG_MB" "$SMALL_MB" <<'PY'
 import json, os, random, sys
-root, user_mb, log_mb = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+root, user_mb, log_mb, small_mb = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
 rnd = random.Random(7)
 words = [''.join(rnd.choice('abcdefghijklmnopqrstuvwxyz') for _ in range(rnd.randint(3, 9))) for _ in range(5000)]
 def text(n):
@@ -35,7 +38,7 @@ def text(n):
         line = ' '.join(rnd.choice(words) for _ in range(12)) + ' %d\n' % rnd.randint(0, 10**9)
         out.append(line); size += len(line)
     return ''.join(out)
-small_total = user_mb * 6 // 10 * 1024 * 1024
+small_total = min(small_mb, user_mb) * 1024 * 1024
 users, written, i = 200, 0, 0
 index = {}
 while written < small_total:
@@ -90,5 +93,8 @@ if [ -x /usr/bin/time ]; then
   rm -f "$root/data/backups/mem.zip"
   /usr/bin/time -v -o "$work/time.txt" "$bin" --root "$root" backup create --name mem >/dev/null 2>&1
   peak=$(awk -F: '/Maximum resident/ {gsub(/[ \t]/,"",$2); print $2}' "$work/time.txt")
-  echo "backup create peak RSS: ${peak} KiB for ${USER_MB} MB of user data"
+  echo "backup create peak RSS: ${peak} KiB for ${USER_MB} MB of user data in $(find "$root/data/users" -type f | wc -l) files"
+  /usr/bin/time -v -o "$work/time.txt" "$bin" --root "$root" backup verify mem >/dev/null 2>&1
+  peak=$(awk -F: '/Maximum resident/ {gsub(/[ \t]/,"",$2); print $2}' "$work/time.txt")
+  echo "backup verify peak RSS: ${peak} KiB"
 fi

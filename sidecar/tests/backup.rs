@@ -397,6 +397,10 @@ fn restore_round_trip_brings_back_every_byte() {
     // Over 4 MiB, so the entries are compressed on several threads and merged.
     let big: Vec<u8> = (0..5_000_000u32).map(|n| (n ^ (n >> 5)).wrapping_mul(31) as u8).collect();
     write(&r.join("data/users/u3/big.bin"), big);
+    // And enough files for several chunks of 512.
+    for i in 0..1100 {
+        write(&r.join(format!("data/users/u2/notes/n{i:04}.json")), format!("{{\"n\": {i}}}"));
+    }
     let original = snapshot(&r.join("data/users"));
     let env_before = fs::read(r.join(".env")).unwrap();
     assert_code(&run(r, &["--now", NOW, "backup", "create", "--name", "base"]), 0);

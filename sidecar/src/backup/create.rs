@@ -242,7 +242,7 @@ pub fn write(
     dir: &Path,
     name: &str,
     options: &Options,
-    sources: &[Source],
+    sources: Vec<Source>,
 ) -> Result<(PathBuf, Manifest)> {
     fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let final_path = dir.join(format!("{name}.zip"));
@@ -250,7 +250,11 @@ pub fn write(
         bail!("{} exists already; a backup is never overwritten", final_path.display());
     }
     let tmp = dir.join(format!(".tmp-{}-{name}.zip", std::process::id()));
-    let result = write_tmp(ctx, &tmp, name, options, sources).and_then(|manifest| {
+    let written = write_tmp(ctx, &tmp, name, options, &sources);
+    drop(sources);
+    let result = written.and_then(|mut manifest| {
+        // The caller needs the counts, not the file list: free it before verifying.
+        manifest.files = Vec::new();
         let report = verify::verify(&tmp);
         if !report.problems.is_empty() {
             bail!("the new backup failed verification, deleted: {}", report.problems.join("; "));
@@ -402,10 +406,13 @@ fn shardable(src: &Source) -> bool {
     src.link.is_none() && src.size < ZIP64_FROM
 }
 
-/// Compresses the sources on `workers` threads, each into its own shard zip beside `tmp`
-/// (files handed out one at a time, so the threads stay busy), then copies the compressed
-/// entries into `zip` in the sources' order without recompressing them. Memory stays flat:
-/// every file is streamed, and nothing is held but one buffer per thread.
+/// Compresses the sources on `workers` threads and writes them into `zip` in order.
+///
+/// The sources are cut into chunks of consecutive files (at most [`CHUNK_FILES`] files or
+/// [`CHUNK_BYTES`] bytes). Threads take chunks one at a time and compress each into its own
+/// small zip beside `tmp`; this thread copies finished chunks, in order, into `zip` without
+/// recompressing (a raw copy), then deletes them. Threads stay at most [`WINDOW`] chunks
+/// ahead, so temporary disk use and memory stay bounded however large the data.
 fn store_parallel(
     zip: &mut Zip,
     tmp: &Path,
@@ -413,91 +420,142 @@ fn store_parallel(
     workers: usize,
     bar: &Option<indicatif::ProgressBar>,
 ) -> Result<Vec<FileEntry>> {
-    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-    let shard_path = |k: usize| {
+    use std::sync::{
+        atomic::{AtomicBool, AtomicUsize, Ordering},
+        mpsc, Condvar, Mutex,
+    };
+    let chunks = chunk(sources);
+    let chunk_path = |c: usize| {
         let mut s = tmp.as_os_str().to_owned();
-        s.push(format!(".part{k}"));
+        s.push(format!(".part{c}"));
         PathBuf::from(s)
     };
-    let shards: Vec<PathBuf> = (0..workers).map(shard_path).collect();
     let next = AtomicUsize::new(0);
     let failed = AtomicBool::new(false);
-    let result = (|| -> Result<Vec<FileEntry>> {
-        // slot i: (shard, index in shard, entry)
-        let mut slots: Vec<Option<(usize, usize, FileEntry)>> = vec![None; sources.len()];
-        std::thread::scope(|scope| -> Result<()> {
-            let handles: Vec<_> = shards
-                .iter()
-                .map(|shard| {
-                    let (next, failed) = (&next, &failed);
-                    scope.spawn(move || -> Result<Vec<(usize, usize, FileEntry)>> {
-                        let run = || -> Result<Vec<(usize, usize, FileEntry)>> {
-                            let mut zip = ZipWriter::new(BufWriter::with_capacity(
-                                1 << 16,
-                                create_private(shard)?,
-                            ));
-                            let mut buf = vec![0u8; 1 << 16];
-                            let mut done = Vec::new();
-                            while !failed.load(Ordering::Relaxed) {
-                                let i = next.fetch_add(1, Ordering::Relaxed);
-                                let Some(src) = sources.get(i) else { break };
-                                if !shardable(src) {
-                                    continue;
-                                }
-                                let entry = store(&mut zip, src, &mut buf, bar)?;
-                                done.push((i, done.len(), entry));
-                            }
-                            finish(zip, shard)?;
-                            Ok(done)
-                        };
-                        let r = run();
-                        if r.is_err() {
-                            failed.store(true, Ordering::Relaxed);
+    let merged = (Mutex::new(0usize), Condvar::new());
+    let (tx, rx) = mpsc::channel::<(usize, Result<Vec<FileEntry>>)>();
+    let window = WINDOW.max(workers);
+    let result = std::thread::scope(|scope| -> Result<Vec<FileEntry>> {
+        for _ in 0..workers {
+            let tx = tx.clone();
+            let (next, failed, merged, chunks) = (&next, &failed, &merged, &chunks);
+            scope.spawn(move || {
+                let mut buf = vec![0u8; 1 << 16];
+                loop {
+                    let c = next.fetch_add(1, Ordering::SeqCst);
+                    let Some(range) = chunks.get(c) else { break };
+                    {
+                        let mut m = merged.0.lock().unwrap_or_else(|e| e.into_inner());
+                        while c >= *m + window && !failed.load(Ordering::SeqCst) {
+                            m = merged.1.wait(m).unwrap_or_else(|e| e.into_inner());
                         }
-                        r
-                    })
-                })
-                .collect();
-            for (k, h) in handles.into_iter().enumerate() {
-                let done =
-                    h.join().map_err(|_| anyhow::anyhow!("a compression thread panicked"))??;
-                for (i, j, e) in done {
-                    slots[i] = Some((k, j, e));
+                    }
+                    if failed.load(Ordering::SeqCst) {
+                        break;
+                    }
+                    let path = chunk_path(c);
+                    let mut run = || -> Result<Vec<FileEntry>> {
+                        let file = create_private(&path)?;
+                        let mut part = ZipWriter::new(BufWriter::with_capacity(1 << 16, file));
+                        let mut done = Vec::new();
+                        for src in sources[range.clone()].iter().filter(|s| shardable(s)) {
+                            done.push(store(&mut part, src, &mut buf, bar)?);
+                        }
+                        finish(part, &path)?;
+                        Ok(done)
+                    };
+                    let r = run();
+                    let stop = r.is_err();
+                    let _ = tx.send((c, r));
+                    if stop {
+                        break;
+                    }
                 }
-            }
-            Ok(())
-        })?;
-        let mut archives = shards
-            .iter()
-            .map(|p| {
-                let f = File::open(p).with_context(|| format!("opening {}", p.display()))?;
-                zip::ZipArchive::new(io::BufReader::with_capacity(1 << 16, f))
-                    .with_context(|| format!("reading {}", p.display()))
-            })
-            .collect::<Result<Vec<_>>>()?;
-        let mut files = Vec::with_capacity(sources.len());
-        let mut buf = vec![0u8; 1 << 16];
-        for (i, slot) in slots.into_iter().enumerate() {
-            if !shardable(&sources[i]) {
-                files.push(store(zip, &sources[i], &mut buf, bar)?);
-                continue;
-            }
-            let Some((k, j, entry)) = slot else {
-                bail!("{} was not compressed", sources[i].path.display());
-            };
-            let raw = archives[k]
-                .by_index_raw(j)
-                .with_context(|| format!("reading shard entry {}", entry.path))?;
-            zip.raw_copy_file(raw)
-                .with_context(|| format!("copying {} into the backup", entry.path))?;
-            files.push(entry);
+            });
         }
-        Ok(files)
-    })();
-    for p in &shards {
-        let _ = fs::remove_file(p);
+        drop(tx);
+        let mut merge = || -> Result<Vec<FileEntry>> {
+            let mut files = Vec::with_capacity(sources.len());
+            let mut pending = std::collections::BTreeMap::new();
+            let mut buf = vec![0u8; 1 << 16];
+            for c in 0..chunks.len() {
+                let entries = loop {
+                    if let Some(e) = pending.remove(&c) {
+                        break e;
+                    }
+                    let (k, r) =
+                        rx.recv().map_err(|_| anyhow::anyhow!("a compression thread stopped"))?;
+                    pending.insert(k, r?);
+                };
+                let path = chunk_path(c);
+                let f = File::open(&path).with_context(|| format!("opening {}", path.display()))?;
+                let mut part = zip::ZipArchive::new(io::BufReader::with_capacity(1 << 16, f))
+                    .with_context(|| format!("reading {}", path.display()))?;
+                let mut entries = entries.into_iter();
+                let mut j = 0;
+                for src in &sources[chunks[c].clone()] {
+                    if !shardable(src) {
+                        files.push(store(zip, src, &mut buf, bar)?);
+                        continue;
+                    }
+                    let entry = entries.next().ok_or_else(|| {
+                        anyhow::anyhow!("{} was not compressed", src.path.display())
+                    })?;
+                    let raw = part
+                        .by_index_raw(j)
+                        .with_context(|| format!("reading {}", path.display()))?;
+                    zip.raw_copy_file(raw)
+                        .with_context(|| format!("copying {} into the backup", entry.path))?;
+                    files.push(entry);
+                    j += 1;
+                }
+                drop(part);
+                let _ = fs::remove_file(&path);
+                *merged.0.lock().unwrap_or_else(|e| e.into_inner()) = c + 1;
+                merged.1.notify_all();
+            }
+            Ok(files)
+        };
+        let result = merge();
+        if result.is_err() {
+            failed.store(true, Ordering::SeqCst);
+            // Wake threads waiting for the window; take the lock so none misses it.
+            let _guard = merged.0.lock().unwrap_or_else(|e| e.into_inner());
+            merged.1.notify_all();
+        }
+        result
+    });
+    if result.is_err() {
+        for c in 0..chunks.len() {
+            let _ = fs::remove_file(chunk_path(c));
+        }
     }
     result
+}
+
+/// At most this many files in one chunk.
+const CHUNK_FILES: usize = 512;
+/// At most about this many bytes in one chunk (a larger file is a chunk of its own).
+const CHUNK_BYTES: u64 = 16 << 20;
+/// Chunks the compressing threads may finish ahead of the merge.
+const WINDOW: usize = 6;
+
+/// Consecutive runs of sources, each at most [`CHUNK_FILES`] files and about [`CHUNK_BYTES`].
+fn chunk(sources: &[Source]) -> Vec<std::ops::Range<usize>> {
+    let mut chunks = Vec::new();
+    let (mut start, mut bytes) = (0, 0u64);
+    for (i, s) in sources.iter().enumerate() {
+        if i > start && (i - start >= CHUNK_FILES || bytes + s.size > CHUNK_BYTES) {
+            chunks.push(start..i);
+            start = i;
+            bytes = 0;
+        }
+        bytes += s.size;
+    }
+    if start < sources.len() {
+        chunks.push(start..sources.len());
+    }
+    chunks
 }
 
 /// A file time as a zip time (local, two-second precision); `None` outside 1980..2107.

@@ -4,6 +4,7 @@ pub mod create;
 pub mod manifest;
 pub mod paths;
 pub mod restore;
+pub mod shared_file;
 pub mod verify;
 
 use std::{
@@ -201,7 +202,7 @@ pub fn make(
         eprintln!("warning: {w}");
         tracing::warn!(target: "mhm::sidecar", "backup: {w}");
     }
-    let (path, manifest) = create::write(ctx, &ctx.backups_dir(), name, &options, &sources)?;
+    let (path, manifest) = create::write(ctx, &ctx.backups_dir(), name, &options, sources)?;
     tracing::info!(target: "mhm::sidecar", "backup create: {} ({} files, {} bytes)", path.display(), manifest.system_info.file_count, manifest.system_info.total_bytes);
     let pruned = prune(ctx, policy)?;
     Ok((path, manifest, pruned))

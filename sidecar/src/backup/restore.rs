@@ -216,7 +216,7 @@ pub fn restore(ctx: &Ctx, path: &Path, scope: &Scope) -> Result<Outcome> {
         for w in warnings {
             eprintln!("warning: {w}");
         }
-        create::write(ctx, &dir, &name, &options, &sources)
+        create::write(ctx, &dir, &name, &options, sources)
     })()
     .context("making the safety backup; nothing restored")?;
     eprintln!("safety backup: {}", ctx.show(&safety.0));

@@ -5,7 +5,7 @@
 use std::{
     collections::{BTreeMap, BTreeSet},
     fs::File,
-    io::{self, BufReader, Read},
+    io::{self, Read},
     path::Path,
 };
 
@@ -16,6 +16,7 @@ use zip::ZipArchive;
 use super::{
     manifest::{self, Manifest},
     paths,
+    shared_file::SharedFile,
 };
 
 /// What verification found.
@@ -38,7 +39,7 @@ impl Report {
 
 struct Seen {
     size: u64,
-    sha256: String,
+    sha256: [u8; 32],
     link: Option<String>,
 }
 
@@ -47,7 +48,7 @@ struct Seen {
 struct Part {
     entries: usize,
     seen: BTreeMap<String, Seen>,
-    manifest: Option<Vec<u8>>,
+    manifest: Option<Result<Manifest, String>>,
     problems: Vec<(usize, String)>,
 }
 
@@ -67,12 +68,30 @@ pub fn verify(path: &Path) -> Report {
     } else {
         1
     };
+    // One parsed directory, shared by every thread.
+    let archive = match File::open(path)
+        .and_then(SharedFile::new)
+        .map_err(|e| format!("{}: cannot open: {e}", path.display()))
+        .and_then(|f| {
+            ZipArchive::new(f)
+                .map_err(|e| format!("{}: not a readable zip archive: {e}", path.display()))
+        }) {
+        Ok(a) => a,
+        Err(e) => {
+            report.problems.push(e);
+            return report;
+        }
+    };
     let parts: Vec<Result<Part, String>> = if threads == 1 {
-        vec![scan(path, 0, 1)]
+        vec![scan(archive, 0, 1)]
     } else {
         std::thread::scope(|s| {
-            let handles: Vec<_> =
-                (0..threads).map(|t| s.spawn(move || scan(path, t, threads))).collect();
+            let handles: Vec<_> = (0..threads)
+                .map(|t| {
+                    let archive = archive.clone();
+                    s.spawn(move || scan(archive, t, threads))
+                })
+                .collect();
             handles
                 .into_iter()
                 .map(|h| h.join().unwrap_or_else(|_| Err("a verification thread panicked".into())))
@@ -98,16 +117,16 @@ pub fn verify(path: &Path) -> Report {
     }
     problems.sort_by_key(|(i, _)| *i);
     report.problems.extend(problems.into_iter().map(|(_, p)| p));
-    let Some(bytes) = manifest_bytes else {
-        report.problems.push(format!("{}: missing", manifest::NAME));
-        return report;
-    };
-    let manifest: Manifest = match serde_json::from_slice(&bytes) {
-        Ok(m) => m,
-        Err(e) => {
-            report.problems.push(format!("{}: malformed: {e}", manifest::NAME));
+    let manifest = match manifest_bytes {
+        None => {
+            report.problems.push(format!("{}: missing", manifest::NAME));
             return report;
         }
+        Some(Err(e)) => {
+            report.problems.push(e);
+            return report;
+        }
+        Some(Ok(m)) => m,
     };
     check_manifest(&manifest, &seen, &mut report.problems);
     report.manifest = Some(manifest);
@@ -115,10 +134,7 @@ pub fn verify(path: &Path) -> Report {
 }
 
 /// Reads entries `t`, `t + n`, `t + 2n`, ... of the zip at `path` to their end.
-fn scan(path: &Path, t: usize, n: usize) -> Result<Part, String> {
-    let file = File::open(path).map_err(|e| format!("{}: cannot open: {e}", path.display()))?;
-    let mut archive = ZipArchive::new(BufReader::with_capacity(1 << 16, file))
-        .map_err(|e| format!("{}: not a readable zip archive: {e}", path.display()))?;
+fn scan(mut archive: ZipArchive<SharedFile>, t: usize, n: usize) -> Result<Part, String> {
     let mut part = Part::default();
     let mut buf = vec![0u8; 1 << 16];
     for i in (t..archive.len()).step_by(n) {
@@ -141,10 +157,19 @@ fn scan(path: &Path, t: usize, n: usize) -> Result<Part, String> {
         let is_link = entry.is_symlink();
         let declared = entry.size();
         if name == manifest::NAME {
-            let mut bytes = Vec::new();
-            match entry.by_ref().take(64 << 20).read_to_end(&mut bytes) {
-                Ok(_) => part.manifest = Some(bytes),
-                Err(e) => part.problems.push((i, format!("{name}: corrupt: {e}"))),
+            // Parsed as it streams (no copy of the text); a corrupt entry shows as an I/O
+            // error, a bad document as a JSON error.
+            let parsed = serde_json::from_reader::<_, Manifest>(io::BufReader::new(entry.by_ref()));
+            part.manifest = Some(parsed.map_err(|e| {
+                if e.is_io() {
+                    format!("{name}: corrupt: {e}")
+                } else {
+                    format!("{name}: malformed: {e}")
+                }
+            }));
+            // The entry must also be read to its end so its CRC is checked.
+            if let Err(e) = io::copy(&mut entry, &mut io::sink()) {
+                part.problems.push((i, format!("{name}: corrupt: {e}")));
             }
             continue;
         }
@@ -187,7 +212,7 @@ fn scan(path: &Path, t: usize, n: usize) -> Result<Part, String> {
         } else {
             None
         };
-        part.seen.insert(name, Seen { size, sha256: manifest::hex(&hasher.finalize()), link });
+        part.seen.insert(name, Seen { size, sha256: hasher.finalize().into(), link });
     }
     Ok(part)
 }
@@ -213,7 +238,7 @@ fn check_manifest(m: &Manifest, seen: &BTreeMap<String, Seen>, problems: &mut Ve
                         f.path, s.size, f.size
                     ));
                 }
-                if s.sha256 != f.sha256 {
+                if manifest::hex(&s.sha256) != f.sha256 {
                     problems.push(format!("{}: SHA-256 differs from the manifest", f.path));
                 }
                 if s.link.is_some() != f.link.is_some() {
