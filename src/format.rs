@@ -7,6 +7,8 @@
 
 use std::fmt::{self, Write as _};
 
+use chrono::{Datelike, TimeZone, Timelike};
+
 use tracing_core::{
     field::{Field, Visit},
     Event, Level,
@@ -39,7 +41,10 @@ pub(crate) struct LineBuf {
 #[derive(Debug)]
 struct TimeCache {
     sec: i64,
+    /// The minute (since the epoch) `offset_secs` was looked up for.
+    minute: i64,
     zone: Zone,
+    offset_secs: i32,
     /// `YYYY-MM-DD HH:MM:SS`
     text: [u8; 19],
     /// `+HH:MM`
@@ -48,7 +53,14 @@ struct TimeCache {
 
 impl Default for TimeCache {
     fn default() -> Self {
-        Self { sec: i64::MIN, zone: Zone::Utc, text: [b'0'; 19], offset: *b"+00:00" }
+        Self {
+            sec: i64::MIN,
+            minute: i64::MIN,
+            zone: Zone::Utc,
+            offset_secs: 0,
+            text: [b'0'; 19],
+            offset: *b"+00:00",
+        }
     }
 }
 
@@ -63,31 +75,66 @@ impl TimeCache {
         millis
     }
 
+    /// A new second: the text is rebuilt by arithmetic. The zone's offset is looked up
+    /// once a minute (offsets only change on minute boundaries), since asking the system
+    /// zone costs a syscall and an allocation in chrono.
     #[cold]
     fn fill(&mut self, sec: i64, zone: Zone) {
-        let utc = from_nanos(sec.saturating_mul(1_000_000_000));
-        let (local, offset_secs) = match zone {
-            Zone::Utc => (utc.naive_utc(), 0),
-            Zone::Local => {
-                let t = utc.with_timezone(&chrono::Local);
-                (t.naive_local(), t.offset().local_minus_utc())
-            }
-        };
-        let mut text = String::with_capacity(19);
-        let _ = write!(text, "{}", local.format("%Y-%m-%d %H:%M:%S"));
-        if text.len() == 19 {
-            self.text.copy_from_slice(text.as_bytes());
+        let minute = sec.div_euclid(60);
+        if minute != self.minute || zone != self.zone {
+            self.offset_secs = match zone {
+                Zone::Utc => 0,
+                Zone::Local => chrono::Local
+                    .offset_from_utc_datetime(
+                        &from_nanos(sec.saturating_mul(1_000_000_000)).naive_utc(),
+                    )
+                    .local_minus_utc(),
+            };
+            let off = self.offset_secs.unsigned_abs() / 60;
+            self.offset = [
+                if self.offset_secs < 0 { b'-' } else { b'+' },
+                digit(off / 600),
+                digit(off / 60 % 10),
+                b':',
+                digit(off % 60 / 10),
+                digit(off % 10),
+            ];
+            self.minute = minute;
+            self.zone = zone;
         }
-        let sign = if offset_secs < 0 { '-' } else { '+' };
-        let off = offset_secs.unsigned_abs() / 60;
-        let mut o = String::with_capacity(6);
-        let _ = write!(o, "{sign}{:02}:{:02}", off / 60, off % 60);
-        if o.len() == 6 {
-            self.offset.copy_from_slice(o.as_bytes());
-        }
+        let local = from_nanos((sec + i64::from(self.offset_secs)).saturating_mul(1_000_000_000))
+            .naive_utc();
+        let year = local.year().clamp(0, 9999) as u32;
+        let (month, day) = (local.month(), local.day());
+        let (hour, min, s) = (local.hour(), local.minute(), local.second());
+        self.text = [
+            digit(year / 1000),
+            digit(year / 100 % 10),
+            digit(year / 10 % 10),
+            digit(year % 10),
+            b'-',
+            digit(month / 10),
+            digit(month % 10),
+            b'-',
+            digit(day / 10),
+            digit(day % 10),
+            b' ',
+            digit(hour / 10),
+            digit(hour % 10),
+            b':',
+            digit(min / 10),
+            digit(min % 10),
+            b':',
+            digit(s / 10),
+            digit(s % 10),
+        ];
         self.sec = sec;
-        self.zone = zone;
     }
+}
+
+#[inline]
+fn digit(n: u32) -> u8 {
+    b'0' + (n % 10) as u8
 }
 
 fn level_name(level: &Level, format: Format) -> &'static str {
@@ -344,7 +391,39 @@ fn escape_slow(out: &mut Vec<u8>, bytes: &[u8], first: usize) {
 
 #[cfg(test)]
 mod tests {
-    use super::escape_into;
+    use super::{escape_into, TimeCache};
+    use crate::clock::Zone;
+    use chrono::{TimeZone, Utc};
+
+    #[test]
+    fn timestamp_text_matches_chrono_across_years_and_zones() {
+        let mut cache = TimeCache::default();
+        for (i, secs) in
+            [0i64, 951_782_400, 1_709_164_799, 1_798_761_599, 4_102_444_800, 9_000_000_000]
+                .into_iter()
+                .enumerate()
+        {
+            let nanos = secs * 1_000_000_000 + 7_000_000 * i as i64;
+            let millis = cache.refresh(nanos, Zone::Utc);
+            let t = Utc.timestamp_nanos(nanos);
+            assert_eq!(
+                std::str::from_utf8(&cache.text).unwrap(),
+                t.format("%Y-%m-%d %H:%M:%S").to_string()
+            );
+            assert_eq!(millis, 7 * i as u32);
+            assert_eq!(&cache.offset, b"+00:00");
+            cache.refresh(nanos, Zone::Local);
+            let local = t.with_timezone(&chrono::Local);
+            assert_eq!(
+                std::str::from_utf8(&cache.text).unwrap(),
+                local.format("%Y-%m-%d %H:%M:%S").to_string()
+            );
+            assert_eq!(
+                std::str::from_utf8(&cache.offset).unwrap(),
+                local.format("%:z").to_string()
+            );
+        }
+    }
 
     #[test]
     fn escapes_what_json_requires() {

@@ -6,7 +6,8 @@ use std::{
     cell::Cell,
 };
 
-use mhm_log::{LogFiles, RollingFile, Settings, WriteMode};
+use chrono::{TimeZone, Utc};
+use mhm_log::{LogFiles, ManualClock, RollingFile, Settings, WriteMode};
 use tracing_subscriber::prelude::*;
 
 struct Counting;
@@ -32,6 +33,23 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static ALLOC: Counting = Counting;
 
+/// Parks this thread once on a `parking_lot` lock, as the first contention on the file's
+/// lock would: parking_lot sets up its per-thread parking data (and may grow its global
+/// table) the first time a thread parks. That is warm-up, not per-event work.
+fn park_once() {
+    let lock = std::sync::Arc::new(parking_lot::Mutex::new(()));
+    let held = lock.lock();
+    let other = std::sync::Arc::clone(&lock);
+    let holder = std::thread::spawn(move || {
+        let _g = other.lock();
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    });
+    drop(held);
+    std::thread::sleep(std::time::Duration::from_millis(5));
+    drop(lock.lock()); // parks this thread while the other holds the lock
+    holder.join().unwrap();
+}
+
 fn allocations_during(f: impl FnOnce()) -> u64 {
     let before = COUNT.with(Cell::get);
     f();
@@ -42,16 +60,25 @@ fn allocations_during(f: impl FnOnce()) -> u64 {
 fn the_layer_does_not_allocate_per_event_once_warm() {
     for mode in [WriteMode::Direct, WriteMode::Buffered] {
         let dir = tempfile::tempdir().unwrap();
+        // A clock a millisecond further each event: the 11,000 events span 11 seconds of
+        // one minute, so the per-second timestamp text is rebuilt ten times (the zone's
+        // offset is looked up once a minute, at warm-up).
+        let clock = ManualClock::new(Utc.with_ymd_and_hms(2026, 11, 26, 12, 0, 0).unwrap());
         let (layer, guard) = LogFiles::builder(dir.path())
             .settings(Settings::default().write_mode(mode))
+            .clock(clock.clone())
             .errors_file("errors.log")
             .build()
             .unwrap();
         tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
-            let event = |i: u64| tracing::warn!(target: "mhm::bench", user_id = i, channel = "discord", latency_ms = 12.5, "message delivered {}", i);
+            let event = |i: u64| {
+                tracing::warn!(target: "mhm::bench", user_id = i, channel = "discord", latency_ms = 12.5, "message delivered {}", i);
+                clock.advance(std::time::Duration::from_millis(1));
+            };
             for i in 0..1000 {
                 event(i); // warm: buffers grow to the longest line
             }
+            park_once();
             let n = allocations_during(|| {
                 for i in 0..10_000 {
                     event(i);
@@ -77,6 +104,7 @@ fn the_writer_does_not_allocate_per_event_once_warm() {
         .unwrap();
     let line = b"2026-11-26 21:00:00,000 - mhm - INFO - a line\n";
     (&log).write_all(line).unwrap();
+    park_once();
     let n = allocations_during(|| {
         for _ in 0..10_000 {
             (&log).write_all(line).unwrap();
