@@ -90,14 +90,15 @@ fn json_lines_parse_and_carry_every_field() {
 
 #[test]
 fn buffered_mode_flushes_at_once_on_error_on_the_timer_and_on_guard_drop() {
-    let dir = tempfile::tempdir().unwrap();
     let clock = ManualClock::new(utc(2026, 11, 26, 21, 0, 0));
-    let s = settings().write_mode(WriteMode::Buffered).flush_interval(Duration::from_millis(50));
-    let (layer, guard) =
-        LogFiles::builder(dir.path()).settings(s.clone()).clock(clock.clone()).build().unwrap();
+    let hour = settings().write_mode(WriteMode::Buffered).flush_interval(Duration::from_secs(3600));
+
+    // An hour's flush interval: nothing but ERROR, or the guard, writes the buffer out.
+    let dir = tempfile::tempdir().unwrap();
     let app = dir.path().join("app.log");
-    let dispatch = tracing::Dispatch::new(tracing_subscriber::registry().with(layer));
-    tracing::dispatcher::with_default(&dispatch, || {
+    let (layer, guard) =
+        LogFiles::builder(dir.path()).settings(hour.clone()).clock(clock.clone()).build().unwrap();
+    tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
         tracing::info!("held in memory");
         assert_eq!(fs::read_to_string(&app).unwrap(), "", "INFO waits in the buffer");
         tracing::error!("urgent");
@@ -106,27 +107,26 @@ fn buffered_mode_flushes_at_once_on_error_on_the_timer_and_on_guard_drop() {
             text.contains("held in memory") && text.contains("urgent"),
             "ERROR flushes everything before it"
         );
-        tracing::info!("timer");
+        tracing::info!("at exit");
+        assert!(!fs::read_to_string(&app).unwrap().contains("at exit"));
     });
-    // The background thread writes the buffer out within a flush interval or two.
-    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    drop(guard);
+    assert!(fs::read_to_string(&app).unwrap().contains("at exit"), "the guard's drop flushes");
+
+    // A 50 ms interval: the background thread writes the buffer out on its own.
+    let dir = tempfile::tempdir().unwrap();
+    let app = dir.path().join("app.log");
+    let fast = hour.flush_interval(Duration::from_millis(50));
+    let (layer, guard) = LogFiles::builder(dir.path()).settings(fast).clock(clock).build().unwrap();
+    tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
+        tracing::info!("timer")
+    });
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
     while !fs::read_to_string(&app).unwrap().contains("timer") {
         assert!(std::time::Instant::now() < deadline, "the timed flush never came");
         std::thread::sleep(Duration::from_millis(10));
     }
-    drop(dispatch);
     drop(guard);
-
-    // The guard's drop flushes what the timer has not yet written.
-    let dir = tempfile::tempdir().unwrap();
-    let s = s.flush_interval(Duration::from_secs(3600));
-    let (layer, guard) = LogFiles::builder(dir.path()).settings(s).clock(clock).build().unwrap();
-    tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
-        tracing::info!("at exit")
-    });
-    assert_eq!(fs::read_to_string(dir.path().join("app.log")).unwrap(), "");
-    drop(guard);
-    assert!(fs::read_to_string(dir.path().join("app.log")).unwrap().contains("at exit"));
 }
 
 #[test]
