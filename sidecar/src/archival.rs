@@ -150,7 +150,8 @@ pub fn archive(ctx: &Ctx, dirs: &[LogDir]) -> Result<ArchiveReport> {
     let mut planned = Vec::new();
     for dir in dirs {
         if !ctx.dry_run {
-            for folder in [&dir.backups, &dir.archive] {
+            // `logs restore` writes its temporary file beside the active logs.
+            for folder in [&dir.dir, &dir.backups, &dir.archive] {
                 for p in fsutil::remove_stale_temps(folder) {
                     report.temps_removed.push(ctx.show(&p));
                 }
