@@ -191,3 +191,49 @@ fn sigkill_during_logs_archive() {
     }
     assert!(interrupted >= KILLS / 3, "only {interrupted} of {KILLS} kills hit a running archival");
 }
+
+#[test]
+fn sigkill_during_restore_leaves_all_old_or_all_new() {
+    let root = make_root();
+    let r = root.path();
+    let mut rng = Rng(0x2545_F491_4F6C_DD1D);
+    write(&r.join("data/users/u1/history.log"), log_text(&mut rng, 2 << 20));
+    assert_code(&run(r, &["backup", "create", "--name", "base"]), 0);
+    let new_users = snapshot(&r.join("data/users"));
+    let new_env = fs::read(r.join(".env")).unwrap();
+    // The "old" state a restore replaces: changed, deleted and added files.
+    write(&r.join("data/users/u1/account.json"), r#"{"old": true}"#);
+    fs::remove_dir_all(r.join("data/users/u3")).unwrap();
+    write(&r.join("data/users/u4/account.json"), "{}");
+    write(&r.join(".env"), "APP_MODE=old\n");
+    let pristine = tempfile::tempdir().unwrap();
+    copy_tree(&r.join("data/users"), pristine.path());
+    let old_users = snapshot(&r.join("data/users"));
+    let old_env = fs::read(r.join(".env")).unwrap();
+    let args = ["backup", "restore", "base", "--users", "--config"];
+    let whole = timed(r, &args);
+    let mut saw = (0, 0);
+    for i in 0..KILLS {
+        // Back to the old state.
+        fs::remove_dir_all(r.join("data/users")).unwrap();
+        copy_tree(pristine.path(), &r.join("data/users"));
+        fs::write(r.join(".env"), &old_env).unwrap();
+        let at = Duration::from_micros(rng.next() % (whole.as_micros() as u64 + 1));
+        run_and_kill(r, &args, at);
+        // The next run that takes the lock finishes or rolls back the interrupted restore.
+        assert_code(&run(r, &["backup", "prune"]), 0);
+        let users = snapshot(&r.join("data/users"));
+        let env = fs::read(r.join(".env")).unwrap();
+        if users == old_users && env == old_env {
+            saw.0 += 1;
+        } else if users == new_users && env == new_env {
+            saw.1 += 1;
+        } else {
+            panic!("kill {i} at {at:?}: a mix of old and new data");
+        }
+        let leftovers: Vec<String> =
+            names(&r.join("data")).into_iter().filter(|n| n.starts_with(".restore")).collect();
+        assert!(leftovers.is_empty(), "kill {i}: {leftovers:?}");
+    }
+    assert!(saw.0 > 0, "no kill landed before the swap: {saw:?}");
+}
