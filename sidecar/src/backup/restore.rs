@@ -16,7 +16,7 @@ use anyhow::{bail, Context, Result};
 use serde::Serialize;
 use zip::ZipArchive;
 
-use super::{create, paths, verify};
+use super::{create, manifest::Manifest, paths, verify};
 use crate::context::Ctx;
 
 const OLD_PREFIX: &str = ".restore-old-";
@@ -77,25 +77,16 @@ fn live_for(ctx: &Ctx, key: &str) -> Option<PathBuf> {
 }
 
 /// Plans the items of a restore of `scope` from the verified zip at `path`.
-fn plan(ctx: &Ctx, path: &Path, scope: &Scope) -> Result<Vec<Item>> {
-    let archive = ZipArchive::new(BufReader::new(File::open(path)?))?;
-    let names: Vec<(String, u64)> = (0..archive.len())
-        .filter_map(|i| archive.name_for_index(i).map(str::to_owned))
-        .map(|n| (n, 0))
-        .collect();
-    let mut archive = archive;
-    let sized: Vec<(String, u64)> = names
-        .into_iter()
-        .map(|(n, _)| {
-            let size = archive.by_name(&n).map(|e| e.size()).unwrap_or(0);
-            (n, size)
-        })
-        .collect();
-    let count = |prefix: &str| {
-        sized
+fn plan(ctx: &Ctx, manifest: &Manifest, path: &Path, scope: &Scope) -> Result<Vec<Item>> {
+    // Folders by prefix (`users/`), single files by their exact name (`config/.env`).
+    let count = |entry: &str| {
+        manifest
+            .files
             .iter()
-            .filter(|(n, _)| n.starts_with(prefix) && !n.ends_with('/'))
-            .fold((0, 0), |(f, b), (_, s)| (f + 1, b + s))
+            .filter(
+                |f| if entry.ends_with('/') { f.path.starts_with(entry) } else { f.path == entry },
+            )
+            .fold((0, 0), |(n, b), f| (n + 1, b + f.size))
     };
     let mut items = Vec::new();
     if scope.users {
@@ -177,14 +168,16 @@ fn fail_at(point: &str) -> Result<()> {
 /// Restores `scope` from the backup at `path`.
 pub fn restore(ctx: &Ctx, path: &Path, scope: &Scope) -> Result<Outcome> {
     let report = verify::verify(path);
-    if !report.ok() {
-        bail!(
+    let manifest = match report.manifest {
+        Some(m) if report.problems.is_empty() => m,
+        _ => bail!(
             "{} is not a valid backup; nothing restored:\n  {}",
             path.display(),
             report.problems.join("\n  ")
-        );
-    }
-    let items = plan(ctx, path, scope)?;
+        ),
+    };
+    let items = plan(ctx, &manifest, path, scope)?;
+    drop(manifest);
     let backup = ctx.show(path);
     // Space: the extracted files plus, at worst, an uncompressed safety backup.
     let needed: u64 = items.iter().map(|i| i.bytes).sum::<u64>()
@@ -257,7 +250,15 @@ fn extract(ctx: &Ctx, path: &Path, items: &[Item], staging: &Path) -> Result<()>
         if let Some(why) = paths::unsafe_name(&name) {
             bail!("entry {name:?} refused: {why}");
         }
-        let Some(item) = items.iter().find(|it| name.starts_with(&it.entry)) else { continue };
+        let Some(item) = items.iter().find(|it| {
+            if it.entry.ends_with('/') {
+                name.starts_with(&it.entry)
+            } else {
+                name == it.entry
+            }
+        }) else {
+            continue;
+        };
         let rest = &name[item.entry.len()..];
         let dest = if rest.is_empty() {
             staging.join(&item.key)
