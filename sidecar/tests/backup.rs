@@ -526,3 +526,33 @@ fn two_runs_at_once_one_exits_3() {
     assert!(r.join("data/backups/first.zip").is_file());
     assert!(!r.join("data/backups/second.zip").exists());
 }
+
+#[test]
+fn prune_settings_come_from_dotenv_and_verify_speaks_json() {
+    let root = make_root();
+    let r = root.path();
+    fs::remove_dir_all(r.join("data/users/u2")).unwrap();
+    fs::remove_dir_all(r.join("data/users/u3")).unwrap();
+    for day in 1..=3 {
+        let now = format!("2026-03-{day:02}T12:00:00Z");
+        assert_code(&run(r, &["--now", &now, "backup", "create", "--name", &format!("m{day}")]), 0);
+    }
+    write(&r.join(".env"), "BACKUP_RETENTION_DAYS=2\nBACKUP_MAX_COUNT='10'\n");
+    let out = run(r, &["--now", "2026-03-04T13:00:00Z", "--json", "backup", "prune"]);
+    assert_code(&out, 0);
+    let steps: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let gone: Vec<&str> =
+        steps.as_array().unwrap().iter().map(|s| s["name"].as_str().unwrap()).collect();
+    assert_eq!(gone, ["m2", "m1"]);
+    assert_eq!(steps[0]["why"], "older than 2 days");
+    assert_eq!(common::names(&r.join("data/backups")), ["m3.zip"]);
+    let out = run(r, &["--json", "backup", "verify", "m3"]);
+    assert_code(&out, 0);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["valid"], true);
+    assert!(v["problems"].as_array().unwrap().is_empty());
+    let out = run(r, &["--json", "backup", "verify", "nope"]);
+    assert_code(&out, 1);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["valid"], false);
+}
