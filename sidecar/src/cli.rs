@@ -49,6 +49,16 @@ pub enum Command {
     Maintain,
     /// Backups, logs, last job runs and warnings at a glance.
     Status,
+    /// Build a realistic MHM root in DIR (users, two years of messages, 30 days of logs
+    /// written through mhm-log), then run `maintain` and `status` on it.
+    Demo(DemoArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Where to build it: a new or empty folder, or one an earlier demo made.
+    #[arg(default_value = "mhm-demo")]
+    pub dir: PathBuf,
 }
 
 #[derive(Debug, Subcommand)]
@@ -176,7 +186,8 @@ impl Command {
         match self {
             Command::Logs(c) => matches!(c, LogsCommand::Archive(_) | LogsCommand::Restore(_)),
             Command::Backup(c) => !matches!(c, BackupCommand::List | BackupCommand::Verify(_)),
-            Command::System(_) | Command::Status => false,
+            // The demo builds its own root and runs the real binary on it (which locks it).
+            Command::System(_) | Command::Status | Command::Demo(_) => false,
             Command::Maintain => true,
         }
     }

@@ -6,6 +6,7 @@ mod backup;
 mod cli;
 mod commands;
 mod context;
+mod demo;
 mod envfile;
 mod errors;
 mod exit_codes;

@@ -40,6 +40,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::System(c) => system::run(&ctx, c),
         Command::Maintain => maintain::run(&ctx),
         Command::Status => status::run(&ctx),
+        Command::Demo(args) => crate::demo::run(&ctx, &args.dir),
     }?;
     tracing::info!(target: "mhm::sidecar", "done: exit code {}", code.code());
     Ok(code)

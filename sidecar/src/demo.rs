@@ -1,0 +1,202 @@
+//! `demo [DIR]`: a realistic MHM root built from scratch, then `maintain` and `status`
+//! run on it by the real binary, as a scheduler would run them.
+//!
+//! The root has several users with two years of sent messages, config files, a little
+//! code, and 30 days of logs written through `mhm-log`'s `LogFiles` layer with a clock
+//! that moves a minute per tick, so midnight rotations, overflow and pruning really
+//! happened before `maintain` archives and backs up.
+
+use std::{
+    fs,
+    io::Write as _,
+    path::{Path, PathBuf},
+    process::Command,
+    time::Duration,
+};
+
+use anyhow::{Context as _, Result};
+use chrono::{DateTime, Local, Utc};
+use mhm_log::{LogFiles, ManualClock, Settings};
+use serde_json::json;
+use tracing_subscriber::prelude::*;
+
+use crate::{context::Ctx, errors::usage, exit_codes::ExitCode};
+
+/// Marks a folder as made by `demo`, so a second run may replace it.
+const MARKER: &str = ".mhm-demo";
+const USERS: [&str; 4] = ["u1001", "u1002", "u1003", "u1004"];
+const LOG_DAYS: i64 = 30;
+const MESSAGE_DAYS: i64 = 730;
+
+pub fn run(ctx: &Ctx, dir: &Path) -> Result<ExitCode> {
+    let root = prepare(dir)?;
+    let now = ctx.now;
+    println!("building a demo MHM root in {} (as of {})", root.display(), now.to_rfc3339());
+    write_config(&root)?;
+    let messages = write_users(&root, now)?;
+    println!("  {} users, {messages} sent messages over two years", USERS.len());
+    let events = write_logs(&root, now)?;
+    println!(
+        "  {events} log events over {LOG_DAYS} days through mhm-log (rotated as they were written)"
+    );
+    let exe = std::env::current_exe().context("finding the mhm-sidecar binary")?;
+    let mut worst = ExitCode::Success;
+    for args in [&["logs", "list"][..], &["maintain"], &["status"]] {
+        println!(
+            "\n$ mhm-sidecar --root {} --now {} {}",
+            root.display(),
+            now.to_rfc3339(),
+            args.join(" ")
+        );
+        std::io::stdout().flush().context("writing to stdout")?;
+        let status = Command::new(&exe)
+            .arg("--root")
+            .arg(&root)
+            .arg("--now")
+            .arg(now.to_rfc3339())
+            .args(args)
+            .status()
+            .with_context(|| format!("running mhm-sidecar {}", args.join(" ")))?;
+        if !status.success() {
+            worst = ExitCode::Failure;
+        }
+    }
+    println!(
+        "\nthe demo root is {}: try `mhm-sidecar --root {0} logs cat discord | tail`",
+        root.display()
+    );
+    Ok(worst)
+}
+
+/// Creates `dir`, or empties one an earlier demo made; never touches anything else.
+fn prepare(dir: &Path) -> Result<PathBuf> {
+    if dir.exists() {
+        let empty = fs::read_dir(dir)
+            .with_context(|| format!("reading {}", dir.display()))?
+            .next()
+            .is_none();
+        if !empty && !dir.join(MARKER).exists() {
+            return Err(usage(format!(
+                "{} exists and was not made by `mhm-sidecar demo`; give a new or empty folder",
+                dir.display()
+            )));
+        }
+        if !empty {
+            fs::remove_dir_all(dir)
+                .with_context(|| format!("removing the earlier demo in {}", dir.display()))?;
+        }
+    }
+    fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    fs::write(dir.join(MARKER), "made by mhm-sidecar demo\n")
+        .with_context(|| format!("writing {}", dir.display()))?;
+    std::path::absolute(dir).with_context(|| format!("resolving {}", dir.display()))
+}
+
+fn write(path: &Path, text: impl AsRef<[u8]>) -> Result<()> {
+    if let Some(parent) = path.parent() {
+        fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
+    }
+    fs::write(path, text).with_context(|| format!("writing {}", path.display()))
+}
+
+fn write_config(root: &Path) -> Result<()> {
+    write(
+        &root.join(".env"),
+        "# demo settings\nLOG_MAX_BYTES=262144\nLOG_BACKUP_COUNT=7\nLOG_ARCHIVE_COUNT=7\n",
+    )?;
+    write(&root.join("requirements.txt"), "discord.py==2.4.0\napscheduler==3.10.4\n")?;
+    write(&root.join(".gitignore"), "__pycache__/\n*.pyc\n.venv/\n")?;
+    write(&root.join("README.md"), "# MHM (demo)\n")?;
+    write(&root.join("core/service.py"), "def main():\n    print('MHM')\n")?;
+    write(&root.join("core/__pycache__/service.cpython-311.pyc"), [0u8; 16])?;
+    write(&root.join("tests/test_service.py"), "def test_main():\n    pass\n")?;
+    Ok(())
+}
+
+/// Users with two years of messages, one every three days or so; returns the count.
+fn write_users(root: &Path, now: DateTime<Utc>) -> Result<usize> {
+    let mut index = serde_json::Map::new();
+    let mut total = 0;
+    for (n, id) in USERS.iter().enumerate() {
+        let dir = root.join("data/users").join(id);
+        index.insert(
+            id.to_string(),
+            json!({ "internal_username": format!("user{n}"), "active": true }),
+        );
+        write(
+            &dir.join("account.json"),
+            serde_json::to_vec_pretty(&json!({ "user_id": id, "timezone": "UTC" }))?,
+        )?;
+        write(
+            &dir.join("preferences.json"),
+            serde_json::to_vec_pretty(&json!({ "check_ins": true, "tasks": n % 2 == 0 }))?,
+        )?;
+        let messages: Vec<_> = (0..MESSAGE_DAYS / 3)
+            .map(|k| {
+                let at = now - chrono::Duration::days(MESSAGE_DAYS - 3 * k)
+                    + chrono::Duration::minutes(37 * n as i64);
+                json!({
+                    "message_id": format!("{id}-{k:04}"),
+                    "message": format!("Good morning! Check-in #{k}"),
+                    "category": "motivational",
+                    "timestamp": at.with_timezone(&Local).format("%Y-%m-%d %H:%M:%S").to_string(),
+                    "delivery_status": "sent",
+                })
+            })
+            .collect();
+        total += messages.len();
+        let file = json!({ "messages": messages, "metadata": { "version": "2.0", "total_messages": messages.len() } });
+        write(&dir.join("messages/sent_messages.json"), serde_json::to_vec_pretty(&file)?)?;
+    }
+    index.insert("last_updated".into(), json!(now.to_rfc3339()));
+    write(&root.join("data/user_index.json"), serde_json::to_vec_pretty(&index)?)?;
+    Ok(total)
+}
+
+/// 30 days of a service's logging, a minute per tick, through the real layer.
+fn write_logs(root: &Path, now: DateTime<Utc>) -> Result<u64> {
+    let start = now - chrono::Duration::days(LOG_DAYS);
+    let clock = ManualClock::new(start);
+    let settings = Settings::default().max_bytes(256 * 1024).root(root);
+    let (layer, guard) = LogFiles::builder(root.join("logs"))
+        .settings(settings)
+        .clock(clock.clone())
+        .route("mhm::discord", "discord.log")
+        .route("mhm::scheduler", "scheduler.log")
+        .route("mhm::file_ops", "file_ops.log")
+        .default_file("app.log")
+        .errors_file("errors.log")
+        .build()
+        .context("opening the demo's logs")?;
+    let dispatch = tracing::Dispatch::new(tracing_subscriber::registry().with(layer));
+    let mut events = 0u64;
+    tracing::dispatcher::with_default(&dispatch, || {
+        let mut minute = 0u64;
+        while clock.now() < now {
+            let user = USERS[minute as usize % USERS.len()];
+            tracing::info!(target: "mhm::discord", user_id = user, channel = "dm", latency_ms = minute % 90, "message delivered");
+            tracing::debug!(target: "mhm::scheduler", job = "check_in", user_id = user, "job ran");
+            events += 2;
+            if minute.is_multiple_of(3) {
+                tracing::info!(target: "mhm::file_ops", path = "data/users/u1001/account.json", bytes = 812u64, "saved");
+                events += 1;
+            }
+            if minute.is_multiple_of(97) {
+                tracing::warn!(target: "mhm::core", user_id = user, "reply took longer than 5 s");
+                events += 1;
+            }
+            if minute % 1440 == 600 {
+                tracing::error!(target: "mhm::discord", error = "connection reset", "gateway lost; reconnecting");
+                events += 1;
+            }
+            minute += 1;
+            clock.advance(Duration::from_secs(60));
+        }
+    });
+    for file in guard.files() {
+        file.maintain_now();
+    }
+    drop(dispatch);
+    drop(guard);
+    Ok(events)
+}

@@ -1,0 +1,55 @@
+//! `demo`: builds a root, runs maintain and status on it; never clobbers a foreign folder.
+
+use std::{fs, process::Command};
+
+fn sidecar() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_mhm-sidecar"))
+}
+
+#[test]
+fn demo_builds_a_root_and_maintains_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("demo");
+    let out = sidecar().args(["demo", "--now", "2026-11-26T12:00:00Z"]).arg(&dir).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    // The logs were rotated by the library and archived by maintain.
+    let gz = fs::read_dir(dir.join("logs/archive"))
+        .unwrap()
+        .filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().ends_with(".gz"))
+        .count();
+    assert!(gz >= 7, "{gz} compressed copies");
+    assert!(fs::read_dir(dir.join("logs/backups")).unwrap().count() > 0);
+    // The weekly backup was made and is valid.
+    let backups: Vec<String> = fs::read_dir(dir.join("data/backups"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        backups.iter().any(|n| n.starts_with("weekly_backup_20261126_") && n.ends_with(".zip")),
+        "{backups:?}"
+    );
+    let verify = sidecar()
+        .arg("--root")
+        .arg(&dir)
+        .args(["backup", "verify", backups.iter().find(|n| n.starts_with("weekly")).unwrap()])
+        .output()
+        .unwrap();
+    assert!(verify.status.success(), "{}", String::from_utf8_lossy(&verify.stdout));
+    assert!(stdout.contains("maintain") && stdout.contains("newest weekly"), "{stdout}");
+
+    // A second run replaces its own folder ...
+    fs::write(dir.join("data/extra.txt"), "left over").unwrap();
+    let again =
+        sidecar().args(["demo", "--now", "2026-11-26T12:00:00Z"]).arg(&dir).output().unwrap();
+    assert!(again.status.success());
+    assert!(!dir.join("data/extra.txt").exists());
+    // ... but never a folder it did not make.
+    let mine = tmp.path().join("mine");
+    fs::create_dir(&mine).unwrap();
+    fs::write(mine.join("precious.txt"), "keep").unwrap();
+    let refused = sidecar().arg("demo").arg(&mine).output().unwrap();
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("was not made by"));
+    assert_eq!(fs::read_to_string(mine.join("precious.txt")).unwrap(), "keep");
+}
