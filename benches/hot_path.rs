@@ -99,26 +99,16 @@ fn threaded(dispatch: &Dispatch, threads: usize, iters: u64) -> Duration {
     start.elapsed()
 }
 
+/// One benchmark: `threads` threads, each sending the same number of events.
 fn bench(
     c: &mut Criterion,
     name: &str,
+    threads: usize,
     make: impl Fn(&Path) -> (Dispatch, Option<Box<dyn std::any::Any>>),
 ) {
     let dir = bench_dir();
     let (dispatch, guard) = make(dir.path());
-    c.bench_function(name, |b| b.iter_custom(|iters| threaded(&dispatch, 1, iters)));
-    drop(dispatch);
-    drop(guard);
-}
-
-fn bench2(
-    c: &mut Criterion,
-    name: &str,
-    make: impl Fn(&Path) -> (Dispatch, Option<Box<dyn std::any::Any>>),
-) {
-    let dir = bench_dir();
-    let (dispatch, guard) = make(dir.path());
-    c.bench_function(name, |b| b.iter_custom(|iters| threaded(&dispatch, 2, iters)));
+    c.bench_function(name, |b| b.iter_custom(|iters| threaded(&dispatch, threads, iters)));
     drop(dispatch);
     drop(guard);
 }
@@ -147,21 +137,21 @@ fn hot_path(c: &mut Criterion) {
         }
     };
 
-    bench(c, "fmt/sink", sink);
-    bench(c, "fmt/bufwriter", bufwriter);
-    bench(c, "fmt/appender_daily", daily);
-    bench(c, "fmt/appender_non_blocking", non_blocking);
-    bench(c, "fmt/rolling_direct", fmt_rolling(Direct, Real));
-    bench(c, "fmt/rolling_direct_check", fmt_rolling(Direct, CheckOnly));
-    bench(c, "fmt/rolling_direct_norotate", fmt_rolling(Direct, Off));
-    bench(c, "fmt/rolling_buffered", fmt_rolling(Buffered, Real));
-    bench(c, "logfiles/direct", layer(Direct, Real));
-    bench(c, "logfiles/buffered", layer(Buffered, Real));
-    bench(c, "logfiles/buffered_check", layer(Buffered, CheckOnly));
-    bench(c, "logfiles/buffered_norotate", layer(Buffered, Off));
-    bench2(c, "2threads/fmt_sink", sink);
-    bench2(c, "2threads/fmt_rolling_buffered", fmt_rolling(Buffered, Real));
-    bench2(c, "2threads/logfiles_buffered", layer(Buffered, Real));
+    bench(c, "fmt/sink", 1, sink);
+    bench(c, "fmt/bufwriter", 1, bufwriter);
+    bench(c, "fmt/appender_daily", 1, daily);
+    bench(c, "fmt/appender_non_blocking", 1, non_blocking);
+    bench(c, "fmt/rolling_direct", 1, fmt_rolling(Direct, Real));
+    bench(c, "fmt/rolling_direct_check", 1, fmt_rolling(Direct, CheckOnly));
+    bench(c, "fmt/rolling_direct_norotate", 1, fmt_rolling(Direct, Off));
+    bench(c, "fmt/rolling_buffered", 1, fmt_rolling(Buffered, Real));
+    bench(c, "logfiles/direct", 1, layer(Direct, Real));
+    bench(c, "logfiles/buffered", 1, layer(Buffered, Real));
+    bench(c, "logfiles/buffered_check", 1, layer(Buffered, CheckOnly));
+    bench(c, "logfiles/buffered_norotate", 1, layer(Buffered, Off));
+    bench(c, "2threads/fmt_sink", 2, sink);
+    bench(c, "2threads/fmt_rolling_buffered", 2, fmt_rolling(Buffered, Real));
+    bench(c, "2threads/logfiles_buffered", 2, layer(Buffered, Real));
 }
 
 fn config() -> Criterion {

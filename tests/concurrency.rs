@@ -15,7 +15,7 @@ use std::{
 };
 
 use common::utc;
-use mhm_log::{LogFiles, ManualClock, RollingFile, RotateAt, Settings, WriteMode};
+use mhm_log::{LogFiles, ManualClock, RotateAt, Settings, WriteMode};
 use tracing_subscriber::prelude::*;
 
 const THREADS: usize = 4;
@@ -69,11 +69,7 @@ fn check(
 fn run_rolling_file(mode: WriteMode) {
     let dir = tempfile::tempdir().unwrap();
     let clock = ManualClock::new(utc(2026, 1, 1, 0, 0, 0));
-    let log = RollingFile::builder()
-        .settings(settings(mode))
-        .clock(clock.clone())
-        .build(dir.path().join("app.log"))
-        .unwrap();
+    let log = common::open(dir.path().join("app.log"), settings(mode), &clock);
     let stop = Arc::new(AtomicBool::new(false));
     let ticker = spin_clock(clock, Arc::clone(&stop));
     let writers: Vec<_> = (0..THREADS)

@@ -23,11 +23,7 @@ fn a_refused_rename_keeps_writing_counts_and_retries_later() {
     // fail (even for root, unlike a read-only folder).
     fs::write(dir.path().join("backups"), "in the way").unwrap();
     let clock = ManualClock::new(utc(2026, 1, 1, 9, 0, 0));
-    let log = RollingFile::builder()
-        .settings(settings())
-        .clock(clock.clone())
-        .build(dir.path().join("app.log"))
-        .unwrap();
+    let log = common::open(dir.path().join("app.log"), settings(), &clock);
     let mut w = &log;
     for i in 0..5 {
         w.write_all(format!("event {i} ........\n").as_bytes()).unwrap();
@@ -92,11 +88,8 @@ fn foreign_and_corrupt_files_in_the_copy_folders_are_left_alone() {
     fs::write(archive.join("app.log.2026-01-01.gz"), "corrupt gzip").unwrap();
     fs::write(archive.join("other.log.2020-01-01.gz"), "another log's copy").unwrap();
     let clock = ManualClock::new(utc(2026, 1, 1, 9, 0, 0));
-    let log = RollingFile::builder()
-        .settings(settings().backup_count(1).compress(true))
-        .clock(clock.clone())
-        .build(dir.path().join("app.log"))
-        .unwrap();
+    let log =
+        common::open(dir.path().join("app.log"), settings().backup_count(1).compress(true), &clock);
     let mut w = &log;
     for i in 0..4 {
         w.write_all(format!("event {i} ........\n").as_bytes()).unwrap();

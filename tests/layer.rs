@@ -134,11 +134,7 @@ fn rolling_file_is_a_make_writer_for_fmt() {
     let dir = tempfile::tempdir().unwrap();
     let clock = ManualClock::new(utc(2026, 1, 1, 9, 0, 0));
     let s = settings().max_bytes(100).min_rotate_bytes(0).min_rotate_age(Duration::ZERO);
-    let app = mhm_log::RollingFile::builder()
-        .settings(s)
-        .clock(clock.clone())
-        .build(dir.path().join("app.log"))
-        .unwrap();
+    let app = common::open(dir.path().join("app.log"), s, &clock);
     let subscriber =
         tracing_subscriber::fmt().with_writer(app.clone()).with_ansi(false).without_time().finish();
     tracing::subscriber::with_default(subscriber, || {

@@ -25,11 +25,7 @@ fn day(y: i32, m: u32, d: u32) -> NaiveDate {
 fn a_log_written_every_minute_rotates_right_after_midnight() {
     let dir = tempfile::tempdir().unwrap();
     let clock = ManualClock::new(utc(2026, 1, 1, 12, 0, 0));
-    let mut log = RollingFile::builder()
-        .settings(utc_settings())
-        .clock(clock.clone())
-        .build(dir.path().join("app.log"))
-        .unwrap();
+    let mut log = common::open(dir.path().join("app.log"), utc_settings(), &clock);
     let mut minute = 0;
     while clock.now() < utc(2026, 1, 2, 0, 0, 0) {
         writeln!(log, "minute {minute}").unwrap();
@@ -49,11 +45,7 @@ fn a_log_written_every_minute_rotates_right_after_midnight() {
 fn a_log_started_at_2330_rotates_at_the_first_event_after_0030() {
     let dir = tempfile::tempdir().unwrap();
     let clock = ManualClock::new(utc(2026, 1, 1, 23, 30, 0));
-    let log = RollingFile::builder()
-        .settings(utc_settings())
-        .clock(clock.clone())
-        .build(dir.path().join("app.log"))
-        .unwrap();
+    let log = common::open(dir.path().join("app.log"), utc_settings(), &clock);
     let mut w = &log;
     for _ in 0..100 {
         w.write_all(LINE.as_bytes()).unwrap(); // 11 KB: past the size gate
@@ -90,11 +82,7 @@ fn a_log_started_at_2330_rotates_at_the_first_event_after_0030() {
 fn a_small_log_stays_due_and_rotates_once_it_passes_the_size_gate() {
     let dir = tempfile::tempdir().unwrap();
     let clock = ManualClock::new(utc(2026, 1, 1, 9, 0, 0));
-    let log = RollingFile::builder()
-        .settings(utc_settings())
-        .clock(clock.clone())
-        .build(dir.path().join("app.log"))
-        .unwrap();
+    let log = common::open(dir.path().join("app.log"), utc_settings(), &clock);
     let mut w = &log;
     w.write_all(b"small\n").unwrap();
     clock.set(utc(2026, 1, 2, 9, 0, 0));
@@ -118,11 +106,7 @@ fn the_size_trigger_rotates_before_the_event_that_would_pass_the_limit() {
     let clock = ManualClock::new(utc(2026, 1, 1, 9, 0, 0));
     let settings =
         utc_settings().max_bytes(1000).min_rotate_bytes(0).min_rotate_age(Duration::ZERO);
-    let log = RollingFile::builder()
-        .settings(settings)
-        .clock(clock.clone())
-        .build(dir.path().join("app.log"))
-        .unwrap();
+    let log = common::open(dir.path().join("app.log"), settings, &clock);
     let mut w = &log;
     for i in 0..25 {
         w.write_all(format!("{i:039}\n").as_bytes()).unwrap(); // 40 bytes: 25 lines fill exactly 1000
@@ -139,11 +123,7 @@ fn two_rotations_on_one_day_keep_both_copies_in_order() {
     let dir = tempfile::tempdir().unwrap();
     let clock = ManualClock::new(utc(2026, 1, 1, 1, 0, 0));
     let settings = utc_settings().max_bytes(50).min_rotate_bytes(0);
-    let log = RollingFile::builder()
-        .settings(settings)
-        .clock(clock.clone())
-        .build(dir.path().join("app.log"))
-        .unwrap();
+    let log = common::open(dir.path().join("app.log"), settings, &clock);
     let mut w = &log;
     for i in 0..30 {
         w.write_all(format!("event {i:04}\n").as_bytes()).unwrap();
@@ -177,11 +157,7 @@ fn a_taken_name_gets_the_next_number_and_nothing_is_overwritten() {
     fs::write(dir.path().join("archive/app.log.2026-01-01.1.gz"), "not even gzip").unwrap();
     let clock = ManualClock::new(utc(2026, 1, 1, 9, 0, 0));
     let settings = utc_settings().max_bytes(10).min_rotate_bytes(0).min_rotate_age(Duration::ZERO);
-    let log = RollingFile::builder()
-        .settings(settings)
-        .clock(clock.clone())
-        .build(dir.path().join("app.log"))
-        .unwrap();
+    let log = common::open(dir.path().join("app.log"), settings, &clock);
     let mut w = &log;
     w.write_all(b"first!!!\n").unwrap();
     w.write_all(b"second!!\n").unwrap();
@@ -208,11 +184,7 @@ fn a_restart_resumes_the_active_file_and_its_age() {
     let clock = ManualClock::new(Utc::now());
     let settings = utc_settings().rotate_at(RotateAt::Never).max_bytes(100).min_rotate_bytes(0);
     {
-        let log = RollingFile::builder()
-            .settings(settings.clone())
-            .clock(clock.clone())
-            .build(&path)
-            .unwrap();
+        let log = common::open(&path, settings.clone(), &clock);
         let mut w = &log;
         for _ in 0..5 {
             w.write_all(&[b'a'; 39]).unwrap();
@@ -222,7 +194,7 @@ fn a_restart_resumes_the_active_file_and_its_age() {
     }
     let created = fs::metadata(&path).unwrap().created();
     clock.advance(Duration::from_secs(2 * 3600));
-    let log = RollingFile::builder().settings(settings).clock(clock.clone()).build(&path).unwrap();
+    let log = common::open(&path, settings, &clock);
     let mut w = &log;
     w.write_all(b"after restart\n").unwrap();
     if created.is_ok() {
@@ -249,11 +221,7 @@ fn disable_log_rotation_turns_both_triggers_off() {
         .min_rotate_bytes(0)
         .min_rotate_age(Duration::ZERO)
         .rotation_disabled(true);
-    let log = RollingFile::builder()
-        .settings(settings)
-        .clock(clock.clone())
-        .build(dir.path().join("app.log"))
-        .unwrap();
+    let log = common::open(dir.path().join("app.log"), settings, &clock);
     let mut w = &log;
     for _ in 0..10 {
         w.write_all(b"0123456789\n").unwrap();
@@ -276,11 +244,7 @@ fn overflow_moves_to_archive_compressed_and_prunes_by_count_and_age() {
         .archive_count(3)
         .archive_max_age(Duration::from_secs(6 * 86_400))
         .compress(true);
-    let log = RollingFile::builder()
-        .settings(settings)
-        .clock(clock.clone())
-        .build(dir.path().join("app.log"))
-        .unwrap();
+    let log = common::open(dir.path().join("app.log"), settings, &clock);
     let mut w = &log;
     for i in 0..8 {
         // One rotation a day: day N's copy holds "day N".
@@ -325,11 +289,7 @@ fn copies_go_to_configured_folders_resolved_against_the_root() {
         .root(dir.path())
         .backup_dir("logs/backups")
         .archive_dir("logs/archive");
-    let log = RollingFile::builder()
-        .settings(settings)
-        .clock(clock.clone())
-        .build(dir.path().join("logs/sub/app.log"))
-        .unwrap();
+    let log = common::open(dir.path().join("logs/sub/app.log"), settings, &clock);
     let mut w = &log;
     w.write_all(b"0123456789\n").unwrap();
     w.write_all(b"next\n").unwrap();

@@ -11,6 +11,15 @@ use chrono::{DateTime, TimeZone, Utc};
 use flate2::read::MultiGzDecoder;
 use mhm_log::naming::CopyName;
 
+/// A rotating file at `path` with these settings, on the test's clock.
+pub fn open(
+    path: impl AsRef<Path>,
+    settings: mhm_log::Settings,
+    clock: &mhm_log::ManualClock,
+) -> mhm_log::RollingFile {
+    mhm_log::RollingFile::builder().settings(settings).clock(clock.clone()).build(path).unwrap()
+}
+
 pub fn utc(y: i32, m: u32, d: u32, h: u32, min: u32, s: u32) -> DateTime<Utc> {
     Utc.with_ymd_and_hms(y, m, d, h, min, s).unwrap()
 }
