@@ -16,7 +16,7 @@ use std::{
 
 use common::*;
 
-const KILLS: u64 = 12;
+const KILLS: u64 = 10;
 
 /// A small deterministic generator (xorshift), so a failing run can be repeated.
 struct Rng(u64);
@@ -96,7 +96,7 @@ fn sigkill_during_backup_create() {
     let r = root.path();
     let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
     for u in ["u1", "u2"] {
-        write(&r.join("data/users").join(u).join("history.log"), log_text(&mut rng, 3 << 20));
+        write(&r.join("data/users").join(u).join("history.log"), log_text(&mut rng, 2 << 20));
     }
     let users_before = snapshot(&r.join("data/users"));
     // How long one whole run takes here, to spread the kills over it.
@@ -136,9 +136,9 @@ fn sigkill_during_logs_archive() {
     let r = root.path();
     let mut rng = Rng(0xD1B5_4A32_D192_ED03);
     let mut originals = BTreeMap::new();
-    for day in 1..=6 {
+    for day in 1..=5 {
         let name = format!("app.log.2026-01-{day:02}");
-        let text = log_text(&mut rng, 1 << 20);
+        let text = log_text(&mut rng, 512 << 10);
         write(&r.join("logs/backups").join(&name), &text);
         originals.insert(name, text);
     }
