@@ -28,6 +28,8 @@ fn create_writes_a_verified_owner_only_zip_with_the_manifest() {
     let r = root.path();
     let out = run(r, &["--now", NOW, "backup", "create"]);
     assert_code(&out, 0);
+    // Piped: no progress bar, no noise on stderr.
+    assert_eq!(stderr(&out), "");
     let zip = r.join("data/backups/mhm_backup_20260320_103000.zip");
     assert!(zip.is_file(), "{}", stdout(&out));
     #[cfg(unix)]
