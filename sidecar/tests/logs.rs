@@ -205,3 +205,24 @@ fn restore_writes_restored_files_and_never_overwrites() {
     assert_same(&before, &snapshot(r));
     assert_code(&run(r, &["logs", "restore", "no.log.2026-01-01"]), 2);
 }
+
+#[test]
+fn copy_folders_from_dotenv_resolve_against_the_root() {
+    let root = make_root();
+    let r = root.path();
+    write(&r.join(".env"), "LOG_BACKUP_DIR=logs/rotated\nLOG_ARCHIVE_DIR=\"old/archive\"\n");
+    write(&r.join("logs/rotated/app.log.2026-03-01"), "old\n");
+    // Run from another folder: relative settings are about the root, not the cwd.
+    let elsewhere = tempfile::tempdir().unwrap();
+    let out = bin()
+        .current_dir(elsewhere.path())
+        .arg("--root")
+        .arg(r)
+        .args(["--now", NOW, "logs", "archive"])
+        .output()
+        .unwrap();
+    assert_code(&out, 0);
+    assert_eq!(gunzip(&r.join("old/archive/app.log.2026-03-01.gz")), b"old\n");
+    assert!(!r.join("logs/rotated/app.log.2026-03-01").exists());
+    assert!(names(elsewhere.path()).is_empty());
+}
