@@ -417,7 +417,12 @@ fn restore_round_trip_brings_back_every_byte() {
     let before = snapshot(r);
     let out = run(r, &["--dry-run", "backup", "restore", "base"]);
     assert_code(&out, 0);
-    assert!(stdout(&out).contains("would restore"), "{}", stdout(&out));
+    let text = stdout(&out);
+    assert!(text.contains("would restore"), "{text}");
+    assert!(text.contains("changed users/u1/account.json"), "{text}");
+    assert!(text.contains("added users/u2/account.json"), "{text}");
+    assert!(text.contains("removed users/u4/account.json"), "{text}");
+    assert!(!text.contains("users/u3/"), "{text}");
     assert_same(&before, &snapshot(r));
 
     let out = run(r, &["--now", "2026-03-21T08:00:00Z", "backup", "restore", "base"]);

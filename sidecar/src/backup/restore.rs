@@ -47,6 +47,22 @@ pub struct Item {
     pub files: u64,
     /// Their size.
     pub bytes: u64,
+    /// With `--dry-run`: how the live files differ from the backup's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub changes: Option<Changes>,
+}
+
+/// How the live files of an item differ from the backup's (for `--dry-run`).
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Changes {
+    /// Same content.
+    pub unchanged: u64,
+    /// Different content: would be overwritten.
+    pub changed: Vec<String>,
+    /// In the backup only: would be created.
+    pub added: Vec<String>,
+    /// Live only: would be removed.
+    pub removed: Vec<String>,
 }
 
 /// What a restore did or would do.
@@ -106,6 +122,7 @@ fn plan(ctx: &Ctx, manifest: &Manifest, path: &Path, scope: &Scope) -> Result<Ve
                     entry: prefix,
                     files,
                     bytes,
+                    changes: None,
                 });
             }
             None => {
@@ -119,6 +136,7 @@ fn plan(ctx: &Ctx, manifest: &Manifest, path: &Path, scope: &Scope) -> Result<Ve
                     entry: "users/".into(),
                     files,
                     bytes,
+                    changes: None,
                 });
             }
         }
@@ -136,6 +154,7 @@ fn plan(ctx: &Ctx, manifest: &Manifest, path: &Path, scope: &Scope) -> Result<Ve
                     entry: name.to_string(),
                     files,
                     bytes,
+                    changes: None,
                 });
             }
         }
@@ -144,6 +163,75 @@ fn plan(ctx: &Ctx, manifest: &Manifest, path: &Path, scope: &Scope) -> Result<Ve
         }
     }
     Ok(items)
+}
+
+/// The manifest of a backup already verified (read again: cheap next to verifying).
+fn manifest_for_dry_run(path: &Path) -> Result<Manifest> {
+    let mut archive = ZipArchive::new(BufReader::new(File::open(path)?))?;
+    let entry = archive.by_name(super::manifest::NAME)?;
+    Ok(serde_json::from_reader(BufReader::new(entry))?)
+}
+
+/// Compares an item's live files with the backup's, by SHA-256.
+fn changes(manifest: &Manifest, item: &Item) -> Changes {
+    use sha2::{Digest, Sha256};
+    let mut out = Changes::default();
+    let mut in_backup = std::collections::BTreeSet::new();
+    for f in &manifest.files {
+        let rel = if item.entry.ends_with('/') {
+            match f.path.strip_prefix(&item.entry) {
+                Some(rel) => rel,
+                None => continue,
+            }
+        } else if f.path == item.entry {
+            ""
+        } else {
+            continue;
+        };
+        in_backup.insert(rel.to_string());
+        let live = if rel.is_empty() { item.live.clone() } else { item.live.join(rel) };
+        let now = match &f.link {
+            Some(_) => {
+                fs::read_link(&live).ok().map(|t| t.to_string_lossy().into_owned().into_bytes())
+            }
+            None => None,
+        };
+        let digest = match now {
+            Some(target) => Some(super::manifest::hex(&Sha256::digest(&target))),
+            None if f.link.is_some() => None,
+            None => File::open(&live).ok().and_then(|mut file| {
+                let mut h = Sha256::new();
+                io::copy(&mut file, &mut h).ok()?;
+                Some(super::manifest::hex(&h.finalize()))
+            }),
+        };
+        match digest {
+            None => out.added.push(f.path.clone()),
+            Some(d) if d == f.sha256 => out.unchanged += 1,
+            Some(_) => out.changed.push(f.path.clone()),
+        }
+    }
+    if item.entry.ends_with('/') {
+        let mut stack = vec![item.live.clone()];
+        while let Some(dir) = stack.pop() {
+            for e in fs::read_dir(&dir).into_iter().flatten().flatten() {
+                let p = e.path();
+                if e.file_type().is_ok_and(|t| t.is_dir()) {
+                    stack.push(p);
+                    continue;
+                }
+                let rel =
+                    p.strip_prefix(&item.live).map(|r| r.to_string_lossy().replace('\\', "/"));
+                if let Ok(rel) = rel {
+                    if !in_backup.contains(&rel) {
+                        out.removed.push(format!("{}{rel}", item.entry));
+                    }
+                }
+            }
+        }
+        out.removed.sort();
+    }
+    out
 }
 
 /// Bytes under `path` (a file or a folder; links count as nothing).
@@ -177,7 +265,6 @@ pub fn restore(ctx: &Ctx, path: &Path, scope: &Scope) -> Result<Outcome> {
         ),
     };
     let items = plan(ctx, &manifest, path, scope)?;
-    drop(manifest);
     let backup = ctx.show(path);
     // Space: the extracted files plus, at worst, an uncompressed safety backup.
     let needed: u64 = items.iter().map(|i| i.bytes).sum::<u64>()
@@ -194,6 +281,10 @@ pub fn restore(ctx: &Ctx, path: &Path, scope: &Scope) -> Result<Outcome> {
         Err(e) => eprintln!("warning: cannot read the free space of {}: {e}", data.display()),
     }
     if ctx.dry_run {
+        let mut items = items;
+        for item in &mut items {
+            item.changes = Some(changes(&manifest_for_dry_run(path)?, item));
+        }
         return Ok(Outcome { backup, safety_backup: None, items });
     }
 

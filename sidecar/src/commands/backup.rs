@@ -220,6 +220,22 @@ fn restore_cmd(ctx: &Ctx, args: &RestoreArgs) -> Result<ExitCode> {
                     i.files,
                     i.bytes
                 );
+                if let Some(c) = &i.changes {
+                    println!(
+                        "    {} unchanged, {} changed, {} added, {} removed",
+                        c.unchanged,
+                        c.changed.len(),
+                        c.added.len(),
+                        c.removed.len()
+                    );
+                    for (what, list) in
+                        [("changed", &c.changed), ("added", &c.added), ("removed", &c.removed)]
+                    {
+                        for p in list {
+                            println!("    {what} {p}");
+                        }
+                    }
+                }
             }
             println!("  after a safety backup pre_restore_safety_*");
         }
