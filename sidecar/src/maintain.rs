@@ -76,6 +76,10 @@ pub struct JobReport {
 /// Runs the due jobs; saves the state when any ran.
 pub fn run(ctx: &Ctx, policy: PrunePolicy) -> anyhow::Result<Vec<JobReport>> {
     let mut st = state::load(&ctx.data_dir())?;
+    if !ctx.dry_run {
+        // A state file write cut short leaves `.tmp-<pid>-.sidecar_state.json` behind.
+        crate::fsutil::remove_stale_temps(&ctx.data_dir());
+    }
     let mut reports = Vec::new();
     let mut changed = false;
     for job in &JOBS {
