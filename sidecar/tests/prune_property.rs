@@ -48,7 +48,7 @@ fn prune_keeps_exactly_what_the_rule_says() {
             let kind =
                 ["weekly_backup_", "mhm_backup_", "pre_restore_safety_"][(rng.next() % 3) as usize];
             let name = format!("{kind}{}", t.format("%Y%m%d_%H%M%S"));
-            let valid = rng.next() % 6 != 0;
+            let valid = !rng.next().is_multiple_of(6);
             let path = dir.join(format!("{name}.zip"));
             if valid {
                 let file: (&str, &[u8]) = ("users/u1/a.json", b"{}");
