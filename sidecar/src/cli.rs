@@ -49,6 +49,9 @@ pub enum Command {
     Maintain,
     /// Backups, logs, last job runs and warnings at a glance.
     Status,
+    /// Message archives: move old sent messages into archive files.
+    #[command(subcommand)]
+    Messages(crate::commands::messages::MessagesCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -178,6 +181,7 @@ impl Command {
             Command::Backup(c) => !matches!(c, BackupCommand::List | BackupCommand::Verify(_)),
             Command::System(_) | Command::Status => false,
             Command::Maintain => true,
+            Command::Messages(c) => c.changes_files(),
         }
     }
 }

@@ -13,6 +13,7 @@ mod fsutil;
 mod lock;
 mod logging;
 mod maintain;
+mod messages;
 mod state;
 mod validate;
 

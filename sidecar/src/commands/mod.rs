@@ -3,6 +3,7 @@
 mod backup;
 mod logs;
 mod maintain;
+pub mod messages;
 mod status;
 mod system;
 
@@ -40,6 +41,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::System(c) => system::run(&ctx, c),
         Command::Maintain => maintain::run(&ctx),
         Command::Status => status::run(&ctx),
+        Command::Messages(c) => messages::run(&ctx, c),
     }?;
     tracing::info!(target: "mhm::sidecar", "done: exit code {}", code.code());
     Ok(code)
