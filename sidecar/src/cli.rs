@@ -52,6 +52,9 @@ pub enum Command {
     /// Message archives: move old sent messages into archive files.
     #[command(subcommand)]
     Messages(crate::commands::messages::MessagesCommand),
+    /// Versioned tool outputs: rotate a file into numbered versions, save tool results.
+    #[command(subcommand)]
+    Tools(crate::commands::tools::ToolsCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -182,6 +185,7 @@ impl Command {
             Command::System(_) | Command::Status => false,
             Command::Maintain => true,
             Command::Messages(c) => c.changes_files(),
+            Command::Tools(c) => c.changes_files(),
         }
     }
 }

@@ -15,6 +15,7 @@ mod logging;
 mod maintain;
 mod messages;
 mod state;
+mod tools;
 mod validate;
 
 use std::io;

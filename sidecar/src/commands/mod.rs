@@ -6,6 +6,7 @@ mod maintain;
 pub mod messages;
 mod status;
 mod system;
+pub mod tools;
 
 use anyhow::Result;
 
@@ -42,6 +43,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Maintain => maintain::run(&ctx),
         Command::Status => status::run(&ctx),
         Command::Messages(c) => messages::run(&ctx, c),
+        Command::Tools(c) => tools::run(&ctx, c),
     }?;
     tracing::info!(target: "mhm::sidecar", "done: exit code {}", code.code());
     Ok(code)
