@@ -55,6 +55,9 @@ pub enum Command {
     /// Versioned tool outputs: rotate a file into numbered versions, save tool results.
     #[command(subcommand)]
     Tools(crate::commands::tools::ToolsCommand),
+    /// Project snapshots: code (and optionally data) in a verified zip or folder.
+    #[command(subcommand)]
+    Snapshot(crate::commands::snapshot::SnapshotCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -186,6 +189,7 @@ impl Command {
             Command::Maintain => true,
             Command::Messages(c) => c.changes_files(),
             Command::Tools(c) => c.changes_files(),
+            Command::Snapshot(c) => c.changes_files(),
         }
     }
 }

@@ -14,6 +14,7 @@ mod lock;
 mod logging;
 mod maintain;
 mod messages;
+mod snapshot;
 mod state;
 mod tools;
 mod validate;

@@ -4,6 +4,7 @@ mod backup;
 mod logs;
 mod maintain;
 pub mod messages;
+pub mod snapshot;
 mod status;
 mod system;
 pub mod tools;
@@ -44,6 +45,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Status => status::run(&ctx),
         Command::Messages(c) => messages::run(&ctx, c),
         Command::Tools(c) => tools::run(&ctx, c),
+        Command::Snapshot(c) => snapshot::run(&ctx, c),
     }?;
     tracing::info!(target: "mhm::sidecar", "done: exit code {}", code.code());
     Ok(code)
