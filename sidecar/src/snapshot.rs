@@ -132,6 +132,33 @@ fn collect_data(ctx: &Ctx, out: &mut Vec<Source>, warnings: &mut Vec<String>) ->
     Ok(())
 }
 
+/// Removes what a crashed `snapshot create` left in `dir`: `.tmp-<pid>-mhm_snapshot_*`
+/// zips and folders whose writer is gone or that are older than an hour. Call only while
+/// holding the sidecar lock. Returns the paths removed.
+pub fn remove_stale_temps(dir: &Path) -> Vec<PathBuf> {
+    let mut removed = crate::fsutil::remove_stale_temps(dir);
+    let Ok(entries) = fs::read_dir(dir) else { return removed };
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let Some(rest) = name.strip_prefix(".tmp-") else { continue };
+        let Some((pid, snapshot)) = rest.split_once('-') else { continue };
+        if !snapshot.starts_with(PREFIX) || !e.file_type().is_ok_and(|t| t.is_dir()) {
+            continue;
+        }
+        let old = e
+            .metadata()
+            .and_then(|m| m.modified())
+            .is_ok_and(|t| t.elapsed().unwrap_or_default() > std::time::Duration::from_secs(3600));
+        let gone = pid
+            .parse::<u32>()
+            .is_ok_and(|p| p != std::process::id() && !crate::fsutil::process_alive(p));
+        if (old || gone) && fs::remove_dir_all(e.path()).is_ok() {
+            removed.push(e.path());
+        }
+    }
+    removed
+}
+
 /// `mhm_snapshot_<stamp>`, or `..._N` when a zip or folder of that name exists.
 pub fn unique_name(dir: &Path, stamp: &str) -> String {
     let base = format!("{PREFIX}{stamp}");

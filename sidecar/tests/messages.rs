@@ -94,6 +94,17 @@ fn golden_365_days_moves_old_messages_into_a_named_archive() {
     write_active(r, "u2", std::slice::from_ref(&recent));
     let u2_before = fs::read(user_dir(r, "u2").join("sent_messages.json")).unwrap();
 
+    // A dry run says what would happen and changes nothing.
+    let before = snapshot(r);
+    let out = msg_run(r, &[], &["--now", NOW, "--dry-run", "messages", "archive"]);
+    assert_code(&out, 0);
+    assert!(
+        stdout(&out).contains("u1: would archive 3 message(s) to data/users/u1/messages/archives/sent_messages_archive_20260320_103000.json"),
+        "{}",
+        stdout(&out)
+    );
+    assert_same(&before, &snapshot(r));
+
     let out = msg_run(r, &[], &["--now", NOW, "messages", "archive"]);
     assert_code(&out, 0);
     assert!(stdout(&out).contains("archive 3 message(s)"), "{}", stdout(&out));
@@ -460,4 +471,37 @@ mod conservation {
             }
         }
     }
+}
+
+#[test]
+fn changing_commands_exit_3_while_another_run_holds_the_lock() {
+    use std::io::Write;
+    let root = new_root();
+    let r = root.path();
+    write_active(r, "u1", &[msg("2020-01-01 00:00:00", "old")]);
+    write(&r.join("out/a.json"), "a");
+    let lock_path = r.join("data/.sidecar.lock");
+    let mut file =
+        fs::OpenOptions::new().create(true).truncate(false).write(true).open(&lock_path).unwrap();
+    file.try_lock().unwrap();
+    writeln!(file, "4242").unwrap();
+    let before = snapshot(r);
+    let snaps = r.join("snaps");
+    let a = r.join("out/a.json");
+    for args in [
+        vec!["messages", "archive"],
+        vec!["tools", "rotate", a.to_str().unwrap()],
+        vec!["tools", "save-result", "t", "--domain", "d", "--data", a.to_str().unwrap()],
+        vec!["snapshot", "create", "--archive-dir", snaps.to_str().unwrap()],
+    ] {
+        let out = msg_run(r, &[], &args);
+        assert_code(&out, 3);
+        assert!(stderr(&out).contains("pid 4242"), "{args:?}: {}", stderr(&out));
+    }
+    assert_same(&before, &snapshot(r));
+    // Dry runs and read-only commands do not need it.
+    assert_code(&msg_run(r, &[], &["--dry-run", "messages", "archive"]), 0);
+    drop(file);
+    assert_code(&msg_run(r, &[], &["messages", "archive"]), 0);
+    assert_eq!(archives(r, "u1").len(), 1);
 }

@@ -335,3 +335,25 @@ fn bad_archive_dir() {
     assert!(stderr(&out).contains("nope"), "{}", stderr(&out));
     assert_same(&before, &snapshot(r));
 }
+
+#[test]
+fn leftovers_of_a_crashed_create_are_removed_live_ones_kept() {
+    let root = project();
+    let r = root.path();
+    let out_dir = tempfile::tempdir().unwrap();
+    let archive = out_dir.path();
+    // pid 4194304 + 1 is above Linux's pid limit: that writer is surely gone.
+    let dead_folder = archive.join(".tmp-4194305-mhm_snapshot_20260101_000000");
+    let dead_zip = archive.join(".tmp-4194305-mhm_snapshot_20260101_000000.zip");
+    let live = archive.join(format!(".tmp-{}-mhm_snapshot_20260101_000000", std::process::id()));
+    write(&dead_folder.join("code/a.txt"), "partial");
+    write(&dead_zip, "partial");
+    write(&live.join("code/a.txt"), "being written");
+    let out = create(r, archive, &[]);
+    assert_code(&out, 0);
+    if cfg!(target_os = "linux") {
+        assert!(!dead_folder.exists() && !dead_zip.exists(), "{}", stderr(&out));
+    }
+    assert!(live.join("code/a.txt").is_file());
+    assert!(archive.join("mhm_snapshot_20260320_103000.zip").is_file());
+}

@@ -100,6 +100,10 @@ fn create(ctx: &Ctx, args: &SnapshotCreateArgs) -> Result<ExitCode> {
         }
         return Ok(ExitCode::Success);
     }
+    for p in snapshot::remove_stale_temps(dir) {
+        eprintln!("removed leftover {}", p.display());
+        tracing::info!(target: "mhm::sidecar", "snapshot: removed leftover {}", p.display());
+    }
     let (path, manifest) = snapshot::write(ctx, dir, &name, &options, &sources)?;
     tracing::info!(target: "mhm::sidecar", "snapshot create: {} ({} files, {} bytes)", path.display(), manifest.file_count, manifest.total_bytes);
     if ctx.json {
