@@ -193,7 +193,11 @@ fn archive_user(ctx: &Ctx, dir: &Path, days: u32, ur: &mut UserReport, problems:
             }
         }
     }
-    let cutoff = ctx.now - Duration::days(i64::from(days));
+    // Far beyond the calendar's range: nothing is that old.
+    let cutoff = ctx
+        .now
+        .checked_sub_signed(Duration::days(i64::from(days)))
+        .unwrap_or(DateTime::<Utc>::MIN_UTC);
     let mut keep = Vec::new();
     let mut old: Vec<(DateTime<Utc>, Value)> = Vec::new();
     for (i, m) in messages.into_iter().enumerate() {
@@ -305,7 +309,11 @@ fn parse_time(s: &str) -> Option<DateTime<Utc>> {
     if let Ok(t) = DateTime::parse_from_rfc3339(s) {
         return Some(t.with_timezone(&Utc));
     }
-    let naive = NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S").ok()?;
+    // MHM writes `YYYY-MM-DD HH:MM:SS`; Python's `isoformat()` (a `T`, fractions of a
+    // second, no offset) is read the same way, as local time.
+    let naive = ["%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S%.f"]
+        .iter()
+        .find_map(|f| NaiveDateTime::parse_from_str(s, f).ok())?;
     local(naive).map(|t| t.with_timezone(&Utc))
 }
 
@@ -314,7 +322,10 @@ fn local(naive: NaiveDateTime) -> Option<DateTime<FixedOffset>> {
     Local
         .from_local_datetime(&naive)
         .earliest()
-        .or_else(|| Local.from_local_datetime(&(naive + Duration::hours(1))).earliest())
+        .or_else(|| {
+            let later = naive.checked_add_signed(Duration::hours(1))?;
+            Local.from_local_datetime(&later).earliest()
+        })
         .map(|t| t.fixed_offset())
 }
 
@@ -482,7 +493,10 @@ fn apply_retention(
     if retention_days == 0 {
         return;
     }
-    let limit = Duration::days(i64::try_from(retention_days).unwrap_or(i64::MAX / 86_400_000));
+    // A limit beyond the calendar's range deletes nothing.
+    let Some(limit) = i64::try_from(retention_days).ok().and_then(Duration::try_days) else {
+        return;
+    };
     let now = ctx.now.fixed_offset();
     for (path, t) in archive_files(dir, problems) {
         if now.signed_duration_since(t) < limit {
@@ -529,6 +543,8 @@ mod tests {
     fn timestamps() {
         assert!(parse_time("2026-01-01 10:00:00").is_some());
         assert!(parse_time("2026-01-01T10:00:00+02:00").is_some());
+        assert!(parse_time("2026-01-01T10:00:00.123456").is_some());
+        assert!(parse_time("2026-01-01 10:00:00.5").is_some());
         assert!(parse_time("2026-01-01").is_none());
         assert!(parse_time("yesterday").is_none());
         assert!(timestamp_of(&serde_json::json!({"timestamp": 5})).is_err());

@@ -505,3 +505,33 @@ fn changing_commands_exit_3_while_another_run_holds_the_lock() {
     assert_code(&msg_run(r, &[], &["messages", "archive"]), 0);
     assert_eq!(archives(r, "u1").len(), 1);
 }
+
+// regression: a huge --days or retention overflowed chrono's date range and panicked.
+#[test]
+fn huge_days_and_retention_are_not_a_panic() {
+    let root = new_root();
+    let r = root.path();
+    write_active(r, "u1", &[msg("1970-01-01 00:00:00", "old")]);
+    write(
+        &user_dir(r, "u1").join("archives/sent_messages_archive_19700101_000000.json"),
+        br#"{"messages": []}"#,
+    );
+    let before = snapshot(r);
+    let out = msg_run(
+        r,
+        &[("MESSAGE_ARCHIVE_RETENTION_DAYS", "999999999999999")],
+        &["--now", NOW, "messages", "archive", "--days", "4294967295"],
+    );
+    assert_code(&out, 0);
+    assert_same(&before, &snapshot(r));
+}
+
+#[test]
+fn python_isoformat_timestamps_are_read_as_local_time() {
+    let root = new_root();
+    let r = root.path();
+    let old = msg("2020-01-01T10:00:00.123456", "isoformat");
+    write_active(r, "u1", std::slice::from_ref(&old));
+    assert_code(&msg_run(r, &[], &["--now", NOW, "messages", "archive"]), 0);
+    assert_eq!(archived(r, "u1"), [old]);
+}
