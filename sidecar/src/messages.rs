@@ -101,6 +101,13 @@ pub fn archive_messages(ctx: &Ctx, user: Option<&str>, days: u32) -> Result<Repo
     for id in users {
         let dir = users_dir.join(&id).join("messages");
         let mut ur = UserReport { user: id, ..UserReport::default() };
+        if !ctx.dry_run {
+            // What a crashed run left (its writer gone, or older than an hour).
+            let removed = fsutil::remove_stale_temps(&dir);
+            for p in removed.iter().chain(&fsutil::remove_stale_temps(&dir.join("archives"))) {
+                tracing::info!(target: "mhm::sidecar", "messages archive: removed leftover {}", p.display());
+            }
+        }
         archive_user(ctx, &dir, days, &mut ur, &mut report.problems);
         apply_retention(ctx, &dir.join("archives"), retention, &mut ur, &mut report.problems);
         report.users.push(ur);
@@ -258,11 +265,6 @@ fn archive_user(ctx: &Ctx, dir: &Path, days: u32, ur: &mut UserReport, problems:
                 ur.user, ur.archived, ur.archive_file.as_deref().unwrap_or("-"), ur.already_archived, ur.active_after);
         }
         Err(e) => problems.push(format!("{e:#}")),
-    }
-    for p in
-        fsutil::remove_stale_temps(dir).iter().chain(&fsutil::remove_stale_temps(&archives_dir))
-    {
-        tracing::info!(target: "mhm::sidecar", "messages archive: removed leftover {}", p.display());
     }
 }
 

@@ -288,6 +288,9 @@ pub fn save_result(
         return Ok(Saved { path: ctx.show(&path), rotated });
     }
     fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    for p in crate::fsutil::remove_stale_temps(&dir) {
+        tracing::info!(target: "mhm::sidecar", "tools save-result: removed leftover {}", p.display());
+    }
     // The new file first (synced under a temporary name), so a failure leaves the old one.
     let tmp = mhm_log::retention::temp_path(&path);
     let result = (|| -> Result<Option<Rotation>> {

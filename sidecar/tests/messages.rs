@@ -535,3 +535,25 @@ fn python_isoformat_timestamps_are_read_as_local_time() {
     assert_code(&msg_run(r, &[], &["--now", NOW, "messages", "archive"]), 0);
     assert_eq!(archived(r, "u1"), [old]);
 }
+
+#[test]
+fn temporaries_of_a_crashed_run_are_removed() {
+    let root = new_root();
+    let r = root.path();
+    write_active(r, "u1", &[msg("2026-03-19 00:00:00", "young")]);
+    // pid 4194305 is above Linux's pid limit: that writer is surely gone.
+    let dead = user_dir(r, "u1").join(".tmp-4194305-sent_messages.json");
+    let dead_archive =
+        user_dir(r, "u1").join("archives/.tmp-4194305-sent_messages_archive_20260101_000000.json");
+    let live = user_dir(r, "u1").join(format!(".tmp-{}-sent_messages.json", std::process::id()));
+    write(&dead, "partial");
+    write(&dead_archive, "partial");
+    write(&live, "being written");
+    assert_code(&msg_run(r, &[], &["--now", NOW, "--dry-run", "messages", "archive"]), 0);
+    assert!(dead.exists(), "a dry run removes nothing");
+    assert_code(&msg_run(r, &[], &["--now", NOW, "messages", "archive"]), 0);
+    if cfg!(target_os = "linux") {
+        assert!(!dead.exists() && !dead_archive.exists());
+    }
+    assert!(live.exists());
+}
