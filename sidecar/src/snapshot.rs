@@ -251,10 +251,7 @@ fn write_zip(
         .map(|s| create::store(&mut zip, s, &mut buf, bar))
         .collect::<Result<Vec<_>>>()?;
     let manifest = make_manifest(files);
-    let opts = zip::write::SimpleFileOptions::default()
-        .compression_method(zip::CompressionMethod::Deflated)
-        .unix_permissions(0o600);
-    zip.start_file(MANIFEST, opts).context("starting snapshot_manifest.json")?;
+    zip.start_file(MANIFEST, create::base_options()).context("starting snapshot_manifest.json")?;
     serde_json::to_writer_pretty(&mut zip, &manifest).context("writing snapshot_manifest.json")?;
     create::finish(zip, tmp)?;
     Ok(manifest)

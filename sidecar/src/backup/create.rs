@@ -289,7 +289,7 @@ const ZIP64_FROM: u64 = 0xFFFF_FFFF - (64 << 20);
 
 pub(crate) type Zip = ZipWriter<BufWriter<File>>;
 
-fn base_options() -> SimpleFileOptions {
+pub(crate) fn base_options() -> SimpleFileOptions {
     SimpleFileOptions::default()
         .compression_method(CompressionMethod::Deflated)
         .compression_level(Some(6))
