@@ -71,7 +71,7 @@ pub struct Options {
     pub no_compress: bool,
 }
 
-/// Everything a snapshot of `ctx.root` stores, plus warnings. Nothing under `archive_dir`
+/// Everything a snapshot of `ctx.root` stores, plus warnings. No snapshot in `archive_dir`
 /// is taken (snapshots kept inside the project must not nest).
 pub fn collect(
     ctx: &Ctx,
@@ -84,11 +84,20 @@ pub fn collect(
     if options.include_user_data {
         collect_data(ctx, &mut sources, &mut warnings)?;
     }
+    // Earlier snapshots (and ones being written) are never stored again, wherever the
+    // archive folder is, the project root itself included.
     let archive_dir = absolute(archive_dir)?;
     sources.retain(|s| {
         let temp =
             s.path.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with(".tmp-"));
-        !temp && !s.path.starts_with(&archive_dir)
+        let in_snapshot = s
+            .path
+            .strip_prefix(&archive_dir)
+            .ok()
+            .and_then(|rel| rel.components().next())
+            .and_then(|c| c.as_os_str().to_str())
+            .is_some_and(|first| first.starts_with(PREFIX) || first.starts_with(".tmp-"));
+        !temp && !in_snapshot
     });
     Ok((sources, warnings))
 }

@@ -357,3 +357,18 @@ fn leftovers_of_a_crashed_create_are_removed_live_ones_kept() {
     assert!(live.join("code/a.txt").is_file());
     assert!(archive.join("mhm_snapshot_20260320_103000.zip").is_file());
 }
+
+#[test]
+fn snapshots_kept_in_the_project_root_are_not_nested() {
+    let root = project();
+    let r = root.path();
+    write(&r.join("notes/mhm_snapshot_plan.md"), "a document whose name looks like one, elsewhere");
+    assert_code(&create(r, r, &["--no-compress"]), 0);
+    assert_code(&create(r, r, &[]), 0);
+    let zip = r.join("mhm_snapshot_20260320_103000_1.zip");
+    let mut want = set(CODE);
+    want.insert("code/notes/mhm_snapshot_plan.md".into());
+    want.insert("snapshot_manifest.json".into());
+    assert_eq!(zip_names(&zip), want);
+    assert_code(&run(r, &["snapshot", "verify", zip.to_str().unwrap()]), 0);
+}
