@@ -49,6 +49,15 @@ pub enum Command {
     Maintain,
     /// Backups, logs, last job runs and warnings at a glance.
     Status,
+    /// Message archives: move old sent messages into archive files.
+    #[command(subcommand)]
+    Messages(crate::commands::messages::MessagesCommand),
+    /// Versioned tool outputs: rotate a file into numbered versions, save tool results.
+    #[command(subcommand)]
+    Tools(crate::commands::tools::ToolsCommand),
+    /// Project snapshots: code (and optionally data) in a verified zip or folder.
+    #[command(subcommand)]
+    Snapshot(crate::commands::snapshot::SnapshotCommand),
     /// Build a realistic MHM root in DIR (users, two years of messages, 30 days of logs
     /// written through mhm-log), then run `maintain` and `status` on it.
     Demo(DemoArgs),
@@ -189,6 +198,9 @@ impl Command {
             // The demo builds its own root and runs the real binary on it (which locks it).
             Command::System(_) | Command::Status | Command::Demo(_) => false,
             Command::Maintain => true,
+            Command::Messages(c) => c.changes_files(),
+            Command::Tools(c) => c.changes_files(),
+            Command::Snapshot(c) => c.changes_files(),
         }
     }
 }

@@ -34,7 +34,7 @@ pub fn remove_stale_temps(dir: &Path) -> Vec<PathBuf> {
 
 /// Whether a process with this pid exists. Only Linux (`/proc`) can tell cheaply; elsewhere
 /// we assume it does, and the one-hour rule applies.
-fn process_alive(pid: u32) -> bool {
+pub(crate) fn process_alive(pid: u32) -> bool {
     if cfg!(target_os = "linux") && Path::new("/proc/self").exists() {
         Path::new("/proc").join(pid.to_string()).exists()
     } else {

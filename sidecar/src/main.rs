@@ -14,7 +14,10 @@ mod fsutil;
 mod lock;
 mod logging;
 mod maintain;
+mod messages;
+mod snapshot;
 mod state;
+mod tools;
 mod validate;
 
 use std::io;

@@ -93,7 +93,7 @@ pub fn config_files(ctx: &Ctx) -> [(PathBuf, &'static str); 3] {
     ]
 }
 
-fn walk_users(
+pub(crate) fn walk_users(
     users_root: &Path,
     dir: &Path,
     prefix: &str,
@@ -187,7 +187,11 @@ const CODE_SKIP: &[&str] = &[
     "htmlcov",
 ];
 
-fn collect_code(ctx: &Ctx, out: &mut Vec<Source>, warnings: &mut Vec<String>) -> Result<()> {
+pub(crate) fn collect_code(
+    ctx: &Ctx,
+    out: &mut Vec<Source>,
+    warnings: &mut Vec<String>,
+) -> Result<()> {
     let root = ctx.root.clone();
     let top_skip = [root.join("logs"), root.join("data")];
     let walker = ignore::WalkBuilder::new(&root)
@@ -203,8 +207,11 @@ fn collect_code(ctx: &Ctx, out: &mut Vec<Source>, warnings: &mut Vec<String>) ->
         .filter_entry(move |e| {
             let name = e.file_name().to_string_lossy();
             let is_dir = e.file_type().is_some_and(|t| t.is_dir());
-            let skip_dir =
-                is_dir && (CODE_SKIP.contains(&name.as_ref()) || name.ends_with(".egg-info"));
+            // A folder holding `pyvenv.cfg` is a virtual environment whatever its name.
+            let skip_dir = is_dir
+                && (CODE_SKIP.contains(&name.as_ref())
+                    || name.ends_with(".egg-info")
+                    || e.path().join("pyvenv.cfg").is_file());
             !skip_dir && !top_skip.iter().any(|p| p == e.path())
         })
         .build();
@@ -280,9 +287,9 @@ pub fn write(
 /// it is read; the margin keeps a file just under 4 GiB safe).
 const ZIP64_FROM: u64 = 0xFFFF_FFFF - (64 << 20);
 
-type Zip = ZipWriter<BufWriter<File>>;
+pub(crate) type Zip = ZipWriter<BufWriter<File>>;
 
-fn base_options() -> SimpleFileOptions {
+pub(crate) fn base_options() -> SimpleFileOptions {
     SimpleFileOptions::default()
         .compression_method(CompressionMethod::Deflated)
         .compression_level(Some(6))
@@ -290,7 +297,7 @@ fn base_options() -> SimpleFileOptions {
 }
 
 /// Stores one source in `zip`, streaming it through SHA-256; returns its manifest entry.
-fn store(
+pub(crate) fn store(
     zip: &mut Zip,
     src: &Source,
     buf: &mut [u8],
@@ -342,7 +349,7 @@ fn store(
 }
 
 /// Finishes a zip and syncs its file.
-fn finish(zip: Zip, path: &Path) -> Result<()> {
+pub(crate) fn finish(zip: Zip, path: &Path) -> Result<()> {
     let writer = zip.finish().with_context(|| format!("finishing {}", path.display()))?;
     let file = writer
         .into_inner()
@@ -574,7 +581,7 @@ fn zip_time(t: std::time::SystemTime) -> Option<zip::DateTime> {
 }
 
 /// Creates `path` (new, owner-only on unix).
-fn create_private(path: &Path) -> Result<File> {
+pub(crate) fn create_private(path: &Path) -> Result<File> {
     let mut opts = fs::OpenOptions::new();
     opts.write(true).create_new(true);
     #[cfg(unix)]

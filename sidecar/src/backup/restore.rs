@@ -246,7 +246,7 @@ fn size_of(path: &Path) -> u64 {
 }
 
 /// A fault injected by tests (debug builds only): `MHM_SIDECAR_FAIL_AT=<point>`.
-fn fail_at(point: &str) -> Result<()> {
+pub(crate) fn fail_at(point: &str) -> Result<()> {
     if cfg!(debug_assertions) && std::env::var("MHM_SIDECAR_FAIL_AT").is_ok_and(|v| v == point) {
         bail!("injected failure at {point} (MHM_SIDECAR_FAIL_AT)");
     }

@@ -3,8 +3,11 @@
 mod backup;
 mod logs;
 mod maintain;
+pub mod messages;
+pub mod snapshot;
 mod status;
 mod system;
+pub mod tools;
 
 use anyhow::Result;
 
@@ -40,6 +43,9 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::System(c) => system::run(&ctx, c),
         Command::Maintain => maintain::run(&ctx),
         Command::Status => status::run(&ctx),
+        Command::Messages(c) => messages::run(&ctx, c),
+        Command::Tools(c) => tools::run(&ctx, c),
+        Command::Snapshot(c) => snapshot::run(&ctx, c),
         Command::Demo(args) => crate::demo::run(&ctx, &args.dir),
     }?;
     tracing::info!(target: "mhm::sidecar", "done: exit code {}", code.code());

@@ -1,0 +1,555 @@
+//! Message archives (SPEC section 4): old messages move from each user's
+//! `messages/sent_messages.json` into `messages/archives/sent_messages_archive_*.json`.
+//!
+//! Crash safety, in two steps:
+//! 1. the archive file is written to a `.tmp-*` name, synced and renamed into place;
+//! 2. only then is the active file rewritten (temp, sync, rename).
+//!
+//! A crash between the two leaves the moved messages in both files. Every run therefore
+//! starts by dropping from the active set each message already present in one of the
+//! user's archive files (compared as whole JSON values, counted as a multiset so two equal
+//! messages are two), so a rerun finishes the move and never writes a message into a second
+//! archive. Messages whose `timestamp` does not parse stay active and are reported.
+
+use std::{
+    collections::HashMap,
+    fs,
+    io::{self, Write},
+    path::{Path, PathBuf},
+};
+
+use anyhow::{Context, Result};
+use chrono::{DateTime, Duration, FixedOffset, Local, NaiveDateTime, TimeZone, Utc};
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use crate::{context::Ctx, errors::usage, fsutil};
+
+/// The active file under a user's folder.
+pub const ACTIVE: &str = "sent_messages.json";
+/// Archive file names start with this.
+pub const ARCHIVE_PREFIX: &str = "sent_messages_archive_";
+/// Default age (days) from which messages are archived.
+pub const DEFAULT_DAYS: u32 = 365;
+/// The retention setting for archive files, in days (0 keeps them forever).
+pub const RETENTION_SETTING: &str = "MESSAGE_ARCHIVE_RETENTION_DAYS";
+/// Its default.
+pub const DEFAULT_RETENTION_DAYS: u64 = 90;
+
+/// What a run did (or, with `--dry-run`, would do).
+#[derive(Debug, Default, Serialize)]
+pub struct Report {
+    /// One entry per user looked at.
+    pub users: Vec<UserReport>,
+    /// Every problem, each naming the file and what is wrong.
+    pub problems: Vec<String>,
+}
+
+impl Report {
+    /// No problem found.
+    pub fn ok(&self) -> bool {
+        self.problems.is_empty()
+    }
+}
+
+/// One user's part of the run.
+#[derive(Debug, Default, Serialize)]
+pub struct UserReport {
+    /// The user id (folder name).
+    pub user: String,
+    /// Messages in the active file before the run.
+    pub active_before: usize,
+    /// Messages dropped from the active file because an archive already holds them
+    /// (an earlier run stopped between its two writes).
+    pub already_archived: usize,
+    /// Messages moved to a new archive file by this run.
+    pub archived: usize,
+    /// The new archive file, relative to the root.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub archive_file: Option<String>,
+    /// Messages left in the active file.
+    pub active_after: usize,
+    /// Messages whose timestamp does not parse (kept active).
+    pub unparsed: usize,
+    /// Archive files deleted by retention, relative to the root.
+    pub deleted_archives: Vec<String>,
+    /// Whether the files were changed (false in a dry run).
+    pub changed: bool,
+}
+
+/// Archives messages older than `days` for `user` (or every user), then deletes archive
+/// files older than `MESSAGE_ARCHIVE_RETENTION_DAYS`. Problems with one user's files are
+/// reported and that user's files left as they were; the other users are still done.
+/// An error is returned only for bad usage or settings, before anything changed.
+pub fn archive_messages(ctx: &Ctx, user: Option<&str>, days: u32) -> Result<Report> {
+    let retention = ctx.count_setting(None, RETENTION_SETTING, DEFAULT_RETENTION_DAYS)?;
+    let users_dir = ctx.data_dir().join("users");
+    let mut report = Report::default();
+    let users = match user {
+        Some(id) => {
+            check_user_id(id)?;
+            if !users_dir.join(id).is_dir() {
+                report
+                    .problems
+                    .push(format!("{}: no such user folder", users_dir.join(id).display()));
+                return Ok(report);
+            }
+            vec![id.to_string()]
+        }
+        None => list_users(&users_dir, &mut report.problems),
+    };
+    for id in users {
+        let dir = users_dir.join(&id).join("messages");
+        let mut ur = UserReport { user: id, ..UserReport::default() };
+        if !ctx.dry_run {
+            // What a crashed run left (its writer gone, or older than an hour).
+            let removed = fsutil::remove_stale_temps(&dir);
+            for p in removed.iter().chain(&fsutil::remove_stale_temps(&dir.join("archives"))) {
+                tracing::info!(target: "mhm::sidecar", "messages archive: removed leftover {}", p.display());
+            }
+        }
+        archive_user(ctx, &dir, days, &mut ur, &mut report.problems);
+        apply_retention(ctx, &dir.join("archives"), retention, &mut ur, &mut report.problems);
+        report.users.push(ur);
+    }
+    for p in &report.problems {
+        tracing::warn!(target: "mhm::sidecar", "messages archive: {p}");
+    }
+    Ok(report)
+}
+
+/// A user id given on the command line must be one folder name.
+fn check_user_id(id: &str) -> Result<()> {
+    let bad = id.is_empty()
+        || id == "."
+        || id == ".."
+        || id.contains(['/', '\\', '\0'])
+        || id.as_bytes().get(1) == Some(&b':');
+    if bad {
+        return Err(usage(format!(
+            "invalid user id {id:?}: expected a folder name under data/users"
+        )));
+    }
+    Ok(())
+}
+
+fn list_users(users_dir: &Path, problems: &mut Vec<String>) -> Vec<String> {
+    let entries = match fs::read_dir(users_dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Vec::new(),
+        Err(e) => {
+            problems.push(format!("{}: cannot read: {e}", users_dir.display()));
+            return Vec::new();
+        }
+    };
+    let mut ids = Vec::new();
+    for e in entries.flatten() {
+        if !e.file_type().is_ok_and(|t| t.is_dir()) {
+            continue;
+        }
+        match e.file_name().into_string() {
+            Ok(name) if !name.starts_with('.') => ids.push(name),
+            Ok(_) => {}
+            Err(name) => problems.push(format!(
+                "{}: user folder name is not valid UTF-8, skipped",
+                users_dir.join(name).display()
+            )),
+        }
+    }
+    ids.sort();
+    ids
+}
+
+// === one user ===
+
+fn archive_user(ctx: &Ctx, dir: &Path, days: u32, ur: &mut UserReport, problems: &mut Vec<String>) {
+    let active_path = dir.join(ACTIVE);
+    let bytes = match fs::read(&active_path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return,
+        Err(e) => {
+            problems.push(format!("{}: cannot read: {e}", active_path.display()));
+            return;
+        }
+    };
+    let (mut doc, messages) = match parse_active(&bytes) {
+        Ok(v) => v,
+        Err(what) => {
+            problems.push(format!("{}: {what}; left as it is", active_path.display()));
+            return;
+        }
+    };
+    ur.active_before = messages.len();
+    let archives_dir = dir.join("archives");
+    // Every message already archived, as a multiset of canonical JSON texts.
+    let mut archived: HashMap<String, usize> = HashMap::new();
+    for path in archive_files(&archives_dir, problems).into_iter().map(|(p, _)| p) {
+        match read_archive(&path) {
+            Ok(list) => {
+                for m in &list {
+                    *archived.entry(canonical(m)).or_default() += 1;
+                }
+            }
+            Err(what) => {
+                // Without its content we cannot tell which messages are already archived.
+                problems.push(format!(
+                    "{}: {what}; messages of this user not archived until it is fixed or removed",
+                    path.display()
+                ));
+                return;
+            }
+        }
+    }
+    // Far beyond the calendar's range: nothing is that old.
+    let cutoff = ctx
+        .now
+        .checked_sub_signed(Duration::days(i64::from(days)))
+        .unwrap_or(DateTime::<Utc>::MIN_UTC);
+    let mut keep = Vec::new();
+    let mut old: Vec<(DateTime<Utc>, Value)> = Vec::new();
+    for (i, m) in messages.into_iter().enumerate() {
+        if let Some(n) = archived.get_mut(&canonical(&m)).filter(|n| **n > 0) {
+            *n -= 1;
+            ur.already_archived += 1;
+            continue;
+        }
+        match timestamp_of(&m) {
+            Ok(t) if t <= cutoff => old.push((t, m)),
+            Ok(_) => keep.push(m),
+            Err(what) => {
+                ur.unparsed += 1;
+                problems.push(format!(
+                    "{}: message #{i}: {what}; kept in the active file",
+                    active_path.display()
+                ));
+                keep.push(m);
+            }
+        }
+    }
+    ur.archived = old.len();
+    ur.active_after = keep.len();
+    if old.is_empty() && ur.already_archived == 0 {
+        return;
+    }
+    let archive_path =
+        if old.is_empty() { None } else { Some(unique_archive_path(&archives_dir, &stamp(ctx))) };
+    ur.archive_file = archive_path.as_ref().map(|p| ctx.show(p));
+    if ctx.dry_run {
+        return;
+    }
+    let result = (|| -> Result<()> {
+        if let Some(path) = &archive_path {
+            let doc = archive_document(ctx, &active_path, old);
+            fs::create_dir_all(&archives_dir)
+                .with_context(|| format!("creating {}", archives_dir.display()))?;
+            write_new(path, &doc)?;
+            crate::backup::restore::fail_at("after_archive_write")?;
+        }
+        // The service may have written the file since we read it: then leave it, and let
+        // the next run (which finds the moved messages in the archive) finish the job.
+        let now_bytes = fs::read(&active_path)
+            .with_context(|| format!("reading {} again", active_path.display()))?;
+        if now_bytes != bytes {
+            anyhow::bail!(
+                "{} changed while its messages were being archived; left as it is (run again)",
+                active_path.display()
+            );
+        }
+        set_messages(&mut doc, keep);
+        replace(&active_path, &doc)
+    })();
+    match result {
+        Ok(()) => {
+            ur.changed = true;
+            tracing::info!(target: "mhm::sidecar", "messages archive: {}: {} archived to {}, {} already archived, {} kept",
+                ur.user, ur.archived, ur.archive_file.as_deref().unwrap_or("-"), ur.already_archived, ur.active_after);
+        }
+        Err(e) => problems.push(format!("{e:#}")),
+    }
+}
+
+/// The active document and its messages, or what is wrong with it.
+fn parse_active(bytes: &[u8]) -> Result<(Map<String, Value>, Vec<Value>), String> {
+    let doc: Value = serde_json::from_slice(bytes).map_err(|e| format!("not valid JSON ({e})"))?;
+    let Value::Object(mut doc) = doc else {
+        return Err("expected a JSON object with a \"messages\" array".into());
+    };
+    match doc.get_mut("messages") {
+        Some(Value::Array(list)) => {
+            let list = std::mem::take(list);
+            Ok((doc, list))
+        }
+        Some(_) => Err("\"messages\" is not an array".into()),
+        None => Err("no \"messages\" array".into()),
+    }
+}
+
+fn set_messages(doc: &mut Map<String, Value>, keep: Vec<Value>) {
+    let n = keep.len();
+    doc.insert("messages".into(), Value::Array(keep));
+    if let Some(Value::Object(meta)) = doc.get_mut("metadata") {
+        if meta.get("total_messages").is_some_and(Value::is_number) {
+            meta.insert("total_messages".into(), n.into());
+        }
+    }
+}
+
+/// The time of a message: `timestamp` as `YYYY-MM-DD HH:MM:SS` (local) or RFC 3339.
+pub fn timestamp_of(m: &Value) -> Result<DateTime<Utc>, String> {
+    let Some(ts) = m.get("timestamp") else {
+        return Err("no \"timestamp\" field".into());
+    };
+    let Some(s) = ts.as_str() else {
+        return Err(format!("timestamp {ts} is not a string"));
+    };
+    parse_time(s)
+        .ok_or_else(|| format!("timestamp {s:?} is neither YYYY-MM-DD HH:MM:SS nor RFC 3339"))
+}
+
+fn parse_time(s: &str) -> Option<DateTime<Utc>> {
+    let s = s.trim();
+    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
+        return Some(t.with_timezone(&Utc));
+    }
+    // MHM writes `YYYY-MM-DD HH:MM:SS`; Python's `isoformat()` (a `T`, fractions of a
+    // second, no offset) is read the same way, as local time.
+    let naive = ["%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S%.f"]
+        .iter()
+        .find_map(|f| NaiveDateTime::parse_from_str(s, f).ok())?;
+    local(naive).map(|t| t.with_timezone(&Utc))
+}
+
+/// A local wall time; in a DST gap, the first instant after it.
+fn local(naive: NaiveDateTime) -> Option<DateTime<FixedOffset>> {
+    Local
+        .from_local_datetime(&naive)
+        .earliest()
+        .or_else(|| {
+            let later = naive.checked_add_signed(Duration::hours(1))?;
+            Local.from_local_datetime(&later).earliest()
+        })
+        .map(|t| t.fixed_offset())
+}
+
+/// A JSON text with object keys sorted at every level: equal values give equal texts.
+fn canonical(v: &Value) -> String {
+    fn sorted(v: &Value) -> Value {
+        match v {
+            Value::Object(m) => {
+                let mut keys: Vec<&String> = m.keys().collect();
+                keys.sort();
+                Value::Object(keys.into_iter().map(|k| (k.clone(), sorted(&m[k]))).collect())
+            }
+            Value::Array(a) => Value::Array(a.iter().map(sorted).collect()),
+            other => other.clone(),
+        }
+    }
+    // Without serde_json's `preserve_order` maps are sorted already; with it, this sorts.
+    sorted(v).to_string()
+}
+
+fn stamp(ctx: &Ctx) -> String {
+    ctx.now_local().format("%Y%m%d_%H%M%S").to_string()
+}
+
+/// `sent_messages_archive_<stamp>.json`, or `..._<stamp>_N.json` when taken.
+fn unique_archive_path(dir: &Path, stamp: &str) -> PathBuf {
+    let base = dir.join(format!("{ARCHIVE_PREFIX}{stamp}.json"));
+    if base.symlink_metadata().is_err() {
+        return base;
+    }
+    (1..)
+        .map(|n| dir.join(format!("{ARCHIVE_PREFIX}{stamp}_{n}.json")))
+        .find(|p| p.symlink_metadata().is_err())
+        .unwrap_or(base)
+}
+
+/// The time in an archive file name, read as local time; `None` when it is not one.
+pub fn archive_time(file_name: &str) -> Option<DateTime<FixedOffset>> {
+    let rest = file_name.strip_prefix(ARCHIVE_PREFIX)?.strip_suffix(".json")?;
+    let (stamp, n) = match rest.get(15..) {
+        Some("") => (rest, None),
+        Some(tail) => (rest.get(..15)?, Some(tail.strip_prefix('_')?)),
+        None => return None,
+    };
+    if n.is_some_and(|n| n.is_empty() || !n.bytes().all(|b| b.is_ascii_digit())) {
+        return None;
+    }
+    local(NaiveDateTime::parse_from_str(stamp, "%Y%m%d_%H%M%S").ok()?)
+}
+
+/// The user's archive files with their name times, oldest first.
+fn archive_files(dir: &Path, problems: &mut Vec<String>) -> Vec<(PathBuf, DateTime<FixedOffset>)> {
+    let entries = match fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Vec::new(),
+        Err(e) => {
+            problems.push(format!("{}: cannot read: {e}", dir.display()));
+            return Vec::new();
+        }
+    };
+    let mut out: Vec<_> = entries
+        .flatten()
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
+        .filter_map(|e| {
+            let t = archive_time(e.file_name().to_str()?)?;
+            Some((e.path(), t))
+        })
+        .collect();
+    out.sort_by(|a, b| (a.1, &a.0).cmp(&(b.1, &b.0)));
+    out
+}
+
+/// The messages of an archive file, or what is wrong with it.
+fn read_archive(path: &Path) -> Result<Vec<Value>, String> {
+    let bytes = fs::read(path).map_err(|e| format!("cannot read: {e}"))?;
+    let v: Value = serde_json::from_slice(&bytes).map_err(|e| format!("not valid JSON ({e})"))?;
+    match v.get("messages") {
+        Some(Value::Array(list)) => Ok(list.clone()),
+        _ => Err("not an archive file: no \"messages\" array".into()),
+    }
+}
+
+fn archive_document(ctx: &Ctx, active: &Path, old: Vec<(DateTime<Utc>, Value)>) -> Value {
+    let oldest = old.iter().min_by_key(|(t, _)| *t).map(|(_, m)| m["timestamp"].clone());
+    let newest = old.iter().max_by_key(|(t, _)| *t).map(|(_, m)| m["timestamp"].clone());
+    let total = old.len();
+    let messages: Vec<Value> = old.into_iter().map(|(_, m)| m).collect();
+    serde_json::json!({
+        "metadata": {
+            "version": "2.0",
+            "archived_date": ctx.now_local().format("%Y-%m-%d %H:%M:%S").to_string(),
+            "original_file": ctx.show(active).replace('\\', "/"),
+            "total_messages": total,
+            "date_range": {"oldest": oldest, "newest": newest},
+        },
+        "messages": messages,
+    })
+}
+
+/// Writes `value` to `path`, which must not exist: temp, sync, rename.
+fn write_new(path: &Path, value: &Value) -> Result<()> {
+    write_via_temp(path, value, None, |tmp, path| {
+        if path.symlink_metadata().is_ok() {
+            anyhow::bail!("{} appeared while it was written", path.display());
+        }
+        fs::rename(tmp, path)
+            .with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))
+    })
+}
+
+/// Replaces `path` with `value` atomically, keeping its permissions.
+fn replace(path: &Path, value: &Map<String, Value>) -> Result<()> {
+    let perms = fs::metadata(path).ok().map(|m| m.permissions());
+    let value = Value::Object(value.clone());
+    write_via_temp(path, &value, perms, |tmp, path| {
+        fs::rename(tmp, path)
+            .with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))
+    })
+}
+
+fn write_via_temp(
+    path: &Path,
+    value: &Value,
+    perms: Option<fs::Permissions>,
+    place: impl FnOnce(&Path, &Path) -> Result<()>,
+) -> Result<()> {
+    let tmp = mhm_log::retention::temp_path(path);
+    let result = (|| -> Result<()> {
+        let mut f = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&tmp)
+            .with_context(|| format!("creating {}", tmp.display()))?;
+        let mut w = io::BufWriter::new(&mut f);
+        serde_json::to_writer_pretty(&mut w, value)
+            .with_context(|| format!("writing {}", tmp.display()))?;
+        w.write_all(b"\n").with_context(|| format!("writing {}", tmp.display()))?;
+        w.flush().with_context(|| format!("writing {}", tmp.display()))?;
+        drop(w);
+        if let Some(p) = perms {
+            f.set_permissions(p)
+                .with_context(|| format!("setting permissions on {}", tmp.display()))?;
+        }
+        f.sync_all().with_context(|| format!("syncing {}", tmp.display()))?;
+        drop(f);
+        place(&tmp, path)?;
+        mhm_log::retention::sync_dir(path);
+        Ok(())
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result.with_context(|| format!("writing {}", path.display()))
+}
+
+// === retention ===
+
+fn apply_retention(
+    ctx: &Ctx,
+    dir: &Path,
+    retention_days: u64,
+    ur: &mut UserReport,
+    problems: &mut Vec<String>,
+) {
+    if retention_days == 0 {
+        return;
+    }
+    // A limit beyond the calendar's range deletes nothing.
+    let Some(limit) = i64::try_from(retention_days).ok().and_then(Duration::try_days) else {
+        return;
+    };
+    let now = ctx.now.fixed_offset();
+    for (path, t) in archive_files(dir, problems) {
+        if now.signed_duration_since(t) < limit {
+            continue;
+        }
+        if !ctx.dry_run {
+            if let Err(e) = fs::remove_file(&path) {
+                problems.push(format!("{}: cannot delete: {e}", path.display()));
+                continue;
+            }
+            ur.changed = true;
+            tracing::info!(target: "mhm::sidecar", "messages archive: deleted {} (older than {retention_days} days)", path.display());
+        }
+        ur.deleted_archives.push(ctx.show(&path));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn archive_names() {
+        assert!(archive_time("sent_messages_archive_20260101_120000.json").is_some());
+        assert!(archive_time("sent_messages_archive_20260101_120000_12.json").is_some());
+        assert!(archive_time("sent_messages_archive_20260101_120000_.json").is_none());
+        assert!(archive_time("sent_messages_archive_20260101_120000_x.json").is_none());
+        assert!(archive_time("sent_messages_archive_2026.json").is_none());
+        assert!(archive_time("sent_messages.json").is_none());
+    }
+
+    #[test]
+    fn canonical_ignores_key_order() {
+        let a: Value =
+            serde_json::from_str(r#"{"b": 1, "a": {"y": 2, "x": [1, {"q": 1, "p": 2}]}}"#).unwrap();
+        let b: Value =
+            serde_json::from_str(r#"{"a": {"x": [1, {"p": 2, "q": 1}], "y": 2}, "b": 1}"#).unwrap();
+        assert_eq!(canonical(&a), canonical(&b));
+        let c: Value = serde_json::from_str(r#"{"a": 1}"#).unwrap();
+        assert_ne!(canonical(&a), canonical(&c));
+    }
+
+    #[test]
+    fn timestamps() {
+        assert!(parse_time("2026-01-01 10:00:00").is_some());
+        assert!(parse_time("2026-01-01T10:00:00+02:00").is_some());
+        assert!(parse_time("2026-01-01T10:00:00.123456").is_some());
+        assert!(parse_time("2026-01-01 10:00:00.5").is_some());
+        assert!(parse_time("2026-01-01").is_none());
+        assert!(parse_time("yesterday").is_none());
+        assert!(timestamp_of(&serde_json::json!({"timestamp": 5})).is_err());
+        assert!(timestamp_of(&serde_json::json!({})).is_err());
+    }
+}

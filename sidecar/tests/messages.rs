@@ -1,0 +1,559 @@
+//! `messages archive` on the real binary: golden cases with `--now`, retention, name
+//! collisions, crash between the two writes, malformed input, and message conservation as
+//! a property test.
+
+mod common;
+
+use std::{
+    collections::BTreeMap,
+    fs,
+    path::{Path, PathBuf},
+    process::Output,
+};
+
+use common::*;
+use serde_json::{json, Value};
+
+const NOW: &str = "2026-03-20T10:30:00Z";
+
+/// The binary with no message setting inherited from the test's environment.
+fn msg_run(root: &Path, env: &[(&str, &str)], args: &[&str]) -> Output {
+    let mut cmd = bin();
+    cmd.env_remove("MESSAGE_ARCHIVE_RETENTION_DAYS");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.arg("--root").arg(root).args(args).output().expect("running mhm-sidecar")
+}
+
+/// An empty root; `logs/` exists so the sidecar's own log is the only file a run adds.
+fn new_root() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    fs::create_dir(dir.path().join("logs")).unwrap();
+    dir
+}
+
+fn user_dir(root: &Path, id: &str) -> PathBuf {
+    root.join("data/users").join(id).join("messages")
+}
+
+fn write_active(root: &Path, id: &str, messages: &[Value]) {
+    let doc =
+        json!({"messages": messages, "metadata": {"total_messages": messages.len(), "owner": id}});
+    write(&user_dir(root, id).join("sent_messages.json"), serde_json::to_vec_pretty(&doc).unwrap());
+}
+
+fn read_json(path: &Path) -> Value {
+    serde_json::from_slice(&fs::read(path).unwrap())
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+fn active(root: &Path, id: &str) -> Vec<Value> {
+    read_json(&user_dir(root, id).join("sent_messages.json"))["messages"]
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+/// Archive file names of a user, sorted.
+fn archives(root: &Path, id: &str) -> Vec<String> {
+    names(&user_dir(root, id).join("archives"))
+}
+
+fn archived(root: &Path, id: &str) -> Vec<Value> {
+    archives(root, id)
+        .iter()
+        .flat_map(|n| {
+            read_json(&user_dir(root, id).join("archives").join(n))["messages"]
+                .as_array()
+                .unwrap()
+                .clone()
+        })
+        .collect()
+}
+
+fn msg(ts: &str, text: &str) -> Value {
+    json!({"timestamp": ts, "message": text, "delivery": {"channel": "discord", "ok": true}})
+}
+
+#[test]
+fn golden_365_days_moves_old_messages_into_a_named_archive() {
+    let root = new_root();
+    let r = root.path();
+    let old_exact = msg("2025-03-20 10:30:00", "exactly 365 days old");
+    let young = msg("2025-03-20 10:30:01", "one second short of 365 days");
+    let old_rfc = msg("2024-01-01T00:00:00+00:00", "rfc 3339, old");
+    let oldest = msg("2023-06-01 08:00:00", "oldest");
+    let recent = msg("2026-03-01 09:00:00", "recent");
+    write_active(
+        r,
+        "u1",
+        &[old_exact.clone(), young.clone(), old_rfc.clone(), recent.clone(), oldest.clone()],
+    );
+    // A user with nothing old: its file is left byte-identical.
+    write_active(r, "u2", std::slice::from_ref(&recent));
+    let u2_before = fs::read(user_dir(r, "u2").join("sent_messages.json")).unwrap();
+
+    // A dry run says what would happen and changes nothing.
+    let before = snapshot(r);
+    let out = msg_run(r, &[], &["--now", NOW, "--dry-run", "messages", "archive"]);
+    assert_code(&out, 0);
+    assert!(
+        stdout(&out).contains("u1: would archive 3 message(s) to data/users/u1/messages/archives/sent_messages_archive_20260320_103000.json"),
+        "{}",
+        stdout(&out)
+    );
+    assert_same(&before, &snapshot(r));
+
+    let out = msg_run(r, &[], &["--now", NOW, "messages", "archive"]);
+    assert_code(&out, 0);
+    assert!(stdout(&out).contains("archive 3 message(s)"), "{}", stdout(&out));
+
+    assert_eq!(archives(r, "u1"), ["sent_messages_archive_20260320_103000.json"]);
+    let doc =
+        read_json(&user_dir(r, "u1").join("archives/sent_messages_archive_20260320_103000.json"));
+    assert_eq!(doc["metadata"]["version"], "2.0");
+    assert_eq!(doc["metadata"]["archived_date"], "2026-03-20 10:30:00");
+    assert_eq!(doc["metadata"]["original_file"], "data/users/u1/messages/sent_messages.json");
+    assert_eq!(doc["metadata"]["total_messages"], 3);
+    assert_eq!(doc["metadata"]["date_range"]["oldest"], "2023-06-01 08:00:00");
+    assert_eq!(doc["metadata"]["date_range"]["newest"], "2025-03-20 10:30:00");
+    assert_eq!(doc["messages"], json!([old_exact, old_rfc, oldest]));
+
+    let after = read_json(&user_dir(r, "u1").join("sent_messages.json"));
+    assert_eq!(after["messages"], json!([young, recent]));
+    assert_eq!(after["metadata"], json!({"total_messages": 2, "owner": "u1"}));
+    assert_eq!(fs::read(user_dir(r, "u2").join("sent_messages.json")).unwrap(), u2_before);
+    assert!(archives(r, "u2").is_empty());
+    // No temporary file left anywhere.
+    assert_eq!(names(&user_dir(r, "u1")), ["archives", "sent_messages.json"]);
+
+    // Again: nothing left to do, no file changes.
+    let before = snapshot(r);
+    assert_code(&msg_run(r, &[], &["--now", NOW, "messages", "archive"]), 0);
+    assert_same(&before, &snapshot(r));
+}
+
+#[test]
+fn days_flag_user_flag_and_json_output() {
+    let root = new_root();
+    let r = root.path();
+    let a = msg("2026-03-01 00:00:00", "19 days old");
+    let b = msg("2026-03-15 00:00:00", "5 days old");
+    write_active(r, "u1", &[a.clone(), b.clone()]);
+    write_active(r, "u2", &[a.clone(), b.clone()]);
+    let out = msg_run(
+        r,
+        &[],
+        &["--now", NOW, "--json", "messages", "archive", "--days", "10", "--user", "u2"],
+    );
+    assert_code(&out, 0);
+    let report: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(report["users"].as_array().unwrap().len(), 1);
+    assert_eq!(report["users"][0]["user"], "u2");
+    assert_eq!(report["users"][0]["archived"], 1);
+    assert_eq!(report["users"][0]["active_after"], 1);
+    assert_eq!(
+        report["users"][0]["archive_file"],
+        "data/users/u2/messages/archives/sent_messages_archive_20260320_103000.json"
+    );
+    assert_eq!(active(r, "u2"), std::slice::from_ref(&b));
+    assert_eq!(archived(r, "u2"), std::slice::from_ref(&a));
+    assert_eq!(active(r, "u1"), [a, b], "--user u2 must not touch u1");
+    assert!(archives(r, "u1").is_empty());
+}
+
+#[test]
+fn golden_90_day_retention_by_the_time_in_the_name() {
+    let root = new_root();
+    let r = root.path();
+    write_active(r, "u1", &[msg("2026-03-19 00:00:00", "young")]);
+    let dir = user_dir(r, "u1").join("archives");
+    let body =
+        |t: &str| serde_json::to_vec(&json!({"metadata": {}, "messages": [msg(t, "x")]})).unwrap();
+    // NOW is 2026-03-20 10:30:00 (UTC, the tests' zone).
+    write(&dir.join("sent_messages_archive_20251220_103000.json"), body("2024-01-01 00:00:00")); // exactly 90 days
+    write(&dir.join("sent_messages_archive_20251219_000000_1.json"), body("2024-01-02 00:00:00")); // 91 days
+    write(&dir.join("sent_messages_archive_20251220_103001.json"), body("2024-01-03 00:00:00")); // 1 s short
+    write(&dir.join("sent_messages_archive_notes.json"), b"not an archive name, never deleted");
+
+    // A bad setting: exit 2 naming it, nothing changed.
+    let before = snapshot(r);
+    let out = msg_run(
+        r,
+        &[("MESSAGE_ARCHIVE_RETENTION_DAYS", "ninety")],
+        &["--now", NOW, "messages", "archive"],
+    );
+    assert_code(&out, 2);
+    assert!(stderr(&out).contains("MESSAGE_ARCHIVE_RETENTION_DAYS"), "{}", stderr(&out));
+    assert_same(&before, &snapshot(r));
+
+    // 0 keeps them forever.
+    assert_code(
+        &msg_run(
+            r,
+            &[("MESSAGE_ARCHIVE_RETENTION_DAYS", "0")],
+            &["--now", NOW, "messages", "archive"],
+        ),
+        0,
+    );
+    assert_same(&before, &snapshot(r));
+
+    // Dry run: says what would go, changes nothing.
+    let out = msg_run(r, &[], &["--now", NOW, "--dry-run", "messages", "archive"]);
+    assert_code(&out, 0);
+    assert!(stdout(&out).contains("would delete"), "{}", stdout(&out));
+    assert_same(&before, &snapshot(r));
+
+    assert_code(&msg_run(r, &[], &["--now", NOW, "messages", "archive"]), 0);
+    assert_eq!(
+        archives(r, "u1"),
+        ["sent_messages_archive_20251220_103001.json", "sent_messages_archive_notes.json"]
+    );
+
+    // From .env too: 1 day deletes the last dated one.
+    write(&r.join(".env"), "MESSAGE_ARCHIVE_RETENTION_DAYS=1\n");
+    assert_code(&msg_run(r, &[], &["--now", NOW, "messages", "archive"]), 0);
+    assert_eq!(archives(r, "u1"), ["sent_messages_archive_notes.json"]);
+}
+
+#[test]
+fn same_second_runs_get_numbered_names() {
+    let root = new_root();
+    let r = root.path();
+    let dir = user_dir(r, "u1").join("archives");
+    let mut all = Vec::new();
+    for i in 0..3 {
+        let m = msg("2020-01-01 00:00:00", &format!("batch {i}"));
+        all.push(m.clone());
+        write_active(r, "u1", &[m, msg("2026-03-20 00:00:00", "young")]);
+        assert_code(
+            &msg_run(
+                r,
+                &[("MESSAGE_ARCHIVE_RETENTION_DAYS", "0")],
+                &["--now", NOW, "messages", "archive"],
+            ),
+            0,
+        );
+    }
+    assert_eq!(
+        archives(r, "u1"),
+        [
+            "sent_messages_archive_20260320_103000.json",
+            "sent_messages_archive_20260320_103000_1.json",
+            "sent_messages_archive_20260320_103000_2.json"
+        ]
+    );
+    for (i, n) in archives(r, "u1").iter().enumerate() {
+        assert_eq!(read_json(&dir.join(n))["messages"], json!([all[i]]), "{n}");
+    }
+}
+
+#[test]
+fn crash_between_the_two_writes_loses_nothing_and_a_rerun_duplicates_nothing() {
+    let root = new_root();
+    let r = root.path();
+    let old = vec![
+        msg("2020-01-01 00:00:00", "a"),
+        msg("2020-01-01 00:00:00", "a"),
+        msg("2021-05-05 05:05:05", "b"),
+    ];
+    let young = msg("2026-03-19 00:00:00", "young");
+    let mut original = old.clone();
+    original.push(young.clone());
+    write_active(r, "u1", &original);
+    let active_bytes = fs::read(user_dir(r, "u1").join("sent_messages.json")).unwrap();
+
+    let out = msg_run(
+        r,
+        &[("MHM_SIDECAR_FAIL_AT", "after_archive_write")],
+        &["--now", NOW, "messages", "archive"],
+    );
+    assert_code(&out, 1);
+    assert!(stderr(&out).contains("injected failure"), "{}", stderr(&out));
+    // The archive is whole and the active file untouched: every message in at least one place.
+    assert_eq!(fs::read(user_dir(r, "u1").join("sent_messages.json")).unwrap(), active_bytes);
+    assert_eq!(archived(r, "u1"), old);
+
+    // The rerun (a day later) finishes the move without a second archive file.
+    let out = msg_run(r, &[], &["--now", "2026-03-21T10:30:00Z", "--json", "messages", "archive"]);
+    assert_code(&out, 0);
+    let report: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(report["users"][0]["already_archived"], 3);
+    assert_eq!(report["users"][0]["archived"], 0);
+    assert_eq!(archives(r, "u1"), ["sent_messages_archive_20260320_103000.json"]);
+    assert_eq!(archived(r, "u1"), old);
+    assert_eq!(active(r, "u1"), [young]);
+}
+
+#[test]
+fn malformed_inputs_are_reported_with_exit_1_and_leave_files_as_they_were() {
+    let cases: &[(&str, &[u8], &str)] = &[
+        ("invalid JSON", b"{\"messages\": [", "not valid JSON"),
+        ("not an object", b"[1, 2]", "expected a JSON object"),
+        ("messages not an array", b"{\"messages\": {}}", "\"messages\" is not an array"),
+        ("no messages", b"{\"metadata\": {}}", "no \"messages\" array"),
+    ];
+    for (what, bytes, expect) in cases {
+        let root = new_root();
+        let r = root.path();
+        write(&user_dir(r, "u1").join("sent_messages.json"), bytes);
+        write_active(r, "u2", &[msg("2020-01-01 00:00:00", "old")]);
+        let before = snapshot(r);
+        let out = msg_run(r, &[], &["--now", NOW, "messages", "archive", "--user", "u1"]);
+        assert_code(&out, 1);
+        let err = stderr(&out);
+        assert!(
+            err.contains("u1/messages/sent_messages.json") && err.contains(expect),
+            "{what}: {err}"
+        );
+        assert_same(&before, &snapshot(r));
+        // Without --user the other users are still done.
+        let out = msg_run(r, &[], &["--now", NOW, "messages", "archive"]);
+        assert_code(&out, 1);
+        assert_eq!(
+            fs::read(user_dir(r, "u1").join("sent_messages.json")).unwrap(),
+            *bytes,
+            "{what}"
+        );
+        assert_eq!(archives(r, "u2").len(), 1, "{what}");
+    }
+}
+
+#[test]
+fn unparseable_timestamps_stay_active_and_are_reported() {
+    let root = new_root();
+    let r = root.path();
+    let bad = [
+        json!({"timestamp": "last tuesday", "message": "x"}),
+        json!({"timestamp": 1700000000, "message": "y"}),
+        json!({"message": "no time"}),
+        json!("not even an object"),
+    ];
+    let old = msg("2020-01-01 00:00:00", "old");
+    let mut all = bad.to_vec();
+    all.push(old.clone());
+    write_active(r, "u1", &all);
+    let out = msg_run(r, &[], &["--now", NOW, "messages", "archive"]);
+    assert_code(&out, 1);
+    let err = stderr(&out);
+    assert!(err.contains("message #0") && err.contains("\"last tuesday\""), "{err}");
+    assert!(err.contains("message #3"), "{err}");
+    assert_eq!(active(r, "u1"), bad);
+    assert_eq!(archived(r, "u1"), [old]);
+}
+
+#[test]
+fn a_corrupt_archive_file_stops_that_user_only() {
+    let root = new_root();
+    let r = root.path();
+    write_active(r, "u1", &[msg("2020-01-01 00:00:00", "old")]);
+    write(
+        &user_dir(r, "u1").join("archives/sent_messages_archive_20260301_000000.json"),
+        b"{truncated",
+    );
+    write_active(r, "u2", &[msg("2020-01-01 00:00:00", "old")]);
+    let before_u1 = fs::read(user_dir(r, "u1").join("sent_messages.json")).unwrap();
+    let out = msg_run(r, &[], &["--now", NOW, "messages", "archive"]);
+    assert_code(&out, 1);
+    assert!(
+        stderr(&out).contains("sent_messages_archive_20260301_000000.json: not valid JSON"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(fs::read(user_dir(r, "u1").join("sent_messages.json")).unwrap(), before_u1);
+    assert_eq!(archives(r, "u1").len(), 1);
+    assert_eq!(archives(r, "u2").len(), 1);
+}
+
+#[test]
+fn bad_user_arguments() {
+    let root = new_root();
+    let r = root.path();
+    write_active(r, "u1", &[msg("2020-01-01 00:00:00", "old")]);
+    let before = snapshot(r);
+    let out = msg_run(r, &[], &["--now", NOW, "messages", "archive", "--user", "nobody"]);
+    assert_code(&out, 1);
+    assert!(stderr(&out).contains("nobody: no such user folder"), "{}", stderr(&out));
+    let out = msg_run(r, &[], &["--now", NOW, "messages", "archive", "--user", "../u1"]);
+    assert_code(&out, 2);
+    assert_code(&msg_run(r, &[], &["messages", "archive", "--days", "-3"]), 2);
+    assert_same(&before, &snapshot(r));
+}
+
+// === conservation, as a property ===
+
+mod conservation {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Canonical JSON texts, counted.
+    fn multiset(v: &[Value]) -> BTreeMap<String, usize> {
+        let mut m = BTreeMap::new();
+        for x in v {
+            *m.entry(x.to_string()).or_default() += 1;
+        }
+        m
+    }
+
+    fn message() -> impl Strategy<Value = Value> {
+        // Few texts and coarse times, so equal messages (duplicates) do occur.
+        (0i64..1000, 0i64..4, 0u8..3, 0u8..20).prop_map(|(days, quarter, text, form)| {
+            let t = chrono::DateTime::parse_from_rfc3339("2027-06-01T00:00:00Z").unwrap()
+                - chrono::Duration::days(days)
+                - chrono::Duration::hours(quarter * 6);
+            let ts = match form {
+                0 => json!("garbage"),
+                1..=9 => json!(t.format("%Y-%m-%d %H:%M:%S").to_string()),
+                _ => json!(t.to_rfc3339()),
+            };
+            json!({"timestamp": ts, "message": format!("text {text}")})
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 24, failure_persistence: None, ..ProptestConfig::default() })]
+
+        #[test]
+        fn active_plus_archived_is_always_the_original(
+            original in proptest::collection::vec(message(), 0..25),
+            start_days in 0i64..500,
+            runs in proptest::collection::vec((0i64..200, any::<bool>()), 1..4),
+            days in prop_oneof![Just(365u32), 0u32..400],
+        ) {
+            let root = new_root();
+            let r = root.path();
+            write_active(r, "u1", &original);
+            let want = multiset(&original);
+            let mut now = chrono::DateTime::parse_from_rfc3339("2025-01-01T12:00:00Z").unwrap()
+                + chrono::Duration::days(start_days);
+            // The last run never crashes: it is the rerun that must finish the job.
+            let mut runs = runs;
+            runs.push((0, false));
+            for (advance, crash) in runs {
+                now += chrono::Duration::days(advance);
+                let env: &[(&str, &str)] = if crash {
+                    &[("MESSAGE_ARCHIVE_RETENTION_DAYS", "0"), ("MHM_SIDECAR_FAIL_AT", "after_archive_write")]
+                } else {
+                    &[("MESSAGE_ARCHIVE_RETENTION_DAYS", "0")]
+                };
+                let now_s = now.to_rfc3339();
+                let out = msg_run(r, env, &["--now", &now_s, "messages", "archive", "--days", &days.to_string()]);
+                let code = code(&out);
+                prop_assert!(code == 0 || code == 1, "exit {code}: {}", stderr(&out));
+                let act = active(r, "u1");
+                let arc = archived(r, "u1");
+                let mut union = act.clone();
+                union.extend(arc.iter().cloned());
+                let got = multiset(&union);
+                // Nothing lost, ever.
+                for (m, n) in &want {
+                    prop_assert!(got.get(m).copied().unwrap_or(0) >= *n, "lost {m}");
+                }
+                prop_assert!(got.keys().all(|m| want.contains_key(m)), "a message appeared from nowhere");
+                if !crash {
+                    // After a run that finished: exactly the original, no duplicates, and
+                    // nothing parseable and old enough left active.
+                    prop_assert_eq!(&got, &want);
+                    let cutoff = now - chrono::Duration::days(i64::from(days));
+                    for m in &act {
+                        let ts = m["timestamp"].as_str().unwrap();
+                        let t = chrono::NaiveDateTime::parse_from_str(ts, "%Y-%m-%d %H:%M:%S")
+                            .map(|t| t.and_utc().fixed_offset())
+                            .or_else(|_| chrono::DateTime::parse_from_rfc3339(ts));
+                        if let Ok(t) = t {
+                            prop_assert!(t > cutoff, "{ts} should have been archived at {now_s}");
+                        }
+                    }
+                    // Archived messages are all old enough (for the run that archived them).
+                    prop_assert!(arc.iter().all(|m| m["timestamp"] != "garbage"));
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn changing_commands_exit_3_while_another_run_holds_the_lock() {
+    use std::io::Write;
+    let root = new_root();
+    let r = root.path();
+    write_active(r, "u1", &[msg("2020-01-01 00:00:00", "old")]);
+    write(&r.join("out/a.json"), "a");
+    let lock_path = r.join("data/.sidecar.lock");
+    let mut file =
+        fs::OpenOptions::new().create(true).truncate(false).write(true).open(&lock_path).unwrap();
+    file.try_lock().unwrap();
+    writeln!(file, "4242").unwrap();
+    let before = snapshot(r);
+    let snaps = r.join("snaps");
+    let a = r.join("out/a.json");
+    for args in [
+        vec!["messages", "archive"],
+        vec!["tools", "rotate", a.to_str().unwrap()],
+        vec!["tools", "save-result", "t", "--domain", "d", "--data", a.to_str().unwrap()],
+        vec!["snapshot", "create", "--archive-dir", snaps.to_str().unwrap()],
+    ] {
+        let out = msg_run(r, &[], &args);
+        assert_code(&out, 3);
+        assert!(stderr(&out).contains("pid 4242"), "{args:?}: {}", stderr(&out));
+    }
+    assert_same(&before, &snapshot(r));
+    // Dry runs and read-only commands do not need it.
+    assert_code(&msg_run(r, &[], &["--dry-run", "messages", "archive"]), 0);
+    drop(file);
+    assert_code(&msg_run(r, &[], &["messages", "archive"]), 0);
+    assert_eq!(archives(r, "u1").len(), 1);
+}
+
+// regression: a huge --days or retention overflowed chrono's date range and panicked.
+#[test]
+fn huge_days_and_retention_are_not_a_panic() {
+    let root = new_root();
+    let r = root.path();
+    write_active(r, "u1", &[msg("1970-01-01 00:00:00", "old")]);
+    write(
+        &user_dir(r, "u1").join("archives/sent_messages_archive_19700101_000000.json"),
+        br#"{"messages": []}"#,
+    );
+    let before = snapshot(r);
+    let out = msg_run(
+        r,
+        &[("MESSAGE_ARCHIVE_RETENTION_DAYS", "999999999999999")],
+        &["--now", NOW, "messages", "archive", "--days", "4294967295"],
+    );
+    assert_code(&out, 0);
+    assert_same(&before, &snapshot(r));
+}
+
+#[test]
+fn python_isoformat_timestamps_are_read_as_local_time() {
+    let root = new_root();
+    let r = root.path();
+    let old = msg("2020-01-01T10:00:00.123456", "isoformat");
+    write_active(r, "u1", std::slice::from_ref(&old));
+    assert_code(&msg_run(r, &[], &["--now", NOW, "messages", "archive"]), 0);
+    assert_eq!(archived(r, "u1"), [old]);
+}
+
+#[test]
+fn temporaries_of_a_crashed_run_are_removed() {
+    let root = new_root();
+    let r = root.path();
+    write_active(r, "u1", &[msg("2026-03-19 00:00:00", "young")]);
+    // pid 4194305 is above Linux's pid limit: that writer is surely gone.
+    let dead = user_dir(r, "u1").join(".tmp-4194305-sent_messages.json");
+    let dead_archive =
+        user_dir(r, "u1").join("archives/.tmp-4194305-sent_messages_archive_20260101_000000.json");
+    let live = user_dir(r, "u1").join(format!(".tmp-{}-sent_messages.json", std::process::id()));
+    write(&dead, "partial");
+    write(&dead_archive, "partial");
+    write(&live, "being written");
+    assert_code(&msg_run(r, &[], &["--now", NOW, "--dry-run", "messages", "archive"]), 0);
+    assert!(dead.exists(), "a dry run removes nothing");
+    assert_code(&msg_run(r, &[], &["--now", NOW, "messages", "archive"]), 0);
+    if cfg!(target_os = "linux") {
+        assert!(!dead.exists() && !dead_archive.exists());
+    }
+    assert!(live.exists());
+}
