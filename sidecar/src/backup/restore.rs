@@ -165,13 +165,6 @@ fn plan(ctx: &Ctx, manifest: &Manifest, path: &Path, scope: &Scope) -> Result<Ve
     Ok(items)
 }
 
-/// The manifest of a backup already verified (read again: cheap next to verifying).
-fn manifest_for_dry_run(path: &Path) -> Result<Manifest> {
-    let mut archive = ZipArchive::new(BufReader::new(File::open(path)?))?;
-    let entry = archive.by_name(super::manifest::NAME)?;
-    Ok(serde_json::from_reader(BufReader::new(entry))?)
-}
-
 /// Compares an item's live files with the backup's, by SHA-256.
 fn changes(manifest: &Manifest, item: &Item) -> Changes {
     use sha2::{Digest, Sha256};
@@ -271,8 +264,9 @@ pub fn restore(ctx: &Ctx, path: &Path, scope: &Scope) -> Result<Outcome> {
         + size_of(&ctx.data_dir().join("users"))
         + (16 << 20);
     let data = ctx.data_dir();
-    fs::create_dir_all(&data).with_context(|| format!("creating {}", data.display()))?;
-    match fs4::available_space(&data) {
+    // Measured on the data folder, or the root while there is none (a dry run makes nothing).
+    let probe = if data.is_dir() { data.clone() } else { ctx.root.clone() };
+    match fs4::available_space(&probe) {
         Ok(free) if free < needed => bail!(
             "not enough free space in {}: {free} bytes free, {needed} needed; nothing restored",
             data.display()
@@ -283,10 +277,12 @@ pub fn restore(ctx: &Ctx, path: &Path, scope: &Scope) -> Result<Outcome> {
     if ctx.dry_run {
         let mut items = items;
         for item in &mut items {
-            item.changes = Some(changes(&manifest_for_dry_run(path)?, item));
+            item.changes = Some(changes(&manifest, item));
         }
         return Ok(Outcome { backup, safety_backup: None, items });
     }
+    drop(manifest);
+    fs::create_dir_all(&data).with_context(|| format!("creating {}", data.display()))?;
 
     // The safety backup: users and config as they are now. No safety, no restore.
     let dir = ctx.backups_dir();
