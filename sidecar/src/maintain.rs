@@ -2,7 +2,8 @@
 //! else, remembering last runs in `data/.sidecar_state.json`.
 //!
 //! A daily job at HH:MM is due when it never ran or its last run is before the most
-//! recent HH:MM that has passed (local time).
+//! recent HH:MM that has passed (local time); the monthly message archiving when it never
+//! ran or 30 days have passed since its last run.
 
 use chrono::{DateTime, Duration, Local, NaiveTime, TimeZone, Utc};
 use serde::Serialize;
@@ -14,20 +15,27 @@ use crate::{
     state::{self, JobRun},
 };
 
-/// A daily job.
+/// A job `maintain` runs when it is due.
 pub struct Job {
     /// Its name in the state file.
     pub name: &'static str,
-    /// Local time of day it is due at.
-    pub hour: u32,
-    /// Minutes past the hour.
-    pub minute: u32,
+    /// When it is due.
+    pub schedule: Schedule,
+}
+
+/// When a job is due.
+pub enum Schedule {
+    /// Once a day, at this local time (hour, minute).
+    Daily(u32, u32),
+    /// When this many days have passed since the last run.
+    EveryDays(i64),
 }
 
 /// The jobs `maintain` runs, in order.
-pub const JOBS: [Job; 2] = [
-    Job { name: "weekly_backup", hour: 1, minute: 0 },
-    Job { name: "logs_archive", hour: 2, minute: 0 },
+pub const JOBS: [Job; 3] = [
+    Job { name: "weekly_backup", schedule: Schedule::Daily(1, 0) },
+    Job { name: "logs_archive", schedule: Schedule::Daily(2, 0) },
+    Job { name: "messages_archive", schedule: Schedule::EveryDays(30) },
 ];
 
 /// The most recent local HH:MM at or before `now`.
@@ -54,7 +62,13 @@ pub fn most_recent(now: DateTime<Utc>, hour: u32, minute: u32) -> DateTime<Utc> 
 pub fn due(job: &Job, last: Option<&JobRun>, now: DateTime<Utc>) -> bool {
     match last {
         None => true,
-        Some(run) => run.last_run.with_timezone(&Utc) < most_recent(now, job.hour, job.minute),
+        Some(run) => {
+            let last = run.last_run.with_timezone(&Utc);
+            match job.schedule {
+                Schedule::Daily(hour, minute) => last < most_recent(now, hour, minute),
+                Schedule::EveryDays(days) => now - last >= Duration::days(days),
+            }
+        }
     }
 }
 
@@ -135,6 +149,22 @@ fn run_job(ctx: &Ctx, name: &str, policy: PrunePolicy) -> anyhow::Result<(bool, 
             Ok((
                 report.problems.is_empty(),
                 format!("{} step(s), {} problem(s)", report.steps.len(), report.problems.len()),
+            ))
+        }
+        "messages_archive" => {
+            let report =
+                crate::messages::archive_messages(ctx, None, crate::messages::DEFAULT_DAYS)?;
+            for p in &report.problems {
+                eprintln!("problem: {p}");
+            }
+            let moved: usize = report.users.iter().map(|u| u.archived).sum();
+            Ok((
+                report.ok(),
+                format!(
+                    "{moved} message(s) archived for {} user(s), {} problem(s)",
+                    report.users.len(),
+                    report.problems.len()
+                ),
             ))
         }
         other => anyhow::bail!("unknown job {other}"),
