@@ -89,12 +89,36 @@ pub struct JobReport {
 
 /// Runs the due jobs; saves the state when any ran.
 pub fn run(ctx: &Ctx, policy: PrunePolicy) -> anyhow::Result<Vec<JobReport>> {
-    let mut st = state::load(&ctx.data_dir())?;
+    let mut reports = Vec::new();
+    // A corrupt state file is reported, kept aside and treated as "never ran": every job
+    // runs once (each is idempotent) rather than none ever running again.
+    let mut st = match state::load(&ctx.data_dir()) {
+        Ok(st) => st,
+        Err(e) => {
+            let kept = if ctx.dry_run { None } else { Some(state::set_aside(&ctx.data_dir())?) };
+            let detail = match kept {
+                Some(kept) => format!(
+                    "{e:#}; kept aside as {}, every job treated as never run",
+                    ctx.show(&kept)
+                ),
+                None => format!("{e:#}; every job treated as never run"),
+            };
+            eprintln!("problem: {detail}");
+            tracing::warn!(target: "mhm::sidecar", "maintain: {detail}");
+            reports.push(JobReport {
+                name: "state_file",
+                due: false,
+                ran: false,
+                ok: false,
+                detail,
+            });
+            state::State::default()
+        }
+    };
     if !ctx.dry_run {
         // A state file write cut short leaves `.tmp-<pid>-.sidecar_state.json` behind.
         crate::fsutil::remove_stale_temps(&ctx.data_dir());
     }
-    let mut reports = Vec::new();
     let mut changed = false;
     for job in &JOBS {
         let is_due = due(job, st.jobs.get(job.name), ctx.now);

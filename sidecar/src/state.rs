@@ -49,6 +49,22 @@ pub fn load(data_dir: &Path) -> Result<State> {
     }
 }
 
+/// Moves a state file that does not parse out of the way, to
+/// `.sidecar_state.json.corrupt[.N]` beside it (never overwriting an earlier one).
+pub fn set_aside(data_dir: &Path) -> Result<PathBuf> {
+    let from = path(data_dir);
+    let mut to = data_dir.join(".sidecar_state.json.corrupt");
+    let mut n = 0;
+    while to.exists() {
+        n += 1;
+        to = data_dir.join(format!(".sidecar_state.json.corrupt.{n}"));
+    }
+    fs::rename(&from, &to)
+        .with_context(|| format!("moving {} to {}", from.display(), to.display()))?;
+    mhm_log::retention::sync_dir(&to);
+    Ok(to)
+}
+
 /// Writes the state atomically.
 pub fn save(data_dir: &Path, state: &State) -> Result<()> {
     let path = path(data_dir);

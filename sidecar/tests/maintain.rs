@@ -58,12 +58,27 @@ fn maintain_dry_run_and_a_malformed_state_file() {
     assert_code(&out, 0);
     assert!(stdout(&out).contains("would run"), "{}", stdout(&out));
     assert_same(&before, &snapshot(r));
+    // A corrupt state file: reported (exit 1), kept aside byte for byte, and every job
+    // runs as if it never had.
     write(&r.join("data/.sidecar_state.json"), "{broken");
-    let before = snapshot(r);
+    let out = run(r, &["--now", "2026-03-20T02:30:00Z", "--dry-run", "maintain"]);
+    assert_code(&out, 1);
+    assert_eq!(
+        fs::read(r.join("data/.sidecar_state.json")).unwrap(),
+        b"{broken",
+        "a dry run moves nothing"
+    );
     let out = run(r, &["--now", "2026-03-20T02:30:00Z", "maintain"]);
     assert_code(&out, 1);
     assert!(stderr(&out).contains(".sidecar_state.json"), "{}", stderr(&out));
-    assert_same(&before, &snapshot(r));
+    assert_eq!(fs::read(r.join("data/.sidecar_state.json.corrupt")).unwrap(), b"{broken");
+    assert!(r.join("data/backups/weekly_backup_20260320_023000.zip").is_file(), "the jobs ran");
+    let state: serde_json::Value =
+        serde_json::from_slice(&fs::read(r.join("data/.sidecar_state.json")).unwrap()).unwrap();
+    assert_eq!(state["jobs"]["logs_archive"]["ok"], true);
+    // The next run is clean again.
+    let out = run(r, &["--now", "2026-03-20T03:30:00Z", "maintain"]);
+    assert_code(&out, 0);
 }
 
 #[test]
