@@ -12,7 +12,7 @@
 use std::{
     fs::File,
     hint::black_box,
-    io::BufWriter,
+    io::{BufWriter, Write},
     path::Path,
     sync::{Arc, Barrier, Mutex},
     thread,
@@ -99,6 +99,43 @@ fn threaded(dispatch: &Dispatch, threads: usize, iters: u64) -> Duration {
     start.elapsed()
 }
 
+const LINE: &[u8] = b"2026-11-26 21:00:00,007 - mhm::bench - INFO - message delivered to the user | {\"user_id\": 42, \"channel\": \"discord\", \"latency_ms\": 12}\n";
+
+/// The writer alone: `iters` pre-formatted lines on each thread, thread `i` writing to
+/// `files[i % files.len()]` (one shared file, or one file per thread).
+fn writer_threaded(files: &[RollingFile], threads: usize, iters: u64) -> Duration {
+    let barrier = Arc::new(Barrier::new(threads + 1));
+    let handles: Vec<_> = (0..threads)
+        .map(|i| {
+            let file = files[i % files.len()].clone();
+            let barrier = Arc::clone(&barrier);
+            thread::spawn(move || {
+                barrier.wait();
+                for _ in 0..iters {
+                    (&file).write_all(black_box(LINE)).unwrap();
+                }
+            })
+        })
+        .collect();
+    barrier.wait();
+    let start = Instant::now();
+    handles.into_iter().for_each(|h| h.join().unwrap());
+    start.elapsed()
+}
+
+fn writer_bench(c: &mut Criterion, name: &str, threads: usize, files: usize) {
+    let dir = bench_dir();
+    let files: Vec<RollingFile> = (0..files)
+        .map(|i| {
+            RollingFile::builder()
+                .settings(settings(WriteMode::Buffered, Rotation::Real))
+                .build(dir.path().join(format!("w{i}.log")))
+                .unwrap()
+        })
+        .collect();
+    c.bench_function(name, |b| b.iter_custom(|iters| writer_threaded(&files, threads, iters)));
+}
+
 /// One benchmark: `threads` threads, each sending the same number of events.
 fn bench(
     c: &mut Criterion,
@@ -142,16 +179,19 @@ fn hot_path(c: &mut Criterion) {
     bench(c, "fmt/appender_daily", 1, daily);
     bench(c, "fmt/appender_non_blocking", 1, non_blocking);
     bench(c, "fmt/rolling_direct", 1, fmt_rolling(Direct, Real));
-    bench(c, "fmt/rolling_direct_check", 1, fmt_rolling(Direct, CheckOnly));
     bench(c, "fmt/rolling_direct_norotate", 1, fmt_rolling(Direct, Off));
+    bench(c, "fmt/rolling_direct_check", 1, fmt_rolling(Direct, CheckOnly));
     bench(c, "fmt/rolling_buffered", 1, fmt_rolling(Buffered, Real));
     bench(c, "logfiles/direct", 1, layer(Direct, Real));
     bench(c, "logfiles/buffered", 1, layer(Buffered, Real));
-    bench(c, "logfiles/buffered_check", 1, layer(Buffered, CheckOnly));
     bench(c, "logfiles/buffered_norotate", 1, layer(Buffered, Off));
+    bench(c, "logfiles/buffered_check", 1, layer(Buffered, CheckOnly));
     bench(c, "2threads/fmt_sink", 2, sink);
     bench(c, "2threads/fmt_rolling_buffered", 2, fmt_rolling(Buffered, Real));
     bench(c, "2threads/logfiles_buffered", 2, layer(Buffered, Real));
+    writer_bench(c, "writer/buffered", 1, 1);
+    writer_bench(c, "2threads/writer_buffered_shared", 2, 1);
+    writer_bench(c, "2threads/writer_buffered_separate", 2, 2);
 }
 
 fn config() -> Criterion {

@@ -479,22 +479,40 @@ pub fn sync_dir(path: &Path) {
     let _ = path;
 }
 
-/// Removes `.tmp-*` files in `dir` last modified more than `older_than` ago: what a crash
-/// left behind. Returns how many were removed.
-pub fn remove_stale_temps(dir: &Path, older_than: Duration) -> usize {
-    let Ok(entries) = fs::read_dir(dir) else { return 0 };
-    let mut removed = 0;
+/// Removes the `.tmp-<pid>-*` files in `dir` that a crash left behind: those whose writer
+/// process is gone (where the platform can tell: Linux), and those last modified more than
+/// `older_than` ago. The sidecar and the writer's background thread both call it, so either
+/// cleans up after the other. Returns the paths removed.
+pub fn remove_stale_temps(dir: &Path, older_than: Duration) -> Vec<PathBuf> {
+    let Ok(entries) = fs::read_dir(dir) else { return Vec::new() };
+    let mut removed = Vec::new();
     for entry in entries.flatten() {
-        let stale = entry.file_name().to_str().is_some_and(|n| n.starts_with(".tmp-"))
-            && entry
-                .metadata()
-                .and_then(|m| m.modified())
-                .is_ok_and(|t| t.elapsed().unwrap_or_default() > older_than);
-        if stale && fs::remove_file(entry.path()).is_ok() {
-            removed += 1;
+        let name = entry.file_name();
+        let Some(rest) = name.to_str().and_then(|n| n.strip_prefix(".tmp-")) else { continue };
+        if !entry.file_type().is_ok_and(|t| t.is_file()) {
+            continue;
+        }
+        let old = entry
+            .metadata()
+            .and_then(|m| m.modified())
+            .is_ok_and(|t| t.elapsed().unwrap_or_default() > older_than);
+        let pid = rest.split('-').next().and_then(|p| p.parse::<u32>().ok());
+        let writer_gone = pid.is_some_and(|pid| pid != std::process::id() && !process_alive(pid));
+        if (old || writer_gone) && fs::remove_file(entry.path()).is_ok() {
+            removed.push(entry.path());
         }
     }
     removed
+}
+
+/// Whether a process with this pid exists. Only Linux (`/proc`) can tell cheaply; elsewhere
+/// it answers yes, and the age rule of [`remove_stale_temps`] applies.
+pub fn process_alive(pid: u32) -> bool {
+    if cfg!(target_os = "linux") && Path::new("/proc/self").exists() {
+        Path::new("/proc").join(pid.to_string()).exists()
+    } else {
+        true
+    }
 }
 
 #[cfg(test)]
@@ -658,5 +676,22 @@ mod tests {
             .file_name()
             .to_string_lossy()
             .starts_with(".tmp-")));
+    }
+
+    #[test]
+    #[cfg(target_os = "linux")]
+    fn stale_temps_of_dead_writers_go_live_ones_stay() {
+        let dir = tempfile::tempdir().unwrap();
+        let mine = dir.path().join(format!(".tmp-{}-app.log.gz", std::process::id()));
+        // pid_max is at most 2^22 on Linux: this pid cannot be running.
+        let dead = dir.path().join(".tmp-4194304-app.log.gz");
+        let foreign = dir.path().join("app.log.2026-01-01");
+        for p in [&mine, &dead, &foreign] {
+            fs::write(p, "x").unwrap();
+        }
+        assert_eq!(remove_stale_temps(dir.path(), Duration::from_secs(3600)), vec![dead.clone()]);
+        assert!(mine.exists() && foreign.exists() && !dead.exists());
+        // Past the age limit even a live writer's temp goes.
+        assert_eq!(remove_stale_temps(dir.path(), Duration::ZERO), vec![mine]);
     }
 }

@@ -160,7 +160,7 @@ pub fn remove_stale_temps(dir: &Path) -> Vec<PathBuf> {
             .is_ok_and(|t| t.elapsed().unwrap_or_default() > std::time::Duration::from_secs(3600));
         let gone = pid
             .parse::<u32>()
-            .is_ok_and(|p| p != std::process::id() && !crate::fsutil::process_alive(p));
+            .is_ok_and(|p| p != std::process::id() && !mhm_log::retention::process_alive(p));
         if (old || gone) && fs::remove_dir_all(e.path()).is_ok() {
             removed.push(e.path());
         }
