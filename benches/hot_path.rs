@@ -123,12 +123,12 @@ fn writer_threaded(files: &[RollingFile], threads: usize, iters: u64) -> Duratio
     start.elapsed()
 }
 
-fn writer_bench(c: &mut Criterion, name: &str, threads: usize, files: usize) {
+fn writer_bench(c: &mut Criterion, name: &str, mode: WriteMode, threads: usize, files: usize) {
     let dir = bench_dir();
     let files: Vec<RollingFile> = (0..files)
         .map(|i| {
             RollingFile::builder()
-                .settings(settings(WriteMode::Buffered, Rotation::Real))
+                .settings(settings(mode, Rotation::Real))
                 .build(dir.path().join(format!("w{i}.log")))
                 .unwrap()
         })
@@ -152,7 +152,7 @@ fn bench(
 
 fn hot_path(c: &mut Criterion) {
     use Rotation::{CheckOnly, Off, Real};
-    use WriteMode::{Buffered, Direct};
+    use WriteMode::{Buffered, Direct, Staged};
     let none = || None::<Box<dyn std::any::Any>>;
     let sink = |_: &Path| (fmt_dispatch(std::io::sink), none());
     let bufwriter = |d: &Path| {
@@ -184,14 +184,18 @@ fn hot_path(c: &mut Criterion) {
     bench(c, "fmt/rolling_buffered", 1, fmt_rolling(Buffered, Real));
     bench(c, "logfiles/direct", 1, layer(Direct, Real));
     bench(c, "logfiles/buffered", 1, layer(Buffered, Real));
+    bench(c, "logfiles/staged", 1, layer(Staged, Real));
     bench(c, "logfiles/buffered_norotate", 1, layer(Buffered, Off));
     bench(c, "logfiles/buffered_check", 1, layer(Buffered, CheckOnly));
     bench(c, "2threads/fmt_sink", 2, sink);
     bench(c, "2threads/fmt_rolling_buffered", 2, fmt_rolling(Buffered, Real));
     bench(c, "2threads/logfiles_buffered", 2, layer(Buffered, Real));
-    writer_bench(c, "writer/buffered", 1, 1);
-    writer_bench(c, "2threads/writer_buffered_shared", 2, 1);
-    writer_bench(c, "2threads/writer_buffered_separate", 2, 2);
+    bench(c, "2threads/logfiles_staged", 2, layer(Staged, Real));
+    writer_bench(c, "writer/buffered", Buffered, 1, 1);
+    writer_bench(c, "2threads/writer_buffered_shared", Buffered, 2, 1);
+    writer_bench(c, "2threads/writer_buffered_separate", Buffered, 2, 2);
+    writer_bench(c, "writer/staged", Staged, 1, 1);
+    writer_bench(c, "2threads/writer_staged_shared", Staged, 2, 1);
 }
 
 fn config() -> Criterion {

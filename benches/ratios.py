@@ -22,6 +22,8 @@ NAMES = [
     "logfiles/buffered_norotate", "logfiles/buffered_check", "2threads/fmt_sink",
     "2threads/fmt_rolling_buffered", "2threads/logfiles_buffered", "writer/buffered",
     "2threads/writer_buffered_shared", "2threads/writer_buffered_separate",
+    "logfiles/staged", "2threads/logfiles_staged", "writer/staged",
+    "2threads/writer_staged_shared",
 ]
 
 
@@ -82,7 +84,16 @@ checks = [
      lambda m: scaling(m, "2threads/writer_buffered_shared", "writer/buffered")),
     ("2-thread scaling, writer alone, a file per thread",
      lambda m: scaling(m, "2threads/writer_buffered_separate", "writer/buffered")),
-    ("LogFiles scaling / fmt+sink scaling (target >= 0.9)",
+    ("LogFiles staged / fmt+sink",
+     lambda m: m["logfiles/staged"] / m["fmt/sink"]),
+    ("2-thread scaling, LogFiles staged",
+     lambda m: scaling(m, "2threads/logfiles_staged", "logfiles/staged")),
+    ("2-thread scaling, writer alone staged, one shared file",
+     lambda m: scaling(m, "2threads/writer_staged_shared", "writer/staged")),
+    ("LogFiles staged scaling / fmt+sink scaling (target >= 0.9)",
+     lambda m: scaling(m, "2threads/logfiles_staged", "logfiles/staged")
+     / scaling(m, "2threads/fmt_sink", "fmt/sink")),
+    ("LogFiles buffered scaling / fmt+sink scaling",
      lambda m: scaling(m, "2threads/logfiles_buffered", "logfiles/buffered")
      / scaling(m, "2threads/fmt_sink", "fmt/sink")),
 ]

@@ -156,6 +156,7 @@ impl RollingFile {
     /// power loss must not lose what was written.
     pub fn sync_all(&self) -> io::Result<()> {
         let mut st = self.inner.state.lock();
+        self.inner.drain_all(&mut st)?;
         self.inner.flush_buf(&mut st)?;
         match &st.file {
             Some(f) => f.sync_all(),
@@ -215,6 +216,18 @@ struct Inner {
     rotate: bool,
     time_trigger: bool,
     buffered: bool,
+    /// Staged mode: each thread's events first go to its own [`Stage`].
+    staged: bool,
+    stages: Mutex<Vec<SharedStage>>,
+    /// A stage is moved to the shared buffer once it holds this much (so, with the event
+    /// that fills it, it never holds more than twice this, nor more than the shared
+    /// buffer's capacity: neither ever reallocates).
+    stage_cap: usize,
+    /// This writer's id in the threads' stage tables (never reused, unlike an address).
+    id: u64,
+    /// Staged mode: what the lock-free fast path needs to know whether the log may be
+    /// due, copied from `State` whenever it changes there.
+    hints: Padded<Hints>,
     max_bytes: u64,
     min_bytes: u64,
     min_age: i64,
@@ -278,6 +291,39 @@ impl<T> std::ops::DerefMut for Padded<T> {
     fn deref_mut(&mut self) -> &mut T {
         &mut self.0
     }
+}
+
+/// One thread's staged events for one file (staged mode).
+#[derive(Debug, Default)]
+struct Stage {
+    buf: Vec<u8>,
+    events: u64,
+}
+
+/// A stage, shared by its thread (which fills it) and its writer (which drains it).
+type SharedStage = Arc<Padded<Mutex<Stage>>>;
+
+/// Bytes a stage holds before its thread moves them to the shared buffer.
+const STAGE_CAP: usize = 16 * 1024;
+
+/// Read-mostly copies of `State` fields for the staged fast path.
+#[derive(Debug, Default)]
+struct Hints {
+    /// `State::size()` as of the last time it changed under the lock.
+    size: std::sync::atomic::AtomicU64,
+    /// `State::due_at`.
+    due_at: std::sync::atomic::AtomicI64,
+    /// `State::started + min_age`: before it, the log cannot rotate.
+    gate_at: std::sync::atomic::AtomicI64,
+    /// `State::retry_at`.
+    retry_at: std::sync::atomic::AtomicI64,
+}
+
+static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
+thread_local! {
+    /// This thread's stages, by writer id.
+    static STAGES: std::cell::RefCell<Vec<(u64, SharedStage)>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 /// The spare buffer, and what failed in flushes written outside the state lock.
@@ -391,7 +437,8 @@ impl Inner {
         let time_trigger = settings.get_rotate_at() != RotateAt::Never;
         let due_at = if time_trigger { zone.next_midnight(started) } else { i64::MAX };
         let last_copy = last_copy_of_day(&log_name, day, &backup_dir, &archive_dir, zone);
-        let buffered = settings.get_write_mode() == WriteMode::Buffered;
+        let staged = settings.get_write_mode() == WriteMode::Staged;
+        let buffered = staged || settings.get_write_mode() == WriteMode::Buffered;
         let buf_cap = settings.get_buffer_capacity();
 
         let signal = Arc::new(Signal::default());
@@ -413,6 +460,11 @@ impl Inner {
             rotate: !settings.get_rotation_disabled(),
             time_trigger,
             buffered,
+            staged,
+            stages: Mutex::new(Vec::new()),
+            stage_cap: STAGE_CAP.min(buf_cap / 2).max(1),
+            id: NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+            hints: Padded(Hints::default()),
             max_bytes: settings.get_max_bytes(),
             // An empty file never rotates, whatever the gate says.
             min_bytes: settings.get_min_rotate_bytes().max(1),
@@ -447,11 +499,141 @@ impl Inner {
             .spawn(move || worker_loop(weak, signal, maintainer, tick))
             .map_err(|e| InitError::io("cannot start the background thread", &inner.path, e))?;
         *inner.worker.lock() = Some(handle);
+        inner.update_hints(&inner.state.lock());
         Ok(inner)
     }
 
     #[inline]
     fn write_event(&self, now: Option<i64>, data: &[u8], urgent: bool) -> io::Result<()> {
+        if self.staged {
+            return self.write_staged(now, data, urgent);
+        }
+        self.write_locked(now, data, urgent)
+    }
+
+    /// Staged mode: the event goes to this thread's stage, touching nothing another
+    /// thread writes, unless the log may be due (then everything staged goes to the
+    /// shared buffer first and the exact check runs under the lock), the event is urgent,
+    /// or the stage is full.
+    #[inline]
+    fn write_staged(&self, now: Option<i64>, data: &[u8], urgent: bool) -> io::Result<()> {
+        use std::sync::atomic::Ordering::Relaxed;
+        if self.rotate {
+            let size = self.hints.size.load(Relaxed);
+            let mut clock_now = now;
+            let maybe_due = size + data.len() as u64 > self.max_bytes
+                || (self.time_trigger
+                    && *clock_now.get_or_insert_with(|| self.clock.now_nanos())
+                        >= self.hints.due_at.load(Relaxed));
+            if maybe_due && size >= self.min_bytes {
+                let now = clock_now.unwrap_or_else(|| self.clock.now_nanos());
+                if now >= self.hints.gate_at.load(Relaxed)
+                    && now >= self.hints.retry_at.load(Relaxed)
+                {
+                    let _ = self.drain_all_outside_lock();
+                    return self.write_locked(Some(now), data, urgent);
+                }
+            }
+        }
+        if data.len() > self.stage_cap {
+            let _ = self.drain_all_outside_lock();
+            return self.write_locked(now, data, urgent);
+        }
+        let full = STAGES.with(|cell| {
+            let mut table = cell.borrow_mut();
+            let stage = match table.iter().find(|(id, _)| *id == self.id) {
+                Some((_, stage)) => stage,
+                None => {
+                    // Padded: two threads' stages on one cache line would bounce it between cores
+                    // on every event, which is what stages exist to avoid.
+                    let stage = Arc::new(Padded(Mutex::new(Stage {
+                        buf: Vec::with_capacity(2 * self.stage_cap),
+                        events: 0,
+                    })));
+                    self.stages.lock().push(Arc::clone(&stage));
+                    table.retain(|(_, s)| Arc::strong_count(s) > 1); // writers gone
+                    table.push((self.id, stage));
+                    &table.last().expect("just pushed").1
+                }
+            };
+            let mut s = stage.lock();
+            s.buf.extend_from_slice(data);
+            s.events += 1;
+            (s.buf.len() >= self.stage_cap).then(|| Arc::clone(stage))
+        });
+        if urgent {
+            return self.flush_outside_lock();
+        }
+        if let Some(stage) = full {
+            let mut st = self.state.lock();
+            let pending = self.absorb(&mut st, &stage);
+            self.update_hints(&st);
+            drop(st);
+            if let Some(flush) = pending {
+                let _ = flush.finish(&self.path);
+            }
+        }
+        Ok(())
+    }
+
+    /// Moves one stage's events into the shared buffer, making room first if needed: a
+    /// full shared buffer is handed back as a [`Flush`] for the caller to finish.
+    fn absorb(&self, st: &mut State, stage: &Mutex<Stage>) -> Option<Flush<'_>> {
+        let mut s = stage.lock();
+        if s.buf.is_empty() {
+            return None;
+        }
+        let pending =
+            if st.buf.len() + s.buf.len() > self.buf_cap { self.start_flush(st) } else { None };
+        st.buf.extend_from_slice(&s.buf);
+        st.buf_events += s.events;
+        s.buf.clear();
+        s.events = 0;
+        pending
+    }
+
+    /// Moves every thread's staged events into the shared buffer, writing it out as often
+    /// as needed (under the lock: flushes, ERROR events and rotations only). Stages of
+    /// threads that have ended are dropped once empty.
+    fn drain_all(&self, st: &mut State) -> io::Result<()> {
+        if !self.staged {
+            return Ok(());
+        }
+        let mut result = Ok(());
+        let mut stages = self.stages.lock();
+        for stage in stages.iter() {
+            if let Some(flush) = self.absorb(st, stage) {
+                if let Err(e) = flush.finish(&self.path) {
+                    result = Err(e);
+                }
+            }
+        }
+        stages.retain(|s| Arc::strong_count(s) > 1 || !s.lock().buf.is_empty());
+        drop(stages);
+        self.update_hints(st);
+        result
+    }
+
+    fn drain_all_outside_lock(&self) -> io::Result<()> {
+        let mut st = self.state.lock();
+        self.drain_all(&mut st)
+    }
+
+    /// Copies what the staged fast path reads out of `State`.
+    fn update_hints(&self, st: &State) {
+        if !self.staged {
+            return;
+        }
+        use std::sync::atomic::Ordering::Relaxed;
+        self.hints.size.store(st.size(), Relaxed);
+        self.hints.due_at.store(st.due_at, Relaxed);
+        self.hints.gate_at.store(st.started.saturating_add(self.min_age), Relaxed);
+        self.hints.retry_at.store(st.retry_at, Relaxed);
+    }
+
+    /// The check, the rotation and the write, all under the state lock (direct and
+    /// buffered modes, and staged mode's slow path).
+    fn write_locked(&self, now: Option<i64>, data: &[u8], urgent: bool) -> io::Result<()> {
         let mut st = self.state.lock();
         if self.rotate {
             let mut clock_now = now;
@@ -559,9 +741,11 @@ impl Inner {
     /// Writes out the buffer with the state lock released during the write.
     fn flush_outside_lock(&self) -> io::Result<()> {
         let mut st = self.state.lock();
+        let drained = self.drain_all(&mut st);
         let flush = self.start_flush(&mut st);
+        self.update_hints(&st);
         drop(st);
-        flush.map_or(Ok(()), |f| f.finish(&self.path))
+        flush.map_or(Ok(()), |f| f.finish(&self.path)).and(drained)
     }
 
     /// Writes out the buffer while the caller keeps the state lock (rotation, sync).
@@ -577,6 +761,8 @@ impl Inner {
     /// after `RETRY_AFTER`.
     #[cold]
     fn rotate(&self, st: &mut State, now: i64) {
+        // Everything accepted before this moment belongs to the file being closed.
+        let _ = self.drain_all(st);
         let _ = self.flush_buf(st);
         let day = st.day;
         let mut copy = None;
@@ -625,6 +811,7 @@ impl Inner {
                 st.retry_at = i64::MIN;
                 st.detached = false;
                 st.stats.rotations += 1;
+                self.update_hints(st);
                 self.signal.request_maintenance();
             }
             Err(e) => {
@@ -650,12 +837,18 @@ impl Inner {
         st.stats.rotation_errors += 1;
         st.stats.last_error = Some(why);
         st.retry_at = now.saturating_add(duration_to_nanos(RETRY_AFTER));
+        self.update_hints(st);
     }
 }
 
 impl Drop for Inner {
     fn drop(&mut self) {
         let st = self.state.get_mut();
+        for stage in self.stages.get_mut().iter() {
+            let mut s = stage.lock();
+            st.buf.extend_from_slice(&s.buf);
+            s.buf.clear();
+        }
         if !st.buf.is_empty() {
             if let Some(file) = &st.file {
                 let _ = (&**file).write_all(&st.buf);

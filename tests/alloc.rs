@@ -58,7 +58,7 @@ fn allocations_during(f: impl FnOnce()) -> u64 {
 
 #[test]
 fn the_layer_does_not_allocate_per_event_once_warm() {
-    for mode in [WriteMode::Direct, WriteMode::Buffered] {
+    for mode in [WriteMode::Direct, WriteMode::Buffered, WriteMode::Staged] {
         let dir = tempfile::tempdir().unwrap();
         // A clock a millisecond further each event: the 11,000 events span 11 seconds of
         // one minute, so the per-second timestamp text is rebuilt ten times (the zone's
@@ -96,10 +96,16 @@ fn the_layer_does_not_allocate_per_event_once_warm() {
 
 #[test]
 fn the_writer_does_not_allocate_per_event_once_warm() {
+    for mode in [WriteMode::Buffered, WriteMode::Staged] {
+        writer_without_allocation(mode);
+    }
+}
+
+fn writer_without_allocation(mode: WriteMode) {
     use std::io::Write;
     let dir = tempfile::tempdir().unwrap();
     let log = RollingFile::builder()
-        .settings(Settings::default().write_mode(WriteMode::Buffered))
+        .settings(Settings::default().write_mode(mode))
         .build(dir.path().join("app.log"))
         .unwrap();
     let line = b"2026-11-26 21:00:00,000 - mhm - INFO - a line\n";
@@ -110,5 +116,5 @@ fn the_writer_does_not_allocate_per_event_once_warm() {
             (&log).write_all(line).unwrap();
         }
     });
-    assert_eq!(n, 0);
+    assert_eq!(n, 0, "{mode:?}");
 }

@@ -117,11 +117,25 @@ fn rolling_file_buffered_loses_nothing_across_rotations() {
 }
 
 #[test]
+fn rolling_file_staged_loses_nothing_across_rotations() {
+    run_rolling_file(WriteMode::Staged);
+}
+
+#[test]
 fn layer_buffered_loses_nothing_across_rotations() {
+    run_layer(WriteMode::Buffered);
+}
+
+#[test]
+fn layer_staged_loses_nothing_across_rotations() {
+    run_layer(WriteMode::Staged);
+}
+
+fn run_layer(mode: WriteMode) {
     let dir = tempfile::tempdir().unwrap();
     let clock = ManualClock::new(utc(2026, 1, 1, 0, 0, 0));
     let (layer, guard) = LogFiles::builder(dir.path())
-        .settings(settings(WriteMode::Buffered))
+        .settings(settings(mode))
         .clock(clock.clone())
         .errors_file("errors.log")
         .build()

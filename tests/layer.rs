@@ -90,8 +90,38 @@ fn json_lines_parse_and_carry_every_field() {
 
 #[test]
 fn buffered_mode_flushes_at_once_on_error_on_the_timer_and_on_guard_drop() {
+    flushes_at_once_on_error_on_the_timer_and_on_guard_drop(WriteMode::Buffered);
+}
+
+#[test]
+fn staged_mode_flushes_at_once_on_error_on_the_timer_and_on_guard_drop() {
+    flushes_at_once_on_error_on_the_timer_and_on_guard_drop(WriteMode::Staged);
+}
+
+#[test]
+fn staged_mode_an_error_on_one_thread_writes_what_every_thread_staged() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = dir.path().join("app.log");
+    let s = settings().write_mode(WriteMode::Staged).flush_interval(Duration::from_secs(3600));
     let clock = ManualClock::new(utc(2026, 11, 26, 21, 0, 0));
-    let hour = settings().write_mode(WriteMode::Buffered).flush_interval(Duration::from_secs(3600));
+    let (layer, guard) = LogFiles::builder(dir.path()).settings(s).clock(clock).build().unwrap();
+    let dispatch = tracing::Dispatch::new(tracing_subscriber::registry().with(layer));
+    let d = dispatch.clone();
+    std::thread::spawn(move || {
+        tracing::dispatcher::with_default(&d, || tracing::info!("staged on another thread"))
+    })
+    .join()
+    .unwrap();
+    assert_eq!(fs::read_to_string(&app).unwrap(), "", "held in the other thread's stage");
+    tracing::dispatcher::with_default(&dispatch, || tracing::error!("urgent"));
+    let text = fs::read_to_string(&app).unwrap();
+    assert!(text.contains("staged on another thread") && text.contains("urgent"), "{text}");
+    drop(guard);
+}
+
+fn flushes_at_once_on_error_on_the_timer_and_on_guard_drop(mode: WriteMode) {
+    let clock = ManualClock::new(utc(2026, 11, 26, 21, 0, 0));
+    let hour = settings().write_mode(mode).flush_interval(Duration::from_secs(3600));
 
     // An hour's flush interval: nothing but ERROR, or the guard, writes the buffer out.
     let dir = tempfile::tempdir().unwrap();
