@@ -117,11 +117,15 @@ impl LogFiles {
 
 impl<S: Subscriber> Layer<S> for LogFiles {
     fn on_event(&self, event: &Event<'_>, _ctx: Context<'_, S>) {
-        BUF.with(|cell| match cell.try_borrow_mut() {
+        let done = BUF.try_with(|cell| match cell.try_borrow_mut() {
             Ok(mut buf) => self.emit(&mut buf, event),
             // An event logged while formatting another (from a Debug impl): own buffer.
             Err(_) => self.emit(&mut LineBuf::default(), event),
         });
+        if done.is_err() {
+            // The thread is being torn down and its buffer is gone: a buffer of its own.
+            self.emit(&mut LineBuf::default(), event);
+        }
     }
 }
 

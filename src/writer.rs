@@ -539,7 +539,9 @@ impl Inner {
             let _ = self.drain_all_outside_lock();
             return self.write_locked(now, data, urgent);
         }
-        let full = STAGES.with(|cell| {
+        // `try_with`: a thread being torn down (an event logged from another thread-local's
+        // destructor) has no stage table any more; its events take the locked path.
+        let staged = STAGES.try_with(|cell| {
             let mut table = cell.borrow_mut();
             let stage = match table.iter().find(|(id, _)| *id == self.id) {
                 Some((_, stage)) => stage,
@@ -561,6 +563,14 @@ impl Inner {
             s.events += 1;
             (s.buf.len() >= self.stage_cap).then(|| Arc::clone(stage))
         });
+        let full = match staged {
+            Ok(full) => full,
+            Err(_) => {
+                // What this thread staged before must still come first.
+                let _ = self.drain_all_outside_lock();
+                return self.write_locked(now, data, urgent);
+            }
+        };
         if urgent {
             return self.flush_outside_lock();
         }

@@ -148,3 +148,38 @@ fn failures_are_reported_on_stderr_at_most_once_a_minute() {
     assert_eq!(reports.len(), 1, "{stderr}");
     assert!(reports[0].contains("app.log") && reports[0].contains("not written"), "{}", reports[0]);
 }
+
+#[test]
+fn an_event_written_while_its_thread_is_torn_down_is_kept() {
+    // regression: the staged fast path used `LocalKey::with`, which panics once the
+    // thread's stage table has been destroyed (an event logged from another
+    // thread-local's destructor).
+    use std::cell::RefCell;
+    struct LogOnDrop(Option<RollingFile>);
+    impl Drop for LogOnDrop {
+        fn drop(&mut self) {
+            if let Some(log) = &self.0 {
+                (&*log).write_all(b"from a destructor\n").unwrap();
+            }
+        }
+    }
+    thread_local! {
+        static GUARD: RefCell<LogOnDrop> = const { RefCell::new(LogOnDrop(None)) };
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let s = Settings::default().write_mode(mhm_log::WriteMode::Staged);
+    let log = RollingFile::builder().settings(s).build(dir.path().join("app.log")).unwrap();
+    let for_thread = log.clone();
+    std::thread::spawn(move || {
+        // Registered first, so destroyed after the stage table the next write creates.
+        GUARD.with(|g| g.borrow_mut().0 = Some(for_thread.clone()));
+        (&for_thread).write_all(b"staged\n").unwrap();
+    })
+    .join()
+    .unwrap();
+    log.flush().unwrap();
+    assert_eq!(
+        fs::read_to_string(dir.path().join("app.log")).unwrap(),
+        "staged\nfrom a destructor\n"
+    );
+}
