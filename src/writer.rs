@@ -809,8 +809,9 @@ impl Inner {
         match open_append(&self.path) {
             Ok(file) => {
                 let file = Arc::new(file);
-                if let Some((dest, seq)) = &copy {
-                    retention::sync_dir(dest);
+                if let Some((_, seq)) = &copy {
+                    // The background thread makes the rename durable (it syncs the folder
+                    // first thing in the pass this rotation requests), not the writer.
                     st.last_copy = Some((day, *seq));
                 }
                 st.file = Some(file);
@@ -988,6 +989,8 @@ impl Maintainer {
     fn run(&self, signal: &Signal) -> bool {
         static PASS: Mutex<()> = Mutex::new(());
         let _one_at_a_time = PASS.lock();
+        // Rotations renamed files into backups/: make that durable before anything moves.
+        retention::sync_dir(&self.backup_dir.join("."));
         retention::remove_stale_temps(&self.archive_dir, Duration::from_secs(3600));
         let now = self.clock.now_nanos();
         let copies = match retention::scan_log(
