@@ -173,8 +173,16 @@ fn links_inside_users_are_stored_outside_ones_skipped() {
     assert!(names.contains(&"users/u1/inside.json".to_string()));
     assert!(names.contains(&"users/u1/other_user.json".to_string()));
     assert!(!names.iter().any(|n| n.ends_with("/abs") || n.ends_with("/up")));
-    // Restored as links.
+    // A restore would replace the links the safety backup cannot hold: refused, no change.
     fs::remove_file(u1.join("inside.json")).unwrap();
+    let before = snapshot(r);
+    let out = run(r, &["backup", "restore", "links"]);
+    assert_code(&out, 1);
+    assert!(stderr(&out).contains("safety backup would leave out"), "{}", stderr(&out));
+    assert_same(&before, &snapshot(r));
+    // Without them: restored as links.
+    fs::remove_file(u1.join("abs")).unwrap();
+    fs::remove_file(u1.join("up")).unwrap();
     assert_code(&run(r, &["backup", "restore", "links"]), 0);
     assert_eq!(fs::read_link(u1.join("inside.json")).unwrap(), Path::new("account.json"));
 }
@@ -276,7 +284,13 @@ fn prune_applies_age_and_per_kind_count_and_keeps_the_newest_valid() {
     assert_code(&out, 2); // --max-count belongs to prune, after the subcommand
     let out = run(r, &["--now", "2027-01-01T00:00:00Z", "backup", "prune", "--max-count", "1"]);
     assert_code(&out, 0);
-    assert_eq!(names(&r.join("data/backups")), ["m11.zip"]);
+    // m12 has no manifest any more: not a backup of ours, so neither kept nor deleted.
+    assert_eq!(names(&r.join("data/backups")), ["m11.zip", "m12.zip"]);
+    // regression: a foreign zip in data/backups was pruned by its mtime like a backup.
+    write(&r.join("data/backups/family_photos.zip"), "not a backup");
+    let out = run(r, &["--now", "2028-01-01T00:00:00Z", "backup", "prune"]);
+    assert_code(&out, 0);
+    assert!(r.join("data/backups/family_photos.zip").is_file());
 }
 
 #[test]
@@ -562,4 +576,45 @@ fn prune_settings_come_from_dotenv_and_verify_speaks_json() {
     assert_code(&out, 1);
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["valid"], false);
+}
+
+#[test]
+fn previous_data_of_a_finished_restore_is_removed_never_rolled_back() {
+    // regression: the old data was deleted in place after the commit; `COMMITTED` could go
+    // first, and a removal cut short then looked like an interrupted restore, which the next
+    // run "rolled back" over the restored data with a half-deleted old tree.
+    let root = make_root();
+    let r = root.path();
+    assert_code(&run(r, &["backup", "create", "--name", "base"]), 0);
+    write(&r.join("data/users/u1/account.json"), "changed");
+    assert_code(&run(r, &["backup", "restore", "base"]), 0);
+    let leftovers: Vec<String> =
+        names(&r.join("data")).into_iter().filter(|n| n.starts_with(".restore")).collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+    let restored = fs::read(r.join("data/users/u1/account.json")).unwrap();
+    assert_ne!(restored, b"changed");
+    // A removal cut short leaves `.restore-done-*`: the next locked run deletes it and
+    // touches nothing else.
+    write(&r.join("data/.restore-done-77/users/u1/account.json"), "old, half deleted");
+    let out = run(r, &["backup", "prune"]);
+    assert_code(&out, 0);
+    assert!(!r.join("data/.restore-done-77").exists());
+    assert_eq!(fs::read(r.join("data/users/u1/account.json")).unwrap(), restored);
+    assert!(r.join("data/users/u2/account.json").is_file());
+}
+
+#[test]
+fn a_restore_is_refused_while_an_earlier_one_left_its_previous_data() {
+    // regression: a restore could reuse a `.restore-old-<pid>` that a failed rollback left
+    // (same pid, as in containers) and delete the data it held on commit.
+    let root = make_root();
+    let r = root.path();
+    assert_code(&run(r, &["backup", "create", "--name", "base"]), 0);
+    write(&r.join("data/.restore-old-4242/users/u9/account.json"), "precious");
+    // A dry run takes no lock, so no recovery runs first: the guard alone answers.
+    let before = snapshot(r);
+    let out = run(r, &["--dry-run", "backup", "restore", "base"]);
+    assert_code(&out, 1);
+    assert!(stderr(&out).contains(".restore-old-4242"), "{}", stderr(&out));
+    assert_same(&before, &snapshot(r));
 }

@@ -267,7 +267,9 @@ pub fn prune(ctx: &Ctx, policy: PrunePolicy) -> Result<Vec<PruneStep>> {
     let dir = ctx.backups_dir();
     let mut steps = Vec::new();
     let now = ctx.now.fixed_offset();
-    let backups = list(&dir)?;
+    // Only zips with a manifest of ours are backups: another `*.zip` someone put in
+    // data/backups (photos, an export) is neither counted nor ever deleted.
+    let backups: Vec<Info> = list(&dir)?.into_iter().filter(|b| b.includes.is_some()).collect();
     let mut doomed: Vec<(&Info, String)> = Vec::new();
     for kind in [Kind::Weekly, Kind::Manual, Kind::Safety] {
         let mut of_kind: Vec<&Info> = backups.iter().filter(|b| b.kind == kind).collect();
@@ -289,6 +291,15 @@ pub fn prune(ctx: &Ctx, policy: PrunePolicy) -> Result<Vec<PruneStep>> {
         // The newest backup that verifies in full is kept whatever the rules say.
         let newest_valid = backups.iter().rev().find(|b| verify::verify(&b.path).ok());
         if let Some(keep) = newest_valid {
+            doomed.retain(|(b, _)| b.path != keep.path);
+        }
+        // And the newest valid one that holds user data, should the newest be, say, logs only.
+        let newest_with_users = backups
+            .iter()
+            .rev()
+            .filter(|b| b.includes.as_ref().is_some_and(|i| i.users))
+            .find(|b| verify::verify(&b.path).ok());
+        if let Some(keep) = newest_with_users {
             doomed.retain(|(b, _)| b.path != keep.path);
         }
     }

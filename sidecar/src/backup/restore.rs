@@ -22,6 +22,8 @@ use crate::context::Ctx;
 const OLD_PREFIX: &str = ".restore-old-";
 const STAGING_PREFIX: &str = ".restore-staging-";
 const COMMITTED: &str = "COMMITTED";
+/// A committed restore's previous data on its way out: deleted without a second look.
+const DONE_PREFIX: &str = ".restore-done-";
 
 /// What to restore.
 #[derive(Clone, Debug)]
@@ -248,6 +250,20 @@ pub(crate) fn fail_at(point: &str) -> Result<()> {
 
 /// Restores `scope` from the backup at `path`.
 pub fn restore(ctx: &Ctx, path: &Path, scope: &Scope) -> Result<Outcome> {
+    // A rollback that failed earlier left the previous data in `.restore-old-*`: never
+    // restore over it (the next swap could reuse the folder and delete what it holds).
+    if let Some(left) = fs::read_dir(ctx.data_dir())
+        .into_iter()
+        .flatten()
+        .flatten()
+        .find(|e| e.file_name().to_string_lossy().starts_with(OLD_PREFIX))
+    {
+        bail!(
+            "{} holds the data an earlier restore could not put back; look through it, move \
+             what you need back into data/, remove it, then restore again; nothing restored",
+            left.path().display()
+        );
+    }
     let report = verify::verify(path);
     let manifest = match report.manifest {
         Some(m) if report.problems.is_empty() => m,
@@ -293,8 +309,12 @@ pub fn restore(ctx: &Ctx, path: &Path, scope: &Scope) -> Result<Outcome> {
     let safety = (|| {
         fail_at("safety")?;
         let (sources, warnings) = create::collect(ctx, &options)?;
-        for w in warnings {
-            eprintln!("warning: {w}");
+        // Whatever the safety backup leaves out would be gone after the swap.
+        if !warnings.is_empty() {
+            bail!(
+                "the safety backup would leave out files the restore replaces:\n  {}",
+                warnings.join("\n  ")
+            );
         }
         create::write(ctx, &dir, &name, &options, sources)
     })()
@@ -317,8 +337,7 @@ pub fn restore(ctx: &Ctx, path: &Path, scope: &Scope) -> Result<Outcome> {
             )),
         });
     }
-    let _ = fs::remove_dir_all(&old);
-    mhm_log::retention::sync_dir(&old);
+    discard_committed(&old);
     Ok(Outcome { backup, safety_backup: Some(ctx.show(&safety.0)), items })
 }
 
@@ -479,6 +498,27 @@ fn rollback(ctx: &Ctx, old: &Path) -> Result<()> {
     Ok(())
 }
 
+/// Removes a committed restore's previous data. First an atomic rename to
+/// `.restore-done-*` (synced), so a removal cut short (a kill, a file held open, a full
+/// disk) can never look like an interrupted restore and be "rolled back" over the restored
+/// data; then the delete, which a later run finishes if need be.
+fn discard_committed(old: &Path) {
+    let Some(parent) = old.parent() else { return };
+    let suffix = old.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let suffix = suffix.strip_prefix(OLD_PREFIX).unwrap_or(&suffix).to_string();
+    let mut done = parent.join(format!("{DONE_PREFIX}{suffix}"));
+    let mut n = 0;
+    while done.symlink_metadata().is_ok() {
+        n += 1;
+        done = parent.join(format!("{DONE_PREFIX}{suffix}.{n}"));
+    }
+    if fs::rename(old, &done).is_ok() {
+        mhm_log::retention::sync_dir(&done);
+        let _ = fs::remove_dir_all(&done);
+        mhm_log::retention::sync_dir(&done);
+    }
+}
+
 /// Finishes or rolls back a restore that a crash interrupted. Call with the lock held.
 /// Returns what it did, for the caller to report.
 pub fn recover_interrupted(ctx: &Ctx) -> Vec<String> {
@@ -489,7 +529,7 @@ pub fn recover_interrupted(ctx: &Ctx) -> Vec<String> {
         let path = e.path();
         if name.starts_with(OLD_PREFIX) {
             if path.join(COMMITTED).exists() {
-                let _ = fs::remove_dir_all(&path);
+                discard_committed(&path);
                 done.push(format!("finished an interrupted restore (removed {name})"));
             } else {
                 match rollback(ctx, &path) {
@@ -500,6 +540,10 @@ pub fn recover_interrupted(ctx: &Ctx) -> Vec<String> {
                     )),
                 }
             }
+        } else if name.starts_with(DONE_PREFIX) {
+            // A committed restore's old data whose removal was cut short: never roll back.
+            let _ = fs::remove_dir_all(&path);
+            done.push(format!("removed the previous data of a finished restore ({name})"));
         } else if name.starts_with(STAGING_PREFIX) {
             let _ = fs::remove_dir_all(&path);
             done.push(format!("removed the staging folder of an interrupted restore ({name})"));
