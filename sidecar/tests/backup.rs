@@ -618,3 +618,60 @@ fn a_restore_is_refused_while_an_earlier_one_left_its_previous_data() {
     assert!(stderr(&out).contains(".restore-old-4242"), "{}", stderr(&out));
     assert_same(&before, &snapshot(r));
 }
+
+#[cfg(unix)]
+#[test]
+fn entries_under_a_stored_link_are_refused_even_when_the_link_looks_inside() {
+    // regression (found in review): `up -> ../u1` plus `esc -> up/up/../../…` read as text
+    // stays inside users/u1 but on disk leads anywhere; a file entry under `esc` was then
+    // written outside the root.
+    use std::io::Write as _;
+    use zip::write::SimpleFileOptions;
+    let root = make_root();
+    let r = root.path();
+    let victim = tempfile::tempdir().unwrap();
+    let victim_rel = victim.path().to_string_lossy().trim_start_matches('/').to_string();
+    // Ten of each: deeper than the staging folder, fewer than the kernel's 40-link limit.
+    let esc_target = format!("{}{}{victim_rel}", "up/".repeat(10), "../".repeat(10));
+    let user_file: (&str, &[u8]) = ("users/u1/account.json", b"{}");
+    let payload: (&str, &[u8]) = ("users/u1/esc/target.txt", b"PWNED");
+    let links = [("users/u1/up", "../u1".to_string()), ("users/u1/esc", esc_target)];
+    let mut files: Vec<serde_json::Value> = [user_file, payload]
+        .iter()
+        .map(|(n, b)| serde_json::json!({"path": n, "size": b.len(), "sha256": sha256_hex(b)}))
+        .collect();
+    for (n, t) in &links {
+        files.push(serde_json::json!({"path": n, "size": t.len(), "sha256": sha256_hex(t.as_bytes()), "link": t}));
+    }
+    let total: usize = 2 + 5 + links.iter().map(|(_, t)| t.len()).sum::<usize>();
+    let manifest = serde_json::json!({
+        "backup_name": "crafted", "created_at": "2026-03-01T00:00:00+00:00",
+        "includes": {"users": true, "config": false, "logs": false, "code": false},
+        "system_info": {"total_users": 1, "file_count": 4, "total_bytes": total},
+        "tool_version": "test", "files": files,
+    });
+    let path = r.join("data/backups/crafted.zip");
+    fs::create_dir_all(path.parent().unwrap()).unwrap();
+    let mut z = zip::ZipWriter::new(fs::File::create(&path).unwrap());
+    for (n, t) in &links {
+        z.add_symlink(*n, t.as_str(), SimpleFileOptions::default()).unwrap();
+    }
+    for (n, b) in
+        [user_file, payload, ("manifest.json", &serde_json::to_vec(&manifest).unwrap()[..])]
+    {
+        z.start_file(n, SimpleFileOptions::default()).unwrap();
+        z.write_all(b).unwrap();
+    }
+    z.finish().unwrap();
+    let before = snapshot(r);
+    let out = run(r, &["backup", "restore", "crafted"]);
+    assert_code(&out, 1);
+    assert!(!victim.path().join("target.txt").exists(), "wrote outside the root");
+    // Only the safety backup made before extraction is new; the users are as they were.
+    let after = snapshot(r);
+    for (k, v) in &before {
+        if k.starts_with("data/users") {
+            assert_eq!(after.get(k), Some(v), "{}", k.display());
+        }
+    }
+}

@@ -341,6 +341,25 @@ pub fn restore(ctx: &Ctx, path: &Path, scope: &Scope) -> Result<Outcome> {
     Ok(Outcome { backup, safety_backup: Some(ctx.show(&safety.0)), items })
 }
 
+/// Fails when `dest`, or any folder between `staging` and it, is a symbolic link.
+fn refuse_links_on_the_way(staging: &Path, dest: &Path, name: &str) -> Result<()> {
+    let Ok(rel) = dest.strip_prefix(staging) else {
+        bail!("entry {name:?} refused: it would land outside the staging folder");
+    };
+    let mut at = staging.to_path_buf();
+    for part in rel.components() {
+        at.push(part);
+        if at.symlink_metadata().is_ok_and(|m| m.file_type().is_symlink()) {
+            bail!(
+                "entry {name:?} refused: it lies under (or is) the link {} stored earlier in \
+                 the backup; the whole backup is refused",
+                at.strip_prefix(staging).unwrap_or(&at).display()
+            );
+        }
+    }
+    Ok(())
+}
+
 /// Extracts the items' entries into `staging/<key>`.
 fn extract(ctx: &Ctx, path: &Path, items: &[Item], staging: &Path) -> Result<()> {
     let total = items.iter().map(|i| i.bytes).sum();
@@ -371,6 +390,9 @@ fn extract(ctx: &Ctx, path: &Path, items: &[Item], staging: &Path) -> Result<()>
         } else {
             staging.join(&item.key).join(rest)
         };
+        // A link extracted earlier must never be followed: an entry under (or named as)
+        // one could write outside the staging folder, whatever its target looked like.
+        refuse_links_on_the_way(staging, &dest, &name)?;
         if entry.is_dir() {
             fs::create_dir_all(&dest).with_context(|| format!("creating {}", dest.display()))?;
             continue;
