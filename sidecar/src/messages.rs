@@ -245,18 +245,8 @@ fn archive_user(ctx: &Ctx, dir: &Path, days: u32, ur: &mut UserReport, problems:
             write_new(path, &doc)?;
             crate::backup::restore::fail_at("after_archive_write")?;
         }
-        // The service may have written the file since we read it: then leave it, and let
-        // the next run (which finds the moved messages in the archive) finish the job.
-        let now_bytes = fs::read(&active_path)
-            .with_context(|| format!("reading {} again", active_path.display()))?;
-        if now_bytes != bytes {
-            anyhow::bail!(
-                "{} changed while its messages were being archived; left as it is (run again)",
-                active_path.display()
-            );
-        }
         set_messages(&mut doc, keep);
-        replace(&active_path, &doc)
+        replace(&active_path, &doc, &bytes)
     })();
     match result {
         Ok(()) => {
@@ -439,10 +429,24 @@ fn write_new(path: &Path, value: &Value) -> Result<()> {
 }
 
 /// Replaces `path` with `value` atomically, keeping its permissions.
-fn replace(path: &Path, value: &Map<String, Value>) -> Result<()> {
+/// Replaces the active file with `value`, unless it no longer holds `read` (the bytes the
+/// run started from): the service may have written it meanwhile. Then it is left as it is
+/// and the next run (which finds the moved messages in the archive) finishes the job. The
+/// check is made right before the rename, after the new file is written and synced, to keep
+/// the window for a concurrent write as short as a read and a rename; closing it entirely
+/// would take a lock the service honours too.
+fn replace(path: &Path, value: &Map<String, Value>, read: &[u8]) -> Result<()> {
     let perms = fs::metadata(path).ok().map(|m| m.permissions());
     let value = Value::Object(value.clone());
     write_via_temp(path, &value, perms, |tmp, path| {
+        let now_bytes =
+            fs::read(path).with_context(|| format!("reading {} again", path.display()))?;
+        if now_bytes != read {
+            anyhow::bail!(
+                "{} changed while its messages were being archived; left as it is (run again)",
+                path.display()
+            );
+        }
         fs::rename(tmp, path)
             .with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))
     })
