@@ -498,23 +498,27 @@ fn rollback(ctx: &Ctx, old: &Path) -> Result<()> {
             }
         }
     }
-    for key in keys {
+    let discarded = old.join(".discarded");
+    for (n, key) in keys.into_iter().enumerate() {
         let Some(live) = live_for(ctx, &key) else { continue };
         let kept = old.join(&key);
-        // Whatever is live now is the restored copy (or nothing): remove it.
-        match fs::symlink_metadata(&live) {
-            Ok(m) if m.is_dir() => {
-                fs::remove_dir_all(&live).with_context(|| format!("removing {}", live.display()))?
-            }
-            Ok(_) => {
-                fs::remove_file(&live).with_context(|| format!("removing {}", live.display()))?
-            }
-            Err(_) => {}
+        // Whatever is live now is the restored copy (or nothing): moved aside by one
+        // rename, not deleted in place, so no moment leaves a half-deleted folder live.
+        if live.symlink_metadata().is_ok() {
+            fs::create_dir_all(&discarded)
+                .with_context(|| format!("creating {}", discarded.display()))?;
+            let aside = discarded.join(n.to_string());
+            fs::rename(&live, &aside)
+                .with_context(|| format!("moving {} aside", live.display()))?;
         }
         if kept.symlink_metadata().is_ok() {
             fs::rename(&kept, &live).with_context(|| format!("putting {} back", live.display()))?;
-            mhm_log::retention::sync_dir(&live);
         }
+        // Done with this key: a later run (after a failure on another key) must not
+        // handle it again, or it would move aside what is live by then.
+        let _ = fs::remove_file(old.join(format!("{key}.absent")));
+        mhm_log::retention::sync_dir(&live);
+        mhm_log::retention::sync_dir(&kept);
     }
     fs::remove_dir_all(old).with_context(|| format!("removing {}", old.display()))?;
     Ok(())
