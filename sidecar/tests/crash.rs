@@ -18,18 +18,6 @@ use common::*;
 
 const KILLS: u64 = 10;
 
-/// A small deterministic generator (xorshift), so a failing run can be repeated.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-}
-
 /// Text that compresses like a log does (about 4:1), so compression takes real time.
 fn log_text(rng: &mut Rng, bytes: usize) -> Vec<u8> {
     let words =

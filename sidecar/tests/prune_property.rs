@@ -10,17 +10,6 @@ use std::{collections::BTreeSet, fs};
 
 use common::*;
 
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-}
-
 #[test]
 fn prune_keeps_exactly_what_the_rule_says() {
     let now = chrono::DateTime::parse_from_rfc3339("2026-06-01T12:00:00Z").unwrap();

@@ -201,3 +201,15 @@ pub fn copy_tree(from: &Path, to: &Path) {
         }
     }
 }
+
+/// A small deterministic generator (xorshift), so a failing run can be repeated.
+pub struct Rng(pub u64);
+
+impl Rng {
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+}
