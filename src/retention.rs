@@ -26,6 +26,9 @@ use std::{
 use chrono::NaiveDate;
 use flate2::{read::MultiGzDecoder, write::GzEncoder, Compression};
 
+use mhm_fsx::{move_file, Atomic};
+pub(crate) use mhm_fsx::{remove_stale_temps, sync_dir};
+
 use crate::{
     clock::{duration_to_nanos, Zone},
     naming::CopyName,
@@ -34,7 +37,7 @@ use crate::{
 
 /// One rotated copy found on disk.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Copy {
+pub struct LogCopy {
     /// Where it is.
     pub path: PathBuf,
     /// Its parsed name.
@@ -47,9 +50,9 @@ pub struct Copy {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Copies {
     /// Copies in `backups/`.
-    pub backups: Vec<Copy>,
+    pub backups: Vec<LogCopy>,
     /// Copies in `archive/`.
-    pub archive: Vec<Copy>,
+    pub archive: Vec<LogCopy>,
 }
 
 /// The retention rule.
@@ -130,7 +133,11 @@ pub fn scan_log(
 }
 
 /// Every copy in `dir` whose name passes `keep`, oldest first. A missing folder is empty.
-pub fn scan_dir(dir: &Path, zone: Zone, keep: impl Fn(&CopyName) -> bool) -> io::Result<Vec<Copy>> {
+pub fn scan_dir(
+    dir: &Path,
+    zone: Zone,
+    keep: impl Fn(&CopyName) -> bool,
+) -> io::Result<Vec<LogCopy>> {
     let entries = match fs::read_dir(dir) {
         Ok(entries) => entries,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
@@ -152,7 +159,7 @@ pub fn scan_dir(dir: &Path, zone: Zone, keep: impl Fn(&CopyName) -> bool) -> io:
                 zone.day(system_time_nanos(mtime))
             }
         };
-        copies.push(Copy { path: entry.path(), name, day });
+        copies.push(LogCopy { path: entry.path(), name, day });
     }
     copies.sort_by(|a, b| {
         (a.day, a.name.date.is_some(), a.name.seq, a.name.gz).cmp(&(
@@ -173,7 +180,7 @@ pub(crate) fn system_time_nanos(t: SystemTime) -> i64 {
 }
 
 /// The age of a copy at `now`: from 00:00 of its day in `zone`.
-pub fn age(copy: &Copy, now: i64, zone: Zone) -> Duration {
+pub fn age(copy: &LogCopy, now: i64, zone: Zone) -> Duration {
     let start = zone.start_of_day(copy.day);
     Duration::from_nanos(u64::try_from(now.saturating_sub(start)).unwrap_or(0))
 }
@@ -189,11 +196,11 @@ pub fn plan(
 ) -> Vec<Step> {
     let days = |d: Duration| d.as_secs() / 86_400;
     let old_enough =
-        |c: &Copy| policy.compress_after.is_some_and(|after| age(c, now, zone) >= after);
+        |c: &LogCopy| policy.compress_after.is_some_and(|after| age(c, now, zone) >= after);
 
     // The archive as it will be once moves are done: (copy, where it comes from).
     struct Entry<'a> {
-        copy: &'a Copy,
+        copy: &'a LogCopy,
         from_backups: bool,
         gzip: bool,
         why: String,
@@ -209,7 +216,7 @@ pub fn plan(
         };
         entries.push(Entry { copy, from_backups: false, gzip, why });
     }
-    let twin = |c: &Copy| {
+    let twin = |c: &LogCopy| {
         copies.archive.iter().find(|a| a.name.date == c.name.date && a.name.seq == c.name.seq)
     };
     for (i, copy) in copies.backups.iter().enumerate() {
@@ -316,52 +323,16 @@ pub fn free_name(to: &Path) -> PathBuf {
     else {
         return to.to_path_buf();
     };
-    let mut candidate = name;
-    loop {
-        let plain = dir.join(candidate.plain().to_string());
-        let gz = dir.join(candidate.clone().gz(true).to_string());
-        if !plain.exists() && !gz.exists() {
-            return dir.join(candidate.to_string());
-        }
-        candidate.seq += 1;
-    }
-}
-
-/// Renames `from` to `to`, falling back to copy + sync + rename + remove across file systems.
-pub fn move_file(from: &Path, to: &Path) -> io::Result<()> {
-    if let Some(dir) = to.parent() {
-        fs::create_dir_all(dir)?;
-    }
-    match fs::rename(from, to) {
-        Ok(()) => {
-            sync_dir(to);
-            Ok(())
-        }
-        Err(e) if e.kind() == io::ErrorKind::CrossesDevices => {
-            let tmp = temp_path(to);
-            let result = (|| {
-                let mut src = File::open(from)?;
-                let mut dst = File::create(&tmp)?;
-                io::copy(&mut src, &mut dst)?;
-                dst.sync_all()?;
-                fs::rename(&tmp, to)?;
-                sync_dir(to);
-                fs::remove_file(from)
-            })();
-            if result.is_err() {
-                let _ = fs::remove_file(&tmp);
-            }
-            result
-        }
-        Err(e) => Err(e),
-    }
-}
-
-/// A temporary name beside `final_path`: `.tmp-<pid>-<file name>`.
-pub fn temp_path(final_path: &Path) -> PathBuf {
-    let name = final_path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let dir = final_path.parent().unwrap_or(Path::new("."));
-    dir.join(format!(".tmp-{}-{name}", std::process::id()))
+    let candidate = |n: Option<u64>| {
+        let mut c = name.clone();
+        c.seq = c.seq.saturating_add(n.map_or(0, |n| u32::try_from(n).unwrap_or(u32::MAX)));
+        c
+    };
+    let taken = |c: &CopyName| {
+        dir.join(c.plain().to_string()).exists()
+            || dir.join(c.clone().gz(true).to_string()).exists()
+    };
+    dir.join(mhm_fsx::first_free(candidate, taken).to_string())
 }
 
 /// Compresses `from` into the `.gz` file `to` (temp, sync, verify, rename), then removes
@@ -382,58 +353,35 @@ pub fn gzip_file(from: &Path, to: &Path, progress: &mut dyn FnMut(u64)) -> io::R
     if let Some(dir) = to.parent() {
         fs::create_dir_all(dir)?;
     }
-    let tmp = temp_path(&to);
-    let result = (|| {
-        let mut src = BufReader::with_capacity(1 << 16, File::open(from)?);
-        let mut enc = GzEncoder::new(File::create(&tmp)?, Compression::default());
-        let mut hasher = crc32fast::Hasher::new();
-        let mut buf = vec![0u8; 1 << 16];
-        let mut len = 0u64;
-        loop {
-            let n = match src.read(&mut buf) {
-                Ok(0) => break,
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(e),
-            };
-            hasher.update(&buf[..n]);
-            enc.write_all(&buf[..n])?;
-            len += n as u64;
-            progress(n as u64);
-        }
-        let file = enc.finish()?;
-        file.sync_all()?;
-        drop(file);
-        // The source must not have changed while we read it, and the .gz must decompress to it.
-        let sum = (len, hasher.finalize());
-        if sum != (src_len, src_crc) {
-            return Err(io::Error::other(format!(
-                "{} changed while it was being compressed",
-                from.display()
-            )));
-        }
-        let written = checksum_gz(&tmp)?;
-        if written != sum {
-            return Err(io::Error::other(format!(
-                "verification of {} failed: it does not decompress to {}",
-                tmp.display(),
-                from.display()
-            )));
-        }
-        if to.exists() {
-            return Err(io::Error::new(
-                io::ErrorKind::AlreadyExists,
-                format!("{} appeared while compressing", to.display()),
-            ));
-        }
-        fs::rename(&tmp, &to)?;
-        sync_dir(&to);
-        Ok(())
-    })();
-    if let Err(e) = result {
-        let _ = fs::remove_file(&tmp);
-        return Err(e);
+    let mut out = Atomic::create(&to)?;
+    let mut src = BufReader::with_capacity(1 << 16, File::open(from)?);
+    let mut enc = GzEncoder::new(&mut out, Compression::default());
+    let mut hasher = crc32fast::Hasher::new();
+    let mut buf = vec![0u8; 1 << 16];
+    let len = mhm_fsx::read_chunks(&mut src, &mut buf, |chunk| {
+        hasher.update(chunk);
+        progress(chunk.len() as u64);
+        enc.write_all(chunk)
+    })?;
+    enc.finish()?;
+    // The source must not have changed while we read it, and the .gz must decompress to it.
+    let sum = (len, hasher.finalize());
+    if sum != (src_len, src_crc) {
+        return Err(io::Error::other(format!(
+            "{} changed while it was being compressed",
+            from.display()
+        )));
     }
+    out.file().sync_all()?;
+    let written = checksum_gz(out.temp())?;
+    if written != sum {
+        return Err(io::Error::other(format!(
+            "verification of {} failed: it does not decompress to {}",
+            out.temp().display(),
+            from.display()
+        )));
+    }
+    out.commit_new()?;
     fs::remove_file(from)?;
     sync_dir(from);
     Ok(Outcome::Done(to))
@@ -452,67 +400,11 @@ pub fn checksum_gz(path: &Path) -> io::Result<(u64, u32)> {
 fn checksum_reader(mut r: impl Read) -> io::Result<(u64, u32)> {
     let mut hasher = crc32fast::Hasher::new();
     let mut buf = vec![0u8; 1 << 16];
-    let mut len = 0u64;
-    loop {
-        match r.read(&mut buf) {
-            Ok(0) => return Ok((len, hasher.finalize())),
-            Ok(n) => {
-                hasher.update(&buf[..n]);
-                len += n as u64;
-            }
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-}
-
-/// Makes a rename or removal in the folder holding `path` durable (a no-op off unix).
-pub fn sync_dir(path: &Path) {
-    #[cfg(unix)]
-    if let Some(dir) = path.parent() {
-        let dir = if dir.as_os_str().is_empty() { Path::new(".") } else { dir };
-        if let Ok(d) = File::open(dir) {
-            let _ = d.sync_all();
-        }
-    }
-    #[cfg(not(unix))]
-    let _ = path;
-}
-
-/// Removes the `.tmp-<pid>-*` files in `dir` that a crash left behind: those whose writer
-/// process is gone (where the platform can tell: Linux), and those last modified more than
-/// `older_than` ago. The sidecar and the writer's background thread both call it, so either
-/// cleans up after the other. Returns the paths removed.
-pub fn remove_stale_temps(dir: &Path, older_than: Duration) -> Vec<PathBuf> {
-    let Ok(entries) = fs::read_dir(dir) else { return Vec::new() };
-    let mut removed = Vec::new();
-    for entry in entries.flatten() {
-        let name = entry.file_name();
-        let Some(rest) = name.to_str().and_then(|n| n.strip_prefix(".tmp-")) else { continue };
-        if !entry.file_type().is_ok_and(|t| t.is_file()) {
-            continue;
-        }
-        let old = entry
-            .metadata()
-            .and_then(|m| m.modified())
-            .is_ok_and(|t| t.elapsed().unwrap_or_default() > older_than);
-        let pid = rest.split('-').next().and_then(|p| p.parse::<u32>().ok());
-        let writer_gone = pid.is_some_and(|pid| pid != std::process::id() && !process_alive(pid));
-        if (old || writer_gone) && fs::remove_file(entry.path()).is_ok() {
-            removed.push(entry.path());
-        }
-    }
-    removed
-}
-
-/// Whether a process with this pid exists. Only Linux (`/proc`) can tell cheaply; elsewhere
-/// it answers yes, and the age rule of [`remove_stale_temps`] applies.
-pub fn process_alive(pid: u32) -> bool {
-    if cfg!(target_os = "linux") && Path::new("/proc/self").exists() {
-        Path::new("/proc").join(pid.to_string()).exists()
-    } else {
-        true
-    }
+    let len = mhm_fsx::read_chunks(&mut r, &mut buf, |chunk| {
+        hasher.update(chunk);
+        Ok(())
+    })?;
+    Ok((len, hasher.finalize()))
 }
 
 #[cfg(test)]
@@ -520,9 +412,9 @@ mod tests {
     use super::*;
     use chrono::{TimeZone, Utc};
 
-    fn copy(dir: &str, name: &str) -> Copy {
+    fn copy(dir: &str, name: &str) -> LogCopy {
         let parsed = CopyName::parse(name).unwrap();
-        Copy { path: Path::new(dir).join(name), day: parsed.date.unwrap(), name: parsed }
+        LogCopy { path: Path::new(dir).join(name), day: parsed.date.unwrap(), name: parsed }
     }
 
     fn now(y: i32, m: u32, d: u32) -> i64 {

@@ -17,12 +17,12 @@ use chrono::NaiveDate;
 use flate2::read::MultiGzDecoder;
 use mhm_log::{
     naming::CopyName,
-    retention::{self, Action, Copies, Copy, Policy},
+    retention::{self, Action, Copies, LogCopy, Policy},
     Settings,
 };
 use serde::Serialize;
 
-use crate::{context::Ctx, fsutil};
+use crate::{error::usage, fsx, Ctx, Problem};
 
 /// The sidecar's daily rule: copies 7 days old or older are gzipped into `archive/`.
 pub const COMPRESS_AFTER: Duration = Duration::from_secs(7 * 86_400);
@@ -106,7 +106,7 @@ pub fn log_dirs(ctx: &Ctx, extra: &[PathBuf]) -> Result<Vec<LogDir>> {
     for d in extra {
         let dir = if d.is_absolute() { d.clone() } else { ctx.root.join(d) };
         if !dir.is_dir() {
-            return Err(crate::errors::usage(format!("--dir {}: not a folder", dir.display())));
+            return Err(usage(format!("--dir {}: not a folder", dir.display())));
         }
         if dirs.iter().any(|known| known.dir == dir) {
             continue;
@@ -127,8 +127,35 @@ pub struct StepReport {
     pub to: Option<String>,
     /// Why.
     pub why: String,
-    /// `done`, `would` (dry run) or `failed: ...`.
-    pub result: String,
+    /// What happened.
+    pub result: StepResult,
+}
+
+/// What happened to one step of `logs archive`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StepResult {
+    /// Done.
+    Done,
+    /// A dry run: it would be done.
+    Would,
+    /// It failed: why.
+    Failed(String),
+}
+
+impl std::fmt::Display for StepResult {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StepResult::Done => f.write_str("done"),
+            StepResult::Would => f.write_str("would"),
+            StepResult::Failed(why) => write!(f, "failed: {why}"),
+        }
+    }
+}
+
+impl Serialize for StepResult {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
 }
 
 /// What `logs archive` did.
@@ -139,20 +166,20 @@ pub struct ArchiveReport {
     /// Leftover temporary files removed.
     pub temps_removed: Vec<String>,
     /// Corrupt copies and failed steps.
-    pub problems: Vec<String>,
+    pub problems: Vec<Problem>,
 }
 
-/// Runs (or, with `--dry-run`, plans) the daily archival of `dirs`.
-pub fn archive(ctx: &Ctx, dirs: &[LogDir]) -> Result<ArchiveReport> {
+/// Runs (or, with `dry_run`, plans) the daily archival of `dirs`.
+pub fn archive(ctx: &Ctx, dirs: &[LogDir], dry_run: bool) -> Result<ArchiveReport> {
     let mut report = ArchiveReport::default();
     let policy =
         Policy { compress_after: Some(COMPRESS_AFTER), ..Policy::from_settings(&ctx.log_settings) };
     let mut planned = Vec::new();
     for dir in dirs {
-        if !ctx.dry_run {
+        if !dry_run {
             // `logs restore` writes its temporary file beside the active logs.
             for folder in [&dir.dir, &dir.backups, &dir.archive] {
-                for p in fsutil::remove_stale_temps(folder) {
+                for p in fsx::remove_stale_temps(folder) {
                     report.temps_removed.push(ctx.show(&p));
                 }
             }
@@ -160,7 +187,7 @@ pub fn archive(ctx: &Ctx, dirs: &[LogDir]) -> Result<ArchiveReport> {
         for log in dir.log_names()? {
             let mut copies = dir.copies(&log, ctx)?;
             // A corrupt .gz is reported and left alone: not counted, moved or deleted.
-            let mut keep_sound = |list: &mut Vec<Copy>| {
+            let mut keep_sound = |list: &mut Vec<LogCopy>| {
                 list.retain(|c| {
                     if !c.name.gz {
                         return true;
@@ -168,9 +195,9 @@ pub fn archive(ctx: &Ctx, dirs: &[LogDir]) -> Result<ArchiveReport> {
                     match retention::checksum_gz(&c.path) {
                         Ok(_) => true,
                         Err(e) => {
-                            report.problems.push(format!(
-                                "{}: corrupt gzip copy, left in place: {e}",
-                                c.path.display()
+                            report.problems.push(Problem::at(
+                                c.path.display(),
+                                format!("corrupt gzip copy, left in place: {e}"),
                             ));
                             false
                         }
@@ -196,9 +223,9 @@ pub fn archive(ctx: &Ctx, dirs: &[LogDir]) -> Result<ArchiveReport> {
         })
         .sum();
     let bar = if total >= 8 << 20 {
-        crate::context::progress_bar(ctx, total, "archiving logs")
+        ctx.progress.start("archiving logs", total)
     } else {
-        None
+        Box::new(crate::NoProgress)
     };
     for step in planned {
         let (action, from, to) = match &step.action {
@@ -211,14 +238,10 @@ pub fn archive(ctx: &Ctx, dirs: &[LogDir]) -> Result<ArchiveReport> {
             from: ctx.show(from),
             to: to.map(|t| ctx.show(t)),
             why: step.why.clone(),
-            result: "would".into(),
+            result: StepResult::Would,
         };
-        if !ctx.dry_run {
-            let mut progress = |n: u64| {
-                if let Some(bar) = &bar {
-                    bar.inc(n);
-                }
-            };
+        if !dry_run {
+            let mut progress = |n: u64| bar.inc(n);
             match retention::execute(&step.action, &mut progress) {
                 Ok(outcome) => {
                     let at = match outcome {
@@ -227,20 +250,20 @@ pub fn archive(ctx: &Ctx, dirs: &[LogDir]) -> Result<ArchiveReport> {
                     if to.is_some() {
                         entry.to = Some(ctx.show(&at));
                     }
-                    entry.result = "done".into();
+                    entry.result = StepResult::Done;
                     tracing::info!(target: "mhm::sidecar", "logs archive: {action} {} -> {} ({})", entry.from, entry.to.as_deref().unwrap_or("-"), entry.why);
                 }
                 Err(e) => {
-                    entry.result = format!("failed: {e}");
-                    report.problems.push(format!("{action} {}: {e}", from.display()));
+                    entry.result = StepResult::Failed(e.to_string());
+                    report
+                        .problems
+                        .push(Problem::at(format!("{action} {}", from.display()), e.to_string()));
                 }
             }
         }
         report.steps.push(entry);
     }
-    if let Some(bar) = bar {
-        bar.finish_and_clear();
-    }
+    bar.finish();
     Ok(report)
 }
 
@@ -271,7 +294,7 @@ pub fn list(ctx: &Ctx, dirs: &[LogDir]) -> Result<Vec<LogSummary>> {
     for dir in dirs {
         for log in dir.log_names()? {
             let copies = dir.copies(&log, ctx)?;
-            let all: Vec<&Copy> = copies.archive.iter().chain(&copies.backups).collect();
+            let all: Vec<&LogCopy> = copies.archive.iter().chain(&copies.backups).collect();
             out.push(LogSummary {
                 dir: ctx.show(&dir.dir),
                 active_bytes: fs::metadata(dir.dir.join(&log))
@@ -297,9 +320,7 @@ pub fn list(ctx: &Ctx, dirs: &[LogDir]) -> Result<Vec<LogSummary>> {
 /// `NAME` or `NAME.log` as a log's file name; a usage error for anything with a path in it.
 pub fn log_file_name(name: &str) -> Result<String> {
     if name.is_empty() || name.contains(['/', '\\']) || name.starts_with('.') {
-        return Err(crate::errors::usage(format!(
-            "{name:?} is not a log name (e.g. app or app.log)"
-        )));
+        return Err(usage(format!("{name:?} is not a log name (e.g. app or app.log)")));
     }
     Ok(if name.ends_with(".log") { name.to_string() } else { format!("{name}.log") })
 }
@@ -341,4 +362,112 @@ pub enum CopyError {
     Read(String),
     /// The output could not be written (a closed pipe, a full disk).
     Write(io::Error),
+}
+
+// === one log's history ===
+
+/// The log folder for `logs cat` and `logs restore`: `--dir` (relative to the root), else
+/// `<root>/logs`.
+pub fn log_dir(ctx: &Ctx, dir: Option<&Path>) -> Result<LogDir> {
+    match dir {
+        Some(d) => Ok(log_dirs(ctx, &[d.to_path_buf()])?
+            .pop()
+            .unwrap_or_else(|| LogDir::new(ctx.logs_dir(), &ctx.log_settings))),
+        None => Ok(LogDir::new(ctx.logs_dir(), &ctx.log_settings)),
+    }
+}
+
+/// The files holding `log`'s history between `since` and `until` (days, inclusive), in
+/// order: archive copies, then backups, then the active file (dated today); each with
+/// whether it is gzipped. A log with no file at all is a usage error.
+pub fn history(
+    ctx: &Ctx,
+    dir: &LogDir,
+    log: &str,
+    since: Option<NaiveDate>,
+    until: Option<NaiveDate>,
+) -> Result<Vec<(PathBuf, bool)>> {
+    let copies = dir.copies(log, ctx)?;
+    let active = dir.dir.join(log);
+    if copies.backups.is_empty() && copies.archive.is_empty() && !active.is_file() {
+        return Err(usage(format!(
+            "no log named {log} in {} (no active file, no copies)",
+            dir.dir.display()
+        )));
+    }
+    let wanted = |day: NaiveDate| since.is_none_or(|s| day >= s) && until.is_none_or(|u| day <= u);
+    let today = ctx.zone().day(ctx.now_nanos());
+    let mut sources: Vec<(PathBuf, bool)> = copies
+        .archive
+        .iter()
+        .chain(&copies.backups)
+        .filter(|c| wanted(c.day))
+        .map(|c| (c.path.clone(), c.name.gz))
+        .collect();
+    if active.is_file() && wanted(today) {
+        sources.push((active, false));
+    }
+    Ok(sources)
+}
+
+/// What `logs restore` did (or would do).
+#[derive(Debug, Serialize)]
+pub struct Restored {
+    /// The copy restored, as shown.
+    pub copy: String,
+    /// The file written, as shown.
+    pub restored: String,
+}
+
+/// Writes the copy `copy` (a path, or a file name found in `backups/` or `archive/`),
+/// decompressed, to `<name>.log.restored[.N]` beside the active logs; never overwrites.
+pub fn restore_copy(ctx: &Ctx, dir: &LogDir, copy: &str, dry_run: bool) -> Result<Restored> {
+    let src = find_copy(ctx, dir, copy)?;
+    let file_name = src.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+    let Some(name) = CopyName::parse(file_name) else {
+        return Err(usage(format!(
+            "{} is not a log copy (expected <name>.log.<YYYY-MM-DD>[.N][.gz])",
+            src.display()
+        )));
+    };
+    let target = fsx::unique_path(&dir.dir.join(format!("{}.restored", name.log)));
+    let restored = Restored { copy: ctx.show(&src), restored: ctx.show(&target) };
+    if dry_run {
+        return Ok(restored);
+    }
+    fs::create_dir_all(&dir.dir).with_context(|| format!("creating {}", dir.dir.display()))?;
+    let result = (|| -> Result<()> {
+        let mut out = fsx::Atomic::create(&target)
+            .with_context(|| format!("creating {}", target.display()))?;
+        match copy_out(&src, name.gz, &mut out) {
+            Ok(_) => {}
+            Err(CopyError::Read(msg)) => anyhow::bail!("{msg}"),
+            Err(CopyError::Write(e)) => {
+                return Err(e).with_context(|| format!("writing {}", out.temp().display()))
+            }
+        }
+        // We hold the sidecar lock, and only the sidecar writes `.restored` files.
+        out.commit_new().with_context(|| format!("writing {}", target.display()))
+    })();
+    result.with_context(|| format!("restoring {}", src.display()))?;
+    tracing::info!(target: "mhm::sidecar", "logs restore: wrote {} from {}", restored.restored, restored.copy);
+    Ok(restored)
+}
+
+/// A copy given as a path (absolute, or relative to the current folder or the root), or
+/// as a file name found in `backups/` or `archive/`.
+fn find_copy(ctx: &Ctx, dir: &LogDir, copy: &str) -> Result<PathBuf> {
+    let as_path = Path::new(copy);
+    let mut candidates = vec![as_path.to_path_buf(), ctx.root.join(as_path)];
+    if !copy.contains(['/', '\\']) {
+        candidates.push(dir.backups.join(copy));
+        candidates.push(dir.archive.join(copy));
+    }
+    candidates.into_iter().find(|p| p.is_file()).ok_or_else(|| {
+        usage(format!(
+            "no copy {copy:?}: not a file, and not found in {} or {}",
+            dir.backups.display(),
+            dir.archive.display()
+        ))
+    })
 }

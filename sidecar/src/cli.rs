@@ -51,13 +51,13 @@ pub enum Command {
     Status,
     /// Message archives: move old sent messages into archive files.
     #[command(subcommand)]
-    Messages(crate::commands::messages::MessagesCommand),
+    Messages(MessagesCommand),
     /// Versioned tool outputs: rotate a file into numbered versions, save tool results.
     #[command(subcommand)]
-    Tools(crate::commands::tools::ToolsCommand),
+    Tools(ToolsCommand),
     /// Project snapshots: code (and optionally data) in a verified zip or folder.
     #[command(subcommand)]
-    Snapshot(crate::commands::snapshot::SnapshotCommand),
+    Snapshot(SnapshotCommand),
     /// Build a realistic MHM root in DIR (users, two years of messages, 30 days of logs
     /// written through mhm-log), then run `maintain` and `status` on it.
     Demo(DemoArgs),
@@ -201,6 +201,172 @@ impl Command {
             Command::Messages(c) => c.changes_files(),
             Command::Tools(c) => c.changes_files(),
             Command::Snapshot(c) => c.changes_files(),
+        }
+    }
+}
+
+// === messages, tools, snapshot ===
+
+#[derive(Debug, Subcommand)]
+pub enum MessagesCommand {
+    /// Move messages older than --days (365) from each user's sent_messages.json into
+    /// messages/archives/sent_messages_archive_YYYYMMDD_HHMMSS.json, then delete archive
+    /// files older than MESSAGE_ARCHIVE_RETENTION_DAYS (90; 0 keeps them forever).
+    Archive(ArchiveArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ArchiveArgs {
+    /// Only this user (a folder name under data/users).
+    #[arg(long, value_name = "ID")]
+    pub user: Option<String>,
+    /// Archive messages this many days old or older.
+    #[arg(long, value_name = "N", default_value_t = mhm_sidecar::messages::DEFAULT_DAYS)]
+    pub days: u32,
+}
+
+impl MessagesCommand {
+    /// Whether the command changes files (outside `--dry-run`).
+    pub fn changes_files(&self) -> bool {
+        match self {
+            MessagesCommand::Archive(_) => true,
+        }
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ToolsCommand {
+    /// Move FILE to the archive folder as <stem>_<YYYY-MM-DD_HHMMSS>_<NNNN><ext> and keep
+    /// the newest --keep versions of that file.
+    Rotate(RotateArgs),
+    /// Write development_tools/<DOMAIN>/jsons/<TOOL>_results.json (the previous one kept
+    /// as a version in jsons/archive/).
+    SaveResult(SaveResultArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RotateArgs {
+    /// The file to rotate (relative to the current directory).
+    pub file: PathBuf,
+    /// Versions of this file to keep, the new one included.
+    #[arg(long, value_name = "N", default_value_t = mhm_sidecar::tools::DEFAULT_KEEP)]
+    pub keep: usize,
+    /// Where versions go (default: archive/ beside FILE).
+    #[arg(long, value_name = "DIR")]
+    pub archive_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct SaveResultArgs {
+    /// The tool's name.
+    pub tool: String,
+    /// The domain folder under development_tools/.
+    #[arg(long, value_name = "D")]
+    pub domain: String,
+    /// The result data, a JSON document: a file, or `-` for standard input (the default).
+    #[arg(long, value_name = "FILE|-")]
+    pub data: Option<PathBuf>,
+    /// Versions of the previous results to keep.
+    #[arg(long, value_name = "N", default_value_t = mhm_sidecar::tools::DEFAULT_KEEP)]
+    pub keep: usize,
+}
+
+impl ToolsCommand {
+    /// Whether the command changes files (outside `--dry-run`).
+    pub fn changes_files(&self) -> bool {
+        match self {
+            ToolsCommand::Rotate(_) | ToolsCommand::SaveResult(_) => true,
+        }
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SnapshotCommand {
+    /// Write a verified DIR/mhm_snapshot_YYYYMMDD_HHMMSS.zip of the project's files.
+    Create(SnapshotCreateArgs),
+    /// List the snapshots in a folder.
+    List(SnapshotDirArgs),
+    /// Check a snapshot (zip or folder): every file's digest against the manifest.
+    Verify(SnapshotVerifyArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct SnapshotCreateArgs {
+    /// Where snapshots go (relative to the current directory); created when missing.
+    #[arg(long, value_name = "DIR")]
+    pub archive_dir: PathBuf,
+    /// Also store data/ (data/backups/ always left out).
+    #[arg(long)]
+    pub include_user_data: bool,
+    /// Write a folder instead of a zip.
+    #[arg(long)]
+    pub no_compress: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct SnapshotDirArgs {
+    /// The folder holding the snapshots.
+    #[arg(long, value_name = "DIR")]
+    pub archive_dir: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct SnapshotVerifyArgs {
+    /// The snapshot: a .zip file or a snapshot folder.
+    pub path: PathBuf,
+}
+
+impl SnapshotCommand {
+    /// Whether the command changes files (outside `--dry-run`).
+    pub fn changes_files(&self) -> bool {
+        matches!(self, SnapshotCommand::Create(_))
+    }
+}
+
+impl Command {
+    /// The command in words, for the sidecar's own log (`backup create`, `logs archive`).
+    pub fn describe(&self) -> String {
+        let sub = match self {
+            Command::Logs(c) => match c {
+                LogsCommand::Archive(_) => "archive",
+                LogsCommand::List(_) => "list",
+                LogsCommand::Cat(_) => "cat",
+                LogsCommand::Restore(_) => "restore",
+            },
+            Command::Backup(c) => match c {
+                BackupCommand::Create(_) => "create",
+                BackupCommand::Weekly => "weekly",
+                BackupCommand::List => "list",
+                BackupCommand::Verify(_) => "verify",
+                BackupCommand::Prune(_) => "prune",
+                BackupCommand::Restore(_) => "restore",
+            },
+            Command::System(SystemCommand::Validate) => "validate",
+            Command::Messages(MessagesCommand::Archive(_)) => "archive",
+            Command::Tools(ToolsCommand::Rotate(_)) => "rotate",
+            Command::Tools(ToolsCommand::SaveResult(_)) => "save-result",
+            Command::Snapshot(c) => match c {
+                SnapshotCommand::Create(_) => "create",
+                SnapshotCommand::List(_) => "list",
+                SnapshotCommand::Verify(_) => "verify",
+            },
+            Command::Maintain | Command::Status | Command::Demo(_) => "",
+        };
+        let top = match self {
+            Command::Logs(_) => "logs",
+            Command::Backup(_) => "backup",
+            Command::System(_) => "system",
+            Command::Maintain => "maintain",
+            Command::Status => "status",
+            Command::Messages(_) => "messages",
+            Command::Tools(_) => "tools",
+            Command::Snapshot(_) => "snapshot",
+            Command::Demo(_) => "demo",
+        };
+        if sub.is_empty() {
+            top.to_string()
+        } else {
+            format!("{top} {sub}")
         }
     }
 }

@@ -1,65 +1,55 @@
-//! What every command needs: the root, the clock, the settings, the output mode.
+//! What every operation needs: the root, the run's time, the settings, where progress goes,
+//! and (for tests) where to fail.
 
 use std::{
     collections::HashMap,
-    io::{self, IsTerminal, Write},
     path::{Path, PathBuf},
+    sync::Arc,
 };
 
-use anyhow::{Context as _, Result};
+use anyhow::{bail, Context as _, Result};
 use chrono::{DateTime, FixedOffset, Local, Utc};
 use mhm_log::{clock::Zone, Settings};
 
-use crate::{cli::Global, envfile, errors::usage};
+use crate::{envfile, error::usage, paths, report::Progress, NoProgress};
 
-/// The run's context.
+/// One run on one MHM root.
 pub struct Ctx {
-    /// The MHM root.
+    /// The MHM root (absolute).
     pub root: PathBuf,
-    /// The run's time (`--now`, else the system clock).
+    /// The run's time (the system clock, or a time a test or `--now` chose).
     pub now: DateTime<Utc>,
-    /// `--json`.
-    pub json: bool,
-    /// `--dry-run`.
-    pub dry_run: bool,
     /// `<root>/.env`, parsed.
     dotenv: HashMap<String, String>,
     /// The LOG_* settings, with `root` set.
     pub log_settings: Settings,
+    /// Where long work reports progress.
+    pub progress: Arc<dyn Progress>,
+    /// Failures to inject (tests only; none unless set with [`Ctx::with_faults`]).
+    pub faults: Faults,
 }
 
 impl Ctx {
-    /// Builds the context from the global flags: bad values are usage errors (exit 2).
-    pub fn new(global: &Global) -> Result<Self> {
-        let root = match &global.root {
-            Some(root) => root.clone(),
-            None => std::env::current_dir().context("reading the current directory")?,
-        };
+    /// The context for `root` at `now`: reads `<root>/.env` and the LOG_* settings (the
+    /// environment first, then `.env`). A bad value is a usage error naming the setting,
+    /// the value and where it came from.
+    pub fn new(root: impl AsRef<Path>, now: DateTime<Utc>) -> Result<Self> {
+        let root = root.as_ref();
         if !root.is_dir() {
             return Err(usage(format!("the MHM root {} is not a folder", root.display())));
         }
         // Absolute, so that link targets and `--dir` resolve against one base.
-        let root = std::path::absolute(&root)
-            .map(|r| crate::backup::paths::normalize(&r))
+        let root = std::path::absolute(root)
+            .map(|r| paths::normalize(&r))
             .with_context(|| format!("resolving the MHM root {}", root.display()))?;
-        let now = match &global.now {
-            Some(s) => DateTime::parse_from_rfc3339(s.trim())
-                .map_err(|e| {
-                    usage(format!(
-                        "invalid value {s:?} for --now/MHM_NOW: expected RFC 3339, e.g. 2026-11-26T02:00:00Z ({e})"
-                    ))
-                })?
-                .with_timezone(&Utc),
-            None => Utc::now(),
-        };
         let dotenv = envfile::load(&root.join(".env"))?;
         let mut ctx = Self {
             root,
             now,
-            json: global.json,
-            dry_run: global.dry_run,
             dotenv,
             log_settings: Settings::default(),
+            progress: Arc::new(NoProgress),
+            faults: Faults::default(),
         };
         let settings = Settings::from_lookup(|name| ctx.setting(name)).map_err(|e| {
             let from = ctx.setting_source(&e.name);
@@ -67,6 +57,20 @@ impl Ctx {
         })?;
         ctx.log_settings = settings.root(&ctx.root);
         Ok(ctx)
+    }
+
+    /// The same context, reporting progress to `progress`.
+    #[must_use]
+    pub fn with_progress(mut self, progress: Arc<dyn Progress>) -> Self {
+        self.progress = progress;
+        self
+    }
+
+    /// The same context, failing at the given points (for tests of crash safety).
+    #[must_use]
+    pub fn with_faults(mut self, faults: Faults) -> Self {
+        self.faults = faults;
+        self
     }
 
     /// A setting: the environment first, then `<root>/.env`.
@@ -83,7 +87,8 @@ impl Ctx {
         }
     }
 
-    /// A whole-number setting: the flag, else the environment, else `.env`, else `default`.
+    /// A whole-number setting: `flag` when given, else the environment, else `.env`, else
+    /// `default`.
     pub fn count_setting(&self, flag: Option<u64>, name: &str, default: u64) -> Result<u64> {
         if let Some(v) = flag {
             return Ok(v);
@@ -102,6 +107,11 @@ impl Ctx {
     /// The run's time in the local zone (names and `created_at` use it).
     pub fn now_local(&self) -> DateTime<FixedOffset> {
         self.now.with_timezone(&Local).fixed_offset()
+    }
+
+    /// `YYYYMMDD_HHMMSS` of the run's local time: the stamp in every name the sidecar makes.
+    pub fn stamp(&self) -> String {
+        self.now_local().format("%Y%m%d_%H%M%S").to_string()
     }
 
     /// The zone days are counted in (LOG_ROTATE_AT).
@@ -129,34 +139,31 @@ impl Ctx {
         path.strip_prefix(&self.root).unwrap_or(path).display().to_string()
     }
 
-    /// Whether to draw progress bars: stderr is a terminal and output is not JSON.
-    pub fn progress_enabled(&self) -> bool {
-        !self.json && io::stderr().is_terminal()
-    }
-
-    /// Prints `value` as pretty JSON on stdout.
-    pub fn print_json(&self, value: &impl serde::Serialize) -> Result<()> {
-        let mut out = io::stdout().lock();
-        serde_json::to_writer_pretty(&mut out, value).context("writing JSON to stdout")?;
-        writeln!(out).context("writing to stdout")?;
+    /// Fails when the faults ask for a failure at `point`.
+    pub fn fail_at(&self, point: FailPoint) -> Result<()> {
+        if self.faults.0.contains(&point) {
+            bail!("injected failure at {point:?}");
+        }
         Ok(())
     }
 }
 
-/// A progress bar on stderr, or nothing when stderr is not a terminal or `--json` is on.
-pub fn progress_bar(ctx: &Ctx, total: u64, what: &str) -> Option<indicatif::ProgressBar> {
-    if !ctx.progress_enabled() {
-        return None;
-    }
-    let bar = indicatif::ProgressBar::with_draw_target(
-        Some(total),
-        indicatif::ProgressDrawTarget::stderr(),
-    );
-    if let Ok(style) = indicatif::ProgressStyle::with_template(
-        "{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
-    ) {
-        bar.set_style(style.progress_chars("=> "));
-    }
-    bar.set_message(what.to_string());
-    Some(bar)
+/// Where a test may make an operation fail, to show that a failure there loses nothing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum FailPoint {
+    /// Restore: making the safety backup.
+    Safety,
+    /// Restore: after every entry is extracted into the staging folder.
+    Extract,
+    /// Restore: after the first item is swapped in.
+    Swap,
+    /// Restore: after every item is swapped in, before the commit marker.
+    Commit,
+    /// Messages: after the archive file is written, before the active file is rewritten.
+    AfterArchiveWrite,
 }
+
+/// The failures to inject: none by default (the product never sets any).
+#[derive(Clone, Debug, Default)]
+pub struct Faults(pub Vec<FailPoint>);

@@ -1,5 +1,5 @@
-//! `demo [DIR]`: a realistic MHM root built from scratch, then `maintain` and `status`
-//! run on it by the real binary, as a scheduler would run them.
+//! `demo [DIR]`: a realistic MHM root built from scratch (the binary then runs `maintain`
+//! and `status` on it, as a scheduler would).
 //!
 //! The root has several users with two years of sent messages, config files, a little
 //! code, and 30 days of logs written through `mhm-log`'s `LogFiles` layer with a clock
@@ -8,9 +8,7 @@
 
 use std::{
     fs,
-    io::Write as _,
     path::{Path, PathBuf},
-    process::Command,
     time::Duration,
 };
 
@@ -20,7 +18,7 @@ use mhm_log::{LogFiles, ManualClock, Settings};
 use serde_json::json;
 use tracing_subscriber::prelude::*;
 
-use crate::{context::Ctx, errors::usage, exit_codes::ExitCode};
+use crate::error::usage;
 
 /// Marks a folder as made by `demo`, so a second run may replace it.
 const MARKER: &str = ".mhm-demo";
@@ -28,44 +26,29 @@ const USERS: [&str; 4] = ["u1001", "u1002", "u1003", "u1004"];
 const LOG_DAYS: i64 = 30;
 const MESSAGE_DAYS: i64 = 730;
 
-pub fn run(ctx: &Ctx, dir: &Path) -> Result<ExitCode> {
+/// What [`build`] made.
+#[derive(Debug)]
+pub struct Built {
+    /// The demo root (absolute).
+    pub root: PathBuf,
+    /// Users made.
+    pub users: usize,
+    /// Sent messages written, over two years.
+    pub messages: usize,
+    /// Log events written through `mhm-log`.
+    pub events: u64,
+    /// Days of logs.
+    pub log_days: i64,
+}
+
+/// Builds a demo root in `dir` as of `now`: a new or empty folder, or one an earlier demo
+/// made (anything else is a usage error, and nothing is touched).
+pub fn build(dir: &Path, now: DateTime<Utc>) -> Result<Built> {
     let root = prepare(dir)?;
-    let now = ctx.now;
-    println!("building a demo MHM root in {} (as of {})", root.display(), now.to_rfc3339());
     write_config(&root)?;
     let messages = write_users(&root, now)?;
-    println!("  {} users, {messages} sent messages over two years", USERS.len());
     let events = write_logs(&root, now)?;
-    println!(
-        "  {events} log events over {LOG_DAYS} days through mhm-log (rotated as they were written)"
-    );
-    let exe = std::env::current_exe().context("finding the mhm-sidecar binary")?;
-    let mut worst = ExitCode::Success;
-    for args in [&["logs", "list"][..], &["maintain"], &["status"]] {
-        println!(
-            "\n$ mhm-sidecar --root {} --now {} {}",
-            root.display(),
-            now.to_rfc3339(),
-            args.join(" ")
-        );
-        std::io::stdout().flush().context("writing to stdout")?;
-        let status = Command::new(&exe)
-            .arg("--root")
-            .arg(&root)
-            .arg("--now")
-            .arg(now.to_rfc3339())
-            .args(args)
-            .status()
-            .with_context(|| format!("running mhm-sidecar {}", args.join(" ")))?;
-        if !status.success() {
-            worst = ExitCode::Failure;
-        }
-    }
-    println!(
-        "\nthe demo root is {}: try `mhm-sidecar --root {0} logs cat discord | tail`",
-        root.display()
-    );
-    Ok(worst)
+    Ok(Built { root, users: USERS.len(), messages, events, log_days: LOG_DAYS })
 }
 
 /// Creates `dir`, or empties one an earlier demo made; never touches anything else.

@@ -6,7 +6,7 @@ use std::{collections::HashMap, fs, io, path::Path};
 
 use anyhow::{bail, Context, Result};
 
-use crate::errors::UsageError;
+use crate::error::UsageError;
 
 /// Parses the `.env` at `path`; a missing file is empty.
 pub fn load(path: &Path) -> Result<HashMap<String, String>> {

@@ -9,7 +9,7 @@ use std::{
 
 use anyhow::{Context, Result};
 
-use crate::errors::LockedError;
+use crate::error::LockedError;
 
 /// Holds the lock until dropped.
 pub struct Lock {

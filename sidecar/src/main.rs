@@ -1,34 +1,17 @@
-//! `mhm-sidecar`: the maintenance binary for an MHM root. Thin: parse, run, map the result
-//! to an exit code (see `exit_codes`).
+//! `mhm-sidecar`: the maintenance binary for an MHM root. Thin: parse, run one library
+//! call per command (`commands/`), render its report, map the result to an exit code
+//! (`exit_codes`). All the work is in the `mhm_sidecar` library.
 
-mod archival;
-mod backup;
 mod cli;
 mod commands;
-mod context;
-mod demo;
-mod envfile;
-mod errors;
 mod exit_codes;
-mod fsutil;
-mod lock;
-mod logging;
-mod maintain;
-mod messages;
-mod snapshot;
-mod state;
-mod tools;
-mod validate;
 
 use std::io;
 
 use clap::Parser;
+use mhm_sidecar::{LockedError, UsageError};
 
-use crate::{
-    cli::Cli,
-    errors::{LockedError, UsageError},
-    exit_codes::ExitCode,
-};
+use crate::{cli::Cli, exit_codes::ExitCode};
 
 fn main() -> std::process::ExitCode {
     let cli = match Cli::try_parse() {

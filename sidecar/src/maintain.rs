@@ -11,14 +11,28 @@ use serde::Serialize;
 use crate::{
     archival,
     backup::{self, PrunePolicy},
-    context::Ctx,
+    messages,
     state::{self, JobRun},
+    Ctx, Problem,
 };
+
+/// What a job does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Task {
+    /// `backup weekly`, then prune.
+    WeeklyBackup,
+    /// `logs archive` on `<root>/logs`.
+    LogsArchive,
+    /// `messages archive` with the default age.
+    MessagesArchive,
+}
 
 /// A job `maintain` runs when it is due.
 pub struct Job {
     /// Its name in the state file.
     pub name: &'static str,
+    /// What it does.
+    pub task: Task,
     /// When it is due.
     pub schedule: Schedule,
 }
@@ -33,9 +47,13 @@ pub enum Schedule {
 
 /// The jobs `maintain` runs, in order.
 pub const JOBS: [Job; 3] = [
-    Job { name: "weekly_backup", schedule: Schedule::Daily(1, 0) },
-    Job { name: "logs_archive", schedule: Schedule::Daily(2, 0) },
-    Job { name: "messages_archive", schedule: Schedule::EveryDays(30) },
+    Job { name: "weekly_backup", task: Task::WeeklyBackup, schedule: Schedule::Daily(1, 0) },
+    Job { name: "logs_archive", task: Task::LogsArchive, schedule: Schedule::Daily(2, 0) },
+    Job {
+        name: "messages_archive",
+        task: Task::MessagesArchive,
+        schedule: Schedule::EveryDays(30),
+    },
 ];
 
 /// The most recent local HH:MM at or before `now`.
@@ -85,17 +103,20 @@ pub struct JobReport {
     pub ok: bool,
     /// What it did.
     pub detail: String,
+    /// What went wrong on the way, one line each.
+    #[serde(skip)]
+    pub problems: Vec<Problem>,
 }
 
-/// Runs the due jobs; saves the state when any ran.
-pub fn run(ctx: &Ctx, policy: PrunePolicy) -> anyhow::Result<Vec<JobReport>> {
+/// Runs the due jobs (with `dry_run`, says which are due); saves the state when any ran.
+pub fn run(ctx: &Ctx, policy: PrunePolicy, dry_run: bool) -> anyhow::Result<Vec<JobReport>> {
     let mut reports = Vec::new();
     // A corrupt state file is reported, kept aside and treated as "never ran": every job
     // runs once (each is idempotent) rather than none ever running again.
     let mut st = match state::load(&ctx.data_dir()) {
         Ok(st) => st,
         Err(e) => {
-            let kept = if ctx.dry_run { None } else { Some(state::set_aside(&ctx.data_dir())?) };
+            let kept = if dry_run { None } else { Some(state::set_aside(&ctx.data_dir())?) };
             let detail = match kept {
                 Some(kept) => format!(
                     "{e:#}; kept aside as {}, every job treated as never run",
@@ -103,45 +124,56 @@ pub fn run(ctx: &Ctx, policy: PrunePolicy) -> anyhow::Result<Vec<JobReport>> {
                 ),
                 None => format!("{e:#}; every job treated as never run"),
             };
-            eprintln!("problem: {detail}");
             tracing::warn!(target: "mhm::sidecar", "maintain: {detail}");
             reports.push(JobReport {
                 name: "state_file",
                 due: false,
                 ran: false,
                 ok: false,
+                problems: vec![Problem::general(detail.clone())],
                 detail,
             });
             state::State::default()
         }
     };
-    if !ctx.dry_run {
+    if !dry_run {
         // A state file write cut short leaves `.tmp-<pid>-.sidecar_state.json` behind.
-        crate::fsutil::remove_stale_temps(&ctx.data_dir());
+        crate::fsx::remove_stale_temps(&ctx.data_dir());
     }
     let mut changed = false;
     for job in &JOBS {
         let is_due = due(job, st.jobs.get(job.name), ctx.now);
-        if !is_due || ctx.dry_run {
+        if !is_due || dry_run {
             let detail = match st.jobs.get(job.name) {
                 Some(r) if !is_due => format!("not due (last run {})", r.last_run.to_rfc3339()),
                 _ if is_due => "would run".to_string(),
                 _ => "not due".to_string(),
             };
-            reports.push(JobReport { name: job.name, due: is_due, ran: false, ok: true, detail });
+            reports.push(JobReport {
+                name: job.name,
+                due: is_due,
+                ran: false,
+                ok: true,
+                detail,
+                problems: Vec::new(),
+            });
             continue;
         }
-        let (ok, detail) = match run_job(ctx, job.name, policy) {
-            Ok((ok, detail)) => (ok, detail),
-            Err(e) => (false, format!("{e:#}")),
+        let (ok, detail, problems) = match run_task(ctx, job.task, policy) {
+            Ok(done) => done,
+            Err(e) => (false, format!("{e:#}"), Vec::new()),
         };
-        tracing::info!(target: "mhm::sidecar", "maintain: {} ok={ok}: {detail}", job.name);
+        if ok {
+            tracing::info!(target: "mhm::sidecar", "maintain: ran {}: {detail}", job.name);
+        } else {
+            tracing::warn!(target: "mhm::sidecar", "maintain: {} failed: {detail}", job.name);
+        }
         st.jobs.insert(
             job.name.to_string(),
             JobRun { last_run: ctx.now_local(), ok, detail: detail.clone() },
         );
         changed = true;
-        reports.push(JobReport { name: job.name, due: true, ran: true, ok, detail });
+        reports.push(JobReport { name: job.name, due: true, ran: true, ok, detail, problems });
     }
     if changed {
         state::save(&ctx.data_dir(), &st)?;
@@ -149,38 +181,41 @@ pub fn run(ctx: &Ctx, policy: PrunePolicy) -> anyhow::Result<Vec<JobReport>> {
     Ok(reports)
 }
 
-fn run_job(ctx: &Ctx, name: &str, policy: PrunePolicy) -> anyhow::Result<(bool, String)> {
-    match name {
-        "weekly_backup" => match backup::weekly_due(ctx)? {
-            backup::Weekly::NotDue { newest, age_days } => {
-                Ok((true, format!("newest weekly backup {newest} is {age_days} day(s) old")))
-            }
+/// Runs one task: whether it worked, what it did, and the problems on the way.
+fn run_task(
+    ctx: &Ctx,
+    task: Task,
+    policy: PrunePolicy,
+) -> anyhow::Result<(bool, String, Vec<Problem>)> {
+    match task {
+        Task::WeeklyBackup => match backup::weekly_due(ctx)? {
+            backup::Weekly::NotDue { newest, age_days } => Ok((
+                true,
+                format!("newest weekly backup {newest} is {age_days} day(s) old"),
+                Vec::new(),
+            )),
             backup::Weekly::Due(name) => {
-                let (path, _, pruned) = backup::make(ctx, &name, backup::WEEKLY_INCLUDES, policy)?;
-                let failed = pruned.iter().filter(|p| p.result.starts_with("failed")).count();
-                let deleted = pruned.iter().filter(|p| p.result == "deleted").count();
+                let made = backup::make(ctx, &name, backup::WEEKLY_INCLUDES, policy)?;
+                let failed = made.pruned.iter().filter(|p| p.failed()).count();
+                let deleted =
+                    made.pruned.iter().filter(|p| p.result == backup::PruneResult::Deleted).count();
                 Ok((
                     failed == 0,
-                    format!("created {}; pruned {deleted}, {failed} failed", ctx.show(&path)),
+                    format!("created {}; pruned {deleted}, {failed} failed", ctx.show(&made.path)),
+                    made.warnings,
                 ))
             }
         },
-        "logs_archive" => {
-            let report = archival::archive(ctx, &archival::log_dirs(ctx, &[])?)?;
-            for p in &report.problems {
-                eprintln!("problem: {p}");
-            }
+        Task::LogsArchive => {
+            let report = archival::archive(ctx, &archival::log_dirs(ctx, &[])?, false)?;
             Ok((
                 report.problems.is_empty(),
                 format!("{} step(s), {} problem(s)", report.steps.len(), report.problems.len()),
+                report.problems,
             ))
         }
-        "messages_archive" => {
-            let report =
-                crate::messages::archive_messages(ctx, None, crate::messages::DEFAULT_DAYS)?;
-            for p in &report.problems {
-                eprintln!("problem: {p}");
-            }
+        Task::MessagesArchive => {
+            let report = messages::archive_messages(ctx, None, messages::DEFAULT_DAYS, false)?;
             let moved: usize = report.users.iter().map(|u| u.archived).sum();
             Ok((
                 report.ok(),
@@ -189,9 +224,9 @@ fn run_job(ctx: &Ctx, name: &str, policy: PrunePolicy) -> anyhow::Result<(bool, 
                     report.users.len(),
                     report.problems.len()
                 ),
+                report.problems,
             ))
         }
-        other => anyhow::bail!("unknown job {other}"),
     }
 }
 

@@ -23,7 +23,7 @@ use chrono::{DateTime, Duration, FixedOffset, Local, NaiveDateTime, TimeZone, Ut
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use crate::{context::Ctx, errors::usage, fsutil};
+use crate::{error::usage, fsx, Ctx, FailPoint, Problem};
 
 /// The active file under a user's folder.
 pub const ACTIVE: &str = "sent_messages.json";
@@ -42,7 +42,7 @@ pub struct Report {
     /// One entry per user looked at.
     pub users: Vec<UserReport>,
     /// Every problem, each naming the file and what is wrong.
-    pub problems: Vec<String>,
+    pub problems: Vec<Problem>,
 }
 
 impl Report {
@@ -81,7 +81,7 @@ pub struct UserReport {
 /// files older than `MESSAGE_ARCHIVE_RETENTION_DAYS`. Problems with one user's files are
 /// reported and that user's files left as they were; the other users are still done.
 /// An error is returned only for bad usage or settings, before anything changed.
-pub fn archive_messages(ctx: &Ctx, user: Option<&str>, days: u32) -> Result<Report> {
+pub fn archive_messages(ctx: &Ctx, user: Option<&str>, days: u32, dry_run: bool) -> Result<Report> {
     let retention = ctx.count_setting(None, RETENTION_SETTING, DEFAULT_RETENTION_DAYS)?;
     let users_dir = ctx.data_dir().join("users");
     let mut report = Report::default();
@@ -91,7 +91,7 @@ pub fn archive_messages(ctx: &Ctx, user: Option<&str>, days: u32) -> Result<Repo
             if !users_dir.join(id).is_dir() {
                 report
                     .problems
-                    .push(format!("{}: no such user folder", users_dir.join(id).display()));
+                    .push(Problem::at(users_dir.join(id).display(), "no such user folder"));
                 return Ok(report);
             }
             vec![id.to_string()]
@@ -101,15 +101,22 @@ pub fn archive_messages(ctx: &Ctx, user: Option<&str>, days: u32) -> Result<Repo
     for id in users {
         let dir = users_dir.join(&id).join("messages");
         let mut ur = UserReport { user: id, ..UserReport::default() };
-        if !ctx.dry_run {
+        if !dry_run {
             // What a crashed run left (its writer gone, or older than an hour).
-            let removed = fsutil::remove_stale_temps(&dir);
-            for p in removed.iter().chain(&fsutil::remove_stale_temps(&dir.join("archives"))) {
+            let removed = fsx::remove_stale_temps(&dir);
+            for p in removed.iter().chain(&fsx::remove_stale_temps(&dir.join("archives"))) {
                 tracing::info!(target: "mhm::sidecar", "messages archive: removed leftover {}", p.display());
             }
         }
-        archive_user(ctx, &dir, days, &mut ur, &mut report.problems);
-        apply_retention(ctx, &dir.join("archives"), retention, &mut ur, &mut report.problems);
+        archive_user(ctx, &dir, days, dry_run, &mut ur, &mut report.problems);
+        apply_retention(
+            ctx,
+            &dir.join("archives"),
+            retention,
+            dry_run,
+            &mut ur,
+            &mut report.problems,
+        );
         report.users.push(ur);
     }
     for p in &report.problems {
@@ -133,12 +140,12 @@ fn check_user_id(id: &str) -> Result<()> {
     Ok(())
 }
 
-fn list_users(users_dir: &Path, problems: &mut Vec<String>) -> Vec<String> {
+fn list_users(users_dir: &Path, problems: &mut Vec<Problem>) -> Vec<String> {
     let entries = match fs::read_dir(users_dir) {
         Ok(e) => e,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Vec::new(),
         Err(e) => {
-            problems.push(format!("{}: cannot read: {e}", users_dir.display()));
+            problems.push(Problem::at(users_dir.display(), format!("cannot read: {e}")));
             return Vec::new();
         }
     };
@@ -150,9 +157,9 @@ fn list_users(users_dir: &Path, problems: &mut Vec<String>) -> Vec<String> {
         match e.file_name().into_string() {
             Ok(name) if !name.starts_with('.') => ids.push(name),
             Ok(_) => {}
-            Err(name) => problems.push(format!(
-                "{}: user folder name is not valid UTF-8, skipped",
-                users_dir.join(name).display()
+            Err(name) => problems.push(Problem::at(
+                users_dir.join(name).display(),
+                "user folder name is not valid UTF-8, skipped",
             )),
         }
     }
@@ -162,20 +169,27 @@ fn list_users(users_dir: &Path, problems: &mut Vec<String>) -> Vec<String> {
 
 // === one user ===
 
-fn archive_user(ctx: &Ctx, dir: &Path, days: u32, ur: &mut UserReport, problems: &mut Vec<String>) {
+fn archive_user(
+    ctx: &Ctx,
+    dir: &Path,
+    days: u32,
+    dry_run: bool,
+    ur: &mut UserReport,
+    problems: &mut Vec<Problem>,
+) {
     let active_path = dir.join(ACTIVE);
     let bytes = match fs::read(&active_path) {
         Ok(b) => b,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return,
         Err(e) => {
-            problems.push(format!("{}: cannot read: {e}", active_path.display()));
+            problems.push(Problem::at(active_path.display(), format!("cannot read: {e}")));
             return;
         }
     };
     let (mut doc, messages) = match parse_active(&bytes) {
         Ok(v) => v,
         Err(what) => {
-            problems.push(format!("{}: {what}; left as it is", active_path.display()));
+            problems.push(Problem::at(active_path.display(), format!("{what}; left as it is")));
             return;
         }
     };
@@ -192,9 +206,11 @@ fn archive_user(ctx: &Ctx, dir: &Path, days: u32, ur: &mut UserReport, problems:
             }
             Err(what) => {
                 // Without its content we cannot tell which messages are already archived.
-                problems.push(format!(
-                    "{}: {what}; messages of this user not archived until it is fixed or removed",
-                    path.display()
+                problems.push(Problem::at(
+                    path.display(),
+                    format!(
+                        "{what}; messages of this user not archived until it is fixed or removed"
+                    ),
                 ));
                 return;
             }
@@ -218,9 +234,9 @@ fn archive_user(ctx: &Ctx, dir: &Path, days: u32, ur: &mut UserReport, problems:
             Ok(_) => keep.push(m),
             Err(what) => {
                 ur.unparsed += 1;
-                problems.push(format!(
-                    "{}: message #{i}: {what}; kept in the active file",
-                    active_path.display()
+                problems.push(Problem::at(
+                    active_path.display(),
+                    format!("message #{i}: {what}; kept in the active file"),
                 ));
                 keep.push(m);
             }
@@ -232,9 +248,9 @@ fn archive_user(ctx: &Ctx, dir: &Path, days: u32, ur: &mut UserReport, problems:
         return;
     }
     let archive_path =
-        if old.is_empty() { None } else { Some(unique_archive_path(&archives_dir, &stamp(ctx))) };
+        if old.is_empty() { None } else { Some(unique_archive_path(&archives_dir, &ctx.stamp())) };
     ur.archive_file = archive_path.as_ref().map(|p| ctx.show(p));
-    if ctx.dry_run {
+    if dry_run {
         return;
     }
     let result = (|| -> Result<()> {
@@ -243,7 +259,7 @@ fn archive_user(ctx: &Ctx, dir: &Path, days: u32, ur: &mut UserReport, problems:
             fs::create_dir_all(&archives_dir)
                 .with_context(|| format!("creating {}", archives_dir.display()))?;
             write_new(path, &doc)?;
-            crate::backup::restore::fail_at("after_archive_write")?;
+            ctx.fail_at(FailPoint::AfterArchiveWrite)?;
         }
         set_messages(&mut doc, keep);
         replace(&active_path, &doc, &bytes)
@@ -254,7 +270,7 @@ fn archive_user(ctx: &Ctx, dir: &Path, days: u32, ur: &mut UserReport, problems:
             tracing::info!(target: "mhm::sidecar", "messages archive: {}: {} archived to {}, {} already archived, {} kept",
                 ur.user, ur.archived, ur.archive_file.as_deref().unwrap_or("-"), ur.already_archived, ur.active_after);
         }
-        Err(e) => problems.push(format!("{e:#}")),
+        Err(e) => problems.push(Problem::general(format!("{e:#}"))),
     }
 }
 
@@ -338,20 +354,12 @@ fn canonical(v: &Value) -> String {
     sorted(v).to_string()
 }
 
-fn stamp(ctx: &Ctx) -> String {
-    ctx.now_local().format("%Y%m%d_%H%M%S").to_string()
-}
-
 /// `sent_messages_archive_<stamp>.json`, or `..._<stamp>_N.json` when taken.
 fn unique_archive_path(dir: &Path, stamp: &str) -> PathBuf {
-    let base = dir.join(format!("{ARCHIVE_PREFIX}{stamp}.json"));
-    if base.symlink_metadata().is_err() {
-        return base;
-    }
-    (1..)
-        .map(|n| dir.join(format!("{ARCHIVE_PREFIX}{stamp}_{n}.json")))
-        .find(|p| p.symlink_metadata().is_err())
-        .unwrap_or(base)
+    let stem = fsx::unique_stem(&format!("{ARCHIVE_PREFIX}{stamp}"), |n| {
+        fsx::exists(&dir.join(format!("{n}.json")))
+    });
+    dir.join(format!("{stem}.json"))
 }
 
 /// The time in an archive file name, read as local time; `None` when it is not one.
@@ -369,12 +377,12 @@ pub fn archive_time(file_name: &str) -> Option<DateTime<FixedOffset>> {
 }
 
 /// The user's archive files with their name times, oldest first.
-fn archive_files(dir: &Path, problems: &mut Vec<String>) -> Vec<(PathBuf, DateTime<FixedOffset>)> {
+fn archive_files(dir: &Path, problems: &mut Vec<Problem>) -> Vec<(PathBuf, DateTime<FixedOffset>)> {
     let entries = match fs::read_dir(dir) {
         Ok(e) => e,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Vec::new(),
         Err(e) => {
-            problems.push(format!("{}: cannot read: {e}", dir.display()));
+            problems.push(Problem::at(dir.display(), format!("cannot read: {e}")));
             return Vec::new();
         }
     };
@@ -419,72 +427,57 @@ fn archive_document(ctx: &Ctx, active: &Path, old: Vec<(DateTime<Utc>, Value)>) 
 
 /// Writes `value` to `path`, which must not exist: temp, sync, rename.
 fn write_new(path: &Path, value: &Value) -> Result<()> {
-    write_via_temp(path, value, None, |tmp, path| {
-        if path.symlink_metadata().is_ok() {
-            anyhow::bail!("{} appeared while it was written", path.display());
-        }
-        fs::rename(tmp, path)
-            .with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))
-    })
+    let file = write_temp(path, value, None)?;
+    file.commit_new().with_context(|| format!("writing {}", path.display()))
 }
 
-/// Replaces `path` with `value` atomically, keeping its permissions.
 /// Replaces the active file with `value`, unless it no longer holds `read` (the bytes the
 /// run started from): the service may have written it meanwhile. Then it is left as it is
 /// and the next run (which finds the moved messages in the archive) finishes the job. The
 /// check is made right before the rename, after the new file is written and synced, to keep
 /// the window for a concurrent write as short as a read and a rename; closing it entirely
-/// would take a lock the service honours too.
+/// would take a lock the service honours too. Its permissions are kept.
 fn replace(path: &Path, value: &Map<String, Value>, read: &[u8]) -> Result<()> {
     let perms = fs::metadata(path).ok().map(|m| m.permissions());
-    let value = Value::Object(value.clone());
-    write_via_temp(path, &value, perms, |tmp, path| {
-        let now_bytes =
-            fs::read(path).with_context(|| format!("reading {} again", path.display()))?;
+    let file = write_temp(path, &Value::Object(value.clone()), perms)?;
+    let mut changed = false;
+    file.commit_if(|path| {
+        let now_bytes = fs::read(path)?;
         if now_bytes != read {
-            anyhow::bail!(
+            changed = true;
+            return Err(io::Error::other("changed"));
+        }
+        Ok(())
+    })
+    .map_err(|e| {
+        if changed {
+            anyhow::anyhow!(
                 "{} changed while its messages were being archived; left as it is (run again)",
                 path.display()
-            );
+            )
+        } else {
+            anyhow::Error::new(e).context(format!("writing {}", path.display()))
         }
-        fs::rename(tmp, path)
-            .with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))
     })
 }
 
-fn write_via_temp(
-    path: &Path,
-    value: &Value,
-    perms: Option<fs::Permissions>,
-    place: impl FnOnce(&Path, &Path) -> Result<()>,
-) -> Result<()> {
-    let tmp = mhm_log::retention::temp_path(path);
-    let result = (|| -> Result<()> {
-        let mut f = fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&tmp)
-            .with_context(|| format!("creating {}", tmp.display()))?;
-        let mut w = io::BufWriter::new(&mut f);
-        serde_json::to_writer_pretty(&mut w, value)
-            .with_context(|| format!("writing {}", tmp.display()))?;
-        w.write_all(b"\n").with_context(|| format!("writing {}", tmp.display()))?;
-        w.flush().with_context(|| format!("writing {}", tmp.display()))?;
-        drop(w);
-        if let Some(p) = perms {
-            f.set_permissions(p)
-                .with_context(|| format!("setting permissions on {}", tmp.display()))?;
-        }
-        f.sync_all().with_context(|| format!("syncing {}", tmp.display()))?;
-        drop(f);
-        place(&tmp, path)?;
-        mhm_log::retention::sync_dir(path);
-        Ok(())
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
+/// `value` as pretty JSON in a new temporary file beside `path`, written and flushed.
+fn write_temp(path: &Path, value: &Value, perms: Option<fs::Permissions>) -> Result<fsx::Atomic> {
+    let mut file = fsx::Atomic::create(path)
+        .with_context(|| format!("creating a file beside {}", path.display()))?;
+    let tmp = file.temp().to_path_buf();
+    let mut w = io::BufWriter::new(file.file());
+    serde_json::to_writer_pretty(&mut w, value)
+        .with_context(|| format!("writing {}", tmp.display()))?;
+    w.write_all(b"\n").with_context(|| format!("writing {}", tmp.display()))?;
+    w.flush().with_context(|| format!("writing {}", tmp.display()))?;
+    drop(w);
+    if let Some(p) = perms {
+        file.file()
+            .set_permissions(p)
+            .with_context(|| format!("setting permissions on {}", tmp.display()))?;
     }
-    result.with_context(|| format!("writing {}", path.display()))
+    Ok(file)
 }
 
 // === retention ===
@@ -493,8 +486,9 @@ fn apply_retention(
     ctx: &Ctx,
     dir: &Path,
     retention_days: u64,
+    dry_run: bool,
     ur: &mut UserReport,
-    problems: &mut Vec<String>,
+    problems: &mut Vec<Problem>,
 ) {
     if retention_days == 0 {
         return;
@@ -508,9 +502,9 @@ fn apply_retention(
         if now.signed_duration_since(t) < limit {
             continue;
         }
-        if !ctx.dry_run {
+        if !dry_run {
             if let Err(e) = fs::remove_file(&path) {
-                problems.push(format!("{}: cannot delete: {e}", path.display()));
+                problems.push(Problem::at(path.display(), format!("cannot delete: {e}")));
                 continue;
             }
             ur.changed = true;

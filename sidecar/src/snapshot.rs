@@ -5,28 +5,26 @@
 //!
 //! Written like a backup: under a `.tmp-*` name in DIR, streamed file by file through
 //! SHA-256 (memory stays flat), synced, verified in full, and only then renamed into
-//! place. The zip writing and the file selection are the backup's own
-//! ([`crate::backup::create`]).
+//! place. The file selection ([`crate::collect`]), the zip writing ([`crate::pack`]) and
+//! the check ([`crate::verify::snapshot`]) are the ones backups use.
 
 use std::{
-    collections::BTreeMap,
     fs::{self, File},
-    io::{self, BufWriter, Read, Write},
+    io::{self, BufReader},
     path::{Path, PathBuf},
 };
 
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use zip::ZipWriter;
 
 use crate::{
-    backup::{
-        create::{self, Source},
-        manifest::{hex, FileEntry},
-        paths,
-    },
-    context::Ctx,
+    collect::{self, Source, Tree},
+    fsx,
+    pack::{self, FileEntry},
+    paths,
+    report::Bar,
+    verify, Ctx, Problem,
 };
 
 /// The manifest's name in a snapshot.
@@ -77,10 +75,10 @@ pub fn collect(
     ctx: &Ctx,
     archive_dir: &Path,
     options: &Options,
-) -> Result<(Vec<Source>, Vec<String>)> {
+) -> Result<(Vec<Source>, Vec<Problem>)> {
     let mut sources = Vec::new();
     let mut warnings = Vec::new();
-    create::collect_code(ctx, &mut sources, &mut warnings)?;
+    collect::code(ctx, &mut sources, &mut warnings)?;
     if options.include_user_data {
         collect_data(ctx, &mut sources, &mut warnings)?;
     }
@@ -109,7 +107,7 @@ fn absolute(p: &Path) -> Result<PathBuf> {
 }
 
 /// `data/...`: every entry of `<root>/data` but `backups/`, the lock, and temporary files.
-fn collect_data(ctx: &Ctx, out: &mut Vec<Source>, warnings: &mut Vec<String>) -> Result<()> {
+fn collect_data(ctx: &Ctx, out: &mut Vec<Source>, warnings: &mut Vec<Problem>) -> Result<()> {
     let data = ctx.data_dir();
     let mut entries: Vec<_> = match fs::read_dir(&data) {
         Ok(e) => {
@@ -122,7 +120,7 @@ fn collect_data(ctx: &Ctx, out: &mut Vec<Source>, warnings: &mut Vec<String>) ->
     for e in entries {
         let path = e.path();
         let Some(name) = e.file_name().to_str().map(str::to_owned) else {
-            warnings.push(format!("{}: name is not valid UTF-8, skipped", path.display()));
+            warnings.push(Problem::at(path.display(), "name is not valid UTF-8, skipped"));
             continue;
         };
         if name == "backups" || name == ".sidecar.lock" || name.starts_with(".tmp-") {
@@ -130,12 +128,13 @@ fn collect_data(ctx: &Ctx, out: &mut Vec<Source>, warnings: &mut Vec<String>) ->
         }
         let ft = e.file_type().with_context(|| format!("reading {}", path.display()))?;
         if ft.is_dir() {
-            create::walk_users(&data, &path, &format!("data/{name}"), out, warnings)?;
+            let tree = Tree { root: &data, label: "data" };
+            tree.walk(&path, &format!("data/{name}"), out, warnings)?;
         } else if ft.is_file() {
             let size = e.metadata().map(|m| m.len()).unwrap_or(0);
             out.push(Source { name: format!("data/{name}"), path, size, link: None });
         } else {
-            warnings.push(format!("{}: not a regular file or folder, skipped", path.display()));
+            warnings.push(Problem::at(path.display(), "not a regular file or folder, skipped"));
         }
     }
     Ok(())
@@ -145,7 +144,7 @@ fn collect_data(ctx: &Ctx, out: &mut Vec<Source>, warnings: &mut Vec<String>) ->
 /// zips and folders whose writer is gone or that are older than an hour. Call only while
 /// holding the sidecar lock. Returns the paths removed.
 pub fn remove_stale_temps(dir: &Path) -> Vec<PathBuf> {
-    let mut removed = crate::fsutil::remove_stale_temps(dir);
+    let mut removed = fsx::remove_stale_temps(dir);
     let Ok(entries) = fs::read_dir(dir) else { return removed };
     for e in entries.flatten() {
         let name = e.file_name().to_string_lossy().into_owned();
@@ -154,14 +153,8 @@ pub fn remove_stale_temps(dir: &Path) -> Vec<PathBuf> {
         if !snapshot.starts_with(PREFIX) || !e.file_type().is_ok_and(|t| t.is_dir()) {
             continue;
         }
-        let old = e
-            .metadata()
-            .and_then(|m| m.modified())
-            .is_ok_and(|t| t.elapsed().unwrap_or_default() > std::time::Duration::from_secs(3600));
-        let gone = pid
-            .parse::<u32>()
-            .is_ok_and(|p| p != std::process::id() && !mhm_log::retention::process_alive(p));
-        if (old || gone) && fs::remove_dir_all(e.path()).is_ok() {
+        let _ = pid;
+        if fsx::is_stale_temp(&e, fsx::STALE_AFTER) && fs::remove_dir_all(e.path()).is_ok() {
             removed.push(e.path());
         }
     }
@@ -170,15 +163,9 @@ pub fn remove_stale_temps(dir: &Path) -> Vec<PathBuf> {
 
 /// `mhm_snapshot_<stamp>`, or `..._N` when a zip or folder of that name exists.
 pub fn unique_name(dir: &Path, stamp: &str) -> String {
-    let base = format!("{PREFIX}{stamp}");
-    let taken = |n: &str| {
-        dir.join(n).symlink_metadata().is_ok()
-            || dir.join(format!("{n}.zip")).symlink_metadata().is_ok()
-    };
-    if !taken(&base) {
-        return base;
-    }
-    (1..).map(|n| format!("{base}_{n}")).find(|n| !taken(n)).unwrap_or(base)
+    fsx::unique_stem(&format!("{PREFIX}{stamp}"), |n| {
+        fsx::exists(&dir.join(n)) || fsx::exists(&dir.join(format!("{n}.zip")))
+    })
 }
 
 /// Writes a snapshot of `sources` into `dir` as `name` (`.zip`, or a folder): temp, sync,
@@ -199,7 +186,7 @@ pub fn write(
     let tmp = dir.join(format!(".tmp-{}-{file_name}", std::process::id()));
     let includes = Includes { code: true, user_data: options.include_user_data };
     let total: u64 = sources.iter().map(|s| s.size).sum();
-    let bar = crate::context::progress_bar(ctx, total, "snapshot");
+    let bar = ctx.progress.start("snapshot", total);
     let make_manifest = |files: Vec<FileEntry>| Manifest {
         snapshot_name: name.to_string(),
         created_at: ctx.now_local().to_rfc3339(),
@@ -211,29 +198,31 @@ pub fn write(
     };
     let result = (|| -> Result<Manifest> {
         let manifest = if options.no_compress {
-            let manifest = make_manifest(write_folder(&tmp, sources, &bar)?);
+            let manifest = make_manifest(write_folder(&tmp, sources, &*bar)?);
             let path = tmp.join(MANIFEST);
-            let mut f = create::create_private(&path)?;
+            let mut f = pack::create_private(&path)?;
             serde_json::to_writer_pretty(&mut f, &manifest).context("writing the manifest")?;
             f.sync_all().with_context(|| format!("syncing {}", path.display()))?;
-            mhm_log::retention::sync_dir(&path);
+            fsx::sync_dir(&path);
             manifest
         } else {
-            write_zip(&tmp, sources, &bar, make_manifest)?
+            let mut zip = pack::create(&tmp)?;
+            let manifest = make_manifest(pack::write_all(&mut zip, &tmp, sources, &*bar)?);
+            pack::write_json(&mut zip, MANIFEST, &manifest)?;
+            pack::finish(zip, &tmp)?;
+            manifest
         };
-        if let Some(bar) = &bar {
-            bar.finish_and_clear();
-        }
-        let report = verify(&tmp);
+        bar.finish();
+        let report = verify::snapshot(&tmp);
         if !report.ok() {
-            bail!("the new snapshot failed verification, deleted: {}", report.problems.join("; "));
+            bail!("the new snapshot failed verification, deleted: {}", report.problems_text());
         }
         if final_path.symlink_metadata().is_ok() {
             bail!("{} appeared while the snapshot was written", final_path.display());
         }
         fs::rename(&tmp, &final_path)
             .with_context(|| format!("renaming {} to {}", tmp.display(), final_path.display()))?;
-        mhm_log::retention::sync_dir(&final_path);
+        fsx::sync_dir(&final_path);
         Ok(manifest)
     })();
     match result {
@@ -246,32 +235,8 @@ pub fn write(
     }
 }
 
-/// The zip: each source streamed into its entry, then the manifest, then a sync.
-fn write_zip(
-    tmp: &Path,
-    sources: &[Source],
-    bar: &Option<indicatif::ProgressBar>,
-    make_manifest: impl FnOnce(Vec<FileEntry>) -> Manifest,
-) -> Result<Manifest> {
-    let mut zip = ZipWriter::new(BufWriter::with_capacity(1 << 16, create::create_private(tmp)?));
-    let mut buf = vec![0u8; 1 << 16];
-    let files = sources
-        .iter()
-        .map(|s| create::store(&mut zip, s, &mut buf, bar))
-        .collect::<Result<Vec<_>>>()?;
-    let manifest = make_manifest(files);
-    zip.start_file(MANIFEST, create::base_options()).context("starting snapshot_manifest.json")?;
-    serde_json::to_writer_pretty(&mut zip, &manifest).context("writing snapshot_manifest.json")?;
-    create::finish(zip, tmp)?;
-    Ok(manifest)
-}
-
 /// The folder form: each file copied (streamed through SHA-256) and synced.
-fn write_folder(
-    tmp: &Path,
-    sources: &[Source],
-    bar: &Option<indicatif::ProgressBar>,
-) -> Result<Vec<FileEntry>> {
+fn write_folder(tmp: &Path, sources: &[Source], bar: &dyn Bar) -> Result<Vec<FileEntry>> {
     fs::create_dir(tmp).with_context(|| format!("creating {}", tmp.display()))?;
     let mut files = Vec::with_capacity(sources.len());
     let mut buf = vec![0u8; 1 << 16];
@@ -285,35 +250,26 @@ fn write_folder(
             files.push(FileEntry {
                 path: s.name.clone(),
                 size: target.len() as u64,
-                sha256: hex(&Sha256::digest(target.as_bytes())),
+                sha256: fsx::sha256_hex(target.as_bytes()),
                 link: Some(target.clone()),
             });
             continue;
         }
         let mut input =
             File::open(&s.path).with_context(|| format!("opening {}", s.path.display()))?;
-        let mut out = create::create_private(&dest)?;
+        let mut out = pack::create_private(&dest)?;
         let mut hasher = Sha256::new();
-        let mut size = 0u64;
-        loop {
-            let n = match input.read(&mut buf) {
-                Ok(0) => break,
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(e).with_context(|| format!("reading {}", s.path.display())),
-            };
-            hasher.update(&buf[..n]);
-            out.write_all(&buf[..n]).with_context(|| format!("writing {}", dest.display()))?;
-            size += n as u64;
-            if let Some(bar) = bar {
-                bar.inc(n as u64);
-            }
-        }
+        let size = fsx::read_chunks(&mut input, &mut buf, |chunk| {
+            hasher.update(chunk);
+            bar.inc(chunk.len() as u64);
+            io::Write::write_all(&mut out, chunk)
+        })
+        .with_context(|| format!("copying {} to {}", s.path.display(), dest.display()))?;
         out.sync_all().with_context(|| format!("syncing {}", dest.display()))?;
         files.push(FileEntry {
             path: s.name.clone(),
             size,
-            sha256: hex(&hasher.finalize()),
+            sha256: fsx::hex(&hasher.finalize()),
             link: None,
         });
     }
@@ -329,253 +285,6 @@ fn link(target: &str, dest: &Path) -> Result<()> {
 #[cfg(not(unix))]
 fn link(_target: &str, dest: &Path) -> Result<()> {
     bail!("{}: links in a folder snapshot need a unix system; use a zip snapshot", dest.display())
-}
-
-// === verify ===
-
-/// What verification found.
-#[derive(Debug, Default, Serialize)]
-pub struct Report {
-    /// The snapshot.
-    pub path: String,
-    /// The manifest, when it could be read.
-    #[serde(skip)]
-    pub manifest: Option<Manifest>,
-    /// Files read.
-    pub entries: usize,
-    /// Every problem, each naming the entry.
-    pub problems: Vec<String>,
-}
-
-impl Report {
-    /// No problem.
-    pub fn ok(&self) -> bool {
-        self.problems.is_empty()
-    }
-}
-
-/// What was found for one stored file: size, digest, link target.
-type Seen = BTreeMap<String, (u64, String, Option<String>)>;
-
-/// Verifies a snapshot zip or folder: every file read to its end and its digest compared
-/// with the manifest, nothing missing, nothing extra, the counts right.
-pub fn verify(path: &Path) -> Report {
-    let mut report = Report { path: path.display().to_string(), ..Report::default() };
-    let meta = match fs::symlink_metadata(path) {
-        Ok(m) => m,
-        Err(e) => {
-            report.problems.push(format!("{}: cannot open: {e}", path.display()));
-            return report;
-        }
-    };
-    let mut seen = Seen::new();
-    let manifest = if meta.is_dir() {
-        scan_folder(path, &mut seen, &mut report)
-    } else {
-        scan_zip(path, &mut seen, &mut report)
-    };
-    report.entries = seen.len();
-    match manifest {
-        None => report.problems.push(format!("{MANIFEST}: missing")),
-        Some(Err(e)) => report.problems.push(e),
-        Some(Ok(m)) => {
-            check_manifest(&m, &seen, &mut report.problems);
-            report.manifest = Some(m);
-        }
-    }
-    report
-}
-
-fn scan_zip(path: &Path, seen: &mut Seen, report: &mut Report) -> Option<Result<Manifest, String>> {
-    let opened = File::open(path)
-        .map_err(|e| format!("{}: cannot open: {e}", path.display()))
-        .and_then(|f| {
-            zip::ZipArchive::new(io::BufReader::new(f))
-                .map_err(|e| format!("{}: not a readable zip archive: {e}", path.display()))
-        });
-    let mut archive = match opened {
-        Ok(a) => a,
-        Err(e) => {
-            report.problems.push(e);
-            return None;
-        }
-    };
-    let mut manifest = None;
-    let mut buf = vec![0u8; 1 << 16];
-    for i in 0..archive.len() {
-        let mut entry = match archive.by_index(i) {
-            Ok(e) => e,
-            Err(e) => {
-                report.problems.push(format!("entry #{i}: cannot be read: {e}"));
-                continue;
-            }
-        };
-        let name = entry.name().to_string();
-        if let Some(why) = paths::unsafe_name(&name) {
-            report.problems.push(format!("entry {name:?}: refused: {why}"));
-            continue;
-        }
-        if entry.is_dir() {
-            continue;
-        }
-        if name == MANIFEST {
-            manifest = Some(read_manifest(&mut entry));
-            continue;
-        }
-        let is_link = entry.is_symlink();
-        match digest(&mut entry, &mut buf, is_link) {
-            Ok((size, sha, target)) => {
-                if size != entry.size() {
-                    report.problems.push(format!(
-                        "{name}: the zip directory says {} bytes, the data holds {size}",
-                        entry.size()
-                    ));
-                }
-                seen.insert(name, (size, sha, target));
-            }
-            Err(e) => report.problems.push(format!("{name}: corrupt: {e}")),
-        }
-    }
-    manifest
-}
-
-fn scan_folder(
-    root: &Path,
-    seen: &mut Seen,
-    report: &mut Report,
-) -> Option<Result<Manifest, String>> {
-    let mut manifest = None;
-    let mut buf = vec![0u8; 1 << 16];
-    let mut stack = vec![(root.to_path_buf(), String::new())];
-    while let Some((dir, prefix)) = stack.pop() {
-        let entries = match fs::read_dir(&dir) {
-            Ok(e) => e,
-            Err(e) => {
-                report.problems.push(format!("{}: cannot read: {e}", dir.display()));
-                continue;
-            }
-        };
-        for e in entries.flatten() {
-            let path = e.path();
-            let Some(file_name) = e.file_name().to_str().map(str::to_owned) else {
-                report.problems.push(format!("{}: name is not valid UTF-8", path.display()));
-                continue;
-            };
-            let name = format!("{prefix}{file_name}");
-            let Ok(ft) = e.file_type() else {
-                report.problems.push(format!("{name}: cannot be read"));
-                continue;
-            };
-            if ft.is_dir() {
-                stack.push((path, format!("{name}/")));
-            } else if ft.is_symlink() {
-                match fs::read_link(&path) {
-                    Ok(t) => {
-                        let t = t.to_string_lossy().into_owned();
-                        let sha = hex(&Sha256::digest(t.as_bytes()));
-                        seen.insert(name, (t.len() as u64, sha, Some(t)));
-                    }
-                    Err(e) => report.problems.push(format!("{name}: cannot read link: {e}")),
-                }
-            } else if name == MANIFEST {
-                manifest = Some(
-                    File::open(&path)
-                        .map_err(|e| format!("{MANIFEST}: cannot open: {e}"))
-                        .and_then(|mut f| read_manifest(&mut f)),
-                );
-            } else {
-                match File::open(&path).and_then(|mut f| digest(&mut f, &mut buf, false)) {
-                    Ok(found) => {
-                        seen.insert(name, found);
-                    }
-                    Err(e) => report.problems.push(format!("{name}: cannot be read: {e}")),
-                }
-            }
-        }
-    }
-    manifest
-}
-
-fn read_manifest(r: &mut impl Read) -> Result<Manifest, String> {
-    let mut bytes = Vec::new();
-    r.take(256 << 20).read_to_end(&mut bytes).map_err(|e| format!("{MANIFEST}: corrupt: {e}"))?;
-    serde_json::from_slice(&bytes).map_err(|e| format!("{MANIFEST}: malformed: {e}"))
-}
-
-/// Size, SHA-256 and (for a link) target of what `r` holds, read to its end.
-fn digest(
-    r: &mut impl Read,
-    buf: &mut [u8],
-    is_link: bool,
-) -> io::Result<(u64, String, Option<String>)> {
-    let mut hasher = Sha256::new();
-    let mut size = 0u64;
-    let mut target = Vec::new();
-    loop {
-        let n = match r.read(buf) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-        };
-        hasher.update(&buf[..n]);
-        if is_link && target.len() < 4096 {
-            target.extend_from_slice(&buf[..n]);
-        }
-        size += n as u64;
-    }
-    let target = is_link.then(|| String::from_utf8_lossy(&target).into_owned());
-    Ok((size, hex(&hasher.finalize()), target))
-}
-
-fn check_manifest(m: &Manifest, seen: &Seen, problems: &mut Vec<String>) {
-    if m.snapshot_name.trim().is_empty() {
-        problems.push(format!("{MANIFEST}: snapshot_name is empty"));
-    }
-    if chrono::DateTime::parse_from_rfc3339(&m.created_at).is_err() {
-        problems.push(format!("{MANIFEST}: created_at {:?} is not an RFC 3339 time", m.created_at));
-    }
-    let mut listed = std::collections::BTreeSet::new();
-    for f in &m.files {
-        listed.insert(f.path.as_str());
-        match seen.get(&f.path) {
-            None => problems.push(format!("{}: listed in the manifest but missing", f.path)),
-            Some((size, sha, link)) => {
-                if *size != f.size {
-                    problems
-                        .push(format!("{}: size {size} but the manifest says {}", f.path, f.size));
-                }
-                if *sha != f.sha256 {
-                    problems.push(format!("{}: SHA-256 differs from the manifest", f.path));
-                }
-                if link.is_some() != f.link.is_some() {
-                    problems.push(format!("{}: link/file kind differs from the manifest", f.path));
-                }
-            }
-        }
-        let top = f.path.split('/').next().unwrap_or("");
-        let allowed = (top == "code" && m.includes.code) || (top == "data" && m.includes.user_data);
-        if !allowed {
-            problems.push(format!("{}: not under a part the manifest includes", f.path));
-        }
-    }
-    for name in seen.keys().filter(|n| !listed.contains(n.as_str())) {
-        problems.push(format!("{name}: in the snapshot but not in the manifest"));
-    }
-    if m.file_count != m.files.len() as u64 {
-        problems.push(format!(
-            "{MANIFEST}: file_count is {} but {} files are listed",
-            m.file_count,
-            m.files.len()
-        ));
-    }
-    let total: u64 = m.files.iter().map(|f| f.size).sum();
-    if m.total_bytes != total {
-        problems.push(format!(
-            "{MANIFEST}: total_bytes is {} but the listed files add up to {total}",
-            m.total_bytes
-        ));
-    }
 }
 
 // === list ===
@@ -614,16 +323,13 @@ pub fn list(dir: &Path) -> Result<Vec<Info>> {
         let path = e.path();
         let Ok(ft) = e.file_type() else { continue };
         let (name, kind, manifest, size) = if ft.is_dir() {
-            let m =
-                File::open(path.join(MANIFEST)).ok().and_then(|mut f| read_manifest(&mut f).ok());
+            let m = File::open(path.join(MANIFEST)).ok().and_then(|f| read_manifest(f).ok());
             (file_name.clone(), "folder", m, folder_size(&path))
         } else if let (true, Some(stem)) = (ft.is_file(), file_name.strip_suffix(".zip")) {
             let m = File::open(&path)
                 .ok()
                 .and_then(|f| zip::ZipArchive::new(io::BufReader::new(f)).ok())
-                .and_then(|mut z| {
-                    z.by_name(MANIFEST).ok().and_then(|mut e| read_manifest(&mut e).ok())
-                });
+                .and_then(|mut z| z.by_name(MANIFEST).ok().and_then(|e| read_manifest(e).ok()));
             (stem.to_string(), "zip", m, e.metadata().map(|m| m.len()).unwrap_or(0))
         } else {
             continue;
@@ -655,4 +361,60 @@ fn folder_size(dir: &Path) -> u64 {
                 .sum()
         })
         .unwrap_or(0)
+}
+
+fn read_manifest(r: impl io::Read) -> serde_json::Result<Manifest> {
+    serde_json::from_reader(BufReader::new(r))
+}
+
+// === create ===
+
+/// What `snapshot create` did, or with a dry run would do.
+#[derive(Debug)]
+pub enum Created {
+    /// A dry run: what would be written.
+    Would {
+        /// The snapshot's path.
+        target: PathBuf,
+        /// What it would hold.
+        sources: Vec<Source>,
+    },
+    /// Written and verified.
+    Written {
+        /// The snapshot's path.
+        path: PathBuf,
+        /// Its manifest.
+        manifest: Manifest,
+        /// Leftovers of crashed runs removed first.
+        removed: Vec<PathBuf>,
+    },
+}
+
+/// `snapshot create`: a verified snapshot of the root in `dir`, plus the files left out.
+pub fn create(
+    ctx: &Ctx,
+    dir: &Path,
+    options: &Options,
+    dry_run: bool,
+) -> Result<(Created, Vec<Problem>)> {
+    if fsx::exists(dir) && !dir.is_dir() {
+        bail!("{}: not a folder", dir.display());
+    }
+    let (sources, warnings) = collect(ctx, dir, options)?;
+    for w in &warnings {
+        tracing::warn!(target: "mhm::sidecar", "snapshot: left out {w}");
+    }
+    let name = unique_name(dir, &ctx.stamp());
+    if dry_run {
+        let target =
+            if options.no_compress { dir.join(&name) } else { dir.join(format!("{name}.zip")) };
+        return Ok((Created::Would { target, sources }, warnings));
+    }
+    let removed = remove_stale_temps(dir);
+    for p in &removed {
+        tracing::info!(target: "mhm::sidecar", "snapshot: removed the leftover {}", p.display());
+    }
+    let (path, manifest) = write(ctx, dir, &name, options, &sources)?;
+    tracing::info!(target: "mhm::sidecar", "snapshot create: wrote {} ({} files, {} bytes)", path.display(), manifest.file_count, manifest.total_bytes);
+    Ok((Created::Written { path, manifest, removed }, warnings))
 }

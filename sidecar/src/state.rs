@@ -12,6 +12,8 @@ use anyhow::{Context, Result};
 use chrono::{DateTime, FixedOffset};
 use serde::{Deserialize, Serialize};
 
+use crate::fsx;
+
 /// The state file's path under the data folder.
 pub fn path(data_dir: &Path) -> PathBuf {
     data_dir.join(".sidecar_state.json")
@@ -53,35 +55,19 @@ pub fn load(data_dir: &Path) -> Result<State> {
 /// `.sidecar_state.json.corrupt[.N]` beside it (never overwriting an earlier one).
 pub fn set_aside(data_dir: &Path) -> Result<PathBuf> {
     let from = path(data_dir);
-    let mut to = data_dir.join(".sidecar_state.json.corrupt");
-    let mut n = 0;
-    while to.exists() {
-        n += 1;
-        to = data_dir.join(format!(".sidecar_state.json.corrupt.{n}"));
-    }
+    let to = fsx::unique_path(&data_dir.join(".sidecar_state.json.corrupt"));
     fs::rename(&from, &to)
         .with_context(|| format!("moving {} to {}", from.display(), to.display()))?;
-    mhm_log::retention::sync_dir(&to);
+    fsx::sync_dir(&to);
     Ok(to)
 }
 
 /// Writes the state atomically.
 pub fn save(data_dir: &Path, state: &State) -> Result<()> {
     let path = path(data_dir);
-    let tmp = mhm_log::retention::temp_path(&path);
-    let result = (|| -> Result<()> {
-        let mut f =
-            fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
-        serde_json::to_writer_pretty(&mut f, state).context("encoding the state")?;
-        f.write_all(b"\n")?;
-        f.sync_all().with_context(|| format!("syncing {}", tmp.display()))?;
-        fs::rename(&tmp, &path)
-            .with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))?;
-        mhm_log::retention::sync_dir(&path);
-        Ok(())
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    result
+    let mut out = fsx::Atomic::create(&path)
+        .with_context(|| format!("creating a file beside {}", path.display()))?;
+    serde_json::to_writer_pretty(out.file(), state).context("encoding the state")?;
+    out.file().write_all(b"\n").with_context(|| format!("writing {}", out.temp().display()))?;
+    out.commit_replace().with_context(|| format!("writing {}", path.display()))
 }

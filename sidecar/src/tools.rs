@@ -15,7 +15,7 @@ use chrono::NaiveDateTime;
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::{context::Ctx, errors::usage};
+use crate::{error::usage, fsx, Ctx};
 
 /// The versions kept by default.
 pub const DEFAULT_KEEP: usize = 7;
@@ -106,13 +106,14 @@ pub struct Rotation {
 }
 
 /// Stores `file` as a new version in `archive_dir`, then keeps only the newest `keep`
-/// versions of it (the new one always among them).
+/// versions of it (the new one always among them). With `dry_run`, only says so.
 pub fn rotate(
     ctx: &Ctx,
     file: &Path,
     archive_dir: &Path,
     keep: usize,
     mode: Mode,
+    dry_run: bool,
 ) -> Result<Rotation> {
     check_keep(keep)?;
     let meta = fs::metadata(file).with_context(|| format!("{}: cannot rotate", file.display()))?;
@@ -136,14 +137,14 @@ pub fn rotate(
         others.drain(..others.len().saturating_sub(keep - 1)).map(|v| v.path).collect();
     let show = |p: &Path| ctx.show(p);
     let mut rotation = Rotation { file: show(file), version: show(&target), deleted: Vec::new() };
-    if ctx.dry_run {
+    if dry_run {
         rotation.deleted = doomed.iter().map(|p| show(p)).collect();
         return Ok(rotation);
     }
     fs::create_dir_all(archive_dir)
         .with_context(|| format!("creating {}", archive_dir.display()))?;
     match mode {
-        Mode::Move => mhm_log::retention::move_file(file, &target)
+        Mode::Move => fsx::move_file(file, &target)
             .with_context(|| format!("moving {} to {}", file.display(), target.display()))?,
         Mode::Copy => copy_new(file, &target)?,
     }
@@ -169,33 +170,15 @@ fn check_keep(keep: usize) -> Result<()> {
 /// them (it fails rather than overwrite), else a synced copy renamed into place.
 fn copy_new(from: &Path, to: &Path) -> Result<()> {
     if fs::hard_link(from, to).is_ok() {
-        mhm_log::retention::sync_dir(to);
+        fsx::sync_dir(to);
         return Ok(());
     }
-    let tmp = mhm_log::retention::temp_path(to);
-    let result = (|| -> Result<()> {
-        let mut src =
-            fs::File::open(from).with_context(|| format!("opening {}", from.display()))?;
-        let mut dst = fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&tmp)
-            .with_context(|| format!("creating {}", tmp.display()))?;
-        io::copy(&mut src, &mut dst)
-            .with_context(|| format!("copying {} to {}", from.display(), tmp.display()))?;
-        dst.sync_all().with_context(|| format!("syncing {}", tmp.display()))?;
-        if to.symlink_metadata().is_ok() {
-            bail!("{} exists already; a version is never overwritten", to.display());
-        }
-        fs::rename(&tmp, to)
-            .with_context(|| format!("renaming {} to {}", tmp.display(), to.display()))?;
-        mhm_log::retention::sync_dir(to);
-        Ok(())
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    result
+    let mut out = fsx::Atomic::create(to)
+        .with_context(|| format!("creating a file beside {}", to.display()))?;
+    let mut src = fs::File::open(from).with_context(|| format!("opening {}", from.display()))?;
+    io::copy(&mut src, out.file())
+        .with_context(|| format!("copying {} to {}", from.display(), out.temp().display()))?;
+    out.commit_new().with_context(|| format!("a version is never overwritten: {}", to.display()))
 }
 
 // === save-result ===
@@ -259,6 +242,7 @@ pub fn save_result(
     domain: &str,
     input: &Input,
     keep: usize,
+    dry_run: bool,
 ) -> Result<Saved> {
     check_part("tool name", tool)?;
     check_part("domain", domain)?;
@@ -282,46 +266,33 @@ pub fn save_result(
         Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
     };
     let archive_dir = dir.join("archive");
-    if ctx.dry_run {
-        let rotated =
-            if exists { Some(rotate(ctx, &path, &archive_dir, keep, Mode::Copy)?) } else { None };
+    if dry_run {
+        let rotated = if exists {
+            Some(rotate(ctx, &path, &archive_dir, keep, Mode::Copy, true)?)
+        } else {
+            None
+        };
         return Ok(Saved { path: ctx.show(&path), rotated });
     }
     fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    for p in crate::fsutil::remove_stale_temps(&dir) {
+    for p in fsx::remove_stale_temps(&dir) {
         tracing::info!(target: "mhm::sidecar", "tools save-result: removed leftover {}", p.display());
     }
     // The new file first (synced under a temporary name), so a failure leaves the old one.
-    let tmp = mhm_log::retention::temp_path(&path);
-    let result = (|| -> Result<Option<Rotation>> {
-        let mut f = fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&tmp)
-            .with_context(|| format!("creating {}", tmp.display()))?;
-        let mut text = serde_json::to_vec_pretty(&doc).context("encoding the results")?;
-        text.push(b'\n');
-        io::Write::write_all(&mut f, &text)
-            .with_context(|| format!("writing {}", tmp.display()))?;
-        f.sync_all().with_context(|| format!("syncing {}", tmp.display()))?;
-        drop(f);
-        let rotated =
-            if exists { Some(rotate(ctx, &path, &archive_dir, keep, Mode::Copy)?) } else { None };
-        fs::rename(&tmp, &path)
-            .with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))?;
-        mhm_log::retention::sync_dir(&path);
-        Ok(rotated)
-    })();
-    match result {
-        Ok(rotated) => {
-            tracing::info!(target: "mhm::sidecar", "tools save-result: wrote {}", path.display());
-            Ok(Saved { path: ctx.show(&path), rotated })
-        }
-        Err(e) => {
-            let _ = fs::remove_file(&tmp);
-            Err(e)
-        }
-    }
+    let mut out = fsx::Atomic::create(&path)
+        .with_context(|| format!("creating a file beside {}", path.display()))?;
+    let mut text = serde_json::to_vec_pretty(&doc).context("encoding the results")?;
+    text.push(b'\n');
+    io::Write::write_all(out.file(), &text)
+        .with_context(|| format!("writing {}", out.temp().display()))?;
+    let rotated = if exists {
+        Some(rotate(ctx, &path, &archive_dir, keep, Mode::Copy, false)?)
+    } else {
+        None
+    };
+    out.commit_replace().with_context(|| format!("writing {}", path.display()))?;
+    tracing::info!(target: "mhm::sidecar", "tools save-result: wrote {}", ctx.show(&path));
+    Ok(Saved { path: ctx.show(&path), rotated })
 }
 
 #[cfg(test)]

@@ -494,25 +494,23 @@ fn a_restore_failing_half_way_leaves_the_data_as_it_was() {
     fs::remove_dir_all(r.join("data/users/u3")).unwrap();
     write(&r.join(".env"), "APP_MODE=newer\n");
     fs::remove_file(r.join("requirements.txt")).unwrap();
-    for point in ["extract", "swap", "commit", "safety"] {
+    use mhm_sidecar::{restore, Ctx, FailPoint, Faults};
+    for point in [FailPoint::Extract, FailPoint::Swap, FailPoint::Commit, FailPoint::Safety] {
         let mut before = snapshot(r);
         before.retain(|p, _| !p.to_string_lossy().contains("pre_restore_safety"));
-        let out = bin()
-            .env("MHM_SIDECAR_FAIL_AT", point)
-            .arg("--root")
-            .arg(r)
-            .args(["backup", "restore", "base", "--users", "--config"])
-            .output()
-            .unwrap();
-        assert_code(&out, 1);
-        assert!(stderr(&out).contains("injected failure"), "{point}: {}", stderr(&out));
+        // The fault is a parameter of the library: the binary has no way to ask for one.
+        let ctx = Ctx::new(r, chrono::Utc::now()).unwrap().with_faults(Faults(vec![point]));
+        let scope = restore::Scope { users: true, config: true, user: None };
+        let err = restore::restore(&ctx, &r.join("data/backups/base.zip"), &scope, false)
+            .expect_err("the injected failure stops the restore");
+        assert!(format!("{err:#}").contains("injected failure"), "{point:?}: {err:#}");
         // Everything but the safety backup is exactly as before.
         let mut after = snapshot(r);
         after.retain(|p, _| !p.to_string_lossy().contains("pre_restore_safety"));
         assert_same(&before, &after);
         assert!(
             !r.join("requirements.txt").exists(),
-            "{point}: a file absent before must stay absent"
+            "{point:?}: a file absent before must stay absent"
         );
     }
 }

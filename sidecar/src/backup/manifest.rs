@@ -2,6 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::pack::FileEntry;
+
 /// The manifest's name inside the zip.
 pub const NAME: &str = "manifest.json";
 
@@ -44,27 +46,4 @@ pub struct SystemInfo {
     pub file_count: u64,
     /// Their uncompressed size.
     pub total_bytes: u64,
-}
-
-/// One stored file.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
-pub struct FileEntry {
-    /// Its path in the zip.
-    pub path: String,
-    /// Its uncompressed size (for a link: the length of its target).
-    pub size: u64,
-    /// The SHA-256 of its content (for a link: of its target), lowercase hex.
-    pub sha256: String,
-    /// For a symlink: where it points (relative, inside `users/`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub link: Option<String>,
-}
-
-/// Lowercase hex of a digest.
-pub fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write;
-    bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    })
 }

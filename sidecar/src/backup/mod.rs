@@ -2,10 +2,6 @@
 
 pub mod create;
 pub mod manifest;
-pub mod paths;
-pub mod restore;
-pub mod shared_file;
-pub mod verify;
 
 use std::{
     fs::{self, File},
@@ -19,7 +15,7 @@ use chrono::{DateTime, FixedOffset, Local, NaiveDateTime, TimeZone, Utc};
 use serde::Serialize;
 
 use self::manifest::{Includes, Manifest};
-use crate::{context::Ctx, errors::usage, fsutil};
+use crate::{error::usage, fsx, verify, Ctx, Problem};
 
 /// Name prefixes of the kinds.
 pub const WEEKLY_PREFIX: &str = "weekly_backup_";
@@ -71,11 +67,6 @@ pub struct Info {
     /// Structurally valid: the zip opens, the manifest parses and lists only entries that
     /// are there with their sizes. `backup verify` reads every byte.
     pub valid: bool,
-}
-
-/// `<prefix>YYYYMMDD_HHMMSS` (local time) for `ctx`'s now.
-pub fn stamp(ctx: &Ctx) -> String {
-    ctx.now_local().format("%Y%m%d_%H%M%S").to_string()
 }
 
 /// The time in a name ending `_YYYYMMDD_HHMMSS[_N]`, read as local time.
@@ -178,34 +169,33 @@ pub fn check_name(name: &str) -> Result<()> {
 
 /// `<prefix><stamp>`, or `<prefix><stamp>_N` when taken.
 pub fn unique_name(dir: &Path, prefix: &str, stamp: &str) -> String {
-    let base = format!("{prefix}{stamp}");
-    if !dir.join(format!("{base}.zip")).exists() {
-        return base;
-    }
-    (1..)
-        .map(|n| format!("{base}_{n}"))
-        .find(|n| !dir.join(format!("{n}.zip")).exists())
-        .unwrap_or(base)
+    fsx::unique_stem(&format!("{prefix}{stamp}"), |n| dir.join(format!("{n}.zip")).exists())
 }
 
-/// Writes the backup `name` with `includes`, then prunes. Warnings go to stderr and the
-/// sidecar's log.
-pub fn make(
-    ctx: &Ctx,
-    name: &str,
-    includes: Includes,
-    policy: PrunePolicy,
-) -> Result<(PathBuf, Manifest, Vec<PruneStep>)> {
+/// A backup just made, and the prune after it.
+#[derive(Debug)]
+pub struct Made {
+    /// Where it is.
+    pub path: PathBuf,
+    /// Its manifest (without the file list).
+    pub manifest: Manifest,
+    /// What the prune after it did.
+    pub pruned: Vec<PruneStep>,
+    /// Files left out (links pointing outside, unreadable names).
+    pub warnings: Vec<Problem>,
+}
+
+/// Writes the backup `name` with `includes`, then prunes.
+pub fn make(ctx: &Ctx, name: &str, includes: Includes, policy: PrunePolicy) -> Result<Made> {
     let options = create::Options { includes };
     let (sources, warnings) = create::collect(ctx, &options)?;
     for w in &warnings {
-        eprintln!("warning: {w}");
-        tracing::warn!(target: "mhm::sidecar", "backup: {w}");
+        tracing::warn!(target: "mhm::sidecar", "backup {name}: left out {w}");
     }
     let (path, manifest) = create::write(ctx, &ctx.backups_dir(), name, &options, sources)?;
-    tracing::info!(target: "mhm::sidecar", "backup create: {} ({} files, {} bytes)", path.display(), manifest.system_info.file_count, manifest.system_info.total_bytes);
-    let pruned = prune(ctx, policy)?;
-    Ok((path, manifest, pruned))
+    tracing::info!(target: "mhm::sidecar", "backup create: wrote {} ({} files, {} bytes)", ctx.show(&path), manifest.system_info.file_count, manifest.system_info.total_bytes);
+    let pruned = prune(ctx, policy, false)?;
+    Ok(Made { path, manifest, pruned, warnings })
 }
 
 /// What the weekly check decided.
@@ -235,7 +225,7 @@ pub fn weekly_due(ctx: &Ctx) -> Result<Weekly> {
             }
         }
     }
-    Ok(Weekly::Due(unique_name(&ctx.backups_dir(), WEEKLY_PREFIX, &stamp(ctx))))
+    Ok(Weekly::Due(unique_name(&ctx.backups_dir(), WEEKLY_PREFIX, &ctx.stamp())))
 }
 
 /// What a weekly backup holds.
@@ -249,8 +239,42 @@ pub struct PruneStep {
     pub name: String,
     /// Why it goes.
     pub why: String,
-    /// `deleted`, `would delete`, or `failed: ...`.
-    pub result: String,
+    /// What happened to it.
+    pub result: PruneResult,
+}
+
+/// What happened to one backup `prune` chose.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PruneResult {
+    /// Deleted.
+    Deleted,
+    /// A dry run: it would be deleted.
+    WouldDelete,
+    /// Deleting it failed: why.
+    Failed(String),
+}
+
+impl std::fmt::Display for PruneResult {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PruneResult::Deleted => f.write_str("deleted"),
+            PruneResult::WouldDelete => f.write_str("would delete"),
+            PruneResult::Failed(why) => write!(f, "failed: {why}"),
+        }
+    }
+}
+
+impl Serialize for PruneResult {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl PruneStep {
+    /// Whether the step failed.
+    pub fn failed(&self) -> bool {
+        matches!(self.result, PruneResult::Failed(_))
+    }
 }
 
 /// Prune settings.
@@ -262,8 +286,21 @@ pub struct PrunePolicy {
     pub max_count: usize,
 }
 
-/// Deletes (or lists, with `--dry-run`) backups past the policy; never the newest valid one.
-pub fn prune(ctx: &Ctx, policy: PrunePolicy) -> Result<Vec<PruneStep>> {
+impl PrunePolicy {
+    /// The policy from flags when given, else `BACKUP_RETENTION_DAYS` (30) and
+    /// `BACKUP_MAX_COUNT` (10) from the environment or `.env`.
+    pub fn from_settings(ctx: &Ctx, days: Option<u64>, max_count: Option<u64>) -> Result<Self> {
+        let days = ctx.count_setting(days, "BACKUP_RETENTION_DAYS", 30)?;
+        let max = ctx.count_setting(max_count, "BACKUP_MAX_COUNT", 10)?;
+        Ok(Self {
+            retention: Duration::from_secs(days.saturating_mul(86_400)),
+            max_count: usize::try_from(max).unwrap_or(usize::MAX),
+        })
+    }
+}
+
+/// Deletes (or, with `dry_run`, lists) backups past the policy; never the newest valid one.
+pub fn prune(ctx: &Ctx, policy: PrunePolicy, dry_run: bool) -> Result<Vec<PruneStep>> {
     let dir = ctx.backups_dir();
     let mut steps = Vec::new();
     let now = ctx.now.fixed_offset();
@@ -289,7 +326,7 @@ pub fn prune(ctx: &Ctx, policy: PrunePolicy) -> Result<Vec<PruneStep>> {
     }
     if !doomed.is_empty() {
         // The newest backup that verifies in full is kept whatever the rules say.
-        let newest_valid = backups.iter().rev().find(|b| verify::verify(&b.path).ok());
+        let newest_valid = backups.iter().rev().find(|b| verify::backup(&b.path).ok());
         if let Some(keep) = newest_valid {
             doomed.retain(|(b, _)| b.path != keep.path);
         }
@@ -298,47 +335,47 @@ pub fn prune(ctx: &Ctx, policy: PrunePolicy) -> Result<Vec<PruneStep>> {
             .iter()
             .rev()
             .filter(|b| b.includes.as_ref().is_some_and(|i| i.users))
-            .find(|b| verify::verify(&b.path).ok());
+            .find(|b| verify::backup(&b.path).ok());
         if let Some(keep) = newest_with_users {
             doomed.retain(|(b, _)| b.path != keep.path);
         }
     }
     for (b, why) in doomed {
-        let result = if ctx.dry_run {
-            "would delete".to_string()
+        let result = if dry_run {
+            PruneResult::WouldDelete
         } else {
             match fs::remove_file(&b.path) {
                 Ok(()) => {
                     tracing::info!(target: "mhm::sidecar", "backup prune: deleted {} ({why})", b.name);
-                    "deleted".to_string()
+                    PruneResult::Deleted
                 }
-                Err(e) => format!("failed: {e}"),
+                Err(e) => PruneResult::Failed(e.to_string()),
             }
         };
         steps.push(PruneStep { name: b.name.clone(), why, result });
     }
-    if ctx.dry_run {
+    if dry_run {
         for e in fs::read_dir(&dir).into_iter().flatten().flatten() {
             let name = e.file_name().to_string_lossy().into_owned();
             let old = e
                 .metadata()
                 .and_then(|m| m.modified())
-                .is_ok_and(|t| t.elapsed().unwrap_or_default() > Duration::from_secs(3600));
-            if name.starts_with(".tmp-") && old {
+                .is_ok_and(|t| t.elapsed().unwrap_or_default() > fsx::STALE_AFTER);
+            if name.starts_with(fsx::TEMP_PREFIX) && old {
                 steps.push(PruneStep {
                     name,
                     why: "leftover temporary file".into(),
-                    result: "would delete".into(),
+                    result: PruneResult::WouldDelete,
                 });
             }
         }
     } else {
-        for p in fsutil::remove_stale_temps(&dir) {
+        for p in fsx::remove_stale_temps(&dir) {
             let name = p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
             steps.push(PruneStep {
                 name,
                 why: "leftover temporary file".into(),
-                result: "deleted".into(),
+                result: PruneResult::Deleted,
             });
         }
     }

@@ -1,44 +1,37 @@
 //! `backup create | weekly | list | verify | prune | restore` (SPEC section 3).
 
-use std::{io::Write, time::Duration};
+use std::io::Write;
 
 use anyhow::{Context, Result};
-
-use crate::{
-    backup::{self, create, manifest::Includes, restore, verify, PrunePolicy},
-    cli::{BackupCommand, CreateArgs, PruneArgs, RestoreArgs},
-    context::Ctx,
-    exit_codes::ExitCode,
-    validate,
+use mhm_sidecar::{
+    backup::{self, create, manifest::Includes, PrunePolicy},
+    restore, validate, verify,
 };
 
-pub fn run(ctx: &Ctx, cmd: &BackupCommand) -> Result<ExitCode> {
+use super::{print_json, Run};
+use crate::{
+    cli::{BackupCommand, CreateArgs, RestoreArgs},
+    exit_codes::ExitCode,
+};
+
+pub fn run(ctx: &Run, cmd: &BackupCommand) -> Result<ExitCode> {
     match cmd {
         BackupCommand::Create(args) => create_cmd(ctx, args),
         BackupCommand::Weekly => weekly(ctx),
         BackupCommand::List => list(ctx),
         BackupCommand::Verify(t) => verify_cmd(ctx, &t.backup),
         BackupCommand::Prune(args) => {
-            let policy = prune_policy(ctx, args)?;
+            let policy = PrunePolicy::from_settings(ctx, args.retention_days, args.max_count)?;
             prune(ctx, policy)
         }
         BackupCommand::Restore(args) => restore_cmd(ctx, args),
     }
 }
 
-pub fn prune_policy(ctx: &Ctx, args: &PruneArgs) -> Result<PrunePolicy> {
-    let days = ctx.count_setting(args.retention_days, "BACKUP_RETENTION_DAYS", 30)?;
-    let max = ctx.count_setting(args.max_count, "BACKUP_MAX_COUNT", 10)?;
-    Ok(PrunePolicy {
-        retention: Duration::from_secs(days.saturating_mul(86_400)),
-        max_count: usize::try_from(max).unwrap_or(usize::MAX),
-    })
-}
-
 /// Makes one backup (and prunes after it). `name` is final.
-fn make(ctx: &Ctx, name: &str, includes: Includes) -> Result<ExitCode> {
+fn make(ctx: &Run, name: &str, includes: Includes) -> Result<ExitCode> {
     // Settings are checked before any work.
-    let policy = prune_policy(ctx, &PruneArgs { retention_days: None, max_count: None })?;
+    let policy = PrunePolicy::from_settings(ctx, None, None)?;
     if ctx.dry_run {
         let options = create::Options { includes };
         let (sources, warnings) = create::collect(ctx, &options)?;
@@ -48,7 +41,7 @@ fn make(ctx: &Ctx, name: &str, includes: Includes) -> Result<ExitCode> {
         let target = ctx.backups_dir().join(format!("{name}.zip"));
         let bytes: u64 = sources.iter().map(|s| s.size).sum();
         if ctx.json {
-            ctx.print_json(&serde_json::json!({
+            print_json(&serde_json::json!({
                 "would_create": ctx.show(&target), "files": sources.len(), "bytes": bytes,
                 "entries": sources.iter().map(|s| &s.name).collect::<Vec<_>>(),
             }))?;
@@ -64,10 +57,14 @@ fn make(ctx: &Ctx, name: &str, includes: Includes) -> Result<ExitCode> {
         }
         return Ok(ExitCode::Success);
     }
-    let (path, manifest, pruned) = backup::make(ctx, name, includes, policy)?;
+    let backup::Made { path, manifest, pruned, warnings } =
+        backup::make(ctx, name, includes, policy)?;
+    for w in &warnings {
+        eprintln!("warning: {w}");
+    }
     let size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
     if ctx.json {
-        ctx.print_json(&serde_json::json!({
+        print_json(&serde_json::json!({
             "created": ctx.show(&path), "size": size, "manifest": {
                 "backup_name": manifest.backup_name, "created_at": manifest.created_at,
                 "includes": manifest.includes, "system_info": manifest.system_info,
@@ -84,10 +81,10 @@ fn make(ctx: &Ctx, name: &str, includes: Includes) -> Result<ExitCode> {
             println!("prune: {} {} ({})", p.result, p.name, p.why);
         }
     }
-    Ok(ExitCode::from_ok(pruned.iter().all(|p| !p.result.starts_with("failed"))))
+    Ok(ExitCode::from_ok(pruned.iter().all(|p| !p.failed())))
 }
 
-fn create_cmd(ctx: &Ctx, args: &CreateArgs) -> Result<ExitCode> {
+fn create_cmd(ctx: &Run, args: &CreateArgs) -> Result<ExitCode> {
     let includes = Includes {
         users: !args.no_users,
         config: !args.no_config,
@@ -100,16 +97,16 @@ fn create_cmd(ctx: &Ctx, args: &CreateArgs) -> Result<ExitCode> {
             backup::check_name(n)?;
             n.to_string()
         }
-        None => backup::unique_name(&ctx.backups_dir(), backup::MANUAL_PREFIX, &backup::stamp(ctx)),
+        None => backup::unique_name(&ctx.backups_dir(), backup::MANUAL_PREFIX, &ctx.stamp()),
     };
     make(ctx, &name, includes)
 }
 
-fn weekly(ctx: &Ctx) -> Result<ExitCode> {
+fn weekly(ctx: &Run) -> Result<ExitCode> {
     match backup::weekly_due(ctx)? {
         backup::Weekly::NotDue { newest, age_days } => {
             if ctx.json {
-                ctx.print_json(&serde_json::json!({"created": null, "newest_weekly": newest}))?;
+                print_json(&serde_json::json!({"created": null, "newest_weekly": newest}))?;
             } else {
                 println!("newest weekly backup {newest} is {age_days} day(s) old; nothing to do");
             }
@@ -119,10 +116,10 @@ fn weekly(ctx: &Ctx) -> Result<ExitCode> {
     }
 }
 
-fn list(ctx: &Ctx) -> Result<ExitCode> {
+fn list(ctx: &Run) -> Result<ExitCode> {
     let backups = backup::list(&ctx.backups_dir())?;
     if ctx.json {
-        ctx.print_json(&backups)?;
+        print_json(&backups)?;
         return Ok(ExitCode::Success);
     }
     let mut out = std::io::stdout().lock();
@@ -159,21 +156,23 @@ fn list(ctx: &Ctx) -> Result<ExitCode> {
     Ok(ExitCode::Success)
 }
 
-fn verify_cmd(ctx: &Ctx, spec: &str) -> Result<ExitCode> {
+fn verify_cmd(ctx: &Run, spec: &str) -> Result<ExitCode> {
     let path = match backup::resolve(ctx, spec) {
         Ok(p) => p,
         Err(e) => {
             if ctx.json {
-                ctx.print_json(&serde_json::json!({"backup": spec, "valid": false, "problems": [format!("{e:#}")]}))?;
+                print_json(
+                    &serde_json::json!({"backup": spec, "valid": false, "problems": [format!("{e:#}")]}),
+                )?;
             } else {
                 println!("{spec}: INVALID\n  {e:#}");
             }
             return Ok(ExitCode::Failure);
         }
     };
-    let report = verify::verify(&path);
+    let report = verify::backup(&path);
     if ctx.json {
-        ctx.print_json(&serde_json::json!({
+        print_json(&serde_json::json!({
             "backup": ctx.show(&path), "valid": report.ok(), "entries": report.entries,
             "problems": report.problems,
         }))?;
@@ -188,10 +187,10 @@ fn verify_cmd(ctx: &Ctx, spec: &str) -> Result<ExitCode> {
     Ok(ExitCode::from_ok(report.ok()))
 }
 
-fn prune(ctx: &Ctx, policy: PrunePolicy) -> Result<ExitCode> {
-    let steps = backup::prune(ctx, policy)?;
+fn prune(ctx: &Run, policy: PrunePolicy) -> Result<ExitCode> {
+    let steps = backup::prune(ctx, policy, ctx.dry_run)?;
     if ctx.json {
-        ctx.print_json(&steps)?;
+        print_json(&steps)?;
     } else if steps.is_empty() {
         println!("nothing to prune");
     } else {
@@ -199,18 +198,24 @@ fn prune(ctx: &Ctx, policy: PrunePolicy) -> Result<ExitCode> {
             println!("{} {} ({})", s.result, s.name, s.why);
         }
     }
-    Ok(ExitCode::from_ok(steps.iter().all(|s| !s.result.starts_with("failed"))))
+    Ok(ExitCode::from_ok(steps.iter().all(|s| !s.failed())))
 }
 
-fn restore_cmd(ctx: &Ctx, args: &RestoreArgs) -> Result<ExitCode> {
+fn restore_cmd(ctx: &Run, args: &RestoreArgs) -> Result<ExitCode> {
     let path = backup::resolve(ctx, &args.backup)?;
     let users = args.users || args.user.is_some() || !args.config;
     let scope = restore::Scope { users, config: args.config, user: args.user.clone() };
-    let outcome = restore::restore(ctx, &path, &scope)
+    let outcome = restore::restore(ctx, &path, &scope, ctx.dry_run)
         .with_context(|| format!("restoring from {}", path.display()))?;
+    for w in &outcome.warnings {
+        eprintln!("warning: {w}");
+    }
+    if let Some(s) = &outcome.safety_backup {
+        eprintln!("safety backup: {s}");
+    }
     if ctx.dry_run {
         if ctx.json {
-            ctx.print_json(&outcome)?;
+            print_json(&outcome)?;
         } else {
             println!("would restore from {}:", outcome.backup);
             for i in &outcome.items {
@@ -244,7 +249,7 @@ fn restore_cmd(ctx: &Ctx, args: &RestoreArgs) -> Result<ExitCode> {
     tracing::info!(target: "mhm::sidecar", "backup restore: restored {} item(s) from {}", outcome.items.len(), outcome.backup);
     let report = validate::check(&ctx.data_dir());
     if ctx.json {
-        ctx.print_json(&serde_json::json!({"restore": outcome, "validate": report}))?;
+        print_json(&serde_json::json!({"restore": outcome, "validate": report}))?;
     } else {
         println!("restored from {}:", outcome.backup);
         for i in &outcome.items {

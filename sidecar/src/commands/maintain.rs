@@ -2,14 +2,19 @@
 
 use anyhow::Result;
 
-use crate::{cli::PruneArgs, context::Ctx, exit_codes::ExitCode, maintain};
+use mhm_sidecar::{backup::PrunePolicy, maintain};
 
-pub fn run(ctx: &Ctx) -> Result<ExitCode> {
-    let policy =
-        super::backup::prune_policy(ctx, &PruneArgs { retention_days: None, max_count: None })?;
-    let reports = maintain::run(ctx, policy)?;
+use super::{print_json, Run};
+use crate::exit_codes::ExitCode;
+
+pub fn run(ctx: &Run) -> Result<ExitCode> {
+    let policy = PrunePolicy::from_settings(ctx, None, None)?;
+    let reports = maintain::run(ctx, policy, ctx.dry_run)?;
+    for p in reports.iter().flat_map(|r| &r.problems) {
+        eprintln!("problem: {p}");
+    }
     if ctx.json {
-        ctx.print_json(&reports)?;
+        print_json(&reports)?;
     } else {
         for r in &reports {
             let what = match (r.ran, r.ok) {

@@ -1,49 +1,26 @@
-//! `messages archive` (SPEC section 4): a thin shell over [`crate::messages`].
+//! `messages archive` (SPEC section 4): a thin shell over `mhm_sidecar::messages`.
 
 use std::io::{self, Write};
 
 use anyhow::Result;
-use clap::{Args, Subcommand};
+use mhm_sidecar::messages;
 
-use crate::{context::Ctx, exit_codes::ExitCode, messages};
+use super::{print_json, Run};
+use crate::{
+    cli::{ArchiveArgs, MessagesCommand},
+    exit_codes::ExitCode,
+};
 
-#[derive(Debug, Subcommand)]
-pub enum MessagesCommand {
-    /// Move messages older than --days (365) from each user's sent_messages.json into
-    /// messages/archives/sent_messages_archive_YYYYMMDD_HHMMSS.json, then delete archive
-    /// files older than MESSAGE_ARCHIVE_RETENTION_DAYS (90; 0 keeps them forever).
-    Archive(ArchiveArgs),
-}
-
-#[derive(Debug, Args)]
-pub struct ArchiveArgs {
-    /// Only this user (a folder name under data/users).
-    #[arg(long, value_name = "ID")]
-    pub user: Option<String>,
-    /// Archive messages this many days old or older.
-    #[arg(long, value_name = "N", default_value_t = messages::DEFAULT_DAYS)]
-    pub days: u32,
-}
-
-impl MessagesCommand {
-    /// Whether the command changes files (outside `--dry-run`).
-    pub fn changes_files(&self) -> bool {
-        match self {
-            MessagesCommand::Archive(_) => true,
-        }
-    }
-}
-
-pub fn run(ctx: &Ctx, cmd: &MessagesCommand) -> Result<ExitCode> {
+pub fn run(ctx: &Run, cmd: &MessagesCommand) -> Result<ExitCode> {
     match cmd {
         MessagesCommand::Archive(args) => archive(ctx, args),
     }
 }
 
-fn archive(ctx: &Ctx, args: &ArchiveArgs) -> Result<ExitCode> {
-    let report = messages::archive_messages(ctx, args.user.as_deref(), args.days)?;
+fn archive(ctx: &Run, args: &ArchiveArgs) -> Result<ExitCode> {
+    let report = messages::archive_messages(ctx, args.user.as_deref(), args.days, ctx.dry_run)?;
     if ctx.json {
-        ctx.print_json(&serde_json::json!({
+        print_json(&serde_json::json!({
             "dry_run": ctx.dry_run, "users": report.users, "problems": report.problems,
         }))?;
     } else {

@@ -1,52 +1,113 @@
-//! One file per subcommand; each a thin shell over the module that does the work.
+//! One file per subcommand, each a shell over one library call that renders its report as
+//! a table or JSON: the only code of the sidecar that prints.
 
 mod backup;
+mod demo;
+mod logging;
 mod logs;
 mod maintain;
-pub mod messages;
-pub mod snapshot;
+mod messages;
+mod progress;
+mod snapshot;
 mod status;
 mod system;
-pub mod tools;
+mod tools;
 
-use anyhow::Result;
+use std::{
+    io::{self, IsTerminal, Write},
+    ops::Deref,
+    path::PathBuf,
+    sync::Arc,
+};
+
+use anyhow::{Context as _, Result};
+use chrono::{DateTime, Utc};
+use mhm_sidecar::{error::usage, lock, restore, Ctx};
 
 use crate::{
     cli::{Cli, Command},
-    context::Ctx,
     exit_codes::ExitCode,
-    lock, logging,
 };
+
+/// The library's context plus what only the command line knows: `--json` and `--dry-run`.
+pub struct Run {
+    /// The library's context.
+    pub ctx: Ctx,
+    /// `--json`: results as JSON on stdout.
+    pub json: bool,
+    /// `--dry-run`: change nothing.
+    pub dry_run: bool,
+}
+
+impl Deref for Run {
+    type Target = Ctx;
+
+    fn deref(&self) -> &Ctx {
+        &self.ctx
+    }
+}
+
+/// Prints `value` as pretty JSON on stdout.
+pub fn print_json(value: &impl serde::Serialize) -> Result<()> {
+    let mut out = io::stdout().lock();
+    serde_json::to_writer_pretty(&mut out, value).context("writing JSON to stdout")?;
+    writeln!(out).context("writing to stdout")?;
+    Ok(())
+}
+
+/// The run's time: `--now`/`MHM_NOW` (RFC 3339), else the system clock.
+fn parse_now(now: Option<&str>) -> Result<DateTime<Utc>> {
+    match now {
+        Some(s) => Ok(DateTime::parse_from_rfc3339(s.trim())
+            .map_err(|e| {
+                usage(format!(
+                    "invalid value {s:?} for --now/MHM_NOW: expected RFC 3339, e.g. 2026-11-26T02:00:00Z ({e})"
+                ))
+            })?
+            .with_timezone(&Utc)),
+        None => Ok(Utc::now()),
+    }
+}
 
 /// Runs the parsed command line.
 pub fn run(cli: Cli) -> Result<ExitCode> {
-    let ctx = Ctx::new(&cli.global)?;
-    let changes = cli.command.changes_files(ctx.dry_run);
+    let root: PathBuf = match &cli.global.root {
+        Some(root) => root.clone(),
+        None => std::env::current_dir().context("reading the current directory")?,
+    };
+    let now = parse_now(cli.global.now.as_deref())?;
+    let json = cli.global.json;
+    let mut ctx = Ctx::new(&root, now)?;
+    if !json && io::stderr().is_terminal() {
+        ctx = ctx.with_progress(Arc::new(progress::Bars));
+    }
+    let run = Run { ctx, json, dry_run: cli.global.dry_run };
+    let changes = cli.command.changes_files(run.dry_run);
     // The lock first: a second run must not even touch the sidecar's log.
-    let _lock = if changes { Some(lock::acquire(&ctx.data_dir())?) } else { None };
-    let _log = if changes || ctx.logs_dir().is_dir() {
-        logging::init(&ctx.logs_dir(), &ctx.log_settings)
+    let _lock = if changes { Some(lock::acquire(&run.data_dir())?) } else { None };
+    let _log = if changes || run.logs_dir().is_dir() {
+        logging::init(&run.logs_dir(), &run.log_settings)
     } else {
         None
     };
     if _lock.is_some() {
         // A restore killed half way is rolled back before anything else happens.
-        for msg in crate::backup::restore::recover_interrupted(&ctx) {
+        for msg in restore::recover_interrupted(&run) {
             eprintln!("{msg}");
             tracing::warn!(target: "mhm::sidecar", "{msg}");
         }
     }
-    tracing::info!(target: "mhm::sidecar", "run: {:?} (root {}, dry run {})", cli.command, ctx.root.display(), ctx.dry_run);
+    tracing::info!(target: "mhm::sidecar", "mhm-sidecar {} (root {}{})", cli.command.describe(), run.root.display(), if run.dry_run { ", dry run" } else { "" });
     let code = match &cli.command {
-        Command::Logs(c) => logs::run(&ctx, c),
-        Command::Backup(c) => backup::run(&ctx, c),
-        Command::System(c) => system::run(&ctx, c),
-        Command::Maintain => maintain::run(&ctx),
-        Command::Status => status::run(&ctx),
-        Command::Messages(c) => messages::run(&ctx, c),
-        Command::Tools(c) => tools::run(&ctx, c),
-        Command::Snapshot(c) => snapshot::run(&ctx, c),
-        Command::Demo(args) => crate::demo::run(&ctx, &args.dir),
+        Command::Logs(c) => logs::run(&run, c),
+        Command::Backup(c) => backup::run(&run, c),
+        Command::System(c) => system::run(&run, c),
+        Command::Maintain => maintain::run(&run),
+        Command::Status => status::run(&run),
+        Command::Messages(c) => messages::run(&run, c),
+        Command::Tools(c) => tools::run(&run, c),
+        Command::Snapshot(c) => snapshot::run(&run, c),
+        Command::Demo(args) => demo::run(&run, &args.dir),
     }?;
     tracing::info!(target: "mhm::sidecar", "done: exit code {}", code.code());
     Ok(code)

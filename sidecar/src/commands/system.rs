@@ -1,10 +1,12 @@
 //! `system validate`.
 
 use anyhow::Result;
+use mhm_sidecar::validate;
 
-use crate::{cli::SystemCommand, context::Ctx, exit_codes::ExitCode, validate};
+use super::{print_json, Run};
+use crate::{cli::SystemCommand, exit_codes::ExitCode};
 
-pub fn run(ctx: &Ctx, cmd: &SystemCommand) -> Result<ExitCode> {
+pub fn run(ctx: &Run, cmd: &SystemCommand) -> Result<ExitCode> {
     match cmd {
         SystemCommand::Validate => {
             let report = validate::check(&ctx.data_dir());
@@ -15,9 +17,9 @@ pub fn run(ctx: &Ctx, cmd: &SystemCommand) -> Result<ExitCode> {
 }
 
 /// Prints a validation report (also used after a restore).
-pub fn print(ctx: &Ctx, report: &validate::Report) -> Result<()> {
+pub fn print(ctx: &Run, report: &validate::Report) -> Result<()> {
     if ctx.json {
-        ctx.print_json(report)?;
+        print_json(report)?;
     } else if report.ok() {
         println!(
             "system ok: {} users listed, {} JSON files parsed",

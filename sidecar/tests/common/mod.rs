@@ -14,7 +14,7 @@ pub fn bin() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_mhm-sidecar"));
     cmd.env_remove("MHM_ROOT").env_remove("MHM_NOW").env("TZ", "UTC");
     for (k, _) in std::env::vars() {
-        if k.starts_with("LOG_") || k.starts_with("BACKUP_") || k == "MHM_SIDECAR_FAIL_AT" {
+        if k.starts_with("LOG_") || k.starts_with("BACKUP_") {
             cmd.env_remove(k);
         }
     }

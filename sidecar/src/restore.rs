@@ -16,8 +16,12 @@ use anyhow::{bail, Context, Result};
 use serde::Serialize;
 use zip::ZipArchive;
 
-use super::{create, manifest::Manifest, paths, verify};
-use crate::context::Ctx;
+use crate::report::BarReader;
+
+use crate::{
+    backup::{self, create, manifest::Manifest},
+    collect, fsx, paths, verify, Ctx, FailPoint, Problem,
+};
 
 const OLD_PREFIX: &str = ".restore-old-";
 const STAGING_PREFIX: &str = ".restore-staging-";
@@ -76,6 +80,10 @@ pub struct Outcome {
     pub safety_backup: Option<String>,
     /// What was (or would be) replaced.
     pub items: Vec<Item>,
+    /// What did not stop the restore but should be known (free space unreadable, links
+    /// not restored on this platform).
+    #[serde(skip)]
+    pub warnings: Vec<Problem>,
 }
 
 /// The live path for a key, or `None` for a key this version does not know.
@@ -88,7 +96,7 @@ fn live_for(ctx: &Ctx, key: &str) -> Option<PathBuf> {
             .then(|| ctx.data_dir().join("users").join(id));
     }
     let file = key.strip_prefix("config/")?;
-    create::config_files(ctx)
+    collect::config_files(ctx)
         .into_iter()
         .find(|(_, name)| name.strip_prefix("config/") == Some(file))
         .map(|(path, _)| path)
@@ -111,7 +119,7 @@ fn plan(ctx: &Ctx, manifest: &Manifest, path: &Path, scope: &Scope) -> Result<Ve
         match &scope.user {
             Some(id) => {
                 if paths::unsafe_name(id).is_some() || id.contains('/') || id.is_empty() {
-                    bail!(crate::errors::UsageError(format!("invalid user id {id:?}")));
+                    bail!(crate::UsageError(format!("invalid user id {id:?}")));
                 }
                 let prefix = format!("users/{id}/");
                 let (files, bytes) = count(&prefix);
@@ -145,7 +153,7 @@ fn plan(ctx: &Ctx, manifest: &Manifest, path: &Path, scope: &Scope) -> Result<Ve
     }
     if scope.config {
         let mut any = false;
-        for (live, name) in create::config_files(ctx) {
+        for (live, name) in collect::config_files(ctx) {
             let (files, bytes) = count(name);
             if files > 0 {
                 any = true;
@@ -169,7 +177,7 @@ fn plan(ctx: &Ctx, manifest: &Manifest, path: &Path, scope: &Scope) -> Result<Ve
 
 /// Compares an item's live files with the backup's, by SHA-256.
 fn changes(manifest: &Manifest, item: &Item) -> Changes {
-    use sha2::{Digest, Sha256};
+    let mut buf = vec![0u8; 1 << 16];
     let mut out = Changes::default();
     let mut in_backup = std::collections::BTreeSet::new();
     for f in &manifest.files {
@@ -192,13 +200,12 @@ fn changes(manifest: &Manifest, item: &Item) -> Changes {
             None => None,
         };
         let digest = match now {
-            Some(target) => Some(super::manifest::hex(&Sha256::digest(&target))),
+            Some(target) => Some(fsx::sha256_hex(&target)),
             None if f.link.is_some() => None,
-            None => File::open(&live).ok().and_then(|mut file| {
-                let mut h = Sha256::new();
-                io::copy(&mut file, &mut h).ok()?;
-                Some(super::manifest::hex(&h.finalize()))
-            }),
+            None => File::open(&live)
+                .and_then(|mut file| fsx::sha256_of(&mut file, &mut buf, 0))
+                .ok()
+                .map(|d| fsx::hex(&d.sha256)),
         };
         match digest {
             None => out.added.push(f.path.clone()),
@@ -240,16 +247,10 @@ fn size_of(path: &Path) -> u64 {
     }
 }
 
-/// A fault injected by tests (debug builds only): `MHM_SIDECAR_FAIL_AT=<point>`.
-pub(crate) fn fail_at(point: &str) -> Result<()> {
-    if cfg!(debug_assertions) && std::env::var("MHM_SIDECAR_FAIL_AT").is_ok_and(|v| v == point) {
-        bail!("injected failure at {point} (MHM_SIDECAR_FAIL_AT)");
-    }
-    Ok(())
-}
-
-/// Restores `scope` from the backup at `path`.
-pub fn restore(ctx: &Ctx, path: &Path, scope: &Scope) -> Result<Outcome> {
+/// Restores `scope` from the backup at `path` (with `dry_run`: says what would change and
+/// changes nothing).
+pub fn restore(ctx: &Ctx, path: &Path, scope: &Scope, dry_run: bool) -> Result<Outcome> {
+    let mut warnings = Vec::new();
     // A rollback that failed earlier left the previous data in `.restore-old-*`: never
     // restore over it (the next swap could reuse the folder and delete what it holds).
     if let Some(left) = fs::read_dir(ctx.data_dir())
@@ -264,13 +265,14 @@ pub fn restore(ctx: &Ctx, path: &Path, scope: &Scope) -> Result<Outcome> {
             left.path().display()
         );
     }
-    let report = verify::verify(path);
+    let report = verify::backup(path);
+    let problems: Vec<String> = report.problems.iter().map(ToString::to_string).collect();
     let manifest = match report.manifest {
-        Some(m) if report.problems.is_empty() => m,
+        Some(m) if problems.is_empty() => m,
         _ => bail!(
             "{} is not a valid backup; nothing restored:\n  {}",
             path.display(),
-            report.problems.join("\n  ")
+            problems.join("\n  ")
         ),
     };
     let items = plan(ctx, &manifest, path, scope)?;
@@ -288,57 +290,69 @@ pub fn restore(ctx: &Ctx, path: &Path, scope: &Scope) -> Result<Outcome> {
             data.display()
         ),
         Ok(_) => {}
-        Err(e) => eprintln!("warning: cannot read the free space of {}: {e}", data.display()),
+        Err(e) => {
+            warnings.push(Problem::at(data.display(), format!("cannot read the free space: {e}")))
+        }
     }
-    if ctx.dry_run {
+    if dry_run {
         let mut items = items;
         for item in &mut items {
             item.changes = Some(changes(&manifest, item));
         }
-        return Ok(Outcome { backup, safety_backup: None, items });
+        return Ok(Outcome { backup, safety_backup: None, items, warnings });
     }
     drop(manifest);
     fs::create_dir_all(&data).with_context(|| format!("creating {}", data.display()))?;
 
     // The safety backup: users and config as they are now. No safety, no restore.
     let dir = ctx.backups_dir();
-    let name = super::unique_name(&dir, super::SAFETY_PREFIX, &super::stamp(ctx));
+    let name = backup::unique_name(&dir, backup::SAFETY_PREFIX, &ctx.stamp());
     let options = create::Options {
-        includes: super::manifest::Includes { users: true, config: true, logs: false, code: false },
+        includes: backup::manifest::Includes {
+            users: true,
+            config: true,
+            logs: false,
+            code: false,
+        },
     };
     let safety = (|| {
-        fail_at("safety")?;
+        ctx.fail_at(FailPoint::Safety)?;
         let (sources, warnings) = create::collect(ctx, &options)?;
         // Whatever the safety backup leaves out would be gone after the swap.
         if !warnings.is_empty() {
+            let list: Vec<String> = warnings.iter().map(ToString::to_string).collect();
             bail!(
                 "the safety backup would leave out files the restore replaces:\n  {}",
-                warnings.join("\n  ")
+                list.join("\n  ")
             );
         }
         create::write(ctx, &dir, &name, &options, sources)
     })()
     .context("making the safety backup; nothing restored")?;
-    eprintln!("safety backup: {}", ctx.show(&safety.0));
-    tracing::info!(target: "mhm::sidecar", "backup restore: safety backup {}", safety.0.display());
+    let safety_shown = ctx.show(&safety.0);
+    tracing::info!(target: "mhm::sidecar", "backup restore: made the safety backup {safety_shown}");
 
     let pid = std::process::id();
     let staging = data.join(format!("{STAGING_PREFIX}{pid}"));
     let old = data.join(format!("{OLD_PREFIX}{pid}"));
-    let result = extract(ctx, path, &items, &staging).and_then(|()| swap(&items, &staging, &old));
+    let result = extract(ctx, path, &items, &staging, &mut warnings)
+        .and_then(|()| swap(ctx, &items, &staging, &old));
     let _ = fs::remove_dir_all(&staging);
     if let Err(e) = result {
         let rolled = rollback(ctx, &old);
         return Err(match rolled {
-            Ok(()) => e.context("restore failed; the previous data was put back"),
+            Ok(()) => e.context(format!(
+                "restore failed; the previous data was put back (safety backup: {safety_shown})"
+            )),
             Err(r) => e.context(format!(
-                "restore failed AND rolling back failed ({r:#}); the previous data is in {}",
+                "restore failed AND rolling back failed ({r:#}); the previous data is in {} \
+                 (safety backup: {safety_shown})",
                 old.display()
             )),
         });
     }
     discard_committed(&old);
-    Ok(Outcome { backup, safety_backup: Some(ctx.show(&safety.0)), items })
+    Ok(Outcome { backup, safety_backup: Some(safety_shown), items, warnings })
 }
 
 /// Fails when `dest`, or any folder between `staging` and it, is a symbolic link.
@@ -361,9 +375,15 @@ fn refuse_links_on_the_way(staging: &Path, dest: &Path, name: &str) -> Result<()
 }
 
 /// Extracts the items' entries into `staging/<key>`.
-fn extract(ctx: &Ctx, path: &Path, items: &[Item], staging: &Path) -> Result<()> {
+fn extract(
+    ctx: &Ctx,
+    path: &Path,
+    items: &[Item],
+    staging: &Path,
+    warnings: &mut Vec<Problem>,
+) -> Result<()> {
     let total = items.iter().map(|i| i.bytes).sum();
-    let bar = crate::context::progress_bar(ctx, total, "restore");
+    let bar = ctx.progress.start("restore", total);
     if staging.exists() {
         fs::remove_dir_all(staging).with_context(|| format!("removing {}", staging.display()))?;
     }
@@ -403,22 +423,19 @@ fn extract(ctx: &Ctx, path: &Path, items: &[Item], staging: &Path) -> Result<()>
         if entry.is_symlink() {
             let mut target = String::new();
             io::Read::read_to_string(&mut entry, &mut target)?;
-            make_link(&target, &dest)?;
+            if let Some(w) = make_link(&target, &dest)? {
+                warnings.push(w);
+            }
             continue;
         }
         let mut out =
             File::create(&dest).with_context(|| format!("creating {}", dest.display()))?;
-        let copied = match &bar {
-            Some(bar) => io::copy(&mut bar.wrap_read(&mut entry), &mut out),
-            None => io::copy(&mut entry, &mut out),
-        };
+        let copied = io::copy(&mut BarReader { inner: &mut entry, bar: &*bar }, &mut out);
         copied.with_context(|| format!("extracting {name} to {}", dest.display()))?;
         out.sync_all().with_context(|| format!("syncing {}", dest.display()))?;
     }
-    if let Some(bar) = bar {
-        bar.finish_and_clear();
-    }
-    fail_at("extract")?;
+    bar.finish();
+    ctx.fail_at(FailPoint::Extract)?;
     // Items the backup holds as folders must exist even when empty.
     for item in items {
         if item.entry.ends_with('/') {
@@ -429,26 +446,29 @@ fn extract(ctx: &Ctx, path: &Path, items: &[Item], staging: &Path) -> Result<()>
 }
 
 #[cfg(unix)]
-fn make_link(target: &str, dest: &Path) -> Result<()> {
+fn make_link(target: &str, dest: &Path) -> Result<Option<Problem>> {
     std::os::unix::fs::symlink(target, dest)
-        .with_context(|| format!("creating link {}", dest.display()))
+        .with_context(|| format!("creating link {}", dest.display()))?;
+    Ok(None)
 }
 
 #[cfg(not(unix))]
-fn make_link(target: &str, dest: &Path) -> Result<()> {
-    eprintln!("warning: {} -> {target}: links are not restored on this platform", dest.display());
-    Ok(())
+fn make_link(target: &str, dest: &Path) -> Result<Option<Problem>> {
+    Ok(Some(Problem::at(
+        dest.display(),
+        format!("a link to {target}: links are not restored on this platform"),
+    )))
 }
 
 /// Moves each live item into `old/` (or marks it absent) and the staged one into place.
-fn swap(items: &[Item], staging: &Path, old: &Path) -> Result<()> {
+fn swap(ctx: &Ctx, items: &[Item], staging: &Path, old: &Path) -> Result<()> {
     fs::create_dir_all(old.join("config"))
         .with_context(|| format!("creating {}", old.display()))?;
     fs::create_dir_all(old.join("user"))?;
-    mhm_log::retention::sync_dir(old);
+    fsx::sync_dir(old);
     for (n, item) in items.iter().enumerate() {
         if n == 1 {
-            fail_at("swap")?;
+            ctx.fail_at(FailPoint::Swap)?;
         }
         let kept = old.join(&item.key);
         if item.live.symlink_metadata().is_ok() {
@@ -457,7 +477,7 @@ fn swap(items: &[Item], staging: &Path, old: &Path) -> Result<()> {
         } else {
             File::create(absent_marker(&kept))?.sync_all()?;
         }
-        mhm_log::retention::sync_dir(&kept);
+        fsx::sync_dir(&kept);
         if let Some(parent) = item.live.parent() {
             fs::create_dir_all(parent)?;
         }
@@ -465,11 +485,11 @@ fn swap(items: &[Item], staging: &Path, old: &Path) -> Result<()> {
         fs::rename(&staged, &item.live).with_context(|| {
             format!("moving {} into place as {}", staged.display(), item.live.display())
         })?;
-        mhm_log::retention::sync_dir(&item.live);
+        fsx::sync_dir(&item.live);
     }
-    fail_at("commit")?;
+    ctx.fail_at(FailPoint::Commit)?;
     File::create(old.join(COMMITTED))?.sync_all()?;
-    mhm_log::retention::sync_dir(&old.join(COMMITTED));
+    fsx::sync_dir(&old.join(COMMITTED));
     Ok(())
 }
 
@@ -517,8 +537,8 @@ fn rollback(ctx: &Ctx, old: &Path) -> Result<()> {
         // Done with this key: a later run (after a failure on another key) must not
         // handle it again, or it would move aside what is live by then.
         let _ = fs::remove_file(old.join(format!("{key}.absent")));
-        mhm_log::retention::sync_dir(&live);
-        mhm_log::retention::sync_dir(&kept);
+        fsx::sync_dir(&live);
+        fsx::sync_dir(&kept);
     }
     fs::remove_dir_all(old).with_context(|| format!("removing {}", old.display()))?;
     Ok(())
@@ -532,16 +552,11 @@ fn discard_committed(old: &Path) {
     let Some(parent) = old.parent() else { return };
     let suffix = old.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let suffix = suffix.strip_prefix(OLD_PREFIX).unwrap_or(&suffix).to_string();
-    let mut done = parent.join(format!("{DONE_PREFIX}{suffix}"));
-    let mut n = 0;
-    while done.symlink_metadata().is_ok() {
-        n += 1;
-        done = parent.join(format!("{DONE_PREFIX}{suffix}.{n}"));
-    }
+    let done = fsx::unique_path(&parent.join(format!("{DONE_PREFIX}{suffix}")));
     if fs::rename(old, &done).is_ok() {
-        mhm_log::retention::sync_dir(&done);
+        fsx::sync_dir(&done);
         let _ = fs::remove_dir_all(&done);
-        mhm_log::retention::sync_dir(&done);
+        fsx::sync_dir(&done);
     }
 }
 

@@ -1,4 +1,5 @@
-//! Errors that end a run with a code other than 1.
+//! The errors a caller tells apart: bad usage or settings (the binary exits 2) and a held
+//! lock (3). Everything else is an `anyhow::Error` with context (exit 1).
 
 use std::fmt;
 

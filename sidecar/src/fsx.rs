@@ -1,0 +1,94 @@
+//! File-system helpers: the crash-safe primitives shared with the log writer
+//! ([`mhm_fsx`], re-exported here) and the sidecar's own: one SHA-256 read loop, the
+//! first free `name`, `name.1`, ... path, and the sidecar's rule for stale temporary files.
+
+use std::{
+    io::{self, Read},
+    path::{Path, PathBuf},
+    time::Duration,
+};
+
+pub use mhm_fsx::{
+    create_new, exists, first_free, is_stale_temp, move_file, process_alive, read_chunks, sync_dir,
+    temp_path, Atomic, TEMP_PREFIX,
+};
+use sha2::{Digest, Sha256};
+
+/// How old a temporary file must be before any run removes it, its writer alive or not.
+pub const STALE_AFTER: Duration = Duration::from_secs(3600);
+
+/// Removes `.tmp-*` files in `dir` that a crashed run left behind: those whose writer
+/// process is gone, and those older than an hour (the library's rule, shared with the log
+/// writer). Call only while holding the sidecar lock. Returns the paths removed.
+pub fn remove_stale_temps(dir: &Path) -> Vec<PathBuf> {
+    mhm_fsx::remove_stale_temps(dir, STALE_AFTER)
+}
+
+/// The first of `base`, `base.1`, `base.2`, ... at which nothing exists.
+pub fn unique_path(base: &Path) -> PathBuf {
+    let name = base.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    first_free(
+        |n| match n {
+            None => base.to_path_buf(),
+            Some(n) => base.with_file_name(format!("{name}.{n}")),
+        },
+        |p| exists(p),
+    )
+}
+
+/// The first of `<stem>`, `<stem>_1`, `<stem>_2`, ... for which `taken` is false: the
+/// numbering of names made from a time stamp (backups, snapshots, message archives).
+pub fn unique_stem(stem: &str, taken: impl Fn(&str) -> bool) -> String {
+    first_free(
+        |n| match n {
+            None => stem.to_string(),
+            Some(n) => format!("{stem}_{n}"),
+        },
+        |s| taken(s),
+    )
+}
+
+/// Size, SHA-256 and (when `keep_head` > 0) the first `keep_head` bytes of what `r` holds,
+/// read to its end. The one hashing loop of the sidecar.
+pub fn sha256_of(
+    r: &mut (impl Read + ?Sized),
+    buf: &mut [u8],
+    keep_head: usize,
+) -> io::Result<Digested> {
+    let mut hasher = Sha256::new();
+    let mut head = Vec::new();
+    let size = read_chunks(r, buf, |chunk| {
+        hasher.update(chunk);
+        if head.len() < keep_head {
+            let room = keep_head - head.len();
+            head.extend_from_slice(&chunk[..chunk.len().min(room)]);
+        }
+        Ok(())
+    })?;
+    Ok(Digested { size, sha256: hasher.finalize().into(), head })
+}
+
+/// What [`sha256_of`] read.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Digested {
+    /// Bytes read.
+    pub size: u64,
+    /// Their SHA-256.
+    pub sha256: [u8; 32],
+    /// The first bytes, as many as asked for.
+    pub head: Vec<u8>,
+}
+
+/// Lowercase hex of a digest.
+pub fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+        let _ = write!(s, "{b:02x}");
+        s
+    })
+}
+
+/// The SHA-256 of `bytes` in lowercase hex.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex(&Sha256::digest(bytes))
+}

@@ -1,0 +1,301 @@
+//! Writing sources into a zip: each file streamed through SHA-256 into a deflated entry
+//! (ZIP64 when large, links as links), on every core when there is enough data, with
+//! memory and temporary disk use bounded however large the data. Backups and snapshots
+//! are both written here; what surrounds the zip (temp name, verify, rename) is theirs.
+
+use std::{
+    fs::{self, File},
+    io::{self, BufWriter, Write},
+    path::{Path, PathBuf},
+};
+
+use anyhow::{Context, Result};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use zip::{write::SimpleFileOptions, CompressionMethod, ZipWriter};
+
+use crate::{collect::Source, fsx, report::Bar};
+
+/// One stored file, as manifests list it.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct FileEntry {
+    /// Its path in the archive.
+    pub path: String,
+    /// Its uncompressed size (for a link: the length of its target).
+    pub size: u64,
+    /// The SHA-256 of its content (for a link: of its target), lowercase hex.
+    pub sha256: String,
+    /// For a symlink: where it points (relative, inside its part).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub link: Option<String>,
+}
+
+/// A zip being written to a file.
+pub type Zip = ZipWriter<BufWriter<File>>;
+
+/// Starts a zip in the new file `path` (owner-only: backups hold `.env`).
+pub fn create(path: &Path) -> Result<Zip> {
+    let file = create_private(path)?;
+    Ok(ZipWriter::new(BufWriter::with_capacity(1 << 16, file)))
+}
+
+/// Writes every source into `zip`, in order, on several threads when there is enough
+/// data; `tmp` (the zip's own path) names the shards written beside it.
+pub fn write_all(
+    zip: &mut Zip,
+    tmp: &Path,
+    sources: &[Source],
+    bar: &dyn Bar,
+) -> Result<Vec<FileEntry>> {
+    let total: u64 = sources.iter().map(|s| s.size).sum();
+    let workers = std::thread::available_parallelism().map_or(1, |n| n.get()).min(8);
+    if workers > 1 && total >= PARALLEL_FROM && sources.len() > 1 {
+        store_parallel(zip, tmp, sources, workers, bar)
+    } else {
+        let mut buf = vec![0u8; 1 << 16];
+        sources.iter().map(|src| store(zip, src, &mut buf, bar)).collect()
+    }
+}
+
+/// Writes `value` as the pretty JSON entry `name` (the manifest, last).
+pub fn write_json(zip: &mut Zip, name: &str, value: &impl Serialize) -> Result<()> {
+    zip.start_file(name, base_options()).with_context(|| format!("starting {name}"))?;
+    serde_json::to_writer_pretty(&mut *zip, value).with_context(|| format!("writing {name}"))
+}
+
+/// Below this much data one thread does it all: sharding would cost more than it saves.
+const PARALLEL_FROM: u64 = 4 << 20;
+
+/// Entries at or above this size are written with ZIP64 headers (a file may grow while
+/// it is read; the margin keeps a file just under 4 GiB safe).
+const ZIP64_FROM: u64 = 0xFFFF_FFFF - (64 << 20);
+
+/// Deflate at level 6, owner-only permissions: how every entry is stored.
+pub fn base_options() -> SimpleFileOptions {
+    SimpleFileOptions::default()
+        .compression_method(CompressionMethod::Deflated)
+        .compression_level(Some(6))
+        .unix_permissions(0o600)
+}
+
+/// Stores one source in `zip`, streaming it through SHA-256; returns its manifest entry.
+pub fn store(zip: &mut Zip, src: &Source, buf: &mut [u8], bar: &dyn Bar) -> Result<FileEntry> {
+    let base = base_options();
+    if let Some(target) = &src.link {
+        zip.add_symlink(src.name.as_str(), target.as_str(), base)
+            .with_context(|| format!("storing link {}", src.path.display()))?;
+        return Ok(FileEntry {
+            path: src.name.clone(),
+            size: target.len() as u64,
+            sha256: fsx::sha256_hex(target.as_bytes()),
+            link: Some(target.clone()),
+        });
+    }
+    let mut input =
+        File::open(&src.path).with_context(|| format!("opening {}", src.path.display()))?;
+    let meta = input.metadata().ok();
+    let size_now = meta.as_ref().map(|m| m.len()).unwrap_or(src.size);
+    let mut opts = base.large_file(size_now.max(src.size) >= ZIP64_FROM);
+    if let Some(t) = meta.and_then(|m| m.modified().ok()).and_then(zip_time) {
+        opts = opts.last_modified_time(t);
+    }
+    zip.start_file(src.name.as_str(), opts)
+        .with_context(|| format!("starting entry {}", src.name))?;
+    let mut hasher = Sha256::new();
+    let size = fsx::read_chunks(&mut input, buf, |chunk| {
+        hasher.update(chunk);
+        bar.inc(chunk.len() as u64);
+        zip.write_all(chunk)
+    })
+    .with_context(|| format!("reading {} into the archive", src.path.display()))?;
+    Ok(FileEntry { path: src.name.clone(), size, sha256: fsx::hex(&hasher.finalize()), link: None })
+}
+
+/// Finishes a zip and syncs its file.
+pub fn finish(zip: Zip, path: &Path) -> Result<()> {
+    let writer = zip.finish().with_context(|| format!("finishing {}", path.display()))?;
+    let file = writer
+        .into_inner()
+        .map_err(|e| e.into_error())
+        .with_context(|| format!("writing {}", path.display()))?;
+    file.sync_all().with_context(|| format!("syncing {}", path.display()))
+}
+
+/// Whether a source can be compressed in a shard and raw-copied: zip's raw copy loses the
+/// link attribute, and writes a zeroed ZIP64 size for entries over 4 GiB (Info-ZIP then
+/// reads them as empty), so links and huge files are stored by the merging thread.
+fn shardable(src: &Source) -> bool {
+    src.link.is_none() && src.size < ZIP64_FROM
+}
+
+/// Compresses the sources on `workers` threads and writes them into `zip` in order.
+///
+/// The sources are cut into chunks of consecutive files (at most [`CHUNK_FILES`] files or
+/// [`CHUNK_BYTES`] bytes). Threads take chunks one at a time and compress each into its own
+/// small zip beside `tmp`; this thread copies finished chunks, in order, into `zip` without
+/// recompressing (a raw copy), then deletes them. Threads stay at most [`WINDOW`] chunks
+/// ahead, so temporary disk use and memory stay bounded however large the data.
+fn store_parallel(
+    zip: &mut Zip,
+    tmp: &Path,
+    sources: &[Source],
+    workers: usize,
+    bar: &dyn Bar,
+) -> Result<Vec<FileEntry>> {
+    use std::sync::{
+        atomic::{AtomicBool, AtomicUsize, Ordering},
+        mpsc, Condvar, Mutex,
+    };
+    let chunks = chunk(sources);
+    let chunk_path = |c: usize| {
+        let mut s = tmp.as_os_str().to_owned();
+        s.push(format!(".part{c}"));
+        PathBuf::from(s)
+    };
+    let next = AtomicUsize::new(0);
+    let failed = AtomicBool::new(false);
+    let merged = (Mutex::new(0usize), Condvar::new());
+    let (tx, rx) = mpsc::channel::<(usize, Result<Vec<FileEntry>>)>();
+    let window = WINDOW.max(workers);
+    let result = std::thread::scope(|scope| -> Result<Vec<FileEntry>> {
+        for _ in 0..workers {
+            let tx = tx.clone();
+            let (next, failed, merged, chunks) = (&next, &failed, &merged, &chunks);
+            scope.spawn(move || {
+                let mut buf = vec![0u8; 1 << 16];
+                loop {
+                    let c = next.fetch_add(1, Ordering::SeqCst);
+                    let Some(range) = chunks.get(c) else { break };
+                    {
+                        let mut m = merged.0.lock().unwrap_or_else(|e| e.into_inner());
+                        while c >= *m + window && !failed.load(Ordering::SeqCst) {
+                            m = merged.1.wait(m).unwrap_or_else(|e| e.into_inner());
+                        }
+                    }
+                    if failed.load(Ordering::SeqCst) {
+                        break;
+                    }
+                    let path = chunk_path(c);
+                    let mut run = || -> Result<Vec<FileEntry>> {
+                        let file = create_private(&path)?;
+                        let mut part = ZipWriter::new(BufWriter::with_capacity(1 << 16, file));
+                        let mut done = Vec::new();
+                        for src in sources[range.clone()].iter().filter(|s| shardable(s)) {
+                            done.push(store(&mut part, src, &mut buf, bar)?);
+                        }
+                        finish(part, &path)?;
+                        Ok(done)
+                    };
+                    let r = run();
+                    let stop = r.is_err();
+                    let _ = tx.send((c, r));
+                    if stop {
+                        break;
+                    }
+                }
+            });
+        }
+        drop(tx);
+        let mut merge = || -> Result<Vec<FileEntry>> {
+            let mut files = Vec::with_capacity(sources.len());
+            let mut pending = std::collections::BTreeMap::new();
+            let mut buf = vec![0u8; 1 << 16];
+            for c in 0..chunks.len() {
+                let entries = loop {
+                    if let Some(e) = pending.remove(&c) {
+                        break e;
+                    }
+                    let (k, r) =
+                        rx.recv().map_err(|_| anyhow::anyhow!("a compression thread stopped"))?;
+                    pending.insert(k, r?);
+                };
+                let path = chunk_path(c);
+                let f = File::open(&path).with_context(|| format!("opening {}", path.display()))?;
+                let mut part = zip::ZipArchive::new(io::BufReader::with_capacity(1 << 16, f))
+                    .with_context(|| format!("reading {}", path.display()))?;
+                let mut entries = entries.into_iter();
+                let mut j = 0;
+                for src in &sources[chunks[c].clone()] {
+                    if !shardable(src) {
+                        files.push(store(zip, src, &mut buf, bar)?);
+                        continue;
+                    }
+                    let entry = entries.next().ok_or_else(|| {
+                        anyhow::anyhow!("{} was not compressed", src.path.display())
+                    })?;
+                    let raw = part
+                        .by_index_raw(j)
+                        .with_context(|| format!("reading {}", path.display()))?;
+                    zip.raw_copy_file(raw)
+                        .with_context(|| format!("copying {} into the backup", entry.path))?;
+                    files.push(entry);
+                    j += 1;
+                }
+                drop(part);
+                let _ = fs::remove_file(&path);
+                *merged.0.lock().unwrap_or_else(|e| e.into_inner()) = c + 1;
+                merged.1.notify_all();
+            }
+            Ok(files)
+        };
+        let result = merge();
+        if result.is_err() {
+            failed.store(true, Ordering::SeqCst);
+            // Wake threads waiting for the window; take the lock so none misses it.
+            let _guard = merged.0.lock().unwrap_or_else(|e| e.into_inner());
+            merged.1.notify_all();
+        }
+        result
+    });
+    if result.is_err() {
+        for c in 0..chunks.len() {
+            let _ = fs::remove_file(chunk_path(c));
+        }
+    }
+    result
+}
+
+/// At most this many files in one chunk.
+const CHUNK_FILES: usize = 512;
+/// At most about this many bytes in one chunk (a larger file is a chunk of its own).
+const CHUNK_BYTES: u64 = 16 << 20;
+/// Chunks the compressing threads may finish ahead of the merge.
+const WINDOW: usize = 6;
+
+/// Consecutive runs of sources, each at most [`CHUNK_FILES`] files and about [`CHUNK_BYTES`].
+fn chunk(sources: &[Source]) -> Vec<std::ops::Range<usize>> {
+    let mut chunks = Vec::new();
+    let (mut start, mut bytes) = (0, 0u64);
+    for (i, s) in sources.iter().enumerate() {
+        if i > start && (i - start >= CHUNK_FILES || bytes + s.size > CHUNK_BYTES) {
+            chunks.push(start..i);
+            start = i;
+            bytes = 0;
+        }
+        bytes += s.size;
+    }
+    if start < sources.len() {
+        chunks.push(start..sources.len());
+    }
+    chunks
+}
+
+/// A file time as a zip time (local, two-second precision); `None` outside 1980..2107.
+fn zip_time(t: std::time::SystemTime) -> Option<zip::DateTime> {
+    use chrono::{Datelike, Timelike};
+    let t = chrono::DateTime::<chrono::Local>::from(t);
+    zip::DateTime::from_date_and_time(
+        u16::try_from(t.year()).ok()?,
+        t.month() as u8,
+        t.day() as u8,
+        t.hour() as u8,
+        t.minute() as u8,
+        t.second() as u8,
+    )
+    .ok()
+}
+
+/// Creates `path` (new, owner-only on unix).
+pub fn create_private(path: &Path) -> Result<File> {
+    fsx::create_new(path, true).with_context(|| format!("creating {}", path.display()))
+}

@@ -1,0 +1,130 @@
+//! `status` (SPEC section 7): backups, logs, jobs and warnings at a glance.
+
+use anyhow::Result;
+use serde::Serialize;
+
+use crate::{archival, backup, state, Ctx};
+
+/// One backup, as `status` names it.
+#[derive(Debug, Serialize)]
+pub struct BackupRef {
+    /// Its name.
+    pub name: String,
+    /// When it was made (RFC 3339).
+    pub created_at: Option<String>,
+    /// Its age in whole days.
+    pub age_days: Option<i64>,
+}
+
+/// The backups at a glance.
+#[derive(Debug, Serialize)]
+pub struct Backups {
+    /// The newest backup.
+    pub newest: Option<BackupRef>,
+    /// The newest weekly backup.
+    pub newest_weekly: Option<BackupRef>,
+    /// How many backups.
+    pub count: usize,
+    /// Their size on disk.
+    pub total_bytes: u64,
+}
+
+/// One log at a glance.
+#[derive(Debug, Serialize)]
+pub struct LogRow {
+    /// Its name.
+    pub name: String,
+    /// The active file's size.
+    pub active_bytes: Option<u64>,
+    /// Copies in `backups/` (for `Status`: the backups).
+    pub backups: usize,
+    /// Copies in `archive/`.
+    pub archives: usize,
+}
+
+/// A job's last run.
+#[derive(Debug, Serialize)]
+pub struct Job {
+    /// When it last ran.
+    pub last_run: String,
+    /// Whether that run worked.
+    pub ok: bool,
+}
+
+/// What `status` shows.
+#[derive(Debug, Serialize)]
+pub struct Status {
+    /// Copies in `backups/` (for `Status`: the backups).
+    pub backups: Backups,
+    /// Each log.
+    pub logs: Vec<LogRow>,
+    /// Each job's last run.
+    pub jobs: std::collections::BTreeMap<String, Job>,
+    /// What needs attention.
+    pub warnings: Vec<String>,
+}
+
+/// Below this much free space (or 5% of the disk) `status` warns.
+const LOW_DISK: u64 = 1 << 30;
+
+/// Backups, logs, the last run of each job, and warnings.
+pub fn status(ctx: &Ctx) -> Result<Status> {
+    let mut warnings = Vec::new();
+    let list = backup::list(&ctx.backups_dir())?;
+    let now = ctx.now.fixed_offset();
+    let as_ref = |b: &backup::Info| BackupRef {
+        name: b.name.clone(),
+        created_at: b.created_at.map(|t| t.to_rfc3339()),
+        age_days: b.created_at.map(|t| now.signed_duration_since(t).num_days()),
+    };
+    let newest_weekly = list.iter().rev().find(|b| b.kind == backup::Kind::Weekly);
+    match newest_weekly.and_then(|b| b.created_at) {
+        Some(t) if now.signed_duration_since(t) < chrono::Duration::days(8) => {}
+        Some(t) => warnings.push(format!(
+            "no weekly backup in 8 days (newest is {} days old)",
+            now.signed_duration_since(t).num_days()
+        )),
+        None => warnings.push("no weekly backup in 8 days (none found)".to_string()),
+    }
+    for b in list.iter().filter(|b| !b.valid) {
+        warnings.push(format!("backup {} looks invalid (run backup verify)", b.name));
+    }
+    let backups = Backups {
+        newest: list.last().map(as_ref),
+        newest_weekly: newest_weekly.map(as_ref),
+        count: list.len(),
+        total_bytes: list.iter().map(|b| b.size).sum(),
+    };
+    let logs = archival::list(ctx, &archival::log_dirs(ctx, &[])?)?
+        .into_iter()
+        .map(|l| LogRow {
+            name: l.name,
+            active_bytes: l.active_bytes,
+            backups: l.backups,
+            archives: l.archives,
+        })
+        .collect();
+    let mut jobs = std::collections::BTreeMap::new();
+    match state::load(&ctx.data_dir()) {
+        Ok(st) => {
+            for (name, run) in st.jobs {
+                if !run.ok {
+                    warnings.push(format!("last run of {name} failed: {}", run.detail));
+                }
+                jobs.insert(name, Job { last_run: run.last_run.to_rfc3339(), ok: run.ok });
+            }
+        }
+        Err(e) => warnings.push(format!("{e:#}")),
+    }
+    let probe = if ctx.data_dir().is_dir() { ctx.data_dir() } else { ctx.root.clone() };
+    if let (Ok(free), Ok(total)) = (fs4::available_space(&probe), fs4::total_space(&probe)) {
+        if free < LOW_DISK || free.saturating_mul(20) < total {
+            warnings.push(format!(
+                "low disk space: {} MiB free of {} MiB",
+                free >> 20,
+                total >> 20
+            ));
+        }
+    }
+    Ok(Status { backups, logs, jobs, warnings })
+}

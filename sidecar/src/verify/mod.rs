@@ -1,0 +1,511 @@
+//! The one check of a backup or a snapshot, used after writing one, by `backup verify`,
+//! `snapshot verify`, and before a restore.
+//!
+//! Every entry is read to its end (so a zip entry's CRC is checked) and hashed; its size is
+//! compared with what the zip directory declares; names that could escape (absolute, `..`,
+//! backslashes) and links whose target leaves their own part (`users/`, `code/`, `data/`)
+//! are refused; then the manifest, parsed as it streams, must list exactly what is there
+//! with the same sizes and digests, and its own fields must hold. Large zips are read on
+//! every core (each thread takes every n-th entry of one shared, parsed directory).
+
+mod shared_file;
+
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    fs::{self, File},
+    io::{self, BufReader, Read},
+    path::Path,
+};
+
+use serde::{de::DeserializeOwned, Serialize};
+use zip::ZipArchive;
+
+use self::shared_file::SharedFile;
+use crate::{
+    backup::manifest::{self as backup_manifest, Manifest as BackupManifest},
+    fsx,
+    pack::FileEntry,
+    paths,
+    snapshot::{Manifest as SnapshotManifest, MANIFEST as SNAPSHOT_MANIFEST},
+    Problem,
+};
+
+/// What a check found.
+#[derive(Debug, Serialize)]
+pub struct Report<M> {
+    /// The manifest, when it could be read.
+    #[serde(skip)]
+    pub manifest: Option<M>,
+    /// Entries read.
+    pub entries: usize,
+    /// Every problem found, each naming the entry.
+    pub problems: Vec<Problem>,
+}
+
+impl<M> Default for Report<M> {
+    fn default() -> Self {
+        Self { manifest: None, entries: 0, problems: Vec::new() }
+    }
+}
+
+impl<M> Report<M> {
+    /// No problem.
+    pub fn ok(&self) -> bool {
+        self.problems.is_empty()
+    }
+
+    /// The problems on one line, `; ` between them.
+    pub fn problems_text(&self) -> String {
+        self.problems.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
+    }
+}
+
+/// Verifies the backup zip at `path`.
+pub fn backup(path: &Path) -> Report<BackupManifest> {
+    check(scan_zip(path, backup_manifest::NAME), backup_manifest::NAME, "the zip", |m, seen, p| {
+        check_backup_manifest(m, seen, p)
+    })
+}
+
+/// Verifies the snapshot at `path`: a zip, or a folder written with `--no-compress`.
+pub fn snapshot(path: &Path) -> Report<SnapshotManifest> {
+    let scan = match fs::symlink_metadata(path) {
+        Ok(m) if m.is_dir() => Ok(scan_folder(path, SNAPSHOT_MANIFEST)),
+        Ok(_) => scan_zip(path, SNAPSHOT_MANIFEST),
+        Err(e) => Err(Problem::at(path.display(), format!("cannot open: {e}"))),
+    };
+    check(scan, SNAPSHOT_MANIFEST, "the snapshot", check_snapshot_manifest)
+}
+
+/// What was found for one stored file.
+struct Seen {
+    size: u64,
+    sha256: [u8; 32],
+    link: Option<String>,
+}
+
+/// Everything read from a zip or folder: its entries, its manifest, and problems.
+struct Scan<M> {
+    entries: usize,
+    seen: BTreeMap<String, Seen>,
+    manifest: Option<Result<M, Problem>>,
+    problems: Vec<(usize, Problem)>,
+}
+
+impl<M> Default for Scan<M> {
+    fn default() -> Self {
+        Self { entries: 0, seen: BTreeMap::new(), manifest: None, problems: Vec::new() }
+    }
+}
+
+fn check<M>(
+    scan: Result<Scan<M>, Problem>,
+    manifest_name: &str,
+    container: &str,
+    fields: impl FnOnce(&M, &BTreeMap<String, Seen>, &mut Vec<Problem>),
+) -> Report<M>
+where
+    M: Listing,
+{
+    let mut report = Report::default();
+    let mut scan = match scan {
+        Ok(s) => s,
+        Err(p) => {
+            report.problems.push(p);
+            return report;
+        }
+    };
+    report.entries = scan.entries;
+    scan.problems.sort_by_key(|(i, _)| *i);
+    report.problems.extend(scan.problems.into_iter().map(|(_, p)| p));
+    let manifest = match scan.manifest {
+        None => {
+            report.problems.push(Problem::at(manifest_name, "missing"));
+            return report;
+        }
+        Some(Err(p)) => {
+            report.problems.push(p);
+            return report;
+        }
+        Some(Ok(m)) => m,
+    };
+    check_listed(manifest.files(), &scan.seen, container, &mut report.problems);
+    fields(&manifest, &scan.seen, &mut report.problems);
+    report.manifest = Some(manifest);
+    report
+}
+
+/// A manifest that lists stored files.
+trait Listing {
+    fn files(&self) -> &[FileEntry];
+}
+
+impl Listing for BackupManifest {
+    fn files(&self) -> &[FileEntry] {
+        &self.files
+    }
+}
+
+impl Listing for SnapshotManifest {
+    fn files(&self) -> &[FileEntry] {
+        &self.files
+    }
+}
+
+/// Below this size one thread reads the whole zip.
+const PARALLEL_FROM: u64 = 4 << 20;
+
+fn scan_zip<M: DeserializeOwned + Send>(
+    path: &Path,
+    manifest_name: &str,
+) -> Result<Scan<M>, Problem> {
+    let shown = path.display();
+    let len =
+        fs::metadata(path).map_err(|e| Problem::at(&shown, format!("cannot open: {e}")))?.len();
+    let threads = if len >= PARALLEL_FROM {
+        std::thread::available_parallelism().map_or(1, |n| n.get()).min(8)
+    } else {
+        1
+    };
+    // One parsed directory, shared by every thread.
+    let archive = File::open(path)
+        .and_then(SharedFile::new)
+        .map_err(|e| Problem::at(&shown, format!("cannot open: {e}")))?;
+    let archive = ZipArchive::new(archive)
+        .map_err(|e| Problem::at(&shown, format!("not a readable zip archive: {e}")))?;
+    let parts: Vec<Result<Scan<M>, Problem>> = if threads == 1 {
+        vec![Ok(scan_entries(archive, 0, 1, manifest_name))]
+    } else {
+        std::thread::scope(|s| {
+            let handles: Vec<_> = (0..threads)
+                .map(|t| {
+                    let archive = archive.clone();
+                    s.spawn(move || scan_entries(archive, t, threads, manifest_name))
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().map_err(|_| Problem::general("a verification thread panicked")))
+                .collect()
+        })
+    };
+    let mut all = Scan::default();
+    for part in parts {
+        let p = part?;
+        all.entries += p.entries;
+        all.seen.extend(p.seen);
+        all.manifest = all.manifest.or(p.manifest);
+        all.problems.extend(p.problems);
+    }
+    Ok(all)
+}
+
+/// Reads entries `t`, `t + n`, `t + 2n`, ... of the zip to their end.
+fn scan_entries<M: DeserializeOwned>(
+    mut archive: ZipArchive<SharedFile>,
+    t: usize,
+    n: usize,
+    manifest_name: &str,
+) -> Scan<M> {
+    let mut part = Scan::default();
+    let mut buf = vec![0u8; 1 << 16];
+    for i in (t..archive.len()).step_by(n) {
+        let mut entry = match archive.by_index(i) {
+            Ok(e) => e,
+            Err(e) => {
+                part.problems
+                    .push((i, Problem::at(format!("entry #{i}"), format!("cannot be read: {e}"))));
+                continue;
+            }
+        };
+        let name = entry.name().to_string();
+        part.entries += 1;
+        if let Some(why) = paths::unsafe_name(&name) {
+            part.problems
+                .push((i, Problem::at(format!("entry {name:?}"), format!("refused: {why}"))));
+            continue;
+        }
+        if entry.is_dir() {
+            continue;
+        }
+        if name == manifest_name {
+            part.manifest = Some(read_manifest(&mut entry, manifest_name));
+            // The entry must also be read to its end so its CRC is checked.
+            if let Err(e) = io::copy(&mut entry, &mut io::sink()) {
+                part.problems.push((i, Problem::at(&name, format!("corrupt: {e}"))));
+            }
+            continue;
+        }
+        let is_link = entry.is_symlink();
+        let declared = entry.size();
+        let read = fsx::sha256_of(&mut entry, &mut buf, if is_link { 4096 } else { 0 });
+        let digest = match read {
+            Ok(d) => d,
+            Err(e) => {
+                part.problems.push((i, Problem::at(&name, format!("corrupt: {e}"))));
+                continue;
+            }
+        };
+        if digest.size != declared {
+            // Other unzip tools trust the directory's size: it must be right.
+            part.problems.push((
+                i,
+                Problem::at(
+                    &name,
+                    format!(
+                        "the zip directory says {declared} bytes, the data holds {}",
+                        digest.size
+                    ),
+                ),
+            ));
+        }
+        let link = is_link.then(|| String::from_utf8_lossy(&digest.head).into_owned());
+        if let Some(target) = &link {
+            if !link_stays_in_its_part(&name, target) {
+                part.problems.push((
+                    i,
+                    Problem::at(&name, format!("refused: a link pointing outside ({target})")),
+                ));
+            }
+        }
+        part.seen.insert(name, Seen { size: digest.size, sha256: digest.sha256, link });
+    }
+    part
+}
+
+/// Whether a link stored at `name` lands inside the top folder it is stored under
+/// (`users/u1/a -> ../u2/b` does; `users/u1/a -> ../../config/.env` does not).
+fn link_stays_in_its_part(name: &str, target: &str) -> bool {
+    let top = name.split('/').next().unwrap_or("");
+    paths::link_destination(name, target)
+        .is_some_and(|dest| dest.strip_prefix(top).is_some_and(|rest| rest.starts_with('/')))
+}
+
+/// A manifest parsed as it streams (no copy of its text): a read error shows as
+/// "corrupt", a bad document as "malformed".
+fn read_manifest<M: DeserializeOwned>(r: &mut impl Read, name: &str) -> Result<M, Problem> {
+    serde_json::from_reader::<_, M>(BufReader::new(r)).map_err(|e| {
+        if e.is_io() {
+            Problem::at(name, format!("corrupt: {e}"))
+        } else {
+            Problem::at(name, format!("malformed: {e}"))
+        }
+    })
+}
+
+/// A snapshot folder: every file hashed, links read (and checked like a zip's).
+fn scan_folder<M: DeserializeOwned>(root: &Path, manifest_name: &str) -> Scan<M> {
+    let mut scan = Scan::default();
+    let mut buf = vec![0u8; 1 << 16];
+    let mut stack = vec![(root.to_path_buf(), String::new())];
+    let mut at = 0usize;
+    let mut problem = |scan: &mut Scan<M>, p: Problem| {
+        at += 1;
+        scan.problems.push((at, p));
+    };
+    while let Some((dir, prefix)) = stack.pop() {
+        let entries = match fs::read_dir(&dir) {
+            Ok(e) => e,
+            Err(e) => {
+                problem(&mut scan, Problem::at(dir.display(), format!("cannot read: {e}")));
+                continue;
+            }
+        };
+        let mut entries: Vec<_> = entries.flatten().collect();
+        entries.sort_by_key(|e| e.file_name());
+        for e in entries {
+            let path = e.path();
+            let Some(file_name) = e.file_name().to_str().map(str::to_owned) else {
+                problem(&mut scan, Problem::at(path.display(), "name is not valid UTF-8"));
+                continue;
+            };
+            let name = format!("{prefix}{file_name}");
+            let Ok(ft) = e.file_type() else {
+                problem(&mut scan, Problem::at(&name, "cannot be read"));
+                continue;
+            };
+            if ft.is_dir() {
+                stack.push((path, format!("{name}/")));
+                continue;
+            }
+            scan.entries += 1;
+            if ft.is_symlink() {
+                match fs::read_link(&path) {
+                    Ok(t) => {
+                        let t = t.to_string_lossy().into_owned();
+                        if !link_stays_in_its_part(&name, &t) {
+                            problem(
+                                &mut scan,
+                                Problem::at(
+                                    &name,
+                                    format!("refused: a link pointing outside ({t})"),
+                                ),
+                            );
+                        }
+                        let d = fsx::sha256_of(&mut t.as_bytes(), &mut buf, 0)
+                            .expect("reading from memory cannot fail");
+                        scan.seen
+                            .insert(name, Seen { size: d.size, sha256: d.sha256, link: Some(t) });
+                    }
+                    Err(e) => {
+                        problem(&mut scan, Problem::at(&name, format!("cannot read link: {e}")))
+                    }
+                }
+            } else if name == manifest_name {
+                scan.entries -= 1;
+                scan.manifest = Some(
+                    File::open(&path)
+                        .map_err(|e| Problem::at(manifest_name, format!("cannot open: {e}")))
+                        .and_then(|mut f| read_manifest(&mut f, manifest_name)),
+                );
+            } else {
+                match File::open(&path).and_then(|mut f| fsx::sha256_of(&mut f, &mut buf, 0)) {
+                    Ok(d) => {
+                        scan.seen.insert(name, Seen { size: d.size, sha256: d.sha256, link: None });
+                    }
+                    Err(e) => {
+                        problem(&mut scan, Problem::at(&name, format!("cannot be read: {e}")))
+                    }
+                }
+            }
+        }
+    }
+    scan
+}
+
+/// Every listed file is there with its size, digest and kind; nothing else is there.
+fn check_listed(
+    files: &[FileEntry],
+    seen: &BTreeMap<String, Seen>,
+    container: &str,
+    problems: &mut Vec<Problem>,
+) {
+    let mut listed = BTreeSet::new();
+    for f in files {
+        listed.insert(f.path.as_str());
+        match seen.get(&f.path) {
+            None => problems.push(Problem::at(
+                &f.path,
+                format!("listed in the manifest but missing from {container}"),
+            )),
+            Some(s) => {
+                if s.size != f.size {
+                    problems.push(Problem::at(
+                        &f.path,
+                        format!("size {} but the manifest says {}", s.size, f.size),
+                    ));
+                }
+                if fsx::hex(&s.sha256) != f.sha256 {
+                    problems.push(Problem::at(&f.path, "SHA-256 differs from the manifest"));
+                }
+                if s.link.is_some() != f.link.is_some() {
+                    problems.push(Problem::at(&f.path, "link/file kind differs from the manifest"));
+                }
+            }
+        }
+    }
+    for name in seen.keys().filter(|n| !listed.contains(n.as_str())) {
+        problems.push(Problem::at(name, format!("in {container} but not in the manifest")));
+    }
+}
+
+fn check_count_and_total(
+    name: &str,
+    file_count: u64,
+    total_bytes: u64,
+    files: &[FileEntry],
+    problems: &mut Vec<Problem>,
+) {
+    if file_count != files.len() as u64 {
+        problems.push(Problem::at(
+            name,
+            format!("file_count is {file_count} but {} files are listed", files.len()),
+        ));
+    }
+    let total: u64 = files.iter().map(|f| f.size).sum();
+    if total_bytes != total {
+        problems.push(Problem::at(
+            name,
+            format!("total_bytes is {total_bytes} but the listed files add up to {total}"),
+        ));
+    }
+}
+
+fn check_created_at(name: &str, created_at: &str, problems: &mut Vec<Problem>) {
+    if chrono::DateTime::parse_from_rfc3339(created_at).is_err() {
+        problems
+            .push(Problem::at(name, format!("created_at {created_at:?} is not an RFC 3339 time")));
+    }
+}
+
+fn check_backup_manifest(
+    m: &BackupManifest,
+    seen: &BTreeMap<String, Seen>,
+    problems: &mut Vec<Problem>,
+) {
+    let name = backup_manifest::NAME;
+    if m.backup_name.trim().is_empty() {
+        problems.push(Problem::at(name, "backup_name is empty"));
+    }
+    check_created_at(name, &m.created_at, problems);
+    let users: BTreeSet<&str> = seen
+        .keys()
+        .filter_map(|n| n.strip_prefix("users/").and_then(|r| r.split('/').next()))
+        .collect();
+    if m.includes.users && users.len() as u64 != m.system_info.total_users {
+        problems.push(Problem::at(
+            name,
+            format!(
+                "total_users is {} but the zip holds {} user folder(s)",
+                m.system_info.total_users,
+                users.len()
+            ),
+        ));
+    }
+    if !m.includes.users && !users.is_empty() {
+        problems.push(Problem::at(name, "includes.users is false but the zip holds users/"));
+    }
+    check_count_and_total(
+        name,
+        m.system_info.file_count,
+        m.system_info.total_bytes,
+        &m.files,
+        problems,
+    );
+}
+
+fn check_snapshot_manifest(
+    m: &SnapshotManifest,
+    _seen: &BTreeMap<String, Seen>,
+    problems: &mut Vec<Problem>,
+) {
+    if m.snapshot_name.trim().is_empty() {
+        problems.push(Problem::at(SNAPSHOT_MANIFEST, "snapshot_name is empty"));
+    }
+    check_created_at(SNAPSHOT_MANIFEST, &m.created_at, problems);
+    for f in &m.files {
+        let top = f.path.split('/').next().unwrap_or("");
+        let allowed = (top == "code" && m.includes.code) || (top == "data" && m.includes.user_data);
+        if !allowed {
+            problems.push(Problem::at(&f.path, "not under a part the manifest includes"));
+        }
+    }
+    check_count_and_total(SNAPSHOT_MANIFEST, m.file_count, m.total_bytes, &m.files, problems);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn links_stay_in_their_part() {
+        assert!(link_stays_in_its_part("users/u1/a", "b"));
+        assert!(link_stays_in_its_part("users/u1/a", "../u2/b"));
+        assert!(!link_stays_in_its_part("users/u1/a", "../../config/.env"));
+        assert!(!link_stays_in_its_part("users/u1/a", "../../../x"));
+        assert!(!link_stays_in_its_part("users/u1/a", "/etc/passwd"));
+        assert!(!link_stays_in_its_part("users/a", ".."));
+        assert!(link_stays_in_its_part("data/users/u1/a", "../../user_index.json"));
+        assert!(!link_stays_in_its_part("code/a", "../data/x"));
+    }
+}
