@@ -9,6 +9,8 @@ use std::{
 
 use serde::Serialize;
 
+use crate::Problem;
+
 /// What the check found.
 #[derive(Debug, Default, Serialize)]
 pub struct Report {
@@ -17,7 +19,7 @@ pub struct Report {
     /// JSON files checked under `data/users/`.
     pub json_files: usize,
     /// Every problem, each naming its file.
-    pub problems: Vec<String>,
+    pub problems: Vec<Problem>,
 }
 
 impl Report {
@@ -33,30 +35,31 @@ pub fn check(data: &Path) -> Report {
     let index_path = data.join("user_index.json");
     let users_dir = data.join("users");
     match read_json(&index_path) {
-        Err(e) => report.problems.push(format!("{}: {e}", index_path.display())),
+        Err(e) => report.problems.push(Problem::at(index_path.display(), e)),
         Ok(serde_json::Value::Object(map)) => {
             for id in map.keys().filter(|k| k.as_str() != "last_updated") {
                 report.users_listed += 1;
                 let valid_id =
                     !id.is_empty() && !id.contains(['/', '\\']) && id != "." && id != "..";
                 if !valid_id {
-                    report.problems.push(format!(
-                        "{}: user id {id:?} is not a folder name",
-                        index_path.display()
+                    report.problems.push(Problem::at(
+                        index_path.display(),
+                        format!("user id {id:?} is not a folder name"),
                     ));
                 } else if !users_dir.join(id).is_dir() {
-                    report.problems.push(format!(
-                        "{}: user {id} is listed but {} is missing",
+                    report.problems.push(Problem::at(
                         index_path.display(),
-                        users_dir.join(id).display()
+                        format!(
+                            "user {id} is listed but {} is missing",
+                            users_dir.join(id).display()
+                        ),
                     ));
                 }
             }
         }
-        Ok(other) => report.problems.push(format!(
-            "{}: expected a JSON object, found {}",
+        Ok(other) => report.problems.push(Problem::at(
             index_path.display(),
-            kind(&other)
+            format!("expected a JSON object, found {}", kind(&other)),
         )),
     }
     if users_dir.exists() {
@@ -69,7 +72,9 @@ fn walk_json(dir: &Path, report: &mut Report) {
     let entries = match fs::read_dir(dir) {
         Ok(e) => e,
         Err(e) => {
-            report.problems.push(format!("{}: cannot read the folder: {e}", dir.display()));
+            report
+                .problems
+                .push(Problem::at(dir.display(), format!("cannot read the folder: {e}")));
             return;
         }
     };
@@ -83,7 +88,7 @@ fn walk_json(dir: &Path, report: &mut Report) {
         } else if ft.is_file() && path.extension().is_some_and(|e| e == "json") {
             report.json_files += 1;
             if let Err(e) = read_json(&path) {
-                report.problems.push(format!("{}: {e}", path.display()));
+                report.problems.push(Problem::at(path.display(), e));
             }
         }
     }
@@ -127,6 +132,6 @@ mod tests {
         fs::create_dir_all(data.join("users/u2")).unwrap();
         assert!(check(data).ok());
         fs::write(data.join("user_index.json"), "[]").unwrap();
-        assert!(check(data).problems[0].contains("expected a JSON object"));
+        assert!(check(data).problems[0].what.contains("expected a JSON object"));
     }
 }

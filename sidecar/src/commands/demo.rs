@@ -31,7 +31,7 @@ pub fn run(ctx: &Run, dir: &Path) -> Result<ExitCode> {
         std::io::stdout().flush().context("writing to stdout")?;
         let status = Command::new(&exe)
             .arg("--root")
-            .arg(&root)
+            .arg(root)
             .arg("--now")
             .arg(now.to_rfc3339())
             .args(args)

@@ -26,7 +26,7 @@ use crate::{
     fsx,
     pack::FileEntry,
     paths,
-    snapshot::{Manifest as SnapshotManifest, MANIFEST as SNAPSHOT_MANIFEST},
+    snapshot::manifest::{Manifest as SnapshotManifest, MANIFEST as SNAPSHOT_MANIFEST},
     Problem,
 };
 
