@@ -1,0 +1,373 @@
+//! The rotating file: the hot path.
+//!
+//! One [`RollingFile`] owns one active log file. Every write takes the file's lock, makes
+//! the rotation check (an integer compare or two against numbers kept in memory: no
+//! syscall, no allocation), and writes (direct mode) or copies into a buffer (buffered
+//! mode). When a log is due and both gates pass, the writing thread renames the active
+//! file into `backups/` and opens a new one; everything slower (overflow into `archive/`,
+//! gzip, pruning, timed flushes, error reports) happens on a background thread.
+//!
+//! ```
+//! use mhm_log::{ManualClock, RollingFile, Settings};
+//! use chrono::{TimeZone, Utc};
+//! use std::io::Write;
+//!
+//! let dir = tempfile::tempdir()?;
+//! let clock = ManualClock::new(Utc.with_ymd_and_hms(2026, 11, 26, 12, 0, 0).unwrap());
+//! let mut app = RollingFile::builder()
+//!     .settings(Settings::default().max_bytes(1 << 20))
+//!     .clock(clock.clone())
+//!     .build(dir.path().join("app.log"))?;
+//! writeln!(app, "hello")?;
+//! assert_eq!(std::fs::read_to_string(dir.path().join("app.log"))?, "hello\n");
+//! assert_eq!(app.stats().events_written, 1);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! ## Several processes
+//!
+//! A log has one writer. `build` takes an exclusive OS lock on `.<name>.lock` beside the
+//! log (released by the OS if the process dies) and writes its pid there; a second
+//! process (or a second `RollingFile` for the same path) gets an [`InitError`] naming the
+//! holder's pid. Coordinating writers across processes would need a lock per event on
+//! the hot path, and two writers rotating one file is how logs get lost; refusing is the
+//! honest choice. Give each process its own file (`LogFiles` routes by target).
+//!
+//! ## The files
+//!
+//! `builder.rs` the [`Builder`]; `open.rs` opening and resuming the active file, the
+//! per-log OS lock; `mode.rs` the write modes (direct, buffered, staged) and their
+//! buffers; `rotate.rs` the rotation check, the rotation and its failures; `worker.rs`
+//! the background thread.
+//!
+//! ## Lock order
+//!
+//! A thread that holds several of these locks took them in this order, skipping any;
+//! it never takes one while holding one further down the list:
+//!
+//! 1. `Inner::state`: the active file, its size, age and deadlines, and the shared
+//!    buffer. Every event of the direct and buffered modes takes it; staged mode takes it
+//!    once per full stage, and for the rotation check when the log may be due.
+//! 2. `Staged::stages`: the list of every thread's stage (staged mode).
+//! 3. One thread's `Stage`. Its own thread takes it for every event with nothing else
+//!    held; drains take it under `state` and `stages`. (A thread's stage table, a
+//!    thread-local `RefCell` and not a lock, stays borrowed while that thread takes
+//!    `stages`, on its first event to a file, and its `Stage`.)
+//! 4. `Buffer::io`: the spare buffer and the right to write a full one (buffered and
+//!    staged modes). Taken under `state` when a full buffer is swapped out, so flushes
+//!    reach the file in the order they were filled; kept after `state` is released for
+//!    the write itself (a `Flush`), so other threads keep copying.
+//! 5. `Signal::state`: the background thread's flags and counters. Taken under `state`
+//!    when a rotation asks for maintenance, and alone elsewhere.
+//!
+//! Outside the order: the process-wide lock that serialises maintenance passes
+//! (`Maintainer::run`) is taken with none of the above held and only `Signal::state` is
+//! taken under it; `Inner::worker` is taken alone, once, at start.
+
+use std::{
+    fs::File,
+    io::{self, Write},
+    path::{Path, PathBuf},
+    sync::Arc,
+    thread::{self, JoinHandle},
+};
+
+use chrono::NaiveDate;
+use parking_lot::Mutex;
+use tracing_core::{Level, Metadata};
+use tracing_subscriber::fmt::MakeWriter;
+
+use crate::{
+    clock::{Clock, Zone},
+    error::InitError,
+};
+
+mod builder;
+mod mode;
+mod open;
+mod rotate;
+mod worker;
+
+pub use builder::Builder;
+
+use mode::Mode;
+use worker::{Maintainer, Signal};
+
+/// What a writer has done since it was built.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Stats {
+    /// Events (write calls) that reached the file or its buffer.
+    pub events_written: u64,
+    /// Bytes of those events.
+    pub bytes_written: u64,
+    /// Rotations done.
+    pub rotations: u64,
+    /// Rotations that failed (rename refused, new file could not be opened); retried later.
+    pub rotation_errors: u64,
+    /// Writes to the file that failed (full disk, I/O error).
+    pub write_errors: u64,
+    /// Events that could not be written because of those failures.
+    pub lost_events: u64,
+    /// Copies moved (or compressed) into `archive/` by the background thread.
+    pub copies_archived: u64,
+    /// Copies deleted by pruning.
+    pub copies_deleted: u64,
+    /// Background maintenance steps that failed; retried a minute later.
+    pub maintenance_errors: u64,
+    /// The last failure, as text.
+    pub last_error: Option<String>,
+}
+
+/// A rotating log file: a `MakeWriter` for `tracing_subscriber::fmt`, and an `io::Write`.
+///
+/// Clones share one file. See the [module docs](self) for the rules.
+#[derive(Clone, Debug)]
+pub struct RollingFile {
+    inner: Arc<Inner>,
+}
+
+impl RollingFile {
+    /// A [`Builder`].
+    pub fn builder() -> Builder {
+        Builder::new()
+    }
+
+    /// A rotating file with the default settings and the system clock.
+    pub fn new(path: impl AsRef<Path>) -> Result<Self, InitError> {
+        Builder::new().build(path)
+    }
+
+    /// Writes buffered events to the file now (a no-op in direct mode).
+    pub fn flush(&self) -> io::Result<()> {
+        self.inner.flush_outside_lock()
+    }
+
+    /// Flushes, then asks the OS to put the file on disk (`fsync`): for the moments when
+    /// power loss must not lose what was written.
+    pub fn sync_all(&self) -> io::Result<()> {
+        let mut st = self.inner.state.lock();
+        self.inner.drain_all(&mut st)?;
+        self.inner.flush_buf(&mut st)?;
+        match &st.file {
+            Some(f) => f.sync_all(),
+            None => Ok(()),
+        }
+    }
+
+    /// Counters: rotations, bytes and events written, failures.
+    pub fn stats(&self) -> Stats {
+        self.inner.stats()
+    }
+
+    /// The active file's path.
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    /// The folder rotated copies go to.
+    pub fn backup_dir(&self) -> &Path {
+        &self.inner.backup_dir
+    }
+
+    /// The folder archived copies go to.
+    pub fn archive_dir(&self) -> &Path {
+        &self.inner.archive_dir
+    }
+
+    /// Runs the background maintenance (overflow, compression, pruning) now, on this
+    /// thread, and waits for it: for tests and for shutdown paths that want it done.
+    pub fn maintain_now(&self) {
+        self.inner.maintainer.run(&self.inner.signal);
+    }
+
+    /// Writes one event. `now` is the time the caller already read, if any; `urgent`
+    /// flushes a buffered writer at once (ERROR events).
+    #[inline]
+    pub(crate) fn write_event(
+        &self,
+        now: Option<i64>,
+        data: &[u8],
+        urgent: bool,
+    ) -> io::Result<()> {
+        self.inner.write_event(now, data, urgent)
+    }
+}
+
+// === impl Inner ===
+
+/// One log: what every handle on it shares.
+#[derive(Debug)]
+struct Inner {
+    path: PathBuf,
+    log_name: String,
+    backup_dir: PathBuf,
+    archive_dir: PathBuf,
+    zone: Zone,
+    clock: Clock,
+    /// Rotation is on (not `DISABLE_LOG_ROTATION`).
+    rotate: bool,
+    /// Rotation at midnight is on (not `RotateAt::Never`).
+    time_trigger: bool,
+    max_bytes: u64,
+    min_bytes: u64,
+    min_age: i64,
+    /// Direct, buffered or staged, with what that mode alone needs.
+    mode: Mode,
+    state: Padded<Mutex<State>>,
+    signal: Arc<Signal>,
+    maintainer: Arc<Maintainer>,
+    worker: Mutex<Option<JoinHandle<()>>>,
+    /// The OS lock that makes this process the log's only writer.
+    _lock: File,
+}
+
+/// What changes as events are written.
+#[derive(Debug)]
+struct State {
+    /// The open file; `None` only when opening a new one failed (retried on each write).
+    /// Shared so a buffered flush can write to it outside the lock.
+    file: Option<Arc<File>>,
+    /// Bytes in the file (not counting `buf`).
+    disk: u64,
+    /// Bytes waiting in memory (buffered and staged modes; always empty in direct mode);
+    /// capacity reserved once.
+    buf: Vec<u8>,
+    buf_events: u64,
+    /// When the active file was started, and the day that names its copy.
+    started: i64,
+    day: NaiveDate,
+    /// The next midnight after `started` (`i64::MAX` without a time trigger).
+    due_at: i64,
+    /// After a failed rotation: no new try before this.
+    retry_at: i64,
+    /// The open file was renamed into `backups/` but no new active file could be opened.
+    detached: bool,
+    /// The last copy this writer made (its day and number), so the next copy of the same
+    /// day gets the next number without scanning a folder.
+    last_copy: Option<(NaiveDate, u32)>,
+    stats: Stats,
+}
+
+impl State {
+    #[inline]
+    fn size(&self) -> u64 {
+        self.disk + self.buf.len() as u64
+    }
+}
+
+/// Keeps a lock that every event writes on cache lines of its own, away from the
+/// read-mostly fields beside it (two lines: adjacent-line prefetch pairs them).
+#[derive(Debug)]
+#[repr(align(128))]
+struct Padded<T>(T);
+
+impl<T> std::ops::Deref for Padded<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
+impl<T> std::ops::DerefMut for Padded<T> {
+    fn deref_mut(&mut self) -> &mut T {
+        &mut self.0
+    }
+}
+
+impl Inner {
+    fn stats(&self) -> Stats {
+        let mut stats = self.state.lock().stats.clone();
+        if let Some(buffer) = self.mode.buffer() {
+            let io = buffer.io.lock();
+            stats.write_errors += io.write_errors;
+            stats.lost_events += io.lost_events;
+            stats.events_written = stats.events_written.saturating_sub(io.lost_events);
+            stats.bytes_written = stats.bytes_written.saturating_sub(io.lost_bytes);
+            stats.last_error = stats.last_error.or_else(|| io.last_error.clone());
+        }
+        let worker = self.signal.state.lock();
+        stats.copies_archived = worker.copies_archived;
+        stats.copies_deleted = worker.copies_deleted;
+        stats.maintenance_errors = worker.maintenance_errors;
+        if stats.last_error.is_none() {
+            stats.last_error.clone_from(&worker.last_error);
+        }
+        stats
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        let st = self.state.get_mut();
+        self.mode.take_stages(&mut st.buf);
+        if !st.buf.is_empty() {
+            if let Some(file) = &st.file {
+                let _ = (&**file).write_all(&st.buf);
+            }
+        }
+        self.signal.stop();
+        if let Some(handle) = self.worker.get_mut().take() {
+            if handle.thread().id() != thread::current().id() {
+                let _ = handle.join();
+            }
+        }
+    }
+}
+
+// === MakeWriter ===
+
+/// The writer `tracing_subscriber::fmt` gets for one event: its one `write_all` is one
+/// event. Failures are counted in [`Stats`], never returned, so the subscriber does
+/// not print a complaint per event.
+#[derive(Debug)]
+pub struct EventWriter<'a> {
+    file: &'a RollingFile,
+    urgent: bool,
+}
+
+impl Write for EventWriter<'_> {
+    #[inline]
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let _ = self.file.write_event(None, buf, self.urgent);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> MakeWriter<'a> for RollingFile {
+    type Writer = EventWriter<'a>;
+
+    fn make_writer(&'a self) -> Self::Writer {
+        EventWriter { file: self, urgent: false }
+    }
+
+    fn make_writer_for(&'a self, meta: &Metadata<'_>) -> Self::Writer {
+        EventWriter { file: self, urgent: *meta.level() == Level::ERROR }
+    }
+}
+
+/// Each `write` is one event (one line, or whatever the caller writes at once). Errors
+/// are returned here, and counted.
+impl Write for RollingFile {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        (&*self).write(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        RollingFile::flush(self)
+    }
+}
+
+impl Write for &RollingFile {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.write_event(None, buf, false).map(|()| buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        RollingFile::flush(self)
+    }
+}

@@ -1,0 +1,143 @@
+//! Rotation: the check every event makes, the move of the active file into `backups/`,
+//! and what a failed rotation leaves behind (a count, an error, a retry time; never a
+//! lost event).
+
+use std::{fs, sync::Arc, time::Duration};
+
+use super::{mode::Hints, open::open_append, Inner, State};
+use crate::{clock::duration_to_nanos, naming::CopyName};
+
+/// How long a failed rotation waits before the next try.
+const RETRY_AFTER: Duration = Duration::from_secs(30);
+
+impl Inner {
+    /// The rotation check under the state lock, for an event of `len` bytes: rotates when
+    /// the log is due and both gates pass (and no failed rotation asks to wait).
+    #[inline]
+    pub(super) fn rotate_if_due(&self, st: &mut State, now: Option<i64>, len: usize) {
+        if !self.rotate {
+            return;
+        }
+        let mut clock_now = now;
+        let due = st.size() + len as u64 > self.max_bytes
+            || (self.time_trigger
+                && *clock_now.get_or_insert_with(|| self.clock.now_nanos()) >= st.due_at);
+        if due {
+            let now = clock_now.unwrap_or_else(|| self.clock.now_nanos());
+            if now >= st.retry_at
+                && st.size() >= self.min_bytes
+                && now.saturating_sub(st.started) >= self.min_age
+            {
+                self.rotate(st, now);
+            }
+        }
+    }
+
+    /// The same check without the lock, against the [`Hints`] staged mode keeps: the time
+    /// to take the lock and check again if the log may be due and ungated, else `None`.
+    #[inline]
+    pub(super) fn may_rotate(&self, hints: &Hints, now: Option<i64>, len: usize) -> Option<i64> {
+        use std::sync::atomic::Ordering::Relaxed;
+        if !self.rotate {
+            return None;
+        }
+        let size = hints.size.load(Relaxed);
+        let mut clock_now = now;
+        let maybe_due = size + len as u64 > self.max_bytes
+            || (self.time_trigger
+                && *clock_now.get_or_insert_with(|| self.clock.now_nanos())
+                    >= hints.due_at.load(Relaxed));
+        if maybe_due && size >= self.min_bytes {
+            let now = clock_now.unwrap_or_else(|| self.clock.now_nanos());
+            if now >= hints.gate_at.load(Relaxed) && now >= hints.retry_at.load(Relaxed) {
+                return Some(now);
+            }
+        }
+        None
+    }
+
+    /// Moves the active file into `backups/` and starts a new one. Never panics; a
+    /// failure is counted, the writer keeps writing where it can, and the next try comes
+    /// after `RETRY_AFTER`.
+    #[cold]
+    fn rotate(&self, st: &mut State, now: i64) {
+        // Everything accepted before this moment belongs to the file being closed.
+        let _ = self.drain_all(st);
+        let _ = self.flush_buf(st);
+        let day = st.day;
+        let mut copy = None;
+        if !st.detached {
+            let mut seq = match st.last_copy {
+                Some((d, s)) if d == day => s + 1,
+                _ => 0,
+            };
+            let dest = loop {
+                let name = CopyName::new(self.log_name.as_str(), day, seq);
+                let plain = name.to_string();
+                let gz = name.gz(true).to_string();
+                let dest = self.backup_dir.join(&plain);
+                if !dest.exists()
+                    && !self.archive_dir.join(&plain).exists()
+                    && !self.archive_dir.join(&gz).exists()
+                {
+                    break dest;
+                }
+                seq += 1;
+            };
+            let renamed =
+                fs::create_dir_all(&self.backup_dir).and_then(|()| fs::rename(&self.path, &dest));
+            if let Err(e) = renamed {
+                self.rotation_failed(
+                    st,
+                    now,
+                    format!("moving {} to {}: {e}", self.path.display(), dest.display()),
+                );
+                return;
+            }
+            copy = Some((dest, seq));
+        }
+        match open_append(&self.path) {
+            Ok(file) => {
+                let file = Arc::new(file);
+                if let Some((_, seq)) = &copy {
+                    // The background thread makes the rename durable (it syncs the folder
+                    // first thing in the pass this rotation requests), not the writer.
+                    st.last_copy = Some((day, *seq));
+                }
+                st.file = Some(file);
+                st.disk = 0;
+                st.started = now;
+                st.day = self.zone.day(now);
+                st.due_at = if self.time_trigger { self.zone.next_midnight(now) } else { i64::MAX };
+                st.retry_at = i64::MIN;
+                st.detached = false;
+                st.stats.rotations += 1;
+                self.update_hints(st);
+                self.signal.request_maintenance();
+            }
+            Err(e) => {
+                let mut why = format!("opening a new {}: {e}", self.path.display());
+                if let Some((dest, seq)) = copy {
+                    // Put the file back under its active name; if even that fails, keep
+                    // writing through the open handle (into the copy) so nothing is lost.
+                    if let Err(back) = fs::rename(&dest, &self.path) {
+                        why.push_str(&format!(
+                            "; moving it back failed too ({back}), writing on into {}",
+                            dest.display()
+                        ));
+                        st.detached = true;
+                        st.last_copy = Some((day, seq));
+                    }
+                }
+                self.rotation_failed(st, now, why);
+            }
+        }
+    }
+
+    fn rotation_failed(&self, st: &mut State, now: i64, why: String) {
+        st.stats.rotation_errors += 1;
+        st.stats.last_error = Some(why);
+        st.retry_at = now.saturating_add(duration_to_nanos(RETRY_AFTER));
+        self.update_hints(st);
+    }
+}
