@@ -181,6 +181,13 @@ impl RollingFile {
         self.inner.maintainer.run(&self.inner.signal);
     }
 
+    /// Writes one whole event (one or more complete lines), as a `logging` handler in
+    /// another language hands over a record it formatted. `urgent` (an ERROR record)
+    /// flushes a buffered writer at once. Failures are counted in [`Stats`] and returned.
+    pub fn write_record(&self, record: &[u8], urgent: bool) -> io::Result<()> {
+        self.inner.write_event(None, record, urgent)
+    }
+
     /// Writes one event. `now` is the time the caller already read, if any; `urgent`
     /// flushes a buffered writer at once (ERROR events).
     #[inline]

@@ -1,0 +1,273 @@
+//! `mhm_log._native`: the mhm-log writer for Python. The `logging.Handler` subclasses are
+//! plain Python (`python/mhm_log/`): formatting stays Python's, and the finished line comes
+//! here, where it is written with the GIL released.
+//!
+//! Handlers on one path in one process share one writer: a registry maps the log's
+//! absolute path to the live writer (weakly, so the last handler closed closes the file).
+//! After `fork` the child forgets the parent's writers without touching them (their locks
+//! and background threads belong to the parent) and opens its own on first use.
+
+use std::{
+    collections::HashMap,
+    path::{Component, Path, PathBuf},
+    sync::{
+        atomic::{AtomicU64, Ordering},
+        Arc, Weak,
+    },
+    time::Duration,
+};
+
+use mhm_log::{ManualClock as RustClock, RollingFile, Settings};
+use parking_lot::Mutex;
+use pyo3::{
+    exceptions::{PyOSError, PyValueError},
+    prelude::*,
+    types::PyDict,
+};
+
+/// The live writers of this process, by absolute path.
+static WRITERS: Mutex<Option<HashMap<PathBuf, Weak<RollingFile>>>> = Mutex::new(None);
+/// Bumped in a fork child: handles opened before it must reopen.
+static GENERATION: AtomicU64 = AtomicU64::new(0);
+
+fn absolute(path: &Path) -> PathBuf {
+    let abs = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    let mut out = PathBuf::new();
+    for c in abs.components() {
+        match c {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                out.pop();
+            }
+            other => out.push(other.as_os_str()),
+        }
+    }
+    out
+}
+
+/// The time source a handler can be given for tests: `set` and `advance` move it.
+#[pyclass(frozen, module = "mhm_log._native")]
+struct ManualClock {
+    inner: RustClock,
+}
+
+#[pymethods]
+impl ManualClock {
+    /// A clock at `nanos` nanoseconds since the Unix epoch (the Python wrapper converts a
+    /// `datetime`).
+    #[new]
+    fn new(nanos: i64) -> Self {
+        Self { inner: RustClock::new(from_nanos(nanos)) }
+    }
+
+    /// Now, in nanoseconds since the epoch.
+    fn now_nanos(&self) -> i64 {
+        self.inner.now().timestamp_nanos_opt().unwrap_or(i64::MAX)
+    }
+
+    /// Sets the time (nanoseconds since the epoch).
+    fn set_nanos(&self, nanos: i64) {
+        self.inner.set(from_nanos(nanos));
+    }
+
+    /// Moves the time forward by `seconds` (not negative).
+    fn advance(&self, seconds: f64) -> PyResult<()> {
+        let by = Duration::try_from_secs_f64(seconds).map_err(|_| {
+            PyValueError::new_err(format!("advance: {seconds} is not a duration (seconds >= 0)"))
+        })?;
+        self.inner.advance(by);
+        Ok(())
+    }
+}
+
+fn from_nanos(nanos: i64) -> chrono::DateTime<chrono::Utc> {
+    chrono::DateTime::from_timestamp_nanos(nanos)
+}
+
+/// One handler's hold on the shared writer of its path.
+#[pyclass(frozen, module = "mhm_log._native")]
+struct Writer {
+    path: PathBuf,
+    settings: Settings,
+    clock: Option<RustClock>,
+    held: Mutex<Option<(u64, Arc<RollingFile>)>>,
+}
+
+impl Writer {
+    /// The writer for this handle: the one it holds, or the process's writer for its path
+    /// (opened when there is none, or after a fork).
+    fn file(&self) -> Result<Arc<RollingFile>, mhm_log::InitError> {
+        let generation = GENERATION.load(Ordering::Acquire);
+        let mut held = self.held.lock();
+        if let Some((g, file)) = held.as_ref() {
+            if *g == generation {
+                return Ok(Arc::clone(file));
+            }
+            // Opened before a fork: the parent's. Forgotten, never dropped here (dropping
+            // would flush through locks and join a thread that this process does not have).
+            if let Some((_, stale)) = held.take() {
+                std::mem::forget(stale);
+            }
+        }
+        let mut writers = WRITERS.lock();
+        let map = writers.get_or_insert_with(HashMap::new);
+        let file = match map.get(&self.path).and_then(Weak::upgrade) {
+            Some(file) => file,
+            None => {
+                let mut builder = RollingFile::builder().settings(self.settings.clone());
+                if let Some(clock) = &self.clock {
+                    builder = builder.clock(clock.clone());
+                }
+                let file = Arc::new(builder.build(&self.path)?);
+                map.retain(|_, w| w.strong_count() > 0);
+                map.insert(self.path.clone(), Arc::downgrade(&file));
+                file
+            }
+        };
+        *held = Some((generation, Arc::clone(&file)));
+        Ok(file)
+    }
+}
+
+fn os_error(what: &str, e: impl std::fmt::Display) -> PyErr {
+    PyOSError::new_err(format!("{what}: {e}"))
+}
+
+#[pymethods]
+impl Writer {
+    /// A handle on the log at `path`. `settings` maps the environment names of SPEC
+    /// section 1 (`LOG_MAX_BYTES`, ...) to values given by keyword; names not given come
+    /// from the environment, then the defaults. A bad value is a `ValueError` naming the
+    /// setting. The first handle on a path opens the writer with its settings; later ones
+    /// share it.
+    #[new]
+    #[pyo3(signature = (path, settings, clock=None, open=true))]
+    fn new(
+        path: PathBuf,
+        settings: &Bound<'_, PyDict>,
+        clock: Option<&ManualClock>,
+        open: bool,
+    ) -> PyResult<Self> {
+        let mut given = HashMap::new();
+        for (k, v) in settings.iter() {
+            given.insert(k.extract::<String>()?, v.str()?.to_string());
+        }
+        let settings = Settings::from_lookup(|name| {
+            given.get(name).cloned().or_else(|| std::env::var(name).ok())
+        })
+        .map_err(|e| PyValueError::new_err(e.to_string()))?;
+        let writer = Self {
+            path: absolute(&path),
+            settings,
+            clock: clock.map(|c| c.inner.clone()),
+            held: Mutex::new(None),
+        };
+        if open {
+            writer.file().map_err(|e| os_error(&format!("opening {}", path.display()), e))?;
+        }
+        Ok(writer)
+    }
+
+    /// Writes one formatted record (bytes, newline included) with the GIL released.
+    /// `urgent` (ERROR and above) flushes a buffered writer at once.
+    fn write(&self, py: Python<'_>, record: &[u8], urgent: bool) -> PyResult<()> {
+        let file =
+            self.file().map_err(|e| os_error(&format!("opening {}", self.path.display()), e))?;
+        py.detach(|| file.write_record(record, urgent))
+            .map_err(|e| os_error(&format!("writing {}", self.path.display()), e))
+    }
+
+    /// Writes out what a buffered writer holds.
+    fn flush(&self, py: Python<'_>) -> PyResult<()> {
+        let held = self.held.lock().as_ref().map(|(_, f)| Arc::clone(f));
+        match held {
+            Some(file) => py
+                .detach(|| file.flush())
+                .map_err(|e| os_error(&format!("flushing {}", self.path.display()), e)),
+            None => Ok(()),
+        }
+    }
+
+    /// Lets go of the writer: the last handle on a path closes it (every buffered record
+    /// written, the maintenance already due finished).
+    fn release(&self, py: Python<'_>) {
+        let held = self.held.lock().take();
+        if let Some((generation, file)) = held {
+            if generation == GENERATION.load(Ordering::Acquire) {
+                py.detach(move || drop(file));
+            } else {
+                std::mem::forget(file);
+            }
+        }
+    }
+
+    /// Counters of the shared writer (rotations, bytes, events, failures), as a dict.
+    fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let file =
+            self.file().map_err(|e| os_error(&format!("opening {}", self.path.display()), e))?;
+        let s = file.stats();
+        let d = PyDict::new(py);
+        d.set_item("rotations", s.rotations)?;
+        d.set_item("events_written", s.events_written)?;
+        d.set_item("bytes_written", s.bytes_written)?;
+        d.set_item("write_errors", s.write_errors)?;
+        d.set_item("lost_events", s.lost_events)?;
+        d.set_item("rotation_errors", s.rotation_errors)?;
+        Ok(d)
+    }
+
+    /// The log's absolute path.
+    #[getter]
+    fn path(&self) -> PathBuf {
+        self.path.clone()
+    }
+
+    /// Where rotated copies go.
+    #[getter]
+    fn backup_dir(&self) -> PathBuf {
+        self.settings.backup_dir_for(&self.path)
+    }
+
+    /// Where older copies go.
+    #[getter]
+    fn archive_dir(&self) -> PathBuf {
+        self.settings.archive_dir_for(&self.path)
+    }
+}
+
+/// `os.register_at_fork(before=...)`: no thread holds the registry while the process forks.
+#[pyfunction]
+fn _before_fork() {
+    // Released by one of the two hooks below, in parent and child alike.
+    std::mem::forget(WRITERS.lock());
+}
+
+/// `os.register_at_fork(after_in_parent=...)`.
+#[pyfunction]
+fn _after_fork_in_parent() {
+    // SAFETY: locked by `_before_fork` on this thread, and not unlocked since.
+    unsafe { WRITERS.force_unlock() };
+}
+
+/// `os.register_at_fork(after_in_child=...)`: the parent's writers are forgotten (never
+/// dropped: their threads are not in this process); each handle reopens on first use.
+#[pyfunction]
+fn _after_fork_in_child() {
+    // SAFETY: locked by `_before_fork` in the parent on the thread that forked, which is
+    // the only thread of the child.
+    unsafe { WRITERS.force_unlock() };
+    if let Some(map) = WRITERS.lock().take() {
+        std::mem::forget(map);
+    }
+    GENERATION.fetch_add(1, Ordering::AcqRel);
+}
+
+#[pymodule]
+fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<Writer>()?;
+    m.add_class::<ManualClock>()?;
+    m.add_function(wrap_pyfunction!(_before_fork, m)?)?;
+    m.add_function(wrap_pyfunction!(_after_fork_in_parent, m)?)?;
+    m.add_function(wrap_pyfunction!(_after_fork_in_child, m)?)?;
+    Ok(())
+}
