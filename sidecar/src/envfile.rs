@@ -24,6 +24,9 @@ pub fn load(path: &Path) -> Result<HashMap<String, String>> {
 
 /// Parses `.env` text; on error, the 1-based line number and what is wrong.
 pub fn parse(text: &str) -> Result<HashMap<String, String>, (usize, String)> {
+    // Notepad saves UTF-8 with a byte-order mark; python-dotenv reads past it, so do we.
+    // (`lines()` already takes CRLF line ends.)
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let mut vars = HashMap::new();
     for (i, raw) in text.lines().enumerate() {
         let line = raw.trim();
@@ -99,6 +102,15 @@ mod tests {
         assert_eq!(vars["D"], "x");
         assert_eq!(vars["E"], "v");
         assert_eq!(vars["F"], "");
+    }
+
+    // regression: a .env saved by Notepad (BOM, CRLF) stopped every command with exit 2
+    #[test]
+    fn a_byte_order_mark_and_crlf_are_read_as_python_dotenv_reads_them() {
+        let vars = parse("\u{feff}LOG_MAX_BYTES=1024\r\nexport B=\"two\"\r\n").unwrap();
+        assert_eq!(vars["LOG_MAX_BYTES"], "1024");
+        assert_eq!(vars["B"], "two");
+        assert_eq!(vars.len(), 2);
     }
 
     #[test]

@@ -59,6 +59,37 @@ fn missing_root_exits_2() {
     assert!(stderr(&out).contains("/nonexistent/mhm"));
 }
 
+// regression: `maintain` in an empty folder exited 0 and made an empty weekly backup there
+#[test]
+fn a_folder_that_is_not_an_mhm_root_is_refused_and_nothing_is_created() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // From the current directory (a cron line without MHM_ROOT).
+    let out = bin().current_dir(d).arg("maintain").output().unwrap();
+    assert_code(&out, 2);
+    let err = stderr(&out);
+    assert!(err.contains("not an MHM root") && err.contains("current directory"), "{err}");
+    // From MHM_ROOT, and from --root.
+    let out = bin().env("MHM_ROOT", d).args(["backup", "weekly"]).output().unwrap();
+    assert_code(&out, 2);
+    assert!(stderr(&out).contains("MHM_ROOT"), "{}", stderr(&out));
+    let out = run(d, &["status"]);
+    assert_code(&out, 2);
+    assert!(stderr(&out).contains("--root"), "{}", stderr(&out));
+    assert_eq!(fs::read_dir(d).unwrap().count(), 0, "nothing was created");
+    // Any one of data/, logs/, .env makes it a root.
+    write(&d.join(".env"), "");
+    assert_code(&run(d, &["status"]), 0);
+}
+
+// regression: a .env saved by Notepad (UTF-8 BOM, CRLF) stopped every command with exit 2
+#[test]
+fn a_dotenv_with_a_byte_order_mark_and_crlf_is_read() {
+    let root = make_root();
+    write(&root.path().join(".env"), "\u{feff}LOG_BACKUP_COUNT=3\r\nAPP_MODE=x\r\n");
+    assert_code(&run(root.path(), &["system", "validate"]), 0);
+}
+
 #[test]
 fn bad_dotenv_line_exits_2_naming_the_file_and_line() {
     let root = make_root();

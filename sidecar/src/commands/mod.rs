@@ -69,6 +69,30 @@ fn parse_now(now: Option<&str>) -> Result<DateTime<Utc>> {
     }
 }
 
+/// Refuses a folder that is not an MHM root (none of `data/`, `logs/`, `.env`), naming it
+/// and where it came from, before anything is created: a scheduler entry that forgot
+/// `MHM_ROOT` must fail loudly, not make empty backups in a home folder forever.
+fn check_root(root: &std::path::Path, given: bool) -> Result<()> {
+    if !root.is_dir() || ["data", "logs", ".env"].iter().any(|p| root.join(p).exists()) {
+        // A missing folder is reported by the library with its own message.
+        return Ok(());
+    }
+    let from = if !given {
+        "the current directory (no --root, no MHM_ROOT)"
+    } else if std::env::args_os()
+        .any(|a| a == "--root" || a.to_string_lossy().starts_with("--root="))
+    {
+        "--root"
+    } else {
+        "MHM_ROOT"
+    };
+    Err(usage(format!(
+        "{} is not an MHM root (it has none of data/, logs/, .env); it was taken from {from}; \
+         give the root with --root DIR or MHM_ROOT",
+        root.display()
+    )))
+}
+
 /// Runs the parsed command line.
 pub fn run(cli: Cli) -> Result<ExitCode> {
     let root: PathBuf = match &cli.global.root {
@@ -76,6 +100,9 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         None => std::env::current_dir().context("reading the current directory")?,
     };
     let now = parse_now(cli.global.now.as_deref())?;
+    if !matches!(cli.command, Command::Demo(_)) {
+        check_root(&root, cli.global.root.is_some())?;
+    }
     let json = cli.global.json;
     let mut ctx = Ctx::new(&root, now)?;
     if !json && io::stderr().is_terminal() {
