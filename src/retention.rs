@@ -132,6 +132,18 @@ pub fn scan_log(
     })
 }
 
+/// Puts copies in the order they were written: day, then dated after undated, then number.
+pub fn sort(copies: &mut [LogCopy]) {
+    copies.sort_by(|a, b| {
+        (a.day, a.name.date.is_some(), a.name.seq, a.name.gz).cmp(&(
+            b.day,
+            b.name.date.is_some(),
+            b.name.seq,
+            b.name.gz,
+        ))
+    });
+}
+
 /// Every copy in `dir` whose name passes `keep`, oldest first. A missing folder is empty.
 pub fn scan_dir(
     dir: &Path,
@@ -161,14 +173,7 @@ pub fn scan_dir(
         };
         copies.push(LogCopy { path: entry.path(), name, day });
     }
-    copies.sort_by(|a, b| {
-        (a.day, a.name.date.is_some(), a.name.seq, a.name.gz).cmp(&(
-            b.day,
-            b.name.date.is_some(),
-            b.name.seq,
-            b.name.gz,
-        ))
-    });
+    sort(&mut copies);
     Ok(copies)
 }
 

@@ -57,11 +57,15 @@ impl LogDir {
                 let entry = entry.with_context(|| format!("reading {}", self.dir.display()))?;
                 let name = entry.file_name();
                 let Some(name) = name.to_str() else { continue };
-                if name.ends_with(".log")
-                    && !name.starts_with('.')
-                    && entry.file_type().is_ok_and(|t| t.is_file())
-                {
+                if name.starts_with('.') || !entry.file_type().is_ok_and(|t| t.is_file()) {
+                    continue;
+                }
+                if name.ends_with(".log") {
                     names.insert(name.to_string());
+                } else if let Some(copy) = CopyName::parse(name).filter(|c| c.log.ends_with(".log"))
+                {
+                    // A copy an older version left beside the active logs.
+                    names.insert(copy.log);
                 }
             }
         }
@@ -78,15 +82,27 @@ impl LogDir {
         Ok(names)
     }
 
-    /// The copies of `log`, oldest first.
+    /// The copies of `log`, oldest first. Copies that older versions of the service left
+    /// directly in the log folder (`logs/app.log.2026-06-01`) count as backups.
     pub fn copies(&self, log: &str, ctx: &Ctx) -> Result<Copies> {
-        retention::scan_log(log, &self.backups, &self.archive, ctx.zone()).with_context(|| {
+        let context = || {
             format!(
                 "reading the copies of {log} in {} and {}",
                 self.backups.display(),
                 self.archive.display()
             )
-        })
+        };
+        let mut copies = retention::scan_log(log, &self.backups, &self.archive, ctx.zone())
+            .with_context(context)?;
+        if self.dir != self.backups && self.dir != self.archive {
+            let beside = retention::scan_dir(&self.dir, ctx.zone(), |n| n.log == log)
+                .with_context(|| format!("reading {}", self.dir.display()))?;
+            if !beside.is_empty() {
+                copies.backups.extend(beside);
+                retention::sort(&mut copies.backups);
+            }
+        }
+        Ok(copies)
     }
 }
 
@@ -460,8 +476,11 @@ fn find_copy(ctx: &Ctx, dir: &LogDir, copy: &str) -> Result<PathBuf> {
     let as_path = Path::new(copy);
     let mut candidates = vec![as_path.to_path_buf(), ctx.root.join(as_path)];
     if !copy.contains(['/', '\\']) {
-        candidates.push(dir.backups.join(copy));
-        candidates.push(dir.archive.join(copy));
+        // By file name, compressed or not, wherever copies live.
+        for folder in [&dir.backups, &dir.archive, &dir.dir] {
+            candidates.push(folder.join(copy));
+            candidates.push(folder.join(format!("{copy}.gz")));
+        }
     }
     candidates.into_iter().find(|p| p.is_file()).ok_or_else(|| {
         usage(format!(

@@ -226,3 +226,40 @@ fn copy_folders_from_dotenv_resolve_against_the_root() {
     assert!(!r.join("logs/rotated/app.log.2026-03-01").exists());
     assert!(names(elsewhere.path()).is_empty());
 }
+
+// regression: copies older versions left directly in logs/ were ignored by every command
+#[test]
+fn copies_left_beside_the_active_logs_count_as_backups() {
+    let root = make_root();
+    let r = root.path();
+    let logs = r.join("logs");
+    write(&logs.join("old.log.2026-03-01"), "old one\n");
+    write(&logs.join("old.log.2026-03-02"), "old two\n");
+    write(&logs.join("app.log.restored"), "not a copy\n");
+    let out = run(r, &["--now", NOW, "--json", "logs", "list"]);
+    assert_code(&out, 0);
+    let list: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let old = list.as_array().unwrap().iter().find(|l| l["name"] == "old.log").unwrap();
+    assert_eq!(old["backups"], 2);
+    assert_eq!(old["active_bytes"], serde_json::Value::Null);
+    assert!(list.as_array().unwrap().iter().all(|l| l["name"] != "app.log.restored"));
+    let out = run(r, &["--now", NOW, "logs", "cat", "old"]);
+    assert_code(&out, 0);
+    assert_eq!(stdout(&out), "old one\nold two\n");
+    // The daily archival treats them as backups: 7 days old, so gzipped into archive/.
+    let out = run(r, &["--now", NOW, "logs", "archive"]);
+    assert_code(&out, 0);
+    assert_eq!(gunzip(&logs.join("archive/old.log.2026-03-01.gz")), b"old one\n");
+    assert!(!logs.join("old.log.2026-03-01").exists());
+}
+
+// regression: `logs restore app.log.2026-03-01` was refused while only the .gz existed
+#[test]
+fn restore_finds_a_copy_by_name_whether_or_not_it_is_compressed() {
+    let root = make_root();
+    let r = root.path();
+    write(&r.join("logs/archive/app.log.2026-03-01.gz"), gz(b"from the archive\n"));
+    let out = run(r, &["logs", "restore", "app.log.2026-03-01"]);
+    assert_code(&out, 0);
+    assert_eq!(fs::read(r.join("logs/app.log.restored")).unwrap(), b"from the archive\n");
+}
