@@ -41,8 +41,11 @@ pub const DEFAULT_RETENTION_DAYS: u64 = 90;
 pub struct Report {
     /// One entry per user looked at.
     pub users: Vec<UserReport>,
-    /// Every problem, each naming the file and what is wrong.
+    /// Every problem, each naming the file and what is wrong (the run fails).
     pub problems: Vec<Problem>,
+    /// Files left as they are because their shape is not one the service writes today
+    /// (named, as the service itself does; the run does not fail).
+    pub warnings: Vec<Problem>,
 }
 
 impl Report {
@@ -108,19 +111,18 @@ pub fn archive_messages(ctx: &Ctx, user: Option<&str>, days: u32, dry_run: bool)
                 tracing::info!(target: "mhm::sidecar", "messages archive: removed leftover {}", p.display());
             }
         }
-        archive_user(ctx, &dir, days, dry_run, &mut ur, &mut report.problems);
-        apply_retention(
-            ctx,
-            &dir.join("archives"),
-            retention,
-            dry_run,
-            &mut ur,
-            &mut report.problems,
-        );
+        archive_user(ctx, &dir, days, dry_run, &mut ur, &mut report);
+        // Ours in archives/, and the service's own beside the active file.
+        for folder in [dir.join("archives"), dir.clone()] {
+            apply_retention(ctx, &folder, retention, dry_run, &mut ur, &mut report.problems);
+        }
         report.users.push(ur);
     }
     for p in &report.problems {
         tracing::warn!(target: "mhm::sidecar", "messages archive: {p}");
+    }
+    for w in &report.warnings {
+        tracing::warn!(target: "mhm::sidecar", "messages archive: {w}");
     }
     Ok(report)
 }
@@ -175,9 +177,22 @@ fn archive_user(
     days: u32,
     dry_run: bool,
     ur: &mut UserReport,
-    problems: &mut Vec<Problem>,
+    report: &mut Report,
 ) {
+    let problems = &mut report.problems;
     let active_path = dir.join(ACTIVE);
+    // The service's own lock on its file, held while it is read and replaced.
+    let _lock = if dry_run {
+        None
+    } else {
+        match ServiceLock::take(&active_path, LOCK_WAIT) {
+            Ok(lock) => lock,
+            Err(e) => {
+                problems.push(Problem::at(active_path.display(), format!("{e:#}; left as it is")));
+                return;
+            }
+        }
+    };
     let bytes = match fs::read(&active_path) {
         Ok(b) => b,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return,
@@ -186,8 +201,16 @@ fn archive_user(
             return;
         }
     };
-    let (mut doc, messages) = match parse_active(&bytes) {
-        Ok(v) => v,
+    let (mut doc, shape, messages) = match parse_active(&bytes) {
+        Ok(Active::Messages { doc, shape, list }) => (doc, shape, list),
+        Ok(Active::Nothing) => return,
+        Ok(Active::Other(what)) => {
+            report.warnings.push(Problem::at(
+                active_path.display(),
+                format!("{what}: not a shape the service writes today; left as it is"),
+            ));
+            return;
+        }
         Err(what) => {
             problems.push(Problem::at(active_path.display(), format!("{what}; left as it is")));
             return;
@@ -195,9 +218,12 @@ fn archive_user(
     };
     ur.active_before = messages.len();
     let archives_dir = dir.join("archives");
-    // Every message already archived, as a multiset of canonical JSON texts.
+    // Every message already archived (ours in archives/, the service's own beside the
+    // active file), as a multiset of canonical JSON texts.
     let mut archived: HashMap<String, usize> = HashMap::new();
-    for path in archive_files(&archives_dir, problems).into_iter().map(|(p, _)| p) {
+    let mut files = archive_files(&archives_dir, problems);
+    files.extend(archive_files(dir, problems));
+    for path in files.into_iter().map(|(p, _)| p) {
         match read_archive(&path) {
             Ok(list) => {
                 for m in &list {
@@ -229,7 +255,7 @@ fn archive_user(
             ur.already_archived += 1;
             continue;
         }
-        match timestamp_of(&m) {
+        match time_of(&m, shape.time_key()) {
             Ok(t) if t <= cutoff => old.push((t, m)),
             Ok(_) => keep.push(m),
             Err(what) => {
@@ -255,13 +281,13 @@ fn archive_user(
     }
     let result = (|| -> Result<()> {
         if let Some(path) = &archive_path {
-            let doc = archive_document(ctx, &active_path, old);
+            let doc = archive_document(ctx, shape, &active_path, old);
             fs::create_dir_all(&archives_dir)
                 .with_context(|| format!("creating {}", archives_dir.display()))?;
             write_new(path, &doc)?;
             ctx.fail_at(FailPoint::AfterArchiveWrite)?;
         }
-        set_messages(&mut doc, keep);
+        set_messages(ctx, &mut doc, shape, keep);
         replace(&active_path, &doc, &bytes)
     })();
     match result {
@@ -274,42 +300,113 @@ fn archive_user(
     }
 }
 
-/// The active document and its messages, or what is wrong with it.
-fn parse_active(bytes: &[u8]) -> Result<(Map<String, Value>, Vec<Value>), String> {
-    let doc: Value = serde_json::from_slice(bytes).map_err(|e| format!("not valid JSON ({e})"))?;
-    let Value::Object(mut doc) = doc else {
-        return Err("expected a JSON object with a \"messages\" array".into());
-    };
-    match doc.get_mut("messages") {
-        Some(Value::Array(list)) => {
-            let list = std::mem::take(list);
-            Ok((doc, list))
+/// The two shapes the service has written (SPEC.md, "The real MHM's files").
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Shape {
+    /// Schema version 2 (2026): `deliveries`, time in `sent_at`.
+    V2,
+    /// Version 1: `messages`, time in `timestamp`.
+    V1,
+}
+
+impl Shape {
+    /// The key of the list of messages.
+    pub fn list_key(self) -> &'static str {
+        match self {
+            Shape::V2 => "deliveries",
+            Shape::V1 => "messages",
         }
-        Some(_) => Err("\"messages\" is not an array".into()),
-        None => Err("no \"messages\" array".into()),
+    }
+
+    /// The key of a message's time.
+    pub fn time_key(self) -> &'static str {
+        match self {
+            Shape::V2 => "sent_at",
+            Shape::V1 => "timestamp",
+        }
     }
 }
 
-fn set_messages(doc: &mut Map<String, Value>, keep: Vec<Value>) {
+/// What an active file holds.
+enum Active {
+    /// Messages in one of the service's shapes.
+    Messages { doc: Map<String, Value>, shape: Shape, list: Vec<Value> },
+    /// Nothing to archive: `{}` (a new user), an empty list, a document without messages.
+    Nothing,
+    /// Another shape (such as 2025's `{"<category>": [...]}`): what it looks like.
+    Other(String),
+}
+
+/// The active document and its messages, or what is wrong with it.
+fn parse_active(bytes: &[u8]) -> Result<Active, String> {
+    let doc: Value = serde_json::from_slice(bytes).map_err(|e| format!("not valid JSON ({e})"))?;
+    let mut doc = match doc {
+        Value::Object(doc) => doc,
+        Value::Array(list) if list.is_empty() => return Ok(Active::Nothing),
+        other => return Ok(Active::Other(format!("{} at the top", kind(&other)))),
+    };
+    for shape in [Shape::V2, Shape::V1] {
+        match doc.get_mut(shape.list_key()) {
+            Some(Value::Array(list)) => {
+                let list = std::mem::take(list);
+                return Ok(Active::Messages { doc, shape, list });
+            }
+            Some(other) => {
+                return Ok(Active::Other(format!("\"{}\" is {}", shape.list_key(), kind(other))))
+            }
+            None => {}
+        }
+    }
+    // `{}`, or the service's bookkeeping keys with no list yet.
+    let bookkeeping = ["schema_version", "updated_at", "metadata", "last_updated"];
+    if doc.keys().all(|k| bookkeeping.contains(&k.as_str())) {
+        return Ok(Active::Nothing);
+    }
+    let keys: Vec<&str> = doc.keys().take(3).map(String::as_str).collect();
+    Ok(Active::Other(format!("an object with keys {keys:?}")))
+}
+
+fn kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// Puts the kept messages back, and the counts and dates the service keeps beside them.
+fn set_messages(ctx: &Ctx, doc: &mut Map<String, Value>, shape: Shape, keep: Vec<Value>) {
     let n = keep.len();
-    doc.insert("messages".into(), Value::Array(keep));
+    // Replaced in place: the service's key order is kept.
+    doc.insert(shape.list_key().into(), Value::Array(keep));
     if let Some(Value::Object(meta)) = doc.get_mut("metadata") {
         if meta.get("total_messages").is_some_and(Value::is_number) {
             meta.insert("total_messages".into(), n.into());
         }
     }
+    if shape == Shape::V2 && doc.contains_key("updated_at") {
+        let now = ctx.now_local().format("%Y-%m-%d %H:%M:%S").to_string();
+        doc.insert("updated_at".into(), now.into());
+    }
 }
 
-/// The time of a message: `timestamp` as `YYYY-MM-DD HH:MM:SS` (local) or RFC 3339.
-pub fn timestamp_of(m: &Value) -> Result<DateTime<Utc>, String> {
-    let Some(ts) = m.get("timestamp") else {
-        return Err("no \"timestamp\" field".into());
+/// The time of a message in `key`: `YYYY-MM-DD HH:MM:SS` (local) or RFC 3339.
+pub fn time_of(m: &Value, key: &str) -> Result<DateTime<Utc>, String> {
+    let Some(ts) = m.get(key) else {
+        return Err(format!("no \"{key}\" field"));
     };
     let Some(s) = ts.as_str() else {
-        return Err(format!("timestamp {ts} is not a string"));
+        return Err(format!("{key} {ts} is not a string"));
     };
-    parse_time(s)
-        .ok_or_else(|| format!("timestamp {s:?} is neither YYYY-MM-DD HH:MM:SS nor RFC 3339"))
+    parse_time(s).ok_or_else(|| format!("{key} {s:?} is neither YYYY-MM-DD HH:MM:SS nor RFC 3339"))
+}
+
+/// The time of a version 1 message (`timestamp`).
+pub fn timestamp_of(m: &Value) -> Result<DateTime<Utc>, String> {
+    time_of(m, Shape::V1.time_key())
 }
 
 fn parse_time(s: &str) -> Option<DateTime<Utc>> {
@@ -365,6 +462,10 @@ fn unique_archive_path(dir: &Path, stamp: &str) -> PathBuf {
 /// The time in an archive file name, read as local time; `None` when it is not one.
 pub fn archive_time(file_name: &str) -> Option<DateTime<FixedOffset>> {
     let rest = file_name.strip_prefix(ARCHIVE_PREFIX)?.strip_suffix(".json")?;
+    // The service's own: `YYYY-MM-DD_HH-MM-SS`.
+    if let Ok(t) = NaiveDateTime::parse_from_str(rest, "%Y-%m-%d_%H-%M-%S") {
+        return local(t);
+    }
     let (stamp, n) = match rest.get(15..) {
         Some("") => (rest, None),
         Some(tail) => (rest.get(..15)?, Some(tail.strip_prefix('_')?)),
@@ -402,27 +503,47 @@ fn archive_files(dir: &Path, problems: &mut Vec<Problem>) -> Vec<(PathBuf, DateT
 fn read_archive(path: &Path) -> Result<Vec<Value>, String> {
     let bytes = fs::read(path).map_err(|e| format!("cannot read: {e}"))?;
     let v: Value = serde_json::from_slice(&bytes).map_err(|e| format!("not valid JSON ({e})"))?;
-    match v.get("messages") {
-        Some(Value::Array(list)) => Ok(list.clone()),
-        _ => Err("not an archive file: no \"messages\" array".into()),
+    for shape in [Shape::V2, Shape::V1] {
+        if let Some(Value::Array(list)) = v.get(shape.list_key()) {
+            return Ok(list.clone());
+        }
     }
+    Err("not an archive file: no \"deliveries\" or \"messages\" array".into())
 }
 
-fn archive_document(ctx: &Ctx, active: &Path, old: Vec<(DateTime<Utc>, Value)>) -> Value {
-    let oldest = old.iter().min_by_key(|(t, _)| *t).map(|(_, m)| m["timestamp"].clone());
-    let newest = old.iter().max_by_key(|(t, _)| *t).map(|(_, m)| m["timestamp"].clone());
+fn archive_document(
+    ctx: &Ctx,
+    shape: Shape,
+    active: &Path,
+    old: Vec<(DateTime<Utc>, Value)>,
+) -> Value {
+    let key = shape.time_key();
+    let oldest = old.iter().min_by_key(|(t, _)| *t).map(|(_, m)| m[key].clone());
+    let newest = old.iter().max_by_key(|(t, _)| *t).map(|(_, m)| m[key].clone());
     let total = old.len();
     let messages: Vec<Value> = old.into_iter().map(|(_, m)| m).collect();
-    serde_json::json!({
-        "metadata": {
-            "version": "2.0",
-            "archived_date": ctx.now_local().format("%Y-%m-%d %H:%M:%S").to_string(),
-            "original_file": ctx.show(active).replace('\\', "/"),
-            "total_messages": total,
-            "date_range": {"oldest": oldest, "newest": newest},
-        },
-        "messages": messages,
-    })
+    let archived_date = ctx.now_local().format("%Y-%m-%d %H:%M:%S").to_string();
+    let original_file = ctx.show(active).replace('\\', "/");
+    match shape {
+        // The service's own archive shape, plus where the messages came from.
+        Shape::V2 => serde_json::json!({
+            "schema_version": 2,
+            "archived_date": archived_date,
+            "deliveries": messages,
+            "metadata": {"count": total, "oldest_message": oldest, "newest_message": newest},
+            "original_file": original_file,
+        }),
+        Shape::V1 => serde_json::json!({
+            "metadata": {
+                "version": "2.0",
+                "archived_date": archived_date,
+                "original_file": original_file,
+                "total_messages": total,
+                "date_range": {"oldest": oldest, "newest": newest},
+            },
+            "messages": messages,
+        }),
+    }
 }
 
 /// Writes `value` to `path`, which must not exist: temp, sync, rename.
@@ -467,9 +588,14 @@ fn write_temp(path: &Path, value: &Value, perms: Option<fs::Permissions>) -> Res
         .with_context(|| format!("creating a file beside {}", path.display()))?;
     let tmp = file.temp().to_path_buf();
     let mut w = io::BufWriter::new(file.file());
-    serde_json::to_writer_pretty(&mut w, value)
+    // The service's style (Python's `json.dump(indent=4, ensure_ascii=False)`): 4-space
+    // indent, keys in insertion order, non-ASCII as is, no newline at the end.
+    let mut ser = serde_json::Serializer::with_formatter(
+        &mut w,
+        serde_json::ser::PrettyFormatter::with_indent(b"    "),
+    );
+    serde::Serialize::serialize(value, &mut ser)
         .with_context(|| format!("writing {}", tmp.display()))?;
-    w.write_all(b"\n").with_context(|| format!("writing {}", tmp.display()))?;
     w.flush().with_context(|| format!("writing {}", tmp.display()))?;
     drop(w);
     if let Some(p) = perms {
@@ -478,6 +604,78 @@ fn write_temp(path: &Path, value: &Value, perms: Option<fs::Permissions>) -> Res
             .with_context(|| format!("setting permissions on {}", tmp.display()))?;
     }
     Ok(file)
+}
+
+// === the service's lock ===
+
+/// How long to wait for the service to let go of its file.
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// The lock the service takes on a data file while it reads or replaces it: on Unix
+/// `flock(LOCK_EX)` on the file itself, on Windows the exclusive creation of
+/// `<file>.lock` (removed afterwards). Held until dropped.
+struct ServiceLock {
+    #[cfg(unix)]
+    _file: fs::File,
+    #[cfg(not(unix))]
+    marker: PathBuf,
+}
+
+impl ServiceLock {
+    /// Waits up to `wait` for the lock on `path`; `None` when there is no file to lock.
+    fn take(path: &Path, wait: std::time::Duration) -> Result<Option<Self>> {
+        let start = std::time::Instant::now();
+        loop {
+            match Self::try_take(path) {
+                Ok(lock) => return Ok(lock),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock && start.elapsed() < wait => {
+                    std::thread::sleep(std::time::Duration::from_millis(50));
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    anyhow::bail!("the service held its lock on the file for {} s", wait.as_secs())
+                }
+                Err(e) => return Err(e).context("taking the service's lock"),
+            }
+        }
+    }
+
+    #[cfg(unix)]
+    fn try_take(path: &Path) -> io::Result<Option<Self>> {
+        let file = match fs::OpenOptions::new().read(true).write(true).open(path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        match file.try_lock() {
+            Ok(()) => Ok(Some(Self { _file: file })),
+            Err(fs::TryLockError::WouldBlock) => Err(io::ErrorKind::WouldBlock.into()),
+            Err(fs::TryLockError::Error(e)) => Err(e),
+        }
+    }
+
+    #[cfg(not(unix))]
+    fn try_take(path: &Path) -> io::Result<Option<Self>> {
+        if !path.exists() {
+            return Ok(None);
+        }
+        let mut marker = path.as_os_str().to_owned();
+        marker.push(".lock");
+        let marker = PathBuf::from(marker);
+        match fs::OpenOptions::new().write(true).create_new(true).open(&marker) {
+            Ok(_) => Ok(Some(Self { marker })),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                Err(io::ErrorKind::WouldBlock.into())
+            }
+            Err(e) => Err(e),
+        }
+    }
+}
+
+#[cfg(not(unix))]
+impl Drop for ServiceLock {
+    fn drop(&mut self) {
+        let _ = fs::remove_file(&self.marker);
+    }
 }
 
 // === retention ===

@@ -296,37 +296,154 @@ fn crash_between_the_two_writes_loses_nothing_and_a_rerun_duplicates_nothing() {
 }
 
 #[test]
-fn malformed_inputs_are_reported_with_exit_1_and_leave_files_as_they_were() {
-    let cases: &[(&str, &[u8], &str)] = &[
-        ("invalid JSON", b"{\"messages\": [", "not valid JSON"),
-        ("not an object", b"[1, 2]", "expected a JSON object"),
-        ("messages not an array", b"{\"messages\": {}}", "\"messages\" is not an array"),
-        ("no messages", b"{\"metadata\": {}}", "no \"messages\" array"),
+fn invalid_json_is_reported_with_exit_1_and_left_as_it_was() {
+    let bytes: &[u8] = b"{\"messages\": [";
+    let root = new_root();
+    let r = root.path();
+    write(&user_dir(r, "u1").join("sent_messages.json"), bytes);
+    write_active(r, "u2", &[msg("2020-01-01 00:00:00", "old")]);
+    let before = snapshot(r);
+    let out = msg_run(r, &[], &["--now", NOW, "messages", "archive", "--user", "u1"]);
+    assert_code(&out, 1);
+    let err = stderr(&out);
+    assert!(
+        err.contains("u1/messages/sent_messages.json") && err.contains("not valid JSON"),
+        "{err}"
+    );
+    assert_same(&before, &snapshot(r));
+    // Without --user the other users are still done.
+    let out = msg_run(r, &[], &["--now", NOW, "messages", "archive"]);
+    assert_code(&out, 1);
+    assert_eq!(fs::read(user_dir(r, "u1").join("sent_messages.json")).unwrap(), bytes);
+    assert_eq!(archives(r, "u2").len(), 1);
+}
+
+// regression: a new user's `{}` failed the monthly job ("no messages array", exit 1)
+#[test]
+fn other_shapes_are_named_in_a_warning_left_alone_and_do_not_fail_the_run() {
+    let cases: &[(&str, &[u8], Option<&str>)] = &[
+        ("a new user", b"{}", None),
+        ("an empty list", b"[]", None),
+        ("bookkeeping only", b"{\"schema_version\": 2, \"updated_at\": \"x\"}", None),
+        ("2025's categories", b"{\"motivational\": [{\"a\": 1}]}", Some("motivational")),
+        ("a list at the top", b"[1, 2]", Some("an array")),
+        ("messages not a list", b"{\"messages\": {}}", Some("\"messages\" is an object")),
     ];
-    for (what, bytes, expect) in cases {
+    for (what, bytes, warned) in cases {
         let root = new_root();
         let r = root.path();
         write(&user_dir(r, "u1").join("sent_messages.json"), bytes);
-        write_active(r, "u2", &[msg("2020-01-01 00:00:00", "old")]);
         let before = snapshot(r);
-        let out = msg_run(r, &[], &["--now", NOW, "messages", "archive", "--user", "u1"]);
-        assert_code(&out, 1);
-        let err = stderr(&out);
-        assert!(
-            err.contains("u1/messages/sent_messages.json") && err.contains(expect),
-            "{what}: {err}"
-        );
-        assert_same(&before, &snapshot(r));
-        // Without --user the other users are still done.
         let out = msg_run(r, &[], &["--now", NOW, "messages", "archive"]);
-        assert_code(&out, 1);
-        assert_eq!(
-            fs::read(user_dir(r, "u1").join("sent_messages.json")).unwrap(),
-            *bytes,
-            "{what}"
-        );
-        assert_eq!(archives(r, "u2").len(), 1, "{what}");
+        assert_code(&out, 0);
+        let err = stderr(&out);
+        match warned {
+            Some(w) => assert!(
+                err.contains("warning: ")
+                    && err.contains("u1/messages/sent_messages.json")
+                    && err.contains(w),
+                "{what}: {err}"
+            ),
+            None => assert!(!err.contains("warning"), "{what}: {err}"),
+        }
+        assert_same(&before, &snapshot(r));
     }
+}
+
+/// A version 2 delivery as the service writes it.
+fn delivery(sent_at: &str, text: &str) -> Value {
+    json!({
+        "id": format!("d-{text}"), "message_template_id": "t1", "sent_text": text,
+        "category": "motivational", "channel": "discord", "status": "sent",
+        "source": {"kind": "schedule"}, "sent_at": sent_at, "time_period": "morning",
+        "metadata": {"tone": "warm ☀"},
+    })
+}
+
+/// The service's file: insertion order and 4-space indentation, as Python's json.dump writes.
+fn service_json(v: &Value) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut ser = serde_json::Serializer::with_formatter(
+        &mut out,
+        serde_json::ser::PrettyFormatter::with_indent(b"    "),
+    );
+    serde::Serialize::serialize(v, &mut ser).unwrap();
+    out
+}
+
+// regression: a v2 file with two years of deliveries was "nothing to archive"
+#[test]
+fn version_2_deliveries_are_archived_in_the_services_own_shape_and_style() {
+    let root = new_root();
+    let r = root.path();
+    // Newest first, as the service keeps them.
+    let young = delivery("2026-03-01 09:00:00", "young");
+    let old =
+        vec![delivery("2025-01-02 09:00:00", "old2"), delivery("2024-06-01 09:00:00", "old1")];
+    let mut list = vec![young.clone()];
+    list.extend(old.iter().cloned());
+    let doc = json!({"schema_version": 2, "updated_at": "2026-03-01 09:00:00", "deliveries": list});
+    let path = user_dir(r, "u1").join("sent_messages.json");
+    write(&path, service_json(&doc));
+    let out = msg_run(r, &[], &["--now", NOW, "--json", "messages", "archive"]);
+    assert_code(&out, 0);
+    let report: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(report["users"][0]["archived"], 2);
+    // The active file: same keys in the same order, 4-space indent, non-ASCII as is.
+    let text = fs::read_to_string(&path).unwrap();
+    let active: Value = serde_json::from_str(&text).unwrap();
+    let keys: Vec<&String> = active.as_object().unwrap().keys().collect();
+    assert_eq!(keys, ["schema_version", "updated_at", "deliveries"]);
+    assert_eq!(active["deliveries"], json!([young]));
+    assert!(text.contains("\n    \"schema_version\": 2") && text.contains("warm ☀"), "{text}");
+    assert_eq!(text.as_bytes(), service_json(&active).as_slice());
+    // The archive: the service's archive shape plus original_file.
+    let names = archives(r, "u1");
+    assert_eq!(names.len(), 1);
+    let archive: Value = serde_json::from_slice(
+        &fs::read(user_dir(r, "u1").join("archives").join(&names[0])).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(archive["schema_version"], 2);
+    assert_eq!(archive["deliveries"], json!(old));
+    assert_eq!(archive["metadata"]["count"], 2);
+    assert_eq!(archive["metadata"]["oldest_message"], "2024-06-01 09:00:00");
+    assert_eq!(archive["metadata"]["newest_message"], "2025-01-02 09:00:00");
+    assert_eq!(archive["original_file"], "data/users/u1/messages/sent_messages.json");
+    // A rerun moves nothing twice.
+    let out = msg_run(r, &[], &["--now", NOW, "--json", "messages", "archive"]);
+    assert_code(&out, 0);
+    assert_eq!(archives(r, "u1").len(), 1);
+}
+
+// The service's own monthly archives count for the rerun check and for retention.
+#[test]
+fn the_services_own_archives_count_for_the_rerun_check_and_retention() {
+    let root = new_root();
+    let r = root.path();
+    let old = delivery("2024-06-01 09:00:00", "old");
+    let dir = user_dir(r, "u1");
+    // The service archived `old` but was stopped before rewriting its file.
+    let theirs = dir.join("sent_messages_archive_2026-03-01_02-00-00.json");
+    write(
+        &theirs,
+        service_json(&json!({"schema_version": 2, "archived_date": "2026-03-01 02:00:00",
+        "deliveries": [old], "metadata": {"count": 1}})),
+    );
+    let ancient = dir.join("sent_messages_archive_2025-01-01_02-00-00.json");
+    write(&ancient, service_json(&json!({"schema_version": 2, "deliveries": []})));
+    write(
+        &dir.join("sent_messages.json"),
+        service_json(&json!({"schema_version": 2, "deliveries": [old]})),
+    );
+    let out = msg_run(r, &[], &["--now", NOW, "--json", "messages", "archive"]);
+    assert_code(&out, 0);
+    let report: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(report["users"][0]["already_archived"], 1, "{report}");
+    assert_eq!(report["users"][0]["archived"], 0);
+    assert!(archives(r, "u1").is_empty(), "not archived a second time");
+    assert!(theirs.exists(), "19 days old: kept (retention 90)");
+    assert!(!ancient.exists(), "older than 90 days: deleted");
 }
 
 #[test]

@@ -22,6 +22,7 @@ fn archive(ctx: &Run, args: &ArchiveArgs) -> Result<ExitCode> {
     if ctx.json {
         print_json(&serde_json::json!({
             "dry_run": ctx.dry_run, "users": report.users, "problems": report.problems,
+            "warnings": report.warnings,
         }))?;
     } else {
         let would = if ctx.dry_run { "would " } else { "" };
@@ -48,6 +49,9 @@ fn archive(ctx: &Run, args: &ArchiveArgs) -> Result<ExitCode> {
         if report.users.is_empty() && report.problems.is_empty() {
             writeln!(out, "no users in {}", ctx.show(&ctx.data_dir().join("users")))?;
         }
+    }
+    for w in &report.warnings {
+        eprintln!("warning: {w}");
     }
     for p in &report.problems {
         eprintln!("problem: {p}");
