@@ -96,42 +96,58 @@ fn write_config(root: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Users with two years of messages, one every three days or so; returns the count.
+/// Users with two years of messages, one every three days or so, in today's shapes (schema
+/// version 2 `deliveries`, newest first; the lookup index); returns the count.
 fn write_users(root: &Path, now: DateTime<Utc>) -> Result<usize> {
     let mut index = serde_json::Map::new();
+    index.insert(
+        "last_updated".into(),
+        json!(now.with_timezone(&Local).format("%Y-%m-%d %H:%M:%S").to_string()),
+    );
     let mut total = 0;
-    for (n, id) in USERS.iter().enumerate() {
-        let dir = root.join("data/users").join(id);
-        index.insert(
-            id.to_string(),
-            json!({ "internal_username": format!("user{n}"), "active": true }),
-        );
+    for n in 0..USERS.len() {
+        let uuid = format!("00000000-0000-4000-8000-00000000{id_n:04}", id_n = 1000 + n);
+        index.insert(format!("user{n}"), json!(uuid));
+        index.insert(format!("email:user{n}@example.org"), json!(uuid));
+        index.insert(format!("discord:{}", 4200 + n), json!(uuid));
+        let dir = root.join("data/users").join(&uuid);
         write(
             &dir.join("account.json"),
-            serde_json::to_vec_pretty(&json!({ "user_id": id, "timezone": "UTC" }))?,
+            serde_json::to_vec_pretty(
+                &json!({ "user_id": uuid, "internal_username": format!("user{n}"), "timezone": "UTC" }),
+            )?,
         )?;
         write(
             &dir.join("preferences.json"),
             serde_json::to_vec_pretty(&json!({ "check_ins": true, "tasks": n % 2 == 0 }))?,
         )?;
-        let messages: Vec<_> = (0..MESSAGE_DAYS / 3)
+        let deliveries: Vec<_> = (0..MESSAGE_DAYS / 3)
+            .rev()
             .map(|k| {
                 let at = now - chrono::Duration::days(MESSAGE_DAYS - 3 * k)
                     + chrono::Duration::minutes(37 * n as i64);
                 json!({
-                    "message_id": format!("{id}-{k:04}"),
-                    "message": format!("Good morning! Check-in #{k}"),
+                    "id": format!("{uuid}-{k:04}"),
+                    "message_template_id": format!("motivational-{}", k % 12),
+                    "sent_text": format!("Good morning! Check-in #{k}"),
                     "category": "motivational",
-                    "timestamp": at.with_timezone(&Local).format("%Y-%m-%d %H:%M:%S").to_string(),
-                    "delivery_status": "sent",
+                    "channel": "discord",
+                    "status": "sent",
+                    "source": {"kind": "schedule"},
+                    "sent_at": at.with_timezone(&Local).format("%Y-%m-%d %H:%M:%S").to_string(),
+                    "time_period": "morning",
+                    "metadata": {},
                 })
             })
             .collect();
-        total += messages.len();
-        let file = json!({ "messages": messages, "metadata": { "version": "2.0", "total_messages": messages.len() } });
+        total += deliveries.len();
+        let file = json!({
+            "schema_version": 2,
+            "updated_at": now.with_timezone(&Local).format("%Y-%m-%d %H:%M:%S").to_string(),
+            "deliveries": deliveries,
+        });
         write(&dir.join("messages/sent_messages.json"), serde_json::to_vec_pretty(&file)?)?;
     }
-    index.insert("last_updated".into(), json!(now.to_rfc3339()));
     write(&root.join("data/user_index.json"), serde_json::to_vec_pretty(&index)?)?;
     Ok(total)
 }

@@ -2,6 +2,7 @@
 //! folder, every JSON file under `data/users/` parses.
 
 use std::{
+    collections::BTreeSet,
     fs::{self, File},
     io::{self, BufReader},
     path::Path,
@@ -37,7 +38,8 @@ pub fn check(data: &Path) -> Report {
     match read_json(&index_path) {
         Err(e) => report.problems.push(Problem::at(index_path.display(), e)),
         Ok(serde_json::Value::Object(map)) => {
-            for id in map.keys().filter(|k| k.as_str() != "last_updated") {
+            for id in listed_users(&map) {
+                let id = id.as_str();
                 report.users_listed += 1;
                 let valid_id =
                     !id.is_empty() && !id.contains(['/', '\\']) && id != "." && id != "..";
@@ -66,6 +68,28 @@ pub fn check(data: &Path) -> Report {
         walk_json(&users_dir, &mut report);
     }
     report
+}
+
+/// The user ids an index lists, whichever shape it has (SPEC.md, "The real MHM's files"):
+/// today lookup keys map to ids (`"alice": "<uuid>"`, `"email:...": "<uuid>"`), so the ids
+/// are the string values; an older shape holds `"users": {"<uuid>": {...}}`; the oldest maps
+/// each id to its record. `last_updated` is never a user.
+pub fn listed_users(index: &serde_json::Map<String, serde_json::Value>) -> BTreeSet<String> {
+    use serde_json::Value;
+    let mut ids = BTreeSet::new();
+    for (key, value) in index {
+        match (key.as_str(), value) {
+            ("last_updated", _) => {}
+            ("users", Value::Object(users)) => ids.extend(users.keys().cloned()),
+            (_, Value::String(id)) => {
+                ids.insert(id.clone());
+            }
+            (id, _) => {
+                ids.insert(id.to_string());
+            }
+        }
+    }
+    ids
 }
 
 fn walk_json(dir: &Path, report: &mut Report) {
@@ -116,6 +140,25 @@ fn kind(v: &serde_json::Value) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    // regression: today's lookup index read its keys as user ids (14 false problems)
+    #[test]
+    fn every_index_shape_lists_the_ids() {
+        let ids = |text: &str| {
+            let v: serde_json::Value = serde_json::from_str(text).unwrap();
+            listed_users(v.as_object().unwrap()).into_iter().collect::<Vec<_>>()
+        };
+        assert_eq!(
+            ids(r#"{"last_updated": "x", "alice": "u-1", "email:a@x.org": "u-1",
+                    "discord:42": "u-1", "phone:555": "u-1", "bob": "u-2"}"#),
+            ["u-1", "u-2"]
+        );
+        assert_eq!(
+            ids(r#"{"users": {"u-1": {"name": "a"}, "u-2": {}}, "last_updated": "x"}"#),
+            ["u-1", "u-2"]
+        );
+        assert_eq!(ids(r#"{"u-1": {"name": "a"}, "last_updated": "x"}"#), ["u-1"]);
+    }
 
     #[test]
     fn finds_each_problem() {
