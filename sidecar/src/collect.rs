@@ -183,7 +183,9 @@ pub fn code(ctx: &Ctx, out: &mut Vec<Source>, warnings: &mut Vec<Problem>) -> Re
         .hidden(false)
         .git_ignore(true)
         .git_global(false)
-        .git_exclude(false)
+        // `.git/info/exclude` is honoured as git honours it (the global one is not: it
+        // belongs to a person, not to the project).
+        .git_exclude(true)
         .require_git(false)
         .ignore(false)
         .parents(false)
@@ -208,7 +210,16 @@ pub fn code(ctx: &Ctx, out: &mut Vec<Source>, warnings: &mut Vec<Problem>) -> Re
                 continue;
             }
         };
-        if !entry.file_type().is_some_and(|t| t.is_file()) {
+        let Some(ft) = entry.file_type() else { continue };
+        if ft.is_symlink() {
+            // Never followed (it could point anywhere); said, not skipped silently.
+            warnings.push(Problem::at(
+                entry.path().display(),
+                "a symbolic link in the project, not stored",
+            ));
+            continue;
+        }
+        if !ft.is_file() {
             continue;
         }
         let Ok(rel) = entry.path().strip_prefix(&root) else { continue };

@@ -98,6 +98,9 @@ fn include_logs_and_code_follow_gitignore_without_git() {
     write(&r.join("src/scratch.tmp"), "no");
     write(&r.join("src/__pycache__/main.pyc"), "no");
     write(&r.join(".git/config"), "no");
+    // regression: .git/info/exclude was not honoured as git honours it
+    write(&r.join(".git/info/exclude"), "private_notes.md\n");
+    write(&r.join("private_notes.md"), "no");
     write(&r.join("venv/lib/x.py"), "no");
     write(&r.join("target/debug/x"), "no");
     write(&r.join("logs/errors.log"), "e\n");
@@ -115,6 +118,7 @@ fn include_logs_and_code_follow_gitignore_without_git() {
     }
     for bad in [
         "secret",
+        "private_notes",
         ".tmp",
         "__pycache__",
         ".git/",
@@ -672,4 +676,20 @@ fn entries_under_a_stored_link_are_refused_even_when_the_link_looks_inside() {
             assert_eq!(after.get(k), Some(v), "{}", k.display());
         }
     }
+}
+
+// regression: a link in the project tree was skipped without a word
+#[cfg(unix)]
+#[test]
+fn a_link_in_the_project_is_not_stored_and_is_named() {
+    let root = make_root();
+    let r = root.path();
+    write(&r.join("src/main.py"), "print('hi')\n");
+    std::os::unix::fs::symlink("/etc/hostname", r.join("src/host")).unwrap();
+    let out = run(r, &["--now", NOW, "backup", "create", "--name", "c", "--include-code"]);
+    let err = stderr(&out);
+    assert!(err.contains("src/host") && err.contains("symbolic link"), "{err}");
+    let names = zip_names(&r.join("data/backups/c.zip"));
+    assert!(names.contains(&"code/src/main.py".to_string()));
+    assert!(!names.iter().any(|n| n.contains("host")), "{names:?}");
 }
