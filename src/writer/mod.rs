@@ -115,6 +115,10 @@ pub struct Stats {
     pub copies_deleted: u64,
     /// Background maintenance steps that failed; retried a minute later.
     pub maintenance_errors: u64,
+    /// Times the active file was found deleted or moved away by someone else, and a new
+    /// one started at its path (at a rotation, or at the background thread's check once
+    /// a second).
+    pub reopens: u64,
     /// The last failure, as text.
     pub last_error: Option<String>,
 }
@@ -246,7 +250,19 @@ struct State {
     /// The last copy this writer made (its day and number), so the next copy of the same
     /// day gets the next number without scanning a folder.
     last_copy: Option<(NaiveDate, u32)>,
+    /// The active file as last seen at its path.
+    checked: Checked,
     stats: Stats,
+}
+
+/// The active file as last seen at its path: what was in it then was not lost to someone
+/// deleting it later.
+#[derive(Clone, Copy, Debug)]
+struct Checked {
+    /// Its length.
+    len: u64,
+    /// Events this writer had placed in its files by then (see `open::placed_events`).
+    events: u64,
 }
 
 impl State {

@@ -22,6 +22,9 @@ use crate::{
 const REPORT_EVERY: Duration = Duration::from_secs(60);
 /// How often a failed maintenance pass is retried.
 const MAINTAIN_RETRY: Duration = Duration::from_secs(60);
+/// How often the active file is checked to be still at its path (deleted or moved away by
+/// someone else: see `Inner::check_active`).
+const CHECK_EVERY: Duration = Duration::from_secs(1);
 
 /// Wakes the background thread, and keeps its counters.
 #[derive(Debug, Default)]
@@ -130,6 +133,7 @@ fn worker_loop(
     let mut failed_at: Option<Instant> = None;
     let mut reported_at: Option<Instant> = None;
     let mut reported = 0u64;
+    let mut checked_at = Instant::now();
     loop {
         {
             let mut w = signal.state.lock();
@@ -152,8 +156,15 @@ fn worker_loop(
         if inner.mode.buffer().is_some() {
             let _ = inner.flush_outside_lock();
         }
+        if checked_at.elapsed() >= CHECK_EVERY {
+            let mut st = inner.state.lock();
+            let _ = inner.check_active(&mut st, inner.clock.now_nanos());
+            drop(st);
+            checked_at = Instant::now();
+        }
         let stats = inner.stats();
-        let failures = stats.write_errors + stats.rotation_errors + stats.maintenance_errors;
+        let failures =
+            stats.write_errors + stats.rotation_errors + stats.maintenance_errors + stats.reopens;
         let failures = (failures > reported
             && reported_at.is_none_or(|t| t.elapsed() >= REPORT_EVERY))
         .then_some((failures, stats.lost_events, stats.last_error));
