@@ -372,3 +372,40 @@ fn a_log_folder_deleted_mid_run_is_made_again_and_nothing_is_lost() {
         assert_eq!((stats.lost_events, stats.reopens), (0, 1), "{mode:?}: {stats:?}");
     }
 }
+
+// === a full disk ===
+
+#[test]
+#[cfg(target_os = "linux")]
+fn a_full_disk_never_rotates_an_empty_file() {
+    // regression: in the buffered modes a failed flush still counted as bytes on disk, so
+    // on a full disk every due log rotated an empty file (thousands of zero-byte copies,
+    // each pushing a real one toward deletion).
+    for mode in MODES {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("app.log");
+        std::os::unix::fs::symlink("/dev/full", &path).unwrap(); // every write: ENOSPC
+        let clock = ManualClock::new(utc(2026, 1, 1, 9, 0, 0));
+        let settings = midnight_only(mode).max_bytes(200).buffer_capacity(100);
+        let log = common::open(&path, settings, &clock);
+        let events = lines("into a full disk", 30);
+        // Direct mode returns each failure through `io::Write`; the others at the flush.
+        let write = |lines: &[String]| {
+            for l in lines {
+                let _ = (&log).write_all(format!("{l}\n").as_bytes());
+            }
+        };
+        write(&events[..20]); // size trigger, many times over
+        clock.set(utc(2026, 1, 2, 0, 0, 1)); // and the midnight one
+        write(&events[20..]);
+        let _ = log.flush();
+        assert!(common::names(&dir.path().join("backups")).is_empty(), "{mode:?}: no copies");
+        assert!(fs::symlink_metadata(&path).unwrap().is_symlink(), "{mode:?}: never moved");
+        let stats = log.stats();
+        assert_eq!(
+            (stats.rotations, stats.events_written, stats.bytes_written, stats.lost_events),
+            (0, 0, 0, 30),
+            "{mode:?}: {stats:?}"
+        );
+    }
+}

@@ -68,19 +68,24 @@ impl Inner {
         // Everything accepted before this moment belongs to the file being closed.
         let _ = self.drain_all(st);
         let _ = self.flush_buf(st);
-        // Someone else may have deleted or moved the file: then a new one is started at
-        // the path first, and rotates only if it passes the gates itself (a deleted file's
-        // tail, copied into its successor, does).
         if !st.detached {
-            match self.check_active(st, now) {
-                Active::StartedAgain
-                    if st.disk < self.min_bytes
-                        || now.saturating_sub(st.started) < self.min_age =>
-                {
-                    return
+            // Someone else may have deleted or moved the file: then a new one is started
+            // at the path first.
+            let found = self.check_active(st, now);
+            if found == Active::Gone {
+                return;
+            }
+            // The gates again, on the bytes really in the file now (the check took back
+            // what failed flushes had counted): a flush that failed on a full disk wrote
+            // nothing, and an empty file never rotates, whatever the mode. A file started
+            // again is new and passes them only if it is a deleted one's continuation.
+            if st.disk < self.min_bytes || now.saturating_sub(st.started) < self.min_age {
+                if found != Active::StartedAgain {
+                    // Still due: try again later, not at every event while the disk is full.
+                    st.retry_at = now.saturating_add(duration_to_nanos(RETRY_AFTER));
+                    self.update_hints(st);
                 }
-                Active::Gone => return,
-                _ => {}
+                return;
             }
         }
         let day = st.day;
