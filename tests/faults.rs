@@ -230,71 +230,71 @@ fn an_active_log_deleted_mid_run_is_started_again_at_its_path() {
     // and the writer kept writing into the deleted file: every later event was gone while
     // the stats said nothing was lost.
     for mode in MODES {
-        let dir = tempfile::tempdir().unwrap();
-        let clock = ManualClock::new(utc(2026, 1, 1, 9, 0, 0));
-        let log = common::open(dir.path().join("app.log"), midnight_only(mode), &clock);
-        let before = lines("before", 20);
-        let after = lines("after", 20);
-        let next_day = lines("next day", 5);
-        write_lines(&log, &before);
-        log.flush().unwrap();
-        fs::remove_file(dir.path().join("app.log")).unwrap();
-        write_lines(&log, &after);
-        // Due at midnight: the rotation (at the latest) notices the file is gone.
-        clock.set(utc(2026, 1, 2, 0, 0, 1));
-        write_lines(&log, &next_day);
-        log.flush().unwrap();
-        let all = [after.clone(), next_day.clone()].concat();
-        assert_tail_then(&history_lines(dir.path()), &before, &all, &format!("{mode:?}"));
-        assert!(
-            fs::read_to_string(dir.path().join("app.log")).unwrap().ends_with("next day 4\n"),
-            "{mode:?}: later events land in a new app.log"
-        );
-        let stats = log.stats();
-        assert_eq!(
-            (stats.lost_events, stats.rotation_errors, stats.reopens),
-            (0, 0, 1),
-            "{mode:?}: {stats:?}"
-        );
+        gone_mid_run(mode, Gone::Deleted);
     }
 }
 
 #[test]
 fn an_active_log_moved_away_mid_run_is_started_again_at_its_path() {
     for mode in MODES {
-        let dir = tempfile::tempdir().unwrap();
-        let clock = ManualClock::new(utc(2026, 1, 1, 9, 0, 0));
-        let log = common::open(dir.path().join("app.log"), midnight_only(mode), &clock);
-        let before = lines("before", 20);
-        let after = lines("after", 20);
-        let next_day = lines("next day", 5);
-        write_lines(&log, &before);
-        fs::rename(dir.path().join("app.log"), dir.path().join("moved.log")).unwrap();
-        write_lines(&log, &after);
-        // (Staged mode's lock-free check sees the size its stages held at the last drain.)
-        log.flush().unwrap();
-        clock.set(utc(2026, 1, 2, 0, 0, 1));
-        write_lines(&log, &next_day);
-        log.flush().unwrap();
-        // What went into the moved file stays there; nothing is written twice or lost.
-        let mut got: Vec<String> = fs::read_to_string(dir.path().join("moved.log"))
-            .unwrap()
-            .lines()
-            .map(str::to_string)
-            .collect();
-        got.extend(history_lines(dir.path()));
-        assert_eq!(got, [before, after, next_day].concat(), "{mode:?}");
-        assert!(
-            fs::read_to_string(dir.path().join("app.log")).unwrap().ends_with("next day 4\n"),
-            "{mode:?}: later events land in a new app.log"
-        );
-        let stats = log.stats();
-        assert_eq!(
-            (stats.lost_events, stats.rotation_errors, stats.reopens),
-            (0, 0, 1),
-            "{mode:?}: {stats:?}"
-        );
+        gone_mid_run(mode, Gone::Moved);
     }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Gone {
+    Deleted,
+    Moved,
+}
+
+/// Someone else deletes or moves `app.log` mid-run; logging goes on, and the next
+/// rotation (at the latest) notices.
+fn gone_mid_run(mode: WriteMode, how: Gone) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("app.log");
+    let clock = ManualClock::new(utc(2026, 1, 1, 9, 0, 0));
+    let log = common::open(&path, midnight_only(mode), &clock);
+    let before = lines("before", 20);
+    let after = lines("after", 20);
+    let next_day = lines("next day", 5);
+    write_lines(&log, &before);
+    log.flush().unwrap();
+    match how {
+        Gone::Deleted => fs::remove_file(&path).unwrap(),
+        Gone::Moved => fs::rename(&path, dir.path().join("moved.log")).unwrap(),
+    }
+    write_lines(&log, &after);
+    // (Staged mode's lock-free check sees the size its stages held at the last drain.)
+    log.flush().unwrap();
+    // Due at midnight: the rotation (at the latest) notices the file is gone.
+    clock.set(utc(2026, 1, 2, 0, 0, 1));
+    write_lines(&log, &next_day);
+    log.flush().unwrap();
+    let what = format!("{mode:?}, {how:?}");
+    let later = [after.clone(), next_day.clone()].concat();
+    match how {
+        Gone::Deleted => assert_tail_then(&history_lines(dir.path()), &before, &later, &what),
+        Gone::Moved => {
+            // What went into the moved file stays there; nothing is written twice or lost.
+            let mut got: Vec<String> = fs::read_to_string(dir.path().join("moved.log"))
+                .unwrap()
+                .lines()
+                .map(str::to_string)
+                .collect();
+            got.extend(history_lines(dir.path()));
+            assert_eq!(got, [before, later].concat(), "{what}");
+        }
+    }
+    assert!(
+        fs::read_to_string(&path).unwrap().ends_with("next day 4\n"),
+        "{what}: later events land in a new app.log"
+    );
+    let stats = log.stats();
+    assert_eq!(
+        (stats.lost_events, stats.rotation_errors, stats.reopens),
+        (0, 0, 1),
+        "{what}: {stats:?}"
+    );
 }
 
 #[test]
