@@ -227,8 +227,14 @@ impl LogFilesGuard {
     }
 }
 
+/// Writes out every buffered event and finishes the maintenance already due, for every
+/// file, within `SHUTDOWN_BUDGET` (5 s) in all; the layer may live on.
 impl Drop for LogFilesGuard {
     fn drop(&mut self) {
+        let deadline = std::time::Instant::now() + crate::writer::SHUTDOWN_BUDGET;
         self.flush();
+        for f in &self.files {
+            f.finish(deadline);
+        }
     }
 }

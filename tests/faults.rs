@@ -6,7 +6,7 @@ mod common;
 use std::{fs, io::Write, time::Duration};
 
 use common::{names, utc};
-use mhm_log::{ManualClock, RollingFile, RotateAt, Settings};
+use mhm_log::{ManualClock, RollingFile, RotateAt, Settings, WriteMode};
 
 fn settings() -> Settings {
     Settings::default()
@@ -182,4 +182,230 @@ fn an_event_written_while_its_thread_is_torn_down_is_kept() {
         fs::read_to_string(dir.path().join("app.log")).unwrap(),
         "staged\nfrom a destructor\n"
     );
+}
+
+// === the active file deleted or moved by someone else ===
+
+const MODES: [WriteMode; 3] = [WriteMode::Direct, WriteMode::Buffered, WriteMode::Staged];
+
+fn lines(tag: &str, n: usize) -> Vec<String> {
+    (0..n).map(|i| format!("{tag} {i}")).collect()
+}
+
+fn write_lines(log: &RollingFile, lines: &[String]) {
+    for l in lines {
+        (&*log).write_all(format!("{l}\n").as_bytes()).unwrap();
+    }
+}
+
+/// Settings with only the midnight trigger, and no gates.
+fn midnight_only(mode: WriteMode) -> Settings {
+    Settings::default()
+        .rotate_at(RotateAt::UtcMidnight)
+        .min_rotate_bytes(0)
+        .min_rotate_age(Duration::ZERO)
+        .write_mode(mode)
+}
+
+/// Checks that `got` is a tail of `before` (lines written before the file was deleted may
+/// or may not be recovered, depending on when the writer last saw its file in place)
+/// followed by exactly `after`.
+fn assert_tail_then(got: &[String], before: &[String], after: &[String], what: &str) {
+    assert!(got.len() >= after.len(), "{what}: {got:?}");
+    let (head, tail) = got.split_at(got.len() - after.len());
+    assert_eq!(tail, after, "{what}: every later event, once, in order");
+    assert!(before.ends_with(head), "{what}: {head:?} is not a tail of what came before");
+}
+
+fn history_lines(dir: &std::path::Path) -> Vec<String> {
+    common::history(dir, "app.log")
+        .into_iter()
+        .flat_map(|(_, text)| text.lines().map(str::to_string).collect::<Vec<_>>())
+        .collect()
+}
+
+#[test]
+fn an_active_log_deleted_mid_run_is_started_again_at_its_path() {
+    // regression: with `rm app.log` during a run, every later rotation failed ("not found")
+    // and the writer kept writing into the deleted file: every later event was gone while
+    // the stats said nothing was lost.
+    for mode in MODES {
+        gone_mid_run(mode, Gone::Deleted);
+    }
+}
+
+#[test]
+fn an_active_log_moved_away_mid_run_is_started_again_at_its_path() {
+    for mode in MODES {
+        gone_mid_run(mode, Gone::Moved);
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Gone {
+    Deleted,
+    Moved,
+}
+
+/// Someone else deletes or moves `app.log` mid-run; logging goes on, and the next
+/// rotation (at the latest) notices.
+fn gone_mid_run(mode: WriteMode, how: Gone) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("app.log");
+    let clock = ManualClock::new(utc(2026, 1, 1, 9, 0, 0));
+    let log = common::open(&path, midnight_only(mode), &clock);
+    let before = lines("before", 20);
+    let after = lines("after", 20);
+    let next_day = lines("next day", 5);
+    write_lines(&log, &before);
+    log.flush().unwrap();
+    match how {
+        Gone::Deleted => fs::remove_file(&path).unwrap(),
+        Gone::Moved => fs::rename(&path, dir.path().join("moved.log")).unwrap(),
+    }
+    write_lines(&log, &after);
+    // (Staged mode's lock-free check sees the size its stages held at the last drain.)
+    log.flush().unwrap();
+    // Due at midnight: the rotation (at the latest) notices the file is gone.
+    clock.set(utc(2026, 1, 2, 0, 0, 1));
+    write_lines(&log, &next_day);
+    log.flush().unwrap();
+    let what = format!("{mode:?}, {how:?}");
+    let later = [after.clone(), next_day.clone()].concat();
+    match how {
+        Gone::Deleted => assert_tail_then(&history_lines(dir.path()), &before, &later, &what),
+        Gone::Moved => {
+            // What went into the moved file stays there; nothing is written twice or lost.
+            let mut got: Vec<String> = fs::read_to_string(dir.path().join("moved.log"))
+                .unwrap()
+                .lines()
+                .map(str::to_string)
+                .collect();
+            got.extend(history_lines(dir.path()));
+            assert_eq!(got, [before, later].concat(), "{what}");
+        }
+    }
+    assert!(
+        fs::read_to_string(&path).unwrap().ends_with("next day 4\n"),
+        "{what}: later events land in a new app.log"
+    );
+    let stats = log.stats();
+    assert_eq!(
+        (stats.lost_events, stats.rotation_errors, stats.reopens),
+        (0, 0, 1),
+        "{what}: {stats:?}"
+    );
+}
+
+#[test]
+fn a_deleted_active_log_is_noticed_by_the_background_thread() {
+    // No rotation due: only the background thread's check (once a second) can notice. The
+    // three modes run side by side, so the test waits about one second, not three.
+    std::thread::scope(|s| {
+        for mode in MODES {
+            s.spawn(move || deleted_and_noticed_in_the_background(mode));
+        }
+    });
+}
+
+fn deleted_and_noticed_in_the_background(mode: WriteMode) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("app.log");
+    let clock = ManualClock::new(utc(2026, 1, 1, 9, 0, 0));
+    let settings = midnight_only(mode).flush_interval(Duration::from_millis(20));
+    let log = common::open(&path, settings, &clock);
+    let before = lines("before", 10);
+    write_lines(&log, &before);
+    log.flush().unwrap();
+    fs::remove_file(&path).unwrap();
+    let mut after = Vec::new();
+    let until = std::time::Instant::now() + Duration::from_secs(10);
+    while !path.exists() && std::time::Instant::now() < until {
+        let line = format!("after {}", after.len());
+        write_lines(&log, std::slice::from_ref(&line));
+        after.push(line);
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(path.exists(), "{mode:?}: no new app.log after 10 s");
+    let later = lines("later", 5);
+    write_lines(&log, &later);
+    log.flush().unwrap();
+    let got: Vec<String> = fs::read_to_string(&path).unwrap().lines().map(str::to_string).collect();
+    assert_tail_then(&got, &before, &[after, later].concat(), &format!("{mode:?}"));
+    let stats = log.stats();
+    assert_eq!(
+        (stats.lost_events, stats.rotations, stats.reopens),
+        (0, 0, 1),
+        "{mode:?}: {stats:?}"
+    );
+}
+
+#[test]
+fn a_log_folder_deleted_mid_run_is_made_again_and_nothing_is_lost() {
+    for mode in MODES {
+        let dir = tempfile::tempdir().unwrap();
+        let logs = dir.path().join("logs");
+        let clock = ManualClock::new(utc(2026, 1, 1, 9, 0, 0));
+        let log = common::open(logs.join("app.log"), midnight_only(mode), &clock);
+        let before = lines("before", 10);
+        let after = lines("after", 10);
+        let later = lines("later", 5);
+        write_lines(&log, &before);
+        log.flush().unwrap();
+        fs::remove_dir_all(&logs).unwrap();
+        fs::write(&logs, "in the way").unwrap(); // the folder cannot be made again yet
+        write_lines(&log, &after);
+        log.flush().unwrap();
+        clock.set(utc(2026, 1, 2, 0, 0, 1));
+        write_lines(&log, &after[..1]); // due: the rotation notices, and cannot start again
+        let stats = log.stats();
+        assert!(stats.rotation_errors >= 1 && stats.reopens == 0, "{mode:?}: {stats:?}");
+        // Fixed; the next try (30 s later) makes the folder, and the events written into
+        // the deleted file meanwhile go into the new one.
+        fs::remove_file(&logs).unwrap();
+        clock.advance(Duration::from_secs(31));
+        write_lines(&log, &later);
+        log.flush().unwrap();
+        let all = [after.clone(), after[..1].to_vec(), later.clone()].concat();
+        assert_tail_then(&history_lines(&logs), &before, &all, &format!("{mode:?}"));
+        let stats = log.stats();
+        assert_eq!((stats.lost_events, stats.reopens), (0, 1), "{mode:?}: {stats:?}");
+    }
+}
+
+// === a full disk ===
+
+#[test]
+#[cfg(target_os = "linux")]
+fn a_full_disk_never_rotates_an_empty_file() {
+    // regression: in the buffered modes a failed flush still counted as bytes on disk, so
+    // on a full disk every due log rotated an empty file (thousands of zero-byte copies,
+    // each pushing a real one toward deletion).
+    for mode in MODES {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("app.log");
+        std::os::unix::fs::symlink("/dev/full", &path).unwrap(); // every write: ENOSPC
+        let clock = ManualClock::new(utc(2026, 1, 1, 9, 0, 0));
+        let settings = midnight_only(mode).max_bytes(200).buffer_capacity(100);
+        let log = common::open(&path, settings, &clock);
+        let events = lines("into a full disk", 30);
+        // Direct mode returns each failure through `io::Write`; the others at the flush.
+        let write = |lines: &[String]| {
+            for l in lines {
+                let _ = (&log).write_all(format!("{l}\n").as_bytes());
+            }
+        };
+        write(&events[..20]); // size trigger, many times over
+        clock.set(utc(2026, 1, 2, 0, 0, 1)); // and the midnight one
+        write(&events[20..]);
+        let _ = log.flush();
+        assert!(common::names(&dir.path().join("backups")).is_empty(), "{mode:?}: no copies");
+        assert!(fs::symlink_metadata(&path).unwrap().is_symlink(), "{mode:?}: never moved");
+        let stats = log.stats();
+        assert_eq!(
+            (stats.rotations, stats.events_written, stats.bytes_written, stats.lost_events),
+            (0, 0, 0, 30),
+            "{mode:?}: {stats:?}"
+        );
+    }
 }

@@ -1,8 +1,8 @@
 //! [`Builder`]: the options of a [`RollingFile`].
 
-use std::path::Path;
+use std::{path::Path, sync::Arc};
 
-use super::{Inner, RollingFile};
+use super::{Inner, Owner, RollingFile};
 use crate::{clock::Clock, error::InitError, policy::Settings};
 
 /// Builds a [`RollingFile`].
@@ -39,6 +39,7 @@ impl Builder {
     /// Opens (or creates) the log at `path`, resuming an existing file and its age, and
     /// starts its background thread. Fails if another process holds the log.
     pub fn build(self, path: impl AsRef<Path>) -> Result<RollingFile, InitError> {
-        Inner::open(path.as_ref(), self.settings, self.clock).map(|inner| RollingFile { inner })
+        Inner::open(path.as_ref(), self.settings, self.clock)
+            .map(|inner| RollingFile { _owner: Arc::new(Owner(Arc::clone(&inner))), inner })
     }
 }

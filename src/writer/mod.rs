@@ -33,6 +33,29 @@
 //! the hot path, and two writers rotating one file is how logs get lost; refusing is the
 //! honest choice. Give each process its own file (`LogFiles` routes by target).
 //!
+//! ## Someone else deletes or moves the active file
+//!
+//! At each rotation, and on the background thread once a second (never per event), the
+//! open file is compared with the file at its path (`(dev, ino)` on unix; elsewhere only
+//! "is the path missing"). If it was deleted, a new active file is started at the path,
+//! continuing the deleted one (same day and age), and what was written since the file was
+//! last seen in place (at most about a second, or up to the rotation) is copied into it:
+//! nothing is lost, and if that copy fails the events are counted in `lost_events`. If it
+//! was moved, what was written into it stays there, and a new file is started now. Either
+//! way [`Stats::reopens`] counts it. A folder that cannot be made again is a counted
+//! `rotation_error`, tried again at the next check.
+//!
+//! ## Shutdown
+//!
+//! Dropping the last handle writes out every buffered event, then waits while the
+//! background thread finishes the maintenance already due (the moves, compression and
+//! pruning the rotations of this run asked for, or a failed pass's retry) for at most
+//! 5 seconds per log: no step starts after that, the step under way (one move, or one
+//! gzip written to a temporary file, verified, renamed) ends, and what is left is done by
+//! the next start's first pass. Nothing is ever left half done. Dropping a
+//! [`LogFilesGuard`](crate::LogFilesGuard) does the same for every file of the layer
+//! (5 seconds in all) while the layer itself may live on.
+//!
 //! ## The files
 //!
 //! `builder.rs` the [`Builder`]; `open.rs` opening and resuming the active file, the
@@ -62,7 +85,7 @@
 //!
 //! Outside the order: the process-wide lock that serialises maintenance passes
 //! (`Maintainer::run`) is taken with none of the above held and only `Signal::state` is
-//! taken under it; `Inner::worker` is taken alone, once, at start.
+//! taken under it; `Inner::worker` is taken alone, once at start and once at shutdown.
 
 use std::{
     fs::File,
@@ -70,6 +93,7 @@ use std::{
     path::{Path, PathBuf},
     sync::Arc,
     thread::{self, JoinHandle},
+    time::Instant,
 };
 
 use chrono::NaiveDate;
@@ -89,6 +113,7 @@ mod rotate;
 mod worker;
 
 pub use builder::Builder;
+pub(crate) use worker::SHUTDOWN_BUDGET;
 
 use mode::Mode;
 use worker::{Maintainer, Signal};
@@ -115,16 +140,37 @@ pub struct Stats {
     pub copies_deleted: u64,
     /// Background maintenance steps that failed; retried a minute later.
     pub maintenance_errors: u64,
+    /// Times the active file was found deleted or moved away by someone else, and a new
+    /// one started at its path (at a rotation, or at the background thread's check once
+    /// a second).
+    pub reopens: u64,
     /// The last failure, as text.
     pub last_error: Option<String>,
 }
 
 /// A rotating log file: a `MakeWriter` for `tracing_subscriber::fmt`, and an `io::Write`.
 ///
-/// Clones share one file. See the [module docs](self) for the rules.
+/// Clones share one file. Dropping the last one writes out every buffered event and
+/// finishes the maintenance already due, waiting at most 5 seconds for it. See the
+/// [module docs](self) for the rules.
 #[derive(Clone, Debug)]
 pub struct RollingFile {
+    /// What every event uses.
     inner: Arc<Inner>,
+    /// Shuts the log down when the last handle drops. Apart from `inner` because the
+    /// background thread holds `inner` now and then: the last `Inner` can drop there,
+    /// which cannot wait for itself; the last `Owner` always drops on a caller's thread.
+    _owner: Arc<Owner>,
+}
+
+/// See [`RollingFile::_owner`].
+#[derive(Debug)]
+struct Owner(Arc<Inner>);
+
+impl Drop for Owner {
+    fn drop(&mut self) {
+        self.0.shut_down();
+    }
 }
 
 impl RollingFile {
@@ -178,7 +224,15 @@ impl RollingFile {
     /// Runs the background maintenance (overflow, compression, pruning) now, on this
     /// thread, and waits for it: for tests and for shutdown paths that want it done.
     pub fn maintain_now(&self) {
-        self.inner.maintainer.run(&self.inner.signal);
+        let _ = self.inner.maintainer.run(&self.inner.signal, None);
+    }
+
+    /// Writes out every buffered event, then finishes the maintenance already due (the
+    /// guard's drop, while the layer may live on): waits for a pass under way and runs
+    /// the one asked for, starting no step after `deadline`. Returns whether all was done.
+    pub(crate) fn finish(&self, deadline: Instant) -> bool {
+        let _ = self.flush();
+        self.inner.signal.finish_due(&self.inner.maintainer, Some(deadline))
     }
 
     /// Writes one whole event (one or more complete lines), as a `logging` handler in
@@ -253,7 +307,19 @@ struct State {
     /// The last copy this writer made (its day and number), so the next copy of the same
     /// day gets the next number without scanning a folder.
     last_copy: Option<(NaiveDate, u32)>,
+    /// The active file as last seen at its path.
+    checked: Checked,
     stats: Stats,
+}
+
+/// The active file as last seen at its path: what was in it then was not lost to someone
+/// deleting it later.
+#[derive(Clone, Copy, Debug)]
+struct Checked {
+    /// Its length.
+    len: u64,
+    /// Events this writer had placed in its files by then (see `open::placed_events`).
+    events: u64,
 }
 
 impl State {
@@ -301,6 +367,25 @@ impl Inner {
             stats.last_error.clone_from(&worker.last_error);
         }
         stats
+    }
+}
+
+impl Inner {
+    /// At the last handle's drop: every buffered event to the file (a new one if someone
+    /// deleted it), then the background thread finishes the maintenance due within
+    /// `SHUTDOWN_BUDGET` and ends.
+    fn shut_down(&self) {
+        let mut st = self.state.lock();
+        let _ = self.drain_all(&mut st);
+        let _ = self.flush_buf(&mut st);
+        let _ = self.check_active(&mut st, self.clock.now_nanos());
+        drop(st);
+        self.signal.stop();
+        if let Some(handle) = self.worker.lock().take() {
+            if handle.thread().id() != thread::current().id() {
+                let _ = handle.join();
+            }
+        }
     }
 }
 

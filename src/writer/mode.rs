@@ -416,6 +416,15 @@ impl Inner {
         Some(Flush { io, file: st.file.clone(), disk_before, events })
     }
 
+    /// Waits for a flush in flight (takes the io lock, in the buffered modes) and takes
+    /// back what failed flushes counted in `State::disk`, so that it is the bytes really
+    /// in the file for as long as the guard is kept.
+    pub(super) fn quiesce(&self, st: &mut State) -> Option<MutexGuard<'_, Spare>> {
+        let mut io = self.mode.buffer()?.io.lock();
+        st.disk = st.disk.saturating_sub(std::mem::take(&mut io.shrink));
+        Some(io)
+    }
+
     /// Writes out the buffer with the state lock released during the write (a no-op in
     /// direct mode).
     pub(super) fn flush_outside_lock(&self) -> io::Result<()> {

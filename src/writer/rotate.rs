@@ -2,9 +2,13 @@
 //! and what a failed rotation leaves behind (a count, an error, a retry time; never a
 //! lost event).
 
-use std::{fs, sync::Arc, time::Duration};
+use std::{fs, io, sync::Arc, time::Duration};
 
-use super::{mode::Hints, open::open_append, Inner, State};
+use super::{
+    mode::Hints,
+    open::{open_append, placed_events, Active},
+    Checked, Inner, State,
+};
 use crate::{clock::duration_to_nanos, naming::CopyName};
 
 /// How long a failed rotation waits before the next try.
@@ -64,6 +68,26 @@ impl Inner {
         // Everything accepted before this moment belongs to the file being closed.
         let _ = self.drain_all(st);
         let _ = self.flush_buf(st);
+        if !st.detached {
+            // Someone else may have deleted or moved the file: then a new one is started
+            // at the path first.
+            let found = self.check_active(st, now);
+            if found == Active::Gone {
+                return;
+            }
+            // The gates again, on the bytes really in the file now (the check took back
+            // what failed flushes had counted): a flush that failed on a full disk wrote
+            // nothing, and an empty file never rotates, whatever the mode. A file started
+            // again is new and passes them only if it is a deleted one's continuation.
+            if st.disk < self.min_bytes || now.saturating_sub(st.started) < self.min_age {
+                if found != Active::StartedAgain {
+                    // Still due: try again later, not at every event while the disk is full.
+                    st.retry_at = now.saturating_add(duration_to_nanos(RETRY_AFTER));
+                    self.update_hints(st);
+                }
+                return;
+            }
+        }
         let day = st.day;
         let mut copy = None;
         if !st.detached {
@@ -87,6 +111,13 @@ impl Inner {
             let renamed =
                 fs::create_dir_all(&self.backup_dir).and_then(|()| fs::rename(&self.path, &dest));
             if let Err(e) = renamed {
+                // Not found: the file went away since the check above. Start again at the
+                // path rather than retry a rename that cannot work.
+                if e.kind() == io::ErrorKind::NotFound
+                    && matches!(self.check_active(st, now), Active::StartedAgain | Active::Gone)
+                {
+                    return;
+                }
                 self.rotation_failed(
                     st,
                     now,
@@ -104,6 +135,9 @@ impl Inner {
                     // first thing in the pass this rotation requests), not the writer.
                     st.last_copy = Some((day, *seq));
                 }
+                let io = self.quiesce(st); // what failed counts against the old file
+                st.checked = Checked { len: 0, events: placed_events(st, io.as_deref()) };
+                drop(io);
                 st.file = Some(file);
                 st.disk = 0;
                 st.started = now;
@@ -134,7 +168,7 @@ impl Inner {
         }
     }
 
-    fn rotation_failed(&self, st: &mut State, now: i64, why: String) {
+    pub(super) fn rotation_failed(&self, st: &mut State, now: i64, why: String) {
         st.stats.rotation_errors += 1;
         st.stats.last_error = Some(why);
         st.retry_at = now.saturating_add(duration_to_nanos(RETRY_AFTER));

@@ -22,6 +22,14 @@ use crate::{
 const REPORT_EVERY: Duration = Duration::from_secs(60);
 /// How often a failed maintenance pass is retried.
 const MAINTAIN_RETRY: Duration = Duration::from_secs(60);
+/// How often the active file is checked to be still at its path (deleted or moved away by
+/// someone else: see `Inner::check_active`).
+const CHECK_EVERY: Duration = Duration::from_secs(1);
+
+/// How long dropping the last handle (or the guard) waits for the maintenance already due:
+/// no new step starts after it (the step under way, one move or one gzip, finishes, so no
+/// step is ever left half done); what is left is done by the next start's first pass.
+pub(crate) const SHUTDOWN_BUDGET: Duration = Duration::from_secs(5);
 
 /// Wakes the background thread, and keeps its counters.
 #[derive(Debug, Default)]
@@ -32,23 +40,118 @@ pub(super) struct Signal {
 
 #[derive(Debug, Default)]
 pub(super) struct WorkerState {
+    /// A pass was asked for (by a rotation, at start-up, or after one was cut short) and
+    /// has not started.
     maintain: bool,
+    /// A pass is under way (on the background thread, or on a thread finishing up).
+    running: bool,
+    /// The last pass failed: the next one is due then.
+    retry_at: Option<Instant>,
     stop: bool,
+    /// Set by `stop`: no maintenance step starts after it.
+    deadline: Option<Instant>,
     pub(super) copies_archived: u64,
     pub(super) copies_deleted: u64,
     pub(super) maintenance_errors: u64,
     pub(super) last_error: Option<String>,
 }
 
+/// How a maintenance pass ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Pass {
+    /// Every step done.
+    Done,
+    /// A step failed (counted); the pass is tried again `MAINTAIN_RETRY` later.
+    Failed,
+    /// The deadline came first; the steps left are asked for again.
+    CutShort,
+}
+
+impl WorkerState {
+    /// Whether maintenance is due: asked for, or a failed pass's retry (any time, when
+    /// `now` is `None`: shutting down).
+    fn due(&self, now: Option<Instant>) -> bool {
+        self.maintain || self.retry_at.is_some_and(|t| now.is_none_or(|now| now >= t))
+    }
+
+    /// Takes the pass that is due, if none is under way.
+    fn claim(&mut self, now: Option<Instant>) -> bool {
+        let claim = !self.running && self.due(now);
+        if claim {
+            self.maintain = false;
+            self.running = true;
+        }
+        claim
+    }
+}
+
 impl Signal {
     pub(super) fn request_maintenance(&self) {
         self.state.lock().maintain = true;
-        self.cv.notify_one();
+        self.cv.notify_all();
     }
 
+    /// Asks the background thread to finish the maintenance due within `SHUTDOWN_BUDGET`,
+    /// and end.
     pub(super) fn stop(&self) {
-        self.state.lock().stop = true;
-        self.cv.notify_one();
+        let mut w = self.state.lock();
+        w.stop = true;
+        w.deadline.get_or_insert_with(|| Instant::now() + SHUTDOWN_BUDGET);
+        drop(w);
+        self.cv.notify_all();
+    }
+
+    fn pass_done(&self, pass: Pass) {
+        let mut w = self.state.lock();
+        w.running = false;
+        match pass {
+            Pass::Done => w.retry_at = None,
+            Pass::Failed => w.retry_at = Some(Instant::now() + MAINTAIN_RETRY),
+            Pass::CutShort => w.maintain = true,
+        }
+        drop(w);
+        self.cv.notify_all();
+    }
+
+    /// The earlier of `deadline` and the one `stop` set.
+    fn limit(&self, deadline: Option<Instant>) -> Option<Instant> {
+        earliest(deadline, self.state.lock().deadline)
+    }
+
+    /// Finishes the maintenance already due, on this thread: waits for a pass under way,
+    /// then runs the one asked for (or a failed one's retry) if any, starting no step
+    /// after `deadline` (nor after the one `stop` set). Returns whether nothing is left.
+    pub(super) fn finish_due(&self, maintainer: &Maintainer, deadline: Option<Instant>) -> bool {
+        loop {
+            let mut w = self.state.lock();
+            while w.running {
+                match earliest(deadline, w.deadline) {
+                    Some(limit) => {
+                        if self.cv.wait_until(&mut w, limit).timed_out() {
+                            return false;
+                        }
+                    }
+                    None => self.cv.wait(&mut w),
+                }
+            }
+            if !w.claim(None) {
+                return true;
+            }
+            drop(w);
+            let pass = maintainer.run(self, deadline);
+            self.pass_done(pass);
+            if pass != Pass::Done {
+                // Cut short, or failed (at once again would fail again): left for later.
+                return false;
+            }
+        }
+    }
+}
+
+fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
     }
 }
 
@@ -64,11 +167,19 @@ pub(super) struct Maintainer {
 }
 
 impl Maintainer {
-    /// One pass: overflow, compression, pruning, stale temp files. Returns whether every
-    /// step worked. Passes are serialised (one process-wide lock) so two never race on a folder.
-    pub(super) fn run(&self, signal: &Signal) -> bool {
+    /// One pass: overflow, compression, pruning, stale temp files. Passes are serialised
+    /// (one process-wide lock) so two never race on a folder. No step starts after
+    /// `deadline`, nor after the one [`Signal::stop`] set (checked before each step).
+    pub(super) fn run(&self, signal: &Signal, deadline: Option<Instant>) -> Pass {
         static PASS: Mutex<()> = Mutex::new(());
-        let _one_at_a_time = PASS.lock();
+        let past = |signal: &Signal| signal.limit(deadline).is_some_and(|d| Instant::now() >= d);
+        let _one_at_a_time = match signal.limit(deadline) {
+            Some(limit) => match PASS.try_lock_until(limit) {
+                Some(guard) => guard,
+                None => return Pass::CutShort,
+            },
+            None => PASS.lock(),
+        };
         // Rotations renamed files into backups/: make that durable before anything moves.
         retention::sync_dir(&self.backup_dir.join("."));
         retention::remove_stale_temps(&self.archive_dir, Duration::from_secs(3600));
@@ -88,33 +199,39 @@ impl Maintainer {
                     self.backup_dir.display(),
                     self.archive_dir.display()
                 ));
-                return false;
+                return Pass::Failed;
             }
         };
-        let mut ok = true;
+        let mut pass = Pass::Done;
         for step in retention::plan(&copies, &self.policy, now, self.zone, &self.archive_dir) {
+            if past(signal) {
+                return Pass::CutShort;
+            }
             let result = retention::execute(&step.action, &mut |_| {});
             let mut w = signal.state.lock();
             match (&step.action, result) {
                 (retention::Action::Delete { .. }, Ok(_)) => w.copies_deleted += 1,
                 (_, Ok(_)) => w.copies_archived += 1,
                 (action, Err(e)) => {
-                    ok = false;
+                    pass = Pass::Failed;
                     w.maintenance_errors += 1;
                     w.last_error = Some(format!("{action:?}: {e}"));
                 }
             }
         }
-        ok
+        pass
     }
 }
 
 /// Starts the background thread of `inner`, waking at least every `tick`. It holds only
-/// a weak reference, and ends when the last handle drops.
+/// a weak reference, and ends when asked to ([`Signal::stop`], when the last handle drops),
+/// after finishing the maintenance due.
 pub(super) fn spawn(inner: &Arc<Inner>, tick: Duration) -> io::Result<JoinHandle<()>> {
     let weak = Arc::downgrade(inner);
     let signal = Arc::clone(&inner.signal);
     let maintainer = Arc::clone(&inner.maintainer);
+    // A first pass at start-up finishes what a crash (or a shutdown short of time) left.
+    signal.request_maintenance();
     thread::Builder::new()
         .name(format!("mhm-log:{}", inner.log_name))
         .spawn(move || worker_loop(weak, signal, maintainer, tick))
@@ -126,34 +243,36 @@ fn worker_loop(
     maintainer: Arc<Maintainer>,
     tick: Duration,
 ) {
-    let mut pending = true; // a first pass at start-up finishes what a crash left
-    let mut failed_at: Option<Instant> = None;
     let mut reported_at: Option<Instant> = None;
     let mut reported = 0u64;
+    let mut checked_at = Instant::now();
     loop {
-        {
+        let run = {
             let mut w = signal.state.lock();
-            if !w.stop && !w.maintain && !pending {
+            if !w.stop && !w.due(Some(Instant::now())) {
                 signal.cv.wait_for(&mut w, tick);
             }
             if w.stop {
-                return;
+                break;
             }
-            pending |= std::mem::take(&mut w.maintain);
+            w.claim(Some(Instant::now()))
+        };
+        if run {
+            signal.pass_done(maintainer.run(&signal, None));
         }
-        if failed_at.is_some_and(|t| t.elapsed() >= MAINTAIN_RETRY) {
-            pending = true;
-        }
-        if pending {
-            pending = false;
-            failed_at = if maintainer.run(&signal) { None } else { Some(Instant::now()) };
-        }
-        let Some(inner) = weak.upgrade() else { return };
+        let Some(inner) = weak.upgrade() else { break };
         if inner.mode.buffer().is_some() {
             let _ = inner.flush_outside_lock();
         }
+        if checked_at.elapsed() >= CHECK_EVERY {
+            let mut st = inner.state.lock();
+            let _ = inner.check_active(&mut st, inner.clock.now_nanos());
+            drop(st);
+            checked_at = Instant::now();
+        }
         let stats = inner.stats();
-        let failures = stats.write_errors + stats.rotation_errors + stats.maintenance_errors;
+        let failures =
+            stats.write_errors + stats.rotation_errors + stats.maintenance_errors + stats.reopens;
         let failures = (failures > reported
             && reported_at.is_none_or(|t| t.elapsed() >= REPORT_EVERY))
         .then_some((failures, stats.lost_events, stats.last_error));
@@ -166,5 +285,47 @@ fn worker_loop(
             reported = failures;
             reported_at = Some(Instant::now());
         }
+    }
+    // Shutting down: what the rotations of this run asked for, within the deadline `stop`
+    // set.
+    signal.finish_due(&maintainer, None);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{ManualClock, RotateAt, Settings};
+    use chrono::{TimeZone, Utc};
+
+    fn backups(dir: &std::path::Path) -> usize {
+        std::fs::read_dir(dir).map_or(0, |d| d.count())
+    }
+
+    #[test]
+    fn a_pass_out_of_time_starts_no_step_and_is_left_for_later() {
+        let dir = tempfile::tempdir().unwrap();
+        let backup_dir = dir.path().join("backups");
+        std::fs::create_dir_all(&backup_dir).unwrap();
+        for d in 1..=5 {
+            std::fs::write(backup_dir.join(format!("app.log.2026-01-0{d}")), "x\n").unwrap();
+        }
+        let settings = Settings::default().rotate_at(RotateAt::UtcMidnight).backup_count(1);
+        let clock = ManualClock::new(Utc.with_ymd_and_hms(2026, 1, 6, 9, 0, 0).unwrap());
+        let maintainer = Maintainer {
+            log_name: "app.log".into(),
+            backup_dir: backup_dir.clone(),
+            archive_dir: dir.path().join("archive"),
+            policy: Policy::from_settings(&settings),
+            zone: settings.zone(),
+            clock: clock.into(),
+        };
+        let signal = Signal::default();
+        signal.request_maintenance();
+        assert!(!signal.finish_due(&maintainer, Some(Instant::now())), "out of time");
+        assert_eq!(backups(&backup_dir), 5, "no step started");
+        assert!(signal.state.lock().maintain, "still asked for");
+        assert!(signal.finish_due(&maintainer, Some(Instant::now() + SHUTDOWN_BUDGET)));
+        assert_eq!(backups(&backup_dir), 1);
+        assert_eq!(signal.state.lock().copies_archived, 4);
     }
 }
