@@ -44,12 +44,12 @@ def test_size_rotation_keeps_every_record_once(tmp_path):
     h = handler(tmp_path / "app.log", clock, max_bytes=2000, min_rotate_bytes=0,
                 min_rotate_age_secs=0, backup_count=3, archive_count=50)
     log = make_logger("t.size", h)
-    for i in range(500):
+    for i in range(2000):  # 26 kB: about 13 rotations
         log.info("record %05d", i)
         clock.advance(1)
     h.close()
     lines = read_all(tmp_path)
-    assert lines == [f"record {i:05d}" for i in range(500)]
+    assert lines == [f"record {i:05d}" for i in range(2000)]
     backups = sorted(p.name for p in (tmp_path / "backups").iterdir())
     assert len(backups) == 3, backups
     assert all(b.startswith("app.log.2026-11-26") for b in backups)
