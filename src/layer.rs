@@ -234,7 +234,7 @@ impl Drop for LogFilesGuard {
         let deadline = std::time::Instant::now() + crate::writer::SHUTDOWN_BUDGET;
         self.flush();
         for f in &self.files {
-            f.finish(deadline);
+            f.finish_maintenance(deadline);
         }
     }
 }

@@ -227,11 +227,10 @@ impl RollingFile {
         let _ = self.inner.maintainer.run(&self.inner.signal, None);
     }
 
-    /// Writes out every buffered event, then finishes the maintenance already due (the
-    /// guard's drop, while the layer may live on): waits for a pass under way and runs
-    /// the one asked for, starting no step after `deadline`. Returns whether all was done.
-    pub(crate) fn finish(&self, deadline: Instant) -> bool {
-        let _ = self.flush();
+    /// Finishes the maintenance already due (the guard's drop, while the layer may live
+    /// on): waits for a pass under way and runs the one asked for, starting no step after
+    /// `deadline`. Returns whether all was done.
+    pub(crate) fn finish_maintenance(&self, deadline: Instant) -> bool {
         self.inner.signal.finish_due(&self.inner.maintainer, Some(deadline))
     }
 
