@@ -101,21 +101,27 @@ impl Tree<'_> {
             if ft.is_symlink() {
                 let target = fs::read_link(&path)
                     .with_context(|| format!("reading link {}", path.display()))?;
-                let resolved = paths::normalize(&dir.join(&target));
-                let inside = resolved.starts_with(self.root) && resolved != self.root;
-                match (inside, target.to_str()) {
-                    (true, Some(t)) if !target.is_absolute() => {
+                // Followed as the OS would, through the links already there: a link
+                // that looks inside as text but passes through another link can lead out.
+                let rel = path.strip_prefix(self.root).ok().and_then(|r| r.to_str());
+                let resolved =
+                    rel.map(|r| paths::resolve_on_disk(self.root, &r.replace('\\', "/")));
+                match (resolved, target.to_str()) {
+                    (Some(Ok(dest)), Some(t)) if !dest.is_empty() && !target.is_absolute() => {
                         out.push(Source { name, path, size: 0, link: Some(t.replace('\\', "/")) })
                     }
-                    // An absolute link inside: stored relative so it stays inside.
-                    (true, _) => match relative_link(dir, &resolved) {
-                        Some(t) => out.push(Source { name, path, size: 0, link: Some(t) }),
-                        None => warnings.push(Problem::at(
-                            path.display(),
-                            "link target not representable, skipped",
-                        )),
-                    },
-                    (false, _) => warnings.push(Problem::at(
+                    // An absolute link inside: stored relative (to where it leads, past
+                    // any link on the way) so it stays inside wherever it is restored.
+                    (Some(Ok(dest)), _) if !dest.is_empty() => {
+                        match relative_link(dir, &self.root.join(&dest)) {
+                            Some(t) => out.push(Source { name, path, size: 0, link: Some(t) }),
+                            None => warnings.push(Problem::at(
+                                path.display(),
+                                "link target not representable, skipped",
+                            )),
+                        }
+                    }
+                    _ => warnings.push(Problem::at(
                         path.display(),
                         format!(
                             "symlink points outside {} ({}), skipped",

@@ -421,6 +421,11 @@ fn extract(
             fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
         }
         if entry.is_symlink() {
+            // Config files land at the root, where a link's target would mean something
+            // else than in the backup: they are only ever regular files.
+            if !item.entry.ends_with('/') {
+                bail!("entry {name:?} refused: a config file stored as a link");
+            }
             let mut target = String::new();
             io::Read::read_to_string(&mut entry, &mut target)?;
             if let Some(w) = make_link(&target, &dest)? {
@@ -487,9 +492,53 @@ fn swap(ctx: &Ctx, items: &[Item], staging: &Path, old: &Path) -> Result<()> {
         })?;
         fsx::sync_dir(&item.live);
     }
+    for item in items.iter().filter(|i| i.entry.ends_with('/')) {
+        links_stay_in_users(ctx, &item.live)?;
+    }
     ctx.fail_at(FailPoint::Commit)?;
     File::create(old.join(COMMITTED))?.sync_all()?;
     fsx::sync_dir(&old.join(COMMITTED));
+    Ok(())
+}
+
+/// Fails when a link under `dir` (a restored folder, in place) resolves outside
+/// `data/users/` on disk: the backup was checked before, but the links beside it (other
+/// users' live folders) were not part of it.
+fn links_stay_in_users(ctx: &Ctx, dir: &Path) -> Result<()> {
+    let users = ctx.data_dir().join("users");
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(at) = stack.pop() {
+        let entries = fs::read_dir(&at).with_context(|| format!("reading {}", at.display()))?;
+        for e in entries {
+            let e = e.with_context(|| format!("reading {}", at.display()))?;
+            let ft = e.file_type().with_context(|| format!("reading {}", e.path().display()))?;
+            if ft.is_dir() {
+                stack.push(e.path());
+                continue;
+            }
+            if !ft.is_symlink() {
+                continue;
+            }
+            let path = e.path();
+            let rel = path
+                .strip_prefix(&users)
+                .ok()
+                .and_then(|r| r.to_str())
+                .map(|r| r.replace('\\', "/"));
+            match rel.map(|r| paths::resolve_on_disk(&users, &r)) {
+                Some(Ok(dest)) if !dest.is_empty() => {}
+                Some(Ok(_)) => {
+                    bail!("the restored link {} leads to data/users itself", ctx.show(&path))
+                }
+                Some(Err(why)) => {
+                    bail!("the restored link {} leads outside data/users: {why}", ctx.show(&path))
+                }
+                None => {
+                    bail!("the restored link {} has a name that cannot be checked", ctx.show(&path))
+                }
+            }
+        }
+    }
     Ok(())
 }
 
