@@ -17,6 +17,7 @@
 //! | 7 `maintain`, `status`, the lock | [`maintain`] + [`state`], [`status`], [`lock`] |
 //! | settings, `.env` | [`context`], [`envfile`] |
 //! | write-temp-sync-rename, free names | [`fsx`] |
+//! | zips the sidecar did not just write | [`zipcheck`] (checked before the `zip` crate reads them) |
 //!
 //! ```
 //! use mhm_sidecar::{validate, Ctx};
@@ -53,6 +54,7 @@ pub mod status;
 pub mod tools;
 pub mod validate;
 pub mod verify;
+pub mod zipcheck;
 
 pub use context::{Ctx, FailPoint, Faults};
 pub use error::{LockedError, UsageError};

@@ -8,19 +8,17 @@
 
 use std::{
     fs::{self, File},
-    io::{self, BufReader},
+    io::{self, BufReader, Read as _},
     path::{Path, PathBuf},
 };
 
+use crate::report::BarReader;
 use anyhow::{bail, Context, Result};
 use serde::Serialize;
-use zip::ZipArchive;
-
-use crate::report::BarReader;
 
 use crate::{
     backup::{self, create, manifest::Manifest},
-    collect, fsx, paths, verify, Ctx, FailPoint, Problem,
+    collect, fsx, paths, verify, zipcheck, Ctx, FailPoint, Problem,
 };
 
 const OLD_PREFIX: &str = ".restore-old-";
@@ -388,7 +386,9 @@ fn extract(
         fs::remove_dir_all(staging).with_context(|| format!("removing {}", staging.display()))?;
     }
     fs::create_dir_all(staging).with_context(|| format!("creating {}", staging.display()))?;
-    let mut archive = ZipArchive::new(BufReader::new(File::open(path)?))?;
+    let file = File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    let (mut archive, _) = zipcheck::open(BufReader::new(file))
+        .map_err(|e| anyhow::anyhow!("{}: not a readable zip archive: {e}", path.display()))?;
     for i in 0..archive.len() {
         let mut entry = archive.by_index(i)?;
         let name = entry.name().to_string();
@@ -427,7 +427,7 @@ fn extract(
                 bail!("entry {name:?} refused: a config file stored as a link");
             }
             let mut target = String::new();
-            io::Read::read_to_string(&mut entry, &mut target)?;
+            (&mut entry).take(4096).read_to_string(&mut target)?;
             if let Some(w) = make_link(&target, &dest)? {
                 warnings.push(w);
             }
@@ -435,8 +435,14 @@ fn extract(
         }
         let mut out =
             File::create(&dest).with_context(|| format!("creating {}", dest.display()))?;
-        let copied = io::copy(&mut BarReader { inner: &mut entry, bar: &*bar }, &mut out);
-        copied.with_context(|| format!("extracting {name} to {}", dest.display()))?;
+        // No more than the directory declares (verify compared it with the manifest).
+        let declared = entry.size();
+        let mut limited = (&mut entry).take(declared.saturating_add(1));
+        let copied = io::copy(&mut BarReader { inner: &mut limited, bar: &*bar }, &mut out);
+        let copied = copied.with_context(|| format!("extracting {name} to {}", dest.display()))?;
+        if copied != declared {
+            bail!("entry {name:?} holds other than the {declared} bytes the zip directory says");
+        }
         out.sync_all().with_context(|| format!("syncing {}", dest.display()))?;
     }
     bar.finish();

@@ -134,3 +134,227 @@ fn a_restored_link_leading_outside_through_live_links_is_rolled_back() {
     assert!(stderr(&out).contains("put back"), "{}", stderr(&out));
     assert_same(&before, &snapshot(&r.join("data/users")));
 }
+
+// === zips that lie about themselves ===
+
+/// A zip written byte by byte, so that it can lie: entries are (name, local header offset)
+/// pairs pointing into `data`, each claiming `stored` (method, crc, compressed, size).
+struct HandZip {
+    data: Vec<u8>,
+    central: Vec<u8>,
+    count: u16,
+}
+
+impl HandZip {
+    fn new() -> Self {
+        Self { data: Vec::new(), central: Vec::new(), count: 0 }
+    }
+
+    /// Appends a local header and `bytes` (stored, or raw deflate when `inflated` is
+    /// given); returns (offset, method, crc, compressed size, size).
+    fn local(&mut self, name: &str, bytes: &[u8], inflated: Option<&[u8]>) -> [u32; 5] {
+        let offset = self.data.len() as u32;
+        let plain = inflated.unwrap_or(bytes);
+        let crc = crc32(plain);
+        let method = if inflated.is_some() { 8 } else { 0 };
+        let d = &mut self.data;
+        d.extend_from_slice(b"PK\x03\x04");
+        d.extend_from_slice(&20u16.to_le_bytes());
+        d.extend_from_slice(&0u16.to_le_bytes()); // flags
+        d.extend_from_slice(&(method as u16).to_le_bytes());
+        d.extend_from_slice(&[0, 0, 0x21, 0]); // time, date
+        d.extend_from_slice(&crc.to_le_bytes());
+        d.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
+        d.extend_from_slice(&(plain.len() as u32).to_le_bytes());
+        d.extend_from_slice(&(name.len() as u16).to_le_bytes());
+        d.extend_from_slice(&0u16.to_le_bytes());
+        d.extend_from_slice(name.as_bytes());
+        d.extend_from_slice(bytes);
+        [offset, method, crc, bytes.len() as u32, plain.len() as u32]
+    }
+
+    /// A central directory record named `name` for the local entry `at`.
+    fn central(&mut self, name: &str, at: [u32; 5]) {
+        let [offset, method, crc, compressed, size] = at;
+        let c = &mut self.central;
+        c.extend_from_slice(b"PK\x01\x02");
+        c.extend_from_slice(&[20, 3, 20, 0]); // made by (unix), needed
+        c.extend_from_slice(&0u16.to_le_bytes());
+        c.extend_from_slice(&(method as u16).to_le_bytes());
+        c.extend_from_slice(&[0, 0, 0x21, 0]);
+        c.extend_from_slice(&crc.to_le_bytes());
+        c.extend_from_slice(&compressed.to_le_bytes());
+        c.extend_from_slice(&size.to_le_bytes());
+        c.extend_from_slice(&(name.len() as u16).to_le_bytes());
+        c.extend_from_slice(&[0; 8]); // extra, comment, disk, internal attributes
+        c.extend_from_slice(&((0o100644u32) << 16).to_le_bytes());
+        c.extend_from_slice(&offset.to_le_bytes());
+        c.extend_from_slice(name.as_bytes());
+        self.count += 1;
+    }
+
+    /// A stored file: local header, data and its central record.
+    fn file(&mut self, name: &str, bytes: &[u8]) {
+        let at = self.local(name, bytes, None);
+        self.central(name, at);
+    }
+
+    fn write(self, path: &Path) {
+        let mut out = self.data;
+        let cd_start = out.len() as u32;
+        out.extend_from_slice(&self.central);
+        out.extend_from_slice(b"PK\x05\x06\0\0\0\0");
+        out.extend_from_slice(&self.count.to_le_bytes());
+        out.extend_from_slice(&self.count.to_le_bytes());
+        out.extend_from_slice(&(self.central.len() as u32).to_le_bytes());
+        out.extend_from_slice(&cd_start.to_le_bytes());
+        out.extend_from_slice(&0u16.to_le_bytes());
+        write(path, out);
+    }
+}
+
+fn crc32(bytes: &[u8]) -> u32 {
+    let mut crc = !0u32;
+    for &b in bytes {
+        crc ^= u32::from(b);
+        for _ in 0..8 {
+            crc = if crc & 1 != 0 { (crc >> 1) ^ 0xEDB8_8320 } else { crc >> 1 };
+        }
+    }
+    !crc
+}
+
+/// Raw deflate of `bytes`.
+fn deflate(bytes: &[u8]) -> Vec<u8> {
+    use std::io::Write as _;
+    let mut enc = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::best());
+    enc.write_all(bytes).unwrap();
+    enc.finish().unwrap()
+}
+
+#[test]
+fn one_zip_claiming_300_million_entries_breaks_no_command() {
+    // regression (issue 8): a sparse file whose ZIP64 end record claims 300 million
+    // entries made `backup list`, `status`, `maintain`, `backup verify` and `backup create`
+    // die with "memory allocation of 62400000000 bytes failed" (SIGABRT).
+    let root = make_root();
+    let r = root.path();
+    assert_code(
+        &run(r, &["--now", "2026-03-01T00:00:00Z", "backup", "create", "--name", "good"]),
+        0,
+    );
+    let entries: u64 = 300_000_000;
+    // The directory claims the (sparse, zero) bytes from `cd_at` to the end records; it
+    // starts past `entries` bytes, so the `zip` crate believes the count and reserves
+    // memory for every entry.
+    let cd_at = entries;
+    let eocd64_at = cd_at + entries * 46;
+    let huge = r.join("data/backups/huge.zip");
+    {
+        use std::io::{Seek, SeekFrom, Write as _};
+        let mut f = fs::File::create(&huge).unwrap();
+        f.set_len(eocd64_at).unwrap(); // sparse: no disk blocks
+        f.seek(SeekFrom::Start(eocd64_at)).unwrap();
+        let mut rec = b"PK\x06\x06".to_vec();
+        rec.extend_from_slice(&44u64.to_le_bytes());
+        rec.extend_from_slice(&[45, 0, 45, 0]);
+        rec.extend_from_slice(&[0; 8]); // disks
+        rec.extend_from_slice(&entries.to_le_bytes());
+        rec.extend_from_slice(&entries.to_le_bytes());
+        rec.extend_from_slice(&(entries * 46).to_le_bytes()); // directory size
+        rec.extend_from_slice(&cd_at.to_le_bytes()); // directory offset
+        rec.extend_from_slice(b"PK\x06\x07\0\0\0\0");
+        rec.extend_from_slice(&eocd64_at.to_le_bytes());
+        rec.extend_from_slice(&1u32.to_le_bytes());
+        rec.extend_from_slice(b"PK\x05\x06\0\0\0\0");
+        rec.extend_from_slice(&[0xff; 12]);
+        rec.extend_from_slice(b"\0\0");
+        f.write_all(&rec).unwrap();
+    }
+    let now = ["--now", "2026-03-20T10:00:00Z"];
+    let cmd = |args: &[&str]| {
+        let mut all = now.to_vec();
+        all.extend_from_slice(args);
+        let out = run(r, &all);
+        assert!(out.status.code().is_some(), "{args:?} died: {}", stderr(&out));
+        assert!(!stderr(&out).contains("memory allocation"), "{args:?}: {}", stderr(&out));
+        out
+    };
+    let out = cmd(&["--json", "backup", "list"]);
+    assert_code(&out, 0);
+    let list: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let valid = |name: &str| {
+        list.as_array().unwrap().iter().find(|b| b["name"] == name).unwrap()["valid"].clone()
+    };
+    assert_eq!((valid("huge"), valid("good")), (false.into(), true.into()));
+    let out = cmd(&["backup", "verify", "huge"]);
+    assert_code(&out, 1);
+    assert!(stdout(&out).contains("not a readable zip archive"), "{}", stdout(&out));
+    assert_code(&cmd(&["backup", "verify", "good"]), 0);
+    let out = cmd(&["status"]);
+    assert_code(&out, 0);
+    assert!(stdout(&out).contains("huge looks invalid"), "{}", stdout(&out));
+    assert_code(&cmd(&["backup", "create", "--name", "after"]), 0);
+    assert_code(&cmd(&["maintain"]), 0);
+    assert!(huge.is_file(), "not ours: never pruned");
+}
+
+#[test]
+fn a_zip_bomb_of_overlapping_entries_is_refused_before_inflating() {
+    // regression (issue 8): 200 entries inflating the same data cost 31 s of CPU before
+    // verify failed. Overlapping entries are refused from the directory alone.
+    let root = make_root();
+    let r = root.path();
+    let plain = vec![0u8; 1 << 20];
+    let mut z = HandZip::new();
+    let at = z.local("users/u1/b000", &deflate(&plain), Some(&plain));
+    for i in 0..200 {
+        z.central(&format!("users/u1/b{i:03}"), at);
+    }
+    let files: Vec<(String, &[u8])> =
+        (0..200).map(|i| (format!("users/u1/b{i:03}"), &plain[..])).collect();
+    let listed: Vec<(&str, &[u8])> = files.iter().map(|(n, b)| (n.as_str(), *b)).collect();
+    z.file("manifest.json", &manifest_for(&listed, 1));
+    z.write(&r.join("data/backups/bomb.zip"));
+    let start = std::time::Instant::now();
+    let out = run(r, &["backup", "verify", "bomb"]);
+    assert_code(&out, 1);
+    assert!(stdout(&out).contains("overlap"), "{}", stdout(&out));
+    assert!(start.elapsed().as_secs() < 10, "{:?}", start.elapsed());
+}
+
+#[test]
+fn an_entry_inflating_past_its_declared_size_is_cut_there() {
+    // The directory says 10 bytes; the data inflate to 1 MiB. Reading stops at 11.
+    let root = make_root();
+    let r = root.path();
+    let plain = vec![b'x'; 1 << 20];
+    let mut z = HandZip::new();
+    let mut at = z.local("users/u1/a.json", &deflate(&plain), Some(&plain));
+    at[4] = 10;
+    z.central("users/u1/a.json", at);
+    z.file("manifest.json", &manifest_for(&[("users/u1/a.json", &plain[..10])], 1));
+    z.write(&r.join("data/backups/liar.zip"));
+    let out = run(r, &["backup", "verify", "liar"]);
+    assert_code(&out, 1);
+    assert!(stdout(&out).contains("more than the 10 bytes"), "{}", stdout(&out));
+}
+
+#[test]
+fn a_name_stored_twice_is_invalid() {
+    // Two entries named alike: tools disagree on which one a name means (the `zip` crate
+    // took the second, unzip extracts the first), so the backup means two things.
+    let root = make_root();
+    let r = root.path();
+    let mut z = HandZip::new();
+    z.file("users/u1/account.json", b"{\"who\": \"first\"}");
+    z.file("users/u1/account.json", b"{\"who\": \"second\"}");
+    z.file(
+        "manifest.json",
+        &manifest_for(&[("users/u1/account.json", b"{\"who\": \"second\"}")], 1),
+    );
+    z.write(&r.join("data/backups/twice.zip"));
+    let out = run(r, &["backup", "verify", "twice"]);
+    assert_code(&out, 1);
+    assert!(stdout(&out).contains("stored twice"), "{}", stdout(&out));
+}

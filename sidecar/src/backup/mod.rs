@@ -124,7 +124,7 @@ pub fn list(dir: &Path) -> Result<Vec<Info>> {
 
 /// The manifest and whether the zip's central directory matches it (no data read).
 fn quick_check(path: &Path) -> Option<(Manifest, bool)> {
-    let mut archive = zip::ZipArchive::new(BufReader::new(File::open(path).ok()?)).ok()?;
+    let (mut archive, _) = crate::zipcheck::open(BufReader::new(File::open(path).ok()?)).ok()?;
     let mut bytes = Vec::new();
     archive.by_name(manifest::NAME).ok()?.take(64 << 20).read_to_end(&mut bytes).ok()?;
     let m: Manifest = serde_json::from_slice(&bytes).ok()?;

@@ -298,7 +298,8 @@ pub fn list(dir: &Path) -> Result<Vec<Info>> {
         } else if let (true, Some(stem)) = (ft.is_file(), file_name.strip_suffix(".zip")) {
             let m = File::open(&path)
                 .ok()
-                .and_then(|f| zip::ZipArchive::new(io::BufReader::new(f)).ok())
+                .and_then(|f| crate::zipcheck::open(io::BufReader::new(f)).ok())
+                .map(|(z, _)| z)
                 .and_then(|mut z| z.by_name(MANIFEST).ok().and_then(|e| read_manifest(e).ok()));
             (stem.to_string(), "zip", m, e.metadata().map(|m| m.len()).unwrap_or(0))
         } else {

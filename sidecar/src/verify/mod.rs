@@ -29,7 +29,7 @@ use crate::{
     pack::FileEntry,
     paths,
     snapshot::manifest::{Manifest as SnapshotManifest, MANIFEST as SNAPSHOT_MANIFEST},
-    Problem,
+    zipcheck, Problem,
 };
 
 /// What a check found.
@@ -184,7 +184,9 @@ fn scan_zip<M: DeserializeOwned + Send>(
     let archive = File::open(path)
         .and_then(SharedFile::new)
         .map_err(|e| Problem::at(&shown, format!("cannot open: {e}")))?;
-    let archive = ZipArchive::new(archive)
+    // Checked before the `zip` crate reads it: counts, sizes and overlaps against the
+    // file's real length (see `zipcheck`).
+    let (archive, _) = zipcheck::open(archive)
         .map_err(|e| Problem::at(&shown, format!("not a readable zip archive: {e}")))?;
     let parts: Vec<Result<Scan<M>, Problem>> = if threads == 1 {
         vec![Ok(scan_entries(archive, 0, 1, manifest_name))]
@@ -241,16 +243,23 @@ fn scan_entries<M: DeserializeOwned>(
         if entry.is_dir() {
             continue;
         }
+        let is_link = entry.is_symlink();
+        let declared = entry.size();
+        // Never inflate more than the directory declares (and `zipcheck` bounded that by
+        // what the compressed bytes can hold): one byte more shows the lie.
+        let mut entry = (&mut entry).take(declared.saturating_add(1));
         if name == manifest_name {
             part.manifest = Some(read_manifest(&mut entry, manifest_name));
             // The entry must also be read to its end so its CRC is checked.
-            if let Err(e) = io::copy(&mut entry, &mut io::sink()) {
-                part.problems.push((i, Problem::at(&name, format!("corrupt: {e}"))));
+            match io::copy(&mut entry, &mut io::sink()) {
+                Err(e) => part.problems.push((i, Problem::at(&name, format!("corrupt: {e}")))),
+                Ok(_) if entry.limit() == 0 => {
+                    part.problems.push((i, inflates_past(&name, declared)))
+                }
+                Ok(_) => {}
             }
             continue;
         }
-        let is_link = entry.is_symlink();
-        let declared = entry.size();
         let read = fsx::sha256_of(&mut entry, &mut buf, if is_link { 4096 } else { 0 });
         let digest = match read {
             Ok(d) => d,
@@ -259,6 +268,10 @@ fn scan_entries<M: DeserializeOwned>(
                 continue;
             }
         };
+        if digest.size > declared {
+            part.problems.push((i, inflates_past(&name, declared)));
+            continue;
+        }
         if digest.size != declared {
             // Other unzip tools trust the directory's size: it must be right.
             part.problems.push((
@@ -276,6 +289,13 @@ fn scan_entries<M: DeserializeOwned>(
         part.seen.insert(name, Seen { size: digest.size, sha256: digest.sha256, link });
     }
     part
+}
+
+fn inflates_past(name: &str, declared: u64) -> Problem {
+    Problem::at(
+        name,
+        format!("its data inflate to more than the {declared} bytes the zip directory says (read no further)"),
+    )
 }
 
 /// Every link, followed as the OS would follow it once the archive is extracted (through
