@@ -358,3 +358,36 @@ fn a_name_stored_twice_is_invalid() {
     assert_code(&out, 1);
     assert!(stdout(&out).contains("stored twice"), "{}", stdout(&out));
 }
+
+// === a clock that jumped forward ===
+
+#[test]
+fn a_run_stamped_in_the_future_does_not_stop_maintain() {
+    // regression (issue 8): after a run at a time the clock later came back from, every
+    // job said "not due" for months, and nothing said why.
+    let root = make_root();
+    let r = root.path();
+    // The clock jumps a year ahead for one run (a weekly backup is stamped then too)...
+    assert_code(&run(r, &["--now", "2027-03-20T03:00:00Z", "maintain"]), 0);
+    assert!(r.join("data/backups/weekly_backup_20270320_030000.zip").is_file());
+    // ...and comes back: the last runs lie in the future, so every job is due again.
+    let out = run(r, &["--now", "2026-03-20T03:00:00Z", "--json", "maintain"]);
+    assert_code(&out, 0);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    for job in v.as_array().unwrap() {
+        assert_eq!(job["ran"], true, "{job}");
+    }
+    // A weekly backup stamped in the future does not count as this week's.
+    assert!(r.join("data/backups/weekly_backup_20260320_030000.zip").is_file(), "{v}");
+    // `status` says what is wrong with the clock's leftovers.
+    let out = run(r, &["--now", "2026-03-20T04:00:00Z", "status"]);
+    assert_code(&out, 0);
+    assert!(
+        stdout(&out).contains("weekly_backup_20270320_030000 was made in the future"),
+        "{}",
+        stdout(&out)
+    );
+    // A state file stamped in the future (the jobs ran at 03:00; `status` now at 02:00).
+    let out = run(r, &["--now", "2026-03-20T02:00:00Z", "status"]);
+    assert!(stdout(&out).contains("last run of logs_archive is in the future"), "{}", stdout(&out));
+}

@@ -212,11 +212,18 @@ pub enum Weekly {
     Due(String),
 }
 
+/// The newest weekly backup made at or before `now`: one stamped in the future (the clock
+/// was ahead) is not this week's.
+pub fn newest_weekly(backups: &[Info], now: DateTime<Utc>) -> Option<&Info> {
+    backups.iter().rev().find(|b| b.kind == Kind::Weekly && b.created_at.is_none_or(|t| t <= now))
+}
+
 /// Whether a weekly backup is due: none exists, or the newest is 7 or more days old.
-/// Other kinds neither count nor push weekly ones out.
+/// Other kinds neither count nor push weekly ones out, nor do weekly ones stamped in the
+/// future.
 pub fn weekly_due(ctx: &Ctx) -> Result<Weekly> {
     let backups = list(&ctx.backups_dir())?;
-    let newest = backups.iter().rev().find(|b| b.kind == Kind::Weekly);
+    let newest = newest_weekly(&backups, ctx.now);
     if let Some(b) = newest {
         if let Some(t) = b.created_at {
             let age = ctx.now.fixed_offset().signed_duration_since(t);
