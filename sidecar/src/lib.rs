@@ -14,7 +14,7 @@
 //! | 4 message archives | [`messages`] |
 //! | 5 tool outputs | [`tools`] |
 //! | 6 snapshots | [`snapshot`] (written by [`pack`] from [`collect`], checked by [`verify`]) |
-//! | 7 `maintain`, `status`, the lock | [`maintain`] + [`state`], [`status`], [`lock`] |
+//! | 7 `maintain`, `status`, the lock | [`maintain`] + [`state`], [`status`], [`lock`], [`recover`] |
 //! | settings, `.env` | [`context`], [`envfile`] |
 //! | write-temp-sync-rename, free names | [`fsx`] |
 //! | zips the sidecar did not just write | [`zipcheck`] (checked before the `zip` crate reads them) |
@@ -46,6 +46,7 @@ pub mod maintain;
 pub mod messages;
 pub mod pack;
 pub mod paths;
+pub mod recover;
 pub mod report;
 pub mod restore;
 pub mod snapshot;

@@ -391,3 +391,31 @@ fn a_run_stamped_in_the_future_does_not_stop_maintain() {
     let out = run(r, &["--now", "2026-03-20T02:00:00Z", "status"]);
     assert!(stdout(&out).contains("last run of logs_archive is in the future"), "{}", stdout(&out));
 }
+
+// === leftovers of a killed run ===
+
+#[cfg(target_os = "linux")]
+#[test]
+fn the_next_locked_run_removes_a_killed_restores_safety_temp() {
+    // regression (issue 8): a restore killed while writing its safety backup left
+    // `.tmp-<deadpid>-pre_restore_safety_*.zip` (full size) until a backup was made.
+    let root = make_root();
+    let r = root.path();
+    // pid 999999999 is above any pid_max: its writer is gone.
+    let safety = r.join("data/backups/.tmp-999999999-pre_restore_safety_20260320_100000.zip");
+    let state = r.join("data/.tmp-999999999-.sidecar_state.json");
+    for (i, args) in [["logs", "archive"], ["messages", "archive"]].iter().enumerate() {
+        write(&safety, vec![0u8; 4096]);
+        write(&state, "{");
+        let out = run(r, args);
+        assert_code(&out, 0);
+        assert!(!safety.exists(), "run {i} ({args:?}) left the safety temp");
+        assert!(!state.exists(), "run {i} ({args:?}) left the state temp");
+        assert!(stderr(&out).contains("pre_restore_safety_20260320_100000"), "{}", stderr(&out));
+    }
+    // A live writer's temp (ours: this test's pid) stays.
+    let live = r.join(format!("data/backups/.tmp-{}-mhm_backup_x.zip", std::process::id()));
+    write(&live, "being written");
+    assert_code(&run(r, &["logs", "archive"]), 0);
+    assert!(live.exists());
+}
