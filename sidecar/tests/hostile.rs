@@ -419,3 +419,73 @@ fn the_next_locked_run_removes_a_killed_restores_safety_temp() {
     assert_code(&run(r, &["logs", "archive"]), 0);
     assert!(live.exists());
 }
+
+// === `logs archive` beside a running writer ===
+
+type Once = std::sync::Mutex<Option<Box<dyn FnOnce() + Send>>>;
+
+/// Runs its hook once, at the first progress report of the first bar.
+struct Hook(std::sync::Arc<Once>);
+
+impl mhm_sidecar::Progress for Hook {
+    fn start(&self, _what: &str, _total: u64) -> Box<dyn mhm_sidecar::Bar> {
+        Box::new(Hook(self.0.clone()))
+    }
+}
+
+impl mhm_sidecar::Bar for Hook {
+    fn inc(&self, _n: u64) {
+        let hook = self.0.lock().unwrap().take();
+        if let Some(hook) = hook {
+            hook();
+        }
+    }
+    fn finish(&self) {}
+}
+
+#[test]
+fn copies_the_writer_moves_or_compresses_meanwhile_are_not_failures() {
+    // regression (issue 8): beside a running writer, `logs archive` exited 1 with "No such
+    // file or directory" or "...gz appeared while it was written" for copies the writer
+    // had moved or compressed meanwhile.
+    use mhm_sidecar::{archival, Ctx};
+    let root = make_root();
+    let r = root.path();
+    let backups = r.join("logs/backups");
+    let archive = r.join("logs/archive");
+    // Big enough (9 MiB) for a progress bar, during which the "writer" acts.
+    let mut rng = Rng(7);
+    let big: Vec<u8> = (0..9 << 20).map(|_| b"abcdefgh\n"[(rng.next() % 9) as usize]).collect();
+    write(&backups.join("app.log.2026-01-01"), &big);
+    write(&backups.join("app.log.2026-01-02"), "second day\n");
+    write(&backups.join("app.log.2026-01-03"), "third day\n");
+    let (b, a) = (backups.clone(), archive.clone());
+    let writer = move || {
+        // The writer compresses the copy being compressed, and the next one, and moves
+        // the third as it is: each source is gone, an identical .gz is there.
+        for day in ["01", "02"] {
+            let from = b.join(format!("app.log.2026-01-{day}"));
+            write(&a.join(format!("app.log.2026-01-{day}.gz")), gz(&fs::read(&from).unwrap()));
+            fs::remove_file(from).unwrap();
+        }
+        fs::rename(b.join("app.log.2026-01-03"), a.join("app.log.2026-01-03")).unwrap();
+    };
+    let now = chrono::DateTime::parse_from_rfc3339("2026-01-20T02:00:00Z").unwrap();
+    let ctx = Ctx::new(r, now.into()).unwrap().with_progress(std::sync::Arc::new(Hook(
+        std::sync::Arc::new(std::sync::Mutex::new(Some(Box::new(writer)))),
+    )));
+    let report = archival::archive(&ctx, &archival::log_dirs(&ctx, &[]).unwrap(), false).unwrap();
+    assert!(report.problems.is_empty(), "{:?}", report.problems);
+    // Each copy once, whole; no temporary file left.
+    assert_eq!(
+        names(&archive),
+        ["app.log.2026-01-01.gz", "app.log.2026-01-02.gz", "app.log.2026-01-03"]
+    );
+    let mut text = Vec::new();
+    use std::io::Read as _;
+    flate2::read::GzDecoder::new(fs::File::open(archive.join("app.log.2026-01-01.gz")).unwrap())
+        .read_to_end(&mut text)
+        .unwrap();
+    assert!(text == big);
+    assert!(names(&backups).is_empty(), "{:?}", names(&backups));
+}
