@@ -127,12 +127,7 @@ pub fn archive_messages(ctx: &Ctx, user: Option<&str>, days: u32, dry_run: bool)
 
 /// A user id given on the command line must be one folder name.
 fn check_user_id(id: &str) -> Result<()> {
-    let bad = id.is_empty()
-        || id == "."
-        || id == ".."
-        || id.contains(['/', '\\', '\0'])
-        || id.as_bytes().get(1) == Some(&b':');
-    if bad {
+    if !crate::paths::is_folder_name(id) {
         return Err(usage(format!(
             "invalid user id {id:?}: expected a folder name under data/users"
         )));

@@ -20,7 +20,23 @@ pub fn unsafe_name(name: &str) -> Option<&'static str> {
     if name.split('/').any(|part| part == "..") {
         return Some("a `..` component");
     }
+    // `a/./b` and `a//b` name what `a/b` names: one file could be stored twice. A folder
+    // entry ends with `/` (its last part is empty).
+    let parts = name.strip_suffix('/').unwrap_or(name);
+    if parts.split('/').any(|part| part.is_empty() || part == ".") {
+        return Some("a `.` or empty component");
+    }
     None
+}
+
+/// Whether `name` is one plain folder name (a user id): not empty, not `.` or `..`, no
+/// separator, NUL or drive letter.
+pub fn is_folder_name(name: &str) -> bool {
+    !name.is_empty()
+        && name != "."
+        && name != ".."
+        && !name.contains(['/', '\\', '\0'])
+        && name.as_bytes().get(1) != Some(&b':')
 }
 
 /// At most this many links are followed while resolving one path (Linux allows 40).
@@ -144,6 +160,14 @@ mod tests {
         assert!(unsafe_name("users/../../x").is_some());
         assert!(unsafe_name("C:/x").is_some());
         assert!(unsafe_name("users\\x").is_some());
+        assert!(unsafe_name("users/./x").is_some());
+        assert!(unsafe_name("users//x").is_some());
+        assert!(unsafe_name("./x").is_some());
+        assert_eq!(unsafe_name("users/u1/"), None);
+        assert!(is_folder_name("u1") && is_folder_name("a.b"));
+        for bad in ["", ".", "..", "a/b", "a\\b", "C:x"] {
+            assert!(!is_folder_name(bad), "{bad:?}");
+        }
     }
 
     #[test]

@@ -90,8 +90,7 @@ fn live_for(ctx: &Ctx, key: &str) -> Option<PathBuf> {
         return Some(ctx.data_dir().join("users"));
     }
     if let Some(id) = key.strip_prefix("user/") {
-        return (paths::unsafe_name(id).is_none() && !id.contains('/'))
-            .then(|| ctx.data_dir().join("users").join(id));
+        return paths::is_folder_name(id).then(|| ctx.data_dir().join("users").join(id));
     }
     let file = key.strip_prefix("config/")?;
     collect::config_files(ctx)
@@ -116,9 +115,6 @@ fn plan(ctx: &Ctx, manifest: &Manifest, path: &Path, scope: &Scope) -> Result<Ve
     if scope.users {
         match &scope.user {
             Some(id) => {
-                if paths::unsafe_name(id).is_some() || id.contains('/') || id.is_empty() {
-                    bail!(crate::UsageError(format!("invalid user id {id:?}")));
-                }
                 let prefix = format!("users/{id}/");
                 let (files, bytes) = count(&prefix);
                 if files == 0 {
@@ -248,6 +244,12 @@ fn size_of(path: &Path) -> u64 {
 /// Restores `scope` from the backup at `path` (with `dry_run`: says what would change and
 /// changes nothing).
 pub fn restore(ctx: &Ctx, path: &Path, scope: &Scope, dry_run: bool) -> Result<Outcome> {
+    // A bad `--user` is bad usage, refused before anything is read or written.
+    if let Some(id) = scope.user.as_deref().filter(|id| !paths::is_folder_name(id)) {
+        return Err(crate::error::usage(format!(
+            "invalid user id {id:?}: expected a folder name under data/users"
+        )));
+    }
     let mut warnings = Vec::new();
     // A rollback that failed earlier left the previous data in `.restore-old-*`: never
     // restore over it (the next swap could reuse the folder and delete what it holds).

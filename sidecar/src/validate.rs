@@ -39,9 +39,7 @@ pub fn check(data: &Path) -> Report {
         Ok(serde_json::Value::Object(map)) => {
             for id in map.keys().filter(|k| k.as_str() != "last_updated") {
                 report.users_listed += 1;
-                let valid_id =
-                    !id.is_empty() && !id.contains(['/', '\\']) && id != "." && id != "..";
-                if !valid_id {
+                if !crate::paths::is_folder_name(id) {
                     report.problems.push(Problem::at(
                         index_path.display(),
                         format!("user id {id:?} is not a folder name"),

@@ -489,3 +489,83 @@ fn copies_the_writer_moves_or_compresses_meanwhile_are_not_failures() {
     assert!(text == big);
     assert!(names(&backups).is_empty(), "{:?}", names(&backups));
 }
+
+// === clear messages ===
+
+/// Runs the binary under `sh` with a file size limit of `kib` KiB (writes past it fail
+/// with EFBIG, as on a full disk; SIGXFSZ ignored).
+#[cfg(target_os = "linux")]
+fn run_with_file_limit(root: &Path, kib: u32, args: &[&str]) -> std::process::Output {
+    let script = format!("trap '' XFSZ; ulimit -f {}; exec \"$0\" \"$@\"", kib * 2);
+    std::process::Command::new("sh")
+        .arg("-c")
+        .arg(script)
+        .arg(env!("CARGO_BIN_EXE_mhm-sidecar"))
+        .arg("--root")
+        .arg(root)
+        .args(args)
+        .env_remove("MHM_ROOT")
+        .env_remove("MHM_NOW")
+        .env("TZ", "UTC")
+        .output()
+        .unwrap()
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn a_full_disk_is_one_clear_error_line() {
+    // regression (issue 8): the zip crate printed "ZipWriter drop failed: Io(...)" (no
+    // newline) in front of the error line when a backup could not be written.
+    let root = make_root();
+    let r = root.path();
+    fs::create_dir_all(r.join("data/backups")).unwrap();
+    let before = names(&r.join("data/backups"));
+    let out = run_with_file_limit(r, 16, &["backup", "create", "--name", "full"]);
+    assert_code(&out, 1);
+    let err = stderr(&out);
+    assert!(!err.contains("ZipWriter"), "{err}");
+    assert!(err.starts_with("error: "), "{err}");
+    assert!(err.contains("File too large"), "{err}");
+    assert_eq!(names(&r.join("data/backups")), before, "nothing left behind");
+    // The same on the parallel path (over 4 MiB: shards compressed on worker threads).
+    let blob: Vec<u8> =
+        (0..6_000_000u32).map(|n| (n.wrapping_mul(2654435761) >> 13) as u8).collect();
+    write(&r.join("data/users/u1/big.bin"), blob);
+    let out = run_with_file_limit(r, 64, &["backup", "create", "--name", "full"]);
+    assert_code(&out, 1);
+    let err = stderr(&out);
+    assert!(!err.contains("ZipWriter"), "{err}");
+    assert!(err.starts_with("error: "), "{err}");
+    assert_eq!(names(&r.join("data/backups")), before, "nothing left behind");
+}
+
+#[test]
+fn a_bad_user_id_is_a_usage_error_before_anything_happens() {
+    // regression (issue 8): `backup restore X --user .` made a safety backup, then failed
+    // with "Device or resource busy" renaming data/users/. aside.
+    let root = make_root();
+    let r = root.path();
+    assert_code(&run(r, &["backup", "create", "--name", "base"]), 0);
+    let before = snapshot(r);
+    for id in [".", "..", "", "u1/../u2", "/etc", "u1/"] {
+        let out = run(r, &["backup", "restore", "base", "--user", id]);
+        assert_code(&out, 2);
+        assert!(stderr(&out).contains("invalid user id"), "{id:?}: {}", stderr(&out));
+        assert_same(&before, &snapshot(r));
+    }
+}
+
+#[test]
+fn entry_names_with_dot_or_empty_components_are_refused() {
+    // `users/./u1/a.json` and `users//u1/a.json` name the file `users/u1/a.json` names:
+    // one more way to store one file twice.
+    let root = make_root();
+    let r = root.path();
+    for name in ["users/./u1/a.json", "users//u1/a.json"] {
+        let files: [(&str, &[u8]); 2] = [("users/u1/a.json", b"{}"), (name, b"[]")];
+        crafted_backup(&r.join("data/backups/dots.zip"), &files, &[]);
+        let out = run(r, &["backup", "verify", "dots"]);
+        assert_code(&out, 1);
+        assert!(stdout(&out).contains("component"), "{name}: {}", stdout(&out));
+    }
+}

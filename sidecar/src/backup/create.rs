@@ -80,7 +80,7 @@ pub fn write(
         Ok(manifest) => Ok((final_path, manifest)),
         Err(e) => {
             let _ = fs::remove_file(&tmp);
-            Err(e.context(format!("writing backup {}", final_path.display())))
+            Err(e.context(format!("writing backup {}", ctx.show(&final_path))))
         }
     }
 }
