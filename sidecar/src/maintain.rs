@@ -206,11 +206,18 @@ fn run_task(
                 let failed = made.pruned.iter().filter(|p| p.failed()).count();
                 let deleted =
                     made.pruned.iter().filter(|p| p.result == backup::PruneResult::Deleted).count();
-                Ok((
-                    failed == 0,
-                    format!("created {}; pruned {deleted}, {failed} failed", ctx.show(&made.path)),
-                    made.warnings,
-                ))
+                let mut detail =
+                    format!("created {}; pruned {deleted}, {failed} failed", ctx.show(&made.path));
+                if !made.left_out.is_empty() {
+                    detail.push_str(&format!(
+                        "; it leaves out {} file(s) of user data",
+                        made.left_out.len()
+                    ));
+                }
+                let ok = failed == 0 && made.left_out.is_empty();
+                let mut problems = made.left_out;
+                problems.extend(made.warnings);
+                Ok((ok, detail, problems))
             }
         },
         Task::LogsArchive => {

@@ -317,10 +317,11 @@ pub fn restore(ctx: &Ctx, path: &Path, scope: &Scope, dry_run: bool) -> Result<O
     };
     let safety = (|| {
         ctx.fail_at(FailPoint::Safety)?;
-        let (sources, warnings) = create::collect(ctx, &options)?;
+        let (sources, skipped) = create::collect(ctx, &options)?;
         // Whatever the safety backup leaves out would be gone after the swap.
-        if !warnings.is_empty() {
-            let list: Vec<String> = warnings.iter().map(ToString::to_string).collect();
+        if !skipped.left_out.is_empty() || !skipped.warnings.is_empty() {
+            let all = skipped.left_out.iter().chain(&skipped.warnings);
+            let list: Vec<String> = all.map(ToString::to_string).collect();
             bail!(
                 "the safety backup would leave out files the restore replaces:\n  {}",
                 list.join("\n  ")

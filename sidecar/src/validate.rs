@@ -1,5 +1,6 @@
 //! `system validate`: `data/user_index.json` is a JSON object, every user it lists has a
-//! folder, every JSON file under `data/users/` parses.
+//! folder, every JSON file under `data/users/` parses, and every name there is UTF-8 (a
+//! backup cannot store any other).
 
 use std::{
     fs::{self, File},
@@ -80,6 +81,12 @@ fn walk_json(dir: &Path, report: &mut Report) {
     entries.sort_by_key(|e| e.file_name());
     for entry in entries {
         let path = entry.path();
+        if entry.file_name().to_str().is_none() {
+            report.problems.push(Problem::at(
+                path.display(),
+                "name is not valid UTF-8: backups cannot store it (rename it)",
+            ));
+        }
         let Ok(ft) = entry.file_type() else { continue };
         if ft.is_dir() {
             walk_json(&path, report);

@@ -569,3 +569,31 @@ fn entry_names_with_dot_or_empty_components_are_refused() {
         assert!(stdout(&out).contains("component"), "{name}: {}", stdout(&out));
     }
 }
+
+#[cfg(target_os = "linux")]
+#[test]
+fn user_data_a_backup_cannot_hold_fails_the_backup_and_validate_names_it() {
+    // regression (issue 8): a file under data/users/ whose name is not UTF-8 was skipped
+    // with a warning and `backup create` exited 0: a backup missing user data, unnoticed.
+    use std::os::unix::ffi::OsStrExt;
+    let root = make_root();
+    let r = root.path();
+    let odd = r.join("data/users/u1").join(std::ffi::OsStr::from_bytes(b"notes-\xff.json"));
+    fs::write(&odd, "{}").unwrap();
+    let out = run(r, &["backup", "create", "--name", "b"]);
+    assert_code(&out, 1);
+    let err = stderr(&out);
+    assert!(err.contains("leaves out") && err.contains("notes-"), "{err}");
+    // Everything else is in it (a partial backup beats none), and it verifies.
+    assert_code(&run(r, &["backup", "verify", "b"]), 0);
+    let out = run(r, &["--dry-run", "backup", "create", "--name", "c"]);
+    assert_code(&out, 1);
+    assert!(stderr(&out).contains("notes-"), "{}", stderr(&out));
+    let out = run(r, &["system", "validate"]);
+    assert_code(&out, 1);
+    assert!(stdout(&out).contains("not valid UTF-8"), "{}", stdout(&out));
+    // The weekly job says it failed, and why.
+    let out = run(r, &["--now", "2026-03-20T03:00:00Z", "maintain"]);
+    assert_code(&out, 1);
+    assert!(stderr(&out).contains("notes-"), "{}", stderr(&out));
+}
