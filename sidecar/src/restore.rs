@@ -230,14 +230,64 @@ fn changes(manifest: &Manifest, item: &Item) -> Changes {
     out
 }
 
-/// Bytes under `path` (a file or a folder; links count as nothing).
-fn size_of(path: &Path) -> u64 {
+/// What the disk really holds for `path` (a file or a folder; links count as nothing):
+/// (bytes, files). A sparse file counts the blocks it has, not its length.
+fn stored_size(path: &Path) -> (u64, u64) {
     match fs::symlink_metadata(path) {
-        Ok(m) if m.is_dir() => {
-            fs::read_dir(path).map(|r| r.flatten().map(|e| size_of(&e.path())).sum()).unwrap_or(0)
+        Ok(m) if m.is_dir() => fs::read_dir(path)
+            .map(|r| {
+                r.flatten()
+                    .map(|e| stored_size(&e.path()))
+                    .fold((0, 0), |a, b| (a.0 + b.0, a.1 + b.1))
+            })
+            .unwrap_or((0, 0)),
+        Ok(m) if m.is_file() => {
+            #[cfg(unix)]
+            let on_disk = std::os::unix::fs::MetadataExt::blocks(&m).saturating_mul(512);
+            #[cfg(not(unix))]
+            let on_disk = m.len();
+            (m.len().min(on_disk), 1)
         }
-        Ok(m) if m.is_file() => m.len(),
-        _ => 0,
+        _ => (0, 0),
+    }
+}
+
+/// A file system block: every file extracted takes whole ones.
+const BLOCK: u64 = 4096;
+/// What a zip entry costs beyond its data (headers, the manifest's line), about.
+const ENTRY_OVERHEAD: u64 = 300;
+
+/// The free space a restore needs: what it writes. The extracted files (each rounded up
+/// to whole blocks), plus the safety backup: the live users and config as the disk holds
+/// them, compressed as well as the backup being restored compressed its own data.
+fn space_needed(ctx: &Ctx, manifest: &Manifest, items: &[Item], zip_len: u64) -> u64 {
+    let extracted: u64 = manifest
+        .files
+        .iter()
+        .filter(|f| items.iter().any(|i| covers(i, &f.path)))
+        .map(|f| f.size.div_ceil(BLOCK).max(1) * BLOCK)
+        .sum();
+    let (mut live, mut files) = stored_size(&ctx.data_dir().join("users"));
+    for (path, _) in collect::config_files(ctx) {
+        let (b, n) = stored_size(&path);
+        live += b;
+        files += n;
+    }
+    let ratio = if manifest.system_info.total_bytes == 0 {
+        1.0
+    } else {
+        (zip_len as f64 / manifest.system_info.total_bytes as f64).min(1.0)
+    };
+    let safety = (live as f64 * ratio) as u64 + (files + 1) * ENTRY_OVERHEAD;
+    extracted + safety
+}
+
+/// Whether the zip entry `name` belongs to `item`.
+fn covers(item: &Item, name: &str) -> bool {
+    if item.entry.ends_with('/') {
+        name.starts_with(&item.entry)
+    } else {
+        name == item.entry
     }
 }
 
@@ -277,10 +327,9 @@ pub fn restore(ctx: &Ctx, path: &Path, scope: &Scope, dry_run: bool) -> Result<O
     };
     let items = plan(ctx, &manifest, path, scope)?;
     let backup = ctx.show(path);
-    // Space: the extracted files plus, at worst, an uncompressed safety backup.
-    let needed: u64 = items.iter().map(|i| i.bytes).sum::<u64>()
-        + size_of(&ctx.data_dir().join("users"))
-        + (16 << 20);
+    // Space: what the restore will write (the extracted files and the safety backup).
+    let zip_len = fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+    let needed = space_needed(ctx, &manifest, &items, zip_len);
     let data = ctx.data_dir();
     // Measured on the data folder, or the root while there is none (a dry run makes nothing).
     let probe = if data.is_dir() { data.clone() } else { ctx.root.clone() };
@@ -398,13 +447,7 @@ fn extract(
         if let Some(why) = paths::unsafe_name(&name) {
             bail!("entry {name:?} refused: {why}");
         }
-        let Some(item) = items.iter().find(|it| {
-            if it.entry.ends_with('/') {
-                name.starts_with(&it.entry)
-            } else {
-                name == it.entry
-            }
-        }) else {
+        let Some(item) = items.iter().find(|it| covers(it, &name)) else {
             continue;
         };
         let rest = &name[item.entry.len()..];
@@ -649,4 +692,44 @@ pub fn recover_interrupted(ctx: &Ctx) -> Vec<String> {
         }
     }
     done
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backup::manifest::{Includes, SystemInfo};
+
+    #[test]
+    fn space_needed_is_the_extracted_blocks_plus_a_compressed_safety_backup() {
+        let root = tempfile::tempdir().unwrap();
+        let live = root.path().join("data/users/u1");
+        fs::create_dir_all(&live).unwrap();
+        fs::write(live.join("a.bin"), vec![7u8; 10_000]).unwrap();
+        let ctx = Ctx::new(root.path(), chrono::Utc::now()).unwrap();
+        let file = |path: &str, size| crate::pack::FileEntry {
+            path: path.into(),
+            size,
+            sha256: String::new(),
+            link: None,
+        };
+        let manifest = Manifest {
+            backup_name: "b".into(),
+            created_at: String::new(),
+            includes: Includes::default(),
+            system_info: SystemInfo { total_users: 1, file_count: 3, total_bytes: 20_000 },
+            tool_version: String::new(),
+            files: vec![file("users/u1/x", 1), file("users/u1/y", 5000), file("config/.env", 9)],
+        };
+        let item = Item {
+            key: "users".into(),
+            live: ctx.data_dir().join("users"),
+            entry: "users/".into(),
+            files: 2,
+            bytes: 5001,
+            changes: None,
+        };
+        // The backup holds 20,000 bytes in 10,000: the live 10,000 count as 5,000.
+        let needed = space_needed(&ctx, &manifest, &[item], 10_000);
+        assert_eq!(needed, (4096 + 8192) + (5000 + 2 * ENTRY_OVERHEAD));
+    }
 }
