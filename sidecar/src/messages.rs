@@ -12,7 +12,7 @@
 //! archive. Messages whose `timestamp` does not parse stay active and are reported.
 
 use std::{
-    collections::HashMap,
+    collections::{BTreeMap, HashMap},
     fs,
     io::{self, Write},
     path::{Path, PathBuf},
@@ -20,8 +20,11 @@ use std::{
 
 use anyhow::{Context, Result};
 use chrono::{DateTime, Duration, FixedOffset, Local, NaiveDateTime, TimeZone, Utc};
-use serde::Serialize;
-use serde_json::{Map, Value};
+use serde::{
+    ser::{SerializeMap, SerializeSeq},
+    Serialize,
+};
+use serde_json::{value::RawValue, Value};
 
 use crate::{error::usage, fsx, Ctx, FailPoint, Problem};
 
@@ -181,34 +184,27 @@ fn archive_user(
             return;
         }
     };
-    let (mut doc, messages) = match parse_active(&bytes) {
+    // Every message stays raw JSON text borrowed from `bytes`: a file of any size costs
+    // itself once, plus a pointer per message (no serde_json::Value tree of it all).
+    let active = match parse_active(&bytes) {
         Ok(v) => v,
         Err(what) => {
             problems.push(Problem::at(active_path.display(), format!("{what}; left as it is")));
             return;
         }
     };
-    ur.active_before = messages.len();
+    ur.active_before = active.messages.len();
     let archives_dir = dir.join("archives");
-    // Every message already archived, as a multiset of canonical JSON texts.
-    let mut archived: HashMap<String, usize> = HashMap::new();
+    // Every message already archived, as a multiset of digests of canonical JSON texts.
+    let mut archived: HashMap<[u8; 32], usize> = HashMap::new();
     for path in archive_files(&archives_dir, problems).into_iter().map(|(p, _)| p) {
-        match read_archive(&path) {
-            Ok(list) => {
-                for m in &list {
-                    *archived.entry(canonical(m)).or_default() += 1;
-                }
-            }
-            Err(what) => {
-                // Without its content we cannot tell which messages are already archived.
-                problems.push(Problem::at(
-                    path.display(),
-                    format!(
-                        "{what}; messages of this user not archived until it is fixed or removed"
-                    ),
-                ));
-                return;
-            }
+        if let Err(what) = read_archive(&path, &mut archived) {
+            // Without its content we cannot tell which messages are already archived.
+            problems.push(Problem::at(
+                path.display(),
+                format!("{what}; messages of this user not archived until it is fixed or removed"),
+            ));
+            return;
         }
     }
     // Far beyond the calendar's range: nothing is that old.
@@ -216,15 +212,17 @@ fn archive_user(
         .now
         .checked_sub_signed(Duration::days(i64::from(days)))
         .unwrap_or(DateTime::<Utc>::MIN_UTC);
-    let mut keep = Vec::new();
-    let mut old: Vec<(DateTime<Utc>, Value)> = Vec::new();
-    for (i, m) in messages.into_iter().enumerate() {
-        if let Some(n) = archived.get_mut(&canonical(&m)).filter(|n| **n > 0) {
-            *n -= 1;
-            ur.already_archived += 1;
-            continue;
+    let mut keep: Vec<&RawValue> = Vec::new();
+    let mut old: Vec<(DateTime<Utc>, &RawValue)> = Vec::new();
+    for (i, &m) in active.messages.iter().enumerate() {
+        if !archived.is_empty() {
+            if let Some(n) = archived.get_mut(&canonical_digest(m)).filter(|n| **n > 0) {
+                *n -= 1;
+                ur.already_archived += 1;
+                continue;
+            }
         }
-        match timestamp_of(&m) {
+        match timestamp_of_raw(m) {
             Ok(t) if t <= cutoff => old.push((t, m)),
             Ok(_) => keep.push(m),
             Err(what) => {
@@ -237,6 +235,7 @@ fn archive_user(
             }
         }
     }
+    drop(archived);
     ur.archived = old.len();
     ur.active_after = keep.len();
     if old.is_empty() && ur.already_archived == 0 {
@@ -250,14 +249,17 @@ fn archive_user(
     }
     let result = (|| -> Result<()> {
         if let Some(path) = &archive_path {
-            let doc = archive_document(ctx, &active_path, old);
+            let messages: Vec<&RawValue> = old.iter().map(|(_, m)| *m).collect();
+            let doc = ArchiveOut {
+                messages: Messages(&messages),
+                metadata: archive_metadata(ctx, &active_path, &old),
+            };
             fs::create_dir_all(&archives_dir)
                 .with_context(|| format!("creating {}", archives_dir.display()))?;
             write_new(path, &doc)?;
             ctx.fail_at(FailPoint::AfterArchiveWrite)?;
         }
-        set_messages(&mut doc, keep);
-        replace(&active_path, &doc, &bytes)
+        replace(&active_path, &ActiveOut { top: &active.top, messages: &keep }, &bytes)
     })();
     match result {
         Ok(()) => {
@@ -269,29 +271,86 @@ fn archive_user(
     }
 }
 
+/// The active file, borrowed from its bytes: each top-level value, and each message, as
+/// raw JSON text.
+struct Active<'a> {
+    top: BTreeMap<String, &'a RawValue>,
+    messages: Vec<&'a RawValue>,
+}
+
 /// The active document and its messages, or what is wrong with it.
-fn parse_active(bytes: &[u8]) -> Result<(Map<String, Value>, Vec<Value>), String> {
-    let doc: Value = serde_json::from_slice(bytes).map_err(|e| format!("not valid JSON ({e})"))?;
-    let Value::Object(mut doc) = doc else {
-        return Err("expected a JSON object with a \"messages\" array".into());
-    };
-    match doc.get_mut("messages") {
-        Some(Value::Array(list)) => {
-            let list = std::mem::take(list);
-            Ok((doc, list))
+fn parse_active(bytes: &[u8]) -> Result<Active<'_>, String> {
+    let top: BTreeMap<String, &RawValue> = serde_json::from_slice(bytes).map_err(|e| {
+        if e.is_data() {
+            "expected a JSON object with a \"messages\" array".to_string()
+        } else {
+            format!("not valid JSON ({e})")
         }
-        Some(_) => Err("\"messages\" is not an array".into()),
-        None => Err("no \"messages\" array".into()),
+    })?;
+    let Some(list) = top.get("messages") else {
+        return Err("no \"messages\" array".into());
+    };
+    let messages: Vec<&RawValue> =
+        serde_json::from_str(list.get()).map_err(|_| "\"messages\" is not an array".to_string())?;
+    Ok(Active { top, messages })
+}
+
+/// The active document to write: its top-level entries in order, `messages` replaced by
+/// the ones kept and `metadata.total_messages` (when a number) by their count. Each value
+/// is parsed only while it is written, so the whole is pretty-printed as before.
+struct ActiveOut<'a, 'b> {
+    top: &'b BTreeMap<String, &'a RawValue>,
+    messages: &'b [&'a RawValue],
+}
+
+impl Serialize for ActiveOut<'_, '_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut map = s.serialize_map(Some(self.top.len()))?;
+        for (k, raw) in self.top {
+            match k.as_str() {
+                "messages" => map.serialize_entry(k, &Messages(self.messages))?,
+                "metadata" => {
+                    let mut meta = parsed::<S>(raw)?;
+                    if let Value::Object(m) = &mut meta {
+                        if m.get("total_messages").is_some_and(Value::is_number) {
+                            m.insert("total_messages".into(), self.messages.len().into());
+                        }
+                    }
+                    map.serialize_entry(k, &meta)?;
+                }
+                _ => map.serialize_entry(k, &parsed::<S>(raw)?)?,
+            }
+        }
+        map.end()
     }
 }
 
-fn set_messages(doc: &mut Map<String, Value>, keep: Vec<Value>) {
-    let n = keep.len();
-    doc.insert("messages".into(), Value::Array(keep));
-    if let Some(Value::Object(meta)) = doc.get_mut("metadata") {
-        if meta.get("total_messages").is_some_and(Value::is_number) {
-            meta.insert("total_messages".into(), n.into());
+/// Raw messages, each parsed only while it is written.
+struct Messages<'a, 'b>(&'b [&'a RawValue]);
+
+impl Serialize for Messages<'_, '_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut seq = s.serialize_seq(Some(self.0.len()))?;
+        for raw in self.0 {
+            seq.serialize_element(&parsed::<S>(raw)?)?;
         }
+        seq.end()
+    }
+}
+
+fn parsed<S: serde::Serializer>(raw: &RawValue) -> Result<Value, S::Error> {
+    serde_json::from_str(raw.get()).map_err(serde::ser::Error::custom)
+}
+
+/// A message's time (see [`timestamp_of`]), read without building the rest of it.
+fn timestamp_of_raw(m: &RawValue) -> Result<DateTime<Utc>, String> {
+    #[derive(serde::Deserialize)]
+    struct Stamp {
+        timestamp: Option<Value>,
+    }
+    match serde_json::from_str::<Stamp>(m.get()) {
+        Ok(Stamp { timestamp: Some(ts) }) => timestamp_of(&serde_json::json!({ "timestamp": ts })),
+        _ => Err("no \"timestamp\" field".into()),
     }
 }
 
@@ -349,6 +408,17 @@ fn canonical(v: &Value) -> String {
     sorted(v).to_string()
 }
 
+/// The SHA-256 of a message's [`canonical`] text: what the multiset of archived messages
+/// keeps (32 bytes each, whatever the message's size).
+fn canonical_digest(m: &RawValue) -> [u8; 32] {
+    use sha2::Digest;
+    let text = match serde_json::from_str::<Value>(m.get()) {
+        Ok(v) => canonical(&v),
+        Err(_) => m.get().to_string(),
+    };
+    sha2::Sha256::digest(text.as_bytes()).into()
+}
+
 /// `sent_messages_archive_<stamp>.json`, or `..._<stamp>_N.json` when taken.
 fn unique_archive_path(dir: &Path, stamp: &str) -> PathBuf {
     let stem = fsx::unique_stem(&format!("{ARCHIVE_PREFIX}{stamp}"), |n| {
@@ -393,35 +463,53 @@ fn archive_files(dir: &Path, problems: &mut Vec<Problem>) -> Vec<(PathBuf, DateT
     out
 }
 
-/// The messages of an archive file, or what is wrong with it.
-fn read_archive(path: &Path) -> Result<Vec<Value>, String> {
-    let bytes = fs::read(path).map_err(|e| format!("cannot read: {e}"))?;
-    let v: Value = serde_json::from_slice(&bytes).map_err(|e| format!("not valid JSON ({e})"))?;
-    match v.get("messages") {
-        Some(Value::Array(list)) => Ok(list.clone()),
-        _ => Err("not an archive file: no \"messages\" array".into()),
+/// Adds the messages of an archive file to the multiset `archived`, or says what is
+/// wrong with the file. Its messages stay raw text borrowed from the file's bytes.
+fn read_archive(path: &Path, archived: &mut HashMap<[u8; 32], usize>) -> Result<(), String> {
+    #[derive(serde::Deserialize)]
+    struct Archive<'a> {
+        #[serde(borrow)]
+        messages: Vec<&'a RawValue>,
     }
+    let bytes = fs::read(path).map_err(|e| format!("cannot read: {e}"))?;
+    let doc: Archive = serde_json::from_slice(&bytes).map_err(|e| {
+        if e.is_data() {
+            "not an archive file: no \"messages\" array".to_string()
+        } else {
+            format!("not valid JSON ({e})")
+        }
+    })?;
+    for m in doc.messages {
+        *archived.entry(canonical_digest(m)).or_default() += 1;
+    }
+    Ok(())
 }
 
-fn archive_document(ctx: &Ctx, active: &Path, old: Vec<(DateTime<Utc>, Value)>) -> Value {
-    let oldest = old.iter().min_by_key(|(t, _)| *t).map(|(_, m)| m["timestamp"].clone());
-    let newest = old.iter().max_by_key(|(t, _)| *t).map(|(_, m)| m["timestamp"].clone());
-    let total = old.len();
-    let messages: Vec<Value> = old.into_iter().map(|(_, m)| m).collect();
+/// An archive file: the old messages (each parsed only while written) and its metadata.
+#[derive(Serialize)]
+struct ArchiveOut<'a, 'b> {
+    messages: Messages<'a, 'b>,
+    metadata: Value,
+}
+
+fn archive_metadata(ctx: &Ctx, active: &Path, old: &[(DateTime<Utc>, &RawValue)]) -> Value {
+    let stamp = |m: Option<&(DateTime<Utc>, &RawValue)>| {
+        m.and_then(|(_, raw)| serde_json::from_str::<Value>(raw.get()).ok())
+            .map(|v| v["timestamp"].clone())
+    };
+    let oldest = stamp(old.iter().min_by_key(|(t, _)| *t));
+    let newest = stamp(old.iter().max_by_key(|(t, _)| *t));
     serde_json::json!({
-        "metadata": {
-            "version": "2.0",
-            "archived_date": ctx.now_local().format("%Y-%m-%d %H:%M:%S").to_string(),
-            "original_file": ctx.show(active).replace('\\', "/"),
-            "total_messages": total,
-            "date_range": {"oldest": oldest, "newest": newest},
-        },
-        "messages": messages,
+        "version": "2.0",
+        "archived_date": ctx.now_local().format("%Y-%m-%d %H:%M:%S").to_string(),
+        "original_file": ctx.show(active).replace('\\', "/"),
+        "total_messages": old.len(),
+        "date_range": {"oldest": oldest, "newest": newest},
     })
 }
 
 /// Writes `value` to `path`, which must not exist: temp, sync, rename.
-fn write_new(path: &Path, value: &Value) -> Result<()> {
+fn write_new(path: &Path, value: &impl Serialize) -> Result<()> {
     let file = write_temp(path, value, None)?;
     file.commit_new().with_context(|| format!("writing {}", path.display()))
 }
@@ -432,13 +520,12 @@ fn write_new(path: &Path, value: &Value) -> Result<()> {
 /// check is made right before the rename, after the new file is written and synced, to keep
 /// the window for a concurrent write as short as a read and a rename; closing it entirely
 /// would take a lock the service honours too. Its permissions are kept.
-fn replace(path: &Path, value: &Map<String, Value>, read: &[u8]) -> Result<()> {
+fn replace(path: &Path, value: &impl Serialize, read: &[u8]) -> Result<()> {
     let perms = fs::metadata(path).ok().map(|m| m.permissions());
-    let file = write_temp(path, &Value::Object(value.clone()), perms)?;
+    let file = write_temp(path, value, perms)?;
     let mut changed = false;
     file.commit_if(|path| {
-        let now_bytes = fs::read(path)?;
-        if now_bytes != read {
+        if !holds(path, read)? {
             changed = true;
             return Err(io::Error::other("changed"));
         }
@@ -456,12 +543,31 @@ fn replace(path: &Path, value: &Map<String, Value>, read: &[u8]) -> Result<()> {
     })
 }
 
+/// Whether the file at `path` holds exactly `expected` (compared as it is read, in
+/// chunks: no second copy of a large file in memory).
+fn holds(path: &Path, expected: &[u8]) -> io::Result<bool> {
+    let mut file = fs::File::open(path)?;
+    let mut buf = vec![0u8; 1 << 16];
+    let mut at = 0usize;
+    let mut same = true;
+    fsx::read_chunks(&mut file, &mut buf, |chunk| {
+        same = same && expected.get(at..at + chunk.len()) == Some(chunk);
+        at += chunk.len();
+        Ok(())
+    })?;
+    Ok(same && at == expected.len())
+}
+
 /// `value` as pretty JSON in a new temporary file beside `path`, written and flushed.
-fn write_temp(path: &Path, value: &Value, perms: Option<fs::Permissions>) -> Result<fsx::Atomic> {
+fn write_temp(
+    path: &Path,
+    value: &impl Serialize,
+    perms: Option<fs::Permissions>,
+) -> Result<fsx::Atomic> {
     let mut file = fsx::Atomic::create(path)
         .with_context(|| format!("creating a file beside {}", path.display()))?;
     let tmp = file.temp().to_path_buf();
-    let mut w = io::BufWriter::new(file.file());
+    let mut w = io::BufWriter::with_capacity(1 << 16, file.file());
     serde_json::to_writer_pretty(&mut w, value)
         .with_context(|| format!("writing {}", tmp.display()))?;
     w.write_all(b"\n").with_context(|| format!("writing {}", tmp.display()))?;

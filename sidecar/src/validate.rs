@@ -8,7 +8,10 @@ use std::{
     path::Path,
 };
 
-use serde::Serialize;
+use serde::{
+    de::{DeserializeOwned, IgnoredAny, MapAccess, SeqAccess, Visitor},
+    Deserialize, Deserializer, Serialize,
+};
 
 use crate::Problem;
 
@@ -35,10 +38,10 @@ pub fn check(data: &Path) -> Report {
     let mut report = Report::default();
     let index_path = data.join("user_index.json");
     let users_dir = data.join("users");
-    match read_json(&index_path) {
+    match read_json::<TopLevel>(&index_path) {
         Err(e) => report.problems.push(Problem::at(index_path.display(), e)),
-        Ok(serde_json::Value::Object(map)) => {
-            for id in map.keys().filter(|k| k.as_str() != "last_updated") {
+        Ok(TopLevel::Object(keys)) => {
+            for id in keys.iter().filter(|k| k.as_str() != "last_updated") {
                 report.users_listed += 1;
                 if !crate::paths::is_folder_name(id) {
                     report.problems.push(Problem::at(
@@ -56,9 +59,9 @@ pub fn check(data: &Path) -> Report {
                 }
             }
         }
-        Ok(other) => report.problems.push(Problem::at(
+        Ok(TopLevel::Other(kind)) => report.problems.push(Problem::at(
             index_path.display(),
-            format!("expected a JSON object, found {}", kind(&other)),
+            format!("expected a JSON object, found {kind}"),
         )),
     }
     if users_dir.exists() {
@@ -92,29 +95,79 @@ fn walk_json(dir: &Path, report: &mut Report) {
             walk_json(&path, report);
         } else if ft.is_file() && path.extension().is_some_and(|e| e == "json") {
             report.json_files += 1;
-            if let Err(e) = read_json(&path) {
+            if let Err(e) = read_json::<IgnoredAny>(&path) {
                 report.problems.push(Problem::at(path.display(), e));
             }
         }
     }
 }
 
-fn read_json(path: &Path) -> Result<serde_json::Value, String> {
+/// Parses the JSON file at `path` as it streams (a file of any size costs a buffer, plus
+/// whatever `T` keeps: nothing for [`IgnoredAny`], the keys for [`TopLevel`]).
+fn read_json<T: DeserializeOwned>(path: &Path) -> Result<T, String> {
     let file = File::open(path).map_err(|e| match e.kind() {
         io::ErrorKind::NotFound => "missing".to_string(),
         _ => format!("cannot open: {e}"),
     })?;
-    serde_json::from_reader(BufReader::new(file)).map_err(|e| format!("not valid JSON: {e}"))
+    serde_json::from_reader(BufReader::with_capacity(1 << 16, file))
+        .map_err(|e| format!("not valid JSON: {e}"))
 }
 
-fn kind(v: &serde_json::Value) -> &'static str {
-    match v {
-        serde_json::Value::Null => "null",
-        serde_json::Value::Bool(_) => "a boolean",
-        serde_json::Value::Number(_) => "a number",
-        serde_json::Value::String(_) => "a string",
-        serde_json::Value::Array(_) => "an array",
-        serde_json::Value::Object(_) => "an object",
+/// A JSON document's top level: an object's keys (its values read and dropped), or what
+/// else it is.
+enum TopLevel {
+    Object(Vec<String>),
+    Other(&'static str),
+}
+
+impl<'de> Deserialize<'de> for TopLevel {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Top;
+        impl<'de> Visitor<'de> for Top {
+            type Value = TopLevel;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a JSON document")
+            }
+
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<TopLevel, A::Error> {
+                let mut keys = Vec::new();
+                while let Some((k, IgnoredAny)) = map.next_entry::<String, IgnoredAny>()? {
+                    keys.push(k);
+                }
+                Ok(TopLevel::Object(keys))
+            }
+
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<TopLevel, A::Error> {
+                while seq.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(TopLevel::Other("an array"))
+            }
+
+            fn visit_unit<E>(self) -> Result<TopLevel, E> {
+                Ok(TopLevel::Other("null"))
+            }
+
+            fn visit_bool<E>(self, _: bool) -> Result<TopLevel, E> {
+                Ok(TopLevel::Other("a boolean"))
+            }
+
+            fn visit_i64<E>(self, _: i64) -> Result<TopLevel, E> {
+                Ok(TopLevel::Other("a number"))
+            }
+
+            fn visit_u64<E>(self, _: u64) -> Result<TopLevel, E> {
+                Ok(TopLevel::Other("a number"))
+            }
+
+            fn visit_f64<E>(self, _: f64) -> Result<TopLevel, E> {
+                Ok(TopLevel::Other("a number"))
+            }
+
+            fn visit_str<E>(self, _: &str) -> Result<TopLevel, E> {
+                Ok(TopLevel::Other("a string"))
+            }
+        }
+        d.deserialize_any(Top)
     }
 }
 

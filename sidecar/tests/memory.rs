@@ -72,3 +72,70 @@ fn many_small_files_cost_about_a_kib_each() {
         budget >> 20
     );
 }
+
+/// `{"metadata": {...}, "messages": [...]}` of about `bytes`, half of it a year old.
+fn big_messages(bytes: usize) -> Vec<u8> {
+    let mut out = String::from("{\"metadata\": {\"total_messages\": 0}, \"messages\": [");
+    let mut i = 0;
+    while out.len() < bytes {
+        if i > 0 {
+            out.push_str(", ");
+        }
+        let year = if i % 2 == 0 { 2024 } else { 2026 };
+        out.push_str(&format!(
+            "{{\"timestamp\": \"{year}-01-{:02} 10:00:00\", \"text\": \"message number {i}, \
+             with some words to make it look like one\", \"channel\": \"discord\"}}",
+            i % 28 + 1
+        ));
+        i += 1;
+    }
+    out.push_str("]}");
+    out.into_bytes()
+}
+
+#[test]
+fn a_big_message_file_costs_at_most_about_three_times_its_size() {
+    // regression (issue 8): a 100 MB sent_messages.json took 956 MB in `messages archive`
+    // (every message a serde_json::Value, the document cloned to write it, the file read
+    // twice).
+    const SIZE: usize = 30 << 20;
+    let root = tempfile::tempdir().unwrap();
+    let r = root.path();
+    let active = r.join("data/users/u1/messages/sent_messages.json");
+    write(&active, big_messages(SIZE));
+    let (code, peak) = peak_rss(r, &["--now", "2026-03-20T10:00:00Z", "messages", "archive"]);
+    assert_eq!(code, 0);
+    let kept: serde_json::Value = serde_json::from_slice(&fs::read(&active).unwrap()).unwrap();
+    let n = kept["messages"].as_array().unwrap().len();
+    assert!(n > 1000 && kept["messages"][0]["timestamp"].as_str().unwrap().starts_with("2026"));
+    let budget = (16 << 20) + 3 * SIZE as u64;
+    assert!(peak < budget, "peak {} MiB, budget {} MiB", peak >> 20, budget >> 20);
+}
+
+#[test]
+fn a_big_user_index_costs_at_most_about_three_times_its_size() {
+    // regression (issue 8): an 87 MB user_index.json took 747 MB in `system validate`.
+    const SIZE: usize = 30 << 20;
+    let root = tempfile::tempdir().unwrap();
+    let r = root.path();
+    // 2,000 users with a long history each (the problems listed stay few).
+    let mut index = String::from("{\"last_updated\": \"2026-03-01\"");
+    let history: Vec<String> = (0..600).map(|n| format!("\"login {n} from 10.0.0.1\"")).collect();
+    let history = history.join(", ");
+    let mut i = 0;
+    while index.len() < SIZE {
+        index.push_str(&format!(
+            ", \"user{i}\": {{\"name\": \"user {i}\", \"history\": [{history}]}}"
+        ));
+        i += 1;
+    }
+    index.push('}');
+    write(&r.join("data/user_index.json"), index);
+    fs::create_dir_all(r.join("data/users/user0")).unwrap();
+    // And as big a JSON file under users/.
+    write(&r.join("data/users/user0/messages/sent_messages.json"), big_messages(SIZE));
+    let (code, peak) = peak_rss(r, &["system", "validate"]);
+    assert_eq!(code, 1, "every user but user0 lacks a folder");
+    let budget = (16 << 20) + 3 * SIZE as u64;
+    assert!(peak < budget, "peak {} MiB, budget {} MiB", peak >> 20, budget >> 20);
+}
