@@ -4,20 +4,13 @@
 
 mod common;
 
-use std::{fs, path::Path, process::Stdio, time::Duration};
+use std::{fs, path::Path, time::Duration};
 
 use common::*;
 
 /// Runs the binary and returns (exit code, peak resident memory in bytes).
 fn peak_rss(root: &Path, args: &[&str]) -> (i32, u64) {
-    let mut child = bin()
-        .arg("--root")
-        .arg(root)
-        .args(args)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_quiet(root, args);
     let status = format!("/proc/{}/status", child.id());
     let mut peak = 0;
     loop {

@@ -26,6 +26,18 @@ pub fn run(root: &Path, args: &[&str]) -> Output {
     bin().arg("--root").arg(root).args(args).output().expect("running mhm-sidecar")
 }
 
+/// Starts the binary on `root` with `args`, its output discarded.
+pub fn spawn_quiet(root: &Path, args: &[&str]) -> std::process::Child {
+    bin()
+        .arg("--root")
+        .arg(root)
+        .args(args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("starting mhm-sidecar")
+}
+
 pub fn code(out: &Output) -> i32 {
     out.status.code().unwrap_or(-1)
 }
