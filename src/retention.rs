@@ -293,8 +293,27 @@ pub enum Outcome {
     /// Done; the path the copy now has (or had, for a delete).
     Done(PathBuf),
     /// A `.gz` identical to the source was already in place (a crash between rename and
-    /// removal): the source was removed.
+    /// removal, or another process compressing the same copy meanwhile): the source was
+    /// removed.
     AlreadyDone(PathBuf),
+    /// The source was gone when the step ran: another process (the writer beside the
+    /// sidecar) moved, compressed or deleted it meanwhile. Nothing was done, nothing lost.
+    Gone(PathBuf),
+}
+
+fn not_found(e: &io::Error) -> bool {
+    e.kind() == io::ErrorKind::NotFound
+}
+
+/// Removes `path`; already gone is fine (another process finished with it).
+fn remove_if_there(path: &Path) -> io::Result<()> {
+    match fs::remove_file(path) {
+        Err(e) if !not_found(&e) => Err(e),
+        _ => {
+            sync_dir(path);
+            Ok(())
+        }
+    }
 }
 
 /// Carries out one step. `progress` is told how many source bytes were processed.
@@ -306,15 +325,21 @@ pub fn execute(action: &Action, progress: &mut dyn FnMut(u64)) -> io::Result<Out
             Err(e) => Err(e),
         },
         Action::Move { from, to } => {
-            if to.exists() && checksum_plain(to)? == checksum_plain(from)? {
+            let source = match checksum_plain(from) {
+                Err(e) if not_found(&e) => return Ok(Outcome::Gone(from.clone())),
+                other => other?,
+            };
+            if to.exists() && checksum_plain(to).ok() == Some(source) {
                 // An earlier move got as far as a copy in place (across file systems).
-                fs::remove_file(from)?;
-                sync_dir(from);
+                remove_if_there(from)?;
                 return Ok(Outcome::AlreadyDone(to.clone()));
             }
             let to = free_name(to);
-            move_file(from, &to)?;
-            Ok(Outcome::Done(to))
+            match move_file(from, &to) {
+                Err(e) if not_found(&e) && !from.exists() => Ok(Outcome::Gone(from.clone())),
+                Err(e) => Err(e),
+                Ok(()) => Ok(Outcome::Done(to)),
+            }
         }
         Action::Gzip { from, to } => gzip_file(from, to, progress),
     }
@@ -341,16 +366,21 @@ pub fn free_name(to: &Path) -> PathBuf {
 }
 
 /// Compresses `from` into the `.gz` file `to` (temp, sync, verify, rename), then removes
-/// `from`. When `to` exists already: if it holds exactly `from`'s bytes (an earlier run
-/// stopped before removing the source) the source is removed; else the next free copy
-/// number is used, so nothing is ever overwritten.
+/// `from`. When `to` exists already (before, or by the time the `.gz` is renamed into
+/// place: another process compressing the same copy): if it holds exactly `from`'s bytes
+/// the source is removed; else the next free copy number is used, so nothing is ever
+/// overwritten. A source gone before it could be read (another process moved it) is
+/// [`Outcome::Gone`]; one gone by the time it is removed is no loss: its `.gz` is whole.
 pub fn gzip_file(from: &Path, to: &Path, progress: &mut dyn FnMut(u64)) -> io::Result<Outcome> {
-    let (src_len, src_crc) = checksum_plain(from)?;
+    let sum = match checksum_plain(from) {
+        Err(e) if not_found(&e) => return Ok(Outcome::Gone(from.to_path_buf())),
+        other => other?,
+    };
+    let identical = |gz: &Path| matches!(checksum_gz(gz), Ok(s) if s == sum);
     let mut to = to.to_path_buf();
     if to.exists() {
-        if matches!(checksum_gz(&to), Ok(sum) if sum == (src_len, src_crc)) {
-            fs::remove_file(from)?;
-            sync_dir(from);
+        if identical(&to) {
+            remove_if_there(from)?;
             return Ok(Outcome::AlreadyDone(to));
         }
         to = free_name(&to);
@@ -359,7 +389,11 @@ pub fn gzip_file(from: &Path, to: &Path, progress: &mut dyn FnMut(u64)) -> io::R
         fs::create_dir_all(dir)?;
     }
     let mut out = Atomic::create(&to)?;
-    let mut src = BufReader::with_capacity(1 << 16, File::open(from)?);
+    let src = match File::open(from) {
+        Err(e) if not_found(&e) => return Ok(Outcome::Gone(from.to_path_buf())),
+        other => other?,
+    };
+    let mut src = BufReader::with_capacity(1 << 16, src);
     let mut enc = GzEncoder::new(&mut out, Compression::default());
     let mut hasher = crc32fast::Hasher::new();
     let mut buf = vec![0u8; 1 << 16];
@@ -370,8 +404,7 @@ pub fn gzip_file(from: &Path, to: &Path, progress: &mut dyn FnMut(u64)) -> io::R
     })?;
     enc.finish()?;
     // The source must not have changed while we read it, and the .gz must decompress to it.
-    let sum = (len, hasher.finalize());
-    if sum != (src_len, src_crc) {
+    if (len, hasher.finalize()) != sum {
         return Err(io::Error::other(format!(
             "{} changed while it was being compressed",
             from.display()
@@ -386,10 +419,26 @@ pub fn gzip_file(from: &Path, to: &Path, progress: &mut dyn FnMut(u64)) -> io::R
             from.display()
         )));
     }
-    out.commit_new()?;
-    fs::remove_file(from)?;
-    sync_dir(from);
-    Ok(Outcome::Done(to))
+    // Another process may have put a `.gz` at `to` meanwhile: the same copy is done; a
+    // different one keeps its name and ours takes the next free number.
+    loop {
+        match out.commit_new_or_return()? {
+            None => {
+                remove_if_there(from)?;
+                return Ok(Outcome::Done(to));
+            }
+            Some(back) if identical(back.path()) => {
+                drop(back); // our temporary file goes
+                remove_if_there(from)?;
+                return Ok(Outcome::AlreadyDone(to));
+            }
+            Some(mut back) => {
+                to = free_name(&to);
+                back.set_path(&to);
+                out = back;
+            }
+        }
+    }
 }
 
 /// Length and CRC-32 of a plain file.
@@ -573,6 +622,70 @@ mod tests {
             .file_name()
             .to_string_lossy()
             .starts_with(".tmp-")));
+    }
+
+    #[test]
+    fn a_source_gone_meanwhile_is_no_failure() {
+        // regression (issue 8): `logs archive` beside the writer failed with "No such file
+        // or directory" for copies the writer had moved since they were listed.
+        let dir = tempfile::tempdir().unwrap();
+        let from = dir.path().join("backups/app.log.2026-01-01");
+        let to = dir.path().join("archive/app.log.2026-01-01");
+        let gz = dir.path().join("archive/app.log.2026-01-01.gz");
+        let gone = Outcome::Gone(from.clone());
+        let mut none = |_| {};
+        for action in [
+            Action::Move { from: from.clone(), to: to.clone() },
+            Action::Gzip { from: from.clone(), to: gz.clone() },
+        ] {
+            assert_eq!(execute(&action, &mut none).unwrap(), gone, "{action:?}");
+        }
+        assert!(!dir.path().join("archive").exists());
+    }
+
+    #[test]
+    #[cfg(unix)] // removing a file open for reading
+    fn a_gz_that_appears_while_compressing_is_compared_not_a_failure() {
+        // regression (issue 8): "...gz appeared while it was written" when the writer
+        // compressed the same copy meanwhile.
+        let dir = tempfile::tempdir().unwrap();
+        let from = dir.path().join("app.log.2026-01-01");
+        let to = dir.path().join("archive/app.log.2026-01-01.gz");
+        let text = b"line one\nline two\n";
+        let gz_of = |bytes: &[u8]| {
+            let mut enc = GzEncoder::new(Vec::new(), Compression::fast());
+            enc.write_all(bytes).unwrap();
+            enc.finish().unwrap()
+        };
+        // The same copy, compressed and its source removed by the writer meanwhile.
+        fs::write(&from, text).unwrap();
+        let mut writer = |_| {
+            if !to.exists() {
+                fs::create_dir_all(to.parent().unwrap()).unwrap();
+                fs::write(&to, gz_of(text)).unwrap();
+                fs::remove_file(&from).unwrap();
+            }
+        };
+        assert_eq!(gzip_file(&from, &to, &mut writer).unwrap(), Outcome::AlreadyDone(to.clone()));
+        assert_eq!(checksum_gz(&to).unwrap().0, text.len() as u64);
+        // Another copy under that name meanwhile: kept, ours takes the next number.
+        fs::remove_file(&to).unwrap();
+        fs::write(&from, text).unwrap();
+        let mut other = |_| {
+            if !to.exists() {
+                fs::write(&to, gz_of(b"another copy\n")).unwrap();
+            }
+        };
+        let next = dir.path().join("archive/app.log.2026-01-01.1.gz");
+        assert_eq!(gzip_file(&from, &to, &mut other).unwrap(), Outcome::Done(next.clone()));
+        assert_eq!(checksum_gz(&to).unwrap().0, 13);
+        assert_eq!(checksum_gz(&next).unwrap().0, text.len() as u64);
+        assert!(!from.exists());
+        let names: Vec<String> = fs::read_dir(dir.path().join("archive"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert!(names.iter().all(|n| !n.starts_with(".tmp-")), "{names:?}");
     }
 
     #[test]

@@ -129,6 +129,22 @@ impl Atomic {
         })
     }
 
+    /// Like [`commit_new`](Self::commit_new), but when something exists at the final path
+    /// the file is handed back (synced, under its temporary name) for the caller to decide:
+    /// `Ok(None)` when committed, `Ok(Some(self))` when the name was taken.
+    pub fn commit_new_or_return(mut self) -> io::Result<Option<Self>> {
+        self.file().sync_all()?;
+        if exists(&self.path) {
+            return Ok(Some(self));
+        }
+        self.commit_new().map(|()| None)
+    }
+
+    /// Points the file at another final path in the same folder (its temporary name stays).
+    pub fn set_path(&mut self, path: impl AsRef<Path>) {
+        self.path = path.as_ref().to_path_buf();
+    }
+
     /// Syncs, then renames over whatever is at the final path, then syncs the folder.
     pub fn commit_replace(self) -> io::Result<()> {
         self.commit_if(|_| Ok(()))

@@ -154,6 +154,9 @@ pub enum StepResult {
     Done,
     /// A dry run: it would be done.
     Would,
+    /// Nothing to do any more: another process (the log writer) moved, compressed or
+    /// deleted the copy meanwhile.
+    Gone,
     /// It failed: why.
     Failed(String),
 }
@@ -163,6 +166,7 @@ impl std::fmt::Display for StepResult {
         match self {
             StepResult::Done => f.write_str("done"),
             StepResult::Would => f.write_str("would"),
+            StepResult::Gone => f.write_str("already gone (moved by another process)"),
             StepResult::Failed(why) => write!(f, "failed: {why}"),
         }
     }
@@ -202,26 +206,8 @@ pub fn archive(ctx: &Ctx, dirs: &[LogDir], dry_run: bool) -> Result<ArchiveRepor
         }
         for log in dir.log_names()? {
             let mut copies = dir.copies(&log, ctx)?;
-            // A corrupt .gz is reported and left alone: not counted, moved or deleted.
-            let mut keep_sound = |list: &mut Vec<LogCopy>| {
-                list.retain(|c| {
-                    if !c.name.gz {
-                        return true;
-                    }
-                    match retention::checksum_gz(&c.path) {
-                        Ok(_) => true,
-                        Err(e) => {
-                            report.problems.push(Problem::at(
-                                c.path.display(),
-                                format!("corrupt gzip copy, left in place: {e}"),
-                            ));
-                            false
-                        }
-                    }
-                })
-            };
-            keep_sound(&mut copies.backups);
-            keep_sound(&mut copies.archive);
+            keep_sound(ctx, &mut copies.backups, &mut report.problems);
+            keep_sound(ctx, &mut copies.archive, &mut report.problems);
             planned.extend(retention::plan(
                 &copies,
                 &policy,
@@ -259,10 +245,12 @@ pub fn archive(ctx: &Ctx, dirs: &[LogDir], dry_run: bool) -> Result<ArchiveRepor
         if !dry_run {
             let mut progress = |n: u64| bar.inc(n);
             match retention::execute(&step.action, &mut progress) {
-                Ok(outcome) => {
-                    let at = match outcome {
-                        retention::Outcome::Done(p) | retention::Outcome::AlreadyDone(p) => p,
-                    };
+                Ok(retention::Outcome::Gone(_)) => {
+                    entry.to = None;
+                    entry.result = StepResult::Gone;
+                    tracing::info!(target: "mhm::sidecar", "logs archive: {action} {}: gone meanwhile (the writer moved it)", entry.from);
+                }
+                Ok(retention::Outcome::Done(at) | retention::Outcome::AlreadyDone(at)) => {
                     if to.is_some() {
                         entry.to = Some(ctx.show(&at));
                     }
@@ -273,7 +261,7 @@ pub fn archive(ctx: &Ctx, dirs: &[LogDir], dry_run: bool) -> Result<ArchiveRepor
                     entry.result = StepResult::Failed(e.to_string());
                     report
                         .problems
-                        .push(Problem::at(format!("{action} {}", from.display()), e.to_string()));
+                        .push(Problem::at(format!("{action} {}", entry.from), e.to_string()));
                 }
             }
         }
@@ -281,6 +269,28 @@ pub fn archive(ctx: &Ctx, dirs: &[LogDir], dry_run: bool) -> Result<ArchiveRepor
     }
     bar.finish();
     Ok(report)
+}
+
+/// Drops corrupt `.gz` copies from `list`, each reported and left alone (not counted,
+/// moved or deleted). A copy gone since the folder was listed (the writer moved it) is
+/// dropped without a word: it is not corrupt, just elsewhere.
+fn keep_sound(ctx: &Ctx, list: &mut Vec<LogCopy>, problems: &mut Vec<Problem>) {
+    list.retain(|c| {
+        if !c.name.gz {
+            return true;
+        }
+        match retention::checksum_gz(&c.path) {
+            Ok(_) => true,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => false,
+            Err(e) => {
+                problems.push(Problem::at(
+                    ctx.show(&c.path),
+                    format!("corrupt gzip copy, left in place: {e}"),
+                ));
+                false
+            }
+        }
+    })
 }
 
 /// One log, as `logs list` shows it.
@@ -489,4 +499,28 @@ fn find_copy(ctx: &Ctx, dir: &LogDir, copy: &str) -> Result<PathBuf> {
             dir.archive.display()
         ))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_gz_copy_gone_since_listed_is_not_corrupt() {
+        let root = tempfile::tempdir().unwrap();
+        let ctx = Ctx::new(root.path(), chrono::Utc::now()).unwrap();
+        let corrupt = root.path().join("app.log.2026-01-02.gz");
+        fs::write(&corrupt, b"not gzip").unwrap();
+        let copy = |name: &str| LogCopy {
+            path: root.path().join(name),
+            name: CopyName::parse(name).unwrap(),
+            day: NaiveDate::from_ymd_opt(2026, 1, 1).unwrap(),
+        };
+        let mut list = vec![copy("app.log.2026-01-01.gz"), copy("app.log.2026-01-02.gz")];
+        let mut problems = Vec::new();
+        keep_sound(&ctx, &mut list, &mut problems);
+        assert!(list.is_empty());
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(problems[0].to_string().starts_with("app.log.2026-01-02.gz: corrupt"));
+    }
 }

@@ -65,6 +65,16 @@ pub fn active_logs(ctx: &Ctx, out: &mut Vec<Source>) {
     }
 }
 
+/// What a walk did not store.
+#[derive(Debug, Default)]
+pub struct Skipped {
+    /// Data that should have been stored and cannot be (a name that is not UTF-8 cannot
+    /// be a zip entry name): an archive without it is incomplete, and says so.
+    pub left_out: Vec<Problem>,
+    /// Left out by rule: links leading outside, special files.
+    pub warnings: Vec<Problem>,
+}
+
 /// A folder whose links may point anywhere inside `root` (and nowhere else), as
 /// `data/users` for backups and `data` for snapshots.
 pub struct Tree<'a> {
@@ -77,13 +87,14 @@ pub struct Tree<'a> {
 impl Tree<'_> {
     /// Every file, folder and link under `dir`, named `<prefix>/<relative path>`. A link
     /// that points inside [`Tree::root`] is stored as a (relative) link; one that points
-    /// outside is skipped with a warning, never followed.
+    /// outside is skipped with a warning, never followed. A name that is not UTF-8 is
+    /// left out (see [`Skipped::left_out`]).
     pub fn walk(
         &self,
         dir: &Path,
         prefix: &str,
         out: &mut Vec<Source>,
-        warnings: &mut Vec<Problem>,
+        skipped: &mut Skipped,
     ) -> Result<()> {
         let mut entries: Vec<_> = fs::read_dir(dir)
             .with_context(|| format!("reading {}", dir.display()))?
@@ -93,29 +104,39 @@ impl Tree<'_> {
         for e in entries {
             let path = e.path();
             let Some(file_name) = e.file_name().to_str().map(str::to_owned) else {
-                warnings.push(Problem::at(path.display(), "name is not valid UTF-8, skipped"));
+                skipped.left_out.push(Problem::at(
+                    path.display(),
+                    "name is not valid UTF-8: it cannot be stored (rename it)",
+                ));
                 continue;
             };
             let name = format!("{prefix}/{file_name}");
+            let warnings = &mut skipped.warnings;
             let ft = e.file_type().with_context(|| format!("reading {}", path.display()))?;
             if ft.is_symlink() {
                 let target = fs::read_link(&path)
                     .with_context(|| format!("reading link {}", path.display()))?;
-                let resolved = paths::normalize(&dir.join(&target));
-                let inside = resolved.starts_with(self.root) && resolved != self.root;
-                match (inside, target.to_str()) {
-                    (true, Some(t)) if !target.is_absolute() => {
+                // Followed as the OS would, through the links already there: a link
+                // that looks inside as text but passes through another link can lead out.
+                let rel = path.strip_prefix(self.root).ok().and_then(|r| r.to_str());
+                let resolved =
+                    rel.map(|r| paths::resolve_on_disk(self.root, &r.replace('\\', "/")));
+                match (resolved, target.to_str()) {
+                    (Some(Ok(dest)), Some(t)) if !dest.is_empty() && !target.is_absolute() => {
                         out.push(Source { name, path, size: 0, link: Some(t.replace('\\', "/")) })
                     }
-                    // An absolute link inside: stored relative so it stays inside.
-                    (true, _) => match relative_link(dir, &resolved) {
-                        Some(t) => out.push(Source { name, path, size: 0, link: Some(t) }),
-                        None => warnings.push(Problem::at(
-                            path.display(),
-                            "link target not representable, skipped",
-                        )),
-                    },
-                    (false, _) => warnings.push(Problem::at(
+                    // An absolute link inside: stored relative (to where it leads, past
+                    // any link on the way) so it stays inside wherever it is restored.
+                    (Some(Ok(dest)), _) if !dest.is_empty() => {
+                        match relative_link(dir, &self.root.join(&dest)) {
+                            Some(t) => out.push(Source { name, path, size: 0, link: Some(t) }),
+                            None => warnings.push(Problem::at(
+                                path.display(),
+                                "link target not representable, skipped",
+                            )),
+                        }
+                    }
+                    _ => warnings.push(Problem::at(
                         path.display(),
                         format!(
                             "symlink points outside {} ({}), skipped",
@@ -125,7 +146,7 @@ impl Tree<'_> {
                     )),
                 }
             } else if ft.is_dir() {
-                self.walk(&path, &name, out, warnings)?;
+                self.walk(&path, &name, out, skipped)?;
             } else if ft.is_file() {
                 let size = e.metadata().map(|m| m.len()).unwrap_or(0);
                 out.push(Source { name, path, size, link: None });

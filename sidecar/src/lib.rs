@@ -14,9 +14,10 @@
 //! | 4 message archives | [`messages`] |
 //! | 5 tool outputs | [`tools`] |
 //! | 6 snapshots | [`snapshot`] (written by [`pack`] from [`collect`], checked by [`verify`]) |
-//! | 7 `maintain`, `status`, the lock | [`maintain`] + [`state`], [`status`], [`lock`] |
+//! | 7 `maintain`, `status`, the lock | [`maintain`] + [`state`], [`status`], [`lock`], [`recover`] |
 //! | settings, `.env` | [`context`], [`envfile`] |
 //! | write-temp-sync-rename, free names | [`fsx`] |
+//! | zips the sidecar did not just write | [`zipcheck`] (checked before the `zip` crate reads them) |
 //!
 //! ```
 //! use mhm_sidecar::{validate, Ctx};
@@ -45,6 +46,7 @@ pub mod maintain;
 pub mod messages;
 pub mod pack;
 pub mod paths;
+pub mod recover;
 pub mod report;
 pub mod restore;
 pub mod snapshot;
@@ -53,6 +55,7 @@ pub mod status;
 pub mod tools;
 pub mod validate;
 pub mod verify;
+pub mod zipcheck;
 
 pub use context::{Ctx, FailPoint, Faults};
 pub use error::{LockedError, UsageError};

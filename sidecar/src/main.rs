@@ -2,9 +2,13 @@
 //! call per command (`commands/`), render its report, map the result to an exit code
 //! (`exit_codes`). All the work is in the `mhm_sidecar` library.
 
+mod alloc;
 mod cli;
 mod commands;
 mod exit_codes;
+
+#[global_allocator]
+static ALLOCATOR: alloc::Allocator = alloc::Allocator;
 
 use std::io;
 

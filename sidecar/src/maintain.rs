@@ -3,7 +3,8 @@
 //!
 //! A daily job at HH:MM is due when it never ran or its last run is before the most
 //! recent HH:MM that has passed (local time); the monthly message archiving when it never
-//! ran or 30 days have passed since its last run.
+//! ran or 30 days have passed since its last run. A last run stamped in the future counts
+//! as never run.
 
 use chrono::{DateTime, Duration, Local, NaiveTime, TimeZone, Utc};
 use serde::Serialize;
@@ -76,10 +77,13 @@ pub fn most_recent(now: DateTime<Utc>, hour: u32, minute: u32) -> DateTime<Utc> 
     }
 }
 
-/// Whether `job` is due at `now` given its last run.
+/// Whether `job` is due at `now` given its last run. A last run in the future (the clock
+/// was ahead then, or is behind now) counts as due: trusting it would stop the job until
+/// the clock caught up, for months maybe.
 pub fn due(job: &Job, last: Option<&JobRun>, now: DateTime<Utc>) -> bool {
     match last {
         None => true,
+        Some(run) if run.last_run > now => true,
         Some(run) => {
             let last = run.last_run.with_timezone(&Utc);
             match job.schedule {
@@ -143,6 +147,9 @@ pub fn run(ctx: &Ctx, policy: PrunePolicy, dry_run: bool) -> anyhow::Result<Vec<
     let mut changed = false;
     for job in &JOBS {
         let is_due = due(job, st.jobs.get(job.name), ctx.now);
+        if let Some(run) = st.jobs.get(job.name).filter(|r| r.last_run > ctx.now) {
+            tracing::warn!(target: "mhm::sidecar", "maintain: the last run of {} is stamped {}, in the future; running it now", job.name, run.last_run.to_rfc3339());
+        }
         if !is_due || dry_run {
             let detail = match st.jobs.get(job.name) {
                 Some(r) if !is_due => format!("not due (last run {})", r.last_run.to_rfc3339()),
@@ -199,11 +206,18 @@ fn run_task(
                 let failed = made.pruned.iter().filter(|p| p.failed()).count();
                 let deleted =
                     made.pruned.iter().filter(|p| p.result == backup::PruneResult::Deleted).count();
-                Ok((
-                    failed == 0,
-                    format!("created {}; pruned {deleted}, {failed} failed", ctx.show(&made.path)),
-                    made.warnings,
-                ))
+                let mut detail =
+                    format!("created {}; pruned {deleted}, {failed} failed", ctx.show(&made.path));
+                if !made.left_out.is_empty() {
+                    detail.push_str(&format!(
+                        "; it leaves out {} file(s) of user data",
+                        made.left_out.len()
+                    ));
+                }
+                let ok = failed == 0 && made.left_out.is_empty();
+                let mut problems = made.left_out;
+                problems.extend(made.warnings);
+                Ok((ok, detail, problems))
             }
         },
         Task::LogsArchive => {

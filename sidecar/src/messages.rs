@@ -20,8 +20,11 @@ use std::{
 
 use anyhow::{Context, Result};
 use chrono::{DateTime, Duration, FixedOffset, Local, NaiveDateTime, TimeZone, Utc};
-use serde::Serialize;
-use serde_json::{Map, Value};
+use serde::{
+    ser::{SerializeMap, SerializeSeq},
+    Serialize,
+};
+use serde_json::{value::RawValue, Value};
 
 use crate::{error::usage, fsx, Ctx, FailPoint, Problem};
 
@@ -118,23 +121,15 @@ pub fn archive_messages(ctx: &Ctx, user: Option<&str>, days: u32, dry_run: bool)
         }
         report.users.push(ur);
     }
-    for p in &report.problems {
+    for p in report.problems.iter().chain(&report.warnings) {
         tracing::warn!(target: "mhm::sidecar", "messages archive: {p}");
-    }
-    for w in &report.warnings {
-        tracing::warn!(target: "mhm::sidecar", "messages archive: {w}");
     }
     Ok(report)
 }
 
 /// A user id given on the command line must be one folder name.
 fn check_user_id(id: &str) -> Result<()> {
-    let bad = id.is_empty()
-        || id == "."
-        || id == ".."
-        || id.contains(['/', '\\', '\0'])
-        || id.as_bytes().get(1) == Some(&b':');
-    if bad {
+    if !crate::paths::is_folder_name(id) {
         return Err(usage(format!(
             "invalid user id {id:?}: expected a folder name under data/users"
         )));
@@ -201,10 +196,12 @@ fn archive_user(
             return;
         }
     };
-    let (mut doc, shape, messages) = match parse_active(&bytes) {
-        Ok(Active::Messages { doc, shape, list }) => (doc, shape, list),
-        Ok(Active::Nothing) => return,
-        Ok(Active::Other(what)) => {
+    // Every message stays raw JSON text borrowed from `bytes`: a file of any size costs
+    // itself once, plus a pointer per message (no serde_json::Value tree of it all).
+    let active = match parse_active(&bytes) {
+        Ok(Parsed::Messages(active)) => active,
+        Ok(Parsed::Nothing) => return,
+        Ok(Parsed::Other(what)) => {
             report.warnings.push(Problem::at(
                 active_path.display(),
                 format!("{what}: not a shape the service writes today; left as it is"),
@@ -216,30 +213,22 @@ fn archive_user(
             return;
         }
     };
-    ur.active_before = messages.len();
+    let shape = active.shape;
+    ur.active_before = active.messages.len();
     let archives_dir = dir.join("archives");
     // Every message already archived (ours in archives/, the service's own beside the
-    // active file), as a multiset of canonical JSON texts.
-    let mut archived: HashMap<String, usize> = HashMap::new();
+    // active file), as a multiset of digests of canonical JSON texts.
+    let mut archived: HashMap<[u8; 32], usize> = HashMap::new();
     let mut files = archive_files(&archives_dir, problems);
     files.extend(archive_files(dir, problems));
     for path in files.into_iter().map(|(p, _)| p) {
-        match read_archive(&path) {
-            Ok(list) => {
-                for m in &list {
-                    *archived.entry(canonical(m)).or_default() += 1;
-                }
-            }
-            Err(what) => {
-                // Without its content we cannot tell which messages are already archived.
-                problems.push(Problem::at(
-                    path.display(),
-                    format!(
-                        "{what}; messages of this user not archived until it is fixed or removed"
-                    ),
-                ));
-                return;
-            }
+        if let Err(what) = read_archive(&path, &mut archived) {
+            // Without its content we cannot tell which messages are already archived.
+            problems.push(Problem::at(
+                path.display(),
+                format!("{what}; messages of this user not archived until it is fixed or removed"),
+            ));
+            return;
         }
     }
     // Far beyond the calendar's range: nothing is that old.
@@ -247,15 +236,17 @@ fn archive_user(
         .now
         .checked_sub_signed(Duration::days(i64::from(days)))
         .unwrap_or(DateTime::<Utc>::MIN_UTC);
-    let mut keep = Vec::new();
-    let mut old: Vec<(DateTime<Utc>, Value)> = Vec::new();
-    for (i, m) in messages.into_iter().enumerate() {
-        if let Some(n) = archived.get_mut(&canonical(&m)).filter(|n| **n > 0) {
-            *n -= 1;
-            ur.already_archived += 1;
-            continue;
+    let mut keep: Vec<&RawValue> = Vec::new();
+    let mut old: Vec<(DateTime<Utc>, &RawValue)> = Vec::new();
+    for (i, &m) in active.messages.iter().enumerate() {
+        if !archived.is_empty() {
+            if let Some(n) = archived.get_mut(&canonical_digest(m)).filter(|n| **n > 0) {
+                *n -= 1;
+                ur.already_archived += 1;
+                continue;
+            }
         }
-        match time_of(&m, shape.time_key()) {
+        match time_of_raw(m, shape.time_key()) {
             Ok(t) if t <= cutoff => old.push((t, m)),
             Ok(_) => keep.push(m),
             Err(what) => {
@@ -268,6 +259,7 @@ fn archive_user(
             }
         }
     }
+    drop(archived);
     ur.archived = old.len();
     ur.active_after = keep.len();
     if old.is_empty() && ur.already_archived == 0 {
@@ -281,14 +273,22 @@ fn archive_user(
     }
     let result = (|| -> Result<()> {
         if let Some(path) = &archive_path {
-            let doc = archive_document(ctx, shape, &active_path, old);
+            let messages: Vec<&RawValue> = old.iter().map(|(_, m)| *m).collect();
+            let doc = ArchiveOut {
+                shape,
+                messages: Messages(&messages),
+                metadata: archive_metadata(ctx, shape, &active_path, &old),
+                original_file: ctx.show(&active_path).replace('\\', "/"),
+                archived_date: ctx.now_local().format("%Y-%m-%d %H:%M:%S").to_string(),
+            };
             fs::create_dir_all(&archives_dir)
                 .with_context(|| format!("creating {}", archives_dir.display()))?;
             write_new(path, &doc)?;
             ctx.fail_at(FailPoint::AfterArchiveWrite)?;
         }
-        set_messages(ctx, &mut doc, shape, keep);
-        replace(&active_path, &doc, &bytes)
+        let updated_at = ctx.now_local().format("%Y-%m-%d %H:%M:%S").to_string();
+        let out = ActiveOut { top: &active.top, shape, messages: &keep, updated_at: &updated_at };
+        replace(&active_path, &out, &bytes)
     })();
     match result {
         Ok(()) => {
@@ -327,43 +327,83 @@ impl Shape {
     }
 }
 
+/// The active file, borrowed from its bytes: each top-level entry in the service's order,
+/// and each message, as raw JSON text.
+struct Active<'a> {
+    top: Vec<(String, &'a RawValue)>,
+    shape: Shape,
+    messages: Vec<&'a RawValue>,
+}
+
 /// What an active file holds.
-enum Active {
+enum Parsed<'a> {
     /// Messages in one of the service's shapes.
-    Messages { doc: Map<String, Value>, shape: Shape, list: Vec<Value> },
+    Messages(Active<'a>),
     /// Nothing to archive: `{}` (a new user), an empty list, a document without messages.
     Nothing,
     /// Another shape (such as 2025's `{"<category>": [...]}`): what it looks like.
     Other(String),
 }
 
-/// The active document and its messages, or what is wrong with it.
-fn parse_active(bytes: &[u8]) -> Result<Active, String> {
-    let doc: Value = serde_json::from_slice(bytes).map_err(|e| format!("not valid JSON ({e})"))?;
-    let mut doc = match doc {
-        Value::Object(doc) => doc,
-        Value::Array(list) if list.is_empty() => return Ok(Active::Nothing),
-        other => return Ok(Active::Other(format!("{} at the top", kind(&other)))),
-    };
-    for shape in [Shape::V2, Shape::V1] {
-        match doc.get_mut(shape.list_key()) {
-            Some(Value::Array(list)) => {
-                let list = std::mem::take(list);
-                return Ok(Active::Messages { doc, shape, list });
+/// A JSON object's entries in their order, each value raw text.
+struct Entries<'a>(Vec<(String, &'a RawValue)>);
+
+impl<'de: 'a, 'a> serde::Deserialize<'de> for Entries<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> serde::de::Visitor<'de> for V<'a> {
+            type Value = Entries<'a>;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a JSON object")
             }
-            Some(other) => {
-                return Ok(Active::Other(format!("\"{}\" is {}", shape.list_key(), kind(other))))
+
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Entries<'a>, A::Error> {
+                let mut out = Vec::new();
+                while let Some((k, v)) = map.next_entry::<String, &'a RawValue>()? {
+                    out.push((k, v));
+                }
+                Ok(Entries(out))
             }
-            None => {}
         }
+        d.deserialize_map(V(std::marker::PhantomData))
+    }
+}
+
+/// The active document and its messages, or what is wrong with it.
+fn parse_active(bytes: &[u8]) -> Result<Parsed<'_>, String> {
+    let top: &RawValue =
+        serde_json::from_slice(bytes).map_err(|e| format!("not valid JSON ({e})"))?;
+    let text = top.get().trim_start();
+    if !text.starts_with('{') {
+        let v: Value = serde_json::from_str(text).map_err(|e| format!("not valid JSON ({e})"))?;
+        return Ok(match v {
+            Value::Array(list) if list.is_empty() => Parsed::Nothing,
+            other => Parsed::Other(format!("{} at the top", kind(&other))),
+        });
+    }
+    let Entries(top) =
+        serde_json::from_str(top.get()).map_err(|e| format!("not valid JSON ({e})"))?;
+    for shape in [Shape::V2, Shape::V1] {
+        let Some((_, list)) = top.iter().find(|(k, _)| k == shape.list_key()) else { continue };
+        return match serde_json::from_str::<Vec<&RawValue>>(list.get()) {
+            Ok(messages) => Ok(Parsed::Messages(Active { top, shape, messages })),
+            Err(_) => {
+                let v: Value = serde_json::from_str(list.get()).unwrap_or(Value::Null);
+                Ok(Parsed::Other(format!("\"{}\" is {}", shape.list_key(), kind(&v))))
+            }
+        };
     }
     // `{}`, or the service's bookkeeping keys with no list yet.
     let bookkeeping = ["schema_version", "updated_at", "metadata", "last_updated"];
-    if doc.keys().all(|k| bookkeeping.contains(&k.as_str())) {
-        return Ok(Active::Nothing);
+    if top.iter().all(|(k, _)| bookkeeping.contains(&k.as_str())) {
+        return Ok(Parsed::Nothing);
     }
-    let keys: Vec<&str> = doc.keys().take(3).map(String::as_str).collect();
-    Ok(Active::Other(format!("an object with keys {keys:?}")))
+    let keys: Vec<&str> = top.iter().take(3).map(|(k, _)| k.as_str()).collect();
+    Ok(Parsed::Other(format!("an object with keys {keys:?}")))
 }
 
 fn kind(v: &Value) -> &'static str {
@@ -377,20 +417,64 @@ fn kind(v: &Value) -> &'static str {
     }
 }
 
-/// Puts the kept messages back, and the counts and dates the service keeps beside them.
-fn set_messages(ctx: &Ctx, doc: &mut Map<String, Value>, shape: Shape, keep: Vec<Value>) {
-    let n = keep.len();
-    // Replaced in place: the service's key order is kept.
-    doc.insert(shape.list_key().into(), Value::Array(keep));
-    if let Some(Value::Object(meta)) = doc.get_mut("metadata") {
-        if meta.get("total_messages").is_some_and(Value::is_number) {
-            meta.insert("total_messages".into(), n.into());
+/// The active document to write: its top-level entries in the service's order, the list
+/// replaced by the messages kept, `metadata.total_messages` (when a number) by their count,
+/// and (version 2) `updated_at` by now. Each value is parsed only while it is written.
+struct ActiveOut<'a, 'b> {
+    top: &'b [(String, &'a RawValue)],
+    shape: Shape,
+    messages: &'b [&'a RawValue],
+    updated_at: &'b str,
+}
+
+impl Serialize for ActiveOut<'_, '_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut map = s.serialize_map(Some(self.top.len()))?;
+        for (k, raw) in self.top {
+            match k.as_str() {
+                k if k == self.shape.list_key() => {
+                    map.serialize_entry(k, &Messages(self.messages))?
+                }
+                "updated_at" if self.shape == Shape::V2 => {
+                    map.serialize_entry(k, self.updated_at)?
+                }
+                "metadata" => {
+                    let mut meta = parsed::<S>(raw)?;
+                    if let Value::Object(m) = &mut meta {
+                        if m.get("total_messages").is_some_and(Value::is_number) {
+                            m.insert("total_messages".into(), self.messages.len().into());
+                        }
+                    }
+                    map.serialize_entry(k, &meta)?;
+                }
+                _ => map.serialize_entry(k, &parsed::<S>(raw)?)?,
+            }
         }
+        map.end()
     }
-    if shape == Shape::V2 && doc.contains_key("updated_at") {
-        let now = ctx.now_local().format("%Y-%m-%d %H:%M:%S").to_string();
-        doc.insert("updated_at".into(), now.into());
+}
+
+/// Raw messages, each parsed only while it is written.
+struct Messages<'a, 'b>(&'b [&'a RawValue]);
+
+impl Serialize for Messages<'_, '_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut seq = s.serialize_seq(Some(self.0.len()))?;
+        for raw in self.0 {
+            seq.serialize_element(&parsed::<S>(raw)?)?;
+        }
+        seq.end()
     }
+}
+
+fn parsed<S: serde::Serializer>(raw: &RawValue) -> Result<Value, S::Error> {
+    serde_json::from_str(raw.get()).map_err(serde::ser::Error::custom)
+}
+
+/// A message's time in `key` (see [`time_of`]), read without building the rest of it.
+fn time_of_raw(m: &RawValue, key: &str) -> Result<DateTime<Utc>, String> {
+    let v: Value = serde_json::from_str(m.get()).map_err(|e| format!("not valid JSON ({e})"))?;
+    time_of(&v, key)
 }
 
 /// The time of a message in `key`: `YYYY-MM-DD HH:MM:SS` (local) or RFC 3339.
@@ -451,6 +535,17 @@ fn canonical(v: &Value) -> String {
     sorted(v).to_string()
 }
 
+/// The SHA-256 of a message's [`canonical`] text: what the multiset of archived messages
+/// keeps (32 bytes each, whatever the message's size).
+fn canonical_digest(m: &RawValue) -> [u8; 32] {
+    use sha2::Digest;
+    let text = match serde_json::from_str::<Value>(m.get()) {
+        Ok(v) => canonical(&v),
+        Err(_) => m.get().to_string(),
+    };
+    sha2::Sha256::digest(text.as_bytes()).into()
+}
+
 /// `sent_messages_archive_<stamp>.json`, or `..._<stamp>_N.json` when taken.
 fn unique_archive_path(dir: &Path, stamp: &str) -> PathBuf {
     let stem = fsx::unique_stem(&format!("{ARCHIVE_PREFIX}{stamp}"), |n| {
@@ -499,55 +594,88 @@ fn archive_files(dir: &Path, problems: &mut Vec<Problem>) -> Vec<(PathBuf, DateT
     out
 }
 
-/// The messages of an archive file, or what is wrong with it.
-fn read_archive(path: &Path) -> Result<Vec<Value>, String> {
-    let bytes = fs::read(path).map_err(|e| format!("cannot read: {e}"))?;
-    let v: Value = serde_json::from_slice(&bytes).map_err(|e| format!("not valid JSON ({e})"))?;
-    for shape in [Shape::V2, Shape::V1] {
-        if let Some(Value::Array(list)) = v.get(shape.list_key()) {
-            return Ok(list.clone());
-        }
+/// Adds the messages of an archive file to the multiset `archived`, or says what is
+/// wrong with the file. Its messages stay raw text borrowed from the file's bytes.
+fn read_archive(path: &Path, archived: &mut HashMap<[u8; 32], usize>) -> Result<(), String> {
+    #[derive(serde::Deserialize)]
+    struct Archive<'a> {
+        #[serde(borrow, alias = "deliveries")]
+        messages: Vec<&'a RawValue>,
     }
-    Err("not an archive file: no \"deliveries\" or \"messages\" array".into())
+    let bytes = fs::read(path).map_err(|e| format!("cannot read: {e}"))?;
+    let doc: Archive = serde_json::from_slice(&bytes).map_err(|e| {
+        if e.is_data() {
+            "not an archive file: no \"deliveries\" or \"messages\" array".to_string()
+        } else {
+            format!("not valid JSON ({e})")
+        }
+    })?;
+    for m in doc.messages {
+        *archived.entry(canonical_digest(m)).or_default() += 1;
+    }
+    Ok(())
 }
 
-fn archive_document(
+/// An archive file: the old messages (each parsed only while written) and its metadata,
+/// in the shape of the file they came from: version 2 as the service's own archives
+/// (`schema_version`, `archived_date`, `deliveries`, `metadata` {count, oldest_message,
+/// newest_message}) plus `original_file`; version 1 as `{"metadata", "messages"}`.
+struct ArchiveOut<'a, 'b> {
+    shape: Shape,
+    messages: Messages<'a, 'b>,
+    metadata: Value,
+    original_file: String,
+    archived_date: String,
+}
+
+impl Serialize for ArchiveOut<'_, '_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut map = s.serialize_map(None)?;
+        match self.shape {
+            Shape::V2 => {
+                map.serialize_entry("schema_version", &2)?;
+                map.serialize_entry("archived_date", &self.archived_date)?;
+                map.serialize_entry("deliveries", &self.messages)?;
+                map.serialize_entry("metadata", &self.metadata)?;
+                map.serialize_entry("original_file", &self.original_file)?;
+            }
+            Shape::V1 => {
+                map.serialize_entry("metadata", &self.metadata)?;
+                map.serialize_entry("messages", &self.messages)?;
+            }
+        }
+        map.end()
+    }
+}
+
+fn archive_metadata(
     ctx: &Ctx,
     shape: Shape,
     active: &Path,
-    old: Vec<(DateTime<Utc>, Value)>,
+    old: &[(DateTime<Utc>, &RawValue)],
 ) -> Value {
     let key = shape.time_key();
-    let oldest = old.iter().min_by_key(|(t, _)| *t).map(|(_, m)| m[key].clone());
-    let newest = old.iter().max_by_key(|(t, _)| *t).map(|(_, m)| m[key].clone());
-    let total = old.len();
-    let messages: Vec<Value> = old.into_iter().map(|(_, m)| m).collect();
-    let archived_date = ctx.now_local().format("%Y-%m-%d %H:%M:%S").to_string();
-    let original_file = ctx.show(active).replace('\\', "/");
+    let stamp = |m: Option<&(DateTime<Utc>, &RawValue)>| {
+        m.and_then(|(_, raw)| serde_json::from_str::<Value>(raw.get()).ok()).map(|v| v[key].clone())
+    };
+    let oldest = stamp(old.iter().min_by_key(|(t, _)| *t));
+    let newest = stamp(old.iter().max_by_key(|(t, _)| *t));
     match shape {
-        // The service's own archive shape, plus where the messages came from.
         Shape::V2 => serde_json::json!({
-            "schema_version": 2,
-            "archived_date": archived_date,
-            "deliveries": messages,
-            "metadata": {"count": total, "oldest_message": oldest, "newest_message": newest},
-            "original_file": original_file,
+            "count": old.len(), "oldest_message": oldest, "newest_message": newest,
         }),
         Shape::V1 => serde_json::json!({
-            "metadata": {
-                "version": "2.0",
-                "archived_date": archived_date,
-                "original_file": original_file,
-                "total_messages": total,
-                "date_range": {"oldest": oldest, "newest": newest},
-            },
-            "messages": messages,
+            "version": "2.0",
+            "archived_date": ctx.now_local().format("%Y-%m-%d %H:%M:%S").to_string(),
+            "original_file": ctx.show(active).replace('\\', "/"),
+            "total_messages": old.len(),
+            "date_range": {"oldest": oldest, "newest": newest},
         }),
     }
 }
 
 /// Writes `value` to `path`, which must not exist: temp, sync, rename.
-fn write_new(path: &Path, value: &Value) -> Result<()> {
+fn write_new(path: &Path, value: &impl Serialize) -> Result<()> {
     let file = write_temp(path, value, None)?;
     file.commit_new().with_context(|| format!("writing {}", path.display()))
 }
@@ -558,13 +686,12 @@ fn write_new(path: &Path, value: &Value) -> Result<()> {
 /// check is made right before the rename, after the new file is written and synced, to keep
 /// the window for a concurrent write as short as a read and a rename; closing it entirely
 /// would take a lock the service honours too. Its permissions are kept.
-fn replace(path: &Path, value: &Map<String, Value>, read: &[u8]) -> Result<()> {
+fn replace(path: &Path, value: &impl Serialize, read: &[u8]) -> Result<()> {
     let perms = fs::metadata(path).ok().map(|m| m.permissions());
-    let file = write_temp(path, &Value::Object(value.clone()), perms)?;
+    let file = write_temp(path, value, perms)?;
     let mut changed = false;
     file.commit_if(|path| {
-        let now_bytes = fs::read(path)?;
-        if now_bytes != read {
+        if !holds(path, read)? {
             changed = true;
             return Err(io::Error::other("changed"));
         }
@@ -582,20 +709,38 @@ fn replace(path: &Path, value: &Map<String, Value>, read: &[u8]) -> Result<()> {
     })
 }
 
+/// Whether the file at `path` holds exactly `expected` (compared as it is read, in
+/// chunks: no second copy of a large file in memory).
+fn holds(path: &Path, expected: &[u8]) -> io::Result<bool> {
+    let mut file = fs::File::open(path)?;
+    let mut buf = vec![0u8; 1 << 16];
+    let mut at = 0usize;
+    let mut same = true;
+    fsx::read_chunks(&mut file, &mut buf, |chunk| {
+        same = same && expected.get(at..at + chunk.len()) == Some(chunk);
+        at += chunk.len();
+        Ok(())
+    })?;
+    Ok(same && at == expected.len())
+}
+
 /// `value` as pretty JSON in a new temporary file beside `path`, written and flushed.
-fn write_temp(path: &Path, value: &Value, perms: Option<fs::Permissions>) -> Result<fsx::Atomic> {
+fn write_temp(
+    path: &Path,
+    value: &impl Serialize,
+    perms: Option<fs::Permissions>,
+) -> Result<fsx::Atomic> {
     let mut file = fsx::Atomic::create(path)
         .with_context(|| format!("creating a file beside {}", path.display()))?;
     let tmp = file.temp().to_path_buf();
-    let mut w = io::BufWriter::new(file.file());
+    let mut w = io::BufWriter::with_capacity(1 << 16, file.file());
     // The service's style (Python's `json.dump(indent=4, ensure_ascii=False)`): 4-space
     // indent, keys in insertion order, non-ASCII as is, no newline at the end.
     let mut ser = serde_json::Serializer::with_formatter(
         &mut w,
         serde_json::ser::PrettyFormatter::with_indent(b"    "),
     );
-    serde::Serialize::serialize(value, &mut ser)
-        .with_context(|| format!("writing {}", tmp.display()))?;
+    value.serialize(&mut ser).with_context(|| format!("writing {}", tmp.display()))?;
     w.flush().with_context(|| format!("writing {}", tmp.display()))?;
     drop(w);
     if let Some(p) = perms {

@@ -5,8 +5,13 @@
 
 use std::{
     fs::{self, File},
-    io::{self, BufWriter, Write},
+    io::{self, BufWriter, Seek, SeekFrom, Write},
+    ops::{Deref, DerefMut},
     path::{Path, PathBuf},
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc,
+    },
 };
 
 use anyhow::{Context, Result};
@@ -30,13 +35,116 @@ pub struct FileEntry {
     pub link: Option<String>,
 }
 
-/// A zip being written to a file.
-pub type Zip = ZipWriter<BufWriter<File>>;
+/// A zip being written to a file. Dropped unfinished (an error on the way), it writes
+/// nothing more and prints nothing: the `zip` crate's own drop finishes the archive and
+/// prints `ZipWriter drop failed: ...` on stderr when that fails (a full disk), which
+/// would land in front of the sidecar's own error line. The file is the caller's to remove.
+pub struct Zip {
+    writer: Option<ZipWriter<Sink>>,
+    discard: Arc<AtomicBool>,
+}
+
+impl Deref for Zip {
+    type Target = ZipWriter<Sink>;
+
+    fn deref(&self) -> &Self::Target {
+        self.writer.as_ref().expect("present until finished")
+    }
+}
+
+impl DerefMut for Zip {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        self.writer.as_mut().expect("present until finished")
+    }
+}
+
+impl Drop for Zip {
+    fn drop(&mut self) {
+        // Whatever the zip crate's drop writes now goes nowhere (and cannot fail).
+        self.discard.store(true, Ordering::Relaxed);
+    }
+}
+
+/// The file under a [`Zip`]: buffered, and after an I/O error or once the zip is dropped
+/// unfinished, a sink that keeps count of positions so the `zip` crate's last writes (in
+/// its drop) succeed without touching the file.
+pub struct Sink {
+    inner: BufWriter<File>,
+    discard: Arc<AtomicBool>,
+    failed: bool,
+    pos: u64,
+    len: u64,
+}
+
+impl Sink {
+    fn off(&self) -> bool {
+        self.failed || self.discard.load(Ordering::Relaxed)
+    }
+
+    /// Notes an I/O error: from now on nothing reaches the file.
+    fn check<T>(&mut self, r: io::Result<T>) -> io::Result<T> {
+        if r.is_err() {
+            self.failed = true;
+        }
+        r
+    }
+}
+
+impl Write for Sink {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = if self.off() {
+            buf.len()
+        } else {
+            let r = self.inner.write(buf);
+            self.check(r)?
+        };
+        self.pos += n as u64;
+        self.len = self.len.max(self.pos);
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        if self.off() {
+            return Ok(());
+        }
+        let r = self.inner.flush();
+        self.check(r)
+    }
+}
+
+impl Seek for Sink {
+    fn seek(&mut self, to: SeekFrom) -> io::Result<u64> {
+        if !self.off() {
+            let r = self.inner.seek(to);
+            self.pos = self.check(r)?;
+            if let SeekFrom::End(d) = to {
+                self.len = self.pos.checked_add_signed(-d).unwrap_or(self.pos);
+            }
+            self.len = self.len.max(self.pos);
+            return Ok(self.pos);
+        }
+        let new = match to {
+            SeekFrom::Start(n) => Some(n),
+            SeekFrom::End(d) => self.len.checked_add_signed(d),
+            SeekFrom::Current(d) => self.pos.checked_add_signed(d),
+        };
+        self.pos = new.ok_or_else(|| io::Error::other("seek before the start"))?;
+        Ok(self.pos)
+    }
+}
 
 /// Starts a zip in the new file `path` (owner-only: backups hold `.env`).
 pub fn create(path: &Path) -> Result<Zip> {
     let file = create_private(path)?;
-    Ok(ZipWriter::new(BufWriter::with_capacity(1 << 16, file)))
+    let discard = Arc::new(AtomicBool::new(false));
+    let sink = Sink {
+        inner: BufWriter::with_capacity(1 << 16, file),
+        discard: discard.clone(),
+        failed: false,
+        pos: 0,
+        len: 0,
+    };
+    Ok(Zip { writer: Some(ZipWriter::new(sink)), discard })
 }
 
 /// Writes every source into `zip`, in order, on several threads when there is enough
@@ -60,7 +168,7 @@ pub fn write_all(
 /// Writes `value` as the pretty JSON entry `name` (the manifest, last).
 pub fn write_json(zip: &mut Zip, name: &str, value: &impl Serialize) -> Result<()> {
     zip.start_file(name, base_options()).with_context(|| format!("starting {name}"))?;
-    serde_json::to_writer_pretty(&mut *zip, value).with_context(|| format!("writing {name}"))
+    serde_json::to_writer_pretty(&mut **zip, value).with_context(|| format!("writing {name}"))
 }
 
 /// Below this much data one thread does it all: sharding would cost more than it saves.
@@ -107,14 +215,19 @@ pub fn store(zip: &mut Zip, src: &Source, buf: &mut [u8], bar: &dyn Bar) -> Resu
         bar.inc(chunk.len() as u64);
         zip.write_all(chunk)
     })
-    .with_context(|| format!("reading {} into the archive", src.path.display()))?;
+    .with_context(|| format!("storing {} in the archive", src.path.display()))?;
     Ok(FileEntry { path: src.name.clone(), size, sha256: fsx::hex(&hasher.finalize()), link: None })
 }
 
 /// Finishes a zip and syncs its file.
-pub fn finish(zip: Zip, path: &Path) -> Result<()> {
-    let writer = zip.finish().with_context(|| format!("finishing {}", path.display()))?;
-    let file = writer
+pub fn finish(mut zip: Zip, path: &Path) -> Result<()> {
+    let writer = zip.writer.take().expect("present until finished");
+    let sink = writer.finish().with_context(|| format!("finishing {}", path.display()))?;
+    if sink.off() {
+        anyhow::bail!("writing {}: an earlier write failed", path.display());
+    }
+    let file = sink
+        .inner
         .into_inner()
         .map_err(|e| e.into_error())
         .with_context(|| format!("writing {}", path.display()))?;
@@ -177,8 +290,7 @@ fn store_parallel(
                     }
                     let path = chunk_path(c);
                     let mut run = || -> Result<Vec<FileEntry>> {
-                        let file = create_private(&path)?;
-                        let mut part = ZipWriter::new(BufWriter::with_capacity(1 << 16, file));
+                        let mut part = create(&path)?;
                         let mut done = Vec::new();
                         for src in sources[range.clone()].iter().filter(|s| shardable(s)) {
                             done.push(store(&mut part, src, &mut buf, bar)?);

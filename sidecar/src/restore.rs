@@ -8,19 +8,17 @@
 
 use std::{
     fs::{self, File},
-    io::{self, BufReader},
+    io::{self, BufReader, Read as _},
     path::{Path, PathBuf},
 };
 
+use crate::report::BarReader;
 use anyhow::{bail, Context, Result};
 use serde::Serialize;
-use zip::ZipArchive;
-
-use crate::report::BarReader;
 
 use crate::{
     backup::{self, create, manifest::Manifest},
-    collect, fsx, paths, verify, Ctx, FailPoint, Problem,
+    collect, fsx, paths, verify, zipcheck, Ctx, FailPoint, Problem,
 };
 
 const OLD_PREFIX: &str = ".restore-old-";
@@ -92,8 +90,7 @@ fn live_for(ctx: &Ctx, key: &str) -> Option<PathBuf> {
         return Some(ctx.data_dir().join("users"));
     }
     if let Some(id) = key.strip_prefix("user/") {
-        return (paths::unsafe_name(id).is_none() && !id.contains('/'))
-            .then(|| ctx.data_dir().join("users").join(id));
+        return paths::is_folder_name(id).then(|| ctx.data_dir().join("users").join(id));
     }
     let file = key.strip_prefix("config/")?;
     collect::config_files(ctx)
@@ -118,9 +115,6 @@ fn plan(ctx: &Ctx, manifest: &Manifest, path: &Path, scope: &Scope) -> Result<Ve
     if scope.users {
         match &scope.user {
             Some(id) => {
-                if paths::unsafe_name(id).is_some() || id.contains('/') || id.is_empty() {
-                    bail!(crate::UsageError(format!("invalid user id {id:?}")));
-                }
                 let prefix = format!("users/{id}/");
                 let (files, bytes) = count(&prefix);
                 if files == 0 {
@@ -236,20 +230,76 @@ fn changes(manifest: &Manifest, item: &Item) -> Changes {
     out
 }
 
-/// Bytes under `path` (a file or a folder; links count as nothing).
-fn size_of(path: &Path) -> u64 {
+/// What the disk really holds for `path` (a file or a folder; links count as nothing):
+/// (bytes, files). A sparse file counts the blocks it has, not its length.
+fn stored_size(path: &Path) -> (u64, u64) {
     match fs::symlink_metadata(path) {
-        Ok(m) if m.is_dir() => {
-            fs::read_dir(path).map(|r| r.flatten().map(|e| size_of(&e.path())).sum()).unwrap_or(0)
+        Ok(m) if m.is_dir() => fs::read_dir(path)
+            .map(|r| {
+                r.flatten()
+                    .map(|e| stored_size(&e.path()))
+                    .fold((0, 0), |a, b| (a.0 + b.0, a.1 + b.1))
+            })
+            .unwrap_or((0, 0)),
+        Ok(m) if m.is_file() => {
+            #[cfg(unix)]
+            let on_disk = std::os::unix::fs::MetadataExt::blocks(&m).saturating_mul(512);
+            #[cfg(not(unix))]
+            let on_disk = m.len();
+            (m.len().min(on_disk), 1)
         }
-        Ok(m) if m.is_file() => m.len(),
-        _ => 0,
+        _ => (0, 0),
+    }
+}
+
+/// A file system block: every file extracted takes whole ones.
+const BLOCK: u64 = 4096;
+/// What a zip entry costs beyond its data (headers, the manifest's line), about.
+const ENTRY_OVERHEAD: u64 = 300;
+
+/// The free space a restore needs: what it writes. The extracted files (each rounded up
+/// to whole blocks), plus the safety backup: the live users and config as the disk holds
+/// them, compressed as well as the backup being restored compressed its own data.
+fn space_needed(ctx: &Ctx, manifest: &Manifest, items: &[Item], zip_len: u64) -> u64 {
+    let extracted: u64 = manifest
+        .files
+        .iter()
+        .filter(|f| items.iter().any(|i| covers(i, &f.path)))
+        .map(|f| f.size.div_ceil(BLOCK).max(1) * BLOCK)
+        .sum();
+    let (mut live, mut files) = stored_size(&ctx.data_dir().join("users"));
+    for (path, _) in collect::config_files(ctx) {
+        let (b, n) = stored_size(&path);
+        live += b;
+        files += n;
+    }
+    let ratio = if manifest.system_info.total_bytes == 0 {
+        1.0
+    } else {
+        (zip_len as f64 / manifest.system_info.total_bytes as f64).min(1.0)
+    };
+    let safety = (live as f64 * ratio) as u64 + (files + 1) * ENTRY_OVERHEAD;
+    extracted + safety
+}
+
+/// Whether the zip entry `name` belongs to `item`.
+fn covers(item: &Item, name: &str) -> bool {
+    if item.entry.ends_with('/') {
+        name.starts_with(&item.entry)
+    } else {
+        name == item.entry
     }
 }
 
 /// Restores `scope` from the backup at `path` (with `dry_run`: says what would change and
 /// changes nothing).
 pub fn restore(ctx: &Ctx, path: &Path, scope: &Scope, dry_run: bool) -> Result<Outcome> {
+    // A bad `--user` is bad usage, refused before anything is read or written.
+    if let Some(id) = scope.user.as_deref().filter(|id| !paths::is_folder_name(id)) {
+        return Err(crate::error::usage(format!(
+            "invalid user id {id:?}: expected a folder name under data/users"
+        )));
+    }
     let mut warnings = Vec::new();
     // A rollback that failed earlier left the previous data in `.restore-old-*`: never
     // restore over it (the next swap could reuse the folder and delete what it holds).
@@ -277,10 +327,9 @@ pub fn restore(ctx: &Ctx, path: &Path, scope: &Scope, dry_run: bool) -> Result<O
     };
     let items = plan(ctx, &manifest, path, scope)?;
     let backup = ctx.show(path);
-    // Space: the extracted files plus, at worst, an uncompressed safety backup.
-    let needed: u64 = items.iter().map(|i| i.bytes).sum::<u64>()
-        + size_of(&ctx.data_dir().join("users"))
-        + (16 << 20);
+    // Space: what the restore will write (the extracted files and the safety backup).
+    let zip_len = fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+    let needed = space_needed(ctx, &manifest, &items, zip_len);
     let data = ctx.data_dir();
     // Measured on the data folder, or the root while there is none (a dry run makes nothing).
     let probe = if data.is_dir() { data.clone() } else { ctx.root.clone() };
@@ -317,10 +366,11 @@ pub fn restore(ctx: &Ctx, path: &Path, scope: &Scope, dry_run: bool) -> Result<O
     };
     let safety = (|| {
         ctx.fail_at(FailPoint::Safety)?;
-        let (sources, warnings) = create::collect(ctx, &options)?;
+        let (sources, skipped) = create::collect(ctx, &options)?;
         // Whatever the safety backup leaves out would be gone after the swap.
-        if !warnings.is_empty() {
-            let list: Vec<String> = warnings.iter().map(ToString::to_string).collect();
+        if !skipped.left_out.is_empty() || !skipped.warnings.is_empty() {
+            let all = skipped.left_out.iter().chain(&skipped.warnings);
+            let list: Vec<String> = all.map(ToString::to_string).collect();
             bail!(
                 "the safety backup would leave out files the restore replaces:\n  {}",
                 list.join("\n  ")
@@ -388,20 +438,16 @@ fn extract(
         fs::remove_dir_all(staging).with_context(|| format!("removing {}", staging.display()))?;
     }
     fs::create_dir_all(staging).with_context(|| format!("creating {}", staging.display()))?;
-    let mut archive = ZipArchive::new(BufReader::new(File::open(path)?))?;
+    let file = File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    let (mut archive, _) = zipcheck::open(BufReader::new(file))
+        .map_err(|e| anyhow::anyhow!("{}: not a readable zip archive: {e}", path.display()))?;
     for i in 0..archive.len() {
         let mut entry = archive.by_index(i)?;
         let name = entry.name().to_string();
         if let Some(why) = paths::unsafe_name(&name) {
             bail!("entry {name:?} refused: {why}");
         }
-        let Some(item) = items.iter().find(|it| {
-            if it.entry.ends_with('/') {
-                name.starts_with(&it.entry)
-            } else {
-                name == it.entry
-            }
-        }) else {
+        let Some(item) = items.iter().find(|it| covers(it, &name)) else {
             continue;
         };
         let rest = &name[item.entry.len()..];
@@ -421,8 +467,13 @@ fn extract(
             fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
         }
         if entry.is_symlink() {
+            // Config files land at the root, where a link's target would mean something
+            // else than in the backup: they are only ever regular files.
+            if !item.entry.ends_with('/') {
+                bail!("entry {name:?} refused: a config file stored as a link");
+            }
             let mut target = String::new();
-            io::Read::read_to_string(&mut entry, &mut target)?;
+            (&mut entry).take(4096).read_to_string(&mut target)?;
             if let Some(w) = make_link(&target, &dest)? {
                 warnings.push(w);
             }
@@ -430,8 +481,14 @@ fn extract(
         }
         let mut out =
             File::create(&dest).with_context(|| format!("creating {}", dest.display()))?;
-        let copied = io::copy(&mut BarReader { inner: &mut entry, bar: &*bar }, &mut out);
-        copied.with_context(|| format!("extracting {name} to {}", dest.display()))?;
+        // No more than the directory declares (verify compared it with the manifest).
+        let declared = entry.size();
+        let mut limited = (&mut entry).take(declared.saturating_add(1));
+        let copied = io::copy(&mut BarReader { inner: &mut limited, bar: &*bar }, &mut out);
+        let copied = copied.with_context(|| format!("extracting {name} to {}", dest.display()))?;
+        if copied != declared {
+            bail!("entry {name:?} holds other than the {declared} bytes the zip directory says");
+        }
         out.sync_all().with_context(|| format!("syncing {}", dest.display()))?;
     }
     bar.finish();
@@ -487,9 +544,53 @@ fn swap(ctx: &Ctx, items: &[Item], staging: &Path, old: &Path) -> Result<()> {
         })?;
         fsx::sync_dir(&item.live);
     }
+    for item in items.iter().filter(|i| i.entry.ends_with('/')) {
+        links_stay_in_users(ctx, &item.live)?;
+    }
     ctx.fail_at(FailPoint::Commit)?;
     File::create(old.join(COMMITTED))?.sync_all()?;
     fsx::sync_dir(&old.join(COMMITTED));
+    Ok(())
+}
+
+/// Fails when a link under `dir` (a restored folder, in place) resolves outside
+/// `data/users/` on disk: the backup was checked before, but the links beside it (other
+/// users' live folders) were not part of it.
+fn links_stay_in_users(ctx: &Ctx, dir: &Path) -> Result<()> {
+    let users = ctx.data_dir().join("users");
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(at) = stack.pop() {
+        let entries = fs::read_dir(&at).with_context(|| format!("reading {}", at.display()))?;
+        for e in entries {
+            let e = e.with_context(|| format!("reading {}", at.display()))?;
+            let ft = e.file_type().with_context(|| format!("reading {}", e.path().display()))?;
+            if ft.is_dir() {
+                stack.push(e.path());
+                continue;
+            }
+            if !ft.is_symlink() {
+                continue;
+            }
+            let path = e.path();
+            let rel = path
+                .strip_prefix(&users)
+                .ok()
+                .and_then(|r| r.to_str())
+                .map(|r| r.replace('\\', "/"));
+            match rel.map(|r| paths::resolve_on_disk(&users, &r)) {
+                Some(Ok(dest)) if !dest.is_empty() => {}
+                Some(Ok(_)) => {
+                    bail!("the restored link {} leads to data/users itself", ctx.show(&path))
+                }
+                Some(Err(why)) => {
+                    bail!("the restored link {} leads outside data/users: {why}", ctx.show(&path))
+                }
+                None => {
+                    bail!("the restored link {} has a name that cannot be checked", ctx.show(&path))
+                }
+            }
+        }
+    }
     Ok(())
 }
 
@@ -591,4 +692,44 @@ pub fn recover_interrupted(ctx: &Ctx) -> Vec<String> {
         }
     }
     done
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backup::manifest::{Includes, SystemInfo};
+
+    #[test]
+    fn space_needed_is_the_extracted_blocks_plus_a_compressed_safety_backup() {
+        let root = tempfile::tempdir().unwrap();
+        let live = root.path().join("data/users/u1");
+        fs::create_dir_all(&live).unwrap();
+        fs::write(live.join("a.bin"), vec![7u8; 10_000]).unwrap();
+        let ctx = Ctx::new(root.path(), chrono::Utc::now()).unwrap();
+        let file = |path: &str, size| crate::pack::FileEntry {
+            path: path.into(),
+            size,
+            sha256: String::new(),
+            link: None,
+        };
+        let manifest = Manifest {
+            backup_name: "b".into(),
+            created_at: String::new(),
+            includes: Includes::default(),
+            system_info: SystemInfo { total_users: 1, file_count: 3, total_bytes: 20_000 },
+            tool_version: String::new(),
+            files: vec![file("users/u1/x", 1), file("users/u1/y", 5000), file("config/.env", 9)],
+        };
+        let item = Item {
+            key: "users".into(),
+            live: ctx.data_dir().join("users"),
+            entry: "users/".into(),
+            files: 2,
+            bytes: 5001,
+            changes: None,
+        };
+        // The backup holds 20,000 bytes in 10,000: the live 10,000 count as 5,000.
+        let needed = space_needed(&ctx, &manifest, &[item], 10_000);
+        assert_eq!(needed, (4096 + 8192) + (5000 + 2 * ENTRY_OVERHEAD));
+    }
 }

@@ -77,7 +77,16 @@ pub fn status(ctx: &Ctx) -> Result<Status> {
         created_at: b.created_at.map(|t| t.to_rfc3339()),
         age_days: b.created_at.map(|t| now.signed_duration_since(t).num_days()),
     };
-    let newest_weekly = list.iter().rev().find(|b| b.kind == backup::Kind::Weekly);
+    let newest_weekly = backup::newest_weekly(&list, ctx.now);
+    for b in &list {
+        if let Some(t) = b.created_at.filter(|t| *t > now) {
+            warnings.push(format!(
+                "backup {} was made in the future ({}): the clock was ahead then, or is behind now",
+                b.name,
+                t.to_rfc3339()
+            ));
+        }
+    }
     match newest_weekly.and_then(|b| b.created_at) {
         Some(t) if now.signed_duration_since(t) < chrono::Duration::days(8) => {}
         Some(t) => warnings.push(format!(
@@ -110,6 +119,13 @@ pub fn status(ctx: &Ctx) -> Result<Status> {
             for (name, run) in st.jobs {
                 if !run.ok {
                     warnings.push(format!("last run of {name} failed: {}", run.detail));
+                }
+                if run.last_run > now {
+                    warnings.push(format!(
+                        "last run of {name} is in the future ({}): the clock was ahead then, or \
+                         is behind now; maintain runs it again",
+                        run.last_run.to_rfc3339()
+                    ));
                 }
                 jobs.insert(name, Job { last_run: run.last_run.to_rfc3339(), ok: run.ok });
             }

@@ -1,5 +1,6 @@
 //! `system validate`: `data/user_index.json` is a JSON object, every user it lists has a
-//! folder, every JSON file under `data/users/` parses.
+//! folder, every JSON file under `data/users/` parses, and every name there is UTF-8 (a
+//! backup cannot store any other).
 
 use std::{
     collections::BTreeSet,
@@ -8,7 +9,10 @@ use std::{
     path::Path,
 };
 
-use serde::Serialize;
+use serde::{
+    de::{DeserializeOwned, IgnoredAny, MapAccess, SeqAccess, Visitor},
+    Deserialize, Deserializer, Serialize,
+};
 
 use crate::Problem;
 
@@ -35,15 +39,13 @@ pub fn check(data: &Path) -> Report {
     let mut report = Report::default();
     let index_path = data.join("user_index.json");
     let users_dir = data.join("users");
-    match read_json(&index_path) {
+    match read_json::<TopLevel>(&index_path) {
         Err(e) => report.problems.push(Problem::at(index_path.display(), e)),
-        Ok(serde_json::Value::Object(map)) => {
-            for id in listed_users(&map) {
+        Ok(TopLevel::Object(ids)) => {
+            for id in &ids {
                 let id = id.as_str();
                 report.users_listed += 1;
-                let valid_id =
-                    !id.is_empty() && !id.contains(['/', '\\']) && id != "." && id != "..";
-                if !valid_id {
+                if !crate::paths::is_folder_name(id) {
                     report.problems.push(Problem::at(
                         index_path.display(),
                         format!("user id {id:?} is not a folder name"),
@@ -59,37 +61,15 @@ pub fn check(data: &Path) -> Report {
                 }
             }
         }
-        Ok(other) => report.problems.push(Problem::at(
+        Ok(TopLevel::Other(kind)) => report.problems.push(Problem::at(
             index_path.display(),
-            format!("expected a JSON object, found {}", kind(&other)),
+            format!("expected a JSON object, found {kind}"),
         )),
     }
     if users_dir.exists() {
         walk_json(&users_dir, &mut report);
     }
     report
-}
-
-/// The user ids an index lists, whichever shape it has (SPEC.md, "The real MHM's files"):
-/// today lookup keys map to ids (`"alice": "<uuid>"`, `"email:...": "<uuid>"`), so the ids
-/// are the string values; an older shape holds `"users": {"<uuid>": {...}}`; the oldest maps
-/// each id to its record. `last_updated` is never a user.
-pub fn listed_users(index: &serde_json::Map<String, serde_json::Value>) -> BTreeSet<String> {
-    use serde_json::Value;
-    let mut ids = BTreeSet::new();
-    for (key, value) in index {
-        match (key.as_str(), value) {
-            ("last_updated", _) => {}
-            ("users", Value::Object(users)) => ids.extend(users.keys().cloned()),
-            (_, Value::String(id)) => {
-                ids.insert(id.clone());
-            }
-            (id, _) => {
-                ids.insert(id.to_string());
-            }
-        }
-    }
-    ids
 }
 
 fn walk_json(dir: &Path, report: &mut Report) {
@@ -106,34 +86,165 @@ fn walk_json(dir: &Path, report: &mut Report) {
     entries.sort_by_key(|e| e.file_name());
     for entry in entries {
         let path = entry.path();
+        if entry.file_name().to_str().is_none() {
+            report.problems.push(Problem::at(
+                path.display(),
+                "name is not valid UTF-8: backups cannot store it (rename it)",
+            ));
+        }
         let Ok(ft) = entry.file_type() else { continue };
         if ft.is_dir() {
             walk_json(&path, report);
         } else if ft.is_file() && path.extension().is_some_and(|e| e == "json") {
             report.json_files += 1;
-            if let Err(e) = read_json(&path) {
+            if let Err(e) = read_json::<IgnoredAny>(&path) {
                 report.problems.push(Problem::at(path.display(), e));
             }
         }
     }
 }
 
-fn read_json(path: &Path) -> Result<serde_json::Value, String> {
+/// Parses the JSON file at `path` as it streams (a file of any size costs a buffer, plus
+/// whatever `T` keeps: nothing for [`IgnoredAny`], the keys for [`TopLevel`]).
+fn read_json<T: DeserializeOwned>(path: &Path) -> Result<T, String> {
     let file = File::open(path).map_err(|e| match e.kind() {
         io::ErrorKind::NotFound => "missing".to_string(),
         _ => format!("cannot open: {e}"),
     })?;
-    serde_json::from_reader(BufReader::new(file)).map_err(|e| format!("not valid JSON: {e}"))
+    serde_json::from_reader(BufReader::with_capacity(1 << 16, file))
+        .map_err(|e| format!("not valid JSON: {e}"))
 }
 
-fn kind(v: &serde_json::Value) -> &'static str {
-    match v {
-        serde_json::Value::Null => "null",
-        serde_json::Value::Bool(_) => "a boolean",
-        serde_json::Value::Number(_) => "a number",
-        serde_json::Value::String(_) => "a string",
-        serde_json::Value::Array(_) => "an array",
-        serde_json::Value::Object(_) => "an object",
+/// An index's top level: the user ids it lists (everything else read and dropped), or what
+/// else it is.
+///
+/// The ids, whichever shape the index has (SPEC.md, "The real MHM's files"): today lookup
+/// keys map to ids (`"alice": "<uuid>"`, `"email:...": "<uuid>"`), so the ids are the
+/// string values; an older shape holds `"users": {"<uuid>": {...}}`; the oldest maps each
+/// id to its record. `last_updated` is never a user.
+enum TopLevel {
+    Object(BTreeSet<String>),
+    Other(&'static str),
+}
+
+/// One value of an index, as much of it as the ids need.
+enum IndexValue {
+    /// A string: an id (a lookup key's target).
+    Id(String),
+    /// An object: its keys (for `users`, the ids).
+    Keys(Vec<String>),
+    /// Anything else.
+    Other,
+}
+
+impl<'de> Deserialize<'de> for IndexValue {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = IndexValue;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a JSON value")
+            }
+
+            fn visit_str<E>(self, s: &str) -> Result<IndexValue, E> {
+                Ok(IndexValue::Id(s.to_string()))
+            }
+
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<IndexValue, A::Error> {
+                let mut keys = Vec::new();
+                while let Some((k, IgnoredAny)) = map.next_entry::<String, IgnoredAny>()? {
+                    keys.push(k);
+                }
+                Ok(IndexValue::Keys(keys))
+            }
+
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<IndexValue, A::Error> {
+                while seq.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(IndexValue::Other)
+            }
+
+            fn visit_unit<E>(self) -> Result<IndexValue, E> {
+                Ok(IndexValue::Other)
+            }
+
+            fn visit_bool<E>(self, _: bool) -> Result<IndexValue, E> {
+                Ok(IndexValue::Other)
+            }
+
+            fn visit_i64<E>(self, _: i64) -> Result<IndexValue, E> {
+                Ok(IndexValue::Other)
+            }
+
+            fn visit_u64<E>(self, _: u64) -> Result<IndexValue, E> {
+                Ok(IndexValue::Other)
+            }
+
+            fn visit_f64<E>(self, _: f64) -> Result<IndexValue, E> {
+                Ok(IndexValue::Other)
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+impl<'de> Deserialize<'de> for TopLevel {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Top;
+        impl<'de> Visitor<'de> for Top {
+            type Value = TopLevel;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a JSON document")
+            }
+
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<TopLevel, A::Error> {
+                let mut ids = BTreeSet::new();
+                while let Some(key) = map.next_key::<String>()? {
+                    match (key.as_str(), map.next_value::<IndexValue>()?) {
+                        ("last_updated", _) => {}
+                        ("users", IndexValue::Keys(users)) => ids.extend(users),
+                        (_, IndexValue::Id(id)) => {
+                            ids.insert(id);
+                        }
+                        _ => {
+                            ids.insert(key);
+                        }
+                    }
+                }
+                Ok(TopLevel::Object(ids))
+            }
+
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<TopLevel, A::Error> {
+                while seq.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(TopLevel::Other("an array"))
+            }
+
+            fn visit_unit<E>(self) -> Result<TopLevel, E> {
+                Ok(TopLevel::Other("null"))
+            }
+
+            fn visit_bool<E>(self, _: bool) -> Result<TopLevel, E> {
+                Ok(TopLevel::Other("a boolean"))
+            }
+
+            fn visit_i64<E>(self, _: i64) -> Result<TopLevel, E> {
+                Ok(TopLevel::Other("a number"))
+            }
+
+            fn visit_u64<E>(self, _: u64) -> Result<TopLevel, E> {
+                Ok(TopLevel::Other("a number"))
+            }
+
+            fn visit_f64<E>(self, _: f64) -> Result<TopLevel, E> {
+                Ok(TopLevel::Other("a number"))
+            }
+
+            fn visit_str<E>(self, _: &str) -> Result<TopLevel, E> {
+                Ok(TopLevel::Other("a string"))
+            }
+        }
+        d.deserialize_any(Top)
     }
 }
 
@@ -144,9 +255,9 @@ mod tests {
     // regression: today's lookup index read its keys as user ids (14 false problems)
     #[test]
     fn every_index_shape_lists_the_ids() {
-        let ids = |text: &str| {
-            let v: serde_json::Value = serde_json::from_str(text).unwrap();
-            listed_users(v.as_object().unwrap()).into_iter().collect::<Vec<_>>()
+        let ids = |text: &str| match serde_json::from_str::<TopLevel>(text).unwrap() {
+            TopLevel::Object(ids) => ids.into_iter().collect::<Vec<_>>(),
+            TopLevel::Other(what) => panic!("{what}"),
         };
         assert_eq!(
             ids(r#"{"last_updated": "x", "alice": "u-1", "email:a@x.org": "u-1",

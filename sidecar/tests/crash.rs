@@ -10,7 +10,6 @@ use std::{
     fs,
     io::Read,
     path::Path,
-    process::Stdio,
     time::{Duration, Instant},
 };
 
@@ -45,14 +44,7 @@ fn log_text(rng: &mut Rng, bytes: usize) -> Vec<u8> {
 
 /// Runs `args` and kills it after `after`; returns whether it had finished by itself.
 fn run_and_kill(root: &Path, args: &[&str], after: Duration) -> bool {
-    let mut child = bin()
-        .arg("--root")
-        .arg(root)
-        .args(args)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_quiet(root, args);
     std::thread::sleep(after);
     let finished = child.try_wait().unwrap().is_some();
     let _ = child.kill(); // SIGKILL

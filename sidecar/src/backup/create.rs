@@ -8,8 +8,8 @@ use anyhow::{bail, Context, Result};
 
 use super::manifest::{self, Includes, Manifest, SystemInfo};
 use crate::{
-    collect::{self, Source, Tree},
-    fsx, pack, verify, Ctx, Problem,
+    collect::{self, Skipped, Source, Tree},
+    fsx, pack, verify, Ctx,
 };
 
 /// What to put in a backup.
@@ -19,29 +19,30 @@ pub struct Options {
     pub includes: Includes,
 }
 
-/// Everything `options` selects under the root, in a stable order, plus warnings
-/// (links pointing outside `data/users`, unreadable entries).
-pub fn collect(ctx: &Ctx, options: &Options) -> Result<(Vec<Source>, Vec<Problem>)> {
+/// Everything `options` selects under the root, in a stable order, plus what is not
+/// stored: user data that cannot be (names that are not UTF-8), and what is left out by
+/// rule (links pointing outside `data/users`, special files).
+pub fn collect(ctx: &Ctx, options: &Options) -> Result<(Vec<Source>, Skipped)> {
     let mut sources = Vec::new();
-    let mut warnings = Vec::new();
+    let mut skipped = Skipped::default();
     let inc = options.includes;
     if inc.users {
         let users = ctx.data_dir().join("users");
         if users.is_dir() {
             let tree = Tree { root: &users, label: "data/users" };
-            tree.walk(&users, "users", &mut sources, &mut warnings)?;
+            tree.walk(&users, "users", &mut sources, &mut skipped)?;
         }
     }
     if inc.config {
-        collect::config(ctx, &mut sources, &mut warnings)?;
+        collect::config(ctx, &mut sources, &mut skipped.warnings)?;
     }
     if inc.logs {
         collect::active_logs(ctx, &mut sources);
     }
     if inc.code {
-        collect::code(ctx, &mut sources, &mut warnings)?;
+        collect::code(ctx, &mut sources, &mut skipped.warnings)?;
     }
-    Ok((sources, warnings))
+    Ok((sources, skipped))
 }
 
 /// Writes the backup `name` to `<dir>/<name>.zip`: temp, sync, verify, rename. Returns
@@ -80,7 +81,7 @@ pub fn write(
         Ok(manifest) => Ok((final_path, manifest)),
         Err(e) => {
             let _ = fs::remove_file(&tmp);
-            Err(e.context(format!("writing backup {}", final_path.display())))
+            Err(e.context(format!("writing backup {}", ctx.show(&final_path))))
         }
     }
 }

@@ -15,7 +15,7 @@ use chrono::{DateTime, FixedOffset, Local, NaiveDateTime, TimeZone, Utc};
 use serde::Serialize;
 
 use self::manifest::{Includes, Manifest};
-use crate::{error::usage, fsx, verify, Ctx, Problem};
+use crate::{collect, error::usage, fsx, verify, Ctx, Problem};
 
 /// Name prefixes of the kinds.
 pub const WEEKLY_PREFIX: &str = "weekly_backup_";
@@ -124,7 +124,7 @@ pub fn list(dir: &Path) -> Result<Vec<Info>> {
 
 /// The manifest and whether the zip's central directory matches it (no data read).
 fn quick_check(path: &Path) -> Option<(Manifest, bool)> {
-    let mut archive = zip::ZipArchive::new(BufReader::new(File::open(path).ok()?)).ok()?;
+    let (mut archive, _) = crate::zipcheck::open(BufReader::new(File::open(path).ok()?)).ok()?;
     let mut bytes = Vec::new();
     archive.by_name(manifest::NAME).ok()?.take(64 << 20).read_to_end(&mut bytes).ok()?;
     let m: Manifest = serde_json::from_slice(&bytes).ok()?;
@@ -181,21 +181,30 @@ pub struct Made {
     pub manifest: Manifest,
     /// What the prune after it did.
     pub pruned: Vec<PruneStep>,
-    /// Files left out (links pointing outside, unreadable names).
+    /// Files left out by rule (links pointing outside, special files).
     pub warnings: Vec<Problem>,
+    /// User data the backup could not hold (names that are not UTF-8): the backup is
+    /// written with everything else, and the caller must treat it as a failure.
+    pub left_out: Vec<Problem>,
 }
 
-/// Writes the backup `name` with `includes`, then prunes.
+/// Writes the backup `name` with `includes`, then prunes. User data it cannot hold is
+/// listed in [`Made::left_out`] (a backup of the rest beats no backup, but it is no
+/// success).
 pub fn make(ctx: &Ctx, name: &str, includes: Includes, policy: PrunePolicy) -> Result<Made> {
     let options = create::Options { includes };
-    let (sources, warnings) = create::collect(ctx, &options)?;
+    let (sources, skipped) = create::collect(ctx, &options)?;
+    let collect::Skipped { left_out, warnings } = skipped;
     for w in &warnings {
         tracing::warn!(target: "mhm::sidecar", "backup {name}: left out {w}");
+    }
+    for w in &left_out {
+        tracing::error!(target: "mhm::sidecar", "backup {name}: leaves out user data: {w}");
     }
     let (path, manifest) = create::write(ctx, &ctx.backups_dir(), name, &options, sources)?;
     tracing::info!(target: "mhm::sidecar", "backup create: wrote {} ({} files, {} bytes)", ctx.show(&path), manifest.system_info.file_count, manifest.system_info.total_bytes);
     let pruned = prune(ctx, policy, false)?;
-    Ok(Made { path, manifest, pruned, warnings })
+    Ok(Made { path, manifest, pruned, warnings, left_out })
 }
 
 /// What the weekly check decided.
@@ -212,11 +221,18 @@ pub enum Weekly {
     Due(String),
 }
 
+/// The newest weekly backup made at or before `now`: one stamped in the future (the clock
+/// was ahead) is not this week's.
+pub fn newest_weekly(backups: &[Info], now: DateTime<Utc>) -> Option<&Info> {
+    backups.iter().rev().find(|b| b.kind == Kind::Weekly && b.created_at.is_none_or(|t| t <= now))
+}
+
 /// Whether a weekly backup is due: none exists, or the newest is 7 or more days old.
-/// Other kinds neither count nor push weekly ones out.
+/// Other kinds neither count nor push weekly ones out, nor do weekly ones stamped in the
+/// future.
 pub fn weekly_due(ctx: &Ctx) -> Result<Weekly> {
     let backups = list(&ctx.backups_dir())?;
-    let newest = backups.iter().rev().find(|b| b.kind == Kind::Weekly);
+    let newest = newest_weekly(&backups, ctx.now);
     if let Some(b) = newest {
         if let Some(t) = b.created_at {
             let age = ctx.now.fixed_offset().signed_duration_since(t);

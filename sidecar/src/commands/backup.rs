@@ -34,9 +34,12 @@ fn make(ctx: &Run, name: &str, includes: Includes) -> Result<ExitCode> {
     let policy = PrunePolicy::from_settings(ctx, None, None)?;
     if ctx.dry_run {
         let options = create::Options { includes };
-        let (sources, warnings) = create::collect(ctx, &options)?;
-        for w in &warnings {
+        let (sources, skipped) = create::collect(ctx, &options)?;
+        for w in &skipped.warnings {
             eprintln!("warning: {w}");
+        }
+        for w in &skipped.left_out {
+            eprintln!("error: the backup would leave out user data: {w}");
         }
         let target = ctx.backups_dir().join(format!("{name}.zip"));
         let bytes: u64 = sources.iter().map(|s| s.size).sum();
@@ -44,6 +47,7 @@ fn make(ctx: &Run, name: &str, includes: Includes) -> Result<ExitCode> {
             print_json(&serde_json::json!({
                 "would_create": ctx.show(&target), "files": sources.len(), "bytes": bytes,
                 "entries": sources.iter().map(|s| &s.name).collect::<Vec<_>>(),
+                "left_out": skipped.left_out,
             }))?;
         } else {
             println!(
@@ -55,12 +59,15 @@ fn make(ctx: &Run, name: &str, includes: Includes) -> Result<ExitCode> {
                 println!("  {}", s.name);
             }
         }
-        return Ok(ExitCode::Success);
+        return Ok(ExitCode::from_ok(skipped.left_out.is_empty()));
     }
-    let backup::Made { path, manifest, pruned, warnings } =
+    let backup::Made { path, manifest, pruned, warnings, left_out } =
         backup::make(ctx, name, includes, policy)?;
     for w in &warnings {
         eprintln!("warning: {w}");
+    }
+    for w in &left_out {
+        eprintln!("error: {} leaves out user data: {w}", ctx.show(&path));
     }
     let size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
     if ctx.json {
@@ -68,7 +75,7 @@ fn make(ctx: &Run, name: &str, includes: Includes) -> Result<ExitCode> {
             "created": ctx.show(&path), "size": size, "manifest": {
                 "backup_name": manifest.backup_name, "created_at": manifest.created_at,
                 "includes": manifest.includes, "system_info": manifest.system_info,
-            }, "pruned": pruned,
+            }, "pruned": pruned, "left_out": left_out,
         }))?;
     } else {
         println!(
@@ -81,7 +88,7 @@ fn make(ctx: &Run, name: &str, includes: Includes) -> Result<ExitCode> {
             println!("prune: {} {} ({})", p.result, p.name, p.why);
         }
     }
-    Ok(ExitCode::from_ok(pruned.iter().all(|p| !p.failed())))
+    Ok(ExitCode::from_ok(left_out.is_empty() && pruned.iter().all(|p| !p.failed())))
 }
 
 fn create_cmd(ctx: &Run, args: &CreateArgs) -> Result<ExitCode> {

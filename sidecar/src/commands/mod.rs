@@ -22,7 +22,7 @@ use std::{
 
 use anyhow::{Context as _, Result};
 use chrono::{DateTime, Utc};
-use mhm_sidecar::{error::usage, lock, restore, Ctx};
+use mhm_sidecar::{error::usage, lock, recover, Ctx};
 
 use crate::{
     cli::{Cli, Command},
@@ -118,8 +118,9 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         None
     };
     if _lock.is_some() {
-        // A restore killed half way is rolled back before anything else happens.
-        for msg in restore::recover_interrupted(&run) {
+        // A restore killed half way is rolled back, and dead runs' temporary files go,
+        // before anything else happens.
+        for msg in recover::after_crash(&run) {
             eprintln!("{msg}");
             tracing::warn!(target: "mhm::sidecar", "{msg}");
         }

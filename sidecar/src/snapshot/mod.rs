@@ -99,7 +99,10 @@ fn collect_data(ctx: &Ctx, out: &mut Vec<Source>, warnings: &mut Vec<Problem>) -
         let ft = e.file_type().with_context(|| format!("reading {}", path.display()))?;
         if ft.is_dir() {
             let tree = Tree { root: &data, label: "data" };
-            tree.walk(&path, &format!("data/{name}"), out, warnings)?;
+            let mut skipped = collect::Skipped::default();
+            tree.walk(&path, &format!("data/{name}"), out, &mut skipped)?;
+            warnings.extend(skipped.left_out);
+            warnings.extend(skipped.warnings);
         } else if ft.is_file() {
             let size = e.metadata().map(|m| m.len()).unwrap_or(0);
             out.push(Source { name: format!("data/{name}"), path, size, link: None });
@@ -298,7 +301,8 @@ pub fn list(dir: &Path) -> Result<Vec<Info>> {
         } else if let (true, Some(stem)) = (ft.is_file(), file_name.strip_suffix(".zip")) {
             let m = File::open(&path)
                 .ok()
-                .and_then(|f| zip::ZipArchive::new(io::BufReader::new(f)).ok())
+                .and_then(|f| crate::zipcheck::open(io::BufReader::new(f)).ok())
+                .map(|(z, _)| z)
                 .and_then(|mut z| z.by_name(MANIFEST).ok().and_then(|e| read_manifest(e).ok()));
             (stem.to_string(), "zip", m, e.metadata().map(|m| m.len()).unwrap_or(0))
         } else {

@@ -3,8 +3,10 @@
 //!
 //! Every entry is read to its end (so a zip entry's CRC is checked) and hashed; its size is
 //! compared with what the zip directory declares; names that could escape (absolute, `..`,
-//! backslashes) and links whose target leaves their own part (`users/`, `code/`, `data/`)
-//! are refused; then the manifest, parsed as it streams, must list exactly what is there
+//! backslashes) are refused, and so is every link that, followed as the OS would (through
+//! the other links stored beside it), leads out of its own part (`users/`, `code/`,
+//! `data/`), every entry stored under a link, and (in a backup) every link outside
+//! `users/`; then the manifest, parsed as it streams, must list exactly what is there
 //! with the same sizes and digests, and its own fields must hold. Large zips are read on
 //! every core (each thread takes every n-th entry of one shared, parsed directory).
 
@@ -27,7 +29,7 @@ use crate::{
     pack::FileEntry,
     paths,
     snapshot::manifest::{Manifest as SnapshotManifest, MANIFEST as SNAPSHOT_MANIFEST},
-    Problem,
+    zipcheck, Problem,
 };
 
 /// What a check found.
@@ -62,9 +64,8 @@ impl<M> Report<M> {
 
 /// Verifies the backup zip at `path`.
 pub fn backup(path: &Path) -> Report<BackupManifest> {
-    check(scan_zip(path, backup_manifest::NAME), backup_manifest::NAME, "the zip", |m, seen, p| {
-        check_backup_manifest(m, seen, p)
-    })
+    let scan = scan_zip(path, backup_manifest::NAME);
+    check(scan, backup_manifest::NAME, "the zip", Links::UsersOnly, check_backup_manifest)
 }
 
 /// Verifies the snapshot at `path`: a zip, or a folder written with `--no-compress`.
@@ -74,7 +75,7 @@ pub fn snapshot(path: &Path) -> Report<SnapshotManifest> {
         Ok(_) => scan_zip(path, SNAPSHOT_MANIFEST),
         Err(e) => Err(Problem::at(path.display(), format!("cannot open: {e}"))),
     };
-    check(scan, SNAPSHOT_MANIFEST, "the snapshot", check_snapshot_manifest)
+    check(scan, SNAPSHOT_MANIFEST, "the snapshot", Links::OwnPart, check_snapshot_manifest)
 }
 
 /// What was found for one stored file.
@@ -98,10 +99,21 @@ impl<M> Default for Scan<M> {
     }
 }
 
+/// Which links an archive may hold.
+#[derive(Clone, Copy, Debug)]
+enum Links {
+    /// A backup: links only under `users/` (restore puts config files at the root, where a
+    /// link's target would mean something else), resolving into `users/`.
+    UsersOnly,
+    /// A snapshot: a link resolves into the part it is stored under (`code/`, `data/`).
+    OwnPart,
+}
+
 fn check<M>(
     scan: Result<Scan<M>, Problem>,
     manifest_name: &str,
     container: &str,
+    links: Links,
     fields: impl FnOnce(&M, &BTreeMap<String, Seen>, &mut Vec<Problem>),
 ) -> Report<M>
 where
@@ -118,6 +130,7 @@ where
     report.entries = scan.entries;
     scan.problems.sort_by_key(|(i, _)| *i);
     report.problems.extend(scan.problems.into_iter().map(|(_, p)| p));
+    check_links(&scan.seen, links, &mut report.problems);
     let manifest = match scan.manifest {
         None => {
             report.problems.push(Problem::at(manifest_name, "missing"));
@@ -171,7 +184,9 @@ fn scan_zip<M: DeserializeOwned + Send>(
     let archive = File::open(path)
         .and_then(SharedFile::new)
         .map_err(|e| Problem::at(&shown, format!("cannot open: {e}")))?;
-    let archive = ZipArchive::new(archive)
+    // Checked before the `zip` crate reads it: counts, sizes and overlaps against the
+    // file's real length (see `zipcheck`).
+    let (archive, _) = zipcheck::open(archive)
         .map_err(|e| Problem::at(&shown, format!("not a readable zip archive: {e}")))?;
     let parts: Vec<Result<Scan<M>, Problem>> = if threads == 1 {
         vec![Ok(scan_entries(archive, 0, 1, manifest_name))]
@@ -228,16 +243,23 @@ fn scan_entries<M: DeserializeOwned>(
         if entry.is_dir() {
             continue;
         }
+        let is_link = entry.is_symlink();
+        let declared = entry.size();
+        // Never inflate more than the directory declares (and `zipcheck` bounded that by
+        // what the compressed bytes can hold): one byte more shows the lie.
+        let mut entry = (&mut entry).take(declared.saturating_add(1));
         if name == manifest_name {
             part.manifest = Some(read_manifest(&mut entry, manifest_name));
             // The entry must also be read to its end so its CRC is checked.
-            if let Err(e) = io::copy(&mut entry, &mut io::sink()) {
-                part.problems.push((i, Problem::at(&name, format!("corrupt: {e}"))));
+            match io::copy(&mut entry, &mut io::sink()) {
+                Err(e) => part.problems.push((i, Problem::at(&name, format!("corrupt: {e}")))),
+                Ok(_) if entry.limit() == 0 => {
+                    part.problems.push((i, inflates_past(&name, declared)))
+                }
+                Ok(_) => {}
             }
             continue;
         }
-        let is_link = entry.is_symlink();
-        let declared = entry.size();
         let read = fsx::sha256_of(&mut entry, &mut buf, if is_link { 4096 } else { 0 });
         let digest = match read {
             Ok(d) => d,
@@ -246,6 +268,10 @@ fn scan_entries<M: DeserializeOwned>(
                 continue;
             }
         };
+        if digest.size > declared {
+            part.problems.push((i, inflates_past(&name, declared)));
+            continue;
+        }
         if digest.size != declared {
             // Other unzip tools trust the directory's size: it must be right.
             part.problems.push((
@@ -260,25 +286,69 @@ fn scan_entries<M: DeserializeOwned>(
             ));
         }
         let link = is_link.then(|| String::from_utf8_lossy(&digest.head).into_owned());
-        if let Some(target) = &link {
-            if !link_stays_in_its_part(&name, target) {
-                part.problems.push((
-                    i,
-                    Problem::at(&name, format!("refused: a link pointing outside ({target})")),
-                ));
-            }
-        }
         part.seen.insert(name, Seen { size: digest.size, sha256: digest.sha256, link });
     }
     part
 }
 
-/// Whether a link stored at `name` lands inside the top folder it is stored under
-/// (`users/u1/a -> ../u2/b` does; `users/u1/a -> ../../config/.env` does not).
-fn link_stays_in_its_part(name: &str, target: &str) -> bool {
-    let top = name.split('/').next().unwrap_or("");
-    paths::link_destination(name, target)
-        .is_some_and(|dest| dest.strip_prefix(top).is_some_and(|rest| rest.starts_with('/')))
+fn inflates_past(name: &str, declared: u64) -> Problem {
+    Problem::at(
+        name,
+        format!("its data inflate to more than the {declared} bytes the zip directory says (read no further)"),
+    )
+}
+
+/// Every link, followed as the OS would follow it once the archive is extracted (through
+/// the other links stored in it, at most [`paths::MAX_HOPS`] of them), must lead into
+/// the part it is stored under; no entry may lie under a stored link (extraction would
+/// write through it); a backup holds links under `users/` only.
+fn check_links(seen: &BTreeMap<String, Seen>, rule: Links, problems: &mut Vec<Problem>) {
+    let link_of = |p: &str| seen.get(p).and_then(|s| s.link.clone());
+    for name in seen.keys() {
+        let under = name
+            .match_indices('/')
+            .map(|(i, _)| &name[..i])
+            .find(|prefix| seen.get(*prefix).is_some_and(|s| s.link.is_some()));
+        if let Some(link) = under {
+            problems.push(Problem::at(
+                name,
+                format!("refused: it lies under the link {link} stored in the same archive"),
+            ));
+        }
+    }
+    for (name, target) in seen.iter().filter_map(|(n, s)| Some((n, s.link.as_ref()?))) {
+        let top = name.split('/').next().unwrap_or("");
+        if matches!(rule, Links::UsersOnly) && top != "users" {
+            problems.push(Problem::at(
+                name,
+                format!(
+                    "refused: a link ({target}) outside users/; config files, logs and code are \
+                     only ever stored as regular files"
+                ),
+            ));
+            continue;
+        }
+        if target.contains(['\\', '\0']) {
+            problems.push(Problem::at(
+                name,
+                format!("refused: a link pointing outside ({target:?} holds a backslash or NUL)"),
+            ));
+            continue;
+        }
+        match paths::resolve(name, link_of) {
+            Ok(dest) if dest.strip_prefix(top).is_some_and(|rest| rest.starts_with('/')) => {}
+            Ok(dest) => problems.push(Problem::at(
+                name,
+                format!(
+                    "refused: a link pointing outside {top}/ ({target}, which leads to {dest})"
+                ),
+            )),
+            Err(why) => problems.push(Problem::at(
+                name,
+                format!("refused: a link pointing outside {top}/ ({target}: {why})"),
+            )),
+        }
+    }
 }
 
 /// A manifest parsed as it streams (no copy of its text): a read error shows as
@@ -333,15 +403,6 @@ fn scan_folder<M: DeserializeOwned>(root: &Path, manifest_name: &str) -> Scan<M>
                 match fs::read_link(&path) {
                     Ok(t) => {
                         let t = t.to_string_lossy().into_owned();
-                        if !link_stays_in_its_part(&name, &t) {
-                            problem(
-                                &mut scan,
-                                Problem::at(
-                                    &name,
-                                    format!("refused: a link pointing outside ({t})"),
-                                ),
-                            );
-                        }
                         let d = fsx::sha256_of(&mut t.as_bytes(), &mut buf, 0)
                             .expect("reading from memory cannot fail");
                         scan.seen
@@ -497,15 +558,33 @@ fn check_snapshot_manifest(
 mod tests {
     use super::*;
 
+    fn problems(rule: Links, links: &[(&str, &str)], files: &[&str]) -> Vec<Problem> {
+        let seen =
+            |link: Option<&str>| Seen { size: 0, sha256: [0; 32], link: link.map(Into::into) };
+        let mut all: BTreeMap<String, Seen> =
+            links.iter().map(|(n, t)| (n.to_string(), seen(Some(t)))).collect();
+        all.extend(files.iter().map(|n| (n.to_string(), seen(None))));
+        let mut out = Vec::new();
+        check_links(&all, rule, &mut out);
+        out
+    }
+
     #[test]
     fn links_stay_in_their_part() {
-        assert!(link_stays_in_its_part("users/u1/a", "b"));
-        assert!(link_stays_in_its_part("users/u1/a", "../u2/b"));
-        assert!(!link_stays_in_its_part("users/u1/a", "../../config/.env"));
-        assert!(!link_stays_in_its_part("users/u1/a", "../../../x"));
-        assert!(!link_stays_in_its_part("users/u1/a", "/etc/passwd"));
-        assert!(!link_stays_in_its_part("users/a", ".."));
-        assert!(link_stays_in_its_part("data/users/u1/a", "../../user_index.json"));
-        assert!(!link_stays_in_its_part("code/a", "../data/x"));
+        let ok = |rule, links: &[(&str, &str)]| problems(rule, links, &[]).is_empty();
+        assert!(ok(Links::UsersOnly, &[("users/u1/a", "b")]));
+        assert!(ok(Links::UsersOnly, &[("users/u1/a", "../u2/b")]));
+        assert!(!ok(Links::UsersOnly, &[("users/u1/a", "../../config/.env")]));
+        assert!(!ok(Links::UsersOnly, &[("users/u1/a", "../../../x")]));
+        assert!(!ok(Links::UsersOnly, &[("users/u1/a", "/etc/passwd")]));
+        assert!(!ok(Links::UsersOnly, &[("users/a", "..")]));
+        assert!(!ok(Links::UsersOnly, &[("config/.env", "requirements.txt")]));
+        assert!(ok(Links::OwnPart, &[("data/users/u1/a", "../../user_index.json")]));
+        assert!(!ok(Links::OwnPart, &[("code/a", "../data/x")]));
+        // Through another link: `up` leads to users/, so `x` climbs two levels above it.
+        assert!(!ok(Links::UsersOnly, &[("users/u1/up", ".."), ("users/u1/x", "up/../../.env")]));
+        assert!(!ok(Links::UsersOnly, &[("users/u1/a", "b"), ("users/u1/b", "a")]));
+        let under = problems(Links::UsersOnly, &[("users/u1/d", "../u2")], &["users/u1/d/f"]);
+        assert!(under[0].what.contains("under the link users/u1/d"), "{under:?}");
     }
 }

@@ -26,6 +26,18 @@ pub fn run(root: &Path, args: &[&str]) -> Output {
     bin().arg("--root").arg(root).args(args).output().expect("running mhm-sidecar")
 }
 
+/// Starts the binary on `root` with `args`, its output discarded.
+pub fn spawn_quiet(root: &Path, args: &[&str]) -> std::process::Child {
+    bin()
+        .arg("--root")
+        .arg(root)
+        .args(args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("starting mhm-sidecar")
+}
+
 pub fn code(out: &Output) -> i32 {
     out.status.code().unwrap_or(-1)
 }
@@ -212,4 +224,46 @@ impl Rng {
         self.0 ^= self.0 << 17;
         self.0
     }
+}
+
+/// A backup zip built by hand, with a manifest that lists exactly its `files` and `links`
+/// (so verify fails only on what the test plants). Links are stored before the files.
+pub fn crafted_backup(path: &Path, files: &[(&str, &[u8])], links: &[(&str, &str)]) {
+    use zip::write::SimpleFileOptions;
+    let mut list: Vec<serde_json::Value> = files
+        .iter()
+        .map(|(n, b)| serde_json::json!({"path": n, "size": b.len(), "sha256": sha256_hex(b)}))
+        .collect();
+    for (n, t) in links {
+        list.push(serde_json::json!({"path": n, "size": t.len(),
+            "sha256": sha256_hex(t.as_bytes()), "link": t}));
+    }
+    let names = files.iter().map(|(n, _)| *n).chain(links.iter().map(|(n, _)| *n));
+    let users: std::collections::BTreeSet<&str> = names
+        .clone()
+        .filter_map(|n| n.strip_prefix("users/").and_then(|r| r.split('/').next()))
+        .collect();
+    let total: usize = files.iter().map(|(_, b)| b.len()).sum::<usize>()
+        + links.iter().map(|(_, t)| t.len()).sum::<usize>();
+    let manifest = serde_json::json!({
+        "backup_name": "crafted", "created_at": "2026-03-01T00:00:00+00:00",
+        "includes": {"users": !users.is_empty(),
+            "config": names.clone().any(|n| n.starts_with("config/")),
+            "logs": false, "code": false},
+        "system_info": {"total_users": users.len(), "file_count": list.len(),
+            "total_bytes": total},
+        "tool_version": "test", "files": list,
+    });
+    fs::create_dir_all(path.parent().unwrap()).unwrap();
+    let mut z = zip::ZipWriter::new(fs::File::create(path).unwrap());
+    for (n, t) in links {
+        z.add_symlink(*n, *t, SimpleFileOptions::default()).unwrap();
+    }
+    for (n, b) in files {
+        z.start_file(*n, SimpleFileOptions::default()).unwrap();
+        z.write_all(b).unwrap();
+    }
+    z.start_file("manifest.json", SimpleFileOptions::default()).unwrap();
+    z.write_all(&serde_json::to_vec(&manifest).unwrap()).unwrap();
+    z.finish().unwrap();
 }
