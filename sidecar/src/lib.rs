@@ -15,6 +15,7 @@
 //! | 5 tool outputs | [`tools`] |
 //! | 6 snapshots | [`snapshot`] (written by [`pack`] from [`collect`], checked by [`verify`]) |
 //! | 7 `maintain`, `status`, the lock | [`maintain`] + [`state`], [`status`], [`lock`] |
+//! | 10 off-site copies | [`remote`] |
 //! | settings, `.env` | [`context`], [`envfile`] |
 //! | write-temp-sync-rename, free names | [`fsx`] |
 //!
@@ -45,6 +46,7 @@ pub mod maintain;
 pub mod messages;
 pub mod pack;
 pub mod paths;
+pub mod remote;
 pub mod report;
 pub mod restore;
 pub mod snapshot;

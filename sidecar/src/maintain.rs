@@ -11,7 +11,7 @@ use serde::Serialize;
 use crate::{
     archival,
     backup::{self, PrunePolicy},
-    messages,
+    messages, remote,
     state::{self, JobRun},
     Ctx, Problem,
 };
@@ -25,6 +25,9 @@ pub enum Task {
     LogsArchive,
     /// `messages archive` with the default age.
     MessagesArchive,
+    /// `remote push` of every valid backup not yet in the store (only when
+    /// `MHM_REMOTE_URL` is set).
+    RemotePush,
 }
 
 /// A job `maintain` runs when it is due.
@@ -43,10 +46,12 @@ pub enum Schedule {
     Daily(u32, u32),
     /// When this many days have passed since the last run.
     EveryDays(i64),
+    /// Once a day at this local time, and at every run after one that failed.
+    DailyRetry(u32, u32),
 }
 
 /// The jobs `maintain` runs, in order.
-pub const JOBS: [Job; 3] = [
+pub const JOBS: [Job; 4] = [
     Job { name: "weekly_backup", task: Task::WeeklyBackup, schedule: Schedule::Daily(1, 0) },
     Job { name: "logs_archive", task: Task::LogsArchive, schedule: Schedule::Daily(2, 0) },
     Job {
@@ -54,6 +59,7 @@ pub const JOBS: [Job; 3] = [
         task: Task::MessagesArchive,
         schedule: Schedule::EveryDays(30),
     },
+    Job { name: "remote_push", task: Task::RemotePush, schedule: Schedule::DailyRetry(3, 0) },
 ];
 
 /// The most recent local HH:MM at or before `now`.
@@ -85,6 +91,9 @@ pub fn due(job: &Job, last: Option<&JobRun>, now: DateTime<Utc>) -> bool {
             match job.schedule {
                 Schedule::Daily(hour, minute) => last < most_recent(now, hour, minute),
                 Schedule::EveryDays(days) => now - last >= Duration::days(days),
+                Schedule::DailyRetry(hour, minute) => {
+                    !run.ok || last < most_recent(now, hour, minute)
+                }
             }
         }
     }
@@ -142,6 +151,9 @@ pub fn run(ctx: &Ctx, policy: PrunePolicy, dry_run: bool) -> anyhow::Result<Vec<
     }
     let mut changed = false;
     for job in &JOBS {
+        if job.task == Task::RemotePush && !remote::configured(ctx) {
+            continue;
+        }
         let is_due = due(job, st.jobs.get(job.name), ctx.now);
         if !is_due || dry_run {
             let detail = match st.jobs.get(job.name) {
@@ -227,6 +239,7 @@ fn run_task(
                 report.problems,
             ))
         }
+        Task::RemotePush => remote::push_new(ctx),
     }
 }
 
