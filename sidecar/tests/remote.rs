@@ -610,3 +610,43 @@ fn keygen_and_bad_settings() {
     assert!(!gone.exists());
     case.assert_no_secret();
 }
+
+#[test]
+fn folder_process_killed_mid_upload_then_rerun() {
+    let store = tempfile::tempdir().unwrap();
+    let mut case = Case::new(&folder_settings(store.path()));
+    add_bulk(case.path(), 12);
+    case.backup("mhm_backup_20260301_000000", "2026-03-01T00:00:00Z");
+    let before = snapshot(&case.path().join("data/backups"));
+    let mut child = bin()
+        .arg("--root")
+        .arg(case.path())
+        .args(["remote", "push"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // The folder store writes an upload under a staging name (`<object>#<n>`) until it
+    // completes: kill the process while that name is there.
+    let started = std::time::Instant::now();
+    let killed_mid_upload = loop {
+        if names(store.path()).iter().any(|n| n.contains('#')) {
+            child.kill().unwrap();
+            child.wait().unwrap();
+            break true;
+        }
+        if child.try_wait().unwrap().is_some() {
+            break false;
+        }
+        assert!(started.elapsed().as_secs() < 120, "the push never started uploading");
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    };
+    assert!(killed_mid_upload, "the push finished before it could be killed");
+    assert!(case.copies().is_empty(), "a killed upload is not a copy");
+    assert_same(&before, &snapshot(&case.path().join("data/backups")));
+    let out = case.run(&["remote", "push"]);
+    assert_code(&out, 0);
+    assert_eq!(names_of(&case.copies()), ["mhm_backup_20260301_000000"]);
+    assert_code(&case.run(&["remote", "verify", "mhm_backup_20260301_000000"]), 0);
+    case.assert_no_secret();
+}

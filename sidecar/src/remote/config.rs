@@ -167,10 +167,12 @@ impl Config {
             }
         }
         let recipient = over.recipient.clone().or_else(|| get(names::RECIPIENT));
-        let identity_file =
-            over.identity_file.clone().or_else(|| get(names::IDENTITY_FILE).map(PathBuf::from));
-        let identity_file =
-            identity_file.map(|p| if p.is_relative() { ctx.root.join(p) } else { p });
+        // The flag is relative to the current directory, the setting to the root (as
+        // LOG_BACKUP_DIR is).
+        let identity_file = match &over.identity_file {
+            Some(p) => Some(std::path::absolute(p).unwrap_or_else(|_| p.clone())),
+            None => get(names::IDENTITY_FILE).map(|v| ctx.root.join(v)),
+        };
         Ok(Self {
             target,
             url,

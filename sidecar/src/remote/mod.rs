@@ -124,7 +124,9 @@ pub struct Listing {
 pub struct PushItem {
     /// The backup's name.
     pub name: String,
-    /// What happened.
+    /// What happened (`result`: `pushed`, `already_there`, `would_push`, `refused`,
+    /// `failed`, with its fields beside it).
+    #[serde(flatten)]
     pub result: PushResult,
 }
 
