@@ -155,14 +155,5 @@ fn fetch(ctx: &Run, remote: &Remote, name: &str, place: bool) -> Result<ExitCode
 
 fn prune(ctx: &Run, remote: &Remote, policy: remote::PrunePolicy) -> Result<ExitCode> {
     let steps = remote.prune(ctx, policy, ctx.dry_run)?;
-    if ctx.json {
-        print_json(&steps)?;
-    } else if steps.is_empty() {
-        println!("nothing to prune");
-    } else {
-        for s in &steps {
-            println!("{} {} ({})", s.result, s.name, s.why);
-        }
-    }
-    Ok(ExitCode::from_ok(steps.iter().all(|s| !s.failed())))
+    super::backup::print_prune(ctx, &steps)
 }
