@@ -140,7 +140,7 @@ fn no_temp_files(root: &Path) {
 
 /// The whole life of copies: push (dry run, real, again), list, verify, pull (refused
 /// over a file, then placed byte for byte), prune (dry run, by count, by age).
-fn round_trip(case: &mut Case) {
+fn round_trip(case: &mut Case, confirmed_by: &str) {
     let r = case.path().to_path_buf();
     let first = case.backup("mhm_backup_20260301_000000", "2026-03-01T00:00:00Z");
     case.backup("weekly_backup_20260302_000000", "2026-03-02T00:00:00Z");
@@ -156,6 +156,9 @@ fn round_trip(case: &mut Case) {
     assert_code(&out, 0);
     assert_eq!(stdout(&out).matches("pushed").count(), 2, "{}", stdout(&out));
     assert!(stdout(&out).contains("encrypted"), "{}", stdout(&out));
+    // S3 confirms by the multipart ETag computed while sending; a folder by reading back.
+    let confirmed = format!("confirmed by {confirmed_by}");
+    assert_eq!(stdout(&out).matches(&confirmed).count(), 2, "{}", stdout(&out));
     assert_same(&before, &snapshot(&r.join("data/backups")));
     let out = case.run(&["remote", "push"]);
     assert_code(&out, 0);
@@ -226,7 +229,7 @@ fn round_trip(case: &mut Case) {
 fn folder_push_list_verify_pull_prune() {
     let store = tempfile::tempdir().unwrap();
     let mut case = Case::new(&folder_settings(store.path()));
-    round_trip(&mut case);
+    round_trip(&mut case, "read-back");
     // The store holds only ciphertext: no zip signature, no file name from the backup.
     for n in names(store.path()) {
         let bytes = fs::read(store.path().join(&n)).unwrap();
@@ -241,7 +244,7 @@ fn folder_push_list_verify_pull_prune() {
 fn s3_push_list_verify_pull_prune() {
     let weed = Weed::start();
     let mut case = Case::new(&weed.env("mhm/offsite"));
-    round_trip(&mut case);
+    round_trip(&mut case, "etag");
 }
 
 #[test]
