@@ -385,6 +385,24 @@ fn interrupted(case: &mut Case) {
         }
         assert_same(&before, &snapshot(&case.path().join("data/backups")));
     }
+    // An unconfirmed object is left alone for a day, then pruned.
+    let object = "mhm_backup_20260301_000000.zip.age";
+    let out = case.run(&["remote", "prune"]);
+    assert_eq!(stdout(&out).trim(), "nothing to prune");
+    let later = (chrono::Utc::now() + chrono::Duration::days(2)).to_rfc3339();
+    let out = case.run(&["--now", &later, "remote", "prune"]);
+    assert_code(&out, 0);
+    assert_eq!(
+        stdout(&out).trim(),
+        format!("deleted {object} (an upload that never finished, a day old)")
+    );
+    let ctx = case.ctx(Vec::new());
+    assert!(Remote::open(&ctx, &Overrides::default())
+        .unwrap()
+        .list()
+        .unwrap()
+        .unfinished
+        .is_empty());
     let out = case.run(&["remote", "push"]);
     assert_code(&out, 0);
     let ctx = case.ctx(Vec::new());
