@@ -58,6 +58,8 @@ pub enum Command {
     /// Project snapshots: code (and optionally data) in a verified zip or folder.
     #[command(subcommand)]
     Snapshot(SnapshotCommand),
+    /// Off-site copies: encrypted backups in S3-compatible storage or another folder.
+    Remote(RemoteArgs),
     /// Build a realistic MHM root in DIR (users, two years of messages, 30 days of logs
     /// written through mhm-log), then run `maintain` and `status` on it.
     Demo(DemoArgs),
@@ -201,6 +203,7 @@ impl Command {
             Command::Messages(c) => c.changes_files(),
             Command::Tools(c) => c.changes_files(),
             Command::Snapshot(c) => c.changes_files(),
+            Command::Remote(r) => r.command.changes_files(),
         }
     }
 }
@@ -350,6 +353,7 @@ impl Command {
                 SnapshotCommand::List(_) => "list",
                 SnapshotCommand::Verify(_) => "verify",
             },
+            Command::Remote(r) => r.command.name(),
             Command::Maintain | Command::Status | Command::Demo(_) => "",
         };
         let top = match self {
@@ -362,11 +366,96 @@ impl Command {
             Command::Tools(_) => "tools",
             Command::Snapshot(_) => "snapshot",
             Command::Demo(_) => "demo",
+            Command::Remote(_) => "remote",
         };
         if sub.is_empty() {
             top.to_string()
         } else {
             format!("{top} {sub}")
+        }
+    }
+}
+
+// === remote ===
+
+#[derive(Debug, Args)]
+pub struct RemoteArgs {
+    /// Where copies go: s3://bucket/prefix or file:///path (default: MHM_REMOTE_URL).
+    #[arg(long, global = true, value_name = "URL")]
+    pub url: Option<String>,
+    #[command(subcommand)]
+    pub command: RemoteCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RemoteCommand {
+    /// Verify, encrypt and upload local backups (none named: every valid one not there yet).
+    Push(RemotePushArgs),
+    /// The copies in the store.
+    List,
+    /// Download a copy, decrypt it and check every entry against its manifest.
+    Verify(RemoteNameArgs),
+    /// Download, decrypt and check a copy, then place it in data/backups/ (never over a file).
+    Pull(RemoteNameArgs),
+    /// Delete copies beyond REMOTE_RETENTION_DAYS or REMOTE_MAX_COUNT per kind.
+    Prune(RemotePruneArgs),
+    /// Write a new private key to FILE (owner-only, never over a file); print its public key.
+    Keygen(KeygenArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RemotePushArgs {
+    /// Backups in data/backups/ (with or without .zip).
+    pub names: Vec<String>,
+    /// The age public key to encrypt to (default: MHM_REMOTE_RECIPIENT).
+    #[arg(long, value_name = "AGE1...")]
+    pub recipient: Option<String>,
+    /// Upload without encrypting (the store sees everything, .env included).
+    #[arg(long)]
+    pub no_encrypt: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RemoteNameArgs {
+    /// The copy's backup name.
+    pub name: String,
+    /// The age private key file (default: MHM_REMOTE_IDENTITY_FILE).
+    #[arg(long, value_name = "FILE")]
+    pub identity: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct RemotePruneArgs {
+    /// Delete copies this many days old or older (default: REMOTE_RETENTION_DAYS, 90).
+    #[arg(long, value_name = "DAYS")]
+    pub retention_days: Option<u64>,
+    /// Keep at most this many copies of each kind (default: REMOTE_MAX_COUNT, 20).
+    #[arg(long, value_name = "N")]
+    pub max_count: Option<u64>,
+}
+
+#[derive(Debug, Args)]
+pub struct KeygenArgs {
+    /// Where the private key goes (relative to the current directory).
+    pub file: PathBuf,
+}
+
+impl RemoteCommand {
+    /// Whether the command changes files (outside `--dry-run`): everything that writes
+    /// to the store or to data/backups/ holds the lock.
+    pub fn changes_files(&self) -> bool {
+        !matches!(self, RemoteCommand::List | RemoteCommand::Keygen(_))
+    }
+
+    /// The subcommand's name.
+    pub fn name(&self) -> &'static str {
+        match self {
+            RemoteCommand::Push(_) => "push",
+            RemoteCommand::List => "list",
+            RemoteCommand::Verify(_) => "verify",
+            RemoteCommand::Pull(_) => "pull",
+            RemoteCommand::Prune(_) => "prune",
+            RemoteCommand::Keygen(_) => "keygen",
         }
     }
 }

@@ -162,6 +162,11 @@ pub enum FailPoint {
     Commit,
     /// Messages: after the archive file is written, before the active file is rewritten.
     AfterArchiveWrite,
+    /// Remote push: after the first part is uploaded, stopping dead as a killed process
+    /// would (the upload is neither completed nor aborted).
+    RemoteMidUpload,
+    /// Remote push: after the object is uploaded and confirmed, before its record.
+    RemoteBeforeRecord,
 }
 
 /// The failures to inject: none by default (the product never sets any).

@@ -15,6 +15,7 @@
 //! | 5 tool outputs | [`tools`] |
 //! | 6 snapshots | [`snapshot`] (written by [`pack`] from [`collect`], checked by [`verify`]) |
 //! | 7 `maintain`, `status`, the lock | [`maintain`] + [`state`], [`status`], [`lock`], [`recover`] |
+//! | 10 off-site copies | [`remote`] |
 //! | settings, `.env` | [`context`], [`envfile`] |
 //! | write-temp-sync-rename, free names | [`fsx`] |
 //! | zips the sidecar did not just write | [`zipcheck`] (checked before the `zip` crate reads them) |
@@ -47,6 +48,7 @@ pub mod messages;
 pub mod pack;
 pub mod paths;
 pub mod recover;
+pub mod remote;
 pub mod report;
 pub mod restore;
 pub mod snapshot;

@@ -12,7 +12,7 @@ use serde::Serialize;
 use crate::{
     archival,
     backup::{self, PrunePolicy},
-    messages,
+    messages, remote,
     state::{self, JobRun},
     Ctx, Problem,
 };
@@ -26,6 +26,9 @@ pub enum Task {
     LogsArchive,
     /// `messages archive` with the default age.
     MessagesArchive,
+    /// `remote push` of every valid backup not yet in the store (only when
+    /// `MHM_REMOTE_URL` is set).
+    RemotePush,
 }
 
 /// A job `maintain` runs when it is due.
@@ -44,10 +47,12 @@ pub enum Schedule {
     Daily(u32, u32),
     /// When this many days have passed since the last run.
     EveryDays(i64),
+    /// Once a day at this local time, and at every run after one that failed.
+    DailyRetry(u32, u32),
 }
 
 /// The jobs `maintain` runs, in order.
-pub const JOBS: [Job; 3] = [
+pub const JOBS: [Job; 4] = [
     Job { name: "weekly_backup", task: Task::WeeklyBackup, schedule: Schedule::Daily(1, 0) },
     Job { name: "logs_archive", task: Task::LogsArchive, schedule: Schedule::Daily(2, 0) },
     Job {
@@ -55,6 +60,7 @@ pub const JOBS: [Job; 3] = [
         task: Task::MessagesArchive,
         schedule: Schedule::EveryDays(30),
     },
+    Job { name: "remote_push", task: Task::RemotePush, schedule: Schedule::DailyRetry(3, 0) },
 ];
 
 /// The most recent local HH:MM at or before `now`.
@@ -89,6 +95,9 @@ pub fn due(job: &Job, last: Option<&JobRun>, now: DateTime<Utc>) -> bool {
             match job.schedule {
                 Schedule::Daily(hour, minute) => last < most_recent(now, hour, minute),
                 Schedule::EveryDays(days) => now - last >= Duration::days(days),
+                Schedule::DailyRetry(hour, minute) => {
+                    !run.ok || last < most_recent(now, hour, minute)
+                }
             }
         }
     }
@@ -146,6 +155,9 @@ pub fn run(ctx: &Ctx, policy: PrunePolicy, dry_run: bool) -> anyhow::Result<Vec<
     }
     let mut changed = false;
     for job in &JOBS {
+        if job.task == Task::RemotePush && !remote::configured(ctx) {
+            continue;
+        }
         let is_due = due(job, st.jobs.get(job.name), ctx.now);
         if let Some(run) = st.jobs.get(job.name).filter(|r| r.last_run > ctx.now) {
             tracing::warn!(target: "mhm::sidecar", "maintain: the last run of {} is stamped {}, in the future; running it now", job.name, run.last_run.to_rfc3339());
@@ -241,6 +253,7 @@ fn run_task(
                 report.problems,
             ))
         }
+        Task::RemotePush => remote::push_new(ctx),
     }
 }
 

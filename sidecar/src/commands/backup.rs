@@ -196,12 +196,17 @@ fn verify_cmd(ctx: &Run, spec: &str) -> Result<ExitCode> {
 
 fn prune(ctx: &Run, policy: PrunePolicy) -> Result<ExitCode> {
     let steps = backup::prune(ctx, policy, ctx.dry_run)?;
+    print_prune(ctx, &steps)
+}
+
+/// Renders what a prune did (of local backups, or of copies in the store).
+pub(super) fn print_prune(ctx: &Run, steps: &[backup::PruneStep]) -> Result<ExitCode> {
     if ctx.json {
         print_json(&steps)?;
     } else if steps.is_empty() {
         println!("nothing to prune");
     } else {
-        for s in &steps {
+        for s in steps {
             println!("{} {} ({})", s.result, s.name, s.why);
         }
     }

@@ -12,6 +12,10 @@ pub fn init(logs_dir: &Path, settings: &Settings) -> Option<LogFilesGuard> {
         LogFiles::builder(logs_dir).settings(settings.clone()).default_file("sidecar.log").build();
     match built {
         Ok((layer, guard)) => {
+            // Only the sidecar's own words: the libraries under `remote` (object_store,
+            // reqwest) log requests, which belong in no one's log.
+            let ours = tracing_subscriber::filter::filter_fn(|m| m.target().starts_with("mhm"));
+            let layer = layer.with_filter(ours);
             if tracing::subscriber::set_global_default(tracing_subscriber::registry().with(layer))
                 .is_err()
             {

@@ -8,6 +8,7 @@ mod logs;
 mod maintain;
 mod messages;
 mod progress;
+mod remote;
 mod snapshot;
 mod status;
 mod system;
@@ -136,6 +137,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Tools(c) => tools::run(&run, c),
         Command::Snapshot(c) => snapshot::run(&run, c),
         Command::Demo(args) => demo::run(&run, &args.dir),
+        Command::Remote(args) => remote::run(&run, args),
     }?;
     tracing::info!(target: "mhm::sidecar", "done: exit code {}", code.code());
     Ok(code)

@@ -2,6 +2,8 @@
 //! every file to prove "nothing changed".
 #![allow(dead_code)]
 
+pub mod seaweed;
+
 use std::{
     collections::BTreeMap,
     fs,
@@ -14,7 +16,12 @@ pub fn bin() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_mhm-sidecar"));
     cmd.env_remove("MHM_ROOT").env_remove("MHM_NOW").env("TZ", "UTC");
     for (k, _) in std::env::vars() {
-        if k.starts_with("LOG_") || k.starts_with("BACKUP_") {
+        if k.starts_with("LOG_")
+            || k.starts_with("BACKUP_")
+            || k.starts_with("MHM_REMOTE")
+            || k.starts_with("REMOTE_")
+            || k.starts_with("AWS_")
+        {
             cmd.env_remove(k);
         }
     }

@@ -1,0 +1,159 @@
+//! `remote push | list | verify | pull | prune | keygen` (SPEC section 10).
+
+use std::io::Write;
+
+use anyhow::Result;
+use mhm_sidecar::remote::{self, Overrides, PushOptions, PushResult, Remote, Status};
+
+use super::{print_json, Run};
+use crate::{
+    cli::{RemoteArgs, RemoteCommand},
+    exit_codes::ExitCode,
+};
+
+pub fn run(ctx: &Run, args: &RemoteArgs) -> Result<ExitCode> {
+    let mut over = Overrides { url: args.url.clone(), ..Default::default() };
+    match &args.command {
+        RemoteCommand::Keygen(k) => keygen(ctx, &k.file),
+        RemoteCommand::List => list(ctx, &Remote::open(ctx, &over)?),
+        RemoteCommand::Push(p) => {
+            over.recipient = p.recipient.clone();
+            let opts =
+                PushOptions { encrypt: !p.no_encrypt, dry_run: ctx.dry_run, ..Default::default() };
+            push(ctx, &Remote::open(ctx, &over)?, &p.names, opts)
+        }
+        RemoteCommand::Verify(n) | RemoteCommand::Pull(n) => {
+            over.identity_file = n.identity.clone();
+            let remote = Remote::open(ctx, &over)?;
+            let place = matches!(args.command, RemoteCommand::Pull(_));
+            fetch(ctx, &remote, &n.name, place)
+        }
+        RemoteCommand::Prune(p) => {
+            let policy = remote::prune_policy(ctx, p.retention_days, p.max_count)?;
+            prune(ctx, &Remote::open(ctx, &over)?, policy)
+        }
+    }
+}
+
+fn keygen(ctx: &Run, file: &std::path::Path) -> Result<ExitCode> {
+    let public = remote::keygen(ctx, file)?;
+    if ctx.json {
+        print_json(
+            &serde_json::json!({"identity_file": file.display().to_string(), "public_key": public}),
+        )?;
+    } else {
+        println!("{public}");
+    }
+    eprintln!(
+        "wrote the private key to {} (owner-only). Keep a copy off this machine: without it no copy can be read back.\nPut the public key above in MHM_REMOTE_RECIPIENT, and the file's path in MHM_REMOTE_IDENTITY_FILE where copies are verified or pulled.",
+        file.display()
+    );
+    tracing::info!(target: "mhm::sidecar", "remote keygen: wrote a new private key to {}", file.display());
+    Ok(ExitCode::Success)
+}
+
+fn list(ctx: &Run, remote: &Remote) -> Result<ExitCode> {
+    let listing = remote.list()?;
+    for u in &listing.unfinished {
+        eprintln!("note: {} ({} bytes) is {}", u.object, u.size, u.why);
+    }
+    if ctx.json {
+        print_json(&listing)?;
+        return Ok(ExitCode::Success);
+    }
+    let mut out = std::io::stdout().lock();
+    writeln!(
+        out,
+        "{:<44} {:<7} {:<25} {:>12} {:>12}  {:<9} status",
+        "name", "kind", "created_at", "size", "stored", "encrypted"
+    )?;
+    for c in &listing.copies {
+        let status = match c.status {
+            Status::Ok => "ok",
+            Status::Missing => "MISSING",
+            Status::Changed => "CHANGED",
+        };
+        writeln!(
+            out,
+            "{:<44} {:<7} {:<25} {:>12} {:>12}  {:<9} {status}",
+            c.name,
+            format!("{:?}", c.kind).to_lowercase(),
+            c.created_at.to_rfc3339(),
+            c.size,
+            c.stored_size,
+            if c.encrypted { "yes" } else { "NO" },
+        )?;
+    }
+    if listing.copies.is_empty() {
+        writeln!(out, "no copies in {}", remote.config().describe())?;
+    }
+    Ok(ExitCode::Success)
+}
+
+fn push(ctx: &Run, remote: &Remote, names: &[String], opts: PushOptions) -> Result<ExitCode> {
+    if !opts.encrypt {
+        eprintln!(
+            "warning: --no-encrypt: the store will hold the backups as they are, .env included"
+        );
+    }
+    let items = remote.push(ctx, names, opts)?;
+    if ctx.json {
+        print_json(&items)?;
+    } else {
+        for i in &items {
+            match &i.result {
+                PushResult::Pushed { stored_size, encrypted, confirmed_by, seconds } => println!(
+                    "pushed {} ({stored_size} bytes{}, confirmed by {confirmed_by}, {seconds:.1} s)",
+                    i.name,
+                    if *encrypted { ", encrypted" } else { ", NOT encrypted" }
+                ),
+                PushResult::AlreadyThere => println!("already there {}", i.name),
+                PushResult::WouldPush => println!("would push {}", i.name),
+                PushResult::Refused { problems } => {
+                    println!("REFUSED {}: the local backup does not verify", i.name);
+                    for p in problems {
+                        println!("  {p}");
+                    }
+                }
+                PushResult::Failed { error } => println!("FAILED {}: {error}", i.name),
+            }
+        }
+        if items.is_empty() {
+            println!("no backups to push");
+        }
+    }
+    Ok(ExitCode::from_ok(items.iter().all(|i| i.ok())))
+}
+
+fn fetch(ctx: &Run, remote: &Remote, name: &str, place: bool) -> Result<ExitCode> {
+    if place && ctx.dry_run {
+        // A pull changes only data/backups/; a dry run checks the copy and keeps nothing.
+        eprintln!("dry run: the copy is checked, nothing is placed");
+    }
+    let report =
+        if place && !ctx.dry_run { remote.pull(ctx, name)? } else { remote.verify(ctx, name)? };
+    if ctx.json {
+        print_json(&report)?;
+    } else if report.ok() {
+        match &report.placed {
+            Some(p) => {
+                println!("pulled {} to {p} (valid, {} entries)", report.name, report.entries)
+            }
+            None => println!("{}: the copy is valid ({} entries)", report.name, report.entries),
+        }
+    } else {
+        println!("{}: the copy is INVALID, {} problem(s):", report.name, report.problems.len());
+        for p in &report.problems {
+            println!("  {p}");
+        }
+        if place {
+            println!("nothing was placed in data/backups/");
+        }
+    }
+    Ok(ExitCode::from_ok(report.ok()))
+}
+
+fn prune(ctx: &Run, remote: &Remote, policy: remote::PrunePolicy) -> Result<ExitCode> {
+    let steps = remote.prune(ctx, policy, ctx.dry_run)?;
+    super::backup::print_prune(ctx, &steps)
+}

@@ -1,0 +1,624 @@
+//! Off-site copies (SPEC section 10): verified backups, encrypted on this machine with
+//! [age](https://age-encryption.org) and copied to S3-compatible object storage (AWS S3,
+//! MinIO, SeaweedFS, Backblaze B2, Cloudflare R2, ...) or to another folder (an external
+//! disk); listed, verified, pulled back and pruned.
+//!
+//! | part | module |
+//! |---|---|
+//! | settings, secrets kept out of every message | [`config`] |
+//! | the store (S3 or a folder) and its runtime | [`store`] |
+//! | encryption, keys | [`crypt`] |
+//! | the record that makes an uploaded object a copy | [`record`] |
+//! | push: stream, encrypt, upload in parts, confirm | `push` |
+//! | verify and pull: download, decrypt, check | `fetch` |
+//!
+//! A copy is an object (`<name>.zip.age`) plus its record (`<name>.remote.json`), written
+//! only once the object was uploaded whole and confirmed. An upload cut short (a dead
+//! server, a killed process) leaves no record, so it is never counted, listed or pruned as
+//! a copy; the next push starts it again from the beginning (age gives every encryption
+//! a new key, so a half-sent encryption cannot be continued).
+//!
+//! ```
+//! use mhm_sidecar::{remote, Ctx};
+//!
+//! let root = tempfile::tempdir()?;
+//! let store = tempfile::tempdir()?;
+//! std::fs::create_dir_all(root.path().join("data/backups"))?;
+//! let ctx = Ctx::new(root.path(), chrono::Utc::now())?;
+//! let over = remote::Overrides {
+//!     url: Some(format!("file://{}", store.path().display())),
+//!     ..Default::default()
+//! };
+//! # #[cfg(unix)] {
+//! let remote = remote::Remote::open(&ctx, &over)?;
+//! assert!(remote.list()?.copies.is_empty());
+//! # }
+//! # Ok::<(), anyhow::Error>(())
+//! ```
+
+pub mod config;
+pub mod crypt;
+mod fetch;
+mod push;
+pub mod record;
+pub mod store;
+
+use std::{collections::BTreeMap, path::Path};
+
+use anyhow::{Context, Result};
+use chrono::{DateTime, FixedOffset, Utc};
+use serde::Serialize;
+
+pub use self::config::{configured, Config, Overrides, Target};
+pub use self::push::{Confirmed, IN_FLIGHT, PART_SIZE};
+use self::{record::Record, store::Store};
+use crate::{
+    backup::{self, Kind, PruneResult, PruneStep},
+    error::usage,
+    Ctx, Problem,
+};
+
+/// How a copy in the store looks.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    /// Its object is there with the size (and ETag) recorded when it was confirmed.
+    Ok,
+    /// Its object is gone.
+    Missing,
+    /// Its object's size or ETag is not what was recorded.
+    Changed,
+}
+
+/// One copy in the store.
+#[derive(Clone, Debug, Serialize)]
+pub struct Copy {
+    /// The backup's name.
+    pub name: String,
+    /// Its retention group.
+    pub kind: Kind,
+    /// When the backup was made.
+    pub created_at: DateTime<FixedOffset>,
+    /// When it was pushed.
+    pub pushed_at: DateTime<FixedOffset>,
+    /// The backup's size.
+    pub size: u64,
+    /// The object's size in the store.
+    pub stored_size: u64,
+    /// Whether the object is encrypted.
+    pub encrypted: bool,
+    /// The object's key relative to the prefix.
+    pub object: String,
+    /// Whether its object is as recorded.
+    pub status: Status,
+    /// The record.
+    #[serde(skip)]
+    pub record: Record,
+}
+
+/// An object that is not part of a whole copy: an upload cut short before its record was
+/// written, or a record that cannot be read.
+#[derive(Clone, Debug, Serialize)]
+pub struct Unfinished {
+    /// The key relative to the prefix.
+    pub object: String,
+    /// Its size.
+    pub size: u64,
+    /// When the store last changed it.
+    pub last_modified: DateTime<Utc>,
+    /// Why it is not a copy.
+    pub why: String,
+}
+
+/// What the store holds.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Listing {
+    /// The copies, oldest first.
+    pub copies: Vec<Copy>,
+    /// Objects that are not copies.
+    pub unfinished: Vec<Unfinished>,
+}
+
+/// What `push` did with one backup.
+#[derive(Clone, Debug, Serialize)]
+pub struct PushItem {
+    /// The backup's name.
+    pub name: String,
+    /// What happened (`result`: `pushed`, `already_there`, `would_push`, `refused`,
+    /// `failed`, with its fields beside it).
+    #[serde(flatten)]
+    pub result: PushResult,
+}
+
+/// What happened to one backup `push` was given or found.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "result")]
+pub enum PushResult {
+    /// Uploaded, confirmed, recorded.
+    Pushed {
+        /// Bytes stored.
+        stored_size: u64,
+        /// Whether it was encrypted.
+        encrypted: bool,
+        /// How it was confirmed (`etag` or `read-back`).
+        confirmed_by: String,
+        /// How long it took.
+        seconds: f64,
+    },
+    /// A whole copy is already in the store.
+    AlreadyThere,
+    /// A dry run: it would be pushed.
+    WouldPush,
+    /// The local backup does not verify (or is missing): not pushed.
+    Refused {
+        /// What is wrong with it.
+        problems: Vec<Problem>,
+    },
+    /// The push failed; nothing was recorded, the next push tries again.
+    Failed {
+        /// Why.
+        error: String,
+    },
+}
+
+impl PushItem {
+    /// Whether this backup is now (or was already) safely in the store, or would be.
+    pub fn ok(&self) -> bool {
+        matches!(
+            self.result,
+            PushResult::Pushed { .. } | PushResult::AlreadyThere | PushResult::WouldPush
+        )
+    }
+}
+
+/// How `push` works.
+#[derive(Clone, Copy, Debug)]
+pub struct PushOptions {
+    /// Encrypt (the default; `--no-encrypt` turns it off).
+    pub encrypt: bool,
+    /// Bytes per uploaded part ([`PART_SIZE`]).
+    pub part_size: usize,
+    /// Say what would be pushed; push nothing.
+    pub dry_run: bool,
+}
+
+impl Default for PushOptions {
+    fn default() -> Self {
+        Self { encrypt: true, part_size: PART_SIZE, dry_run: false }
+    }
+}
+
+/// What `verify` or `pull` found.
+#[derive(Debug, Serialize)]
+pub struct Fetch {
+    /// The backup's name.
+    pub name: String,
+    /// Entries checked.
+    pub entries: usize,
+    /// Every problem found; none means the copy is whole and valid.
+    pub problems: Vec<Problem>,
+    /// Where a pull placed the backup.
+    pub placed: Option<String>,
+}
+
+impl Fetch {
+    /// No problem.
+    pub fn ok(&self) -> bool {
+        self.problems.is_empty()
+    }
+}
+
+/// Retention for copies in the store.
+#[derive(Clone, Copy, Debug)]
+pub struct PrunePolicy {
+    /// Copies this many days old or older go.
+    pub retention_days: u64,
+    /// At most this many copies of each kind stay.
+    pub max_count: u64,
+}
+
+/// An unfinished upload's object is deleted by prune once it is this old.
+pub const UNFINISHED_AFTER: chrono::TimeDelta = chrono::TimeDelta::hours(24);
+
+/// The store, open for one run.
+pub struct Remote {
+    store: Store,
+}
+
+impl Remote {
+    /// Reads the settings (flags in `over` first) and opens the store. Nothing is sent.
+    pub fn open(ctx: &Ctx, over: &Overrides) -> Result<Self> {
+        let config = Config::from_ctx(ctx, over)?;
+        let secrets = config.secrets.clone();
+        let store = Store::open(config).map_err(|e| secrets.scrub_error(e))?;
+        Ok(Self { store })
+    }
+
+    /// The settings in use.
+    pub fn config(&self) -> &Config {
+        &self.store.config
+    }
+
+    /// Runs `f`, blanking every secret out of its error.
+    fn scrubbed<T>(&self, f: impl FnOnce() -> Result<T>) -> Result<T> {
+        f().map_err(|e| self.store.config.secrets.scrub_error(e))
+    }
+
+    /// The copies in the store, and what is there that is not a copy.
+    pub fn list(&self) -> Result<Listing> {
+        self.scrubbed(|| self.list_inner())
+    }
+
+    fn list_inner(&self) -> Result<Listing> {
+        let objects = self.store.list()?;
+        let by_name: BTreeMap<&str, &store::Object> =
+            objects.iter().map(|o| (o.name.as_str(), o)).collect();
+        let mut listing = Listing::default();
+        let mut claimed = std::collections::BTreeSet::new();
+        for o in &objects {
+            let Some(name) = record::name_of_record(&o.name) else { continue };
+            let rec = self
+                .store
+                .get_small(&o.name)
+                .and_then(|b| serde_json::from_slice::<Record>(&b).context("not a valid record"));
+            let rec = match rec {
+                Ok(r) if r.format == record::FORMAT && r.name == name => r,
+                Ok(_) => {
+                    listing.unfinished.push(unfinished(o, "a record that names another copy"));
+                    continue;
+                }
+                Err(e) => {
+                    listing
+                        .unfinished
+                        .push(unfinished(o, &format!("a record that cannot be read: {e:#}")));
+                    continue;
+                }
+            };
+            claimed.insert(rec.object.clone());
+            let status = match by_name.get(rec.object.as_str()) {
+                None => Status::Missing,
+                Some(obj) => {
+                    let etag_changed = match (
+                        rec.etag.as_deref().and_then(record::md5_etag),
+                        obj.meta.e_tag.as_deref().and_then(record::md5_etag),
+                    ) {
+                        (Some(a), Some(b)) => !a.eq_ignore_ascii_case(b),
+                        _ => false,
+                    };
+                    if obj.meta.size != rec.stored_size || etag_changed {
+                        Status::Changed
+                    } else {
+                        Status::Ok
+                    }
+                }
+            };
+            listing.copies.push(Copy {
+                name: rec.name.clone(),
+                kind: rec.kind(),
+                created_at: rec.created_at,
+                pushed_at: rec.pushed_at,
+                size: rec.plain_size,
+                stored_size: rec.stored_size,
+                encrypted: rec.encrypted,
+                object: rec.object.clone(),
+                status,
+                record: rec,
+            });
+        }
+        for o in &objects {
+            if record::name_of_record(&o.name).is_none() && !claimed.contains(&o.name) {
+                let why = if record::name_of_object(&o.name).is_some() {
+                    "an upload that was never confirmed (no record): not a copy; the next push replaces it"
+                } else {
+                    "not written by mhm-sidecar"
+                };
+                listing.unfinished.push(unfinished(o, why));
+            }
+        }
+        listing.copies.sort_by(|a, b| (a.created_at, &a.name).cmp(&(b.created_at, &b.name)));
+        Ok(listing)
+    }
+
+    /// Pushes the named local backups (none named: every valid local backup without a
+    /// whole copy in the store). An error is returned only when nothing could be tried
+    /// (the store unreachable, a bad setting); each backup's own outcome is in its item.
+    pub fn push(&self, ctx: &Ctx, names: &[String], opts: PushOptions) -> Result<Vec<PushItem>> {
+        self.scrubbed(|| self.push_inner(ctx, names, opts))
+    }
+
+    fn push_inner(&self, ctx: &Ctx, names: &[String], opts: PushOptions) -> Result<Vec<PushItem>> {
+        let recipient = if opts.encrypt {
+            let Some(value) = &self.store.config.recipient else {
+                return Err(usage(format!(
+                    "{} is not set: copies are encrypted to it (make one with `mhm-sidecar remote keygen FILE`), or give --no-encrypt",
+                    config::names::RECIPIENT
+                )));
+            };
+            Some(crypt::recipient(value)?)
+        } else {
+            None
+        };
+        let listing = self.list_inner()?;
+        let whole: BTreeMap<&str, &Copy> = listing
+            .copies
+            .iter()
+            .filter(|c| c.status == Status::Ok)
+            .map(|c| (c.name.as_str(), c))
+            .collect();
+        let mut todo: Vec<(String, std::path::PathBuf)> = Vec::new();
+        let mut items = Vec::new();
+        if names.is_empty() {
+            for b in backup::list(&ctx.backups_dir())? {
+                if b.includes.is_some() {
+                    todo.push((b.name.clone(), b.path.clone()));
+                }
+            }
+        } else {
+            for n in names {
+                let n = n.strip_suffix(".zip").unwrap_or(n);
+                backup::check_name(n)?;
+                todo.push((n.to_string(), ctx.backups_dir().join(format!("{n}.zip"))));
+            }
+        }
+        for (name, path) in todo {
+            if whole.contains_key(name.as_str()) {
+                items.push(PushItem { name, result: PushResult::AlreadyThere });
+                continue;
+            }
+            let result = self.push_path(ctx, &name, &path, recipient.as_ref(), opts);
+            match &result {
+                PushResult::Pushed { stored_size, confirmed_by, .. } => {
+                    tracing::info!(target: "mhm::sidecar", "remote push: {name} stored as {stored_size} bytes in {} (confirmed by {confirmed_by})", self.store.config.url)
+                }
+                PushResult::Failed { error } => {
+                    tracing::warn!(target: "mhm::sidecar", "remote push: {name} failed: {error}")
+                }
+                PushResult::Refused { problems } => {
+                    tracing::warn!(target: "mhm::sidecar", "remote push: {name} refused: {} problem(s) in the local backup", problems.len())
+                }
+                _ => {}
+            }
+            items.push(PushItem { name, result });
+        }
+        Ok(items)
+    }
+
+    fn push_path(
+        &self,
+        ctx: &Ctx,
+        name: &str,
+        path: &Path,
+        recipient: Option<&age::x25519::Recipient>,
+        opts: PushOptions,
+    ) -> PushResult {
+        if !path.is_file() {
+            return PushResult::Refused {
+                problems: vec![Problem::at(ctx.show(path), "no such backup")],
+            };
+        }
+        let manifest = match push::verified(path) {
+            Ok(m) => m,
+            Err(problems) => return PushResult::Refused { problems },
+        };
+        if opts.dry_run {
+            return PushResult::WouldPush;
+        }
+        match push::push_one(ctx, &self.store, path, name, &manifest, recipient, opts.part_size) {
+            Ok((rec, seconds)) => PushResult::Pushed {
+                stored_size: rec.stored_size,
+                encrypted: rec.encrypted,
+                confirmed_by: rec.confirmed_by,
+                seconds,
+            },
+            Err(e) => {
+                PushResult::Failed { error: self.store.config.secrets.scrub(&format!("{e:#}")) }
+            }
+        }
+    }
+
+    /// The copy of `name` (a whole one, or the reason there is none).
+    fn copy_of(&self, name: &str) -> Result<Copy> {
+        let name = name.strip_suffix(".zip").unwrap_or(name);
+        let listing = self.list_inner()?;
+        let copy = listing.copies.into_iter().find(|c| c.name == name);
+        match copy {
+            None => anyhow::bail!("no copy of {name} in {}", self.store.config.describe()),
+            Some(c) if c.status == Status::Missing => {
+                anyhow::bail!(
+                    "the copy of {name} is gone from the store: its object {} is missing",
+                    c.object
+                )
+            }
+            Some(c) => Ok(c),
+        }
+    }
+
+    fn keys(&self, rec: &Record) -> Result<(Vec<age::x25519::Identity>, config::Secrets)> {
+        let mut secrets = self.store.config.secrets.clone();
+        if !rec.encrypted {
+            return Ok((Vec::new(), secrets));
+        }
+        let Some(path) = &self.store.config.identity_file else {
+            return Err(usage(format!(
+                "{} is not set: the private key is needed to decrypt a copy",
+                config::names::IDENTITY_FILE
+            )));
+        };
+        let keys = crypt::identities(path, &mut secrets)?;
+        Ok((keys, secrets))
+    }
+
+    /// Downloads the copy of `name`, decrypts it and checks it as `backup verify` does;
+    /// nothing is kept.
+    pub fn verify(&self, ctx: &Ctx, name: &str) -> Result<Fetch> {
+        self.fetch(ctx, name, false)
+    }
+
+    /// Downloads the copy of `name`, decrypts and checks it, then places it in
+    /// `data/backups/` (never over an existing file). An invalid copy is not placed.
+    pub fn pull(&self, ctx: &Ctx, name: &str) -> Result<Fetch> {
+        self.fetch(ctx, name, true)
+    }
+
+    fn fetch(&self, ctx: &Ctx, name: &str, place: bool) -> Result<Fetch> {
+        let mut secrets = self.store.config.secrets.clone();
+        let result = (|| {
+            let copy = self.copy_of(name)?;
+            let target = ctx.backups_dir().join(format!("{}.zip", copy.name));
+            if place && crate::fsx::exists(&target) {
+                anyhow::bail!(
+                    "{} already exists: a pull never replaces a backup",
+                    ctx.show(&target)
+                );
+            }
+            let (keys, s) = self.keys(&copy.record)?;
+            secrets = s;
+            let mut problems = Vec::new();
+            if copy.status == Status::Changed {
+                problems.push(Problem::at(
+                    &copy.object,
+                    "its size or ETag in the store is not what was pushed",
+                ));
+            }
+            let fetched = fetch::fetch(ctx, &self.store, &copy.record, &keys)?;
+            problems.extend(fetched.report.problems.iter().cloned());
+            let mut placed = None;
+            if place && problems.is_empty() {
+                fetched
+                    .file
+                    .commit_new()
+                    .with_context(|| format!("placing {}", ctx.show(&target)))?;
+                tracing::info!(target: "mhm::sidecar", "remote pull: placed {}", ctx.show(&target));
+                placed = Some(ctx.show(&target));
+            }
+            Ok(Fetch { name: copy.name, entries: fetched.report.entries, problems, placed })
+        })();
+        result.map_err(|e| secrets.scrub_error(e))
+    }
+
+    /// Deletes copies past the policy, per kind (weekly, manual, safety) as for local
+    /// backups; never the newest whole copy, nor the newest whole one holding user data.
+    /// Objects of uploads that never finished go once a day old.
+    pub fn prune(&self, ctx: &Ctx, policy: PrunePolicy, dry_run: bool) -> Result<Vec<PruneStep>> {
+        self.scrubbed(|| self.prune_inner(ctx, policy, dry_run))
+    }
+
+    fn prune_inner(&self, ctx: &Ctx, policy: PrunePolicy, dry_run: bool) -> Result<Vec<PruneStep>> {
+        let listing = self.list_inner()?;
+        let now = ctx.now.fixed_offset();
+        let mut doomed: Vec<(&Copy, String)> = Vec::new();
+        for kind in [Kind::Weekly, Kind::Manual, Kind::Safety] {
+            let of_kind = listing.copies.iter().rev().filter(|c| c.kind == kind);
+            for (i, c) in of_kind.enumerate() {
+                let age = now.signed_duration_since(c.created_at);
+                let why = if age >= chrono::TimeDelta::days(policy.retention_days as i64) {
+                    format!("older than {} days", policy.retention_days)
+                } else if i as u64 >= policy.max_count {
+                    format!("more than {} {kind:?} copies", policy.max_count).to_lowercase()
+                } else {
+                    continue;
+                };
+                doomed.push((c, why));
+            }
+        }
+        let whole = |c: &&Copy| c.status == Status::Ok;
+        if let Some(keep) = listing.copies.iter().rev().find(whole) {
+            doomed.retain(|(c, _)| c.name != keep.name);
+        }
+        if let Some(keep) =
+            listing.copies.iter().rev().filter(|c| c.record.includes.users).find(whole)
+        {
+            doomed.retain(|(c, _)| c.name != keep.name);
+        }
+        let mut steps = Vec::new();
+        for (c, why) in doomed {
+            let result = if dry_run {
+                PruneResult::WouldDelete
+            } else {
+                // The record first: from then on the object is not a copy, whatever happens.
+                let deleted = self
+                    .store
+                    .delete(&record::record_name(&c.name))
+                    .and_then(|()| self.store.delete(&c.object));
+                match deleted {
+                    Ok(()) => {
+                        tracing::info!(target: "mhm::sidecar", "remote prune: deleted {} ({why})", c.name);
+                        PruneResult::Deleted
+                    }
+                    Err(e) => {
+                        PruneResult::Failed(self.store.config.secrets.scrub(&format!("{e:#}")))
+                    }
+                }
+            };
+            steps.push(PruneStep { name: c.name.clone(), why, result });
+        }
+        for u in &listing.unfinished {
+            let stale = ctx.now.signed_duration_since(u.last_modified) >= UNFINISHED_AFTER;
+            if !stale || record::name_of_object(&u.object).is_none() {
+                continue;
+            }
+            let why = "an upload that never finished, a day old".to_string();
+            let result = if dry_run {
+                PruneResult::WouldDelete
+            } else {
+                match self.store.delete(&u.object) {
+                    Ok(()) => PruneResult::Deleted,
+                    Err(e) => {
+                        PruneResult::Failed(self.store.config.secrets.scrub(&format!("{e:#}")))
+                    }
+                }
+            };
+            steps.push(PruneStep { name: u.object.clone(), why, result });
+        }
+        Ok(steps)
+    }
+}
+
+/// The policy: flags when given, else `REMOTE_RETENTION_DAYS` (90) and `REMOTE_MAX_COUNT`
+/// (20).
+pub fn prune_policy(ctx: &Ctx, days: Option<u64>, max_count: Option<u64>) -> Result<PrunePolicy> {
+    Ok(PrunePolicy {
+        retention_days: ctx.count_setting(days, config::names::RETENTION_DAYS, 90)?,
+        max_count: ctx.count_setting(max_count, config::names::MAX_COUNT, 20)?,
+    })
+}
+
+/// `maintain`'s job: pushes every valid backup not yet in the store. Returns whether
+/// every one is there now, what was done, and what went wrong.
+pub fn push_new(ctx: &Ctx) -> Result<(bool, String, Vec<Problem>)> {
+    let remote = Remote::open(ctx, &Overrides::default())?;
+    let items = remote.push(ctx, &[], PushOptions::default())?;
+    let pushed = items.iter().filter(|i| matches!(i.result, PushResult::Pushed { .. })).count();
+    let there = items.iter().filter(|i| i.result == PushResult::AlreadyThere).count();
+    let mut problems = Vec::new();
+    for i in items.iter().filter(|i| !i.ok()) {
+        match &i.result {
+            PushResult::Failed { error } => problems.push(Problem::at(&i.name, error.clone())),
+            PushResult::Refused { problems: p } => problems.extend(p.iter().map(|p| {
+                Problem::at(&i.name, format!("not pushed, the local backup does not verify: {p}"))
+            })),
+            _ => {}
+        }
+    }
+    let failed = items.iter().filter(|i| !i.ok()).count();
+    let detail = format!(
+        "{pushed} pushed, {there} already there, {failed} failed (to {})",
+        remote.config().url
+    );
+    Ok((failed == 0, detail, problems))
+}
+
+/// Writes a new private key to `path` (owner-only, never over an existing file) and
+/// returns the public key to put in `MHM_REMOTE_RECIPIENT`.
+pub fn keygen(ctx: &Ctx, path: &Path) -> Result<String> {
+    crypt::keygen(path, &ctx.now_local().to_rfc3339())
+}
+
+fn unfinished(o: &store::Object, why: &str) -> Unfinished {
+    Unfinished {
+        object: o.name.clone(),
+        size: o.meta.size,
+        last_modified: o.meta.last_modified,
+        why: why.to_string(),
+    }
+}
