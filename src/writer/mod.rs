@@ -37,7 +37,7 @@
 //!
 //! A due log rotates once: the writer that finds it due takes the rotation lock
 //! (`.<name>.lock`, an OS lock the OS releases when its holder dies; a writer that finds
-//! it held writes on and looks again 10 ms later), checks again that no other writer
+//! it held writes on and tries again 0.1 ms later), checks again that no other writer
 //! rotated meanwhile, renames the file into `backups/`, starts the new one, resets the
 //! shared size and start, and bumps the generation. Every event checks the generation
 //! (one atomic load) and a writer that sees it moved reopens the path; what it wrote in

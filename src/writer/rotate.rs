@@ -14,10 +14,11 @@ use crate::{clock::duration_to_nanos, naming::CopyName};
 
 /// How long a failed rotation waits before the next try.
 const RETRY_AFTER: Duration = Duration::from_secs(30);
-/// How long a writer that found the rotation lock held waits before it looks again (the
-/// holder rotates in well under that; the wait keeps the lock's system call off the
-/// events in between).
-const BUSY_RETRY: Duration = Duration::from_millis(10);
+/// How long a writer that found the rotation lock held waits before it tries again: the
+/// holder may be rotating (then this writer follows it at its next event) or only looking
+/// (then this one must try again soon, or the file grows past its limit). Short, and it
+/// keeps the lock's system call off most events in between.
+const BUSY_RETRY: Duration = Duration::from_micros(100);
 
 impl Inner {
     /// The rotation check under the state lock, for an event of `len` bytes: follows
@@ -132,6 +133,17 @@ impl Inner {
             // nothing, and an empty file never rotates, whatever the mode. A file started
             // again is new and passes them only if it is a deleted one's continuation.
             let on_disk = if found == Active::InPlace { st.checked.len } else { st.disk };
+            // The shared size can run ahead of the file: a writer that wrote into the old
+            // file just after a rotation counted its bytes in the new one. On the bytes
+            // really in the file, the size trigger may not hold: then count them right
+            // and wait for it (no retry pause: nothing failed).
+            let time_due = self.time_trigger && now >= st.due_at;
+            if !time_due && on_disk + len as u64 <= self.max_bytes {
+                if self.shared.size() > on_disk {
+                    self.shared.set_size(on_disk, &held);
+                }
+                return;
+            }
             if on_disk < self.min_bytes || now.saturating_sub(st.started) < self.min_age {
                 if found != Active::StartedAgain {
                     // Still due: try again later, not at every event while the disk is full.
