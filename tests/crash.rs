@@ -2,7 +2,7 @@
 //! event whose write had returned, and the next start of the writer recovers.
 //!
 //! The child is this test binary itself, running the ignored test `child_writer`. While
-//! it runs, the parent's attempt to open the same log is refused with the child's pid.
+//! the first one runs, the parent writes the same log too (a second process).
 
 mod common;
 
@@ -18,6 +18,8 @@ use mhm_log::{RollingFile, Settings};
 
 const DIR_VAR: &str = "MHM_LOG_CRASH_DIR";
 const START_VAR: &str = "MHM_LOG_CRASH_START";
+/// Events the parent writes into the log while the first child writes it too.
+const PARENT_EVENTS: u32 = 200;
 
 fn settings() -> Settings {
     // Small files and no gates: the kill often lands during a rotation or a compression.
@@ -91,12 +93,15 @@ fn kill_during_writes_loses_no_acknowledged_event() {
         first_rx.recv_timeout(Duration::from_secs(60)).expect("the child never wrote");
         std::thread::sleep(Duration::from_millis(pseudo_random(round) / 2));
         if round == 0 {
-            // A second process on the same log is refused, and told who holds it.
-            let err = RollingFile::builder()
+            // A second process writes the same log meanwhile: its events are kept too.
+            let log = RollingFile::builder()
                 .settings(settings())
                 .build(dir.path().join("app.log"))
-                .unwrap_err();
-            assert!(err.to_string().contains(&format!("process {}", child.id())), "{err}");
+                .unwrap();
+            for i in 0..PARENT_EVENTS {
+                // One write per event (`writeln!` would write it in pieces).
+                (&log).write_all(format!("parent {i:06}\n").as_bytes()).unwrap();
+            }
         }
         child.kill().unwrap(); // SIGKILL
         child.wait().unwrap();
@@ -121,10 +126,15 @@ fn kill_during_writes_loses_no_acknowledged_event() {
     // next start ends it with a newline, so it stands alone: at most one per kill.
     let mut found = HashSet::new();
     let mut fragments = 0;
+    let mut parent = HashSet::new();
     let shape = "event 000000000000 payload payload payload";
     for (file, text) in common::history(dir.path(), "app.log") {
         assert!(text.is_empty() || text.ends_with('\n'), "{file} ends in a torn line");
         for line in text.lines().filter(|l| *l != "after the crashes") {
+            if let Some(i) = line.strip_prefix("parent ").and_then(|i| i.parse::<u32>().ok()) {
+                assert!(parent.insert(i), "{file}: parent event {i} appears twice");
+                continue;
+            }
             let seq = line
                 .strip_prefix("event ")
                 .and_then(|l| l.strip_suffix(" payload payload payload"))
@@ -144,6 +154,7 @@ fn kill_during_writes_loses_no_acknowledged_event() {
         }
     }
     assert!(fragments <= 6, "{fragments} partial lines from 6 kills");
+    assert_eq!(parent.len(), PARENT_EVENTS as usize, "the second process's events");
     let missing: Vec<_> = acked.iter().filter(|s| !found.contains(s)).collect();
     assert!(
         missing.is_empty(),

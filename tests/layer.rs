@@ -3,7 +3,7 @@
 
 mod common;
 
-use std::{fs, time::Duration};
+use std::{fs, io::Write, time::Duration};
 
 use common::utc;
 use mhm_log::{Format, LogFiles, ManualClock, RotateAt, Settings, WriteMode};
@@ -182,17 +182,29 @@ fn rolling_file_is_a_make_writer_for_fmt() {
 }
 
 #[test]
-fn bad_file_names_and_a_second_writer_are_clear_errors() {
+fn bad_file_names_are_clear_errors() {
     let dir = tempfile::tempdir().unwrap();
     let err = LogFiles::builder(dir.path()).default_file("../escape.log").build().unwrap_err();
     assert!(err.to_string().contains("plain file name"), "{err}");
-    let _first = mhm_log::RollingFile::new(dir.path().join("app.log")).unwrap();
-    let err = mhm_log::RollingFile::new(dir.path().join("app.log")).unwrap_err();
-    let text = err.to_string();
-    assert!(
-        text.contains("already being written by process")
-            && text.contains(&std::process::id().to_string()),
-        "{text}"
-    );
-    assert_eq!(err.path(), Some(dir.path().join(".app.log.lock").as_path()));
+}
+
+#[test]
+fn handles_on_one_path_in_one_process_share_one_writer() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = mhm_log::RollingFile::new(dir.path().join("app.log")).unwrap();
+    // Another spelling of the same path, another layer: the same writer.
+    let second = mhm_log::RollingFile::new(dir.path().join(".").join("app.log")).unwrap();
+    let (layer, guard) = LogFiles::builder(dir.path()).errors_file("app.log").build().unwrap();
+    tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
+        tracing::warn!("through the layer");
+    });
+    drop(guard);
+    writeln!(&second, "through the second handle").unwrap();
+    let stats = first.stats();
+    // The WARN event is written twice (default file and errors file are both app.log).
+    assert_eq!(stats.events_written, 3, "{stats:?}");
+    drop((first, second));
+    // The last handle gone, a new build opens the log afresh.
+    let again = mhm_log::RollingFile::new(dir.path().join("app.log")).unwrap();
+    assert_eq!(again.stats().events_written, 0);
 }

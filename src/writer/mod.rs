@@ -26,12 +26,29 @@
 //!
 //! ## Several processes
 //!
-//! A log has one writer. `build` takes an exclusive OS lock on `.<name>.lock` beside the
-//! log (released by the OS if the process dies) and writes its pid there; a second
-//! process (or a second `RollingFile` for the same path) gets an [`InitError`] naming the
-//! holder's pid. Coordinating writers across processes would need a lock per event on
-//! the hot path, and two writers rotating one file is how logs get lost; refusing is the
-//! honest choice. Give each process its own file (`LogFiles` routes by target).
+//! Any number of writers, in any number of processes (Rust, or Python through the
+//! `mhm_log` package), may write one log at once, in any write mode. Each event (each
+//! buffer flush, in the buffered modes) is one `write(2)` on a file opened for appending,
+//! which the OS places at the end in one piece: events are never interleaved inside a
+//! line, and each process's own are in its order. Beside the log, `.<name>.shm` is a small
+//! shared mapping with the active file's *generation*, its size counted over every
+//! writer (each adds its bytes after each write, so the size trigger counts them all),
+//! its start, and the last copy's name.
+//!
+//! A due log rotates once: the writer that finds it due takes the rotation lock
+//! (`.<name>.lock`, an OS lock the OS releases when its holder dies; a writer that finds
+//! it held writes on and tries again 0.1 ms later), checks again that no other writer
+//! rotated meanwhile, renames the file into `backups/`, starts the new one, resets the
+//! shared size and start, and bumps the generation. Every event checks the generation
+//! (one atomic load) and a writer that sees it moved reopens the path; what it wrote in
+//! between went into the renamed copy, once. A writer killed mid-rotation leaves the path
+//! missing or the generation unbumped: the next rotation, or a writer's check once a
+//! second, finds the file gone from its path and starts a new one under the lock.
+//! Maintenance runs in one process at a time (`.<name>.maintain.lock`, tried, skipped
+//! when held, tried again a second later).
+//!
+//! In one process, [`Builder::build`] on a path already open returns a handle on the live
+//! writer (its settings and clock stay).
 //!
 //! ## Someone else deletes or moves the active file
 //!
@@ -58,8 +75,9 @@
 //!
 //! ## The files
 //!
-//! `builder.rs` the [`Builder`]; `open.rs` opening and resuming the active file, the
-//! per-log OS lock; `mode.rs` the write modes (direct, buffered, staged) and their
+//! `builder.rs` the [`Builder`] and the process's registry of writers; `open.rs` opening
+//! and resuming the active file, following another writer's rotation; `shared.rs` what
+//! the writers of one log share (the mapping, the rotation lock); `mode.rs` the write modes (direct, buffered, staged) and their
 //! buffers; `rotate.rs` the rotation check, the rotation and its failures; `worker.rs`
 //! the background thread.
 //!
@@ -84,8 +102,11 @@
 //!    when a rotation asks for maintenance, and alone elsewhere.
 //!
 //! Outside the order: the process-wide lock that serialises maintenance passes
-//! (`Maintainer::run`) is taken with none of the above held and only `Signal::state` is
-//! taken under it; `Inner::worker` is taken alone, once at start and once at shutdown.
+//! (`Maintainer::run`) is taken with none of the above held and only the log's
+//! maintenance OS lock and `Signal::state` are taken under it; `Inner::worker` is taken
+//! alone, once at start and once at shutdown. The rotation OS lock is taken (tried,
+//! never waited for) under `Inner::state`, and waited for only at start-up, with none
+//! of these held; the builder's registry lock is taken alone, by `build`.
 
 use std::{
     fs::File,
@@ -110,6 +131,7 @@ mod builder;
 mod mode;
 mod open;
 mod rotate;
+mod shared;
 mod worker;
 
 pub use builder::Builder;
@@ -144,6 +166,9 @@ pub struct Stats {
     /// one started at its path (at a rotation, or at the background thread's check once
     /// a second).
     pub reopens: u64,
+    /// Rotations by another writer of the same log (another process) that this one
+    /// followed to the new active file.
+    pub followed: u64,
     /// The last failure, as text.
     pub last_error: Option<String>,
 }
@@ -278,8 +303,8 @@ struct Inner {
     signal: Arc<Signal>,
     maintainer: Arc<Maintainer>,
     worker: Mutex<Option<JoinHandle<()>>>,
-    /// The OS lock that makes this process the log's only writer.
-    _lock: File,
+    /// What the writers of this log, in every process, share.
+    shared: shared::Shared,
 }
 
 /// What changes as events are written.
@@ -308,6 +333,9 @@ struct State {
     last_copy: Option<(NaiveDate, u32)>,
     /// The active file as last seen at its path.
     checked: Checked,
+    /// The shared generation of the open file: when the shared one moves on, another
+    /// writer has rotated (or started a new active file) and this one follows.
+    generation: u64,
     stats: Stats,
 }
 
@@ -319,13 +347,6 @@ struct Checked {
     len: u64,
     /// Events this writer had placed in its files by then (see `open::placed_events`).
     events: u64,
-}
-
-impl State {
-    #[inline]
-    fn size(&self) -> u64 {
-        self.disk + self.buf.len() as u64
-    }
 }
 
 /// Keeps a lock that every event writes on cache lines of its own, away from the
@@ -377,7 +398,7 @@ impl Inner {
         let mut st = self.state.lock();
         let _ = self.drain_all(&mut st);
         let _ = self.flush_buf(&mut st);
-        let _ = self.check_active(&mut st, self.clock.now_nanos());
+        let _ = self.check_active(&mut st, self.clock.now_nanos(), None);
         drop(st);
         self.signal.stop();
         if let Some(handle) = self.worker.lock().take() {
@@ -394,7 +415,9 @@ impl Drop for Inner {
         self.mode.take_stages(&mut st.buf);
         if !st.buf.is_empty() {
             if let Some(file) = &st.file {
-                let _ = (&**file).write_all(&st.buf);
+                if mode::write_whole(file, &st.buf).is_ok() {
+                    self.shared.add_size(st.buf.len() as u64);
+                }
             }
         }
         self.signal.stop();

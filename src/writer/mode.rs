@@ -13,7 +13,6 @@ use std::{
     cell::RefCell,
     fs::File,
     io::{self, Write},
-    path::Path,
     sync::{
         atomic::{AtomicI64, AtomicU64, Ordering::Relaxed},
         Arc,
@@ -82,8 +81,9 @@ type SharedStage = Arc<Padded<Mutex<Stage>>>;
 /// Read-mostly copies of `State` fields for the staged fast path.
 #[derive(Debug, Default)]
 pub(super) struct Hints {
-    /// `State::size()` as of the last time it changed under the lock.
-    pub(super) size: AtomicU64,
+    /// `State::buf`'s length as of the last time it changed under the lock (the bytes in
+    /// the file are the shared count).
+    pub(super) buffered: AtomicU64,
     /// `State::due_at`.
     pub(super) due_at: AtomicI64,
     /// `State::started + min_age`: before it, the log cannot rotate.
@@ -115,20 +115,20 @@ pub(super) struct Spare {
 struct Flush<'a> {
     io: MutexGuard<'a, Spare>,
     file: Option<Arc<File>>,
-    disk_before: u64,
     events: u64,
 }
 
 impl Flush<'_> {
-    fn finish(mut self, path: &Path) -> io::Result<()> {
+    fn finish(mut self, inner: &Inner) -> io::Result<()> {
         let result = match &self.file {
-            Some(file) => (&**file).write_all(&self.io.buf),
+            Some(file) => write_whole(file, &self.io.buf),
             None => Err(io::Error::other("the log file could not be reopened")),
         };
+        if result.is_ok() {
+            inner.shared.add_size(self.io.buf.len() as u64);
+        }
         if let Err(e) = &result {
-            if let Some(file) = &self.file {
-                let _ = file.set_len(self.disk_before);
-            }
+            let path = &inner.path;
             let len = self.io.buf.len() as u64;
             self.io.shrink += len;
             self.io.write_errors += 1;
@@ -260,7 +260,7 @@ impl Inner {
             self.update_hints(&st);
             drop(st);
             if let Some(flush) = pending {
-                let _ = flush.finish(&self.path);
+                let _ = flush.finish(self);
             }
         }
         Ok(())
@@ -301,7 +301,7 @@ impl Inner {
         let mut stages = staged.stages.lock();
         for stage in stages.iter() {
             if let Some(flush) = self.absorb(&staged.buffer, st, stage) {
-                if let Err(e) = flush.finish(&self.path) {
+                if let Err(e) = flush.finish(self) {
                     result = Err(e);
                 }
             }
@@ -323,7 +323,7 @@ impl Inner {
             return;
         };
         let hints = &staged.hints;
-        hints.size.store(st.size(), Relaxed);
+        hints.buffered.store(st.buf.len() as u64, Relaxed);
         hints.due_at.store(st.due_at, Relaxed);
         hints.gate_at.store(st.started.saturating_add(self.min_age), Relaxed);
         hints.retry_at.store(st.retry_at, Relaxed);
@@ -349,7 +349,7 @@ impl Inner {
         if data.len() > buffer.cap {
             // Larger than the whole buffer: straight to the file, after what was pending.
             if let Some(flush) = pending {
-                let _ = flush.finish(&self.path);
+                let _ = flush.finish(self);
             }
             return self.write_file(&mut st, data, 1);
         }
@@ -358,7 +358,7 @@ impl Inner {
         drop(st);
         if let Some(flush) = pending {
             // Its failure is counted; it concerns earlier events, not this one.
-            let _ = flush.finish(&self.path);
+            let _ = flush.finish(self);
         }
         if urgent {
             return self.flush_outside_lock();
@@ -374,20 +374,18 @@ impl Inner {
             self.reopen(st);
         }
         let result = match &st.file {
-            Some(file) => (&**file).write_all(data),
+            Some(file) => write_whole(file, data),
             None => Err(io::Error::other("the log file could not be reopened")),
         };
         match result {
             Ok(()) => {
+                self.shared.add_size(data.len() as u64);
                 st.disk += data.len() as u64;
                 st.stats.events_written += events;
                 st.stats.bytes_written += data.len() as u64;
                 Ok(())
             }
             Err(e) => {
-                if let Some(file) = &st.file {
-                    let _ = file.set_len(st.disk);
-                }
                 st.stats.write_errors += 1;
                 st.stats.lost_events += events;
                 st.stats.last_error = Some(format!("writing {}: {e}", self.path.display()));
@@ -399,6 +397,8 @@ impl Inner {
     /// Hands the buffered events to a [`Flush`]: takes the io lock (waiting for a flush
     /// still in flight), swaps the full buffer for the empty spare, and accounts for it.
     fn start_flush<'a>(&self, buffer: &'a Buffer, st: &mut State) -> Option<Flush<'a>> {
+        // Into the file the other writers write now, if one of them rotated.
+        self.follow_if_rotated(st);
         let mut io = buffer.io.lock();
         if st.buf.is_empty() {
             return None;
@@ -406,14 +406,13 @@ impl Inner {
         st.disk = st.disk.saturating_sub(std::mem::take(&mut io.shrink));
         std::mem::swap(&mut st.buf, &mut io.buf);
         let events = std::mem::take(&mut st.buf_events);
-        let disk_before = st.disk;
         st.disk += io.buf.len() as u64;
         st.stats.events_written += events;
         st.stats.bytes_written += io.buf.len() as u64;
         if st.file.is_none() {
             self.reopen(st);
         }
-        Some(Flush { io, file: st.file.clone(), disk_before, events })
+        Some(Flush { io, file: st.file.clone(), events })
     }
 
     /// Waits for a flush in flight (takes the io lock, in the buffered modes) and takes
@@ -433,14 +432,41 @@ impl Inner {
         let flush = self.mode.buffer().and_then(|buffer| self.start_flush(buffer, &mut st));
         self.update_hints(&st);
         drop(st);
-        flush.map_or(Ok(()), |f| f.finish(&self.path)).and(drained)
+        flush.map_or(Ok(()), |f| f.finish(self)).and(drained)
     }
 
     /// Writes out the buffer while the caller keeps the state lock (rotation, sync).
     pub(super) fn flush_buf(&self, st: &mut State) -> io::Result<()> {
         match self.mode.buffer().and_then(|buffer| self.start_flush(buffer, st)) {
-            Some(flush) => flush.finish(&self.path),
+            Some(flush) => flush.finish(self),
             None => Ok(()),
         }
     }
+}
+
+/// Writes all of `data`: one `write(2)` on a file opened for appending, which the OS
+/// places at the end as one piece (POSIX `O_APPEND`; Windows `FILE_APPEND_DATA`), so no
+/// other writer's bytes, in this process or another, land inside it. Only a full disk
+/// (or a file size limit) makes it write part: the rest is tried again, and if that fails,
+/// the torn line is ended with a newline (best effort) so the next event starts a line of
+/// its own. The file is never cut back: other processes may have written after it.
+pub(super) fn write_whole(file: &File, data: &[u8]) -> io::Result<()> {
+    let mut f = file;
+    let mut done = 0;
+    while done < data.len() {
+        match f.write(&data[done..]) {
+            Ok(0) => return torn(f, done, io::ErrorKind::WriteZero.into()),
+            Ok(n) => done += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return torn(f, done, e),
+        }
+    }
+    Ok(())
+}
+
+fn torn(mut f: &File, done: usize, e: io::Error) -> io::Result<()> {
+    if done > 0 {
+        let _ = f.write(b"\n");
+    }
+    Err(e)
 }

@@ -1,4 +1,4 @@
-//! Opening a log: the per-log OS lock, resuming an existing active file (its size, its
+//! Opening a log: its shared state with the other writers, resuming an existing active file (its size, its
 //! age, a torn last line), the copy numbering of the day, reopening after a failure, and
 //! starting again when someone else deleted or moved the active file.
 
@@ -15,6 +15,7 @@ use parking_lot::Mutex;
 
 use super::{
     mode::{Mode, Spare},
+    shared::{later, Held, Shared},
     worker::{self, Maintainer, Signal},
     Checked, Inner, Padded, State, Stats,
 };
@@ -42,18 +43,50 @@ impl Inner {
         fs::create_dir_all(&dir)
             .map_err(|e| InitError::io("cannot create the log folder", &dir, e))?;
         let path = dir.join(&log_name);
-        let lock = take_lock(&dir, &log_name)?;
+        let shared = Shared::open(&dir, &log_name).map_err(|e| {
+            InitError::io(
+                "cannot open the log's shared state",
+                dir.join(format!(".{log_name}.shm")),
+                e,
+            )
+        })?;
+        let maintenance_lock = dir.join(format!(".{log_name}.maintain.lock"));
+        let maintenance_lock = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&maintenance_lock)
+            .map_err(|e| InitError::io("cannot open the log's lock file", maintenance_lock, e))?;
         let backup_dir = settings.backup_dir_for(&path);
         let archive_dir = settings.archive_dir_for(&path);
         let zone = settings.zone();
         let now = clock.now_nanos();
 
-        let (file, disk, started) = open_active(&path, now)
+        // Under the rotation lock: no other writer rotates while this one finds its place.
+        let held = shared.lock().map_err(|e| {
+            InitError::io("cannot lock the log", dir.join(format!(".{log_name}.lock")), e)
+        })?;
+        let (file, disk, mut started) = open_active(&path, now)
             .map_err(|e| InitError::io("cannot open the log for appending", &path, e))?;
+        if shared.initialized(&held) && disk > 0 {
+            // Another writer (alive or not) started this file: its start is the one kept.
+            started = shared.started().min(now);
+        } else {
+            shared.set_started(started, &held);
+        }
+        shared.size_at_least(disk, &held);
         let day = zone.day(started);
         let time_trigger = settings.get_rotate_at() != RotateAt::Never;
         let due_at = if time_trigger { zone.next_midnight(started) } else { i64::MAX };
-        let last_copy = last_copy_of_day(&log_name, day, &backup_dir, &archive_dir, zone);
+        let last_copy = later(
+            last_copy_of_day(&log_name, day, &backup_dir, &archive_dir, zone),
+            shared.last_copy(),
+        );
+        shared.set_last_copy(last_copy, &held);
+        shared.mark_initialized(&held);
+        let generation = shared.generation();
+        drop(held);
         let mode = Mode::new(settings.get_write_mode(), settings.get_buffer_capacity());
         let buf_cap = mode.buffer().map_or(0, |b| b.cap);
         let tick = if mode.buffer().is_some() {
@@ -70,6 +103,7 @@ impl Inner {
             policy: Policy::from_settings(&settings),
             zone,
             clock: clock.clone(),
+            lock: maintenance_lock,
         });
         let inner = Arc::new(Inner {
             path,
@@ -97,12 +131,13 @@ impl Inner {
                 detached: false,
                 last_copy,
                 checked: Checked { len: disk, events: 0 },
+                generation,
                 stats: Stats::default(),
             })),
             signal,
             maintainer,
             worker: Mutex::new(None),
-            _lock: lock,
+            shared,
         });
         let handle = worker::spawn(&inner, tick)
             .map_err(|e| InitError::io("cannot start the background thread", &inner.path, e))?;
@@ -125,8 +160,10 @@ impl Inner {
     ///
     /// Called under the state lock, at each rotation and by the background thread once a
     /// second: never per event. Takes the io lock (so no flush is in flight) for its
-    /// whole length.
-    pub(super) fn check_active(&self, st: &mut State, now: i64) -> Active {
+    /// whole length. `held` is the rotation lock when the caller holds it; without it, a
+    /// file gone from its path is dealt with only if the lock is free now (another writer
+    /// may be rotating it: then this one follows).
+    pub(super) fn check_active(&self, st: &mut State, now: i64, held: Option<&Held<'_>>) -> Active {
         let io = self.quiesce(st);
         // Detached: writing on into the copy on purpose, until a new file can be opened.
         let Some(file) = st.file.clone().filter(|_| !st.detached) else {
@@ -138,10 +175,66 @@ impl Inner {
                 st.checked = Checked { len, events: placed };
                 Active::InPlace
             }
-            Ok(gone) => self.start_again(st, io.as_deref(), &file, gone, now, placed),
+            Ok(gone) => {
+                let taken;
+                let held = match held {
+                    Some(held) => held,
+                    None => match self.shared.try_lock() {
+                        Ok(Some(h)) => {
+                            taken = h;
+                            &taken
+                        }
+                        // Another writer is at it: look again at the next check.
+                        Ok(None) | Err(_) => return Active::Unknown,
+                    },
+                };
+                let generation = self.shared.generation();
+                if generation != st.generation {
+                    // Another writer rotated: not gone, followed.
+                    drop(io);
+                    self.follow(st, generation);
+                    return Active::Followed;
+                }
+                self.start_again(st, io.as_deref(), &file, gone, now, held)
+            }
             // Cannot tell (a folder we may not read): keep writing where we are.
             Err(_) => Active::Unknown,
         }
+    }
+
+    /// Moves to the active file another writer (another process) started: its rotation,
+    /// or its new file after someone deleted the old one. What this writer wrote since
+    /// then went into the old file (now a copy), once. Cold: a generation change.
+    #[cold]
+    pub(super) fn follow(&self, st: &mut State, generation: u64) {
+        let io = self.quiesce(st); // no flush in flight into the old file
+        match open_append(&self.path) {
+            Ok(file) => {
+                st.disk = file.metadata().map_or(0, |m| m.len());
+                st.file = Some(Arc::new(file));
+                st.started = self.shared.started();
+                st.day = self.zone.day(st.started);
+                st.due_at =
+                    if self.time_trigger { self.zone.next_midnight(st.started) } else { i64::MAX };
+                st.retry_at = i64::MIN;
+                st.detached = false;
+                st.last_copy = later(st.last_copy, self.shared.last_copy());
+                st.checked = Checked { len: st.disk, events: placed_events(st, io.as_deref()) };
+                st.stats.followed += 1;
+            }
+            Err(e) => {
+                // Keep writing into the old file (a copy now: nothing is lost); the next
+                // rotation or check tries again.
+                st.stats.rotation_errors += 1;
+                st.stats.last_error = Some(format!(
+                    "opening {} after another writer rotated it: {e}",
+                    self.path.display()
+                ));
+            }
+        }
+        st.generation = generation;
+        drop(io);
+        self.update_hints(st);
     }
 
     /// Starts a new active file at the path after the open one was deleted or moved away.
@@ -156,8 +249,9 @@ impl Inner {
         old: &File,
         gone: Whereabouts,
         now: i64,
-        placed: u64,
+        held: &Held<'_>,
     ) -> Active {
+        let placed = placed_events(st, io);
         let path = self.path.display();
         let opened = self
             .path
@@ -226,6 +320,10 @@ impl Inner {
         st.checked = Checked { len: disk, events: placed_events(st, io) };
         st.stats.reopens += 1;
         st.stats.last_error = Some(note);
+        // The other writers follow to the new file.
+        self.shared.set_size(disk, held);
+        self.shared.set_started(st.started, held);
+        st.generation = self.shared.bump(held);
         self.update_hints(st);
         Active::StartedAgain
     }
@@ -238,6 +336,8 @@ pub(super) enum Active {
     InPlace,
     /// Someone else deleted or moved it; a new one was started at the path.
     StartedAgain,
+    /// Another writer had rotated it (or started a new one); this one followed.
+    Followed,
     /// Someone else deleted or moved it, and no new one could be started (counted; the
     /// writer goes on writing into the old one and tries again later).
     Gone,
@@ -342,41 +442,6 @@ fn last_byte(path: &Path) -> Option<u8> {
 /// Opens `path` for appending, and for reading (a deleted active file's tail is read back).
 pub(super) fn open_append(path: &Path) -> io::Result<File> {
     OpenOptions::new().read(true).create(true).append(true).open(path)
-}
-
-/// Takes the exclusive lock that makes this process the log's only writer.
-fn take_lock(dir: &Path, log_name: &str) -> Result<File, InitError> {
-    let lock_path = dir.join(format!(".{log_name}.lock"));
-    let mut file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(&lock_path)
-        .map_err(|e| InitError::io("cannot open the log's lock file", &lock_path, e))?;
-    match file.try_lock() {
-        Ok(()) => {}
-        Err(fs::TryLockError::WouldBlock) => {
-            let mut holder = String::new();
-            let _ = file.read_to_string(&mut holder);
-            let holder = holder.trim();
-            let who = if holder.is_empty() {
-                "another writer".to_string()
-            } else {
-                format!("process {holder}")
-            };
-            return Err(InitError::msg(
-                format!("{log_name} is already being written by {who}; a log has one writer (give each process its own file)"),
-                lock_path,
-            ));
-        }
-        Err(fs::TryLockError::Error(e)) => {
-            return Err(InitError::io("cannot lock the log", lock_path, e))
-        }
-    }
-    let _ =
-        file.set_len(0).and_then(|()| file.write_all(std::process::id().to_string().as_bytes()));
-    Ok(file)
 }
 
 /// The highest copy number already used for `day` in either folder, so a restarted

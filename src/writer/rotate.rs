@@ -7,34 +7,62 @@ use std::{fs, io, sync::Arc, time::Duration};
 use super::{
     mode::Hints,
     open::{open_append, placed_events, Active},
+    shared::later,
     Checked, Inner, State,
 };
 use crate::{clock::duration_to_nanos, naming::CopyName};
 
 /// How long a failed rotation waits before the next try.
 const RETRY_AFTER: Duration = Duration::from_secs(30);
+/// How long a writer that found the rotation lock held waits before it tries again: the
+/// holder may be rotating (then this writer follows it at its next event) or only looking
+/// (then this one must try again soon, or the file grows past its limit). Short, and it
+/// keeps the lock's system call off most events in between.
+const BUSY_RETRY: Duration = Duration::from_micros(100);
 
 impl Inner {
-    /// The rotation check under the state lock, for an event of `len` bytes: rotates when
-    /// the log is due and both gates pass (and no failed rotation asks to wait).
+    /// The rotation check under the state lock, for an event of `len` bytes: follows
+    /// another writer's rotation (one atomic load and compare), then rotates when the log
+    /// is due and both gates pass (and no failed rotation asks to wait).
     #[inline]
     pub(super) fn rotate_if_due(&self, st: &mut State, now: Option<i64>, len: usize) {
-        if !self.rotate {
-            return;
+        self.follow_if_rotated(st);
+        if let Some(now) = self.due_now(st, now, len) {
+            self.rotate(st, now, len);
         }
+    }
+
+    /// Follows another writer's rotation, if there was one since this one looked.
+    #[inline]
+    pub(super) fn follow_if_rotated(&self, st: &mut State) {
+        let generation = self.shared.generation();
+        if generation != st.generation {
+            self.follow(st, generation);
+        }
+    }
+
+    /// The time, if the log is due for an event of `len` bytes and both gates pass. The
+    /// size counts every writer's bytes (the shared count) and this one's buffer.
+    #[inline]
+    fn due_now(&self, st: &State, now: Option<i64>, len: usize) -> Option<i64> {
+        if !self.rotate {
+            return None;
+        }
+        let size = self.shared.size() + st.buf.len() as u64;
         let mut clock_now = now;
-        let due = st.size() + len as u64 > self.max_bytes
+        let due = size + len as u64 > self.max_bytes
             || (self.time_trigger
                 && *clock_now.get_or_insert_with(|| self.clock.now_nanos()) >= st.due_at);
         if due {
             let now = clock_now.unwrap_or_else(|| self.clock.now_nanos());
             if now >= st.retry_at
-                && st.size() >= self.min_bytes
+                && size >= self.min_bytes
                 && now.saturating_sub(st.started) >= self.min_age
             {
-                self.rotate(st, now);
+                return Some(now);
             }
         }
+        None
     }
 
     /// The same check without the lock, against the [`Hints`] staged mode keeps: the time
@@ -45,7 +73,7 @@ impl Inner {
         if !self.rotate {
             return None;
         }
-        let size = hints.size.load(Relaxed);
+        let size = self.shared.size() + hints.buffered.load(Relaxed);
         let mut clock_now = now;
         let maybe_due = size + len as u64 > self.max_bytes
             || (self.time_trigger
@@ -63,15 +91,40 @@ impl Inner {
     /// Moves the active file into `backups/` and starts a new one. Never panics; a
     /// failure is counted, the writer keeps writing where it can, and the next try comes
     /// after `RETRY_AFTER`.
+    ///
+    /// One writer of all those on the log (in any process) rotates it: the one holding the
+    /// rotation lock, which checks first that no other did it since it looked.
     #[cold]
-    fn rotate(&self, st: &mut State, now: i64) {
+    fn rotate(&self, st: &mut State, now: i64, len: usize) {
+        let held = match self.shared.try_lock() {
+            Ok(Some(held)) => held,
+            Ok(None) => {
+                // Another writer is rotating (or starting up): it is done in a moment.
+                st.retry_at = now.saturating_add(duration_to_nanos(BUSY_RETRY));
+                self.update_hints(st);
+                return;
+            }
+            Err(e) => {
+                let why = format!("locking {} to rotate it: {e}", self.path.display());
+                self.rotation_failed(st, now, why);
+                return;
+            }
+        };
+        let generation = self.shared.generation();
+        if generation != st.generation {
+            // Rotated by another writer since this one looked: follow, then look again.
+            self.follow(st, generation);
+            if self.due_now(st, Some(now), len).is_none() {
+                return;
+            }
+        }
         // Everything accepted before this moment belongs to the file being closed.
         let _ = self.drain_all(st);
         let _ = self.flush_buf(st);
         if !st.detached {
             // Someone else may have deleted or moved the file: then a new one is started
             // at the path first.
-            let found = self.check_active(st, now);
+            let found = self.check_active(st, now, Some(&held));
             if found == Active::Gone {
                 return;
             }
@@ -79,7 +132,19 @@ impl Inner {
             // what failed flushes had counted): a flush that failed on a full disk wrote
             // nothing, and an empty file never rotates, whatever the mode. A file started
             // again is new and passes them only if it is a deleted one's continuation.
-            if st.disk < self.min_bytes || now.saturating_sub(st.started) < self.min_age {
+            let on_disk = if found == Active::InPlace { st.checked.len } else { st.disk };
+            // The shared size can run ahead of the file: a writer that wrote into the old
+            // file just after a rotation counted its bytes in the new one. On the bytes
+            // really in the file, the size trigger may not hold: then count them right
+            // and wait for it (no retry pause: nothing failed).
+            let time_due = self.time_trigger && now >= st.due_at;
+            if !time_due && on_disk + len as u64 <= self.max_bytes {
+                if self.shared.size() > on_disk {
+                    self.shared.set_size(on_disk, &held);
+                }
+                return;
+            }
+            if on_disk < self.min_bytes || now.saturating_sub(st.started) < self.min_age {
                 if found != Active::StartedAgain {
                     // Still due: try again later, not at every event while the disk is full.
                     st.retry_at = now.saturating_add(duration_to_nanos(RETRY_AFTER));
@@ -91,6 +156,9 @@ impl Inner {
         let day = st.day;
         let mut copy = None;
         if !st.detached {
+            // The last copy of any writer: numbers keep rising even when this writer's
+            // own last copy is already gone (pruned).
+            st.last_copy = later(st.last_copy, self.shared.last_copy());
             let mut seq = match st.last_copy {
                 Some((d, s)) if d == day => s + 1,
                 _ => 0,
@@ -114,7 +182,10 @@ impl Inner {
                 // Not found: the file went away since the check above. Start again at the
                 // path rather than retry a rename that cannot work.
                 if e.kind() == io::ErrorKind::NotFound
-                    && matches!(self.check_active(st, now), Active::StartedAgain | Active::Gone)
+                    && matches!(
+                        self.check_active(st, now, Some(&held)),
+                        Active::StartedAgain | Active::Gone
+                    )
                 {
                     return;
                 }
@@ -146,6 +217,12 @@ impl Inner {
                 st.retry_at = i64::MIN;
                 st.detached = false;
                 st.stats.rotations += 1;
+                // Published last: a writer that sees the new generation sees all of this.
+                self.shared.set_size(0, &held);
+                self.shared.set_started(now, &held);
+                self.shared.set_last_copy(st.last_copy, &held);
+                st.generation = self.shared.bump(&held);
+                drop(held);
                 self.update_hints(st);
                 self.signal.request_maintenance();
             }
@@ -161,6 +238,7 @@ impl Inner {
                         ));
                         st.detached = true;
                         st.last_copy = Some((day, seq));
+                        self.shared.set_last_copy(st.last_copy, &held);
                     }
                 }
                 self.rotation_failed(st, now, why);

@@ -3,6 +3,7 @@
 //! reports on stderr.
 
 use std::{
+    fs::{File, TryLockError},
     io,
     path::PathBuf,
     sync::{Arc, Weak},
@@ -22,6 +23,8 @@ use crate::{
 const REPORT_EVERY: Duration = Duration::from_secs(60);
 /// How often a failed maintenance pass is retried.
 const MAINTAIN_RETRY: Duration = Duration::from_secs(60);
+/// How soon a pass that found another process maintaining the log looks again.
+const BUSY_RETRY: Duration = Duration::from_secs(1);
 /// How often the active file is checked to be still at its path (deleted or moved away by
 /// someone else: see `Inner::check_active`).
 const CHECK_EVERY: Duration = Duration::from_secs(1);
@@ -65,6 +68,8 @@ pub(super) enum Pass {
     Failed,
     /// The deadline came first; the steps left are asked for again.
     CutShort,
+    /// Another process is maintaining the log's copies; looked at again `BUSY_RETRY` later.
+    Busy,
 }
 
 impl WorkerState {
@@ -108,6 +113,7 @@ impl Signal {
             Pass::Done => w.retry_at = None,
             Pass::Failed => w.retry_at = Some(Instant::now() + MAINTAIN_RETRY),
             Pass::CutShort => w.maintain = true,
+            Pass::Busy => w.retry_at = Some(Instant::now() + BUSY_RETRY),
         }
         drop(w);
         self.cv.notify_all();
@@ -164,11 +170,14 @@ pub(super) struct Maintainer {
     pub(super) policy: Policy,
     pub(super) zone: Zone,
     pub(super) clock: Clock,
+    /// `.<name>.maintain.lock` beside the log: one process maintains its copies at a time.
+    pub(super) lock: File,
 }
 
 impl Maintainer {
     /// One pass: overflow, compression, pruning, stale temp files. Passes are serialised
-    /// (one process-wide lock) so two never race on a folder. No step starts after
+    /// (one process-wide lock, then the log's maintenance lock between processes) so two
+    /// never race on a folder. No step starts after
     /// `deadline`, nor after the one [`Signal::stop`] set (checked before each step).
     pub(super) fn run(&self, signal: &Signal, deadline: Option<Instant>) -> Pass {
         static PASS: Mutex<()> = Mutex::new(());
@@ -179,6 +188,17 @@ impl Maintainer {
                 None => return Pass::CutShort,
             },
             None => PASS.lock(),
+        };
+        // One process at a time, too: another one at it now does what this pass would.
+        let _one_process = match self.lock.try_lock() {
+            Ok(()) => Unlock(&self.lock),
+            Err(TryLockError::WouldBlock) => return Pass::Busy,
+            Err(TryLockError::Error(e)) => {
+                let mut w = signal.state.lock();
+                w.maintenance_errors += 1;
+                w.last_error = Some(format!("locking the maintenance of {}: {e}", self.log_name));
+                return Pass::Failed;
+            }
         };
         // Rotations renamed files into backups/: make that durable before anything moves.
         retention::sync_dir(&self.backup_dir.join("."));
@@ -220,6 +240,15 @@ impl Maintainer {
             }
         }
         pass
+    }
+}
+
+/// Unlocks an OS file lock when dropped.
+struct Unlock<'a>(&'a File);
+
+impl Drop for Unlock<'_> {
+    fn drop(&mut self) {
+        let _ = self.0.unlock();
     }
 }
 
@@ -273,7 +302,7 @@ fn worker_loop(
         }
         if checked_at.elapsed() >= CHECK_EVERY {
             let mut st = inner.state.lock();
-            let _ = inner.check_active(&mut st, inner.clock.now_nanos());
+            let _ = inner.check_active(&mut st, inner.clock.now_nanos(), None);
             drop(st);
             checked_at = Instant::now();
         }
@@ -325,6 +354,7 @@ mod tests {
             policy: Policy::from_settings(&settings),
             zone: settings.zone(),
             clock: clock.into(),
+            lock: File::create(dir.path().join(".app.log.maintain.lock")).unwrap(),
         };
         let signal = Signal::default();
         signal.request_maintenance();

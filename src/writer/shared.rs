@@ -1,0 +1,208 @@
+//! What the processes writing one log share, in files beside it: a small mapped file
+//! `.<name>.shm` (the generation of the active file, its size counted over every process,
+//! its start, the last copy's name) and the rotation lock `.<name>.lock`.
+//!
+//! The hot path reads the generation (one atomic load) and adds its bytes to the size
+//! (one atomic add); nothing else here is touched per event. A rotation, a new active file
+//! after someone deleted or moved one, and the start of a writer happen under the rotation
+//! lock: an OS lock (`flock` on unix, `LockFileEx` on Windows, through std), which the OS
+//! releases when its holder dies.
+
+use std::{
+    fmt,
+    fs::{File, OpenOptions, TryLockError},
+    io,
+    path::Path,
+    sync::atomic::{AtomicI64, AtomicU64, Ordering},
+};
+
+use chrono::{Datelike, NaiveDate};
+use memmap2::{MmapOptions, MmapRaw};
+
+/// "MHMLOG", then the layout's version.
+const MAGIC: u64 = u64::from_le_bytes(*b"MHMLOG\x00\x01");
+/// The mapped file's length: `Words`, with room to grow.
+const LEN: usize = 128;
+
+/// The shared words, at the start of the mapping.
+#[repr(C)]
+struct Words {
+    /// `MAGIC` once a writer has filled in the rest (under the rotation lock).
+    magic: AtomicU64,
+    /// Bumped (Release) after each new active file is in place; everything else here was
+    /// stored before it.
+    generation: AtomicU64,
+    /// Bytes written into the active file by every process.
+    size: AtomicU64,
+    /// When the active file was started (nanoseconds since the epoch).
+    started: AtomicI64,
+    /// The last copy's day (days from the common era) and number: `day << 32 | seq`, or 0.
+    last_copy: AtomicU64,
+}
+
+const _: () = assert!(std::mem::size_of::<Words>() <= LEN);
+
+/// One writer's view of what the processes on its log share.
+pub(super) struct Shared {
+    map: MmapRaw,
+    /// `.<name>.lock`: held while rotating, starting a new active file, or starting up.
+    lock: File,
+}
+
+impl fmt::Debug for Shared {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Shared")
+            .field("generation", &self.generation())
+            .field("size", &self.size())
+            .finish_non_exhaustive()
+    }
+}
+
+/// The rotation lock, held; released on drop.
+pub(super) struct Held<'a>(&'a File);
+
+impl Drop for Held<'_> {
+    fn drop(&mut self) {
+        let _ = self.0.unlock();
+    }
+}
+
+impl Shared {
+    /// Opens (or creates) the mapping and the lock file of `log_name` in `dir`. Race-free:
+    /// every process opens without truncating, extends to `LEN` (zeros) if shorter, maps.
+    pub(super) fn open(dir: &Path, log_name: &str) -> io::Result<Self> {
+        let lock = open_rw(&dir.join(format!(".{log_name}.lock")))?;
+        let file = open_rw(&dir.join(format!(".{log_name}.shm")))?;
+        if file.metadata()?.len() < LEN as u64 {
+            file.set_len(LEN as u64)?;
+        }
+        let map = MmapOptions::new().len(LEN).map_raw(&file)?;
+        Ok(Self { map, lock })
+    }
+
+    fn words(&self) -> &Words {
+        // SAFETY: the mapping is `LEN` bytes, page-aligned, shared and writable, and lives
+        // as long as `self`; every field is an atomic, so other processes writing it
+        // concurrently is fine. (Someone truncating the file under us would fault: the
+        // file is ours, hidden beside the log.)
+        unsafe { &*self.map.as_ptr().cast::<Words>() }
+    }
+
+    /// The rotation lock, waiting for it (start-up only: a holder keeps it for one rotation).
+    pub(super) fn lock(&self) -> io::Result<Held<'_>> {
+        self.lock.lock()?;
+        Ok(Held(&self.lock))
+    }
+
+    /// The rotation lock if it is free now; `Ok(None)` when another writer holds it.
+    pub(super) fn try_lock(&self) -> io::Result<Option<Held<'_>>> {
+        match self.lock.try_lock() {
+            Ok(()) => Ok(Some(Held(&self.lock))),
+            Err(TryLockError::WouldBlock) => Ok(None),
+            Err(TryLockError::Error(e)) => Err(e),
+        }
+    }
+
+    /// Whether a writer filled the words in (under the lock).
+    pub(super) fn initialized(&self, _held: &Held<'_>) -> bool {
+        self.words().magic.load(Ordering::Acquire) == MAGIC
+    }
+
+    pub(super) fn mark_initialized(&self, _held: &Held<'_>) {
+        self.words().magic.store(MAGIC, Ordering::Release);
+    }
+
+    /// The active file's generation: a writer whose own is older follows to the new file.
+    #[inline]
+    pub(super) fn generation(&self) -> u64 {
+        self.words().generation.load(Ordering::Acquire)
+    }
+
+    /// Publishes a new active file (everything stored before is seen by whoever sees the
+    /// new generation), and returns the new generation.
+    pub(super) fn bump(&self, _held: &Held<'_>) -> u64 {
+        self.words().generation.fetch_add(1, Ordering::Release).wrapping_add(1)
+    }
+
+    /// Bytes in the active file, counted over every process.
+    #[inline]
+    pub(super) fn size(&self) -> u64 {
+        self.words().size.load(Ordering::Relaxed)
+    }
+
+    /// Counts `n` bytes just written into the active file.
+    #[inline]
+    pub(super) fn add_size(&self, n: u64) {
+        self.words().size.fetch_add(n, Ordering::Relaxed);
+    }
+
+    pub(super) fn set_size(&self, n: u64, _held: &Held<'_>) {
+        self.words().size.store(n, Ordering::Relaxed);
+    }
+
+    /// At start-up: the size is at least what is on disk (bytes another writer has just
+    /// added are kept).
+    pub(super) fn size_at_least(&self, n: u64, _held: &Held<'_>) {
+        self.words().size.fetch_max(n, Ordering::Relaxed);
+    }
+
+    pub(super) fn started(&self) -> i64 {
+        self.words().started.load(Ordering::Relaxed)
+    }
+
+    pub(super) fn set_started(&self, t: i64, _held: &Held<'_>) {
+        self.words().started.store(t, Ordering::Relaxed);
+    }
+
+    /// The last copy any writer made.
+    pub(super) fn last_copy(&self) -> Option<(NaiveDate, u32)> {
+        let v = self.words().last_copy.load(Ordering::Relaxed);
+        let day = i32::try_from(v >> 32).ok().filter(|d| *d > 0)?;
+        Some((NaiveDate::from_num_days_from_ce_opt(day)?, v as u32))
+    }
+
+    /// Records a copy, unless a later one is recorded already.
+    pub(super) fn set_last_copy(&self, copy: Option<(NaiveDate, u32)>, _held: &Held<'_>) {
+        if let Some((day, seq)) = copy {
+            let day = u64::try_from(day.num_days_from_ce()).unwrap_or(0);
+            self.words().last_copy.fetch_max(day << 32 | u64::from(seq), Ordering::Relaxed);
+        }
+    }
+}
+
+/// The later of two copies (by day, then number).
+pub(super) fn later(
+    a: Option<(NaiveDate, u32)>,
+    b: Option<(NaiveDate, u32)>,
+) -> Option<(NaiveDate, u32)> {
+    a.max(b)
+}
+
+fn open_rw(path: &Path) -> io::Result<File> {
+    OpenOptions::new().read(true).write(true).create(true).truncate(false).open(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn two_views_of_one_log_share_the_words() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = Shared::open(dir.path(), "app.log").unwrap();
+        let b = Shared::open(dir.path(), "app.log").unwrap();
+        let held = a.lock().unwrap();
+        assert!(b.try_lock().unwrap().is_none(), "the lock is exclusive between opens");
+        assert!(!a.initialized(&held));
+        a.mark_initialized(&held);
+        let day = NaiveDate::from_ymd_opt(2026, 3, 1).unwrap();
+        a.set_last_copy(Some((day, 2)), &held);
+        a.set_last_copy(Some((day, 1)), &held); // never backwards
+        a.add_size(10);
+        b.add_size(5);
+        let g = a.bump(&held);
+        drop(held);
+        assert_eq!((b.generation(), b.size(), b.last_copy()), (g, 15, Some((day, 2))));
+        assert!(b.try_lock().unwrap().is_some());
+    }
+}
