@@ -328,7 +328,12 @@ pub fn restore(ctx: &Ctx, path: &Path, scope: &Scope, dry_run: bool) -> Result<O
     let items = plan(ctx, &manifest, path, scope)?;
     let backup = ctx.show(path);
     // Space: what the restore will write (the extracted files and the safety backup).
-    let zip_len = fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+    // A folder the service wrote is stored uncompressed: its own size.
+    let zip_len = if path.is_dir() {
+        crate::backup::service::folder_size(path)
+    } else {
+        fs::metadata(path).map(|m| m.len()).unwrap_or(0)
+    };
     let needed = space_needed(ctx, &manifest, &items, zip_len);
     let data = ctx.data_dir();
     // Measured on the data folder, or the root while there is none (a dry run makes nothing).
@@ -438,6 +443,16 @@ fn extract(
         fs::remove_dir_all(staging).with_context(|| format!("removing {}", staging.display()))?;
     }
     fs::create_dir_all(staging).with_context(|| format!("creating {}", staging.display()))?;
+    if path.is_dir() {
+        // A folder the service wrote: its files copied, never its links followed.
+        for item in items {
+            let src = path.join(item.entry.trim_end_matches('/'));
+            copy_tree(&src, &staging.join(&item.key), &*bar)?;
+        }
+        bar.finish();
+        ctx.fail_at(FailPoint::Extract)?;
+        return Ok(());
+    }
     let file = File::open(path).with_context(|| format!("opening {}", path.display()))?;
     let (mut archive, _) = zipcheck::open(BufReader::new(file))
         .map_err(|e| anyhow::anyhow!("{}: not a readable zip archive: {e}", path.display()))?;
@@ -500,6 +515,35 @@ fn extract(
         }
     }
     Ok(())
+}
+
+/// Copies the file or folder `src` to `dest` (files synced); a link is refused, not
+/// followed: the folder was verified, but it is not ours and can change.
+fn copy_tree(src: &Path, dest: &Path, bar: &dyn crate::Bar) -> Result<()> {
+    let meta = fs::symlink_metadata(src).with_context(|| format!("reading {}", src.display()))?;
+    if meta.file_type().is_symlink() {
+        bail!("{}: a link in a folder backup; the whole backup is refused", src.display());
+    }
+    if meta.is_dir() {
+        fs::create_dir_all(dest).with_context(|| format!("creating {}", dest.display()))?;
+        let mut entries: Vec<_> = fs::read_dir(src)
+            .with_context(|| format!("reading {}", src.display()))?
+            .collect::<io::Result<_>>()
+            .with_context(|| format!("reading {}", src.display()))?;
+        entries.sort_by_key(|e| e.file_name());
+        for e in entries {
+            copy_tree(&e.path(), &dest.join(e.file_name()), bar)?;
+        }
+        return Ok(());
+    }
+    if let Some(parent) = dest.parent() {
+        fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
+    }
+    let mut input = File::open(src).with_context(|| format!("opening {}", src.display()))?;
+    let mut out = File::create(dest).with_context(|| format!("creating {}", dest.display()))?;
+    io::copy(&mut BarReader { inner: &mut input, bar }, &mut out)
+        .with_context(|| format!("copying {} to {}", src.display(), dest.display()))?;
+    out.sync_all().with_context(|| format!("syncing {}", dest.display()))
 }
 
 #[cfg(unix)]

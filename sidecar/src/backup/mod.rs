@@ -2,6 +2,7 @@
 
 pub mod create;
 pub mod manifest;
+pub mod service;
 
 use std::{
     fs::{self, File},
@@ -67,16 +68,23 @@ pub struct Info {
     /// Structurally valid: the zip opens, the manifest parses and lists only entries that
     /// are there with their sizes. `backup verify` reads every byte.
     pub valid: bool,
+    /// `"mhm"` for a backup the service made itself (a folder, or a zip whose manifest
+    /// lists no files); absent for ours.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub made_by: Option<&'static str>,
 }
 
-/// The time in a name ending `_YYYYMMDD_HHMMSS[_N]`, read as local time.
+/// The time in a name ending `_YYYYMMDD_HHMMSS[_N]` (ours) or `_YYYY-MM-DD_HH-MM-SS` (the
+/// service's), read as local time.
 fn time_from_name(name: &str) -> Option<DateTime<FixedOffset>> {
-    let bytes = name.as_bytes();
-    (0..bytes.len().saturating_sub(14)).rev().find_map(|i| {
-        let s = name.get(i..i + 15)?;
-        let t = NaiveDateTime::parse_from_str(s, "%Y%m%d_%H%M%S").ok()?;
-        Local.from_local_datetime(&t).earliest().map(|d| d.fixed_offset())
-    })
+    let at = |len: usize, format: &str| {
+        (0..name.len().saturating_sub(len - 1)).rev().find_map(|i| {
+            let s = name.get(i..i + len)?;
+            let t = NaiveDateTime::parse_from_str(s, format).ok()?;
+            Local.from_local_datetime(&t).earliest().map(|d| d.fixed_offset())
+        })
+    };
+    at(15, "%Y%m%d_%H%M%S").or_else(|| at(19, "%Y-%m-%d_%H-%M-%S"))
 }
 
 /// Every `*.zip` in `dir`, oldest first.
@@ -90,15 +98,54 @@ pub fn list(dir: &Path) -> Result<Vec<Info>> {
     for e in entries {
         let e = e.with_context(|| format!("reading {}", dir.display()))?;
         let file_name = e.file_name().to_string_lossy().into_owned();
-        let Some(name) = file_name.strip_suffix(".zip") else { continue };
-        if name.starts_with('.') || !e.file_type().is_ok_and(|t| t.is_file()) {
+        if file_name.starts_with('.') {
             continue;
         }
         let meta = e.metadata().ok();
+        // A folder the service wrote: `<name>/manifest.json` beside what it holds.
+        if e.file_type().is_ok_and(|t| t.is_dir()) {
+            let Some(m) = service::folder_manifest(&e.path()) else { continue };
+            let name = file_name.clone();
+            let created_at =
+                m.created_at().or_else(|| time_from_name(&name)).or_else(|| mtime(&meta));
+            out.push(Info {
+                kind: Kind::of(&name),
+                path: e.path(),
+                created_at,
+                size: service::folder_size(&e.path()),
+                includes: Some(m.includes()),
+                valid: true,
+                made_by: Some("mhm"),
+                name,
+            });
+            continue;
+        }
+        let Some(name) = file_name.strip_suffix(".zip") else { continue };
+        if !e.file_type().is_ok_and(|t| t.is_file()) {
+            continue;
+        }
         let (manifest, valid) = match quick_check(&e.path()) {
             Some((m, valid)) => (Some(m), valid),
             None => (None, false),
         };
+        if manifest.is_none() {
+            if let Some(m) = service_zip_manifest(&e.path()) {
+                out.push(Info {
+                    name: name.to_string(),
+                    kind: Kind::of(name),
+                    path: e.path(),
+                    created_at: m
+                        .created_at()
+                        .or_else(|| time_from_name(name))
+                        .or_else(|| mtime(&meta)),
+                    size: meta.map(|m| m.len()).unwrap_or(0),
+                    includes: Some(m.includes()),
+                    valid: true,
+                    made_by: Some("mhm"),
+                });
+                continue;
+            }
+        }
         let created_at = manifest
             .as_ref()
             .and_then(|m| DateTime::parse_from_rfc3339(&m.created_at).ok())
@@ -116,10 +163,28 @@ pub fn list(dir: &Path) -> Result<Vec<Info>> {
             size: meta.map(|m| m.len()).unwrap_or(0),
             includes: manifest.map(|m| m.includes),
             valid,
+            made_by: None,
         });
     }
     out.sort_by(|a, b| (a.created_at, &a.name).cmp(&(b.created_at, &b.name)));
     Ok(out)
+}
+
+fn mtime(meta: &Option<fs::Metadata>) -> Option<DateTime<FixedOffset>> {
+    meta.as_ref()
+        .and_then(|m| m.modified().ok())
+        .map(|t| DateTime::<Utc>::from(t).with_timezone(&Local).fixed_offset())
+}
+
+/// The manifest of a zip the service wrote (one without `files`), when it is one.
+fn service_zip_manifest(path: &Path) -> Option<service::ServiceManifest> {
+    let (mut archive, _) = crate::zipcheck::open(BufReader::new(File::open(path).ok()?)).ok()?;
+    let entry = archive.by_name(manifest::NAME).ok()?;
+    let m: serde_json::Value = serde_json::from_reader(entry.take(16 << 20)).ok()?;
+    if m.get("files").is_some() || !m.is_object() {
+        return None;
+    }
+    serde_json::from_value(m).ok()
 }
 
 /// The manifest and whether the zip's central directory matches it (no data read).
@@ -138,13 +203,13 @@ fn quick_check(path: &Path) -> Option<(Manifest, bool)> {
 /// A backup given as a path, or a name in `data/backups/` with or without `.zip`.
 pub fn resolve(ctx: &Ctx, spec: &str) -> Result<PathBuf> {
     let as_path = Path::new(spec);
-    if as_path.is_file() {
+    if as_path.is_file() || service::folder_manifest(as_path).is_some() {
         return Ok(as_path.to_path_buf());
     }
     let dir = ctx.backups_dir();
     if !spec.contains(['/', '\\']) {
         for candidate in [dir.join(spec), dir.join(format!("{spec}.zip"))] {
-            if candidate.is_file() {
+            if candidate.is_file() || service::folder_manifest(&candidate).is_some() {
                 return Ok(candidate);
             }
         }
@@ -315,6 +380,19 @@ impl PrunePolicy {
     }
 }
 
+/// Deletes a backup: a zip, or (the service's) a folder, first renamed to a temporary name
+/// so that a removal cut short never leaves something that looks like a backup.
+fn remove_backup(path: &Path) -> std::io::Result<()> {
+    if path.is_dir() {
+        let aside = fsx::temp_path(path);
+        fs::rename(path, &aside)?;
+        fsx::sync_dir(path);
+        fs::remove_dir_all(&aside)
+    } else {
+        fs::remove_file(path)
+    }
+}
+
 /// Deletes (or, with `dry_run`, lists) backups past the policy; never the newest valid one.
 pub fn prune(ctx: &Ctx, policy: PrunePolicy, dry_run: bool) -> Result<Vec<PruneStep>> {
     let dir = ctx.backups_dir();
@@ -360,7 +438,7 @@ pub fn prune(ctx: &Ctx, policy: PrunePolicy, dry_run: bool) -> Result<Vec<PruneS
         let result = if dry_run {
             PruneResult::WouldDelete
         } else {
-            match fs::remove_file(&b.path) {
+            match remove_backup(&b.path) {
                 Ok(()) => {
                     tracing::info!(target: "mhm::sidecar", "backup prune: deleted {} ({why})", b.name);
                     PruneResult::Deleted

@@ -25,6 +25,7 @@ use zip::ZipArchive;
 use self::shared_file::SharedFile;
 use crate::{
     backup::manifest::{self as backup_manifest, Manifest as BackupManifest},
+    backup::service::ServiceManifest,
     fsx,
     pack::FileEntry,
     paths,
@@ -42,11 +43,15 @@ pub struct Report<M> {
     pub entries: usize,
     /// Every problem found, each naming the entry.
     pub problems: Vec<Problem>,
+    /// Made by the service itself: its manifest holds no digests, so the entries were
+    /// checked for what they carry (CRCs, JSON that parses, the manifest's fields) only.
+    #[serde(skip)]
+    pub made_by_service: bool,
 }
 
 impl<M> Default for Report<M> {
     fn default() -> Self {
-        Self { manifest: None, entries: 0, problems: Vec::new() }
+        Self { manifest: None, entries: 0, problems: Vec::new(), made_by_service: false }
     }
 }
 
@@ -62,10 +67,161 @@ impl<M> Report<M> {
     }
 }
 
-/// Verifies the backup zip at `path`.
+/// Verifies the backup at `path`: a zip of ours; or one the service made itself (a folder
+/// with a `manifest.json`, or a zip whose manifest lists no files), whose entries are
+/// checked for what they carry and listed in the returned manifest with the digests read.
 pub fn backup(path: &Path) -> Report<BackupManifest> {
-    let scan = scan_zip(path, backup_manifest::NAME);
-    check(scan, backup_manifest::NAME, "the zip", Links::UsersOnly, check_backup_manifest)
+    if path.is_dir() {
+        let scan: Scan<ServiceManifest> = scan_folder(path, backup_manifest::NAME);
+        return service_backup(path, Ok(scan));
+    }
+    match scan_zip::<AnyManifest>(path, backup_manifest::NAME) {
+        Ok(scan) if matches!(scan.manifest, Some(Ok(AnyManifest::Service(_)))) => {
+            let scan = scan.map(|m| match m {
+                AnyManifest::Service(m) => Ok(m),
+                AnyManifest::Ours(_) => Err(Problem::general("unreachable")),
+            });
+            service_backup(path, Ok(scan))
+        }
+        other => {
+            let scan = other.map(|s| {
+                s.map(|m| match m {
+                    AnyManifest::Ours(m) => Ok(m),
+                    AnyManifest::Service(_) => Err(Problem::general("unreachable")),
+                })
+            });
+            check(scan, backup_manifest::NAME, "the zip", Links::UsersOnly, check_backup_manifest)
+        }
+    }
+}
+
+/// A backup manifest of ours, or the service's (which lists no files).
+#[derive(serde::Deserialize)]
+#[serde(untagged)]
+enum AnyManifest {
+    Ours(BackupManifest),
+    Service(ServiceManifest),
+}
+
+/// The check of a backup the service made: the same reading (CRCs, sizes, names, links),
+/// then the manifest's own fields and every JSON file parsing; the files listed are the
+/// ones found, with the digests read.
+fn service_backup(
+    path: &Path,
+    scan: Result<Scan<ServiceManifest>, Problem>,
+) -> Report<BackupManifest> {
+    let scan = scan.map(|mut scan| {
+        let manifest = scan.manifest.take();
+        let mut extra = Vec::new();
+        let synthesized = manifest.map(|m| {
+            m.map(|m| {
+                for name in scan.seen.keys().filter(|n| n.ends_with(".json")) {
+                    if let Err(e) = json_parses(path, name) {
+                        extra.push(Problem::at(name, e));
+                    }
+                }
+                synthesize(path, &m, &scan.seen, &mut extra)
+            })
+        });
+        let at = scan.problems.len();
+        scan.problems.extend(extra.into_iter().enumerate().map(|(i, p)| (at + i, p)));
+        Scan {
+            entries: scan.entries,
+            seen: scan.seen,
+            manifest: synthesized,
+            problems: scan.problems,
+        }
+    });
+    let mut report =
+        check(scan, backup_manifest::NAME, "the backup", Links::UsersOnly, check_backup_manifest);
+    report.made_by_service = true;
+    report
+}
+
+/// Our manifest for a service backup: its name, time and parts, and every file found.
+fn synthesize(
+    path: &Path,
+    m: &ServiceManifest,
+    seen: &BTreeMap<String, Seen>,
+    problems: &mut Vec<Problem>,
+) -> BackupManifest {
+    let fallback_name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().trim_end_matches(".zip").to_string())
+        .unwrap_or_default();
+    let backup_name = match m.backup_name.as_deref().map(str::trim) {
+        Some(n) if !n.is_empty() => n.to_string(),
+        _ => {
+            problems.push(Problem::at(backup_manifest::NAME, "backup_name is missing"));
+            fallback_name
+        }
+    };
+    let created_at = match (m.created_at.as_deref(), m.created_at()) {
+        (_, Some(t)) => t.to_rfc3339(),
+        (None, None) => {
+            problems.push(Problem::at(backup_manifest::NAME, "created_at is missing"));
+            String::new()
+        }
+        (Some(raw), None) => {
+            problems.push(Problem::at(
+                backup_manifest::NAME,
+                format!("created_at {raw:?} is not a time"),
+            ));
+            String::new()
+        }
+    };
+    let files: Vec<FileEntry> = seen
+        .iter()
+        .map(|(name, s)| FileEntry {
+            path: name.clone(),
+            size: s.size,
+            sha256: fsx::hex(&s.sha256),
+            link: s.link.clone(),
+        })
+        .collect();
+    let users: BTreeSet<&str> = seen
+        .keys()
+        .filter_map(|n| n.strip_prefix("users/").and_then(|r| r.split('/').next()))
+        .collect();
+    let mut includes = m.includes();
+    // What it holds decides: an older manifest may say less than the zip carries.
+    includes.users |= !users.is_empty();
+    BackupManifest {
+        backup_name,
+        // An unreadable time is reported above; the field check must not report it twice.
+        created_at: if created_at.is_empty() {
+            chrono::DateTime::UNIX_EPOCH.fixed_offset().to_rfc3339()
+        } else {
+            created_at
+        },
+        includes,
+        system_info: backup_manifest::SystemInfo {
+            total_users: users.len() as u64,
+            file_count: files.len() as u64,
+            total_bytes: files.iter().map(|f| f.size).sum(),
+        },
+        tool_version: "MHM (the service's own backup)".to_string(),
+        files,
+    }
+}
+
+/// Whether the JSON entry `name` of the backup at `path` (a zip or a folder) parses.
+fn json_parses(path: &Path, name: &str) -> Result<(), String> {
+    let parse = |r: &mut dyn Read| {
+        serde_json::from_reader::<_, serde::de::IgnoredAny>(io::BufReader::new(r))
+            .map(|_| ())
+            .map_err(|e| format!("not valid JSON: {e}"))
+    };
+    if path.is_dir() {
+        let mut f = File::open(path.join(name)).map_err(|e| format!("cannot open: {e}"))?;
+        return parse(&mut f);
+    }
+    let file = File::open(path).map_err(|e| format!("cannot open: {e}"))?;
+    let (mut archive, _) =
+        zipcheck::open(io::BufReader::new(file)).map_err(|e| format!("cannot read: {e}"))?;
+    let mut entry = archive.by_name(name).map_err(|e| format!("cannot read: {e}"))?;
+    let limit = entry.size();
+    parse(&mut (&mut entry).take(limit))
 }
 
 /// Verifies the snapshot at `path`: a zip, or a folder written with `--no-compress`.
@@ -91,6 +247,18 @@ struct Scan<M> {
     seen: BTreeMap<String, Seen>,
     manifest: Option<Result<M, Problem>>,
     problems: Vec<(usize, Problem)>,
+}
+
+impl<M> Scan<M> {
+    /// The same scan with its manifest turned into another type (or a problem).
+    fn map<N>(self, f: impl FnOnce(M) -> Result<N, Problem>) -> Scan<N> {
+        Scan {
+            entries: self.entries,
+            seen: self.seen,
+            manifest: self.manifest.map(|m| m.and_then(f)),
+            problems: self.problems,
+        }
+    }
 }
 
 impl<M> Default for Scan<M> {
