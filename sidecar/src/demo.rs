@@ -48,6 +48,7 @@ pub fn build(dir: &Path, now: DateTime<Utc>) -> Result<Built> {
     write_config(&root)?;
     let messages = write_users(&root, now)?;
     let events = write_logs(&root, now)?;
+    write_service_backup(&root, now)?;
     Ok(Built { root, users: USERS.len(), messages, events, log_days: LOG_DAYS })
 }
 
@@ -80,6 +81,44 @@ fn write(path: &Path, text: impl AsRef<[u8]>) -> Result<()> {
         fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
     }
     fs::write(path, text).with_context(|| format!("writing {}", path.display()))
+}
+
+/// A folder backup as the service's own backup manager writes it (nine days old), so the
+/// demo shows the sidecar taking over from it: listed, verifiable, and a week overdue.
+fn write_service_backup(root: &Path, now: DateTime<Utc>) -> Result<()> {
+    let at = (now - chrono::Duration::days(9)).with_timezone(&Local);
+    let name = format!("weekly_backup_{}", at.format("%Y-%m-%d_%H-%M-%S"));
+    let dir = root.join("data/backups").join(name.as_str());
+    let manifest = json!({
+        "backup_name": name,
+        "format": "directory",
+        "created_at": at.format("%Y-%m-%d %H:%M:%S").to_string(),
+        "includes": {"users": true, "config": true, "logs": false},
+    });
+    write(&dir.join("manifest.json"), serde_json::to_vec_pretty(&manifest)?)?;
+    for file in ["data/user_index.json", ".env", "requirements.txt"] {
+        let from = root.join(file);
+        let name = from.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        write(
+            &dir.join("config").join(name),
+            fs::read(&from).with_context(|| format!("reading {}", from.display()))?,
+        )?;
+    }
+    copy_dir(&root.join("data/users"), &dir.join("users"))
+}
+
+fn copy_dir(from: &Path, to: &Path) -> Result<()> {
+    fs::create_dir_all(to).with_context(|| format!("creating {}", to.display()))?;
+    for e in fs::read_dir(from).with_context(|| format!("reading {}", from.display()))? {
+        let e = e.with_context(|| format!("reading {}", from.display()))?;
+        if e.file_type()?.is_dir() {
+            copy_dir(&e.path(), &to.join(e.file_name()))?;
+        } else {
+            fs::copy(e.path(), to.join(e.file_name()))
+                .with_context(|| format!("copying {}", e.path().display()))?;
+        }
+    }
+    Ok(())
 }
 
 fn write_config(root: &Path) -> Result<()> {

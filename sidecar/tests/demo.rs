@@ -36,6 +36,14 @@ fn demo_builds_a_root_and_maintains_it() {
         .output()
         .unwrap();
     assert!(verify.status.success(), "{}", String::from_utf8_lossy(&verify.stdout));
+    // The backup the service made its own way is there beside it, listed as the service's.
+    let list =
+        sidecar().arg("--root").arg(&dir).args(["--json", "backup", "list"]).output().unwrap();
+    let list: serde_json::Value = serde_json::from_slice(&list.stdout).unwrap();
+    assert!(
+        list.as_array().unwrap().iter().any(|b| b["made_by"] == "mhm" && b["kind"] == "weekly"),
+        "{list}"
+    );
     assert!(stdout.contains("maintain") && stdout.contains("newest weekly"), "{stdout}");
 
     // A second run replaces its own folder ...

@@ -683,3 +683,34 @@ fn temporaries_of_a_crashed_run_are_removed() {
     }
     assert!(live.exists());
 }
+
+// A crash between the two writes of a version 2 archive: nothing lost, the rerun finishes.
+#[test]
+fn a_crash_in_the_middle_of_a_version_2_archive_loses_nothing_and_a_rerun_finishes() {
+    let root = new_root();
+    let r = root.path();
+    let young = delivery("2026-03-01 09:00:00", "young");
+    let old = delivery("2024-06-01 09:00:00", "old");
+    let path = user_dir(r, "u1").join("sent_messages.json");
+    let doc = json!({"schema_version": 2, "updated_at": "2026-03-01 09:00:00",
+                     "deliveries": [young.clone(), old.clone()]});
+    write(&path, service_json(&doc));
+    let before = fs::read(&path).unwrap();
+    let report = lib_archive(r, NOW, 365, true);
+    assert!(report.problems[0].to_string().contains("injected failure"), "{:?}", report.problems);
+    assert_eq!(fs::read(&path).unwrap(), before, "the active file is untouched");
+    let names = archives(r, "u1");
+    assert_eq!(names.len(), 1);
+    let archive: Value = serde_json::from_slice(
+        &fs::read(user_dir(r, "u1").join("archives").join(&names[0])).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(archive["deliveries"], json!([old]));
+    // The rerun drops what the archive holds and writes no second archive.
+    let report = lib_archive(r, "2026-03-21T10:30:00Z", 365, false);
+    assert!(report.ok(), "{:?}", report.problems);
+    assert_eq!(report.users[0].already_archived, 1);
+    assert_eq!(archives(r, "u1").len(), 1);
+    let active: Value = serde_json::from_slice(&fs::read(&path).unwrap()).unwrap();
+    assert_eq!(active["deliveries"], json!([young]));
+}
