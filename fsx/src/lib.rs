@@ -65,6 +65,27 @@ pub fn first_free<T>(name: impl Fn(Option<u64>) -> T, taken: impl Fn(&T) -> bool
     (1..u64::MAX).map(|n| name(Some(n))).find(|c| !taken(c)).unwrap_or(base)
 }
 
+/// Lexically normalises `path` (no file-system access): `.` dropped, `..` applied.
+pub fn normalize(path: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for c in path.components() {
+        match c {
+            std::path::Component::CurDir => {}
+            std::path::Component::ParentDir => {
+                out.pop();
+            }
+            other => out.push(other.as_os_str()),
+        }
+    }
+    out
+}
+
+/// `path` made absolute (against the current directory) and [`normalize`]d: one key per
+/// file however it was spelled.
+pub fn absolute(path: &Path) -> PathBuf {
+    normalize(&std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf()))
+}
+
 /// Whether anything (a file, a folder, a link, even a dangling one) is at `path`.
 pub fn exists(path: &Path) -> bool {
     path.symlink_metadata().is_ok()

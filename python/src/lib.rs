@@ -9,7 +9,7 @@
 
 use std::{
     collections::HashMap,
-    path::{Component, Path, PathBuf},
+    path::PathBuf,
     sync::{
         atomic::{AtomicU64, Ordering},
         Arc, Weak,
@@ -29,21 +29,6 @@ use pyo3::{
 static WRITERS: Mutex<Option<HashMap<PathBuf, Weak<RollingFile>>>> = Mutex::new(None);
 /// Bumped in a fork child: handles opened before it must reopen.
 static GENERATION: AtomicU64 = AtomicU64::new(0);
-
-fn absolute(path: &Path) -> PathBuf {
-    let abs = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
-    let mut out = PathBuf::new();
-    for c in abs.components() {
-        match c {
-            Component::CurDir => {}
-            Component::ParentDir => {
-                out.pop();
-            }
-            other => out.push(other.as_os_str()),
-        }
-    }
-    out
-}
 
 /// The time source a handler can be given for tests: `set` and `advance` move it.
 #[pyclass(frozen, module = "mhm_log._native")]
@@ -157,7 +142,7 @@ impl Writer {
         })
         .map_err(|e| PyValueError::new_err(e.to_string()))?;
         let writer = Self {
-            path: absolute(&path),
+            path: mhm_fsx::absolute(&path),
             settings,
             clock: clock.map(|c| c.inner.clone()),
             held: Mutex::new(None),

@@ -1,7 +1,7 @@
 //! Which zip entry names are safe, and where a link leads: the checks used by collect,
 //! verify and extraction.
 
-use std::path::{Component, Path, PathBuf};
+use std::path::Path;
 
 /// Why an entry name is refused, or `None` when it is a plain relative path.
 pub fn unsafe_name(name: &str) -> Option<&'static str> {
@@ -134,20 +134,7 @@ fn slashes(path: &Path) -> String {
     }
 }
 
-/// Lexically normalises `path` (no file-system access): `.` dropped, `..` applied.
-pub fn normalize(path: &Path) -> PathBuf {
-    let mut out = PathBuf::new();
-    for c in path.components() {
-        match c {
-            Component::CurDir => {}
-            Component::ParentDir => {
-                out.pop();
-            }
-            other => out.push(other.as_os_str()),
-        }
-    }
-    out
-}
+pub use mhm_fsx::normalize;
 
 #[cfg(test)]
 mod tests {

@@ -3,7 +3,7 @@
 
 use std::{
     collections::HashMap,
-    path::{Component, Path, PathBuf},
+    path::{Path, PathBuf},
     sync::{Arc, Weak},
 };
 
@@ -59,7 +59,7 @@ impl Builder {
     /// processes may write the same log at the same time, coordinated (README, "Several
     /// processes").
     pub fn build(self, path: impl AsRef<Path>) -> Result<RollingFile, InitError> {
-        let key = absolute(path.as_ref());
+        let key = mhm_fsx::absolute(path.as_ref());
         let pid = std::process::id();
         let mut live = LIVE.lock();
         let live = live.get_or_insert_with(HashMap::new);
@@ -74,21 +74,4 @@ impl Builder {
         live.insert(key, (pid, Arc::downgrade(&owner)));
         Ok(RollingFile { inner, _owner: owner })
     }
-}
-
-/// `path` made absolute, with `.` and `..` resolved by name (as `std::path::absolute`
-/// leaves them on unix).
-fn absolute(path: &Path) -> PathBuf {
-    let abs = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
-    let mut out = PathBuf::new();
-    for c in abs.components() {
-        match c {
-            Component::CurDir => {}
-            Component::ParentDir => {
-                out.pop();
-            }
-            other => out.push(other.as_os_str()),
-        }
-    }
-    out
 }

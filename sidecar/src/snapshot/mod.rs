@@ -297,7 +297,7 @@ pub fn list(dir: &Path) -> Result<Vec<Info>> {
         let Ok(ft) = e.file_type() else { continue };
         let (name, kind, manifest, size) = if ft.is_dir() {
             let m = File::open(path.join(MANIFEST)).ok().and_then(|f| read_manifest(f).ok());
-            (file_name.clone(), "folder", m, folder_size(&path))
+            (file_name.clone(), "folder", m, crate::backup::service::folder_size(&path))
         } else if let (true, Some(stem)) = (ft.is_file(), file_name.strip_suffix(".zip")) {
             let m = File::open(&path)
                 .ok()
@@ -321,20 +321,6 @@ pub fn list(dir: &Path) -> Result<Vec<Info>> {
     }
     out.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(out)
-}
-
-fn folder_size(dir: &Path) -> u64 {
-    fs::read_dir(dir)
-        .map(|r| {
-            r.flatten()
-                .map(|e| match e.file_type() {
-                    Ok(t) if t.is_dir() => folder_size(&e.path()),
-                    Ok(t) if t.is_file() => e.metadata().map(|m| m.len()).unwrap_or(0),
-                    _ => 0,
-                })
-                .sum()
-        })
-        .unwrap_or(0)
 }
 
 fn read_manifest(r: impl io::Read) -> serde_json::Result<Manifest> {
