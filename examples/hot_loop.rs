@@ -1,26 +1,32 @@
 //! A fixed number of events through the `LogFiles` layer, for profilers:
 //! `valgrind --tool=callgrind target/release/examples/hot_loop 200000 buffered`
-//! (modes: `buffered`, `direct`, `fmt-sink` for the baseline; add `norotate` as a third word).
+//! (modes: `buffered`, `direct`, `fmt-sink` for the baseline; then any of `norotate`,
+//! `f64` (the event's `latency_ms` is an `f64` instead of a `u64`) and `json`
+//! ([`Format::Json`] instead of the MHM line)).
 
-use mhm_log::{LogFiles, Settings, WriteMode};
+use mhm_log::{Format, LogFiles, Settings, WriteMode};
 use tracing_subscriber::prelude::*;
 
 fn main() {
-    let n: u64 = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(1_000_000);
-    let mode = match std::env::args().nth(2).as_deref() {
+    let args: Vec<String> = std::env::args().collect();
+    let n: u64 = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(1_000_000);
+    let mode = match args.get(2).map(String::as_str) {
         Some("direct") => WriteMode::Direct,
         _ => WriteMode::Buffered,
     };
-    let rotation_disabled = std::env::args().nth(3).as_deref() == Some("norotate");
+    let word = |w: &str| args.iter().skip(3).any(|a| a == w);
+    let rotation_disabled = word("norotate");
+    let float_field = word("f64");
+    let format = if word("json") { Format::Json } else { Format::Mhm };
     let dir = tempfile::tempdir().expect("a temp folder");
     let settings = Settings::default()
         .write_mode(mode)
         .max_bytes(u64::MAX / 2)
         .rotation_disabled(rotation_disabled);
     let (layer, guard) =
-        LogFiles::builder(dir.path()).settings(settings).build().expect("the layer");
+        LogFiles::builder(dir.path()).settings(settings).format(format).build().expect("the layer");
     let start = std::time::Instant::now();
-    let dispatch = if std::env::args().nth(2).as_deref() == Some("fmt-sink") {
+    let dispatch = if args.get(2).map(String::as_str) == Some("fmt-sink") {
         // The baseline: tracing_subscriber::fmt formatting into io::sink.
         tracing::Dispatch::new(
             tracing_subscriber::fmt().with_writer(std::io::sink).with_ansi(false).finish(),
@@ -30,7 +36,11 @@ fn main() {
     };
     tracing::dispatcher::with_default(&dispatch, || {
         for i in 0..n {
-            tracing::info!(target: "mhm::bench", user_id = i, channel = "discord", latency_ms = 12u64, "message delivered to the user");
+            if float_field {
+                tracing::info!(target: "mhm::bench", user_id = i, channel = "discord", latency_ms = 12.375f64, "message delivered to the user");
+            } else {
+                tracing::info!(target: "mhm::bench", user_id = i, channel = "discord", latency_ms = 12u64, "message delivered to the user");
+            }
         }
     });
     drop(guard);

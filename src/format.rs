@@ -3,7 +3,8 @@
 //!
 //! Nothing here allocates once the thread's buffers have grown to the longest line seen:
 //! the timestamp text is cached per second (one zone lookup a second, not per event),
-//! numbers go through `itoa`, and field values are escaped as they are written.
+//! integers go through `itoa`, short decimal floats through a fast path of their own, and
+//! field values are escaped as they are written.
 
 use std::fmt::{self, Write as _};
 
@@ -280,12 +281,15 @@ impl Visit for Visitor<'_> {
     fn record_f64(&mut self, field: &Field, value: f64) {
         if let Some(out) = self.key(field) {
             if value.is_finite() {
-                let _ = write!(Raw(out), "{value}");
+                push_f64(out, value);
             } else {
-                let _ = write!(Raw(out), "\"{value}\"");
+                // JSON has no NaN or infinity: a string, as `Display` spells it.
+                out.push(b'"');
+                push_f64(out, value);
+                out.push(b'"');
             }
         } else if field.name() == "message" {
-            let _ = write!(Raw(self.message), "{value}");
+            push_f64(self.message, value);
         }
     }
 
@@ -306,6 +310,79 @@ impl Visit for Visitor<'_> {
             out.push(b'"');
         }
     }
+}
+
+/// Appends `value` exactly as `format!("{value}")` spells it: short decimals (most logged
+/// floats: `12.375`, `0.5`, `1500`) on a fast path, everything else through `Display`,
+/// which costs several hundred instructions.
+#[inline]
+fn push_f64(out: &mut Vec<u8>, value: f64) {
+    if !push_short_decimal(out, value) {
+        let _ = write!(Raw(out), "{value}");
+    }
+}
+
+/// The fast path of [`push_f64`], for the values logs mostly carry (`12.375`, `0.5`,
+/// `1500`): with `k` the fewest decimals such that `round(value × 10^k) / 10^k` reads back
+/// as `value`, writes those digits and returns `true`; `false` (nothing written) when no
+/// `k` up to 17 gives a small enough product, and for infinities and NaN.
+///
+/// Why this is `Display`'s text: while `|value| × 10^k ≤ 2^49`, a step of `10^-k` is at least
+/// four times the float's spacing (`value` is normal: anything that can succeed is above
+/// 10^-18), so at most one `k`-decimal number reads back as `value`, and rounding the
+/// product (within ⅜ of that number: half a spacing plus the product's own rounding) finds
+/// it when it exists. `n / 10^k` with
+/// both exact (`n < 2^53`, `10^k ≤ 10^22`) is correctly rounded: exactly what reading the
+/// text back gives. The first `k` that works is the shortest text, and it is unique, so it
+/// is the one `Display` (shortest, then closest) prints.
+#[inline]
+fn push_short_decimal(out: &mut Vec<u8>, value: f64) -> bool {
+    const POW10: [f64; 18] = [
+        1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16,
+        1e17,
+    ];
+    const LIMIT: f64 = (1u64 << 49) as f64;
+    const ROUNDER: f64 = (1u64 << 52) as f64;
+    if !value.is_finite() {
+        return false;
+    }
+    let abs = value.abs();
+    if abs == 0.0 {
+        out.extend_from_slice(if value.is_sign_negative() { b"-0" } else { b"0" });
+        return true;
+    }
+    for (k, &scale) in POW10.iter().enumerate() {
+        let scaled = abs * scale;
+        if scaled > LIMIT {
+            return false;
+        }
+        // The nearest integer, without a libm call or an integer conversion: below 2^52,
+        // adding 2^52 leaves no bits after the point.
+        let nearest = (scaled + ROUNDER) - ROUNDER;
+        if nearest / scale != abs {
+            continue;
+        }
+        let n = nearest as u64;
+        if value.is_sign_negative() {
+            out.push(b'-');
+        }
+        let mut digits = itoa::Buffer::new();
+        let digits = digits.format(n).as_bytes();
+        if k == 0 {
+            out.extend_from_slice(digits);
+        } else if digits.len() > k {
+            let (whole, fraction) = digits.split_at(digits.len() - k);
+            out.extend_from_slice(whole);
+            out.push(b'.');
+            out.extend_from_slice(fraction);
+        } else {
+            out.extend_from_slice(b"0.");
+            out.resize(out.len() + (k - digits.len()), b'0');
+            out.extend_from_slice(digits);
+        }
+        return true;
+    }
+    false
 }
 
 /// `fmt::Write` into a byte buffer, as is.
@@ -391,7 +468,7 @@ fn escape_slow(out: &mut Vec<u8>, bytes: &[u8], first: usize) {
 
 #[cfg(test)]
 mod tests {
-    use super::{escape_into, TimeCache};
+    use super::{escape_into, push_f64, TimeCache};
     use crate::clock::Zone;
     use chrono::{TimeZone, Utc};
 
@@ -430,5 +507,91 @@ mod tests {
         let mut out = Vec::new();
         escape_into(&mut out, "a\"b\\c\nd\u{1}é");
         assert_eq!(String::from_utf8(out).unwrap(), "a\\\"b\\\\c\\nd\\u0001é");
+    }
+
+    fn assert_f64_as_display(value: f64) {
+        let mut out = b"x".to_vec();
+        push_f64(&mut out, value);
+        assert_eq!(std::str::from_utf8(&out[1..]).unwrap(), format!("{value}"), "{value:?}");
+    }
+
+    #[test]
+    fn f64_text_is_display_text() {
+        for value in [
+            0.0,
+            -0.0,
+            1.0,
+            -1.0,
+            12.0,
+            12.5,
+            0.1,
+            0.3,
+            1.0 / 3.0,
+            1e15,
+            1e16,
+            1e17,
+            1.5e16,
+            123456789012345680.0,
+            1e21,
+            1e22,
+            1e100,
+            1.7976931348623157e308,
+            f64::MAX,
+            f64::MIN,
+            f64::MIN_POSITIVE,
+            5e-324,
+            -5e-324,
+            1e-4,
+            1e-5,
+            1e-6,
+            1e-7,
+            1.2345e-7,
+            f64::EPSILON,
+            f64::NAN,
+            -f64::NAN,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            9007199254740993.0,
+            // Ties between two shortest texts, where `ryu` and `Display` pick differently.
+            1891612714763756.3,
+            1125899906842624.2,
+            u64::MAX as f64,
+            i64::MIN as f64,
+        ] {
+            assert_f64_as_display(value);
+        }
+        for exponent in -330..=310 {
+            for mantissa in [1.0, 1.5, 2.2250738585072014, 9.999999999999999, 3.0, 7.0] {
+                assert_f64_as_display(mantissa * 10f64.powi(exponent));
+                assert_f64_as_display(-mantissa * 10f64.powi(exponent));
+            }
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_f64_is_written_as_display_writes_it(bits: u64) {
+            assert_f64_as_display(f64::from_bits(bits));
+        }
+
+        #[test]
+        fn any_short_decimal_is_written_as_display_writes_it(
+            m in 0u64..(1u64 << 53),
+            k in 0i32..24,
+        ) {
+            let value = m as f64 / 10f64.powi(k);
+            assert_f64_as_display(value);
+            assert_f64_as_display(-value);
+            assert_f64_as_display(f64::from_bits(value.to_bits() + 1));
+        }
+
+        #[test]
+        fn any_small_or_whole_f64_is_written_as_display_writes_it(
+            whole in -1_000_000_000i64..1_000_000_000,
+            cents in 0u32..1000,
+        ) {
+            assert_f64_as_display(whole as f64);
+            assert_f64_as_display(whole as f64 + f64::from(cents) / 1000.0);
+        }
     }
 }
