@@ -174,20 +174,52 @@ pub(super) struct Maintainer {
     pub(super) lock: File,
 }
 
+/// Serialises maintenance passes within one process. Not a mutex: a child made by `fork`
+/// inherits a mutex in whatever state another thread of its parent left it, so a pass
+/// running in the parent at the fork would lock the child's passes (and its shutdown)
+/// forever. This lock records its holder's pid; one held by another process (the parent,
+/// before the fork) counts as free.
+static PASS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+
+/// Holds [`PASS`] until dropped.
+struct PassLock;
+
+impl PassLock {
+    /// Takes the pass lock, waiting until `limit` at most (`None`: as long as it takes).
+    fn take(limit: Option<Instant>) -> Option<Self> {
+        use std::sync::atomic::Ordering;
+        let me = std::process::id();
+        loop {
+            let holder = PASS.load(Ordering::Acquire);
+            // Free, or held by the parent this process was forked from.
+            if holder != me
+                && PASS.compare_exchange(holder, me, Ordering::AcqRel, Ordering::Acquire).is_ok()
+            {
+                return Some(PassLock);
+            }
+            if limit.is_some_and(|l| Instant::now() >= l) {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+}
+
+impl Drop for PassLock {
+    fn drop(&mut self) {
+        PASS.store(0, std::sync::atomic::Ordering::Release);
+    }
+}
+
 impl Maintainer {
     /// One pass: overflow, compression, pruning, stale temp files. Passes are serialised
     /// (one process-wide lock, then the log's maintenance lock between processes) so two
     /// never race on a folder. No step starts after
     /// `deadline`, nor after the one [`Signal::stop`] set (checked before each step).
     pub(super) fn run(&self, signal: &Signal, deadline: Option<Instant>) -> Pass {
-        static PASS: Mutex<()> = Mutex::new(());
         let past = |signal: &Signal| signal.limit(deadline).is_some_and(|d| Instant::now() >= d);
-        let _one_at_a_time = match signal.limit(deadline) {
-            Some(limit) => match PASS.try_lock_until(limit) {
-                Some(guard) => guard,
-                None => return Pass::CutShort,
-            },
-            None => PASS.lock(),
+        let Some(_one_at_a_time) = PassLock::take(signal.limit(deadline)) else {
+            return Pass::CutShort;
         };
         // One process at a time, too: another one at it now does what this pass would.
         let _one_process = match self.lock.try_lock() {
@@ -330,6 +362,25 @@ fn worker_loop(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    // regression: a fork child hung for ever in its shutdown when its parent's background
+    // thread was in a maintenance pass at the fork (the pass mutex was inherited locked)
+    #[test]
+    fn a_pass_lock_held_by_another_process_counts_as_free() {
+        use std::sync::atomic::Ordering;
+        let me = std::process::id();
+        // Held by this process (no other thread of it is in a pass now): not free, and a
+        // bounded wait gives up.
+        let held = PassLock::take(None).unwrap();
+        assert!(PassLock::take(Some(Instant::now())).is_none());
+        // As a fork child finds it: held by the parent's pid. Taken at once.
+        PASS.store(me.wrapping_add(1).max(1), Ordering::Release);
+        let taken = PassLock::take(None).unwrap();
+        assert_eq!(PASS.load(Ordering::Acquire), me);
+        // The hold `held` recorded was replaced by `taken`'s.
+        std::mem::forget(held);
+        drop(taken);
+    }
     use crate::{ManualClock, RotateAt, Settings};
     use chrono::{TimeZone, Utc};
 
