@@ -115,11 +115,8 @@ fn service_backup(
         let mut extra = Vec::new();
         let synthesized = manifest.map(|m| {
             m.map(|m| {
-                for name in scan.seen.keys().filter(|n| n.ends_with(".json")) {
-                    if let Err(e) = json_parses(path, name) {
-                        extra.push(Problem::at(name, e));
-                    }
-                }
+                let json = scan.seen.keys().filter(|n| n.ends_with(".json"));
+                extra.extend(json_problems(path, json));
                 synthesize(path, &m, &scan.seen, &mut extra)
             })
         });
@@ -205,23 +202,43 @@ fn synthesize(
     }
 }
 
-/// Whether the JSON entry `name` of the backup at `path` (a zip or a folder) parses.
-fn json_parses(path: &Path, name: &str) -> Result<(), String> {
+/// The JSON entries among `names` of the backup at `path` (a zip, opened once, or a
+/// folder) that do not parse.
+fn json_problems<'a>(path: &Path, names: impl Iterator<Item = &'a String>) -> Vec<Problem> {
     let parse = |r: &mut dyn Read| {
         serde_json::from_reader::<_, serde::de::IgnoredAny>(io::BufReader::new(r))
             .map(|_| ())
             .map_err(|e| format!("not valid JSON: {e}"))
     };
-    if path.is_dir() {
-        let mut f = File::open(path.join(name)).map_err(|e| format!("cannot open: {e}"))?;
-        return parse(&mut f);
+    let mut archive = None;
+    if !path.is_dir() {
+        let opened = File::open(path).map_err(|e| format!("cannot open: {e}")).and_then(|f| {
+            zipcheck::open(io::BufReader::new(f)).map_err(|e| format!("cannot read: {e}"))
+        });
+        match opened {
+            Ok((a, _)) => archive = Some(a),
+            Err(e) => return vec![Problem::at(path.display(), e)],
+        }
     }
-    let file = File::open(path).map_err(|e| format!("cannot open: {e}"))?;
-    let (mut archive, _) =
-        zipcheck::open(io::BufReader::new(file)).map_err(|e| format!("cannot read: {e}"))?;
-    let mut entry = archive.by_name(name).map_err(|e| format!("cannot read: {e}"))?;
-    let limit = entry.size();
-    parse(&mut (&mut entry).take(limit))
+    let mut problems = Vec::new();
+    for name in names {
+        let parsed = match archive.as_mut() {
+            None => File::open(path.join(name))
+                .map_err(|e| format!("cannot open: {e}"))
+                .and_then(|mut f| parse(&mut f)),
+            Some(archive) => archive
+                .by_name(name)
+                .map_err(|e| format!("cannot read: {e}"))
+                .and_then(|mut entry| {
+                    let limit = entry.size();
+                    parse(&mut (&mut entry).take(limit))
+                }),
+        };
+        if let Err(e) = parsed {
+            problems.push(Problem::at(name, e));
+        }
+    }
+    problems
 }
 
 /// Verifies the snapshot at `path`: a zip, or a folder written with `--no-compress`.
