@@ -27,9 +27,13 @@ pub struct Weed {
     pub secret_key: String,
 }
 
-/// Where the `weed` binary is: on PATH, else in the workspace's `.venv/bin`. Panics (the
-/// test fails, it does not pass silently) when there is none.
+/// Where the `weed` binary is: `MHM_TEST_WEED` (scripts/windows/test.sh points it at the
+/// Windows build), else on PATH, else in the workspace's `.venv/bin`. Panics (the test
+/// fails, it does not pass silently) when there is none.
 pub fn weed_binary() -> PathBuf {
+    if let Some(p) = std::env::var_os("MHM_TEST_WEED").filter(|p| !p.is_empty()) {
+        return PathBuf::from(p);
+    }
     let exe = if cfg!(windows) { "weed.exe" } else { "weed" };
     let on_path = std::env::var_os("PATH")
         .into_iter()
