@@ -1,4 +1,4 @@
-//! A process killed (SIGKILL) at a random moment while writing in direct mode loses no
+//! A process killed (SIGKILL; TerminateProcess on Windows) at a random moment while writing in direct mode loses no
 //! event whose write had returned, and the next start of the writer recovers.
 //!
 //! The child is this test binary itself, running the ignored test `child_writer`. While
@@ -59,7 +59,6 @@ fn pseudo_random(n: u64) -> u64 {
 }
 
 #[test]
-#[cfg(unix)]
 fn kill_during_writes_loses_no_acknowledged_event() {
     let dir = tempfile::tempdir().unwrap();
     let exe = std::env::current_exe().unwrap();
@@ -103,7 +102,7 @@ fn kill_during_writes_loses_no_acknowledged_event() {
                 (&log).write_all(format!("parent {i:06}\n").as_bytes()).unwrap();
             }
         }
-        child.kill().unwrap(); // SIGKILL
+        child.kill().unwrap(); // SIGKILL; TerminateProcess on Windows
         child.wait().unwrap();
         let seen = reader.join().unwrap();
         acked.extend(seen);

@@ -3,7 +3,7 @@
 
 mod common;
 
-use std::{io::Write, process::Command, time::Duration};
+use std::{io::Write, time::Duration};
 
 use chrono::{Datelike, Days, LocalResult, TimeZone, Utc};
 use chrono_tz::Tz;
@@ -59,6 +59,7 @@ fn consecutive_midnights_visit_every_day_once() {
 }
 
 /// Child half of `local_zone_honours_tz`: runs with `TZ` set by the parent.
+#[cfg(unix)]
 #[test]
 #[ignore = "run by local_zone_honours_tz with TZ set"]
 fn local_zone_child() {
@@ -104,10 +105,13 @@ fn local_zone_child() {
     }
 }
 
+/// `TZ` sets the local zone on unix; Windows keeps its zone system-wide and ignores `TZ`,
+/// so there the same promise is checked by `local_midnight_is_windows_own_midnight`.
+#[cfg(unix)]
 #[test]
 fn local_zone_honours_tz() {
     let dir = tempfile::tempdir().unwrap();
-    let out = Command::new(std::env::current_exe().unwrap())
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
         .args(["--ignored", "--exact", "local_zone_child", "--test-threads=1"])
         .env("TZ", "America/Sao_Paulo")
         .env("MHM_LOG_DST_DIR", dir.path())
@@ -115,4 +119,105 @@ fn local_zone_honours_tz() {
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
     assert!(String::from_utf8_lossy(&out.stdout).contains("1 passed"));
+}
+
+/// Windows' form of `local_zone_honours_tz`: the zone is the machine's (a test cannot set
+/// it per process), so days are checked against Windows' own conversions between UTC and
+/// local time, in whatever zone the machine has. `scripts/windows/test.sh` runs Wine in
+/// Europe/Berlin, so both DST changes of two years are crossed; the test says when the
+/// zone had no offset change at all, as then it proves less.
+#[cfg(windows)]
+#[test]
+fn local_midnight_is_windows_own_midnight() {
+    use chrono::{NaiveDate, NaiveDateTime, Timelike};
+    use windows_sys::Win32::{
+        Foundation::SYSTEMTIME,
+        System::Time::{SystemTimeToTzSpecificLocalTime, TzSpecificLocalTimeToSystemTime},
+    };
+
+    fn to_st(t: NaiveDateTime) -> SYSTEMTIME {
+        SYSTEMTIME {
+            wYear: t.year() as u16,
+            wMonth: t.month() as u16,
+            wDayOfWeek: 0,
+            wDay: t.day() as u16,
+            wHour: t.hour() as u16,
+            wMinute: t.minute() as u16,
+            wSecond: t.second() as u16,
+            wMilliseconds: 0,
+        }
+    }
+    fn from_st(s: &SYSTEMTIME) -> NaiveDateTime {
+        NaiveDate::from_ymd_opt(s.wYear.into(), s.wMonth.into(), s.wDay.into())
+            .unwrap()
+            .and_hms_opt(s.wHour.into(), s.wMinute.into(), s.wSecond.into())
+            .unwrap()
+    }
+    /// Windows' local time at the UTC instant `t` (the machine's zone, that year's rules).
+    fn local(t: NaiveDateTime) -> NaiveDateTime {
+        let mut out = to_st(t);
+        // SAFETY: both pointers are to live SYSTEMTIMEs; NULL means the current zone.
+        let ok = unsafe { SystemTimeToTzSpecificLocalTime(std::ptr::null(), &to_st(t), &mut out) };
+        assert_ne!(ok, 0, "SystemTimeToTzSpecificLocalTime failed for {t}");
+        from_st(&out)
+    }
+    /// Windows' UTC instant of the local time `t`.
+    fn utc(t: NaiveDateTime) -> NaiveDateTime {
+        let mut out = to_st(t);
+        // SAFETY: as above.
+        let ok = unsafe { TzSpecificLocalTimeToSystemTime(std::ptr::null(), &to_st(t), &mut out) };
+        assert_ne!(ok, 0, "TzSpecificLocalTimeToSystemTime failed for {t}");
+        from_st(&out)
+    }
+
+    let mut offsets = std::collections::BTreeSet::new();
+    let mut t = Utc.with_ymd_and_hms(2018, 1, 1, 12, 0, 0).unwrap();
+    while t.year() < 2020 {
+        let here = local(t.naive_utc());
+        offsets.insert((here - t.naive_utc()).num_minutes());
+        let next_day = here.date() + Days::new(1);
+        let expected = utc(next_day.and_hms_opt(0, 0, 0).unwrap()).and_utc();
+        let nanos = t.timestamp_nanos_opt().unwrap();
+        assert_eq!(
+            Zone::Local.next_midnight(nanos),
+            expected.timestamp_nanos_opt().unwrap(),
+            "after {t} (local {here})"
+        );
+        t += chrono::Duration::hours(7); // every hour of the day, over the years
+    }
+    println!("local offsets seen, in minutes: {offsets:?}");
+
+    // The writer, hour by hour across the year's two changes: one copy per local day,
+    // named by Windows' local date.
+    let dir = tempfile::tempdir().unwrap();
+    for start in [
+        Utc.with_ymd_and_hms(2019, 3, 29, 12, 0, 0).unwrap(),
+        Utc.with_ymd_and_hms(2019, 10, 25, 12, 0, 0).unwrap(),
+    ] {
+        let dir = dir.path().join(start.format("%Y%m%d").to_string());
+        let clock = ManualClock::new(start);
+        let log = RollingFile::builder()
+            .settings(
+                Settings::default()
+                    .rotate_at(RotateAt::LocalMidnight)
+                    .min_rotate_bytes(0)
+                    .min_rotate_age(Duration::ZERO),
+            )
+            .clock(clock.clone())
+            .build(dir.join("app.log"))
+            .unwrap();
+        for _ in 0..4 * 24 {
+            (&log).write_all(b"tick\n").unwrap();
+            clock.advance(Duration::from_secs(3600));
+        }
+        let first = local(start.naive_utc()).date();
+        let expected: Vec<String> =
+            (0..4).map(|d| format!("app.log.{}", first + Days::new(d))).collect();
+        assert_eq!(common::names(&dir.join("backups")), expected);
+    }
+    // Under Wine the zone follows `TZ` when Wine starts; on a real machine it is the
+    // machine's. A zone without DST still checks the offset, but not a change.
+    if std::env::var_os("MHM_REQUIRE_DST_ZONE").is_some() {
+        assert!(offsets.len() > 1, "the zone had one offset only: {offsets:?}");
+    }
 }

@@ -415,9 +415,7 @@ impl Drop for Inner {
         self.mode.take_stages(&mut st.buf);
         if !st.buf.is_empty() {
             if let Some(file) = &st.file {
-                if mode::write_whole(file, &st.buf).is_ok() {
-                    self.shared.add_size(st.buf.len() as u64);
-                }
+                let _ = self.shared.append(file, &st.buf);
             }
         }
         self.signal.stop();

@@ -121,12 +121,9 @@ struct Flush<'a> {
 impl Flush<'_> {
     fn finish(mut self, inner: &Inner) -> io::Result<()> {
         let result = match &self.file {
-            Some(file) => write_whole(file, &self.io.buf),
+            Some(file) => inner.shared.append(file, &self.io.buf),
             None => Err(io::Error::other("the log file could not be reopened")),
         };
-        if result.is_ok() {
-            inner.shared.add_size(self.io.buf.len() as u64);
-        }
         if let Err(e) = &result {
             let path = &inner.path;
             let len = self.io.buf.len() as u64;
@@ -374,12 +371,11 @@ impl Inner {
             self.reopen(st);
         }
         let result = match &st.file {
-            Some(file) => write_whole(file, data),
+            Some(file) => self.shared.append(file, data),
             None => Err(io::Error::other("the log file could not be reopened")),
         };
         match result {
             Ok(()) => {
-                self.shared.add_size(data.len() as u64);
                 st.disk += data.len() as u64;
                 st.stats.events_written += events;
                 st.stats.bytes_written += data.len() as u64;

@@ -7,6 +7,15 @@
 //! after someone deleted or moved one, and the start of a writer happen under the rotation
 //! lock: an OS lock (`flock` on unix, `LockFileEx` on Windows, through std), which the OS
 //! releases when its holder dies.
+//!
+//! Every write goes through [`Shared::append`]. On unix that is one `write(2)` on a file
+//! opened with `O_APPEND`: the kernel places it at the end as one piece, whoever else
+//! appends. On Windows, `FILE_APPEND_DATA` alone is not enough everywhere (Wine, network
+//! shares and some filters compute the end and then write, so two processes can tear or
+//! overwrite each other's lines): the write is made under an exclusive `LockFileEx` on one
+//! byte of `.<name>.shm` past its mapped words, which the OS also releases if its holder
+//! dies. One lock and unlock per write call: per event in `Direct` mode, per buffer flush
+//! in the buffered modes.
 
 use std::{
     fmt,
@@ -18,6 +27,8 @@ use std::{
 
 use chrono::{Datelike, NaiveDate};
 use memmap2::{MmapOptions, MmapRaw};
+
+use super::mode::write_whole;
 
 /// "MHMLOG", then the layout's version.
 const MAGIC: u64 = u64::from_le_bytes(*b"MHMLOG\x00\x01");
@@ -47,6 +58,9 @@ pub(super) struct Shared {
     map: MmapRaw,
     /// `.<name>.lock`: held while rotating, starting a new active file, or starting up.
     lock: File,
+    /// `.<name>.shm` itself: on Windows, a byte of it past the words is the append lock.
+    #[cfg_attr(not(windows), allow(dead_code))]
+    shm: File,
 }
 
 impl fmt::Debug for Shared {
@@ -77,7 +91,18 @@ impl Shared {
             file.set_len(LEN as u64)?;
         }
         let map = MmapOptions::new().len(LEN).map_raw(&file)?;
-        Ok(Self { map, lock })
+        Ok(Self { map, lock, shm: file })
+    }
+
+    /// Appends all of `data` to `file` (the active file, or a copy a stalled writer still
+    /// holds) as one piece that no other process's bytes land inside, and counts it in the
+    /// shared size.
+    pub(super) fn append(&self, file: &File, data: &[u8]) -> io::Result<()> {
+        #[cfg(windows)]
+        let _held = append_lock::AppendLock::take(&self.shm)?;
+        write_whole(file, data)?;
+        self.add_size(data.len() as u64);
+        Ok(())
     }
 
     fn words(&self) -> &Words {
@@ -176,6 +201,56 @@ pub(super) fn later(
     b: Option<(NaiveDate, u32)>,
 ) -> Option<(NaiveDate, u32)> {
     a.max(b)
+}
+
+/// Windows: the append lock, a byte of `.<name>.shm` past the mapped words.
+#[cfg(windows)]
+mod append_lock {
+    use std::{fs::File, io, os::windows::io::AsRawHandle};
+
+    use windows_sys::Win32::{
+        Foundation::HANDLE,
+        Storage::FileSystem::{LockFileEx, UnlockFileEx, LOCKFILE_EXCLUSIVE_LOCK},
+        System::IO::OVERLAPPED,
+    };
+
+    /// Where the locked byte lies: far past the words, so the mapped view never overlaps it.
+    const AT: u64 = 1 << 32;
+
+    fn at() -> OVERLAPPED {
+        // SAFETY: OVERLAPPED is plain data; all zeros is its documented starting state.
+        let mut o: OVERLAPPED = unsafe { std::mem::zeroed() };
+        o.Anonymous.Anonymous.Offset = AT as u32;
+        o.Anonymous.Anonymous.OffsetHigh = (AT >> 32) as u32;
+        o
+    }
+
+    /// Held; released on drop.
+    pub(super) struct AppendLock(HANDLE);
+
+    impl AppendLock {
+        /// Waits for the lock (a holder keeps it for one write call).
+        pub(super) fn take(shm: &File) -> io::Result<Self> {
+            let handle = shm.as_raw_handle() as HANDLE;
+            let mut o = at();
+            // SAFETY: `handle` is an open file handle for the duration of the call (and of
+            // the guard, which borrows nothing but is dropped before `Shared`); `o` lives
+            // across the call, which is synchronous (the file is not opened overlapped).
+            let ok = unsafe { LockFileEx(handle, LOCKFILE_EXCLUSIVE_LOCK, 0, 1, 0, &mut o) };
+            if ok == 0 {
+                return Err(io::Error::last_os_error());
+            }
+            Ok(Self(handle))
+        }
+    }
+
+    impl Drop for AppendLock {
+        fn drop(&mut self) {
+            let mut o = at();
+            // SAFETY: as in `take`; unlocking the range this guard locked.
+            unsafe { UnlockFileEx(self.0, 0, 1, 0, &mut o) };
+        }
+    }
 }
 
 fn open_rw(path: &Path) -> io::Result<File> {
