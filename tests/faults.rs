@@ -52,6 +52,63 @@ fn a_refused_rename_keeps_writing_counts_and_retries_later() {
     assert_eq!(fs::read_to_string(dir.path().join("app.log")).unwrap(), "after the fix\n");
 }
 
+/// Windows: another program holding the active log open without `FILE_SHARE_DELETE` (an
+/// editor, a viewer, a virus scanner) makes Windows refuse the rotation's rename. The
+/// writer keeps writing in place, counts the failure, retries after a pause, and rotates
+/// once the file is released: nothing is lost or written twice. (A handle in this process
+/// is refused exactly as one in another process: sharing is checked per handle.)
+#[test]
+#[cfg(windows)]
+fn a_log_held_open_without_share_delete_rotates_once_released() {
+    use std::os::windows::fs::OpenOptionsExt;
+    const FILE_SHARE_READ: u32 = 1;
+    const FILE_SHARE_WRITE: u32 = 2;
+    for mode in MODES {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("app.log");
+        let clock = ManualClock::new(utc(2026, 1, 1, 9, 0, 0));
+        let log = common::open(&path, settings().write_mode(mode), &clock);
+        let mut w = &log;
+        w.write_all(b"first\n").unwrap();
+        log.flush().unwrap();
+        let viewer = fs::OpenOptions::new()
+            .read(true)
+            .share_mode(FILE_SHARE_READ | FILE_SHARE_WRITE)
+            .open(&path)
+            .unwrap();
+        for i in 0..5 {
+            w.write_all(format!("held {i} ........\n").as_bytes()).unwrap();
+        }
+        log.flush().unwrap();
+        let stats = log.stats();
+        assert_eq!(
+            (stats.rotations, stats.lost_events),
+            (0, 0),
+            "{mode:?}: the rename is refused while the file is held: {stats:?}"
+        );
+        assert!(stats.rotation_errors >= 1, "{mode:?}: the refusal is counted: {stats:?}");
+        assert_eq!(fs::read_to_string(&path).unwrap().lines().count(), 6, "{mode:?}: in place");
+        // Released, and past the pause: the next event rotates.
+        drop(viewer);
+        clock.advance(Duration::from_secs(31));
+        w.write_all(b"after release\n").unwrap();
+        log.flush().unwrap();
+        assert_eq!(log.stats().rotations, 1, "{mode:?}: {:?}", log.stats());
+        let mut all: Vec<String> = common::history(dir.path(), "app.log")
+            .into_iter()
+            .flat_map(|(_, text)| text.lines().map(str::to_string).collect::<Vec<_>>())
+            .collect();
+        all.sort();
+        let mut expected: Vec<String> = ["first".to_string(), "after release".to_string()]
+            .into_iter()
+            .chain((0..5).map(|i| format!("held {i} ........")))
+            .collect();
+        expected.sort();
+        assert_eq!(all, expected, "{mode:?}: every line once");
+        assert_eq!(fs::read_to_string(&path).unwrap(), "after release\n", "{mode:?}");
+    }
+}
+
 #[test]
 #[cfg(target_os = "linux")]
 fn a_failing_write_is_counted_not_raised_through_tracing() {
@@ -226,6 +283,13 @@ fn history_lines(dir: &std::path::Path) -> Vec<String> {
 
 #[test]
 fn an_active_log_deleted_mid_run_is_started_again_at_its_path() {
+    if common::under_wine() {
+        // Wine keeps a deleted file at its name while it is open and does not report it
+        // "delete pending" (Windows does, and Windows 10's default POSIX deletion frees
+        // the name at once): nothing here can tell it was deleted. See README, Platforms.
+        eprintln!("not checkable under Wine: a deleted open file looks untouched");
+        return;
+    }
     // regression: with `rm app.log` during a run, every later rotation failed ("not found")
     // and the writer kept writing into the deleted file: every later event was gone while
     // the stats said nothing was lost.
@@ -299,6 +363,13 @@ fn gone_mid_run(mode: WriteMode, how: Gone) {
 
 #[test]
 fn a_deleted_active_log_is_noticed_by_the_background_thread() {
+    if common::under_wine() {
+        // Wine keeps a deleted file at its name while it is open and does not report it
+        // "delete pending" (Windows does, and Windows 10's default POSIX deletion frees
+        // the name at once): nothing here can tell it was deleted. See README, Platforms.
+        eprintln!("not checkable under Wine: a deleted open file looks untouched");
+        return;
+    }
     // No rotation due: only the background thread's check (once a second) can notice. The
     // three modes run side by side, so the test waits about one second, not three.
     std::thread::scope(|s| {
@@ -342,6 +413,13 @@ fn deleted_and_noticed_in_the_background(mode: WriteMode) {
 
 #[test]
 fn a_log_folder_deleted_mid_run_is_made_again_and_nothing_is_lost() {
+    if common::under_wine() {
+        // Wine keeps a deleted file at its name while it is open and does not report it
+        // "delete pending" (Windows does, and Windows 10's default POSIX deletion frees
+        // the name at once): nothing here can tell it was deleted. See README, Platforms.
+        eprintln!("not checkable under Wine: a folder holding an open file cannot be deleted");
+        return;
+    }
     for mode in MODES {
         let dir = tempfile::tempdir().unwrap();
         let logs = dir.path().join("logs");

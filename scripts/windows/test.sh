@@ -63,6 +63,11 @@ PY
 fi
 export MHM_TEST_WEED="$TOOLS/weed.exe"
 
+# Wine takes its Windows time zone from TZ when its server starts: a zone with DST (and
+# not UTC, as this machine is) so local midnight is checked across offset changes.
+"$WINESERVER" -k 2>/dev/null || true
+export TZ="${MHM_WINE_TZ:-Europe/Berlin}" MHM_REQUIRE_DST_ZONE=1
+
 export CARGO_TARGET_X86_64_PC_WINDOWS_GNU_RUNNER="$WINE"
 # The Python extension crate is built by maturin for a Python it links to: none here.
 status=0

@@ -195,7 +195,7 @@ impl Inner {
                     self.follow(st, generation);
                     return Active::Followed;
                 }
-                self.start_again(st, io.as_deref(), &file, gone, now, held)
+                self.start_again(st, io.as_deref(), file, gone, now, held)
             }
             // Cannot tell (a folder we may not read): keep writing where we are.
             Err(_) => Active::Unknown,
@@ -246,13 +246,25 @@ impl Inner {
         &self,
         st: &mut State,
         io: Option<&Spare>,
-        old: &File,
+        old: Arc<File>,
         gone: Whereabouts,
         now: i64,
         held: &Held<'_>,
     ) -> Active {
         let placed = placed_events(st, io);
         let path = self.path.display();
+        // A deleted file's tail, written since it was last seen in place.
+        let tail = (gone == Whereabouts::Deleted).then(|| read_tail(&old, st.checked.len));
+        // Windows keeps a file deleted without POSIX semantics at its name until its last
+        // handle is closed: close ours (its tail is read) before starting the new one.
+        #[cfg(windows)]
+        let old = if gone == Whereabouts::Deleted {
+            st.file = None;
+            drop(old);
+            None
+        } else {
+            Some(old)
+        };
         let opened = self
             .path
             .parent()
@@ -263,7 +275,16 @@ impl Inner {
             Err(e) => {
                 // Keep writing into the old file (a deleted one keeps its tail for the copy
                 // the next check makes); the background thread tries again a second later,
-                // rotations after `RETRY_AFTER`.
+                // rotations after `RETRY_AFTER`. On Windows a deleted file is closed by
+                // now: its tail is lost (counted), and writing resumes once the path can
+                // be opened again (each write tries).
+                #[cfg(windows)]
+                if old.is_none() {
+                    let events = placed.saturating_sub(st.checked.events);
+                    st.stats.write_errors += 1;
+                    st.stats.lost_events += events;
+                    st.stats.events_written = st.stats.events_written.saturating_sub(events);
+                }
                 self.rotation_failed(
                     st,
                     now,
@@ -279,11 +300,14 @@ impl Inner {
             }
             _ => format!("{path} was moved away by someone else; started a new one"),
         };
-        if gone == Whereabouts::Deleted {
-            let end = old.metadata().map_or(st.checked.len, |m| m.len());
-            let tail = end.saturating_sub(st.checked.len);
-            if tail > 0 {
-                match copy_tail(old, st.checked.len, &file) {
+        if let Some(tail) = tail {
+            let read = tail.as_ref().map_or(0, |t| t.len() as u64);
+            let copied = tail.and_then(|t| {
+                super::mode::write_whole(&file, &t)?;
+                Ok(t.len() as u64)
+            });
+            if read > 0 || copied.is_err() {
+                match copied {
                     Ok(n) => {
                         disk += n;
                         note.push_str(&format!(
@@ -296,7 +320,7 @@ impl Inner {
                         st.stats.write_errors += 1;
                         st.stats.lost_events += events;
                         st.stats.events_written = st.stats.events_written.saturating_sub(events);
-                        st.stats.bytes_written = st.stats.bytes_written.saturating_sub(tail);
+                        st.stats.bytes_written = st.stats.bytes_written.saturating_sub(read);
                         note.push_str(&format!(
                             "; the {events} event(s) written since it was last seen are lost \
                              (copying them failed: {e})"
@@ -357,7 +381,7 @@ enum Whereabouts {
     /// At the path still, `len` bytes long.
     InPlace { len: u64 },
     /// Somewhere else (renamed), or replaced at the path by another file.
-    #[cfg_attr(not(unix), allow(dead_code))] // the fallback cannot tell
+    #[cfg_attr(not(any(unix, windows)), allow(dead_code))] // the fallback cannot tell
     Moved,
     /// Unlinked: what is written to it now is lost when it is closed.
     Deleted,
@@ -380,10 +404,32 @@ fn whereabouts(file: &File, path: &Path) -> io::Result<Whereabouts> {
     }
 }
 
-/// The portable fallback, without a file identity on stable Rust: a missing path means the
-/// file was deleted (a moved one then has its last second of lines in both places); a
-/// file put at the path in its place goes unnoticed.
-#[cfg(not(unix))]
+/// Windows: the open file's identity (volume serial number and file index, as
+/// `GetFileInformationByHandle` gives them) against the path's, and its link count and
+/// delete-pending flag to tell a deleted file from a moved one. A file deleted without
+/// POSIX semantics (Wine; older Windows; some programs) keeps its name, "delete pending",
+/// until its last handle is closed, and the path cannot be opened meanwhile: that is
+/// deleted too.
+#[cfg(windows)]
+fn whereabouts(file: &File, path: &Path) -> io::Result<Whereabouts> {
+    let open = win::identity(file)?;
+    if open.delete_pending || open.links == 0 {
+        return Ok(Whereabouts::Deleted);
+    }
+    match win::open_for_identity(path) {
+        Ok(at_path) if win::identity(&at_path)?.key == open.key => {
+            Ok(Whereabouts::InPlace { len: file.metadata()?.len() })
+        }
+        Ok(_) => Ok(Whereabouts::Moved),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Whereabouts::Moved),
+        Err(e) => Err(e),
+    }
+}
+
+/// Elsewhere, without a file identity on stable Rust: a missing path means the file was
+/// deleted (a moved one then has its last second of lines in both places); a file put at
+/// the path in its place goes unnoticed.
+#[cfg(not(any(unix, windows)))]
 fn whereabouts(file: &File, path: &Path) -> io::Result<Whereabouts> {
     let open = file.metadata()?;
     match fs::metadata(path) {
@@ -393,12 +439,81 @@ fn whereabouts(file: &File, path: &Path) -> io::Result<Whereabouts> {
     }
 }
 
-/// Appends `from`'s bytes after `offset` to `to`.
-fn copy_tail(from: &File, offset: u64, to: &File) -> io::Result<u64> {
-    use std::io::{Seek, SeekFrom};
+#[cfg(windows)]
+mod win {
+    use std::{
+        fs::{File, OpenOptions},
+        io,
+        os::windows::{fs::OpenOptionsExt, io::AsRawHandle},
+        path::Path,
+    };
+
+    use windows_sys::Win32::{
+        Foundation::HANDLE,
+        Storage::FileSystem::{
+            FileStandardInfo, GetFileInformationByHandle, GetFileInformationByHandleEx,
+            BY_HANDLE_FILE_INFORMATION, FILE_FLAG_BACKUP_SEMANTICS, FILE_SHARE_DELETE,
+            FILE_SHARE_READ, FILE_SHARE_WRITE, FILE_STANDARD_INFO,
+        },
+    };
+
+    pub(super) struct Identity {
+        /// Volume serial number and file index: the same file, whatever its name.
+        pub(super) key: (u32, u64),
+        pub(super) links: u32,
+        pub(super) delete_pending: bool,
+    }
+
+    pub(super) fn identity(file: &File) -> io::Result<Identity> {
+        let handle = file.as_raw_handle() as HANDLE;
+        // SAFETY: plain-data out structures, zeroed, filled by the calls; `handle` is an
+        // open file handle for the duration of both calls.
+        unsafe {
+            let mut info: BY_HANDLE_FILE_INFORMATION = std::mem::zeroed();
+            if GetFileInformationByHandle(handle, &mut info) == 0 {
+                return Err(io::Error::last_os_error());
+            }
+            let mut standard: FILE_STANDARD_INFO = std::mem::zeroed();
+            let ok = GetFileInformationByHandleEx(
+                handle,
+                FileStandardInfo,
+                (&raw mut standard).cast(),
+                std::mem::size_of::<FILE_STANDARD_INFO>() as u32,
+            );
+            if ok == 0 {
+                return Err(io::Error::last_os_error());
+            }
+            Ok(Identity {
+                key: (
+                    info.dwVolumeSerialNumber,
+                    u64::from(info.nFileIndexHigh) << 32 | u64::from(info.nFileIndexLow),
+                ),
+                links: info.nNumberOfLinks,
+                delete_pending: standard.DeletePending,
+            })
+        }
+    }
+
+    /// Opens `path` for its identity only: no access to its data, sharing everything, so
+    /// it never stands in anyone's way.
+    pub(super) fn open_for_identity(path: &Path) -> io::Result<File> {
+        OpenOptions::new()
+            .access_mode(0)
+            .share_mode(FILE_SHARE_READ | FILE_SHARE_WRITE | FILE_SHARE_DELETE)
+            .custom_flags(FILE_FLAG_BACKUP_SEMANTICS)
+            .open(path)
+    }
+}
+
+/// `from`'s bytes after `offset` (the tail of a deleted file: what was written since it
+/// was last seen in place, about a second's worth).
+fn read_tail(from: &File, offset: u64) -> io::Result<Vec<u8>> {
+    use std::io::{Read, Seek, SeekFrom};
     let mut from = from;
     from.seek(SeekFrom::Start(offset))?;
-    io::copy(&mut from, &mut { to })
+    let mut tail = Vec::new();
+    from.read_to_end(&mut tail)?;
+    Ok(tail)
 }
 
 /// Opens (or creates) the active file at `path` for appending, ends a torn last line, and

@@ -74,3 +74,21 @@ pub fn history(log_dir: &Path, log: &str) -> Vec<(String, String)> {
     }
     out
 }
+
+/// Whether this Windows build runs under Wine (its ntdll exports `wine_get_version`). A
+/// test whose promise rests on something Wine does not implement says so and checks what
+/// it can; everything else runs the same under Wine as on Windows.
+#[allow(dead_code)]
+pub fn under_wine() -> bool {
+    #[cfg(windows)]
+    {
+        use windows_sys::Win32::System::LibraryLoader::{GetModuleHandleA, GetProcAddress};
+        // SAFETY: NUL-terminated names; ntdll is loaded in every Windows process.
+        unsafe {
+            let ntdll = GetModuleHandleA(c"ntdll.dll".as_ptr().cast());
+            !ntdll.is_null() && GetProcAddress(ntdll, c"wine_get_version".as_ptr().cast()).is_some()
+        }
+    }
+    #[cfg(not(windows))]
+    false
+}
