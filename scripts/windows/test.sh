@@ -72,5 +72,15 @@ export CARGO_TARGET_X86_64_PC_WINDOWS_GNU_RUNNER="$WINE"
 # The Python extension crate is built by maturin for a Python it links to: none here.
 status=0
 cargo test --target "$TARGET" --workspace --exclude mhm-log-python --no-fail-fast "$@" || status=$?
+
+# The Windows wheel: built, and its shape checked, since no Windows Python runs here.
+if [ "$#" -eq 0 ]; then
+    if bash python/build-windows.sh >/dev/null; then
+        "${PYTHON:-python3}" scripts/windows/check_wheel.py target/wheels-windows/*.whl             "$WINE" || status=$?
+    else
+        echo "windows: building the wheel failed" >&2
+        status=1
+    fi
+fi
 "$WINESERVER" -k 2>/dev/null || true
 exit "$status"
