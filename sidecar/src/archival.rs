@@ -469,7 +469,7 @@ pub fn restore_copy(ctx: &Ctx, dir: &LogDir, copy: &str, dry_run: bool) -> Resul
             Ok(_) => {}
             Err(CopyError::Read(msg)) => anyhow::bail!("{msg}"),
             Err(CopyError::Write(e)) => {
-                return Err(e).with_context(|| format!("writing {}", ctx.show(&out.temp())))
+                return Err(e).with_context(|| format!("writing {}", ctx.show(out.temp())))
             }
         }
         // We hold the sidecar lock, and only the sidecar writes `.restored` files.

@@ -99,9 +99,9 @@ impl Tree<'_> {
         skipped: &mut Skipped,
     ) -> Result<()> {
         let mut entries: Vec<_> = fs::read_dir(dir)
-            .with_context(|| format!("reading {}", self.ctx.show(&dir)))?
+            .with_context(|| format!("reading {}", self.ctx.show(dir)))?
             .collect::<io::Result<_>>()
-            .with_context(|| format!("reading {}", self.ctx.show(&dir)))?;
+            .with_context(|| format!("reading {}", self.ctx.show(dir)))?;
         entries.sort_by_key(|e| e.file_name());
         for e in entries {
             let path = e.path();
@@ -238,7 +238,7 @@ pub fn code(ctx: &Ctx, out: &mut Vec<Source>, warnings: &mut Vec<Problem>) -> Re
         if ft.is_symlink() {
             // Never followed (it could point anywhere); said, not skipped silently.
             warnings.push(Problem::at(
-                ctx.show(&entry.path()),
+                ctx.show(entry.path()),
                 "a symbolic link in the project, not stored",
             ));
             continue;
@@ -248,7 +248,7 @@ pub fn code(ctx: &Ctx, out: &mut Vec<Source>, warnings: &mut Vec<Problem>) -> Re
         }
         let Ok(rel) = entry.path().strip_prefix(&root) else { continue };
         let Some(rel) = rel.to_str() else {
-            warnings.push(Problem::at(ctx.show(&entry.path()), "name is not valid UTF-8, skipped"));
+            warnings.push(Problem::at(ctx.show(entry.path()), "name is not valid UTF-8, skipped"));
             continue;
         };
         let size = entry.metadata().map(|m| m.len()).unwrap_or(0);

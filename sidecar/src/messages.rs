@@ -111,7 +111,7 @@ pub fn archive_messages(ctx: &Ctx, user: Option<&str>, days: u32, dry_run: bool)
             // What a crashed run left (its writer gone, or older than an hour).
             let removed = fsx::remove_stale_temps(&dir);
             for p in removed.iter().chain(&fsx::remove_stale_temps(&dir.join("archives"))) {
-                tracing::info!(target: "mhm::sidecar", "messages archive: removed leftover {}", ctx.show(&p));
+                tracing::info!(target: "mhm::sidecar", "messages archive: removed leftover {}", ctx.show(p));
             }
         }
         archive_user(ctx, &dir, days, dry_run, &mut ur, &mut report);
@@ -142,7 +142,7 @@ fn list_users(ctx: &Ctx, users_dir: &Path, problems: &mut Vec<Problem>) -> Vec<S
         Ok(e) => e,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Vec::new(),
         Err(e) => {
-            problems.push(Problem::at(ctx.show(&users_dir), format!("cannot read: {e}")));
+            problems.push(Problem::at(ctx.show(users_dir), format!("cannot read: {e}")));
             return Vec::new();
         }
     };
@@ -582,7 +582,7 @@ fn archive_files(
         Ok(e) => e,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Vec::new(),
         Err(e) => {
-            problems.push(Problem::at(ctx.show(&dir), format!("cannot read: {e}")));
+            problems.push(Problem::at(ctx.show(dir), format!("cannot read: {e}")));
             return Vec::new();
         }
     };

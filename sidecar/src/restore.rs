@@ -118,7 +118,7 @@ fn plan(ctx: &Ctx, manifest: &Manifest, path: &Path, scope: &Scope) -> Result<Ve
                 let prefix = format!("users/{id}/");
                 let (files, bytes) = count(&prefix);
                 if files == 0 {
-                    bail!("{} holds no files for user {id}", ctx.show(&path));
+                    bail!("{} holds no files for user {id}", ctx.show(path));
                 }
                 items.push(Item {
                     key: format!("user/{id}"),
@@ -132,7 +132,7 @@ fn plan(ctx: &Ctx, manifest: &Manifest, path: &Path, scope: &Scope) -> Result<Ve
             None => {
                 let (files, bytes) = count("users/");
                 if files == 0 {
-                    bail!("{} holds no users/ folder to restore", ctx.show(&path));
+                    bail!("{} holds no users/ folder to restore", ctx.show(path));
                 }
                 items.push(Item {
                     key: "users".into(),
@@ -163,7 +163,7 @@ fn plan(ctx: &Ctx, manifest: &Manifest, path: &Path, scope: &Scope) -> Result<Ve
             }
         }
         if !any {
-            bail!("{} holds no config files to restore", ctx.show(&path));
+            bail!("{} holds no config files to restore", ctx.show(path));
         }
     }
     Ok(items)
@@ -241,13 +241,7 @@ fn stored_size(path: &Path) -> (u64, u64) {
                     .fold((0, 0), |a, b| (a.0 + b.0, a.1 + b.1))
             })
             .unwrap_or((0, 0)),
-        Ok(m) if m.is_file() => {
-            #[cfg(unix)]
-            let on_disk = std::os::unix::fs::MetadataExt::blocks(&m).saturating_mul(512);
-            #[cfg(not(unix))]
-            let on_disk = m.len();
-            (m.len().min(on_disk), 1)
-        }
+        Ok(m) if m.is_file() => (crate::fsx::allocated_size(path, &m), 1),
         _ => (0, 0),
     }
 }
@@ -321,7 +315,7 @@ pub fn restore(ctx: &Ctx, path: &Path, scope: &Scope, dry_run: bool) -> Result<O
         Some(m) if problems.is_empty() => m,
         _ => bail!(
             "{} is not a valid backup; nothing restored:\n  {}",
-            ctx.show(&path),
+            ctx.show(path),
             problems.join("\n  ")
         ),
     };
@@ -440,9 +434,9 @@ fn extract(
     let total = items.iter().map(|i| i.bytes).sum();
     let bar = ctx.progress.start("restore", total);
     if staging.exists() {
-        fs::remove_dir_all(staging).with_context(|| format!("removing {}", ctx.show(&staging)))?;
+        fs::remove_dir_all(staging).with_context(|| format!("removing {}", ctx.show(staging)))?;
     }
-    fs::create_dir_all(staging).with_context(|| format!("creating {}", ctx.show(&staging)))?;
+    fs::create_dir_all(staging).with_context(|| format!("creating {}", ctx.show(staging)))?;
     if path.is_dir() {
         // A folder the service wrote: its files copied, never its links followed.
         for item in items {
@@ -453,9 +447,9 @@ fn extract(
         ctx.fail_at(FailPoint::Extract)?;
         return Ok(());
     }
-    let file = File::open(path).with_context(|| format!("opening {}", ctx.show(&path)))?;
+    let file = File::open(path).with_context(|| format!("opening {}", ctx.show(path)))?;
     let (mut archive, _) = zipcheck::open(BufReader::new(file))
-        .map_err(|e| anyhow::anyhow!("{}: not a readable zip archive: {e}", ctx.show(&path)))?;
+        .map_err(|e| anyhow::anyhow!("{}: not a readable zip archive: {e}", ctx.show(path)))?;
     for i in 0..archive.len() {
         let mut entry = archive.by_index(i)?;
         let name = entry.name().to_string();
@@ -479,8 +473,7 @@ fn extract(
             continue;
         }
         if let Some(parent) = dest.parent() {
-            fs::create_dir_all(parent)
-                .with_context(|| format!("creating {}", ctx.show(&parent)))?;
+            fs::create_dir_all(parent).with_context(|| format!("creating {}", ctx.show(parent)))?;
         }
         if entry.is_symlink() {
             // Config files land at the root, where a link's target would mean something
@@ -557,7 +550,7 @@ fn make_link(target: &str, dest: &Path) -> Result<Option<Problem>> {
 #[cfg(not(unix))]
 fn make_link(target: &str, dest: &Path) -> Result<Option<Problem>> {
     Ok(Some(Problem::at(
-        ctx.show(&dest),
+        dest.display(),
         format!("a link to {target}: links are not restored on this platform"),
     )))
 }
@@ -565,7 +558,7 @@ fn make_link(target: &str, dest: &Path) -> Result<Option<Problem>> {
 /// Moves each live item into `old/` (or marks it absent) and the staged one into place.
 fn swap(ctx: &Ctx, items: &[Item], staging: &Path, old: &Path) -> Result<()> {
     fs::create_dir_all(old.join("config"))
-        .with_context(|| format!("creating {}", ctx.show(&old)))?;
+        .with_context(|| format!("creating {}", ctx.show(old)))?;
     fs::create_dir_all(old.join("user"))?;
     fsx::sync_dir(old);
     for (n, item) in items.iter().enumerate() {
@@ -687,7 +680,7 @@ fn rollback(ctx: &Ctx, old: &Path) -> Result<()> {
         fsx::sync_dir(&live);
         fsx::sync_dir(&kept);
     }
-    fs::remove_dir_all(old).with_context(|| format!("removing {}", ctx.show(&old)))?;
+    fs::remove_dir_all(old).with_context(|| format!("removing {}", ctx.show(old)))?;
     Ok(())
 }
 

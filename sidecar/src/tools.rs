@@ -116,12 +116,12 @@ pub fn rotate(
     dry_run: bool,
 ) -> Result<Rotation> {
     check_keep(keep)?;
-    let meta = fs::metadata(file).with_context(|| format!("{}: cannot rotate", ctx.show(&file)))?;
+    let meta = fs::metadata(file).with_context(|| format!("{}: cannot rotate", ctx.show(file)))?;
     if !meta.is_file() {
-        bail!("{}: not a regular file", ctx.show(&file));
+        bail!("{}: not a regular file", ctx.show(file));
     }
     let Some(name) = file.file_name().and_then(|n| n.to_str()) else {
-        bail!("{}: the file name is not valid UTF-8", ctx.show(&file));
+        bail!("{}: the file name is not valid UTF-8", ctx.show(file));
     };
     let (stem, ext) = split_name(name);
     let time = ctx.now_local().naive_local();
@@ -142,13 +142,13 @@ pub fn rotate(
         return Ok(rotation);
     }
     fs::create_dir_all(archive_dir)
-        .with_context(|| format!("creating {}", ctx.show(&archive_dir)))?;
+        .with_context(|| format!("creating {}", ctx.show(archive_dir)))?;
     match mode {
         Mode::Move => fsx::move_file(file, &target)
-            .with_context(|| format!("moving {} to {}", ctx.show(&file), ctx.show(&target)))?,
+            .with_context(|| format!("moving {} to {}", ctx.show(file), ctx.show(&target)))?,
         Mode::Copy => copy_new(file, &target)?,
     }
-    tracing::info!(target: "mhm::sidecar", "tools: {} -> {}", ctx.show(&file), ctx.show(&target));
+    tracing::info!(target: "mhm::sidecar", "tools: {} -> {}", ctx.show(file), ctx.show(&target));
     for p in doomed {
         fs::remove_file(&p).with_context(|| {
             format!("deleting old version {} (the new one is {})", ctx.show(&p), ctx.show(&target))
@@ -284,7 +284,7 @@ pub fn save_result(
     let mut text = serde_json::to_vec_pretty(&doc).context("encoding the results")?;
     text.push(b'\n');
     io::Write::write_all(out.file(), &text)
-        .with_context(|| format!("writing {}", ctx.show(&out.temp())))?;
+        .with_context(|| format!("writing {}", ctx.show(out.temp())))?;
     let rotated = if exists {
         Some(rotate(ctx, &path, &archive_dir, keep, Mode::Copy, false)?)
     } else {

@@ -79,7 +79,7 @@ fn walk_json(ctx: &Ctx, dir: &Path, report: &mut Report) {
         Err(e) => {
             report
                 .problems
-                .push(Problem::at(ctx.show(&dir), format!("cannot read the folder: {e}")));
+                .push(Problem::at(ctx.show(dir), format!("cannot read the folder: {e}")));
             return;
         }
     };

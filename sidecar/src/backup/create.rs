@@ -54,7 +54,7 @@ pub fn write(
     options: &Options,
     sources: Vec<Source>,
 ) -> Result<(PathBuf, Manifest)> {
-    fs::create_dir_all(dir).with_context(|| format!("creating {}", ctx.show(&dir)))?;
+    fs::create_dir_all(dir).with_context(|| format!("creating {}", ctx.show(dir)))?;
     let final_path = dir.join(format!("{name}.zip"));
     if fsx::exists(&final_path) {
         bail!("{} exists already; a backup is never overwritten", ctx.show(&final_path));

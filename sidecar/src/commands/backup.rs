@@ -269,7 +269,7 @@ fn restore_cmd(ctx: &Run, args: &RestoreArgs) -> Result<ExitCode> {
         return Ok(ExitCode::Success);
     }
     tracing::info!(target: "mhm::sidecar", "backup restore: restored {} item(s) from {}", outcome.items.len(), outcome.backup);
-    let report = validate::check(&ctx);
+    let report = validate::check(ctx);
     if ctx.json {
         print_json(&serde_json::json!({"restore": outcome, "validate": report}))?;
     } else {

@@ -51,7 +51,7 @@ fn create(ctx: &Run, args: &SnapshotCreateArgs) -> Result<ExitCode> {
         }
         snapshot::Created::Written { path, manifest, removed } => {
             for p in &removed {
-                eprintln!("removed leftover {}", ctx.show(&p));
+                eprintln!("removed leftover {}", ctx.show(p));
             }
             if ctx.json {
                 print_json(&serde_json::json!({

@@ -150,7 +150,7 @@ pub fn write(
     options: &Options,
     sources: &[Source],
 ) -> Result<(PathBuf, Manifest)> {
-    fs::create_dir_all(dir).with_context(|| format!("creating {}", ctx.show(&dir)))?;
+    fs::create_dir_all(dir).with_context(|| format!("creating {}", ctx.show(dir)))?;
     let file_name = if options.no_compress { name.to_string() } else { format!("{name}.zip") };
     let final_path = dir.join(&file_name);
     if final_path.symlink_metadata().is_ok() {
@@ -257,7 +257,7 @@ fn link(target: &str, dest: &Path) -> Result<()> {
 
 #[cfg(not(unix))]
 fn link(_target: &str, dest: &Path) -> Result<()> {
-    bail!("{}: links in a folder snapshot need a unix system; use a zip snapshot", ctx.show(&dest))
+    bail!("{}: links in a folder snapshot need a unix system; use a zip snapshot", dest.display())
 }
 
 // === list ===
@@ -358,7 +358,7 @@ pub fn create(
     dry_run: bool,
 ) -> Result<(Created, Vec<Problem>)> {
     if fsx::exists(dir) && !dir.is_dir() {
-        bail!("{}: not a folder", ctx.show(&dir));
+        bail!("{}: not a folder", ctx.show(dir));
     }
     let (sources, warnings) = collect(ctx, dir, options)?;
     for w in &warnings {
@@ -372,7 +372,7 @@ pub fn create(
     }
     let removed = remove_stale_temps(dir);
     for p in &removed {
-        tracing::info!(target: "mhm::sidecar", "snapshot: removed the leftover {}", ctx.show(&p));
+        tracing::info!(target: "mhm::sidecar", "snapshot: removed the leftover {}", ctx.show(p));
     }
     let (path, manifest) = write(ctx, dir, &name, options, &sources)?;
     tracing::info!(target: "mhm::sidecar", "snapshot create: wrote {} ({} files, {} bytes)", ctx.show(&path), manifest.file_count, manifest.total_bytes);
