@@ -488,8 +488,19 @@ fn extract(
             }
             continue;
         }
-        let mut out =
-            File::create(&dest).with_context(|| format!("creating {}", ctx.show(&dest)))?;
+        // Never over a file extracted earlier: on a file system that ignores case (Windows,
+        // macOS) `Notes.json` and `notes.json` are one file, and the second would silently
+        // replace the first.
+        let mut out = match fs::OpenOptions::new().write(true).create_new(true).open(&dest) {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => bail!(
+                "entry {name:?} refused: {} exists already in the staging folder (its name \
+                 differs only in case from another entry, and this file system does not tell \
+                 them apart); nothing restored",
+                ctx.show(&dest)
+            ),
+            Err(e) => return Err(e).with_context(|| format!("creating {}", ctx.show(&dest))),
+        };
         // No more than the directory declares (verify compared it with the manifest).
         let declared = entry.size();
         let mut limited = (&mut entry).take(declared.saturating_add(1));
