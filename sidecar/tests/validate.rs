@@ -27,8 +27,7 @@ fn every_problem_is_listed_with_its_file() {
     assert_eq!(problems.len(), 2, "{problems:?}");
     // Root-relative with `/` on every platform.
     assert_eq!(
-        problems[0],
-        "data/user_index.json: user u3 is listed but data/users/u3 is missing",
+        problems[0], "data/user_index.json: user u3 is listed but data/users/u3 is missing",
         "{problems:?}"
     );
     assert!(
