@@ -88,15 +88,15 @@ impl LogDir {
         let context = || {
             format!(
                 "reading the copies of {log} in {} and {}",
-                self.backups.display(),
-                self.archive.display()
+                ctx.show(&self.backups),
+                ctx.show(&self.archive)
             )
         };
         let mut copies = retention::scan_log(log, &self.backups, &self.archive, ctx.zone())
             .with_context(context)?;
         if self.dir != self.backups && self.dir != self.archive {
             let beside = retention::scan_dir(&self.dir, ctx.zone(), |n| n.log == log)
-                .with_context(|| format!("reading {}", self.dir.display()))?;
+                .with_context(|| format!("reading {}", ctx.show(&self.dir)))?;
             if !beside.is_empty() {
                 copies.backups.extend(beside);
                 retention::sort(&mut copies.backups);
@@ -122,7 +122,7 @@ pub fn log_dirs(ctx: &Ctx, extra: &[PathBuf]) -> Result<Vec<LogDir>> {
     for d in extra {
         let dir = if d.is_absolute() { d.clone() } else { ctx.root.join(d) };
         if !dir.is_dir() {
-            return Err(usage(format!("--dir {}: not a folder", dir.display())));
+            return Err(usage(format!("--dir {}: not a folder", ctx.show(&dir))));
         }
         if dirs.iter().any(|known| known.dir == dir) {
             continue;
@@ -418,7 +418,7 @@ pub fn history(
     if copies.backups.is_empty() && copies.archive.is_empty() && !active.is_file() {
         return Err(usage(format!(
             "no log named {log} in {} (no active file, no copies)",
-            dir.dir.display()
+            ctx.show(&dir.dir)
         )));
     }
     let wanted = |day: NaiveDate| since.is_none_or(|s| day >= s) && until.is_none_or(|u| day <= u);
@@ -453,7 +453,7 @@ pub fn restore_copy(ctx: &Ctx, dir: &LogDir, copy: &str, dry_run: bool) -> Resul
     let Some(name) = CopyName::parse(file_name) else {
         return Err(usage(format!(
             "{} is not a log copy (expected <name>.log.<YYYY-MM-DD>[.N][.gz])",
-            src.display()
+            ctx.show(&src)
         )));
     };
     let target = fsx::unique_path(&dir.dir.join(format!("{}.restored", name.log)));
@@ -461,21 +461,21 @@ pub fn restore_copy(ctx: &Ctx, dir: &LogDir, copy: &str, dry_run: bool) -> Resul
     if dry_run {
         return Ok(restored);
     }
-    fs::create_dir_all(&dir.dir).with_context(|| format!("creating {}", dir.dir.display()))?;
+    fs::create_dir_all(&dir.dir).with_context(|| format!("creating {}", ctx.show(&dir.dir)))?;
     let result = (|| -> Result<()> {
         let mut out = fsx::Atomic::create(&target)
-            .with_context(|| format!("creating {}", target.display()))?;
+            .with_context(|| format!("creating {}", ctx.show(&target)))?;
         match copy_out(&src, name.gz, &mut out) {
             Ok(_) => {}
             Err(CopyError::Read(msg)) => anyhow::bail!("{msg}"),
             Err(CopyError::Write(e)) => {
-                return Err(e).with_context(|| format!("writing {}", out.temp().display()))
+                return Err(e).with_context(|| format!("writing {}", ctx.show(out.temp())))
             }
         }
         // We hold the sidecar lock, and only the sidecar writes `.restored` files.
-        out.commit_new().with_context(|| format!("writing {}", target.display()))
+        out.commit_new().with_context(|| format!("writing {}", ctx.show(&target)))
     })();
-    result.with_context(|| format!("restoring {}", src.display()))?;
+    result.with_context(|| format!("restoring {}", ctx.show(&src)))?;
     tracing::info!(target: "mhm::sidecar", "logs restore: wrote {} from {}", restored.restored, restored.copy);
     Ok(restored)
 }
@@ -495,8 +495,8 @@ fn find_copy(ctx: &Ctx, dir: &LogDir, copy: &str) -> Result<PathBuf> {
     candidates.into_iter().find(|p| p.is_file()).ok_or_else(|| {
         usage(format!(
             "no copy {copy:?}: not a file, and not found in {} or {}",
-            dir.backups.display(),
-            dir.archive.display()
+            ctx.show(&dir.backups),
+            ctx.show(&dir.archive)
         ))
     })
 }

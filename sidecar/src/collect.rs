@@ -40,9 +40,9 @@ pub fn config(ctx: &Ctx, out: &mut Vec<Source>, warnings: &mut Vec<Problem>) -> 
             Ok(m) if m.is_file() => {
                 out.push(Source { name: name.to_string(), size: m.len(), path, link: None })
             }
-            Ok(_) => warnings.push(Problem::at(path.display(), "not a regular file, skipped")),
+            Ok(_) => warnings.push(Problem::at(ctx.show(&path), "not a regular file, skipped")),
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) => bail!("{}: {e}", path.display()),
+            Err(e) => bail!("{}: {e}", ctx.show(&path)),
         }
     }
     Ok(())
@@ -78,6 +78,8 @@ pub struct Skipped {
 /// A folder whose links may point anywhere inside `root` (and nowhere else), as
 /// `data/users` for backups and `data` for snapshots.
 pub struct Tree<'a> {
+    /// The run: messages show paths through it ([`Ctx::show`]).
+    pub ctx: &'a Ctx,
     /// Links must resolve inside this folder.
     pub root: &'a Path,
     /// How messages name it (`data/users`).
@@ -97,25 +99,25 @@ impl Tree<'_> {
         skipped: &mut Skipped,
     ) -> Result<()> {
         let mut entries: Vec<_> = fs::read_dir(dir)
-            .with_context(|| format!("reading {}", dir.display()))?
+            .with_context(|| format!("reading {}", self.ctx.show(dir)))?
             .collect::<io::Result<_>>()
-            .with_context(|| format!("reading {}", dir.display()))?;
+            .with_context(|| format!("reading {}", self.ctx.show(dir)))?;
         entries.sort_by_key(|e| e.file_name());
         for e in entries {
             let path = e.path();
             let Some(file_name) = e.file_name().to_str().map(str::to_owned) else {
                 skipped.left_out.push(Problem::at(
-                    path.display(),
+                    self.ctx.show(&path),
                     "name is not valid UTF-8: it cannot be stored (rename it)",
                 ));
                 continue;
             };
             let name = format!("{prefix}/{file_name}");
             let warnings = &mut skipped.warnings;
-            let ft = e.file_type().with_context(|| format!("reading {}", path.display()))?;
+            let ft = e.file_type().with_context(|| format!("reading {}", self.ctx.show(&path)))?;
             if ft.is_symlink() {
                 let target = fs::read_link(&path)
-                    .with_context(|| format!("reading link {}", path.display()))?;
+                    .with_context(|| format!("reading link {}", self.ctx.show(&path)))?;
                 // Followed as the OS would, through the links already there: a link
                 // that looks inside as text but passes through another link can lead out.
                 let rel = path.strip_prefix(self.root).ok().and_then(|r| r.to_str());
@@ -131,13 +133,13 @@ impl Tree<'_> {
                         match relative_link(dir, &self.root.join(&dest)) {
                             Some(t) => out.push(Source { name, path, size: 0, link: Some(t) }),
                             None => warnings.push(Problem::at(
-                                path.display(),
+                                self.ctx.show(&path),
                                 "link target not representable, skipped",
                             )),
                         }
                     }
                     _ => warnings.push(Problem::at(
-                        path.display(),
+                        self.ctx.show(&path),
                         format!(
                             "symlink points outside {} ({}), skipped",
                             self.label,
@@ -151,7 +153,8 @@ impl Tree<'_> {
                 let size = e.metadata().map(|m| m.len()).unwrap_or(0);
                 out.push(Source { name, path, size, link: None });
             } else {
-                warnings.push(Problem::at(path.display(), "not a file, folder or link, skipped"));
+                warnings
+                    .push(Problem::at(self.ctx.show(&path), "not a file, folder or link, skipped"));
             }
         }
         Ok(())
@@ -235,7 +238,7 @@ pub fn code(ctx: &Ctx, out: &mut Vec<Source>, warnings: &mut Vec<Problem>) -> Re
         if ft.is_symlink() {
             // Never followed (it could point anywhere); said, not skipped silently.
             warnings.push(Problem::at(
-                entry.path().display(),
+                ctx.show(entry.path()),
                 "a symbolic link in the project, not stored",
             ));
             continue;
@@ -245,7 +248,7 @@ pub fn code(ctx: &Ctx, out: &mut Vec<Source>, warnings: &mut Vec<Problem>) -> Re
         }
         let Ok(rel) = entry.path().strip_prefix(&root) else { continue };
         let Some(rel) = rel.to_str() else {
-            warnings.push(Problem::at(entry.path().display(), "name is not valid UTF-8, skipped"));
+            warnings.push(Problem::at(ctx.show(entry.path()), "name is not valid UTF-8, skipped"));
             continue;
         };
         let size = entry.metadata().map(|m| m.len()).unwrap_or(0);

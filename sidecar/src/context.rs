@@ -134,9 +134,10 @@ impl Ctx {
         self.root.join("logs")
     }
 
-    /// A path relative to the root when it is inside it, for messages.
+    /// A path as every output shows it: relative to the root with `/` when it lies under
+    /// it, else as the platform writes it ([`paths::show`]).
     pub fn show(&self, path: &Path) -> String {
-        path.strip_prefix(&self.root).unwrap_or(path).display().to_string()
+        paths::show(&self.root, path)
     }
 
     /// Fails when the faults ask for a failure at `point`.

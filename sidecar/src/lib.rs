@@ -27,7 +27,7 @@
 //! std::fs::create_dir_all(root.path().join("data/users/u1"))?;
 //! std::fs::write(root.path().join("data/user_index.json"), r#"{"u1": {}}"#)?;
 //! let ctx = Ctx::new(root.path(), chrono::Utc::now())?;
-//! let report = validate::check(&ctx.data_dir());
+//! let report = validate::check(&ctx);
 //! assert!(report.ok(), "{:?}", report.problems);
 //! # Ok::<(), anyhow::Error>(())
 //! ```

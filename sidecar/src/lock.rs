@@ -1,5 +1,10 @@
 //! The exclusive OS lock on `data/.sidecar.lock`: one changing run at a time. The lock is
 //! released by the OS when the process dies, so a killed run never blocks the next one.
+//!
+//! The holder writes its pid into the file, and a second run reads it to name the holder.
+//! On unix the lock is `flock`, which is advisory: the file stays readable. On Windows a
+//! lock is mandatory for the bytes it covers, so the lock is taken on one byte far beyond
+//! the pid (as SQLite does), leaving the pid readable.
 
 use std::{
     fs::{self, File, OpenOptions, TryLockError},
@@ -28,7 +33,7 @@ pub fn acquire(data_dir: &Path) -> Result<Lock> {
         .truncate(false)
         .open(&path)
         .with_context(|| format!("opening the lock file {}", path.display()))?;
-    match file.try_lock() {
+    match try_lock(&file) {
         Ok(()) => {}
         Err(TryLockError::WouldBlock) => {
             let mut text = String::new();
@@ -47,6 +52,45 @@ pub fn acquire(data_dir: &Path) -> Result<Lock> {
     })();
     write_pid.with_context(|| format!("writing our pid into {}", path.display()))?;
     Ok(Lock { _file: file })
+}
+
+/// `File::try_lock` where a lock leaves the file readable (unix).
+#[cfg(not(windows))]
+fn try_lock(file: &File) -> Result<(), TryLockError> {
+    file.try_lock()
+}
+
+/// Where the Windows lock lies: one byte at 1 TiB, far beyond any pid.
+#[cfg(windows)]
+const LOCK_OFFSET: u64 = 1 << 40;
+
+/// An exclusive lock on one byte at [`LOCK_OFFSET`] (Windows locks the bytes it covers
+/// against reading too, so the pid at the start stays unlocked).
+#[cfg(windows)]
+fn try_lock(file: &File) -> Result<(), TryLockError> {
+    use std::os::windows::io::AsRawHandle;
+    use windows_sys::Win32::{
+        Foundation::ERROR_LOCK_VIOLATION,
+        Storage::FileSystem::{LockFileEx, LOCKFILE_EXCLUSIVE_LOCK, LOCKFILE_FAIL_IMMEDIATELY},
+        System::IO::OVERLAPPED,
+    };
+    // SAFETY: OVERLAPPED is plain data, valid all zero.
+    let mut at: OVERLAPPED = unsafe { std::mem::zeroed() };
+    at.Anonymous.Anonymous.Offset = LOCK_OFFSET as u32;
+    at.Anonymous.Anonymous.OffsetHigh = (LOCK_OFFSET >> 32) as u32;
+    let flags = LOCKFILE_EXCLUSIVE_LOCK | LOCKFILE_FAIL_IMMEDIATELY;
+    // SAFETY: the handle is open for the duration of the call (the file is borrowed), and
+    // `at` outlives it; the handle is synchronous, so the call completes before returning.
+    let ok = unsafe { LockFileEx(file.as_raw_handle(), flags, 0, 1, 0, &mut at) };
+    if ok != 0 {
+        return Ok(());
+    }
+    let e = std::io::Error::last_os_error();
+    if e.raw_os_error() == Some(ERROR_LOCK_VIOLATION as i32) {
+        Err(TryLockError::WouldBlock)
+    } else {
+        Err(TryLockError::Error(e))
+    }
 }
 
 #[cfg(test)]

@@ -97,12 +97,12 @@ pub fn archive_messages(ctx: &Ctx, user: Option<&str>, days: u32, dry_run: bool)
             if !users_dir.join(id).is_dir() {
                 report
                     .problems
-                    .push(Problem::at(users_dir.join(id).display(), "no such user folder"));
+                    .push(Problem::at(ctx.show(&users_dir.join(id)), "no such user folder"));
                 return Ok(report);
             }
             vec![id.to_string()]
         }
-        None => list_users(&users_dir, &mut report.problems),
+        None => list_users(ctx, &users_dir, &mut report.problems),
     };
     for id in users {
         let dir = users_dir.join(&id).join("messages");
@@ -111,7 +111,7 @@ pub fn archive_messages(ctx: &Ctx, user: Option<&str>, days: u32, dry_run: bool)
             // What a crashed run left (its writer gone, or older than an hour).
             let removed = fsx::remove_stale_temps(&dir);
             for p in removed.iter().chain(&fsx::remove_stale_temps(&dir.join("archives"))) {
-                tracing::info!(target: "mhm::sidecar", "messages archive: removed leftover {}", p.display());
+                tracing::info!(target: "mhm::sidecar", "messages archive: removed leftover {}", ctx.show(p));
             }
         }
         archive_user(ctx, &dir, days, dry_run, &mut ur, &mut report);
@@ -137,12 +137,12 @@ fn check_user_id(id: &str) -> Result<()> {
     Ok(())
 }
 
-fn list_users(users_dir: &Path, problems: &mut Vec<Problem>) -> Vec<String> {
+fn list_users(ctx: &Ctx, users_dir: &Path, problems: &mut Vec<Problem>) -> Vec<String> {
     let entries = match fs::read_dir(users_dir) {
         Ok(e) => e,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Vec::new(),
         Err(e) => {
-            problems.push(Problem::at(users_dir.display(), format!("cannot read: {e}")));
+            problems.push(Problem::at(ctx.show(users_dir), format!("cannot read: {e}")));
             return Vec::new();
         }
     };
@@ -155,7 +155,7 @@ fn list_users(users_dir: &Path, problems: &mut Vec<Problem>) -> Vec<String> {
             Ok(name) if !name.starts_with('.') => ids.push(name),
             Ok(_) => {}
             Err(name) => problems.push(Problem::at(
-                users_dir.join(name).display(),
+                ctx.show(&users_dir.join(name)),
                 "user folder name is not valid UTF-8, skipped",
             )),
         }
@@ -183,7 +183,7 @@ fn archive_user(
         match ServiceLock::take(&active_path, LOCK_WAIT) {
             Ok(lock) => lock,
             Err(e) => {
-                problems.push(Problem::at(active_path.display(), format!("{e:#}; left as it is")));
+                problems.push(Problem::at(ctx.show(&active_path), format!("{e:#}; left as it is")));
                 return;
             }
         }
@@ -192,7 +192,7 @@ fn archive_user(
         Ok(b) => b,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return,
         Err(e) => {
-            problems.push(Problem::at(active_path.display(), format!("cannot read: {e}")));
+            problems.push(Problem::at(ctx.show(&active_path), format!("cannot read: {e}")));
             return;
         }
     };
@@ -203,13 +203,13 @@ fn archive_user(
         Ok(Parsed::Nothing) => return,
         Ok(Parsed::Other(what)) => {
             report.warnings.push(Problem::at(
-                active_path.display(),
+                ctx.show(&active_path),
                 format!("{what}: not a shape the service writes today; left as it is"),
             ));
             return;
         }
         Err(what) => {
-            problems.push(Problem::at(active_path.display(), format!("{what}; left as it is")));
+            problems.push(Problem::at(ctx.show(&active_path), format!("{what}; left as it is")));
             return;
         }
     };
@@ -219,13 +219,13 @@ fn archive_user(
     // Every message already archived (ours in archives/, the service's own beside the
     // active file), as a multiset of digests of canonical JSON texts.
     let mut archived: HashMap<[u8; 32], usize> = HashMap::new();
-    let mut files = archive_files(&archives_dir, problems);
-    files.extend(archive_files(dir, problems));
+    let mut files = archive_files(ctx, &archives_dir, problems);
+    files.extend(archive_files(ctx, dir, problems));
     for path in files.into_iter().map(|(p, _)| p) {
         if let Err(what) = read_archive(&path, &mut archived) {
             // Without its content we cannot tell which messages are already archived.
             problems.push(Problem::at(
-                path.display(),
+                ctx.show(&path),
                 format!("{what}; messages of this user not archived until it is fixed or removed"),
             ));
             return;
@@ -252,7 +252,7 @@ fn archive_user(
             Err(what) => {
                 ur.unparsed += 1;
                 problems.push(Problem::at(
-                    active_path.display(),
+                    ctx.show(&active_path),
                     format!("message #{i}: {what}; kept in the active file"),
                 ));
                 keep.push(m);
@@ -282,7 +282,7 @@ fn archive_user(
                 archived_date: ctx.now_local().format("%Y-%m-%d %H:%M:%S").to_string(),
             };
             fs::create_dir_all(&archives_dir)
-                .with_context(|| format!("creating {}", archives_dir.display()))?;
+                .with_context(|| format!("creating {}", ctx.show(&archives_dir)))?;
             write_new(path, &doc)?;
             ctx.fail_at(FailPoint::AfterArchiveWrite)?;
         }
@@ -573,12 +573,16 @@ pub fn archive_time(file_name: &str) -> Option<DateTime<FixedOffset>> {
 }
 
 /// The user's archive files with their name times, oldest first.
-fn archive_files(dir: &Path, problems: &mut Vec<Problem>) -> Vec<(PathBuf, DateTime<FixedOffset>)> {
+fn archive_files(
+    ctx: &Ctx,
+    dir: &Path,
+    problems: &mut Vec<Problem>,
+) -> Vec<(PathBuf, DateTime<FixedOffset>)> {
     let entries = match fs::read_dir(dir) {
         Ok(e) => e,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Vec::new(),
         Err(e) => {
-            problems.push(Problem::at(dir.display(), format!("cannot read: {e}")));
+            problems.push(Problem::at(ctx.show(dir), format!("cannot read: {e}")));
             return Vec::new();
         }
     };
@@ -841,17 +845,17 @@ fn apply_retention(
         return;
     };
     let now = ctx.now.fixed_offset();
-    for (path, t) in archive_files(dir, problems) {
+    for (path, t) in archive_files(ctx, dir, problems) {
         if now.signed_duration_since(t) < limit {
             continue;
         }
         if !dry_run {
             if let Err(e) = fs::remove_file(&path) {
-                problems.push(Problem::at(path.display(), format!("cannot delete: {e}")));
+                problems.push(Problem::at(ctx.show(&path), format!("cannot delete: {e}")));
                 continue;
             }
             ur.changed = true;
-            tracing::info!(target: "mhm::sidecar", "messages archive: deleted {} (older than {retention_days} days)", path.display());
+            tracing::info!(target: "mhm::sidecar", "messages archive: deleted {} (older than {retention_days} days)", ctx.show(&path));
         }
         ur.deleted_archives.push(ctx.show(&path));
     }

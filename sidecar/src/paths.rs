@@ -1,7 +1,69 @@
-//! Which zip entry names are safe, and where a link leads: the checks used by collect,
-//! verify and extraction.
+//! Which zip entry names are safe, where a link leads (the checks used by collect, verify
+//! and extraction), and how a path is shown to the user ([`show`]).
 
-use std::path::Path;
+use std::{
+    ffi::OsStr,
+    path::{Component, Path, Prefix},
+};
+
+/// How every path the sidecar writes for a user (tables, messages, problems, `--json`,
+/// `logs/sidecar.log`) is shown (SPEC section 7):
+///
+/// - a path under `root` is written relative to it, with `/` between its parts on every
+///   platform (`data/users/u1/messages/sent_messages.json`), and `.` for the root itself;
+/// - any other path is written as the platform writes it, made absolute and normalised
+///   (`C:\Users\me\reports\r.json` on Windows), whether the user gave it relative or not.
+///
+/// "Under" is decided after both paths are made absolute against the current directory and
+/// normalised ([`mhm_fsx::absolute`]), ignoring Windows' `\\?\` verbatim prefixes, the
+/// case of drive letters and (on Windows, whose file systems ignore it) the ASCII case of
+/// every part. No file-system access: links are not followed.
+pub fn show(root: &Path, path: &Path) -> String {
+    let abs = mhm_fsx::absolute(path);
+    match below(&mhm_fsx::absolute(root), &abs) {
+        Some(parts) if parts.is_empty() => ".".to_string(),
+        Some(parts) => parts.iter().map(|p| p.to_string_lossy()).collect::<Vec<_>>().join("/"),
+        None => abs.display().to_string(),
+    }
+}
+
+/// The parts of `path` below `root` (both absolute and normalised), or `None` when `path`
+/// is not under `root`.
+fn below<'a>(root: &Path, path: &'a Path) -> Option<Vec<&'a OsStr>> {
+    let mut parts = path.components();
+    for want in root.components() {
+        if !same_component(want, parts.next()?) {
+            return None;
+        }
+    }
+    Some(parts.map(Component::as_os_str).collect())
+}
+
+/// Whether two components name the same thing (see [`show`] for what is ignored).
+fn same_component(a: Component<'_>, b: Component<'_>) -> bool {
+    match (a, b) {
+        (Component::Prefix(a), Component::Prefix(b)) => {
+            prefix_key(a.kind()) == prefix_key(b.kind())
+        }
+        (Component::Normal(a), Component::Normal(b)) if cfg!(windows) => a.eq_ignore_ascii_case(b),
+        (a, b) => a == b,
+    }
+}
+
+/// A Windows path prefix without its verbatim form and with its case folded.
+fn prefix_key(p: Prefix<'_>) -> String {
+    match p {
+        Prefix::Disk(d) | Prefix::VerbatimDisk(d) => format!("{}:", d.to_ascii_uppercase() as char),
+        Prefix::UNC(server, share) | Prefix::VerbatimUNC(server, share) => format!(
+            "//{}/{}",
+            server.to_string_lossy().to_ascii_lowercase(),
+            share.to_string_lossy().to_ascii_lowercase()
+        ),
+        Prefix::Verbatim(s) | Prefix::DeviceNS(s) => {
+            format!("/{}", s.to_string_lossy().to_ascii_lowercase())
+        }
+    }
+}
 
 /// Why an entry name is refused, or `None` when it is a plain relative path.
 pub fn unsafe_name(name: &str) -> Option<&'static str> {
@@ -155,6 +217,33 @@ mod tests {
         for bad in ["", ".", "..", "a/b", "a\\b", "C:x"] {
             assert!(!is_folder_name(bad), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn paths_under_the_root_are_shown_relative_with_slashes() {
+        let root = std::path::absolute("some/root").unwrap();
+        assert_eq!(show(&root, &root.join("data").join("users").join("u1")), "data/users/u1");
+        assert_eq!(show(&root, &root.join("logs/./backups/../app.log")), "logs/app.log");
+        assert_eq!(show(&root, &root), ".");
+        let outside = root.parent().unwrap().join("elsewhere").join("r.json");
+        assert_eq!(show(&root, &outside), outside.display().to_string());
+        // A sibling whose name merely starts like the root is outside it.
+        let sibling = root.with_file_name("root2").join("x");
+        assert_eq!(show(&root, &sibling), sibling.display().to_string());
+    }
+
+    #[cfg(windows)]
+    #[test]
+    fn windows_verbatim_prefixes_and_case_do_not_hide_the_root() {
+        let root = Path::new(r"C:\Users\Me\MHM");
+        assert_eq!(show(root, Path::new(r"\\?\C:\Users\Me\MHM\data\a.json")), "data/a.json");
+        assert_eq!(show(root, Path::new(r"c:\users\me\mhm\logs\app.log")), "logs/app.log");
+        assert_eq!(show(Path::new(r"\\?\C:\MHM"), Path::new(r"C:\MHM\x")), "x");
+        assert_eq!(show(root, Path::new(r"D:\Users\Me\MHM\x")), r"D:\Users\Me\MHM\x");
+        assert_eq!(
+            show(Path::new(r"\\server\share\mhm"), Path::new(r"\\?\UNC\Server\Share\mhm\x")),
+            "x"
+        );
     }
 
     #[test]

@@ -118,7 +118,7 @@ fn plan(ctx: &Ctx, manifest: &Manifest, path: &Path, scope: &Scope) -> Result<Ve
                 let prefix = format!("users/{id}/");
                 let (files, bytes) = count(&prefix);
                 if files == 0 {
-                    bail!("{} holds no files for user {id}", path.display());
+                    bail!("{} holds no files for user {id}", ctx.show(path));
                 }
                 items.push(Item {
                     key: format!("user/{id}"),
@@ -132,7 +132,7 @@ fn plan(ctx: &Ctx, manifest: &Manifest, path: &Path, scope: &Scope) -> Result<Ve
             None => {
                 let (files, bytes) = count("users/");
                 if files == 0 {
-                    bail!("{} holds no users/ folder to restore", path.display());
+                    bail!("{} holds no users/ folder to restore", ctx.show(path));
                 }
                 items.push(Item {
                     key: "users".into(),
@@ -163,7 +163,7 @@ fn plan(ctx: &Ctx, manifest: &Manifest, path: &Path, scope: &Scope) -> Result<Ve
             }
         }
         if !any {
-            bail!("{} holds no config files to restore", path.display());
+            bail!("{} holds no config files to restore", ctx.show(path));
         }
     }
     Ok(items)
@@ -241,13 +241,7 @@ fn stored_size(path: &Path) -> (u64, u64) {
                     .fold((0, 0), |a, b| (a.0 + b.0, a.1 + b.1))
             })
             .unwrap_or((0, 0)),
-        Ok(m) if m.is_file() => {
-            #[cfg(unix)]
-            let on_disk = std::os::unix::fs::MetadataExt::blocks(&m).saturating_mul(512);
-            #[cfg(not(unix))]
-            let on_disk = m.len();
-            (m.len().min(on_disk), 1)
-        }
+        Ok(m) if m.is_file() => (crate::fsx::allocated_size(path, &m), 1),
         _ => (0, 0),
     }
 }
@@ -312,7 +306,7 @@ pub fn restore(ctx: &Ctx, path: &Path, scope: &Scope, dry_run: bool) -> Result<O
         bail!(
             "{} holds the data an earlier restore could not put back; look through it, move \
              what you need back into data/, remove it, then restore again; nothing restored",
-            left.path().display()
+            ctx.show(&left.path())
         );
     }
     let report = verify::backup(path);
@@ -321,7 +315,7 @@ pub fn restore(ctx: &Ctx, path: &Path, scope: &Scope, dry_run: bool) -> Result<O
         Some(m) if problems.is_empty() => m,
         _ => bail!(
             "{} is not a valid backup; nothing restored:\n  {}",
-            path.display(),
+            ctx.show(path),
             problems.join("\n  ")
         ),
     };
@@ -341,11 +335,11 @@ pub fn restore(ctx: &Ctx, path: &Path, scope: &Scope, dry_run: bool) -> Result<O
     match fs4::available_space(&probe) {
         Ok(free) if free < needed => bail!(
             "not enough free space in {}: {free} bytes free, {needed} needed; nothing restored",
-            data.display()
+            ctx.show(&data)
         ),
         Ok(_) => {}
         Err(e) => {
-            warnings.push(Problem::at(data.display(), format!("cannot read the free space: {e}")))
+            warnings.push(Problem::at(ctx.show(&data), format!("cannot read the free space: {e}")))
         }
     }
     if dry_run {
@@ -356,7 +350,7 @@ pub fn restore(ctx: &Ctx, path: &Path, scope: &Scope, dry_run: bool) -> Result<O
         return Ok(Outcome { backup, safety_backup: None, items, warnings });
     }
     drop(manifest);
-    fs::create_dir_all(&data).with_context(|| format!("creating {}", data.display()))?;
+    fs::create_dir_all(&data).with_context(|| format!("creating {}", ctx.show(&data)))?;
 
     // The safety backup: users and config as they are now. No safety, no restore.
     let dir = ctx.backups_dir();
@@ -402,7 +396,7 @@ pub fn restore(ctx: &Ctx, path: &Path, scope: &Scope, dry_run: bool) -> Result<O
             Err(r) => e.context(format!(
                 "restore failed AND rolling back failed ({r:#}); the previous data is in {} \
                  (safety backup: {safety_shown})",
-                old.display()
+                ctx.show(&old)
             )),
         });
     }
@@ -440,9 +434,9 @@ fn extract(
     let total = items.iter().map(|i| i.bytes).sum();
     let bar = ctx.progress.start("restore", total);
     if staging.exists() {
-        fs::remove_dir_all(staging).with_context(|| format!("removing {}", staging.display()))?;
+        fs::remove_dir_all(staging).with_context(|| format!("removing {}", ctx.show(staging)))?;
     }
-    fs::create_dir_all(staging).with_context(|| format!("creating {}", staging.display()))?;
+    fs::create_dir_all(staging).with_context(|| format!("creating {}", ctx.show(staging)))?;
     if path.is_dir() {
         // A folder the service wrote: its files copied, never its links followed.
         for item in items {
@@ -453,9 +447,9 @@ fn extract(
         ctx.fail_at(FailPoint::Extract)?;
         return Ok(());
     }
-    let file = File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    let file = File::open(path).with_context(|| format!("opening {}", ctx.show(path)))?;
     let (mut archive, _) = zipcheck::open(BufReader::new(file))
-        .map_err(|e| anyhow::anyhow!("{}: not a readable zip archive: {e}", path.display()))?;
+        .map_err(|e| anyhow::anyhow!("{}: not a readable zip archive: {e}", ctx.show(path)))?;
     for i in 0..archive.len() {
         let mut entry = archive.by_index(i)?;
         let name = entry.name().to_string();
@@ -475,11 +469,11 @@ fn extract(
         // one could write outside the staging folder, whatever its target looked like.
         refuse_links_on_the_way(staging, &dest, &name)?;
         if entry.is_dir() {
-            fs::create_dir_all(&dest).with_context(|| format!("creating {}", dest.display()))?;
+            fs::create_dir_all(&dest).with_context(|| format!("creating {}", ctx.show(&dest)))?;
             continue;
         }
         if let Some(parent) = dest.parent() {
-            fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
+            fs::create_dir_all(parent).with_context(|| format!("creating {}", ctx.show(parent)))?;
         }
         if entry.is_symlink() {
             // Config files land at the root, where a link's target would mean something
@@ -494,17 +488,28 @@ fn extract(
             }
             continue;
         }
-        let mut out =
-            File::create(&dest).with_context(|| format!("creating {}", dest.display()))?;
+        // Never over a file extracted earlier: on a file system that ignores case (Windows,
+        // macOS) `Notes.json` and `notes.json` are one file, and the second would silently
+        // replace the first.
+        let mut out = match fs::OpenOptions::new().write(true).create_new(true).open(&dest) {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => bail!(
+                "entry {name:?} refused: {} exists already in the staging folder (its name \
+                 differs only in case from another entry, and this file system does not tell \
+                 them apart); nothing restored",
+                ctx.show(&dest)
+            ),
+            Err(e) => return Err(e).with_context(|| format!("creating {}", ctx.show(&dest))),
+        };
         // No more than the directory declares (verify compared it with the manifest).
         let declared = entry.size();
         let mut limited = (&mut entry).take(declared.saturating_add(1));
         let copied = io::copy(&mut BarReader { inner: &mut limited, bar: &*bar }, &mut out);
-        let copied = copied.with_context(|| format!("extracting {name} to {}", dest.display()))?;
+        let copied = copied.with_context(|| format!("extracting {name} to {}", ctx.show(&dest)))?;
         if copied != declared {
             bail!("entry {name:?} holds other than the {declared} bytes the zip directory says");
         }
-        out.sync_all().with_context(|| format!("syncing {}", dest.display()))?;
+        out.sync_all().with_context(|| format!("syncing {}", ctx.show(&dest)))?;
     }
     bar.finish();
     ctx.fail_at(FailPoint::Extract)?;
@@ -564,7 +569,7 @@ fn make_link(target: &str, dest: &Path) -> Result<Option<Problem>> {
 /// Moves each live item into `old/` (or marks it absent) and the staged one into place.
 fn swap(ctx: &Ctx, items: &[Item], staging: &Path, old: &Path) -> Result<()> {
     fs::create_dir_all(old.join("config"))
-        .with_context(|| format!("creating {}", old.display()))?;
+        .with_context(|| format!("creating {}", ctx.show(old)))?;
     fs::create_dir_all(old.join("user"))?;
     fsx::sync_dir(old);
     for (n, item) in items.iter().enumerate() {
@@ -574,7 +579,7 @@ fn swap(ctx: &Ctx, items: &[Item], staging: &Path, old: &Path) -> Result<()> {
         let kept = old.join(&item.key);
         if item.live.symlink_metadata().is_ok() {
             fs::rename(&item.live, &kept)
-                .with_context(|| format!("moving {} aside", item.live.display()))?;
+                .with_context(|| format!("moving {} aside", ctx.show(&item.live)))?;
         } else {
             File::create(absent_marker(&kept))?.sync_all()?;
         }
@@ -584,7 +589,7 @@ fn swap(ctx: &Ctx, items: &[Item], staging: &Path, old: &Path) -> Result<()> {
         }
         let staged = staging.join(&item.key);
         fs::rename(&staged, &item.live).with_context(|| {
-            format!("moving {} into place as {}", staged.display(), item.live.display())
+            format!("moving {} into place as {}", ctx.show(&staged), ctx.show(&item.live))
         })?;
         fsx::sync_dir(&item.live);
     }
@@ -604,10 +609,10 @@ fn links_stay_in_users(ctx: &Ctx, dir: &Path) -> Result<()> {
     let users = ctx.data_dir().join("users");
     let mut stack = vec![dir.to_path_buf()];
     while let Some(at) = stack.pop() {
-        let entries = fs::read_dir(&at).with_context(|| format!("reading {}", at.display()))?;
+        let entries = fs::read_dir(&at).with_context(|| format!("reading {}", ctx.show(&at)))?;
         for e in entries {
-            let e = e.with_context(|| format!("reading {}", at.display()))?;
-            let ft = e.file_type().with_context(|| format!("reading {}", e.path().display()))?;
+            let e = e.with_context(|| format!("reading {}", ctx.show(&at)))?;
+            let ft = e.file_type().with_context(|| format!("reading {}", ctx.show(&e.path())))?;
             if ft.is_dir() {
                 stack.push(e.path());
                 continue;
@@ -671,13 +676,14 @@ fn rollback(ctx: &Ctx, old: &Path) -> Result<()> {
         // rename, not deleted in place, so no moment leaves a half-deleted folder live.
         if live.symlink_metadata().is_ok() {
             fs::create_dir_all(&discarded)
-                .with_context(|| format!("creating {}", discarded.display()))?;
+                .with_context(|| format!("creating {}", ctx.show(&discarded)))?;
             let aside = discarded.join(n.to_string());
             fs::rename(&live, &aside)
-                .with_context(|| format!("moving {} aside", live.display()))?;
+                .with_context(|| format!("moving {} aside", ctx.show(&live)))?;
         }
         if kept.symlink_metadata().is_ok() {
-            fs::rename(&kept, &live).with_context(|| format!("putting {} back", live.display()))?;
+            fs::rename(&kept, &live)
+                .with_context(|| format!("putting {} back", ctx.show(&live)))?;
         }
         // Done with this key: a later run (after a failure on another key) must not
         // handle it again, or it would move aside what is live by then.
@@ -685,7 +691,7 @@ fn rollback(ctx: &Ctx, old: &Path) -> Result<()> {
         fsx::sync_dir(&live);
         fsx::sync_dir(&kept);
     }
-    fs::remove_dir_all(old).with_context(|| format!("removing {}", old.display()))?;
+    fs::remove_dir_all(old).with_context(|| format!("removing {}", ctx.show(old)))?;
     Ok(())
 }
 
@@ -722,7 +728,7 @@ pub fn recover_interrupted(ctx: &Ctx) -> Vec<String> {
                     Ok(()) => done.push(format!("rolled back an interrupted restore ({name})")),
                     Err(e) => done.push(format!(
                         "could not roll back an interrupted restore in {}: {e:#}",
-                        path.display()
+                        ctx.show(&path)
                     )),
                 }
             }

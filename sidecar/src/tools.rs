@@ -116,12 +116,12 @@ pub fn rotate(
     dry_run: bool,
 ) -> Result<Rotation> {
     check_keep(keep)?;
-    let meta = fs::metadata(file).with_context(|| format!("{}: cannot rotate", file.display()))?;
+    let meta = fs::metadata(file).with_context(|| format!("{}: cannot rotate", ctx.show(file)))?;
     if !meta.is_file() {
-        bail!("{}: not a regular file", file.display());
+        bail!("{}: not a regular file", ctx.show(file));
     }
     let Some(name) = file.file_name().and_then(|n| n.to_str()) else {
-        bail!("{}: the file name is not valid UTF-8", file.display());
+        bail!("{}: the file name is not valid UTF-8", ctx.show(file));
     };
     let (stem, ext) = split_name(name);
     let time = ctx.now_local().naive_local();
@@ -129,7 +129,7 @@ pub fn rotate(
     let seq = existing.iter().filter(|v| v.time == time).map(|v| v.seq).max().unwrap_or(0) + 1;
     let target = archive_dir.join(version_name(stem, ext, time, seq));
     if target.symlink_metadata().is_ok() {
-        bail!("{} exists already; a version is never overwritten", target.display());
+        bail!("{} exists already; a version is never overwritten", ctx.show(&target));
     }
     // The newest `keep - 1` others stay beside the new version.
     let mut others = existing;
@@ -142,18 +142,18 @@ pub fn rotate(
         return Ok(rotation);
     }
     fs::create_dir_all(archive_dir)
-        .with_context(|| format!("creating {}", archive_dir.display()))?;
+        .with_context(|| format!("creating {}", ctx.show(archive_dir)))?;
     match mode {
         Mode::Move => fsx::move_file(file, &target)
-            .with_context(|| format!("moving {} to {}", file.display(), target.display()))?,
+            .with_context(|| format!("moving {} to {}", ctx.show(file), ctx.show(&target)))?,
         Mode::Copy => copy_new(file, &target)?,
     }
-    tracing::info!(target: "mhm::sidecar", "tools: {} -> {}", file.display(), target.display());
+    tracing::info!(target: "mhm::sidecar", "tools: {} -> {}", ctx.show(file), ctx.show(&target));
     for p in doomed {
         fs::remove_file(&p).with_context(|| {
-            format!("deleting old version {} (the new one is {})", p.display(), target.display())
+            format!("deleting old version {} (the new one is {})", ctx.show(&p), ctx.show(&target))
         })?;
-        tracing::info!(target: "mhm::sidecar", "tools: deleted old version {}", p.display());
+        tracing::info!(target: "mhm::sidecar", "tools: deleted old version {}", ctx.show(&p));
         rotation.deleted.push(show(&p));
     }
     Ok(rotation)
@@ -261,9 +261,9 @@ pub fn save_result(
     });
     let exists = match path.symlink_metadata() {
         Ok(m) if m.is_file() => true,
-        Ok(_) => bail!("{}: exists but is not a regular file", path.display()),
+        Ok(_) => bail!("{}: exists but is not a regular file", ctx.show(&path)),
         Err(e) if e.kind() == io::ErrorKind::NotFound => false,
-        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+        Err(e) => return Err(e).with_context(|| format!("reading {}", ctx.show(&path))),
     };
     let archive_dir = dir.join("archive");
     if dry_run {
@@ -274,23 +274,23 @@ pub fn save_result(
         };
         return Ok(Saved { path: ctx.show(&path), rotated });
     }
-    fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    fs::create_dir_all(&dir).with_context(|| format!("creating {}", ctx.show(&dir)))?;
     for p in fsx::remove_stale_temps(&dir) {
-        tracing::info!(target: "mhm::sidecar", "tools save-result: removed leftover {}", p.display());
+        tracing::info!(target: "mhm::sidecar", "tools save-result: removed leftover {}", ctx.show(&p));
     }
     // The new file first (synced under a temporary name), so a failure leaves the old one.
     let mut out = fsx::Atomic::create(&path)
-        .with_context(|| format!("creating a file beside {}", path.display()))?;
+        .with_context(|| format!("creating a file beside {}", ctx.show(&path)))?;
     let mut text = serde_json::to_vec_pretty(&doc).context("encoding the results")?;
     text.push(b'\n');
     io::Write::write_all(out.file(), &text)
-        .with_context(|| format!("writing {}", out.temp().display()))?;
+        .with_context(|| format!("writing {}", ctx.show(out.temp())))?;
     let rotated = if exists {
         Some(rotate(ctx, &path, &archive_dir, keep, Mode::Copy, false)?)
     } else {
         None
     };
-    out.commit_replace().with_context(|| format!("writing {}", path.display()))?;
+    out.commit_replace().with_context(|| format!("writing {}", ctx.show(&path)))?;
     tracing::info!(target: "mhm::sidecar", "tools save-result: wrote {}", ctx.show(&path));
     Ok(Saved { path: ctx.show(&path), rotated })
 }

@@ -14,7 +14,7 @@ use serde::{
     Deserialize, Deserializer, Serialize,
 };
 
-use crate::Problem;
+use crate::{Ctx, Problem};
 
 /// What the check found.
 #[derive(Debug, Default, Serialize)]
@@ -34,51 +34,52 @@ impl Report {
     }
 }
 
-/// Checks the data folder `data` (`<root>/data`).
-pub fn check(data: &Path) -> Report {
+/// Checks the data folder of `ctx`'s root (`<root>/data`).
+pub fn check(ctx: &Ctx) -> Report {
+    let data = ctx.data_dir();
     let mut report = Report::default();
     let index_path = data.join("user_index.json");
     let users_dir = data.join("users");
     match read_json::<TopLevel>(&index_path) {
-        Err(e) => report.problems.push(Problem::at(index_path.display(), e)),
+        Err(e) => report.problems.push(Problem::at(ctx.show(&index_path), e)),
         Ok(TopLevel::Object(ids)) => {
             for id in &ids {
                 let id = id.as_str();
                 report.users_listed += 1;
                 if !crate::paths::is_folder_name(id) {
                     report.problems.push(Problem::at(
-                        index_path.display(),
+                        ctx.show(&index_path),
                         format!("user id {id:?} is not a folder name"),
                     ));
                 } else if !users_dir.join(id).is_dir() {
                     report.problems.push(Problem::at(
-                        index_path.display(),
+                        ctx.show(&index_path),
                         format!(
                             "user {id} is listed but {} is missing",
-                            users_dir.join(id).display()
+                            ctx.show(&users_dir.join(id))
                         ),
                     ));
                 }
             }
         }
         Ok(TopLevel::Other(kind)) => report.problems.push(Problem::at(
-            index_path.display(),
+            ctx.show(&index_path),
             format!("expected a JSON object, found {kind}"),
         )),
     }
     if users_dir.exists() {
-        walk_json(&users_dir, &mut report);
+        walk_json(ctx, &users_dir, &mut report);
     }
     report
 }
 
-fn walk_json(dir: &Path, report: &mut Report) {
+fn walk_json(ctx: &Ctx, dir: &Path, report: &mut Report) {
     let entries = match fs::read_dir(dir) {
         Ok(e) => e,
         Err(e) => {
             report
                 .problems
-                .push(Problem::at(dir.display(), format!("cannot read the folder: {e}")));
+                .push(Problem::at(ctx.show(dir), format!("cannot read the folder: {e}")));
             return;
         }
     };
@@ -88,17 +89,17 @@ fn walk_json(dir: &Path, report: &mut Report) {
         let path = entry.path();
         if entry.file_name().to_str().is_none() {
             report.problems.push(Problem::at(
-                path.display(),
+                ctx.show(&path),
                 "name is not valid UTF-8: backups cannot store it (rename it)",
             ));
         }
         let Ok(ft) = entry.file_type() else { continue };
         if ft.is_dir() {
-            walk_json(&path, report);
+            walk_json(ctx, &path, report);
         } else if ft.is_file() && path.extension().is_some_and(|e| e == "json") {
             report.json_files += 1;
             if let Err(e) = read_json::<IgnoredAny>(&path) {
-                report.problems.push(Problem::at(path.display(), e));
+                report.problems.push(Problem::at(ctx.show(&path), e));
             }
         }
     }
@@ -274,18 +275,25 @@ mod tests {
     #[test]
     fn finds_each_problem() {
         let dir = tempfile::tempdir().unwrap();
-        let data = dir.path();
+        let data = dir.path().join("data");
         fs::create_dir_all(data.join("users/u1")).unwrap();
         fs::write(data.join("user_index.json"), r#"{"u1": {}, "u2": {}, "last_updated": "x"}"#)
             .unwrap();
         fs::write(data.join("users/u1/account.json"), "{").unwrap();
-        let report = check(data);
+        let ctx = Ctx::new(dir.path(), chrono::Utc::now()).unwrap();
+        let report = check(&ctx);
         assert_eq!(report.users_listed, 2);
-        assert_eq!(report.problems.len(), 2, "{:?}", report.problems);
+        let shown: Vec<String> = report.problems.iter().map(ToString::to_string).collect();
+        assert_eq!(shown.len(), 2, "{shown:?}");
+        assert_eq!(
+            shown[0],
+            "data/user_index.json: user u2 is listed but data/users/u2 is missing"
+        );
+        assert!(shown[1].starts_with("data/users/u1/account.json: "), "{shown:?}");
         fs::write(data.join("users/u1/account.json"), "{}").unwrap();
         fs::create_dir_all(data.join("users/u2")).unwrap();
-        assert!(check(data).ok());
+        assert!(check(&ctx).ok());
         fs::write(data.join("user_index.json"), "[]").unwrap();
-        assert!(check(data).problems[0].what.contains("expected a JSON object"));
+        assert!(check(&ctx).problems[0].what.contains("expected a JSON object"));
     }
 }

@@ -608,8 +608,33 @@ fn the_free_space_check_asks_for_what_the_restore_writes() {
     assert_code(&run(r, &["backup", "create", "--name", "base"]), 0);
     // 8 TiB that take no disk space, and compress to next to nothing in a safety backup.
     let sparse = fs::File::create(r.join("data/users/u3/sparse.bin")).unwrap();
+    // On Windows a file is sparse only once marked so; set_len would allocate it all.
+    #[cfg(windows)]
+    mark_sparse(&sparse);
     sparse.set_len(8 << 40).unwrap();
     let out = run(r, &["--dry-run", "backup", "restore", "base", "--user", "u1"]);
     assert_code(&out, 0);
     assert!(!stderr(&out).contains("free space"), "{}", stderr(&out));
+}
+
+/// Marks `file` sparse (FSCTL_SET_SPARSE), so that its unwritten ranges take no space.
+#[cfg(windows)]
+fn mark_sparse(file: &fs::File) {
+    use std::os::windows::io::AsRawHandle;
+    use windows_sys::Win32::System::{Ioctl::FSCTL_SET_SPARSE, IO::DeviceIoControl};
+    let mut returned = 0u32;
+    // SAFETY: the handle is open for the call; no buffers are passed; `returned` outlives it.
+    let ok = unsafe {
+        DeviceIoControl(
+            file.as_raw_handle(),
+            FSCTL_SET_SPARSE,
+            std::ptr::null(),
+            0,
+            std::ptr::null_mut(),
+            0,
+            &mut returned,
+            std::ptr::null_mut(),
+        )
+    };
+    assert_ne!(ok, 0, "FSCTL_SET_SPARSE: {}", std::io::Error::last_os_error());
 }

@@ -25,10 +25,15 @@ fn every_problem_is_listed_with_its_file() {
     let problems: Vec<String> =
         v["problems"].as_array().unwrap().iter().map(|p| p.as_str().unwrap().to_string()).collect();
     assert_eq!(problems.len(), 2, "{problems:?}");
-    assert!(problems
-        .iter()
-        .any(|p| p.contains("u2/preferences.json") && p.contains("not valid JSON")));
-    assert!(problems.iter().any(|p| p.contains("user u3 is listed")));
+    // Root-relative with `/` on every platform.
+    assert_eq!(
+        problems[0], "data/user_index.json: user u3 is listed but data/users/u3 is missing",
+        "{problems:?}"
+    );
+    assert!(
+        problems[1].starts_with("data/users/u2/preferences.json: not valid JSON"),
+        "{problems:?}"
+    );
     assert_same(&before, &snapshot(r));
 }
 

@@ -29,7 +29,7 @@ pub fn collect(ctx: &Ctx, options: &Options) -> Result<(Vec<Source>, Skipped)> {
     if inc.users {
         let users = ctx.data_dir().join("users");
         if users.is_dir() {
-            let tree = Tree { root: &users, label: "data/users" };
+            let tree = Tree { ctx, root: &users, label: "data/users" };
             tree.walk(&users, "users", &mut sources, &mut skipped)?;
         }
     }
@@ -54,10 +54,10 @@ pub fn write(
     options: &Options,
     sources: Vec<Source>,
 ) -> Result<(PathBuf, Manifest)> {
-    fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    fs::create_dir_all(dir).with_context(|| format!("creating {}", ctx.show(dir)))?;
     let final_path = dir.join(format!("{name}.zip"));
     if fsx::exists(&final_path) {
-        bail!("{} exists already; a backup is never overwritten", final_path.display());
+        bail!("{} exists already; a backup is never overwritten", ctx.show(&final_path));
     }
     let tmp = fsx::temp_path(&final_path);
     let written = write_tmp(ctx, &tmp, name, options, &sources);
@@ -70,10 +70,10 @@ pub fn write(
             bail!("the new backup failed verification, deleted: {}", report.problems_text());
         }
         if fsx::exists(&final_path) {
-            bail!("{} appeared while the backup was written", final_path.display());
+            bail!("{} appeared while the backup was written", ctx.show(&final_path));
         }
         fs::rename(&tmp, &final_path)
-            .with_context(|| format!("renaming {} to {}", tmp.display(), final_path.display()))?;
+            .with_context(|| format!("renaming {} to {}", ctx.show(&tmp), ctx.show(&final_path)))?;
         fsx::sync_dir(&final_path);
         Ok(manifest)
     });

@@ -214,7 +214,7 @@ pub fn resolve(ctx: &Ctx, spec: &str) -> Result<PathBuf> {
             }
         }
     }
-    anyhow::bail!("no backup {spec:?}: not a file, and not found in {}", dir.display())
+    anyhow::bail!("no backup {spec:?}: not a file, and not found in {}", ctx.show(&dir))
 }
 
 /// Checks a user-given backup name.

@@ -228,7 +228,7 @@ fn restore_cmd(ctx: &Run, args: &RestoreArgs) -> Result<ExitCode> {
     let users = args.users || args.user.is_some() || !args.config;
     let scope = restore::Scope { users, config: args.config, user: args.user.clone() };
     let outcome = restore::restore(ctx, &path, &scope, ctx.dry_run)
-        .with_context(|| format!("restoring from {}", path.display()))?;
+        .with_context(|| format!("restoring from {}", ctx.show(&path)))?;
     for w in &outcome.warnings {
         eprintln!("warning: {w}");
     }
@@ -269,7 +269,7 @@ fn restore_cmd(ctx: &Run, args: &RestoreArgs) -> Result<ExitCode> {
         return Ok(ExitCode::Success);
     }
     tracing::info!(target: "mhm::sidecar", "backup restore: restored {} item(s) from {}", outcome.items.len(), outcome.backup);
-    let report = validate::check(&ctx.data_dir());
+    let report = validate::check(ctx);
     if ctx.json {
         print_json(&serde_json::json!({"restore": outcome, "validate": report}))?;
     } else {

@@ -38,17 +38,15 @@ pub fn run(ctx: &Run, args: &RemoteArgs) -> Result<ExitCode> {
 fn keygen(ctx: &Run, file: &std::path::Path) -> Result<ExitCode> {
     let public = remote::keygen(ctx, file)?;
     if ctx.json {
-        print_json(
-            &serde_json::json!({"identity_file": file.display().to_string(), "public_key": public}),
-        )?;
+        print_json(&serde_json::json!({"identity_file": ctx.show(file), "public_key": public}))?;
     } else {
         println!("{public}");
     }
     eprintln!(
         "wrote the private key to {} (owner-only). Keep a copy off this machine: without it no copy can be read back.\nPut the public key above in MHM_REMOTE_RECIPIENT, and the file's path in MHM_REMOTE_IDENTITY_FILE where copies are verified or pulled.",
-        file.display()
+        ctx.show(file)
     );
-    tracing::info!(target: "mhm::sidecar", "remote keygen: wrote a new private key to {}", file.display());
+    tracing::info!(target: "mhm::sidecar", "remote keygen: wrote a new private key to {}", ctx.show(file));
     Ok(ExitCode::Success)
 }
 

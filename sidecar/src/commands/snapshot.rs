@@ -41,7 +41,7 @@ fn create(ctx: &Run, args: &SnapshotCreateArgs) -> Result<ExitCode> {
                 writeln!(
                     out,
                     "would create {} with {} files ({bytes} bytes)",
-                    target.display(),
+                    ctx.show(&target),
                     sources.len()
                 )?;
                 for s in &sources {
@@ -51,7 +51,7 @@ fn create(ctx: &Run, args: &SnapshotCreateArgs) -> Result<ExitCode> {
         }
         snapshot::Created::Written { path, manifest, removed } => {
             for p in &removed {
-                eprintln!("removed leftover {}", p.display());
+                eprintln!("removed leftover {}", ctx.show(p));
             }
             if ctx.json {
                 print_json(&serde_json::json!({
@@ -62,7 +62,7 @@ fn create(ctx: &Run, args: &SnapshotCreateArgs) -> Result<ExitCode> {
             } else {
                 println!(
                     "created {} ({} files, {} bytes)",
-                    path.display(),
+                    ctx.show(&path),
                     manifest.file_count,
                     manifest.total_bytes
                 );
@@ -101,14 +101,14 @@ fn list(ctx: &Run, args: &SnapshotDirArgs) -> Result<ExitCode> {
         )?;
     }
     if snapshots.is_empty() {
-        writeln!(out, "no snapshots in {}", args.archive_dir.display())?;
+        writeln!(out, "no snapshots in {}", ctx.show(&args.archive_dir))?;
     }
     Ok(ExitCode::Success)
 }
 
 fn verify(ctx: &Run, args: &SnapshotVerifyArgs) -> Result<ExitCode> {
     let report = verify::snapshot(&args.path);
-    let path = args.path.display();
+    let path = ctx.show(&args.path);
     if ctx.json {
         print_json(&serde_json::json!({
             "snapshot": path.to_string(), "valid": report.ok(), "entries": report.entries,

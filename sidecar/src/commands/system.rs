@@ -9,7 +9,7 @@ use crate::{cli::SystemCommand, exit_codes::ExitCode};
 pub fn run(ctx: &Run, cmd: &SystemCommand) -> Result<ExitCode> {
     match cmd {
         SystemCommand::Validate => {
-            let report = validate::check(&ctx.data_dir());
+            let report = validate::check(ctx);
             print(ctx, &report)?;
             Ok(ExitCode::from_ok(report.ok()))
         }

@@ -9,7 +9,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use sha2::{Digest, Sha256};
 
 use super::{crypt, push::Hashing, record::Record, store::Store};
-use crate::{backup::manifest::Manifest, fsx, verify, Ctx, Problem};
+use crate::{backup::manifest::Manifest, fsx, verify, Ctx};
 
 /// A copy fetched into a temporary file and checked.
 pub(crate) struct Fetched {
@@ -65,10 +65,10 @@ pub(crate) fn fetch(
     file.file().sync_all().with_context(|| format!("syncing {}", ctx.show(file.temp())))?;
     let mut report = verify::backup(file.temp());
     // Name the backup, not the temporary file, in what the check found.
-    let temp = file.temp().display().to_string();
+    // (Problems with the file as a whole name no path.)
     for p in &mut report.problems {
-        if p.path.as_deref() == Some(temp.as_str()) {
-            *p = Problem { path: Some(format!("{}.zip", rec.name)), what: p.what.clone() };
+        if p.path.is_none() {
+            p.path = Some(format!("{}.zip", rec.name));
         }
     }
     Ok(Fetched { file, report })

@@ -81,24 +81,24 @@ fn collect_data(ctx: &Ctx, out: &mut Vec<Source>, warnings: &mut Vec<Problem>) -
     let data = ctx.data_dir();
     let mut entries: Vec<_> = match fs::read_dir(&data) {
         Ok(e) => {
-            e.collect::<io::Result<_>>().with_context(|| format!("reading {}", data.display()))?
+            e.collect::<io::Result<_>>().with_context(|| format!("reading {}", ctx.show(&data)))?
         }
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(e).with_context(|| format!("reading {}", data.display())),
+        Err(e) => return Err(e).with_context(|| format!("reading {}", ctx.show(&data))),
     };
     entries.sort_by_key(|e| e.file_name());
     for e in entries {
         let path = e.path();
         let Some(name) = e.file_name().to_str().map(str::to_owned) else {
-            warnings.push(Problem::at(path.display(), "name is not valid UTF-8, skipped"));
+            warnings.push(Problem::at(ctx.show(&path), "name is not valid UTF-8, skipped"));
             continue;
         };
         if name == "backups" || name == ".sidecar.lock" || name.starts_with(".tmp-") {
             continue;
         }
-        let ft = e.file_type().with_context(|| format!("reading {}", path.display()))?;
+        let ft = e.file_type().with_context(|| format!("reading {}", ctx.show(&path)))?;
         if ft.is_dir() {
-            let tree = Tree { root: &data, label: "data" };
+            let tree = Tree { ctx, root: &data, label: "data" };
             let mut skipped = collect::Skipped::default();
             tree.walk(&path, &format!("data/{name}"), out, &mut skipped)?;
             warnings.extend(skipped.left_out);
@@ -107,7 +107,7 @@ fn collect_data(ctx: &Ctx, out: &mut Vec<Source>, warnings: &mut Vec<Problem>) -
             let size = e.metadata().map(|m| m.len()).unwrap_or(0);
             out.push(Source { name: format!("data/{name}"), path, size, link: None });
         } else {
-            warnings.push(Problem::at(path.display(), "not a regular file or folder, skipped"));
+            warnings.push(Problem::at(ctx.show(&path), "not a regular file or folder, skipped"));
         }
     }
     Ok(())
@@ -150,11 +150,11 @@ pub fn write(
     options: &Options,
     sources: &[Source],
 ) -> Result<(PathBuf, Manifest)> {
-    fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    fs::create_dir_all(dir).with_context(|| format!("creating {}", ctx.show(dir)))?;
     let file_name = if options.no_compress { name.to_string() } else { format!("{name}.zip") };
     let final_path = dir.join(&file_name);
     if final_path.symlink_metadata().is_ok() {
-        bail!("{} exists already; a snapshot is never overwritten", final_path.display());
+        bail!("{} exists already; a snapshot is never overwritten", ctx.show(&final_path));
     }
     let tmp = dir.join(format!(".tmp-{}-{file_name}", std::process::id()));
     let includes = Includes { code: true, user_data: options.include_user_data };
@@ -175,7 +175,7 @@ pub fn write(
             let path = tmp.join(MANIFEST);
             let mut f = pack::create_private(&path)?;
             serde_json::to_writer_pretty(&mut f, &manifest).context("writing the manifest")?;
-            f.sync_all().with_context(|| format!("syncing {}", path.display()))?;
+            f.sync_all().with_context(|| format!("syncing {}", ctx.show(&path)))?;
             fsx::sync_dir(&path);
             manifest
         } else {
@@ -191,10 +191,10 @@ pub fn write(
             bail!("the new snapshot failed verification, deleted: {}", report.problems_text());
         }
         if final_path.symlink_metadata().is_ok() {
-            bail!("{} appeared while the snapshot was written", final_path.display());
+            bail!("{} appeared while the snapshot was written", ctx.show(&final_path));
         }
         fs::rename(&tmp, &final_path)
-            .with_context(|| format!("renaming {} to {}", tmp.display(), final_path.display()))?;
+            .with_context(|| format!("renaming {} to {}", ctx.show(&tmp), ctx.show(&final_path)))?;
         fsx::sync_dir(&final_path);
         Ok(manifest)
     })();
@@ -203,7 +203,7 @@ pub fn write(
         Err(e) => {
             let _ =
                 if options.no_compress { fs::remove_dir_all(&tmp) } else { fs::remove_file(&tmp) };
-            Err(e.context(format!("writing snapshot {}", final_path.display())))
+            Err(e.context(format!("writing snapshot {}", ctx.show(&final_path))))
         }
     }
 }
@@ -358,7 +358,7 @@ pub fn create(
     dry_run: bool,
 ) -> Result<(Created, Vec<Problem>)> {
     if fsx::exists(dir) && !dir.is_dir() {
-        bail!("{}: not a folder", dir.display());
+        bail!("{}: not a folder", ctx.show(dir));
     }
     let (sources, warnings) = collect(ctx, dir, options)?;
     for w in &warnings {
@@ -372,9 +372,9 @@ pub fn create(
     }
     let removed = remove_stale_temps(dir);
     for p in &removed {
-        tracing::info!(target: "mhm::sidecar", "snapshot: removed the leftover {}", p.display());
+        tracing::info!(target: "mhm::sidecar", "snapshot: removed the leftover {}", ctx.show(p));
     }
     let (path, manifest) = write(ctx, dir, &name, options, &sources)?;
-    tracing::info!(target: "mhm::sidecar", "snapshot create: wrote {} ({} files, {} bytes)", path.display(), manifest.file_count, manifest.total_bytes);
+    tracing::info!(target: "mhm::sidecar", "snapshot create: wrote {} ({} files, {} bytes)", ctx.show(&path), manifest.file_count, manifest.total_bytes);
     Ok((Created::Written { path, manifest, removed }, warnings))
 }

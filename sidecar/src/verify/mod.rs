@@ -41,7 +41,8 @@ pub struct Report<M> {
     pub manifest: Option<M>,
     /// Entries read.
     pub entries: usize,
-    /// Every problem found, each naming the entry.
+    /// Every problem found, each naming the entry; one with the archive as a whole names
+    /// none (the caller names the archive).
     pub problems: Vec<Problem>,
     /// Made by the service itself: its manifest holds no digests, so the entries were
     /// checked for what they carry (CRCs, JSON that parses, the manifest's fields) only.
@@ -217,7 +218,7 @@ fn json_problems<'a>(path: &Path, names: impl Iterator<Item = &'a String>) -> Ve
         });
         match opened {
             Ok((a, _)) => archive = Some(a),
-            Err(e) => return vec![Problem::at(path.display(), e)],
+            Err(e) => return vec![Problem::general(e)],
         }
     }
     let mut problems = Vec::new();
@@ -246,7 +247,7 @@ pub fn snapshot(path: &Path) -> Report<SnapshotManifest> {
     let scan = match fs::symlink_metadata(path) {
         Ok(m) if m.is_dir() => Ok(scan_folder(path, SNAPSHOT_MANIFEST)),
         Ok(_) => scan_zip(path, SNAPSHOT_MANIFEST),
-        Err(e) => Err(Problem::at(path.display(), format!("cannot open: {e}"))),
+        Err(e) => Err(Problem::general(format!("cannot open: {e}"))),
     };
     check(scan, SNAPSHOT_MANIFEST, "the snapshot", Links::OwnPart, check_snapshot_manifest)
 }
@@ -357,9 +358,7 @@ fn scan_zip<M: DeserializeOwned + Send>(
     path: &Path,
     manifest_name: &str,
 ) -> Result<Scan<M>, Problem> {
-    let shown = path.display();
-    let len =
-        fs::metadata(path).map_err(|e| Problem::at(&shown, format!("cannot open: {e}")))?.len();
+    let len = fs::metadata(path).map_err(|e| Problem::general(format!("cannot open: {e}")))?.len();
     let threads = if len >= PARALLEL_FROM {
         std::thread::available_parallelism().map_or(1, |n| n.get()).min(8)
     } else {
@@ -368,11 +367,11 @@ fn scan_zip<M: DeserializeOwned + Send>(
     // One parsed directory, shared by every thread.
     let archive = File::open(path)
         .and_then(SharedFile::new)
-        .map_err(|e| Problem::at(&shown, format!("cannot open: {e}")))?;
+        .map_err(|e| Problem::general(format!("cannot open: {e}")))?;
     // Checked before the `zip` crate reads it: counts, sizes and overlaps against the
     // file's real length (see `zipcheck`).
     let (archive, _) = zipcheck::open(archive)
-        .map_err(|e| Problem::at(&shown, format!("not a readable zip archive: {e}")))?;
+        .map_err(|e| Problem::general(format!("not a readable zip archive: {e}")))?;
     let parts: Vec<Result<Scan<M>, Problem>> = if threads == 1 {
         vec![Ok(scan_entries(archive, 0, 1, manifest_name))]
     } else {
@@ -562,7 +561,13 @@ fn scan_folder<M: DeserializeOwned>(root: &Path, manifest_name: &str) -> Scan<M>
         let entries = match fs::read_dir(&dir) {
             Ok(e) => e,
             Err(e) => {
-                problem(&mut scan, Problem::at(dir.display(), format!("cannot read: {e}")));
+                let what = format!("cannot read: {e}");
+                let p = if prefix.is_empty() {
+                    Problem::general(what)
+                } else {
+                    Problem::at(prefix.trim_end_matches('/'), what)
+                };
+                problem(&mut scan, p);
                 continue;
             }
         };
@@ -571,7 +576,8 @@ fn scan_folder<M: DeserializeOwned>(root: &Path, manifest_name: &str) -> Scan<M>
         for e in entries {
             let path = e.path();
             let Some(file_name) = e.file_name().to_str().map(str::to_owned) else {
-                problem(&mut scan, Problem::at(path.display(), "name is not valid UTF-8"));
+                let name = format!("{prefix}{}", e.file_name().to_string_lossy());
+                problem(&mut scan, Problem::at(name, "name is not valid UTF-8"));
                 continue;
             };
             let name = format!("{prefix}{file_name}");
