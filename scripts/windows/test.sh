@@ -70,8 +70,11 @@ export CARGO_TARGET_X86_64_PC_WINDOWS_GNU_RUNNER="$WINE"
 "$WINESERVER" -k 2>/dev/null || true
 # The Python extension crate is built by maturin for a Python it links to: none here.
 status=0
-TZ=UTC cargo test --target "$TARGET" --workspace --exclude mhm-log-python --no-fail-fast "$@" \
-    || status=$?
+scope=(--workspace --exclude mhm-log-python)
+for a in "$@"; do
+    case "$a" in -p | --package | -p* | --package=*) scope=() ;; esac
+done
+TZ=UTC cargo test --target "$TARGET" "${scope[@]}" --no-fail-fast "$@" || status=$?
 if [ "$#" -eq 0 ]; then
     "$WINESERVER" -k 2>/dev/null || true
     TZ="${MHM_WINE_TZ:-Europe/Berlin}" MHM_REQUIRE_DST_ZONE=1 cargo test --target "$TARGET" \
