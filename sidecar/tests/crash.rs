@@ -52,6 +52,21 @@ fn run_and_kill(root: &Path, args: &[&str], after: Duration) -> bool {
     finished
 }
 
+/// When to kill: spread over one run's length as measured, and narrowed after each kill
+/// that came too late (the run had already finished: the machine is faster now than when
+/// it was measured, as on a shared machine it often is), so most kills land in a run.
+struct Spread(Duration);
+
+impl Spread {
+    fn at(&self, rng: &mut Rng) -> Duration {
+        Duration::from_micros(rng.next() % (self.0.as_micros() as u64 + 1))
+    }
+
+    fn too_late(&mut self) {
+        self.0 = self.0.mul_f64(0.7);
+    }
+}
+
 fn timed(root: &Path, args: &[&str]) -> Duration {
     let start = Instant::now();
     assert_code(&run(root, args), 0);
@@ -80,10 +95,10 @@ fn sigkill_during_backup_create() {
     }
     let users_before = snapshot(&r.join("data/users"));
     // How long one whole run takes here, to spread the kills over it.
-    let whole = timed(r, &["backup", "create", "--name", "calibrate"]);
+    let mut spread = Spread(timed(r, &["backup", "create", "--name", "calibrate"]));
     let mut interrupted = 0;
     for i in 0..KILLS {
-        let at = Duration::from_micros(rng.next() % (whole.as_micros() as u64 + 1));
+        let at = spread.at(&mut rng);
         let name = format!("killed{i}");
         let finished = run_and_kill(r, &["backup", "create", "--name", &name], at);
         let dir = r.join("data/backups");
@@ -94,6 +109,7 @@ fn sigkill_during_backup_create() {
         }
         if finished {
             assert!(dir.join(format!("{name}.zip")).is_file());
+            spread.too_late();
         } else {
             interrupted += 1;
         }
@@ -128,7 +144,7 @@ fn sigkill_during_logs_archive() {
         write(&calib.path().join("logs/backups").join(name), text);
     }
     let args = ["--now", "2026-01-20T02:00:00Z", "logs", "archive"];
-    let whole = timed(calib.path(), &args);
+    let mut spread = Spread(timed(calib.path(), &args));
     let mut interrupted = 0;
     for i in 0..KILLS {
         // Each kill starts from the full set of plain copies.
@@ -137,8 +153,10 @@ fn sigkill_during_logs_archive() {
         for (name, text) in &originals {
             write(&r.join("logs/backups").join(name), text);
         }
-        let at = Duration::from_micros(rng.next() % (whole.as_micros() as u64 + 1));
-        if !run_and_kill(r, &args, at) {
+        let at = spread.at(&mut rng);
+        if run_and_kill(r, &args, at) {
+            spread.too_late();
+        } else {
             interrupted += 1;
         }
         for (name, text) in &originals {
@@ -191,15 +209,17 @@ fn sigkill_during_restore_leaves_all_old_or_all_new() {
     let old_users = snapshot(&r.join("data/users"));
     let old_env = fs::read(r.join(".env")).unwrap();
     let args = ["backup", "restore", "base", "--users", "--config"];
-    let whole = timed(r, &args);
+    let mut spread = Spread(timed(r, &args));
     let mut saw = (0, 0);
     for i in 0..KILLS {
         // Back to the old state.
         fs::remove_dir_all(r.join("data/users")).unwrap();
         copy_tree(pristine.path(), &r.join("data/users"));
         fs::write(r.join(".env"), &old_env).unwrap();
-        let at = Duration::from_micros(rng.next() % (whole.as_micros() as u64 + 1));
-        run_and_kill(r, &args, at);
+        let at = spread.at(&mut rng);
+        if run_and_kill(r, &args, at) {
+            spread.too_late();
+        }
         // The next run that takes the lock finishes or rolls back the interrupted restore.
         assert_code(&run(r, &["backup", "prune"]), 0);
         let users = snapshot(&r.join("data/users"));
