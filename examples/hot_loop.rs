@@ -1,8 +1,9 @@
 //! A fixed number of events through the `LogFiles` layer, for profilers:
 //! `valgrind --tool=callgrind target/release/examples/hot_loop 200000 buffered`
-//! (modes: `buffered`, `direct`, `fmt-sink` for the baseline; then any of `norotate`,
-//! `f64` (the event's `latency_ms` is an `f64` instead of a `u64`) and `json`
-//! ([`Format::Json`] instead of the MHM line)).
+//! (modes: `buffered`, `staged`, `direct`, `fmt-sink` for the baseline; then any of
+//! `norotate`, `rotate` (a real rotation every 5 MiB, as the criterion bench does; by
+//! default rotation is on but never due), `f64` (the event's `latency_ms` is an `f64`
+//! instead of a `u64`) and `json` ([`Format::Json`] instead of the MHM line)).
 
 use mhm_log::{Format, LogFiles, Settings, WriteMode};
 use tracing_subscriber::prelude::*;
@@ -12,6 +13,7 @@ fn main() {
     let n: u64 = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(1_000_000);
     let mode = match args.get(2).map(String::as_str) {
         Some("direct") => WriteMode::Direct,
+        Some("staged") => WriteMode::Staged,
         _ => WriteMode::Buffered,
     };
     let word = |w: &str| args.iter().skip(3).any(|a| a == w);
@@ -19,10 +21,12 @@ fn main() {
     let float_field = word("f64");
     let format = if word("json") { Format::Json } else { Format::Mhm };
     let dir = tempfile::tempdir().expect("a temp folder");
-    let settings = Settings::default()
-        .write_mode(mode)
-        .max_bytes(u64::MAX / 2)
-        .rotation_disabled(rotation_disabled);
+    let settings = Settings::default().write_mode(mode).rotation_disabled(rotation_disabled);
+    let settings = if word("rotate") {
+        settings.min_rotate_age(std::time::Duration::ZERO)
+    } else {
+        settings.max_bytes(u64::MAX / 2)
+    };
     let (layer, guard) =
         LogFiles::builder(dir.path()).settings(settings).format(format).build().expect("the layer");
     let start = std::time::Instant::now();
