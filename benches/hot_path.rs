@@ -2,9 +2,15 @@
 //! baselines in the same group and the same run.
 //!
 //! `cargo bench --bench hot_path` then `python3 benches/ratios.py` prints the ratios the
-//! README quotes. Files rotate for real here (5 MiB limit, no age gate), except in the
+//! README quotes (`benches/run.sh N`: N runs, medians). Files rotate for real here (5 MiB
+//! limit, no age gate, the default retention: at most 1 active + 7 backups + 7 archive
+//! copies, so the bytes a case holds stay bounded however long it runs), except in the
 //! `*_check` benches, where rotation is on but never due (the cost of the check alone),
-//! and the `*_norotate` ones (`DISABLE_LOG_ROTATION`).
+//! and the `*_norotate` ones (`DISABLE_LOG_ROTATION`). Each `LogFiles` case prints on
+//! stderr how many rotations it made and what it held on disk at the end.
+//!
+//! The two checks come from this one group: `logfiles/staged` (rotating) against
+//! `fmt/sink`, and the 2-thread scaling of `logfiles/staged` against `fmt/sink`'s.
 //!
 //! Files go to the system's temp folder, or to `MHM_BENCH_DIR` (e.g. `/dev/shm`, to take
 //! the disk's writeback throttling out of CPU-bound comparisons such as thread scaling).
@@ -147,7 +153,31 @@ fn bench(
     let (dispatch, guard) = make(dir.path());
     c.bench_function(name, |b| b.iter_custom(|iters| threaded(&dispatch, threads, iters)));
     drop(dispatch);
+    if let Some(files) = guard.as_ref().and_then(|g| g.downcast_ref::<mhm_log::LogFilesGuard>()) {
+        // What the case really did: rotations, and the bytes it held on disk at the end
+        // (bounded by retention: 1 active + 7 backups + 7 archive copies of 5 MiB).
+        let stats = files.files()[0].stats();
+        eprintln!(
+            "{name}: {} events, {} rotations, {} copies deleted, {:.1} MiB on disk",
+            stats.events_written,
+            stats.rotations,
+            stats.copies_deleted,
+            folder_size(dir.path()) as f64 / (1 << 20) as f64
+        );
+    }
     drop(guard);
+}
+
+fn folder_size(dir: &Path) -> u64 {
+    std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| match e.file_type() {
+            Ok(t) if t.is_dir() => folder_size(&e.path()),
+            _ => e.metadata().map_or(0, |m| m.len()),
+        })
+        .sum()
 }
 
 fn hot_path(c: &mut Criterion) {
