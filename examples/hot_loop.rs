@@ -21,7 +21,10 @@ fn main() {
     let float_field = word("f64");
     let format = if word("json") { Format::Json } else { Format::Mhm };
     let dir = tempfile::tempdir().expect("a temp folder");
-    let settings = Settings::default().write_mode(mode).rotation_disabled(rotation_disabled);
+    let settings = Settings::from_env()
+        .expect("LOG_* settings")
+        .write_mode(mode)
+        .rotation_disabled(rotation_disabled);
     let settings = if word("rotate") {
         settings.min_rotate_age(std::time::Duration::ZERO)
     } else {
