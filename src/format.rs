@@ -365,7 +365,7 @@ impl Visitor<'_> {
     }
 
     /// Starts a field: writes `, "name": ` (no comma before the first) where fields go.
-    #[inline]
+    #[inline(always)]
     fn start(&mut self, field: &Field) -> Slot {
         let (kind, name) = match self.keys.get(field.index()) {
             Some(key) if std::ptr::eq(key.name, field.name()) => (key.kind, key.name),
