@@ -71,6 +71,8 @@ fn system_nanos() -> i64 {
         let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
         // SAFETY: `ts` is a valid, writable timespec for the call's duration.
         if unsafe { libc::clock_gettime(libc::CLOCK_REALTIME, &mut ts) } == 0 {
+            // `time_t` and `c_long` are 32 bits on some targets.
+            #[allow(clippy::useless_conversion)]
             return i64::from(ts.tv_sec)
                 .saturating_mul(1_000_000_000)
                 .saturating_add(i64::from(ts.tv_nsec));
