@@ -23,7 +23,7 @@ NAMES = [
     "2threads/fmt_rolling_buffered", "2threads/logfiles_buffered", "writer/buffered",
     "2threads/writer_buffered_shared", "2threads/writer_buffered_separate",
     "logfiles/staged", "2threads/logfiles_staged", "writer/staged",
-    "2threads/writer_staged_shared",
+    "2threads/writer_staged_shared", "logfiles/staged_256k",
 ]
 
 
@@ -93,6 +93,8 @@ checks = [
     ("staged 2-thread scaling / fmt+sink scaling (target >= 1.0)",
      lambda m: scaling(m, "2threads/logfiles_staged", "logfiles/staged")
      / scaling(m, "2threads/fmt_sink", "fmt/sink")),
+    ("LogFiles staged rotating, LOG_BUFFER_BYTES=256 KiB (not the default) / fmt+sink",
+     lambda m: m["logfiles/staged_256k"] / m["fmt/sink"]),
     ("LogFiles buffered scaling / fmt+sink scaling",
      lambda m: scaling(m, "2threads/logfiles_buffered", "logfiles/buffered")
      / scaling(m, "2threads/fmt_sink", "fmt/sink")),

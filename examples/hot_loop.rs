@@ -2,7 +2,8 @@
 //! `valgrind --tool=callgrind target/release/examples/hot_loop 200000 buffered`
 //! (modes: `buffered`, `staged`, `direct`, `fmt-sink` for the baseline; then any of
 //! `norotate`, `rotate` (a real rotation every 5 MiB, as the criterion bench does; by
-//! default rotation is on but never due), `f64` (the event's `latency_ms` is an `f64`
+//! default rotation is on but never due), `2threads` (the events on each of two threads),
+//! `f64` (the event's `latency_ms` is an `f64`
 //! instead of a `u64`) and `json` ([`Format::Json`] instead of the MHM line)).
 
 use mhm_log::{Format, LogFiles, Settings, WriteMode};
@@ -41,7 +42,7 @@ fn main() {
     } else {
         tracing::Dispatch::new(tracing_subscriber::registry().with(layer))
     };
-    tracing::dispatcher::with_default(&dispatch, || {
+    let events = move || {
         for i in 0..n {
             if float_field {
                 tracing::info!(target: "mhm::bench", user_id = i, channel = "discord", latency_ms = 12.375f64, "message delivered to the user");
@@ -49,7 +50,13 @@ fn main() {
                 tracing::info!(target: "mhm::bench", user_id = i, channel = "discord", latency_ms = 12u64, "message delivered to the user");
             }
         }
+    };
+    let threads = if word("2threads") { 2 } else { 1 };
+    std::thread::scope(|scope| {
+        for _ in 0..threads {
+            scope.spawn(|| tracing::dispatcher::with_default(&dispatch, events));
+        }
     });
     drop(guard);
-    println!("{:.1} ns/event", start.elapsed().as_nanos() as f64 / n as f64);
+    println!("{:.1} ns/event", start.elapsed().as_nanos() as f64 / (n * threads) as f64);
 }
