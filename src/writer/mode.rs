@@ -149,7 +149,9 @@ impl Stage {
         // head), and only this thread writes there; the two pieces are inside the ring.
         unsafe {
             std::ptr::copy_nonoverlapping(data.as_ptr(), base.add(at), first);
-            std::ptr::copy_nonoverlapping(data.as_ptr().add(first), base, data.len() - first);
+            if first < data.len() {
+                std::ptr::copy_nonoverlapping(data.as_ptr().add(first), base, data.len() - first);
+            }
         }
         let events = (head >> POS_BITS).wrapping_add(1) << POS_BITS;
         self.head.store(events | (head.wrapping_add(len) & POS_MASK), Release);
@@ -271,7 +273,11 @@ impl Mode {
             WriteMode::Staged => Mode::Staged(Staged {
                 buffer: buffer(),
                 stages: Mutex::new(Vec::new()),
-                stage_cap: STAGE_CAP.min(buf_cap / 2).max(1),
+                // A quarter of the buffer less a margin for the event that fills a stage:
+                // four stages then fill one buffer, one write, instead of three (with
+                // 16 KiB stages and a 64 KiB buffer, the fourth never fit). Writes 4/3 as
+                // large cost the kernel less per byte.
+                stage_cap: STAGE_CAP.min(buf_cap / 4 - buf_cap / 64).max(1),
                 id: NEXT_ID.fetch_add(1, Relaxed),
                 hints: Padded(Hints::default()),
             }),
