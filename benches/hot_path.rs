@@ -231,6 +231,7 @@ fn hot_path(c: &mut Criterion) {
     // Not the default: the same with LOG_BUFFER_BYTES = 256 KiB (writes 4x larger, which
     // the kernel's page cache takes at a lower cost per byte).
     bench(c, "logfiles/staged_256k", 1, layer_with(Staged, Real, Some(256 * 1024)));
+    bench(c, "2threads/logfiles_staged_256k", 2, layer_with(Staged, Real, Some(256 * 1024)));
     writer_bench(c, "writer/buffered", Buffered, 1, 1);
     writer_bench(c, "2threads/writer_buffered_shared", Buffered, 2, 1);
     writer_bench(c, "2threads/writer_buffered_separate", Buffered, 2, 2);
