@@ -23,7 +23,7 @@ NAMES = [
     "2threads/fmt_rolling_buffered", "2threads/logfiles_buffered", "writer/buffered",
     "2threads/writer_buffered_shared", "2threads/writer_buffered_separate",
     "logfiles/staged", "2threads/logfiles_staged", "writer/staged",
-    "2threads/writer_staged_shared",
+    "2threads/writer_staged_shared", "logfiles/staged_256k", "2threads/logfiles_staged_256k",
 ]
 
 
@@ -84,14 +84,19 @@ checks = [
      lambda m: scaling(m, "2threads/writer_buffered_shared", "writer/buffered")),
     ("2-thread scaling, writer alone, a file per thread",
      lambda m: scaling(m, "2threads/writer_buffered_separate", "writer/buffered")),
-    ("LogFiles staged / fmt+sink",
+    ("LogFiles staged rotating / fmt+sink (target <= 0.25)",
      lambda m: m["logfiles/staged"] / m["fmt/sink"]),
     ("2-thread scaling, LogFiles staged",
      lambda m: scaling(m, "2threads/logfiles_staged", "logfiles/staged")),
     ("2-thread scaling, writer alone staged, one shared file",
      lambda m: scaling(m, "2threads/writer_staged_shared", "writer/staged")),
-    ("LogFiles staged scaling / fmt+sink scaling (target >= 0.9)",
+    ("staged 2-thread scaling / fmt+sink scaling (target >= 1.0)",
      lambda m: scaling(m, "2threads/logfiles_staged", "logfiles/staged")
+     / scaling(m, "2threads/fmt_sink", "fmt/sink")),
+    ("LogFiles staged rotating, LOG_BUFFER_BYTES=256 KiB (not the default) / fmt+sink",
+     lambda m: m["logfiles/staged_256k"] / m["fmt/sink"]),
+    ("staged 2-thread scaling, LOG_BUFFER_BYTES=256 KiB / fmt+sink scaling",
+     lambda m: scaling(m, "2threads/logfiles_staged_256k", "logfiles/staged_256k")
      / scaling(m, "2threads/fmt_sink", "fmt/sink")),
     ("LogFiles buffered scaling / fmt+sink scaling",
      lambda m: scaling(m, "2threads/logfiles_buffered", "logfiles/buffered")

@@ -8,8 +8,11 @@ cd "$(dirname "$0")/.."
 n=${1:-5}
 out=$(mktemp -d)
 for i in $(seq 1 "$n"); do
-  cargo bench --bench hot_path >/dev/null 2>&1
+  cargo bench --bench hot_path >/dev/null 2>"$out/stderr$i"
   cp -r target/criterion "$out/run$i"
 done
 python3 benches/ratios.py "$out"/run*
+echo
+echo "What the rotating LogFiles cases did (last run):"
+grep -h "rotations" "$out/stderr$n" || true
 rm -rf "$out"

@@ -1,8 +1,10 @@
 //! A fixed number of events through the `LogFiles` layer, for profilers:
 //! `valgrind --tool=callgrind target/release/examples/hot_loop 200000 buffered`
-//! (modes: `buffered`, `direct`, `fmt-sink` for the baseline; then any of `norotate`,
-//! `f64` (the event's `latency_ms` is an `f64` instead of a `u64`) and `json`
-//! ([`Format::Json`] instead of the MHM line)).
+//! (modes: `buffered`, `staged`, `direct`, `fmt-sink` for the baseline; then any of
+//! `norotate`, `rotate` (a real rotation every 5 MiB, as the criterion bench does; by
+//! default rotation is on but never due), `2threads` (the events on each of two threads),
+//! `f64` (the event's `latency_ms` is an `f64`
+//! instead of a `u64`) and `json` ([`Format::Json`] instead of the MHM line)).
 
 use mhm_log::{Format, LogFiles, Settings, WriteMode};
 use tracing_subscriber::prelude::*;
@@ -12,6 +14,7 @@ fn main() {
     let n: u64 = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(1_000_000);
     let mode = match args.get(2).map(String::as_str) {
         Some("direct") => WriteMode::Direct,
+        Some("staged") => WriteMode::Staged,
         _ => WriteMode::Buffered,
     };
     let word = |w: &str| args.iter().skip(3).any(|a| a == w);
@@ -19,10 +22,15 @@ fn main() {
     let float_field = word("f64");
     let format = if word("json") { Format::Json } else { Format::Mhm };
     let dir = tempfile::tempdir().expect("a temp folder");
-    let settings = Settings::default()
+    let settings = Settings::from_env()
+        .expect("LOG_* settings")
         .write_mode(mode)
-        .max_bytes(u64::MAX / 2)
         .rotation_disabled(rotation_disabled);
+    let settings = if word("rotate") {
+        settings.min_rotate_age(std::time::Duration::ZERO)
+    } else {
+        settings.max_bytes(u64::MAX / 2)
+    };
     let (layer, guard) =
         LogFiles::builder(dir.path()).settings(settings).format(format).build().expect("the layer");
     let start = std::time::Instant::now();
@@ -34,7 +42,7 @@ fn main() {
     } else {
         tracing::Dispatch::new(tracing_subscriber::registry().with(layer))
     };
-    tracing::dispatcher::with_default(&dispatch, || {
+    let events = move || {
         for i in 0..n {
             if float_field {
                 tracing::info!(target: "mhm::bench", user_id = i, channel = "discord", latency_ms = 12.375f64, "message delivered to the user");
@@ -42,7 +50,13 @@ fn main() {
                 tracing::info!(target: "mhm::bench", user_id = i, channel = "discord", latency_ms = 12u64, "message delivered to the user");
             }
         }
+    };
+    let threads = if word("2threads") { 2 } else { 1 };
+    std::thread::scope(|scope| {
+        for _ in 0..threads {
+            scope.spawn(|| tracing::dispatcher::with_default(&dispatch, events));
+        }
     });
     drop(guard);
-    println!("{:.1} ns/event", start.elapsed().as_nanos() as f64 / n as f64);
+    println!("{:.1} ns/event", start.elapsed().as_nanos() as f64 / (n * threads) as f64);
 }

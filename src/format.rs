@@ -12,7 +12,7 @@ use chrono::{Datelike, TimeZone, Timelike};
 
 use tracing_core::{
     field::{Field, Visit},
-    Event, Level,
+    Event, Level, Metadata,
 };
 
 use crate::clock::{from_nanos, Zone};
@@ -37,6 +37,128 @@ pub(crate) struct LineBuf {
     pub(crate) line: Vec<u8>,
     fields: Vec<u8>,
     cache: TimeCache,
+    callsites: Callsites,
+}
+
+/// The text every event of one callsite shares, made once per thread: what goes between
+/// the timestamp and the message, and each field's `, "name": `. Looked up by the address
+/// of the callsite's metadata (`'static` and immutable: one address, one text), in a small
+/// direct-mapped table; a miss rebuilds the slot in place, reusing its buffers.
+#[derive(Debug, Default)]
+struct Callsites {
+    slots: [CallsiteText; CALLSITE_SLOTS],
+}
+
+const CALLSITE_SLOTS: usize = 16;
+
+#[derive(Debug, Default)]
+struct CallsiteText {
+    /// The metadata's address; 0 for an empty slot.
+    meta: usize,
+    format: Format,
+    /// ` - <target> - <LEVEL> - ` (MHM), or from the end of the timestamp to the opening
+    /// quote of the message (JSON).
+    header: Vec<u8>,
+    /// Each field, by index.
+    keys: Vec<Key>,
+    /// `, "name": ` of each named field (escaped), back to back.
+    names: Vec<u8>,
+}
+
+/// One field of a callsite.
+#[derive(Clone, Copy, Debug)]
+struct Key {
+    /// The field's name: a visited field uses this entry only if it has this very name
+    /// (same address), so a stale or foreign entry can never be used.
+    name: &'static str,
+    kind: KeyKind,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum KeyKind {
+    /// `message`: the line's message.
+    Message,
+    /// The `log.*` fields `tracing-log` adds: not written.
+    Skip,
+    /// A field written as `, "name": value`; its key text is `names[start..end]`.
+    Named { start: u32, end: u32 },
+    /// A named field without cached text (not found in the table): escaped as it is written.
+    Uncached,
+}
+
+impl KeyKind {
+    fn of(name: &str) -> Self {
+        if name == "message" {
+            KeyKind::Message
+        } else if name.starts_with("log.") {
+            KeyKind::Skip
+        } else {
+            KeyKind::Uncached
+        }
+    }
+}
+
+impl Callsites {
+    #[inline]
+    fn get(&mut self, meta: &'static Metadata<'static>, format: Format) -> &CallsiteText {
+        let addr = meta as *const Metadata<'static> as usize;
+        let slot = (addr as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 60;
+        let text = &mut self.slots[slot as usize % CALLSITE_SLOTS];
+        if text.meta != addr || text.format != format {
+            text.fill(meta, format);
+        }
+        text
+    }
+}
+
+impl CallsiteText {
+    #[cold]
+    fn fill(&mut self, meta: &'static Metadata<'static>, format: Format) {
+        self.meta = meta as *const Metadata<'static> as usize;
+        self.format = format;
+        let header = &mut self.header;
+        header.clear();
+        match format {
+            Format::Json => {
+                header.extend_from_slice(b"\", \"level\": \"");
+                header.extend_from_slice(level_name(meta.level(), format).as_bytes());
+                header.extend_from_slice(b"\", \"target\": \"");
+                escape_into(header, meta.target());
+                header.extend_from_slice(b"\", \"message\": \"");
+            }
+            _ => {
+                header.extend_from_slice(b" - ");
+                header.extend_from_slice(meta.target().as_bytes());
+                header.extend_from_slice(b" - ");
+                header.extend_from_slice(level_name(meta.level(), format).as_bytes());
+                header.extend_from_slice(b" - ");
+            }
+        }
+        self.keys.clear();
+        self.names.clear();
+        for field in meta.fields() {
+            let name = field.name();
+            let kind = match KeyKind::of(name) {
+                KeyKind::Uncached => {
+                    let start = self.names.len();
+                    push_key(&mut self.names, name);
+                    match (u32::try_from(start), u32::try_from(self.names.len())) {
+                        (Ok(start), Ok(end)) => KeyKind::Named { start, end },
+                        _ => KeyKind::Uncached,
+                    }
+                }
+                kind => kind,
+            };
+            self.keys.push(Key { name, kind });
+        }
+    }
+}
+
+/// `, "name": `, escaped.
+fn push_key(out: &mut Vec<u8>, name: &str) {
+    out.extend_from_slice(b", \"");
+    escape_into(out, name);
+    out.extend_from_slice(b"\": ");
 }
 
 #[derive(Debug)]
@@ -149,147 +271,242 @@ fn level_name(level: &Level, format: Format) -> &'static str {
     }
 }
 
-fn push_millis(out: &mut Vec<u8>, millis: u32) {
-    out.extend_from_slice(&[
-        b'0' + (millis / 100) as u8,
-        b'0' + (millis / 10 % 10) as u8,
-        b'0' + (millis % 10) as u8,
-    ]);
-}
-
 impl LineBuf {
     /// Formats `event` at `now` into `self.line` (cleared first), ending in `\n`.
     pub(crate) fn format(&mut self, format: Format, zone: Zone, now: i64, event: &Event<'_>) {
         let meta = event.metadata();
         let millis = self.cache.refresh(now, zone);
-        self.line.clear();
+        let site = self.callsites.get(meta, format);
+        let line = &mut self.line;
+        line.clear();
         self.fields.clear();
         let json = format == Format::Json;
-        match format {
-            Format::Json => {
-                self.line.extend_from_slice(b"{\"timestamp\": \"");
-                self.line.extend_from_slice(&self.cache.text[..10]);
-                self.line.push(b'T');
-                self.line.extend_from_slice(&self.cache.text[11..]);
-                self.line.push(b'.');
-                push_millis(&mut self.line, millis);
-                self.line.extend_from_slice(&self.cache.offset);
-                self.line.extend_from_slice(b"\", \"level\": \"");
-                self.line.extend_from_slice(level_name(meta.level(), format).as_bytes());
-                self.line.extend_from_slice(b"\", \"target\": \"");
-                escape_into(&mut self.line, meta.target());
-                self.line.extend_from_slice(b"\", \"message\": \"");
-            }
-            _ => {
-                self.line.extend_from_slice(&self.cache.text);
-                self.line.push(b',');
-                push_millis(&mut self.line, millis);
-                self.line.extend_from_slice(b" - ");
-                self.line.extend_from_slice(meta.target().as_bytes());
-                self.line.extend_from_slice(b" - ");
-                self.line.extend_from_slice(level_name(meta.level(), format).as_bytes());
-                self.line.extend_from_slice(b" - ");
-            }
-        }
-        event.record(&mut Visitor { message: &mut self.line, fields: &mut self.fields, json });
+        let text = &self.cache.text;
+        let ms = [
+            b'0' + (millis / 100) as u8,
+            b'0' + (millis / 10 % 10) as u8,
+            b'0' + (millis % 10) as u8,
+        ];
         if json {
-            self.line.push(b'"');
-            if !self.fields.is_empty() {
-                self.line.extend_from_slice(b", \"fields\": {");
-                self.line.extend_from_slice(&self.fields);
-                self.line.push(b'}');
-            }
-            self.line.extend_from_slice(b"}\n");
+            // {"timestamp": "YYYY-MM-DDTHH:MM:SS.mmm+HH:MM
+            let mut head = [0u8; 15 + 23 + 6];
+            head[..15].copy_from_slice(b"{\"timestamp\": \"");
+            head[15..25].copy_from_slice(&text[..10]);
+            head[25] = b'T';
+            head[26..34].copy_from_slice(&text[11..]);
+            head[34] = b'.';
+            head[35..38].copy_from_slice(&ms);
+            head[38..].copy_from_slice(&self.cache.offset);
+            line.extend_from_slice(&head);
         } else {
-            if !self.fields.is_empty() {
-                self.line.extend_from_slice(b" | {");
-                self.line.extend_from_slice(&self.fields);
-                self.line.push(b'}');
-            }
-            self.line.push(b'\n');
+            // YYYY-MM-DD HH:MM:SS,mmm
+            let mut head = [0u8; 23];
+            head[..19].copy_from_slice(text);
+            head[19] = b',';
+            head[20..].copy_from_slice(&ms);
+            line.extend_from_slice(&head);
         }
+        line.extend_from_slice(&site.header);
+        let mut visitor = Visitor {
+            line,
+            fields: &mut self.fields,
+            keys: &site.keys,
+            names: &site.names,
+            json,
+            order: Order::Start,
+            fields_at: 0,
+        };
+        event.record(&mut visitor);
+        visitor.finish();
     }
 }
 
+/// Where a [`Visitor`] stands: fields go straight into the line when the message comes
+/// first (as `tracing`'s macros record it), else into `fields`, appended at the end.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Order {
+    /// Neither the message nor a field yet.
+    Start,
+    /// The message is in the line, no field yet.
+    Message,
+    /// The message, then fields, in the line (the fields part starts at `fields_at`).
+    Direct,
+    /// A field came before the message: fields go to `fields`.
+    Apart,
+}
+
 struct Visitor<'a> {
-    message: &'a mut Vec<u8>,
+    line: &'a mut Vec<u8>,
     fields: &'a mut Vec<u8>,
+    keys: &'a [Key],
+    names: &'a [u8],
     json: bool,
+    order: Order,
+    /// In `Order::Direct`: where the fields part (from ` | {`) starts in the line.
+    fields_at: usize,
+}
+
+/// What a visited field is, once its key (if any) has been written.
+enum Slot {
+    Message,
+    Skip,
+    /// Its key is written: the value goes to [`Visitor::out`].
+    Value,
 }
 
 impl Visitor<'_> {
-    /// Starts a field: `, "name": ` (no comma before the first). `None` for `message` and
-    /// for the `log.*` fields that `tracing-log` adds.
-    #[inline]
-    fn key(&mut self, field: &Field) -> Option<&mut Vec<u8>> {
-        let name = field.name();
-        if name == "message" || name.starts_with("log.") {
-            return None;
-        }
-        let out = &mut *self.fields;
-        if out.is_empty() {
-            out.push(b'"');
+    /// The text that opens the fields part after the message.
+    fn opener(&self) -> &'static [u8] {
+        if self.json {
+            b"\", \"fields\": {"
         } else {
-            out.extend_from_slice(b", \"");
+            b" | {"
         }
-        escape_into(out, name);
-        out.extend_from_slice(b"\": ");
-        Some(out)
+    }
+
+    /// Starts a field: writes `, "name": ` (no comma before the first) where fields go.
+    #[inline(always)]
+    fn start(&mut self, field: &Field) -> Slot {
+        let (kind, name) = match self.keys.get(field.index()) {
+            Some(key) if std::ptr::eq(key.name, field.name()) => (key.kind, key.name),
+            _ => (KeyKind::of(field.name()), field.name()),
+        };
+        let cached = match kind {
+            KeyKind::Message => return Slot::Message,
+            KeyKind::Skip => return Slot::Skip,
+            KeyKind::Named { start, end } => self.names.get(start as usize..end as usize),
+            KeyKind::Uncached => None,
+        };
+        let first = match self.order {
+            Order::Start | Order::Apart => {
+                self.order = Order::Apart;
+                self.fields.is_empty()
+            }
+            Order::Message => {
+                self.fields_at = self.line.len();
+                let opener = self.opener();
+                self.line.extend_from_slice(opener);
+                self.order = Order::Direct;
+                true
+            }
+            Order::Direct => false,
+        };
+        let out = self.out();
+        match cached {
+            Some(text) if first => out.extend_from_slice(&text[2..]),
+            Some(text) => out.extend_from_slice(text),
+            None if first => {
+                out.push(b'"');
+                escape_into(out, name);
+                out.extend_from_slice(b"\": ");
+            }
+            None => push_key(out, name),
+        }
+        Slot::Value
+    }
+
+    /// Where field values go now.
+    #[inline]
+    fn out(&mut self) -> &mut Vec<u8> {
+        if self.order == Order::Direct {
+            self.line
+        } else {
+            self.fields
+        }
+    }
+
+    /// Where the message goes: the line, before any field.
+    #[inline]
+    fn message(&mut self) -> &mut Vec<u8> {
+        match self.order {
+            Order::Start => self.order = Order::Message,
+            Order::Message | Order::Apart => {}
+            Order::Direct => {
+                // A second message after fields (not something `tracing`'s macros make):
+                // the fields move apart so the line reads as it always did.
+                let opener = self.opener().len();
+                self.fields.extend_from_slice(&self.line[self.fields_at + opener..]);
+                self.line.truncate(self.fields_at);
+                self.order = Order::Apart;
+            }
+        }
+        self.line
+    }
+
+    /// Ends the line.
+    fn finish(self) {
+        let line = self.line;
+        match (self.order, self.json) {
+            (Order::Direct, false) => line.extend_from_slice(b"}\n"),
+            (Order::Direct, true) => line.extend_from_slice(b"}}\n"),
+            (Order::Apart, _) if !self.fields.is_empty() => {
+                line.extend_from_slice(if self.json { b"\", \"fields\": {" } else { b" | {" });
+                line.extend_from_slice(self.fields);
+                line.extend_from_slice(if self.json { b"}}\n" } else { b"}\n" });
+            }
+            (_, false) => line.push(b'\n'),
+            (_, true) => line.extend_from_slice(b"\"}\n"),
+        }
     }
 }
 
 impl Visit for Visitor<'_> {
     fn record_str(&mut self, field: &Field, value: &str) {
-        if field.name() == "message" {
-            if self.json {
-                escape_into(self.message, value);
-            } else {
-                self.message.extend_from_slice(value.as_bytes());
+        match self.start(field) {
+            Slot::Value => {
+                let out = self.out();
+                out.push(b'"');
+                escape_into(out, value);
+                out.push(b'"');
             }
-        } else if let Some(out) = self.key(field) {
-            out.push(b'"');
-            escape_into(out, value);
-            out.push(b'"');
+            Slot::Message if self.json => escape_into(self.message(), value),
+            Slot::Message => self.message().extend_from_slice(value.as_bytes()),
+            Slot::Skip => {}
         }
     }
 
     fn record_i64(&mut self, field: &Field, value: i64) {
-        if let Some(out) = self.key(field) {
-            out.extend_from_slice(itoa::Buffer::new().format(value).as_bytes());
-        } else if field.name() == "message" {
-            self.message.extend_from_slice(itoa::Buffer::new().format(value).as_bytes());
-        }
+        let out = match self.start(field) {
+            Slot::Value => self.out(),
+            Slot::Message => self.message(),
+            Slot::Skip => return,
+        };
+        out.extend_from_slice(itoa::Buffer::new().format(value).as_bytes());
     }
 
     fn record_u64(&mut self, field: &Field, value: u64) {
-        if let Some(out) = self.key(field) {
-            out.extend_from_slice(itoa::Buffer::new().format(value).as_bytes());
-        } else if field.name() == "message" {
-            self.message.extend_from_slice(itoa::Buffer::new().format(value).as_bytes());
-        }
+        let out = match self.start(field) {
+            Slot::Value => self.out(),
+            Slot::Message => self.message(),
+            Slot::Skip => return,
+        };
+        out.extend_from_slice(itoa::Buffer::new().format(value).as_bytes());
     }
 
     fn record_bool(&mut self, field: &Field, value: bool) {
         let text: &[u8] = if value { b"true" } else { b"false" };
-        if let Some(out) = self.key(field) {
-            out.extend_from_slice(text);
-        } else if field.name() == "message" {
-            self.message.extend_from_slice(text);
+        match self.start(field) {
+            Slot::Value => self.out().extend_from_slice(text),
+            Slot::Message => self.message().extend_from_slice(text),
+            Slot::Skip => {}
         }
     }
 
     fn record_f64(&mut self, field: &Field, value: f64) {
-        if let Some(out) = self.key(field) {
-            if value.is_finite() {
-                push_f64(out, value);
-            } else {
-                // JSON has no NaN or infinity: a string, as `Display` spells it.
-                out.push(b'"');
-                push_f64(out, value);
-                out.push(b'"');
+        match self.start(field) {
+            Slot::Value => {
+                let out = self.out();
+                if value.is_finite() {
+                    push_f64(out, value);
+                } else {
+                    // JSON has no NaN or infinity: a string, as `Display` spells it.
+                    out.push(b'"');
+                    push_f64(out, value);
+                    out.push(b'"');
+                }
             }
-        } else if field.name() == "message" {
-            push_f64(self.message, value);
+            Slot::Message => push_f64(self.message(), value),
+            Slot::Skip => {}
         }
     }
 
@@ -298,16 +515,23 @@ impl Visit for Visitor<'_> {
     }
 
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
-        if field.name() == "message" {
-            let _ = if self.json {
-                write!(Escaped(self.message), "{value:?}")
-            } else {
-                write!(Raw(self.message), "{value:?}")
-            };
-        } else if let Some(out) = self.key(field) {
-            out.push(b'"');
-            let _ = write!(Escaped(out), "{value:?}");
-            out.push(b'"');
+        match self.start(field) {
+            Slot::Value => {
+                let out = self.out();
+                out.push(b'"');
+                let _ = write!(Escaped(out), "{value:?}");
+                out.push(b'"');
+            }
+            Slot::Message => {
+                let json = self.json;
+                let out = self.message();
+                let _ = if json {
+                    write!(Escaped(out), "{value:?}")
+                } else {
+                    write!(Raw(out), "{value:?}")
+                };
+            }
+            Slot::Skip => {}
         }
     }
 }
@@ -468,9 +692,219 @@ fn escape_slow(out: &mut Vec<u8>, bytes: &[u8], first: usize) {
 
 #[cfg(test)]
 mod tests {
-    use super::{escape_into, push_f64, TimeCache};
+    use super::{escape_into, push_f64, Format, LineBuf, TimeCache};
     use crate::clock::Zone;
     use chrono::{TimeZone, Utc};
+    use std::{fmt::Write as _, sync::Mutex};
+    use tracing_core::{
+        field::{Field, Visit},
+        Event, Subscriber,
+    };
+    use tracing_subscriber::{layer::Context, prelude::*, Layer};
+
+    /// The line as the format describes it, built the plain way: every field collected,
+    /// then the line put together (no cached key text, no direct writes).
+    fn reference(format: Format, now: i64, event: &Event<'_>) -> Vec<u8> {
+        #[derive(Default)]
+        struct Collect {
+            json: bool,
+            message: Vec<u8>,
+            fields: Vec<(String, Vec<u8>)>,
+        }
+        impl Collect {
+            fn put(&mut self, field: &Field, text: Vec<u8>, quoted: bool) {
+                let name = field.name();
+                if name == "message" {
+                    self.message.extend_from_slice(&text);
+                } else if !name.starts_with("log.") {
+                    let mut value = Vec::new();
+                    if quoted {
+                        value.push(b'"');
+                        escape_into(&mut value, std::str::from_utf8(&text).unwrap());
+                        value.push(b'"');
+                    } else {
+                        value = text;
+                    }
+                    self.fields.push((name.to_string(), value));
+                }
+            }
+        }
+        impl Visit for Collect {
+            fn record_str(&mut self, field: &Field, value: &str) {
+                if field.name() == "message" && self.json {
+                    let mut v = Vec::new();
+                    escape_into(&mut v, value);
+                    self.message.extend_from_slice(&v);
+                } else {
+                    self.put(field, value.as_bytes().to_vec(), true);
+                }
+            }
+            fn record_u64(&mut self, field: &Field, value: u64) {
+                self.put(field, value.to_string().into_bytes(), false);
+            }
+            fn record_i64(&mut self, field: &Field, value: i64) {
+                self.put(field, value.to_string().into_bytes(), false);
+            }
+            fn record_bool(&mut self, field: &Field, value: bool) {
+                self.put(field, value.to_string().into_bytes(), false);
+            }
+            fn record_f64(&mut self, field: &Field, value: f64) {
+                let quoted = !value.is_finite() && field.name() != "message";
+                let text = format!("{value}").into_bytes();
+                if quoted {
+                    self.put(field, text, true);
+                } else {
+                    self.put(field, text, false);
+                }
+            }
+            fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+                let text = format!("{value:?}");
+                if field.name() == "message" {
+                    let mut v = Vec::new();
+                    if self.json {
+                        escape_into(&mut v, &text);
+                    } else {
+                        v.extend_from_slice(text.as_bytes());
+                    }
+                    self.message.extend_from_slice(&v);
+                } else {
+                    self.put(field, text.into_bytes(), true);
+                }
+            }
+        }
+        let json = format == Format::Json;
+        let mut c = Collect { json, ..Collect::default() };
+        event.record(&mut c);
+        let meta = event.metadata();
+        let t = Utc.timestamp_nanos(now);
+        let level = match (*meta.level(), json) {
+            (tracing::Level::WARN, false) => "WARNING".to_string(),
+            (level, _) => level.to_string(),
+        };
+        let mut fields = String::new();
+        for (i, (name, value)) in c.fields.iter().enumerate() {
+            let mut key = Vec::new();
+            escape_into(&mut key, name);
+            let sep = if i == 0 { "" } else { ", " };
+            let _ = write!(
+                fields,
+                "{sep}\"{}\": {}",
+                String::from_utf8(key).unwrap(),
+                String::from_utf8(value.clone()).unwrap()
+            );
+        }
+        let message = String::from_utf8(c.message).unwrap();
+        let line = if json {
+            let mut target = Vec::new();
+            escape_into(&mut target, meta.target());
+            let fields = if fields.is_empty() {
+                String::new()
+            } else {
+                format!(", \"fields\": {{{fields}}}")
+            };
+            format!(
+                "{{\"timestamp\": \"{}\", \"level\": \"{level}\", \"target\": \"{}\", \"message\": \"{message}\"{fields}}}\n",
+                t.format("%Y-%m-%dT%H:%M:%S%.3f%:z"),
+                String::from_utf8(target).unwrap()
+            )
+        } else {
+            let fields = if fields.is_empty() { String::new() } else { format!(" | {{{fields}}}") };
+            format!(
+                "{} - {} - {level} - {message}{fields}\n",
+                t.format("%Y-%m-%d %H:%M:%S,%3f"),
+                meta.target()
+            )
+        };
+        line.into_bytes()
+    }
+
+    /// Formats every event with one thread's `LineBuf` (its callsite table shared by
+    /// every event) in both formats, alternately, and compares with [`reference`].
+    struct Compare {
+        buf: Mutex<LineBuf>,
+        now: i64,
+    }
+
+    impl<S: Subscriber> Layer<S> for Compare {
+        fn on_event(&self, event: &Event<'_>, _: Context<'_, S>) {
+            let mut buf = self.buf.lock().unwrap();
+            for format in [Format::Mhm, Format::Json, Format::Mhm] {
+                buf.format(format, Zone::Utc, self.now, event);
+                let want = reference(format, self.now, event);
+                assert_eq!(
+                    String::from_utf8_lossy(&buf.line),
+                    String::from_utf8_lossy(&want),
+                    "{:?}",
+                    event.metadata()
+                );
+            }
+        }
+    }
+
+    /// Many callsites (more than the table's slots, so slots are taken over and
+    /// rebuilt), fields before, after and around the message, none, `log.*` fields, names
+    /// and values that need escaping, every value type.
+    fn many_events(i: u64) {
+        use tracing::{error, info, warn};
+        let f = i as f64 / 8.0;
+        info!(target: "mhm::bench", user_id = i, channel = "discord", latency_ms = 12u64, "message delivered to the user");
+        info!(target: "mhm::bench", "no fields {}", i);
+        info!(target: "mhm::bench", a = i);
+        info!(target: "mhm::bench", a = i, message = "after a field");
+        info!(target: "mhm::bench", a = i, message = "between", b = -3i64);
+        warn!(target: "mhm::x\"y", ok = true, we.ird = "q\"uote\n", "tab\there {}", i);
+        error!(target: "mhm", err = ?std::io::ErrorKind::NotFound, e2 = %"disp", "lost");
+        info!(target: "mhm", kept = 1u64, log.target = "x", log.line = 3u64, "from log");
+        info!(target: "mhm", f, nan = f64::NAN, inf = f64::INFINITY, "floats");
+        info!(target: "mhm", message = f);
+        info!(target: "mhm", message = i, x = 1u64);
+        info!(target: "mhm", message = true);
+        info!(target: "mhm", message = -1i64, y = "s");
+        info!(target: "mhm", message = "m1", z = 1u64, message = "m2");
+        info!(target: "mhm", z = 1u64, message = "m1", message = "m2", w = 2u64);
+        info!(target: "a", "1");
+        info!(target: "b", "2");
+        info!(target: "c", "3");
+        info!(target: "d", k = 4u64, "4");
+        info!(target: "e", k = 5u64, "5");
+        info!(target: "f", k = 6u64, "6");
+        info!(target: "g", k = 7u64, "7");
+        info!(target: "h", k = 8u64, "8");
+        warn!(target: "i", k = 9u64, "9");
+        error!(target: "j", k = 10u64, "10");
+    }
+
+    #[test]
+    fn fast_path_lines_are_the_plain_lines() {
+        let now = 1_798_761_599_123_000_000;
+        let layer = Compare { buf: Mutex::default(), now };
+        let dispatch = tracing::Dispatch::new(tracing_subscriber::registry().with(layer));
+        tracing::dispatcher::with_default(&dispatch, || {
+            for i in 0..50 {
+                many_events(i);
+            }
+        });
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_values_are_written_as_the_plain_lines(
+            n in proptest::prelude::any::<u64>(),
+            s in "\\PC{0,20}",
+            f in proptest::prelude::any::<f64>(),
+            b in proptest::prelude::any::<bool>(),
+            m in "\\PC{0,20}",
+        ) {
+            let now = 1_798_761_599_123_000_000;
+            let layer = Compare { buf: Mutex::default(), now };
+            let dispatch = tracing::Dispatch::new(tracing_subscriber::registry().with(layer));
+            tracing::dispatcher::with_default(&dispatch, || {
+                tracing::info!(target: "mhm", n, s = s.as_str(), f, b, "{m}");
+                tracing::info!(target: "mhm", s = s.as_str(), message = m.as_str(), n);
+                tracing::warn!(target: "mhm", d = ?s, "{}", m);
+            });
+        }
+    }
 
     #[test]
     fn timestamp_text_matches_chrono_across_years_and_zones() {

@@ -60,12 +60,13 @@ pub enum WriteMode {
     /// written during the last `flush_interval`, and never an ERROR event or anything
     /// written before one.
     Buffered,
-    /// Buffered, with a small staging buffer (16 KiB) per thread in front of the shared
-    /// one, so threads do not hand a lock and its cache lines to each other on every event:
-    /// it scales with threads where `Buffered` does not. The price: lines of different
-    /// threads interleave in chunks (each thread's own lines stay in order), not in time
-    /// order, and the size trigger can overshoot by what other threads hold staged (at most
-    /// 16 KiB each). Flushes, ERROR events, rotation and crash losses are as in `Buffered`:
+    /// Buffered, with a small staging buffer per thread (15 KiB with the default buffer,
+    /// so that four fill it; at most 16 KiB) in front of the shared one, so threads do not
+    /// hand a lock and its cache lines to each other on every event: it scales with
+    /// threads where `Buffered` does not. The price: lines of different threads interleave
+    /// in chunks (each thread's own lines stay in order), not in time order, and the size
+    /// trigger can overshoot by what other threads hold staged (at most a stage and one
+    /// event each). Flushes, ERROR events, rotation and crash losses are as in `Buffered`:
     /// every flush, ERROR event and rotation first takes every thread's staged events.
     Staged,
 }

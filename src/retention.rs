@@ -325,14 +325,24 @@ pub fn execute(action: &Action, progress: &mut dyn FnMut(u64)) -> io::Result<Out
             Err(e) => Err(e),
         },
         Action::Move { from, to } => {
-            let source = match checksum_plain(from) {
-                Err(e) if not_found(&e) => return Ok(Outcome::Gone(from.clone())),
-                other => other?,
-            };
-            if to.exists() && checksum_plain(to).ok() == Some(source) {
-                // An earlier move got as far as a copy in place (across file systems).
-                remove_if_there(from)?;
-                return Ok(Outcome::AlreadyDone(to.clone()));
+            if to.exists() {
+                let source = match checksum_plain(from) {
+                    Err(e) if not_found(&e) => return Ok(Outcome::Gone(from.clone())),
+                    other => other?,
+                };
+                if checksum_plain(to).ok() == Some(source) {
+                    // An earlier move got as far as a copy in place (across file systems).
+                    remove_if_there(from)?;
+                    return Ok(Outcome::AlreadyDone(to.clone()));
+                }
+            } else {
+                // Only opened, not read: the usual move is a rename, and reading the whole
+                // copy for a checksum nobody compares cost the background thread as much
+                // reading as the writers wrote.
+                match File::open(from) {
+                    Err(e) if not_found(&e) => return Ok(Outcome::Gone(from.clone())),
+                    other => drop(other?),
+                }
             }
             let to = free_name(to);
             match move_file(from, &to) {

@@ -89,16 +89,16 @@
 //! 1. `Inner::state`: the active file, its size, age and deadlines, and the shared
 //!    buffer. Every event of the direct and buffered modes takes it; staged mode takes it
 //!    once per full stage, and for the rotation check when the log may be due.
-//! 2. `Staged::stages`: the list of every thread's stage (staged mode).
-//! 3. One thread's `Stage`. Its own thread takes it for every event with nothing else
-//!    held; drains take it under `state` and `stages`. (A thread's stage table, a
-//!    thread-local `RefCell` and not a lock, stays borrowed while that thread takes
-//!    `stages`, on its first event to a file, and its `Stage`.)
-//! 4. `Buffer::io`: the spare buffer and the right to write a full one (buffered and
+//! 2. `Staged::stages`: the list of every thread's stage (staged mode). (A thread's stage
+//!    table, a thread-local `RefCell` and not a lock, stays borrowed while that thread
+//!    takes `stages`, on its first event to a file.) A `Stage` itself is not a lock: its
+//!    thread fills it without one, and drains, always under `state`, take what it has
+//!    published (see `mode::Stage`).
+//! 3. `Buffer::io`: the spare buffer and the right to write a full one (buffered and
 //!    staged modes). Taken under `state` when a full buffer is swapped out, so flushes
 //!    reach the file in the order they were filled; kept after `state` is released for
 //!    the write itself (a `Flush`), so other threads keep copying.
-//! 5. `Signal::state`: the background thread's flags and counters. Taken under `state`
+//! 4. `Signal::state`: the background thread's flags and counters. Taken under `state`
 //!    when a rotation asks for maintenance, and alone elsewhere.
 //!
 //! Outside the order: the process-wide lock that serialises maintenance passes
