@@ -50,11 +50,11 @@ impl LogDir {
     }
 
     /// Every log with an active file or a copy here, by name (`app.log`).
-    pub fn log_names(&self) -> Result<BTreeSet<String>> {
+    pub fn log_names(&self, ctx: &Ctx) -> Result<BTreeSet<String>> {
         let mut names = BTreeSet::new();
-        if let Some(entries) = read_dir_if_exists(&self.dir)? {
+        if let Some(entries) = read_dir_if_exists(ctx, &self.dir)? {
             for entry in entries {
-                let entry = entry.with_context(|| format!("reading {}", self.dir.display()))?;
+                let entry = entry.with_context(|| format!("reading {}", ctx.show(&self.dir)))?;
                 let name = entry.file_name();
                 let Some(name) = name.to_str() else { continue };
                 if name.starts_with('.') || !entry.file_type().is_ok_and(|t| t.is_file()) {
@@ -70,9 +70,9 @@ impl LogDir {
             }
         }
         for folder in [&self.backups, &self.archive] {
-            if let Some(entries) = read_dir_if_exists(folder)? {
+            if let Some(entries) = read_dir_if_exists(ctx, folder)? {
                 for entry in entries {
-                    let entry = entry.with_context(|| format!("reading {}", folder.display()))?;
+                    let entry = entry.with_context(|| format!("reading {}", ctx.show(folder)))?;
                     if let Some(copy) = entry.file_name().to_str().and_then(CopyName::parse) {
                         names.insert(copy.log);
                     }
@@ -106,11 +106,11 @@ impl LogDir {
     }
 }
 
-fn read_dir_if_exists(dir: &Path) -> Result<Option<fs::ReadDir>> {
+fn read_dir_if_exists(ctx: &Ctx, dir: &Path) -> Result<Option<fs::ReadDir>> {
     match fs::read_dir(dir) {
         Ok(e) => Ok(Some(e)),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(e).with_context(|| format!("reading {}", dir.display())),
+        Err(e) => Err(e).with_context(|| format!("reading {}", ctx.show(dir))),
     }
 }
 
@@ -204,7 +204,7 @@ pub fn archive(ctx: &Ctx, dirs: &[LogDir], dry_run: bool) -> Result<ArchiveRepor
                 }
             }
         }
-        for log in dir.log_names()? {
+        for log in dir.log_names(ctx)? {
             let mut copies = dir.copies(&log, ctx)?;
             keep_sound(ctx, &mut copies.backups, &mut report.problems);
             keep_sound(ctx, &mut copies.archive, &mut report.problems);
@@ -318,7 +318,7 @@ pub struct LogSummary {
 pub fn list(ctx: &Ctx, dirs: &[LogDir]) -> Result<Vec<LogSummary>> {
     let mut out = Vec::new();
     for dir in dirs {
-        for log in dir.log_names()? {
+        for log in dir.log_names(ctx)? {
             let copies = dir.copies(&log, ctx)?;
             let all: Vec<&LogCopy> = copies.archive.iter().chain(&copies.backups).collect();
             out.push(LogSummary {
@@ -352,10 +352,10 @@ pub fn log_file_name(name: &str) -> Result<String> {
 }
 
 /// Streams one copy (decompressed when `.gz`) into `out`. On a read error what was read
-/// has been written; the error names the file.
-pub fn copy_out(path: &Path, gz: bool, out: &mut dyn Write) -> Result<u64, CopyError> {
+/// has been written; the error names the file (as [`Ctx::show`] does).
+pub fn copy_out(ctx: &Ctx, path: &Path, gz: bool, out: &mut dyn Write) -> Result<u64, CopyError> {
     let file = File::open(path)
-        .map_err(|e| CopyError::Read(format!("{}: cannot open: {e}", path.display())))?;
+        .map_err(|e| CopyError::Read(format!("{}: cannot open: {e}", ctx.show(path))))?;
     let mut reader: Box<dyn Read> = if gz {
         Box::new(MultiGzDecoder::new(BufReader::with_capacity(1 << 16, file)))
     } else {
@@ -372,7 +372,7 @@ pub fn copy_out(path: &Path, gz: bool, out: &mut dyn Write) -> Result<u64, CopyE
                 let what = if gz { "corrupt gzip copy" } else { "read error" };
                 return Err(CopyError::Read(format!(
                     "{}: {what} after {total} bytes: {e}",
-                    path.display()
+                    ctx.show(path)
                 )));
             }
         };
@@ -465,7 +465,7 @@ pub fn restore_copy(ctx: &Ctx, dir: &LogDir, copy: &str, dry_run: bool) -> Resul
     let result = (|| -> Result<()> {
         let mut out = fsx::Atomic::create(&target)
             .with_context(|| format!("creating {}", ctx.show(&target)))?;
-        match copy_out(&src, name.gz, &mut out) {
+        match copy_out(ctx, &src, name.gz, &mut out) {
             Ok(_) => {}
             Err(CopyError::Read(msg)) => anyhow::bail!("{msg}"),
             Err(CopyError::Write(e)) => {

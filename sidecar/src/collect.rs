@@ -143,7 +143,12 @@ impl Tree<'_> {
                         format!(
                             "symlink points outside {} ({}), skipped",
                             self.label,
-                            target.display()
+                            // The link's own text; an absolute one as every path is shown.
+                            if target.is_absolute() {
+                                self.ctx.show(&target)
+                            } else {
+                                target.display().to_string()
+                            }
                         ),
                     )),
                 }

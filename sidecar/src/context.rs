@@ -42,7 +42,7 @@ impl Ctx {
         let root = std::path::absolute(root)
             .map(|r| paths::normalize(&r))
             .with_context(|| format!("resolving the MHM root {}", root.display()))?;
-        let dotenv = envfile::load(&root.join(".env"))?;
+        let dotenv = envfile::load(&root, &root.join(".env"))?;
         let mut ctx = Self {
             root,
             now,
@@ -83,7 +83,7 @@ impl Ctx {
         if std::env::var_os(name).is_some() {
             "the environment".to_string()
         } else {
-            self.root.join(".env").display().to_string()
+            self.show(&self.root.join(".env"))
         }
     }
 

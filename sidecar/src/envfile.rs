@@ -6,19 +6,21 @@ use std::{collections::HashMap, fs, io, path::Path};
 
 use anyhow::{bail, Context, Result};
 
-use crate::error::UsageError;
+use crate::{error::UsageError, paths};
 
-/// Parses the `.env` at `path`; a missing file is empty.
-pub fn load(path: &Path) -> Result<HashMap<String, String>> {
+/// Parses the `.env` at `path`; a missing file is empty. Errors name the file relative to
+/// the MHM `root` where it lies under it ([`paths::show`]).
+pub fn load(root: &Path, path: &Path) -> Result<HashMap<String, String>> {
+    let shown = || paths::show(root, path);
     let text = match fs::read(path) {
         Ok(bytes) => bytes,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(HashMap::new()),
-        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+        Err(e) => return Err(e).with_context(|| format!("reading {}", shown())),
     };
     let text = String::from_utf8(text)
-        .map_err(|_| UsageError(format!("{}: not valid UTF-8 text", path.display())))?;
+        .map_err(|_| UsageError(format!("{}: not valid UTF-8 text", shown())))?;
     parse(&text).map_err(|(line, what)| {
-        anyhow::Error::new(UsageError(format!("{}:{line}: {what}", path.display())))
+        anyhow::Error::new(UsageError(format!("{}:{line}: {what}", shown())))
     })
 }
 

@@ -18,8 +18,8 @@ impl std::error::Error for UsageError {}
 /// Another run holds the lock: exit code 3.
 #[derive(Debug)]
 pub struct LockedError {
-    /// The lock file.
-    pub path: std::path::PathBuf,
+    /// The lock file, as messages show it (`data/.sidecar.lock`: relative to the root).
+    pub path: String,
     /// The holder's pid, when it could be read.
     pub pid: Option<u32>,
 }
@@ -30,12 +30,12 @@ impl fmt::Display for LockedError {
             Some(pid) => write!(
                 f,
                 "another mhm-sidecar run (pid {pid}) holds the lock on {}; try again when it is done",
-                self.path.display()
+                self.path
             ),
             None => write!(
                 f,
                 "another mhm-sidecar run holds the lock on {} (its pid could not be read); try again when it is done",
-                self.path.display()
+                self.path
             ),
         }
     }

@@ -9,22 +9,22 @@
 use std::{
     fs::{self, File, OpenOptions, TryLockError},
     io::{Read, Seek, SeekFrom, Write},
-    path::Path,
 };
 
 use anyhow::{Context, Result};
 
-use crate::error::LockedError;
+use crate::{error::LockedError, Ctx};
 
 /// Holds the lock until dropped.
 pub struct Lock {
     _file: File,
 }
 
-/// Takes the lock on `<data>/.sidecar.lock`, writing our pid into it; a held lock is a
-/// [`LockedError`] naming the holder's pid.
-pub fn acquire(data_dir: &Path) -> Result<Lock> {
-    fs::create_dir_all(data_dir).with_context(|| format!("creating {}", data_dir.display()))?;
+/// Takes the lock on `<root>/data/.sidecar.lock`, writing our pid into it; a held lock is
+/// a [`LockedError`] naming the holder's pid. Messages name the file `data/.sidecar.lock`.
+pub fn acquire(ctx: &Ctx) -> Result<Lock> {
+    let data_dir = ctx.data_dir();
+    fs::create_dir_all(&data_dir).with_context(|| format!("creating {}", ctx.show(&data_dir)))?;
     let path = data_dir.join(".sidecar.lock");
     let mut file = OpenOptions::new()
         .read(true)
@@ -32,16 +32,16 @@ pub fn acquire(data_dir: &Path) -> Result<Lock> {
         .create(true)
         .truncate(false)
         .open(&path)
-        .with_context(|| format!("opening the lock file {}", path.display()))?;
+        .with_context(|| format!("opening the lock file {}", ctx.show(&path)))?;
     match try_lock(&file) {
         Ok(()) => {}
         Err(TryLockError::WouldBlock) => {
             let mut text = String::new();
             let pid = file.read_to_string(&mut text).ok().and_then(|_| text.trim().parse().ok());
-            return Err(LockedError { path, pid }.into());
+            return Err(LockedError { path: ctx.show(&path), pid }.into());
         }
         Err(TryLockError::Error(e)) => {
-            return Err(e).with_context(|| format!("locking {}", path.display()));
+            return Err(e).with_context(|| format!("locking {}", ctx.show(&path)));
         }
     }
     let write_pid = (|| {
@@ -50,7 +50,7 @@ pub fn acquire(data_dir: &Path) -> Result<Lock> {
         writeln!(file, "{}", std::process::id())?;
         file.sync_all()
     })();
-    write_pid.with_context(|| format!("writing our pid into {}", path.display()))?;
+    write_pid.with_context(|| format!("writing our pid into {}", ctx.show(&path)))?;
     Ok(Lock { _file: file })
 }
 
@@ -98,13 +98,23 @@ mod tests {
     use super::*;
 
     #[test]
-    fn second_lock_names_the_holder() {
+    fn second_lock_names_the_holder_and_the_lock_file_relative_to_the_root() {
         let dir = tempfile::tempdir().unwrap();
-        let first = acquire(dir.path()).unwrap();
-        let err = acquire(dir.path()).err().unwrap();
+        let ctx = Ctx::new(dir.path(), chrono::Utc::now()).unwrap();
+        let first = acquire(&ctx).unwrap();
+        let err = acquire(&ctx).err().unwrap();
         let locked = err.downcast_ref::<LockedError>().unwrap();
         assert_eq!(locked.pid, Some(std::process::id()));
+        assert_eq!(locked.path, "data/.sidecar.lock");
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "another mhm-sidecar run (pid {}) holds the lock on data/.sidecar.lock; \
+                 try again when it is done",
+                std::process::id()
+            )
+        );
         drop(first);
-        assert!(acquire(dir.path()).is_ok());
+        assert!(acquire(&ctx).is_ok());
     }
 }

@@ -126,10 +126,10 @@ pub fn run(ctx: &Ctx, policy: PrunePolicy, dry_run: bool) -> anyhow::Result<Vec<
     let mut reports = Vec::new();
     // A corrupt state file is reported, kept aside and treated as "never ran": every job
     // runs once (each is idempotent) rather than none ever running again.
-    let mut st = match state::load(&ctx.data_dir()) {
+    let mut st = match state::load(ctx) {
         Ok(st) => st,
         Err(e) => {
-            let kept = if dry_run { None } else { Some(state::set_aside(&ctx.data_dir())?) };
+            let kept = if dry_run { None } else { Some(state::set_aside(ctx)?) };
             let detail = match kept {
                 Some(kept) => format!(
                     "{e:#}; kept aside as {}, every job treated as never run",
@@ -195,7 +195,7 @@ pub fn run(ctx: &Ctx, policy: PrunePolicy, dry_run: bool) -> anyhow::Result<Vec<
         reports.push(JobReport { name: job.name, due: true, ran: true, ok, detail, problems });
     }
     if changed {
-        state::save(&ctx.data_dir(), &st)?;
+        state::save(ctx, &st)?;
     }
     Ok(reports)
 }

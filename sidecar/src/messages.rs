@@ -283,12 +283,12 @@ fn archive_user(
             };
             fs::create_dir_all(&archives_dir)
                 .with_context(|| format!("creating {}", ctx.show(&archives_dir)))?;
-            write_new(path, &doc)?;
+            write_new(ctx, path, &doc)?;
             ctx.fail_at(FailPoint::AfterArchiveWrite)?;
         }
         let updated_at = ctx.now_local().format("%Y-%m-%d %H:%M:%S").to_string();
         let out = ActiveOut { top: &active.top, shape, messages: &keep, updated_at: &updated_at };
-        replace(&active_path, &out, &bytes)
+        replace(ctx, &active_path, &out, &bytes)
     })();
     match result {
         Ok(()) => {
@@ -679,9 +679,9 @@ fn archive_metadata(
 }
 
 /// Writes `value` to `path`, which must not exist: temp, sync, rename.
-fn write_new(path: &Path, value: &impl Serialize) -> Result<()> {
-    let file = write_temp(path, value, None)?;
-    file.commit_new().with_context(|| format!("writing {}", path.display()))
+fn write_new(ctx: &Ctx, path: &Path, value: &impl Serialize) -> Result<()> {
+    let file = write_temp(ctx, path, value, None)?;
+    file.commit_new().with_context(|| format!("writing {}", ctx.show(path)))
 }
 
 /// Replaces the active file with `value`, unless it no longer holds `read` (the bytes the
@@ -690,9 +690,9 @@ fn write_new(path: &Path, value: &impl Serialize) -> Result<()> {
 /// check is made right before the rename, after the new file is written and synced, to keep
 /// the window for a concurrent write as short as a read and a rename; closing it entirely
 /// would take a lock the service honours too. Its permissions are kept.
-fn replace(path: &Path, value: &impl Serialize, read: &[u8]) -> Result<()> {
+fn replace(ctx: &Ctx, path: &Path, value: &impl Serialize, read: &[u8]) -> Result<()> {
     let perms = fs::metadata(path).ok().map(|m| m.permissions());
-    let file = write_temp(path, value, perms)?;
+    let file = write_temp(ctx, path, value, perms)?;
     let mut changed = false;
     file.commit_if(|path| {
         if !holds(path, read)? {
@@ -705,10 +705,10 @@ fn replace(path: &Path, value: &impl Serialize, read: &[u8]) -> Result<()> {
         if changed {
             anyhow::anyhow!(
                 "{} changed while its messages were being archived; left as it is (run again)",
-                path.display()
+                ctx.show(path)
             )
         } else {
-            anyhow::Error::new(e).context(format!("writing {}", path.display()))
+            anyhow::Error::new(e).context(format!("writing {}", ctx.show(path)))
         }
     })
 }
@@ -730,13 +730,14 @@ fn holds(path: &Path, expected: &[u8]) -> io::Result<bool> {
 
 /// `value` as pretty JSON in a new temporary file beside `path`, written and flushed.
 fn write_temp(
+    ctx: &Ctx,
     path: &Path,
     value: &impl Serialize,
     perms: Option<fs::Permissions>,
 ) -> Result<fsx::Atomic> {
     let mut file = fsx::Atomic::create(path)
-        .with_context(|| format!("creating a file beside {}", path.display()))?;
-    let tmp = file.temp().to_path_buf();
+        .with_context(|| format!("creating a file beside {}", ctx.show(path)))?;
+    let tmp = ctx.show(file.temp());
     let mut w = io::BufWriter::with_capacity(1 << 16, file.file());
     // The service's style (Python's `json.dump(indent=4, ensure_ascii=False)`): 4-space
     // indent, keys in insertion order, non-ASCII as is, no newline at the end.
@@ -744,13 +745,11 @@ fn write_temp(
         &mut w,
         serde_json::ser::PrettyFormatter::with_indent(b"    "),
     );
-    value.serialize(&mut ser).with_context(|| format!("writing {}", tmp.display()))?;
-    w.flush().with_context(|| format!("writing {}", tmp.display()))?;
+    value.serialize(&mut ser).with_context(|| format!("writing {tmp}"))?;
+    w.flush().with_context(|| format!("writing {tmp}"))?;
     drop(w);
     if let Some(p) = perms {
-        file.file()
-            .set_permissions(p)
-            .with_context(|| format!("setting permissions on {}", tmp.display()))?;
+        file.file().set_permissions(p).with_context(|| format!("setting permissions on {tmp}"))?;
     }
     Ok(file)
 }

@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use zip::{write::SimpleFileOptions, CompressionMethod, ZipWriter};
 
-use crate::{collect::Source, fsx, report::Bar};
+use crate::{collect::Source, fsx, paths, report::Bar};
 
 /// One stored file, as manifests list it.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
@@ -42,6 +42,15 @@ pub struct FileEntry {
 pub struct Zip {
     writer: Option<ZipWriter<Sink>>,
     discard: Arc<AtomicBool>,
+    /// The MHM root, for naming files in messages ([`paths::show`]).
+    root: PathBuf,
+}
+
+impl Zip {
+    /// `path` as messages show it (relative to the root when under it).
+    fn show(&self, path: &Path) -> String {
+        paths::show(&self.root, path)
+    }
 }
 
 impl Deref for Zip {
@@ -133,9 +142,10 @@ impl Seek for Sink {
     }
 }
 
-/// Starts a zip in the new file `path` (owner-only: backups hold `.env`).
-pub fn create(path: &Path) -> Result<Zip> {
-    let file = create_private(path)?;
+/// Starts a zip in the new file `path` (owner-only: backups hold `.env`); messages name
+/// files relative to the MHM `root` where they lie under it.
+pub fn create(root: &Path, path: &Path) -> Result<Zip> {
+    let file = create_private(root, path)?;
     let discard = Arc::new(AtomicBool::new(false));
     let sink = Sink {
         inner: BufWriter::with_capacity(1 << 16, file),
@@ -144,7 +154,7 @@ pub fn create(path: &Path) -> Result<Zip> {
         pos: 0,
         len: 0,
     };
-    Ok(Zip { writer: Some(ZipWriter::new(sink)), discard })
+    Ok(Zip { writer: Some(ZipWriter::new(sink)), discard, root: root.to_path_buf() })
 }
 
 /// Writes every source into `zip`, in order, on several threads when there is enough
@@ -191,7 +201,7 @@ pub fn store(zip: &mut Zip, src: &Source, buf: &mut [u8], bar: &dyn Bar) -> Resu
     let base = base_options();
     if let Some(target) = &src.link {
         zip.add_symlink(src.name.as_str(), target.as_str(), base)
-            .with_context(|| format!("storing link {}", src.path.display()))?;
+            .with_context(|| format!("storing link {}", zip.show(&src.path)))?;
         return Ok(FileEntry {
             path: src.name.clone(),
             size: target.len() as u64,
@@ -200,7 +210,7 @@ pub fn store(zip: &mut Zip, src: &Source, buf: &mut [u8], bar: &dyn Bar) -> Resu
         });
     }
     let mut input =
-        File::open(&src.path).with_context(|| format!("opening {}", src.path.display()))?;
+        File::open(&src.path).with_context(|| format!("opening {}", zip.show(&src.path)))?;
     let meta = input.metadata().ok();
     let size_now = meta.as_ref().map(|m| m.len()).unwrap_or(src.size);
     let mut opts = base.large_file(size_now.max(src.size) >= ZIP64_FROM);
@@ -215,23 +225,23 @@ pub fn store(zip: &mut Zip, src: &Source, buf: &mut [u8], bar: &dyn Bar) -> Resu
         bar.inc(chunk.len() as u64);
         zip.write_all(chunk)
     })
-    .with_context(|| format!("storing {} in the archive", src.path.display()))?;
+    .with_context(|| format!("storing {} in the archive", zip.show(&src.path)))?;
     Ok(FileEntry { path: src.name.clone(), size, sha256: fsx::hex(&hasher.finalize()), link: None })
 }
 
 /// Finishes a zip and syncs its file.
 pub fn finish(mut zip: Zip, path: &Path) -> Result<()> {
     let writer = zip.writer.take().expect("present until finished");
-    let sink = writer.finish().with_context(|| format!("finishing {}", path.display()))?;
+    let sink = writer.finish().with_context(|| format!("finishing {}", zip.show(path)))?;
     if sink.off() {
-        anyhow::bail!("writing {}: an earlier write failed", path.display());
+        anyhow::bail!("writing {}: an earlier write failed", zip.show(path));
     }
     let file = sink
         .inner
         .into_inner()
         .map_err(|e| e.into_error())
-        .with_context(|| format!("writing {}", path.display()))?;
-    file.sync_all().with_context(|| format!("syncing {}", path.display()))
+        .with_context(|| format!("writing {}", zip.show(path)))?;
+    file.sync_all().with_context(|| format!("syncing {}", zip.show(path)))
 }
 
 /// Whether a source can be compressed in a shard and raw-copied: zip's raw copy loses the
@@ -260,6 +270,7 @@ fn store_parallel(
         mpsc, Condvar, Mutex,
     };
     let chunks = chunk(sources);
+    let root = zip.root.clone();
     let chunk_path = |c: usize| {
         let mut s = tmp.as_os_str().to_owned();
         s.push(format!(".part{c}"));
@@ -273,7 +284,7 @@ fn store_parallel(
     let result = std::thread::scope(|scope| -> Result<Vec<FileEntry>> {
         for _ in 0..workers {
             let tx = tx.clone();
-            let (next, failed, merged, chunks) = (&next, &failed, &merged, &chunks);
+            let (next, failed, merged, chunks, root) = (&next, &failed, &merged, &chunks, &root);
             scope.spawn(move || {
                 let mut buf = vec![0u8; 1 << 16];
                 loop {
@@ -290,7 +301,7 @@ fn store_parallel(
                     }
                     let path = chunk_path(c);
                     let mut run = || -> Result<Vec<FileEntry>> {
-                        let mut part = create(&path)?;
+                        let mut part = create(root, &path)?;
                         let mut done = Vec::new();
                         for src in sources[range.clone()].iter().filter(|s| shardable(s)) {
                             done.push(store(&mut part, src, &mut buf, bar)?);
@@ -322,9 +333,10 @@ fn store_parallel(
                     pending.insert(k, r?);
                 };
                 let path = chunk_path(c);
-                let f = File::open(&path).with_context(|| format!("opening {}", path.display()))?;
+                let show = |p: &Path| paths::show(&root, p);
+                let f = File::open(&path).with_context(|| format!("opening {}", show(&path)))?;
                 let mut part = zip::ZipArchive::new(io::BufReader::with_capacity(1 << 16, f))
-                    .with_context(|| format!("reading {}", path.display()))?;
+                    .with_context(|| format!("reading {}", show(&path)))?;
                 let mut entries = entries.into_iter();
                 let mut j = 0;
                 for src in &sources[chunks[c].clone()] {
@@ -332,12 +344,11 @@ fn store_parallel(
                         files.push(store(zip, src, &mut buf, bar)?);
                         continue;
                     }
-                    let entry = entries.next().ok_or_else(|| {
-                        anyhow::anyhow!("{} was not compressed", src.path.display())
-                    })?;
-                    let raw = part
-                        .by_index_raw(j)
-                        .with_context(|| format!("reading {}", path.display()))?;
+                    let entry = entries
+                        .next()
+                        .ok_or_else(|| anyhow::anyhow!("{} was not compressed", show(&src.path)))?;
+                    let raw =
+                        part.by_index_raw(j).with_context(|| format!("reading {}", show(&path)))?;
                     zip.raw_copy_file(raw)
                         .with_context(|| format!("copying {} into the backup", entry.path))?;
                     files.push(entry);
@@ -407,7 +418,8 @@ fn zip_time(t: std::time::SystemTime) -> Option<zip::DateTime> {
     .ok()
 }
 
-/// Creates `path` (new, owner-only on unix).
-pub fn create_private(path: &Path) -> Result<File> {
-    fsx::create_new(path, true).with_context(|| format!("creating {}", path.display()))
+/// Creates `path` (new, owner-only on unix); an error names it relative to the MHM `root`
+/// where it lies under it.
+pub fn create_private(root: &Path, path: &Path) -> Result<File> {
+    fsx::create_new(path, true).with_context(|| format!("creating {}", paths::show(root, path)))
 }

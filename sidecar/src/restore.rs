@@ -416,7 +416,7 @@ fn refuse_links_on_the_way(staging: &Path, dest: &Path, name: &str) -> Result<()
             bail!(
                 "entry {name:?} refused: it lies under (or is) the link {} stored earlier in \
                  the backup; the whole backup is refused",
-                at.strip_prefix(staging).unwrap_or(&at).display()
+                paths::show(staging, &at)
             );
         }
     }
@@ -441,7 +441,7 @@ fn extract(
         // A folder the service wrote: its files copied, never its links followed.
         for item in items {
             let src = path.join(item.entry.trim_end_matches('/'));
-            copy_tree(&src, &staging.join(&item.key), &*bar)?;
+            copy_tree(ctx, &src, &staging.join(&item.key), &*bar)?;
         }
         bar.finish();
         ctx.fail_at(FailPoint::Extract)?;
@@ -483,7 +483,7 @@ fn extract(
             }
             let mut target = String::new();
             (&mut entry).take(4096).read_to_string(&mut target)?;
-            if let Some(w) = make_link(&target, &dest)? {
+            if let Some(w) = make_link(ctx, &target, &dest)? {
                 warnings.push(w);
             }
             continue;
@@ -524,44 +524,44 @@ fn extract(
 
 /// Copies the file or folder `src` to `dest` (files synced); a link is refused, not
 /// followed: the folder was verified, but it is not ours and can change.
-fn copy_tree(src: &Path, dest: &Path, bar: &dyn crate::Bar) -> Result<()> {
-    let meta = fs::symlink_metadata(src).with_context(|| format!("reading {}", src.display()))?;
+fn copy_tree(ctx: &Ctx, src: &Path, dest: &Path, bar: &dyn crate::Bar) -> Result<()> {
+    let meta = fs::symlink_metadata(src).with_context(|| format!("reading {}", ctx.show(src)))?;
     if meta.file_type().is_symlink() {
-        bail!("{}: a link in a folder backup; the whole backup is refused", src.display());
+        bail!("{}: a link in a folder backup; the whole backup is refused", ctx.show(src));
     }
     if meta.is_dir() {
-        fs::create_dir_all(dest).with_context(|| format!("creating {}", dest.display()))?;
+        fs::create_dir_all(dest).with_context(|| format!("creating {}", ctx.show(dest)))?;
         let mut entries: Vec<_> = fs::read_dir(src)
-            .with_context(|| format!("reading {}", src.display()))?
+            .with_context(|| format!("reading {}", ctx.show(src)))?
             .collect::<io::Result<_>>()
-            .with_context(|| format!("reading {}", src.display()))?;
+            .with_context(|| format!("reading {}", ctx.show(src)))?;
         entries.sort_by_key(|e| e.file_name());
         for e in entries {
-            copy_tree(&e.path(), &dest.join(e.file_name()), bar)?;
+            copy_tree(ctx, &e.path(), &dest.join(e.file_name()), bar)?;
         }
         return Ok(());
     }
     if let Some(parent) = dest.parent() {
-        fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
+        fs::create_dir_all(parent).with_context(|| format!("creating {}", ctx.show(parent)))?;
     }
-    let mut input = File::open(src).with_context(|| format!("opening {}", src.display()))?;
-    let mut out = File::create(dest).with_context(|| format!("creating {}", dest.display()))?;
+    let mut input = File::open(src).with_context(|| format!("opening {}", ctx.show(src)))?;
+    let mut out = File::create(dest).with_context(|| format!("creating {}", ctx.show(dest)))?;
     io::copy(&mut BarReader { inner: &mut input, bar }, &mut out)
-        .with_context(|| format!("copying {} to {}", src.display(), dest.display()))?;
-    out.sync_all().with_context(|| format!("syncing {}", dest.display()))
+        .with_context(|| format!("copying {} to {}", ctx.show(src), ctx.show(dest)))?;
+    out.sync_all().with_context(|| format!("syncing {}", ctx.show(dest)))
 }
 
 #[cfg(unix)]
-fn make_link(target: &str, dest: &Path) -> Result<Option<Problem>> {
+fn make_link(ctx: &Ctx, target: &str, dest: &Path) -> Result<Option<Problem>> {
     std::os::unix::fs::symlink(target, dest)
-        .with_context(|| format!("creating link {}", dest.display()))?;
+        .with_context(|| format!("creating link {}", ctx.show(dest)))?;
     Ok(None)
 }
 
 #[cfg(not(unix))]
-fn make_link(target: &str, dest: &Path) -> Result<Option<Problem>> {
+fn make_link(ctx: &Ctx, target: &str, dest: &Path) -> Result<Option<Problem>> {
     Ok(Some(Problem::at(
-        dest.display(),
+        ctx.show(dest),
         format!("a link to {target}: links are not restored on this platform"),
     )))
 }

@@ -12,7 +12,7 @@ use anyhow::{Context, Result};
 use chrono::{DateTime, FixedOffset};
 use serde::{Deserialize, Serialize};
 
-use crate::fsx;
+use crate::{fsx, Ctx};
 
 /// The state file's path under the data folder.
 pub fn path(data_dir: &Path) -> PathBuf {
@@ -40,34 +40,34 @@ pub struct State {
 }
 
 /// Reads the state; a missing file is an empty state, a malformed one an error naming it.
-pub fn load(data_dir: &Path) -> Result<State> {
-    let path = path(data_dir);
+pub fn load(ctx: &Ctx) -> Result<State> {
+    let path = path(&ctx.data_dir());
     match fs::read(&path) {
         Ok(bytes) => serde_json::from_slice(&bytes).with_context(|| {
-            format!("{} is not a valid state file (fix or delete it)", path.display())
+            format!("{} is not a valid state file (fix or delete it)", ctx.show(&path))
         }),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(State::default()),
-        Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
+        Err(e) => Err(e).with_context(|| format!("reading {}", ctx.show(&path))),
     }
 }
 
 /// Moves a state file that does not parse out of the way, to
 /// `.sidecar_state.json.corrupt[.N]` beside it (never overwriting an earlier one).
-pub fn set_aside(data_dir: &Path) -> Result<PathBuf> {
-    let from = path(data_dir);
-    let to = fsx::unique_path(&data_dir.join(".sidecar_state.json.corrupt"));
+pub fn set_aside(ctx: &Ctx) -> Result<PathBuf> {
+    let from = path(&ctx.data_dir());
+    let to = fsx::unique_path(&ctx.data_dir().join(".sidecar_state.json.corrupt"));
     fs::rename(&from, &to)
-        .with_context(|| format!("moving {} to {}", from.display(), to.display()))?;
+        .with_context(|| format!("moving {} to {}", ctx.show(&from), ctx.show(&to)))?;
     fsx::sync_dir(&to);
     Ok(to)
 }
 
 /// Writes the state atomically.
-pub fn save(data_dir: &Path, state: &State) -> Result<()> {
-    let path = path(data_dir);
+pub fn save(ctx: &Ctx, state: &State) -> Result<()> {
+    let path = path(&ctx.data_dir());
     let mut out = fsx::Atomic::create(&path)
-        .with_context(|| format!("creating a file beside {}", path.display()))?;
+        .with_context(|| format!("creating a file beside {}", ctx.show(&path)))?;
     serde_json::to_writer_pretty(out.file(), state).context("encoding the state")?;
-    out.file().write_all(b"\n").with_context(|| format!("writing {}", out.temp().display()))?;
-    out.commit_replace().with_context(|| format!("writing {}", path.display()))
+    out.file().write_all(b"\n").with_context(|| format!("writing {}", ctx.show(out.temp())))?;
+    out.commit_replace().with_context(|| format!("writing {}", ctx.show(&path)))
 }

@@ -70,7 +70,7 @@ const LOW_DISK: u64 = 1 << 30;
 /// Backups, logs, the last run of each job, and warnings.
 pub fn status(ctx: &Ctx) -> Result<Status> {
     let mut warnings = Vec::new();
-    let list = backup::list(&ctx.backups_dir())?;
+    let list = backup::list(ctx)?;
     let now = ctx.now.fixed_offset();
     let as_ref = |b: &backup::Info| BackupRef {
         name: b.name.clone(),
@@ -114,7 +114,7 @@ pub fn status(ctx: &Ctx) -> Result<Status> {
         })
         .collect();
     let mut jobs = std::collections::BTreeMap::new();
-    match state::load(&ctx.data_dir()) {
+    match state::load(ctx) {
         Ok(st) => {
             for (name, run) in st.jobs {
                 if !run.ok {

@@ -62,15 +62,15 @@ pub struct Version {
 }
 
 /// The versions of `<stem><ext>` in `dir`, oldest first.
-pub fn versions(dir: &Path, stem: &str, ext: &str) -> Result<Vec<Version>> {
+pub fn versions(ctx: &Ctx, dir: &Path, stem: &str, ext: &str) -> Result<Vec<Version>> {
     let entries = match fs::read_dir(dir) {
         Ok(e) => e,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(e).with_context(|| format!("reading {}", dir.display())),
+        Err(e) => return Err(e).with_context(|| format!("reading {}", ctx.show(dir))),
     };
     let mut out = Vec::new();
     for e in entries {
-        let e = e.with_context(|| format!("reading {}", dir.display()))?;
+        let e = e.with_context(|| format!("reading {}", ctx.show(dir)))?;
         let name = e.file_name();
         let Some((time, seq)) = name.to_str().and_then(|n| parse_version(n, stem, ext)) else {
             continue;
@@ -125,7 +125,7 @@ pub fn rotate(
     };
     let (stem, ext) = split_name(name);
     let time = ctx.now_local().naive_local();
-    let existing = versions(archive_dir, stem, ext)?;
+    let existing = versions(ctx, archive_dir, stem, ext)?;
     let seq = existing.iter().filter(|v| v.time == time).map(|v| v.seq).max().unwrap_or(0) + 1;
     let target = archive_dir.join(version_name(stem, ext, time, seq));
     if target.symlink_metadata().is_ok() {
@@ -146,7 +146,7 @@ pub fn rotate(
     match mode {
         Mode::Move => fsx::move_file(file, &target)
             .with_context(|| format!("moving {} to {}", ctx.show(file), ctx.show(&target)))?,
-        Mode::Copy => copy_new(file, &target)?,
+        Mode::Copy => copy_new(ctx, file, &target)?,
     }
     tracing::info!(target: "mhm::sidecar", "tools: {} -> {}", ctx.show(file), ctx.show(&target));
     for p in doomed {
@@ -168,17 +168,17 @@ fn check_keep(keep: usize) -> Result<()> {
 
 /// Copies `from` to `to`, which must not exist: a hard link where the file system has
 /// them (it fails rather than overwrite), else a synced copy renamed into place.
-fn copy_new(from: &Path, to: &Path) -> Result<()> {
+fn copy_new(ctx: &Ctx, from: &Path, to: &Path) -> Result<()> {
     if fs::hard_link(from, to).is_ok() {
         fsx::sync_dir(to);
         return Ok(());
     }
     let mut out = fsx::Atomic::create(to)
-        .with_context(|| format!("creating a file beside {}", to.display()))?;
-    let mut src = fs::File::open(from).with_context(|| format!("opening {}", from.display()))?;
+        .with_context(|| format!("creating a file beside {}", ctx.show(to)))?;
+    let mut src = fs::File::open(from).with_context(|| format!("opening {}", ctx.show(from)))?;
     io::copy(&mut src, out.file())
-        .with_context(|| format!("copying {} to {}", from.display(), out.temp().display()))?;
-    out.commit_new().with_context(|| format!("a version is never overwritten: {}", to.display()))
+        .with_context(|| format!("copying {} to {}", ctx.show(from), ctx.show(out.temp())))?;
+    out.commit_new().with_context(|| format!("a version is never overwritten: {}", ctx.show(to)))
 }
 
 // === save-result ===
@@ -216,7 +216,7 @@ fn check_part(what: &str, v: &str) -> Result<()> {
 }
 
 /// Reads and parses the data; nothing is changed when it is not JSON.
-pub fn read_input(input: &Input) -> Result<Value> {
+pub fn read_input(ctx: &Ctx, input: &Input) -> Result<Value> {
     let (bytes, from) = match input {
         Input::Stdin => {
             let mut b = Vec::new();
@@ -224,10 +224,9 @@ pub fn read_input(input: &Input) -> Result<Value> {
                 .context("reading the data from standard input")?;
             (b, "standard input".to_string())
         }
-        Input::File(p) => (
-            fs::read(p).with_context(|| format!("reading {}", p.display()))?,
-            p.display().to_string(),
-        ),
+        Input::File(p) => {
+            (fs::read(p).with_context(|| format!("reading {}", ctx.show(p)))?, ctx.show(p))
+        }
     };
     serde_json::from_slice(&bytes)
         .with_context(|| format!("{from}: not valid JSON; nothing changed"))
@@ -247,7 +246,7 @@ pub fn save_result(
     check_part("tool name", tool)?;
     check_part("domain", domain)?;
     check_keep(keep)?;
-    let data = read_input(input)?;
+    let data = read_input(ctx, input)?;
     let dir = ctx.root.join("development_tools").join(domain).join("jsons");
     let path = dir.join(format!("{tool}_results.json"));
     let local = ctx.now_local();

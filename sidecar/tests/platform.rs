@@ -14,11 +14,19 @@ fn a_second_run_exits_3_naming_the_holders_pid() {
     // second process. On Windows a lock on the whole file made the pid unreadable.
     let root = make_root();
     let r = root.path();
-    let held = mhm_sidecar::lock::acquire(&r.join("data")).unwrap();
+    let ctx = mhm_sidecar::Ctx::new(r, chrono::Utc::now()).unwrap();
+    let held = mhm_sidecar::lock::acquire(&ctx).unwrap();
     let out = run(r, &["backup", "create", "--name", "second"]);
     assert_code(&out, 3);
-    let err = stderr(&out);
-    assert!(err.contains(&format!("(pid {})", std::process::id())), "{err}");
+    // The lock file is named relative to the root, with `/`, on every platform (SPEC 7).
+    assert_eq!(
+        stderr(&out),
+        format!(
+            "error: another mhm-sidecar run (pid {}) holds the lock on data/.sidecar.lock; \
+             try again when it is done\n",
+            std::process::id()
+        )
+    );
     assert!(!r.join("data/backups/second.zip").exists());
     drop(held);
     assert_code(&run(r, &["backup", "create", "--name", "second"]), 0);

@@ -95,7 +95,7 @@ fn write_tmp(
 ) -> Result<Manifest> {
     let total: u64 = sources.iter().map(|s| s.size).sum();
     let bar = ctx.progress.start("backup", total);
-    let mut zip = pack::create(tmp)?;
+    let mut zip = pack::create(&ctx.root, tmp)?;
     let files = pack::write_all(&mut zip, tmp, sources, &*bar)?;
     let users: std::collections::BTreeSet<&str> = sources
         .iter()

@@ -87,16 +87,17 @@ fn time_from_name(name: &str) -> Option<DateTime<FixedOffset>> {
     at(15, "%Y%m%d_%H%M%S").or_else(|| at(19, "%Y-%m-%d_%H-%M-%S"))
 }
 
-/// Every `*.zip` in `dir`, oldest first.
-pub fn list(dir: &Path) -> Result<Vec<Info>> {
-    let entries = match fs::read_dir(dir) {
+/// Every backup in `data/backups` (zips, and folders the service wrote), oldest first.
+pub fn list(ctx: &Ctx) -> Result<Vec<Info>> {
+    let dir = ctx.backups_dir();
+    let entries = match fs::read_dir(&dir) {
         Ok(e) => e,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(e).with_context(|| format!("reading {}", dir.display())),
+        Err(e) => return Err(e).with_context(|| format!("reading {}", ctx.show(&dir))),
     };
     let mut out = Vec::new();
     for e in entries {
-        let e = e.with_context(|| format!("reading {}", dir.display()))?;
+        let e = e.with_context(|| format!("reading {}", ctx.show(&dir)))?;
         let file_name = e.file_name().to_string_lossy().into_owned();
         if file_name.starts_with('.') {
             continue;
@@ -296,7 +297,7 @@ pub fn newest_weekly(backups: &[Info], now: DateTime<Utc>) -> Option<&Info> {
 /// Other kinds neither count nor push weekly ones out, nor do weekly ones stamped in the
 /// future.
 pub fn weekly_due(ctx: &Ctx) -> Result<Weekly> {
-    let backups = list(&ctx.backups_dir())?;
+    let backups = list(ctx)?;
     let newest = newest_weekly(&backups, ctx.now);
     if let Some(b) = newest {
         if let Some(t) = b.created_at {
@@ -400,7 +401,7 @@ pub fn prune(ctx: &Ctx, policy: PrunePolicy, dry_run: bool) -> Result<Vec<PruneS
     let now = ctx.now.fixed_offset();
     // Only zips with a manifest of ours are backups: another `*.zip` someone put in
     // data/backups (photos, an export) is neither counted nor ever deleted.
-    let backups: Vec<Info> = list(&dir)?.into_iter().filter(|b| b.includes.is_some()).collect();
+    let backups: Vec<Info> = list(ctx)?.into_iter().filter(|b| b.includes.is_some()).collect();
     let mut doomed: Vec<(&Info, String)> = Vec::new();
     for kind in [Kind::Weekly, Kind::Manual, Kind::Safety] {
         let mut of_kind: Vec<&Info> = backups.iter().filter(|b| b.kind == kind).collect();

@@ -8,7 +8,7 @@ use mhm_sidecar::{
     restore, validate, verify,
 };
 
-use super::{print_json, Run};
+use super::{print_json, with_shown_paths, Run};
 use crate::{
     cli::{BackupCommand, CreateArgs, RestoreArgs},
     exit_codes::ExitCode,
@@ -124,9 +124,9 @@ fn weekly(ctx: &Run) -> Result<ExitCode> {
 }
 
 fn list(ctx: &Run) -> Result<ExitCode> {
-    let backups = backup::list(&ctx.backups_dir())?;
+    let backups = backup::list(ctx)?;
     if ctx.json {
-        print_json(&backups)?;
+        print_json(&with_shown_paths(ctx, &backups, "path", |b| &b.path)?)?;
         return Ok(ExitCode::Success);
     }
     let mut out = std::io::stdout().lock();
@@ -237,7 +237,7 @@ fn restore_cmd(ctx: &Run, args: &RestoreArgs) -> Result<ExitCode> {
     }
     if ctx.dry_run {
         if ctx.json {
-            print_json(&outcome)?;
+            print_json(&restore_json(ctx, &outcome)?)?;
         } else {
             println!("would restore from {}:", outcome.backup);
             for i in &outcome.items {
@@ -271,7 +271,9 @@ fn restore_cmd(ctx: &Run, args: &RestoreArgs) -> Result<ExitCode> {
     tracing::info!(target: "mhm::sidecar", "backup restore: restored {} item(s) from {}", outcome.items.len(), outcome.backup);
     let report = validate::check(ctx);
     if ctx.json {
-        print_json(&serde_json::json!({"restore": outcome, "validate": report}))?;
+        print_json(
+            &serde_json::json!({"restore": restore_json(ctx, &outcome)?, "validate": report}),
+        )?;
     } else {
         println!("restored from {}:", outcome.backup);
         for i in &outcome.items {
@@ -283,4 +285,11 @@ fn restore_cmd(ctx: &Run, args: &RestoreArgs) -> Result<ExitCode> {
         super::system::print(ctx, &report)?;
     }
     Ok(ExitCode::from_ok(report.ok()))
+}
+
+/// The outcome as JSON, each item's live path shown as every output shows paths.
+fn restore_json(ctx: &Run, outcome: &restore::Outcome) -> Result<serde_json::Value> {
+    let mut v = serde_json::to_value(outcome).context("encoding JSON")?;
+    v["items"] = with_shown_paths(ctx, &outcome.items, "live", |i| &i.live)?;
+    Ok(v)
 }

@@ -1,15 +1,17 @@
 //! The sidecar logs its own actions through `mhm-log` to `<root>/logs/sidecar.log`.
 
-use std::path::Path;
-
-use mhm_log::{LogFiles, LogFilesGuard, Settings};
+use mhm_log::{LogFiles, LogFilesGuard};
+use mhm_sidecar::Ctx;
 use tracing_subscriber::prelude::*;
 
-/// Starts logging to `<logs>/sidecar.log`. When that fails (read-only folder, the log
+/// Starts logging to `<root>/logs/sidecar.log`. When that fails (read-only folder, the log
 /// held by another process) a warning goes to stderr and the run goes on without it.
-pub fn init(logs_dir: &Path, settings: &Settings) -> Option<LogFilesGuard> {
-    let built =
-        LogFiles::builder(logs_dir).settings(settings.clone()).default_file("sidecar.log").build();
+pub fn init(ctx: &Ctx) -> Option<LogFilesGuard> {
+    let logs_dir = ctx.logs_dir();
+    let built = LogFiles::builder(&logs_dir)
+        .settings(ctx.log_settings.clone())
+        .default_file("sidecar.log")
+        .build();
     match built {
         Ok((layer, guard)) => {
             // Only the sidecar's own words: the libraries under `remote` (object_store,
@@ -24,7 +26,7 @@ pub fn init(logs_dir: &Path, settings: &Settings) -> Option<LogFilesGuard> {
             Some(guard)
         }
         Err(e) => {
-            eprintln!("warning: not logging to {}: {e}", logs_dir.join("sidecar.log").display());
+            eprintln!("warning: not logging to {}: {e}", ctx.show(&logs_dir.join("sidecar.log")));
             None
         }
     }

@@ -100,7 +100,7 @@ fn cat(ctx: &Run, args: &CatArgs) -> Result<ExitCode> {
     let mut out = io::BufWriter::with_capacity(1 << 16, stdout.lock());
     let mut problems = 0;
     for (path, gz) in sources {
-        match archival::copy_out(&path, gz, &mut out) {
+        match archival::copy_out(ctx, &path, gz, &mut out) {
             Ok(_) => {}
             Err(CopyError::Read(msg)) => {
                 out.flush().context("writing to stdout")?;

@@ -56,6 +56,26 @@ pub fn print_json(value: &impl serde::Serialize) -> Result<()> {
     Ok(())
 }
 
+/// `items` as JSON with the path field `key` of each replaced by the path as every output
+/// shows it ([`Ctx::show`]: relative to the root with `/` when under it), not as the
+/// platform wrote it.
+pub fn with_shown_paths<T: serde::Serialize>(
+    ctx: &Ctx,
+    items: &[T],
+    key: &str,
+    path: impl Fn(&T) -> &std::path::Path,
+) -> Result<serde_json::Value> {
+    let mut value = serde_json::to_value(items).context("encoding JSON")?;
+    if let Some(array) = value.as_array_mut() {
+        for (v, item) in array.iter_mut().zip(items) {
+            if let Some(obj) = v.as_object_mut() {
+                obj.insert(key.to_string(), ctx.show(path(item)).into());
+            }
+        }
+    }
+    Ok(value)
+}
+
 /// The run's time: `--now`/`MHM_NOW` (RFC 3339), else the system clock.
 fn parse_now(now: Option<&str>) -> Result<DateTime<Utc>> {
     match now {
@@ -112,12 +132,8 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
     let run = Run { ctx, json, dry_run: cli.global.dry_run };
     let changes = cli.command.changes_files(run.dry_run);
     // The lock first: a second run must not even touch the sidecar's log.
-    let _lock = if changes { Some(lock::acquire(&run.data_dir())?) } else { None };
-    let _log = if changes || run.logs_dir().is_dir() {
-        logging::init(&run.logs_dir(), &run.log_settings)
-    } else {
-        None
-    };
+    let _lock = if changes { Some(lock::acquire(&run)?) } else { None };
+    let _log = if changes || run.logs_dir().is_dir() { logging::init(&run) } else { None };
     if _lock.is_some() {
         // A restore killed half way is rolled back, and dead runs' temporary files go,
         // before anything else happens.

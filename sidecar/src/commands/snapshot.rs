@@ -5,7 +5,7 @@ use std::io::{self, Write};
 use anyhow::Result;
 use mhm_sidecar::{snapshot, verify};
 
-use super::{print_json, Run};
+use super::{print_json, with_shown_paths, Run};
 use crate::{
     cli::{SnapshotCommand, SnapshotCreateArgs, SnapshotDirArgs, SnapshotVerifyArgs},
     exit_codes::ExitCode,
@@ -33,7 +33,7 @@ fn create(ctx: &Run, args: &SnapshotCreateArgs) -> Result<ExitCode> {
             let bytes: u64 = sources.iter().map(|s| s.size).sum();
             if ctx.json {
                 print_json(&serde_json::json!({
-                    "would_create": target, "files": sources.len(), "bytes": bytes,
+                    "would_create": ctx.show(&target), "files": sources.len(), "bytes": bytes,
                     "entries": sources.iter().map(|s| &s.name).collect::<Vec<_>>(),
                 }))?;
             } else {
@@ -55,7 +55,7 @@ fn create(ctx: &Run, args: &SnapshotCreateArgs) -> Result<ExitCode> {
             }
             if ctx.json {
                 print_json(&serde_json::json!({
-                    "created": path, "snapshot_name": manifest.snapshot_name,
+                    "created": ctx.show(&path), "snapshot_name": manifest.snapshot_name,
                     "created_at": manifest.created_at, "includes": manifest.includes,
                     "file_count": manifest.file_count, "total_bytes": manifest.total_bytes,
                 }))?;
@@ -73,9 +73,9 @@ fn create(ctx: &Run, args: &SnapshotCreateArgs) -> Result<ExitCode> {
 }
 
 fn list(ctx: &Run, args: &SnapshotDirArgs) -> Result<ExitCode> {
-    let snapshots = snapshot::list(&args.archive_dir)?;
+    let snapshots = snapshot::list(ctx, &args.archive_dir)?;
     if ctx.json {
-        print_json(&snapshots)?;
+        print_json(&with_shown_paths(ctx, &snapshots, "path", |s| &s.path)?)?;
         return Ok(ExitCode::Success);
     }
     let mut out = io::stdout().lock();

@@ -307,9 +307,10 @@ fn scrub_age_keys(text: &str) -> String {
     out
 }
 
-/// The identity file's path for messages (never its content).
-pub fn show_path(path: &Path) -> String {
-    path.display().to_string()
+/// The identity file's path for messages (never its content): relative to the MHM `root`
+/// where it lies under it ([`crate::paths::show`]).
+pub fn show_path(root: &Path, path: &Path) -> String {
+    crate::paths::show(root, path)
 }
 
 #[cfg(test)]

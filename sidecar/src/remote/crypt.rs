@@ -11,7 +11,7 @@ use age::{secrecy::ExposeSecret, x25519};
 use anyhow::{Context, Result};
 
 use super::config::{names, show_path, Secrets};
-use crate::{error::usage, fsx};
+use crate::{error::usage, fsx, paths};
 
 /// The public key in `MHM_REMOTE_RECIPIENT`.
 pub fn recipient(value: &str) -> Result<x25519::Recipient> {
@@ -25,9 +25,13 @@ pub fn recipient(value: &str) -> Result<x25519::Recipient> {
 
 /// The private keys in the identity file; each is added to `secrets` so that no message
 /// can carry it. Lines starting with `#` and blank lines are skipped (age-keygen's format).
-pub fn identities(path: &Path, secrets: &mut Secrets) -> Result<Vec<x25519::Identity>> {
+pub fn identities(
+    root: &Path,
+    path: &Path,
+    secrets: &mut Secrets,
+) -> Result<Vec<x25519::Identity>> {
     let text = std::fs::read_to_string(path).map_err(|e| {
-        usage(format!("cannot read {} ({}): {e}", names::IDENTITY_FILE, show_path(path)))
+        usage(format!("cannot read {} ({}): {e}", names::IDENTITY_FILE, show_path(root, path)))
     })?;
     let mut keys = Vec::new();
     for (i, line) in text.lines().enumerate() {
@@ -42,7 +46,7 @@ pub fn identities(path: &Path, secrets: &mut Secrets) -> Result<Vec<x25519::Iden
                 return Err(usage(format!(
                     "{} ({}): line {} is not an age X25519 private key (AGE-SECRET-KEY-1...)",
                     names::IDENTITY_FILE,
-                    show_path(path),
+                    show_path(root, path),
                     i + 1
                 )))
             }
@@ -52,7 +56,7 @@ pub fn identities(path: &Path, secrets: &mut Secrets) -> Result<Vec<x25519::Iden
         return Err(usage(format!(
             "{} ({}) holds no private key",
             names::IDENTITY_FILE,
-            show_path(path)
+            show_path(root, path)
         )));
     }
     Ok(keys)
@@ -87,28 +91,27 @@ pub fn decrypt<'a, R: Read + 'a>(
 }
 
 /// A new key pair: the private key is written to `path` (owner-only, never over an
-/// existing file, in age-keygen's format); the public key is returned.
-pub fn keygen(path: &Path, created: &str) -> Result<String> {
+/// existing file, in age-keygen's format); the public key is returned. Messages name
+/// `path` relative to the MHM `root` where it lies under it.
+pub fn keygen(root: &Path, path: &Path, created: &str) -> Result<String> {
+    let shown = || paths::show(root, path);
     let key = x25519::Identity::generate();
     let public = key.to_public().to_string();
     if fsx::exists(path) {
-        return Err(usage(format!(
-            "{} already exists: a key file is never overwritten",
-            path.display()
-        )));
+        return Err(usage(format!("{} already exists: a key file is never overwritten", shown())));
     }
     let mut out = fsx::Atomic::create_private(path)
-        .with_context(|| format!("creating a file beside {}", path.display()))?;
+        .with_context(|| format!("creating a file beside {}", shown()))?;
     let secret = key.to_string();
     let text =
         format!("# created: {created}\n# public key: {public}\n{}\n", secret.expose_secret());
     let written = out.file().write_all(text.as_bytes());
-    written.with_context(|| format!("writing {}", out.temp().display()))?;
+    written.with_context(|| format!("writing {}", paths::show(root, out.temp())))?;
     out.commit_new().map_err(|e| {
         if e.kind() == io::ErrorKind::AlreadyExists {
-            usage(format!("{} already exists: a key file is never overwritten", path.display()))
+            usage(format!("{} already exists: a key file is never overwritten", shown()))
         } else {
-            anyhow::Error::new(e).context(format!("writing {}", path.display()))
+            anyhow::Error::new(e).context(format!("writing {}", shown()))
         }
     })?;
     Ok(public)
@@ -122,10 +125,15 @@ mod tests {
     fn round_trip_and_wrong_key() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("key.txt");
-        let public = keygen(&file, "now").unwrap();
-        assert!(keygen(&file, "now").is_err(), "never over an existing file");
+        let public = keygen(dir.path(), &file, "now").unwrap();
+        let again = keygen(dir.path(), &file, "now").unwrap_err();
+        assert_eq!(
+            again.to_string(),
+            "key.txt already exists: a key file is never overwritten",
+            "never over an existing file, named relative to the root"
+        );
         let mut secrets = Secrets::default();
-        let keys = identities(&file, &mut secrets).unwrap();
+        let keys = identities(dir.path(), &file, &mut secrets).unwrap();
         let text = std::fs::read_to_string(&file).unwrap();
         let secret_line = text.lines().find(|l| l.starts_with("AGE-SECRET-KEY-1")).unwrap();
         assert_eq!(secrets.scrub(secret_line), "[redacted]");

@@ -348,7 +348,7 @@ impl Remote {
         let mut todo: Vec<(String, std::path::PathBuf)> = Vec::new();
         let mut items = Vec::new();
         if names.is_empty() {
-            for b in backup::list(&ctx.backups_dir())? {
+            for b in backup::list(ctx)? {
                 if b.includes.is_some() {
                     todo.push((b.name.clone(), b.path.clone()));
                 }
@@ -433,7 +433,11 @@ impl Remote {
         }
     }
 
-    fn keys(&self, rec: &Record) -> Result<(Vec<age::x25519::Identity>, config::Secrets)> {
+    fn keys(
+        &self,
+        ctx: &Ctx,
+        rec: &Record,
+    ) -> Result<(Vec<age::x25519::Identity>, config::Secrets)> {
         let mut secrets = self.store.config.secrets.clone();
         if !rec.encrypted {
             return Ok((Vec::new(), secrets));
@@ -444,7 +448,7 @@ impl Remote {
                 config::names::IDENTITY_FILE
             )));
         };
-        let keys = crypt::identities(path, &mut secrets)?;
+        let keys = crypt::identities(&ctx.root, path, &mut secrets)?;
         Ok((keys, secrets))
     }
 
@@ -471,7 +475,7 @@ impl Remote {
                     ctx.show(&target)
                 );
             }
-            let (keys, s) = self.keys(&copy.record)?;
+            let (keys, s) = self.keys(ctx, &copy.record)?;
             secrets = s;
             let mut problems = Vec::new();
             if copy.status == Status::Changed {
@@ -611,7 +615,7 @@ pub fn push_new(ctx: &Ctx) -> Result<(bool, String, Vec<Problem>)> {
 /// Writes a new private key to `path` (owner-only, never over an existing file) and
 /// returns the public key to put in `MHM_REMOTE_RECIPIENT`.
 pub fn keygen(ctx: &Ctx, path: &Path) -> Result<String> {
-    crypt::keygen(path, &ctx.now_local().to_rfc3339())
+    crypt::keygen(&ctx.root, path, &ctx.now_local().to_rfc3339())
 }
 
 fn unfinished(o: &store::Object, why: &str) -> Unfinished {

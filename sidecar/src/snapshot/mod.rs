@@ -54,7 +54,7 @@ pub fn collect(
     }
     // Earlier snapshots (and ones being written) are never stored again, wherever the
     // archive folder is, the project root itself included.
-    let archive_dir = absolute(archive_dir)?;
+    let archive_dir = absolute(ctx, archive_dir)?;
     sources.retain(|s| {
         let temp =
             s.path.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with(".tmp-"));
@@ -70,10 +70,10 @@ pub fn collect(
     Ok((sources, warnings))
 }
 
-fn absolute(p: &Path) -> Result<PathBuf> {
+fn absolute(ctx: &Ctx, p: &Path) -> Result<PathBuf> {
     std::path::absolute(p)
         .map(|p| paths::normalize(&p))
-        .with_context(|| format!("resolving {}", p.display()))
+        .with_context(|| format!("resolving {}", ctx.show(p)))
 }
 
 /// `data/...`: every entry of `<root>/data` but `backups/`, the lock, and temporary files.
@@ -171,15 +171,15 @@ pub fn write(
     };
     let result = (|| -> Result<Manifest> {
         let manifest = if options.no_compress {
-            let manifest = make_manifest(write_folder(&tmp, sources, &*bar)?);
+            let manifest = make_manifest(write_folder(ctx, &tmp, sources, &*bar)?);
             let path = tmp.join(MANIFEST);
-            let mut f = pack::create_private(&path)?;
+            let mut f = pack::create_private(&ctx.root, &path)?;
             serde_json::to_writer_pretty(&mut f, &manifest).context("writing the manifest")?;
             f.sync_all().with_context(|| format!("syncing {}", ctx.show(&path)))?;
             fsx::sync_dir(&path);
             manifest
         } else {
-            let mut zip = pack::create(&tmp)?;
+            let mut zip = pack::create(&ctx.root, &tmp)?;
             let manifest = make_manifest(pack::write_all(&mut zip, &tmp, sources, &*bar)?);
             pack::write_json(&mut zip, MANIFEST, &manifest)?;
             pack::finish(zip, &tmp)?;
@@ -209,17 +209,22 @@ pub fn write(
 }
 
 /// The folder form: each file copied (streamed through SHA-256) and synced.
-fn write_folder(tmp: &Path, sources: &[Source], bar: &dyn Bar) -> Result<Vec<FileEntry>> {
-    fs::create_dir(tmp).with_context(|| format!("creating {}", tmp.display()))?;
+fn write_folder(
+    ctx: &Ctx,
+    tmp: &Path,
+    sources: &[Source],
+    bar: &dyn Bar,
+) -> Result<Vec<FileEntry>> {
+    fs::create_dir(tmp).with_context(|| format!("creating {}", ctx.show(tmp)))?;
     let mut files = Vec::with_capacity(sources.len());
     let mut buf = vec![0u8; 1 << 16];
     for s in sources {
         let dest = tmp.join(&s.name);
         if let Some(parent) = dest.parent() {
-            fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
+            fs::create_dir_all(parent).with_context(|| format!("creating {}", ctx.show(parent)))?;
         }
         if let Some(target) = &s.link {
-            link(target, &dest)?;
+            link(ctx, target, &dest)?;
             files.push(FileEntry {
                 path: s.name.clone(),
                 size: target.len() as u64,
@@ -229,16 +234,16 @@ fn write_folder(tmp: &Path, sources: &[Source], bar: &dyn Bar) -> Result<Vec<Fil
             continue;
         }
         let mut input =
-            File::open(&s.path).with_context(|| format!("opening {}", s.path.display()))?;
-        let mut out = pack::create_private(&dest)?;
+            File::open(&s.path).with_context(|| format!("opening {}", ctx.show(&s.path)))?;
+        let mut out = pack::create_private(&ctx.root, &dest)?;
         let mut hasher = Sha256::new();
         let size = fsx::read_chunks(&mut input, &mut buf, |chunk| {
             hasher.update(chunk);
             bar.inc(chunk.len() as u64);
             io::Write::write_all(&mut out, chunk)
         })
-        .with_context(|| format!("copying {} to {}", s.path.display(), dest.display()))?;
-        out.sync_all().with_context(|| format!("syncing {}", dest.display()))?;
+        .with_context(|| format!("copying {} to {}", ctx.show(&s.path), ctx.show(&dest)))?;
+        out.sync_all().with_context(|| format!("syncing {}", ctx.show(&dest)))?;
         files.push(FileEntry {
             path: s.name.clone(),
             size,
@@ -250,14 +255,14 @@ fn write_folder(tmp: &Path, sources: &[Source], bar: &dyn Bar) -> Result<Vec<Fil
 }
 
 #[cfg(unix)]
-fn link(target: &str, dest: &Path) -> Result<()> {
+fn link(ctx: &Ctx, target: &str, dest: &Path) -> Result<()> {
     std::os::unix::fs::symlink(target, dest)
-        .with_context(|| format!("creating link {}", dest.display()))
+        .with_context(|| format!("creating link {}", ctx.show(dest)))
 }
 
 #[cfg(not(unix))]
-fn link(_target: &str, dest: &Path) -> Result<()> {
-    bail!("{}: links in a folder snapshot need a unix system; use a zip snapshot", dest.display())
+fn link(ctx: &Ctx, _target: &str, dest: &Path) -> Result<()> {
+    bail!("{}: links in a folder snapshot need a unix system; use a zip snapshot", ctx.show(dest))
 }
 
 // === list ===
@@ -284,11 +289,11 @@ pub struct Info {
 }
 
 /// The snapshots in `dir`, by name (so oldest first).
-pub fn list(dir: &Path) -> Result<Vec<Info>> {
-    let entries = fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))?;
+pub fn list(ctx: &Ctx, dir: &Path) -> Result<Vec<Info>> {
+    let entries = fs::read_dir(dir).with_context(|| format!("reading {}", ctx.show(dir)))?;
     let mut out = Vec::new();
     for e in entries {
-        let e = e.with_context(|| format!("reading {}", dir.display()))?;
+        let e = e.with_context(|| format!("reading {}", ctx.show(dir)))?;
         let Some(file_name) = e.file_name().to_str().map(str::to_owned) else { continue };
         if !file_name.starts_with(PREFIX) {
             continue;
