@@ -25,15 +25,13 @@ use std::{
     time::{Duration, Instant},
 };
 
+mod common;
+
+use common::bench_dir;
 use criterion::{criterion_group, criterion_main, Criterion};
 use mhm_log::{LogFiles, RollingFile, Settings, WriteMode};
 use tracing::Dispatch;
 use tracing_subscriber::{fmt::MakeWriter, prelude::*};
-
-#[inline]
-fn event(i: u64) {
-    tracing::info!(target: "mhm::bench", user_id = i, channel = "discord", latency_ms = 12u64, "message delivered to the user");
-}
 
 #[derive(Clone, Copy)]
 enum Rotation {
@@ -51,13 +49,6 @@ fn settings(mode: WriteMode, rotation: Rotation) -> Settings {
         Rotation::Real => s,
         Rotation::CheckOnly => s.max_bytes(u64::MAX / 2),
         Rotation::Off => s.rotation_disabled(true),
-    }
-}
-
-fn bench_dir() -> tempfile::TempDir {
-    match std::env::var_os("MHM_BENCH_DIR") {
-        Some(dir) => tempfile::tempdir_in(dir).unwrap(),
-        None => tempfile::tempdir().unwrap(),
     }
 }
 
@@ -89,21 +80,7 @@ fn rolling(dir: &Path, mode: WriteMode, rotation: Rotation) -> RollingFile {
 /// Time for `iters` events on each of `threads` threads, all started together: one
 /// "iteration" is `threads` events, so throughput ratios come out of the medians.
 fn threaded(dispatch: &Dispatch, threads: usize, iters: u64) -> Duration {
-    let barrier = Arc::new(Barrier::new(threads + 1));
-    let handles: Vec<_> = (0..threads)
-        .map(|_| {
-            let dispatch = dispatch.clone();
-            let barrier = Arc::clone(&barrier);
-            thread::spawn(move || {
-                tracing::dispatcher::with_default(&dispatch, || {
-                    barrier.wait();
-                    for i in 0..iters {
-                        event(black_box(i));
-                    }
-                })
-            })
-        })
-        .collect();
+    let (barrier, handles) = common::logging_threads(dispatch, threads, iters);
     barrier.wait();
     let start = Instant::now();
     handles.into_iter().for_each(|h| h.join().unwrap());

@@ -14,25 +14,20 @@
 //! folder or `MHM_BENCH_DIR`.
 
 use std::{
-    hint::black_box,
     io::{BufRead, BufReader, Write},
     path::Path,
     process::{Child, Command, Stdio},
-    sync::{Arc, Barrier},
-    thread,
     time::{Duration, Instant},
 };
 
+mod common;
+
+use common::bench_dir;
 use criterion::Criterion;
 use mhm_log::{LogFiles, Settings, WriteMode};
 use tracing_subscriber::prelude::*;
 
 const CHILD_VAR: &str = "MHM_BENCH_PROCESS_CHILD";
-
-#[inline]
-fn event(i: u64) {
-    tracing::info!(target: "mhm::bench", user_id = i, channel = "discord", latency_ms = 12u64, "message delivered to the user");
-}
 
 fn mode_name(mode: WriteMode) -> &'static str {
     match mode {
@@ -58,21 +53,7 @@ fn child(spec: &str) {
     let settings = Settings::default().min_rotate_age(Duration::ZERO).write_mode(mode);
     let (layer, guard) = LogFiles::builder(dir).settings(settings).build().unwrap();
     let dispatch = tracing::Dispatch::new(tracing_subscriber::registry().with(layer));
-    let barrier = Arc::new(Barrier::new(threads + 1));
-    let handles: Vec<_> = (0..threads)
-        .map(|_| {
-            let dispatch = dispatch.clone();
-            let barrier = Arc::clone(&barrier);
-            thread::spawn(move || {
-                tracing::dispatcher::with_default(&dispatch, || {
-                    barrier.wait();
-                    for i in 0..iters {
-                        event(black_box(i));
-                    }
-                })
-            })
-        })
-        .collect();
+    let (barrier, handles) = common::logging_threads(&dispatch, threads, iters);
     println!("ready");
     std::io::stdout().flush().unwrap();
     let mut line = String::new();
@@ -120,13 +101,6 @@ fn run(dir: &Path, mode: WriteMode, procs: usize, threads: usize, iters: u64) ->
         assert!(c.wait().unwrap().success());
     }
     elapsed
-}
-
-fn bench_dir() -> tempfile::TempDir {
-    match std::env::var_os("MHM_BENCH_DIR") {
-        Some(dir) => tempfile::tempdir_in(dir).unwrap(),
-        None => tempfile::tempdir().unwrap(),
-    }
 }
 
 fn processes(c: &mut Criterion) {

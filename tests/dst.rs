@@ -58,6 +58,32 @@ fn consecutive_midnights_visit_every_day_once() {
     }
 }
 
+/// A writer rotating at local midnight, written to once an hour for `days` days from
+/// `start` (a manual clock): the names of its copies.
+#[cfg_attr(not(any(unix, windows)), allow(dead_code))]
+fn hourly_ticks_at_local_midnight(
+    dir: &std::path::Path,
+    start: chrono::DateTime<Utc>,
+    days: u64,
+) -> Vec<String> {
+    let clock = ManualClock::new(start);
+    let log = RollingFile::builder()
+        .settings(
+            Settings::default()
+                .rotate_at(RotateAt::LocalMidnight)
+                .min_rotate_bytes(0)
+                .min_rotate_age(Duration::ZERO),
+        )
+        .clock(clock.clone())
+        .build(dir.join("app.log"))
+        .unwrap();
+    for _ in 0..days * 24 {
+        (&log).write_all(b"tick\n").unwrap();
+        clock.advance(Duration::from_secs(3600));
+    }
+    common::names(&dir.join("backups"))
+}
+
 /// Child half of `local_zone_honours_tz`: runs with `TZ` set by the parent.
 #[cfg(unix)]
 #[test]
@@ -82,22 +108,7 @@ fn local_zone_child() {
         (Utc.with_ymd_and_hms(2019, 2, 15, 12, 0, 0).unwrap(), 4),
     ] {
         let dir = std::path::Path::new(&dir).join(start.format("%Y%m%d").to_string());
-        let clock = ManualClock::new(start);
-        let log = RollingFile::builder()
-            .settings(
-                Settings::default()
-                    .rotate_at(RotateAt::LocalMidnight)
-                    .min_rotate_bytes(0)
-                    .min_rotate_age(Duration::ZERO),
-            )
-            .clock(clock.clone())
-            .build(dir.join("app.log"))
-            .unwrap();
-        for _ in 0..days * 24 {
-            (&log).write_all(b"tick\n").unwrap();
-            clock.advance(Duration::from_secs(3600));
-        }
-        let names = common::names(&dir.join("backups"));
+        let names = hourly_ticks_at_local_midnight(&dir, start, days);
         let first = start.with_timezone(&tz).date_naive();
         let expected: Vec<String> =
             (0..days).map(|d| format!("app.log.{}", first + Days::new(d))).collect();
@@ -195,25 +206,11 @@ fn local_midnight_is_windows_own_midnight() {
         Utc.with_ymd_and_hms(2019, 10, 25, 12, 0, 0).unwrap(),
     ] {
         let dir = dir.path().join(start.format("%Y%m%d").to_string());
-        let clock = ManualClock::new(start);
-        let log = RollingFile::builder()
-            .settings(
-                Settings::default()
-                    .rotate_at(RotateAt::LocalMidnight)
-                    .min_rotate_bytes(0)
-                    .min_rotate_age(Duration::ZERO),
-            )
-            .clock(clock.clone())
-            .build(dir.join("app.log"))
-            .unwrap();
-        for _ in 0..4 * 24 {
-            (&log).write_all(b"tick\n").unwrap();
-            clock.advance(Duration::from_secs(3600));
-        }
+        let names = hourly_ticks_at_local_midnight(&dir, start, 4);
         let first = local(start.naive_utc()).date();
         let expected: Vec<String> =
             (0..4).map(|d| format!("app.log.{}", first + Days::new(d))).collect();
-        assert_eq!(common::names(&dir.join("backups")), expected);
+        assert_eq!(names, expected);
     }
     // Under Wine the zone follows `TZ` when Wine starts; on a real machine it is the
     // machine's. A zone without DST still checks the offset, but not a change.
