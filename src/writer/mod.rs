@@ -411,6 +411,7 @@ impl Inner {
 
 impl Drop for Inner {
     fn drop(&mut self) {
+        self.write_handed_off();
         let st = self.state.get_mut();
         self.mode.take_stages(&mut st.buf);
         if !st.buf.is_empty() {

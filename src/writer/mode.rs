@@ -221,6 +221,11 @@ thread_local! {
 #[derive(Debug, Default)]
 pub(super) struct Spare {
     buf: Vec<u8>,
+    /// `buf` is a full buffer handed to the background thread to write (write-behind):
+    /// the file it goes to and the events it holds. Whoever takes the io lock next writes
+    /// it first (the background thread, or a writer that needs the spare or the file
+    /// quiet), so it is written once, before anything later.
+    behind: Option<(Option<Arc<File>>, u64)>,
     /// Bytes counted in `State::disk` whose write failed (and was cut back).
     shrink: u64,
     pub(super) write_errors: u64,
@@ -238,21 +243,40 @@ struct Flush<'a> {
 
 impl Flush<'_> {
     fn finish(mut self, inner: &Inner) -> io::Result<()> {
-        let result = match &self.file {
-            Some(file) => inner.shared.append(file, &self.io.buf),
-            None => Err(io::Error::other("the log file could not be reopened")),
-        };
-        if let Err(e) = &result {
-            let path = &inner.path;
-            let len = self.io.buf.len() as u64;
-            self.io.shrink += len;
-            self.io.write_errors += 1;
-            self.io.lost_events += self.events;
-            self.io.lost_bytes += len;
-            self.io.last_error = Some(format!("writing {}: {e}", path.display()));
-        }
-        self.io.buf.clear();
-        result
+        write_spare(inner, &mut self.io, self.file.as_deref(), self.events)
+    }
+
+    /// Leaves the write to the background thread (the event's thread goes on at once);
+    /// the next holder of the io lock writes it if that thread has not yet.
+    fn hand_off(mut self, inner: &Inner) {
+        self.io.behind = Some((self.file.take(), self.events));
+        drop(self);
+        inner.signal.write_behind();
+    }
+}
+
+/// Writes the spare buffer (`events` events) to `file`, counting a failure, and empties it.
+fn write_spare(inner: &Inner, io: &mut Spare, file: Option<&File>, events: u64) -> io::Result<()> {
+    let result = match file {
+        Some(file) => inner.shared.append(file, &io.buf),
+        None => Err(io::Error::other("the log file could not be reopened")),
+    };
+    if let Err(e) = &result {
+        let len = io.buf.len() as u64;
+        io.shrink += len;
+        io.write_errors += 1;
+        io.lost_events += events;
+        io.lost_bytes += len;
+        io.last_error = Some(format!("writing {}: {e}", inner.path.display()));
+    }
+    io.buf.clear();
+    result
+}
+
+/// Writes a buffer handed to the background thread, if it is still waiting (io lock held).
+fn write_behind(inner: &Inner, io: &mut Spare) {
+    if let Some((file, events)) = io.behind.take() {
+        let _ = write_spare(inner, io, file.as_deref(), events);
     }
 }
 
@@ -371,7 +395,7 @@ impl Inner {
             self.update_hints(&st);
             drop(st);
             if let Some(flush) = pending {
-                let _ = flush.finish(self);
+                flush.hand_off(self);
             }
         }
         Ok(())
@@ -451,8 +475,11 @@ impl Inner {
         }
         if data.len() > buffer.cap {
             // Larger than the whole buffer: straight to the file, after what was pending.
-            if let Some(flush) = pending {
-                let _ = flush.finish(self);
+            match pending {
+                Some(flush) => {
+                    let _ = flush.finish(self);
+                }
+                None => drop(self.quiesce(&mut st)),
             }
             return self.write_file(&mut st, data, 1);
         }
@@ -460,8 +487,8 @@ impl Inner {
         st.buf_events += 1;
         drop(st);
         if let Some(flush) = pending {
-            // Its failure is counted; it concerns earlier events, not this one.
-            let _ = flush.finish(self);
+            // Written behind; its failure is counted, and concerns earlier events.
+            flush.hand_off(self);
         }
         if urgent {
             return self.flush_outside_lock();
@@ -502,6 +529,7 @@ impl Inner {
         // Into the file the other writers write now, if one of them rotated.
         self.follow_if_rotated(st);
         let mut io = buffer.io.lock();
+        write_behind(self, &mut io);
         if st.buf.is_empty() {
             return None;
         }
@@ -522,6 +550,7 @@ impl Inner {
     /// in the file for as long as the guard is kept.
     pub(super) fn quiesce(&self, st: &mut State) -> Option<MutexGuard<'_, Spare>> {
         let mut io = self.mode.buffer()?.io.lock();
+        write_behind(self, &mut io);
         st.disk = st.disk.saturating_sub(std::mem::take(&mut io.shrink));
         Some(io)
     }
@@ -535,6 +564,14 @@ impl Inner {
         self.update_hints(&st);
         drop(st);
         flush.map_or(Ok(()), |f| f.finish(self)).and(drained)
+    }
+
+    /// The background thread's part of write-behind: writes a handed-off buffer unless a
+    /// writer already did.
+    pub(super) fn write_handed_off(&self) {
+        if let Some(buffer) = self.mode.buffer() {
+            write_behind(self, &mut buffer.io.lock());
+        }
     }
 
     /// Writes out the buffer while the caller keeps the state lock (rotation, sync).

@@ -51,6 +51,8 @@ pub(super) struct WorkerState {
     /// The last pass failed: the next one is due then.
     retry_at: Option<Instant>,
     stop: bool,
+    /// A full buffer was handed off to be written (write-behind).
+    write: bool,
     /// Set by `stop`: no maintenance step starts after it.
     deadline: Option<Instant>,
     pub(super) copies_archived: u64,
@@ -91,6 +93,12 @@ impl WorkerState {
 }
 
 impl Signal {
+    /// Wakes the background thread to write a buffer handed off to it.
+    pub(super) fn write_behind(&self) {
+        self.state.lock().write = true;
+        self.cv.notify_all();
+    }
+
     pub(super) fn request_maintenance(&self) {
         self.state.lock().maintain = true;
         self.cv.notify_all();
@@ -314,14 +322,21 @@ fn worker_loop(
         let run = {
             let mut w = signal.state.lock();
             let next_flush = (flushed_at + tick).saturating_duration_since(Instant::now());
-            if !w.stop && !w.due(Some(Instant::now())) && !next_flush.is_zero() {
+            if !w.stop && !w.write && !w.due(Some(Instant::now())) && !next_flush.is_zero() {
                 signal.cv.wait_for(&mut w, next_flush);
             }
             if w.stop {
                 break;
             }
-            w.claim(Some(Instant::now()))
+            (std::mem::take(&mut w.write), w.claim(Some(Instant::now())))
         };
+        let (write, run) = run;
+        if write {
+            // Before any maintenance: a writer waits for it only when it fills the next
+            // buffer first (then it writes this one itself).
+            let Some(inner) = weak.upgrade() else { break };
+            inner.write_handed_off();
+        }
         if run {
             signal.pass_done(maintainer.run(&signal, None));
         }
