@@ -15,7 +15,7 @@ use std::{
 };
 
 use common::utc;
-use mhm_log::{LogFiles, ManualClock, RotateAt, Settings, WriteMode};
+use mhm_log::{LogFiles, ManualClock, RollingFile, RotateAt, Settings, WriteMode};
 use tracing_subscriber::prelude::*;
 
 const THREADS: usize = 4;
@@ -183,4 +183,40 @@ fn run_layer(mode: WriteMode) {
         next[t] += 1;
     }
     assert_eq!(next, [EVENTS / 10; THREADS]);
+}
+
+/// Write-behind: a full buffer handed to the background thread reaches the file by itself,
+/// with no later event, flush or drop to push it (the flush interval here is an hour), and
+/// whole, in order; the events after it wait in the new buffer.
+#[test]
+fn a_full_buffer_reaches_the_file_with_nothing_after_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("app.log");
+    let log = RollingFile::builder()
+        .settings(
+            Settings::default()
+                .write_mode(WriteMode::Buffered)
+                .buffer_capacity(4096)
+                .flush_interval(Duration::from_secs(3600))
+                .rotation_disabled(true),
+        )
+        .build(&path)
+        .unwrap();
+    let line = |i: usize| format!("event {i:04} {}\n", "x".repeat(40)); // 52 bytes
+                                                                        // 78 lines fill 4056 of the 4096 bytes; the 79th does not fit, so the 78 are handed off.
+    for i in 0..79 {
+        (&log).write_all(line(i).as_bytes()).unwrap();
+    }
+    let first: String = (0..78).map(line).collect();
+    let until = std::time::Instant::now() + Duration::from_secs(10);
+    while std::fs::metadata(&path).unwrap().len() < first.len() as u64
+        && std::time::Instant::now() < until
+    {
+        thread::sleep(Duration::from_millis(2));
+    }
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), first, "the full buffer, by itself");
+    log.flush().unwrap();
+    let all: String = (0..79).map(line).collect();
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), all);
+    assert_eq!(log.stats().lost_events, 0);
 }
