@@ -132,7 +132,12 @@ fn go(dir: &Path, ids: impl IntoIterator<Item = u32>) {
 struct ChildStats {
     rotations: u64,
     followed: u64,
+    /// Events lost, failed rotations and writes, and new active files started because the
+    /// old one was gone from its path.
     failures: u64,
+    /// Of `failures`, the new active files: a writer's recovery when a rotating process was
+    /// killed between its rename and the generation's bump.
+    reopens: u64,
 }
 
 fn wait(child: Child) -> ChildStats {
@@ -144,7 +149,12 @@ fn wait(child: Child) -> ChildStats {
         .find_map(|l| l.split_once("STATS ").map(|(_, r)| r))
         .unwrap_or_else(|| panic!("no stats from a child: {text}"));
     let n: Vec<u64> = line.split(' ').map(|v| v.parse().unwrap()).collect();
-    ChildStats { rotations: n[0], followed: n[1], failures: n[2] + n[3] + n[4] + n[5] }
+    ChildStats {
+        rotations: n[0],
+        followed: n[1],
+        failures: n[2] + n[3] + n[4] + n[5],
+        reopens: n[5],
+    }
 }
 
 /// Each process's event numbers, as found.
@@ -287,8 +297,13 @@ fn a_process_killed_at_random_leaves_nothing_the_others_cannot_continue_from() {
         victim.wait().unwrap();
         acked.push((victim_id, reader.join().unwrap()));
         for child in steady {
+            // Nothing lost or failed; a kill between the victim's rename and its bump of
+            // the generation leaves the path empty, and a steady writer then starts the new
+            // file itself (seen under Wine, where the window is wider): that is the
+            // recovery, not a failure.
             let stats = wait(child);
-            assert_eq!(stats.failures, 0, "{stats:?}");
+            assert_eq!(stats.failures - stats.reopens, 0, "{stats:?}");
+            assert!(stats.reopens <= 1, "one kill, at most one new file: {stats:?}");
         }
     }
     // A writer started afterwards continues too, and its first pass finishes what the
