@@ -220,3 +220,48 @@ fn a_full_buffer_reaches_the_file_with_nothing_after_it() {
     assert_eq!(std::fs::read_to_string(&path).unwrap(), all);
     assert_eq!(log.stats().lost_events, 0);
 }
+
+#[test]
+fn a_stage_past_its_threshold_is_drained_by_the_background_thread() {
+    // Staged mode: a stage holding about a buffer (4096 - 64 bytes here) asks the
+    // background thread to write it; the thread that staged it does not wait for it.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("app.log");
+    let log = RollingFile::builder()
+        .settings(
+            Settings::default()
+                .write_mode(WriteMode::Staged)
+                .buffer_capacity(4096)
+                .flush_interval(Duration::from_secs(3600))
+                .rotation_disabled(true),
+        )
+        .build(&path)
+        .unwrap();
+    let line = |i: usize| format!("event {i:04} {}\n", "x".repeat(40)); // 52 bytes
+                                                                        // 77 lines stage 4004 bytes, under the threshold: nothing is asked for.
+    for i in 0..77 {
+        (&log).write_all(line(i).as_bytes()).unwrap();
+    }
+    // The 78th crosses it (4056 bytes).
+    (&log).write_all(line(77).as_bytes()).unwrap();
+    let first: String = (0..78).map(line).collect();
+    let until = std::time::Instant::now() + Duration::from_secs(10);
+    while std::fs::metadata(&path).unwrap().len() < first.len() as u64
+        && std::time::Instant::now() < until
+    {
+        thread::sleep(Duration::from_millis(2));
+    }
+    assert_eq!(
+        std::fs::read_to_string(&path).unwrap(),
+        first,
+        "the stage, by the background thread"
+    );
+    (&log).write_all(line(78).as_bytes()).unwrap();
+    thread::sleep(Duration::from_millis(50));
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), first, "the next line waits in the stage");
+    log.flush().unwrap();
+    let all: String = (0..79).map(line).collect();
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), all);
+    assert_eq!(log.stats().lost_events, 0);
+    assert_eq!(log.stats().events_written, 79);
+}

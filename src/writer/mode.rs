@@ -16,8 +16,8 @@ use std::{
     io::{self, Write},
     sync::{
         atomic::{
-            AtomicI64, AtomicU64,
-            Ordering::{Acquire, Relaxed, Release},
+            AtomicBool, AtomicI64, AtomicU64,
+            Ordering::{AcqRel, Acquire, Relaxed, Release},
         },
         Arc,
     },
@@ -27,9 +27,6 @@ use parking_lot::{Mutex, MutexGuard};
 
 use super::{Inner, Padded, State};
 use crate::policy::WriteMode;
-
-/// Bytes a stage holds before its thread moves them to the shared buffer.
-const STAGE_CAP: usize = 16 * 1024;
 
 /// How events reach the file, with the state only that mode needs.
 // Large: its locks are padded to cache lines of their own. There is one per log, inside
@@ -61,10 +58,14 @@ pub(super) struct Staged {
     buffer: Buffer,
     /// Every thread's stage for this file.
     stages: Mutex<Vec<SharedStage>>,
-    /// A stage is moved to the shared buffer once it holds this much (so, with the event
-    /// that fills it, it never holds more than twice this, nor more than the shared
-    /// buffer's capacity: neither ever reallocates).
+    /// A stage holding this much asks the background thread to drain the stages (about a
+    /// buffer's worth: one wake-up per write, as write-behind has). Its ring holds four times
+    /// this, so its thread stages on while the drain comes; it drains its stage itself
+    /// only when the ring is full (no background thread, or one busy with maintenance).
     stage_cap: usize,
+    /// A drain was asked for and has not started: the threads that cross `stage_cap`
+    /// meanwhile do not wake the background thread again.
+    asked: Padded<AtomicBool>,
     /// This writer's id in the threads' stage tables (never reused, unlike an address).
     id: u64,
     /// What the lock-free fast path needs to know whether the log may be due, copied
@@ -165,6 +166,12 @@ impl Stage {
         self.head.load(Acquire)
     }
 
+    /// Producer only: bytes staged and not drained yet.
+    #[inline]
+    fn staged(&self) -> u64 {
+        self.head.load(Relaxed).wrapping_sub(self.tail.load(Acquire)) & POS_MASK
+    }
+
     /// Bytes between the last drain and `head`.
     fn len_to(&self, head: u64) -> usize {
         (head.wrapping_sub(self.tail.load(Relaxed)) & POS_MASK) as usize
@@ -174,27 +181,53 @@ impl Stage {
     /// [`Stage::head`]) to `out` and returns the number of events it held. Events staged
     /// after that stay for the next drain.
     fn drain_to(&self, out: &mut Vec<u8>, head: u64) -> u64 {
+        self.drain_with(head, |first, second, _| {
+            out.extend_from_slice(first);
+            out.extend_from_slice(second);
+        })
+    }
+
+    /// Consumer only (under the state lock): hands everything staged up to `head` to
+    /// `take` as two slices (the second is empty unless the bytes wrap past the ring's
+    /// end) with the number of events they hold, gives the room back once `take`
+    /// returns, and returns that number.
+    fn drain_with(&self, head: u64, take: impl FnOnce(&[u8], &[u8], u64)) -> u64 {
         let tail = self.tail.load(Relaxed);
         let len = (head.wrapping_sub(tail) & POS_MASK) as usize;
         if len == 0 {
             return 0;
         }
+        let events =
+            ((head >> POS_BITS).wrapping_sub(tail >> POS_BITS)) & ((1 << (64 - POS_BITS)) - 1);
         let at = (tail & self.mask) as usize;
         let first = len.min(self.ring.len() - at);
         let base = UnsafeCell::raw_get(self.ring.as_ptr()).cast_const();
-        // SAFETY: `[tail, head)` was published by the producer (acquire above) and is not
-        // written again before `tail` moves past it (release below).
+        // SAFETY: `[tail, head)` was published by the producer (acquire in `head`) and is
+        // not written again before `tail` moves past it (release below, after `take`).
         unsafe {
-            out.extend_from_slice(std::slice::from_raw_parts(base.add(at), first));
-            out.extend_from_slice(std::slice::from_raw_parts(base, len - first));
+            take(
+                std::slice::from_raw_parts(base.add(at), first),
+                std::slice::from_raw_parts(base, len - first),
+                events,
+            );
         }
         self.tail.store(head, Release);
-        ((head >> POS_BITS).wrapping_sub(tail >> POS_BITS)) & ((1 << (64 - POS_BITS)) - 1)
+        events
     }
 }
 
 /// A stage, shared by its thread (which fills it) and its writer (which drains it).
 type SharedStage = Arc<Stage>;
+
+/// Where the staged fast path left an event.
+enum Staging {
+    /// In the thread's stage, which now holds this many bytes.
+    Staged(u64),
+    /// Nowhere yet: the log may be due at this time.
+    Due(i64),
+    /// Nowhere yet: the stage is full.
+    Full,
+}
 
 /// Read-mostly copies of `State` fields for the staged fast path.
 #[derive(Debug, Default)]
@@ -294,11 +327,10 @@ impl Mode {
             WriteMode::Staged => Mode::Staged(Staged {
                 buffer: buffer(),
                 stages: Mutex::new(Vec::new()),
-                // A quarter of the buffer less a margin for the event that fills a stage:
-                // four stages then fill one buffer, one write, instead of three (with
-                // 16 KiB stages and a 64 KiB buffer, the fourth never fit). Writes 4/3 as
-                // large cost the kernel less per byte.
-                stage_cap: STAGE_CAP.min(buf_cap / 4 - buf_cap / 64).max(1),
+                // A buffer less a margin for the event that crosses it: the drain it
+                // asks for is one write of about a buffer, straight from the ring.
+                stage_cap: (buf_cap - buf_cap / 64).max(1),
+                asked: Padded(AtomicBool::new(false)),
                 id: NEXT_ID.fetch_add(1, Relaxed),
                 hints: Padded(Hints::default()),
             }),
@@ -341,9 +373,10 @@ impl Inner {
     }
 
     /// Staged mode: the event goes to this thread's stage, touching nothing another
-    /// thread writes, unless the log may be due (then everything staged goes to the
-    /// shared buffer first and the exact check runs under the lock), the event is urgent,
-    /// or the stage is full.
+    /// thread writes, unless the log may be due (counting what this thread staged; then
+    /// everything staged goes to the file first and the exact check runs under the lock),
+    /// the event is urgent, or the stage is full. A stage that reaches `stage_cap` asks the
+    /// background thread to drain it, once.
     #[inline]
     fn write_staged(
         &self,
@@ -352,35 +385,41 @@ impl Inner {
         data: &[u8],
         urgent: bool,
     ) -> io::Result<()> {
-        if let Some(now) = self.may_rotate(&staged.hints, now, data.len()) {
-            let _ = self.drain_all_outside_lock();
-            return self.write_locked(Some(now), data, urgent);
-        }
         if data.len() > staged.stage_cap {
             let _ = self.drain_all_outside_lock();
             return self.write_locked(now, data, urgent);
         }
         // `try_with`: a thread being torn down (an event logged from another thread-local's
         // destructor) has no stage table any more; its events take the locked path.
-        let full = STAGES.try_with(|cell| {
+        let staging = STAGES.try_with(|cell| {
             let mut table = cell.borrow_mut();
             let stage = match table.iter().find(|(id, _)| *id == staged.id) {
                 Some((_, stage)) => stage,
                 None => {
-                    // Room for a stage's worth and one more event (at most a stage's
-                    // worth): the push below never finds it full.
-                    let stage = Arc::new(Stage::new(2 * staged.stage_cap));
+                    // Room for a drain's worth and three more while it comes (the
+                    // background thread may be in a maintenance step; measured: with
+                    // one more, the thread drained its own stage often enough to cost
+                    // 5 % of a rotating run).
+                    let stage = Arc::new(Stage::new(4 * staged.stage_cap));
                     staged.stages.lock().push(Arc::clone(&stage));
                     table.retain(|(_, s)| Arc::strong_count(s) > 1); // writers gone
                     table.push((staged.id, stage));
                     &table.last().expect("just pushed").1
                 }
             };
-            stage.push(data).map(|len| (len >= staged.stage_cap as u64).then(|| Arc::clone(stage)))
+            let len = data.len() + stage.staged() as usize;
+            if let Some(now) = self.may_rotate(&staged.hints, now, len) {
+                return Staging::Due(now);
+            }
+            stage.push(data).map_or(Staging::Full, Staging::Staged)
         });
-        let full = match full {
-            Ok(Some(full)) => full,
-            Ok(None) | Err(_) => {
+        let len = match staging {
+            Ok(Staging::Staged(len)) => len,
+            Ok(Staging::Due(now)) => {
+                let _ = self.drain_all_outside_lock();
+                return self.write_locked(Some(now), data, urgent);
+            }
+            Ok(Staging::Full) | Err(_) => {
                 // What this thread staged before must still come first.
                 let _ = self.drain_all_outside_lock();
                 return self.write_locked(now, data, urgent);
@@ -389,20 +428,19 @@ impl Inner {
         if urgent {
             return self.flush_outside_lock();
         }
-        if let Some(stage) = full {
-            let mut st = self.state.lock();
-            let pending = self.absorb(&staged.buffer, &mut st, &stage);
-            self.update_hints(&st);
-            drop(st);
-            if let Some(flush) = pending {
-                flush.hand_off(self);
-            }
+        if len >= staged.stage_cap as u64
+            && !staged.asked.load(Relaxed)
+            && !staged.asked.swap(true, AcqRel)
+        {
+            self.signal.write_behind();
         }
         Ok(())
     }
 
-    /// Moves one stage's events into the shared buffer, making room first if needed: a
-    /// full shared buffer is handed back as a [`Flush`] for the caller to finish.
+    /// Moves one stage's events toward the file. Less than half a buffer is copied into
+    /// the shared buffer, making room first if needed (a full shared buffer is handed back
+    /// as a [`Flush`] for the caller to finish); more is written straight from the ring
+    /// (no copy), after what the shared buffer holds.
     fn absorb<'a>(&self, buffer: &'a Buffer, st: &mut State, stage: &Stage) -> Option<Flush<'a>> {
         // Up to what is published now: the stage's thread may keep staging meanwhile,
         // and what it adds waits for the next drain, so the room made here is enough.
@@ -411,10 +449,24 @@ impl Inner {
         if len == 0 {
             return None;
         }
-        let pending =
-            if st.buf.len() + len > buffer.cap { self.start_flush(buffer, st) } else { None };
-        st.buf_events += stage.drain_to(&mut st.buf, head);
-        pending
+        if len < buffer.cap / 2 {
+            let pending =
+                if st.buf.len() + len > buffer.cap { self.start_flush(buffer, st) } else { None };
+            st.buf_events += stage.drain_to(&mut st.buf, head);
+            return pending;
+        }
+        match self.start_flush(buffer, st) {
+            Some(flush) => {
+                let _ = flush.finish(self);
+            }
+            None => drop(self.quiesce(st)),
+        }
+        // Written inside `drain_with`: the room goes back to the thread only after. A
+        // failure is counted (`write_file`); it concerns events already accepted.
+        stage.drain_with(head, |first, second, events| {
+            let _ = self.write_file(st, first, second, events);
+        });
+        None
     }
 
     /// Moves every thread's staged events into the shared buffer, writing it out as often
@@ -464,7 +516,7 @@ impl Inner {
         let mut st = self.state.lock();
         self.rotate_if_due(&mut st, now, data.len());
         let Some(buffer) = self.mode.buffer() else {
-            return self.write_file(&mut st, data, 1);
+            return self.write_file(&mut st, data, &[], 1);
         };
         // Buffered: copy under the lock; a full buffer is swapped for the empty spare and
         // written by this thread *after* the state lock is released, so other threads keep
@@ -481,7 +533,7 @@ impl Inner {
                 }
                 None => drop(self.quiesce(&mut st)),
             }
-            return self.write_file(&mut st, data, 1);
+            return self.write_file(&mut st, data, &[], 1);
         }
         st.buf.extend_from_slice(data);
         st.buf_events += 1;
@@ -499,19 +551,22 @@ impl Inner {
     /// Writes `data` (holding `events` events) to the file, under the state lock. On
     /// failure the file is cut back to its previous length so no torn line stays, and
     /// the loss is counted.
-    fn write_file(&self, st: &mut State, data: &[u8], events: u64) -> io::Result<()> {
+    /// `more` follows `data` in the same write (a stage's bytes that wrap past its ring's
+    /// end), usually empty.
+    fn write_file(&self, st: &mut State, data: &[u8], more: &[u8], events: u64) -> io::Result<()> {
         if st.file.is_none() {
             self.reopen(st);
         }
         let result = match &st.file {
-            Some(file) => self.shared.append(file, data),
+            Some(file) => self.shared.append_parts(file, data, more),
             None => Err(io::Error::other("the log file could not be reopened")),
         };
+        let len = (data.len() + more.len()) as u64;
         match result {
             Ok(()) => {
-                st.disk += data.len() as u64;
+                st.disk += len;
                 st.stats.events_written += events;
-                st.stats.bytes_written += data.len() as u64;
+                st.stats.bytes_written += len;
                 Ok(())
             }
             Err(e) => {
@@ -568,9 +623,15 @@ impl Inner {
 
     /// The background thread's part of write-behind: writes a handed-off buffer unless a
     /// writer already did.
+    /// In staged mode it also drains the stages when one asked for it.
     pub(super) fn write_handed_off(&self) {
         if let Some(buffer) = self.mode.buffer() {
             write_behind(self, &mut buffer.io.lock());
+        }
+        if let Mode::Staged(staged) = &self.mode {
+            if staged.asked.swap(false, AcqRel) {
+                let _ = self.drain_all_outside_lock();
+            }
         }
     }
 
@@ -589,13 +650,21 @@ impl Inner {
 /// (or a file size limit) makes it write part: the rest is tried again, and if that fails,
 /// the torn line is ended with a newline (best effort) so the next event starts a line of
 /// its own. The file is never cut back: other processes may have written after it.
-pub(super) fn write_whole(file: &File, data: &[u8]) -> io::Result<()> {
+/// `more` (usually empty) follows `data` in the same `writev(2)`.
+pub(super) fn write_whole(file: &File, data: &[u8], more: &[u8]) -> io::Result<()> {
     let mut f = file;
+    let mut parts = [io::IoSlice::new(data), io::IoSlice::new(more)];
+    let mut left = &mut parts[..];
+    io::IoSlice::advance_slices(&mut left, 0); // skips an empty `data`
     let mut done = 0;
-    while done < data.len() {
-        match f.write(&data[done..]) {
+    while !left.is_empty() {
+        let written = if left.len() == 1 { f.write(&left[0]) } else { f.write_vectored(left) };
+        match written {
             Ok(0) => return torn(f, done, io::ErrorKind::WriteZero.into()),
-            Ok(n) => done += n,
+            Ok(n) => {
+                done += n;
+                io::IoSlice::advance_slices(&mut left, n);
+            }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => return torn(f, done, e),
         }
@@ -640,6 +709,31 @@ mod tests {
         events += stage.drain_to(&mut got, stage.head());
         assert_eq!(got, want);
         assert_eq!(events, 10_000);
+    }
+
+    #[test]
+    fn a_stage_that_wraps_is_written_whole_in_one_piece() {
+        let stage = Stage::new(64);
+        let mut out = Vec::new();
+        stage.push(&[0; 40]).unwrap();
+        stage.drain_to(&mut out, stage.head());
+        // 40 bytes from offset 40 of 64: 24 before the ring's end, 16 after.
+        let data: Vec<u8> = (0..40).collect();
+        stage.push(&data).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("app.log");
+        let file = std::fs::OpenOptions::new().create(true).append(true).open(&path).unwrap();
+        let mut lens = (0, 0);
+        let events = stage.drain_with(stage.head(), |first, second, _| {
+            lens = (first.len(), second.len());
+            super::write_whole(&file, first, second).unwrap();
+        });
+        assert_eq!((lens, events), ((24, 16), 1));
+        assert_eq!(std::fs::read(&path).unwrap(), data);
+        assert_eq!(stage.len(), 0, "the room is given back");
+        // An empty first part (nothing before the ring's end) is skipped.
+        super::write_whole(&file, &[], b"!").unwrap();
+        assert_eq!(std::fs::read(&path).unwrap().last(), Some(&b'!'));
     }
 
     #[test]

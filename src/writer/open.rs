@@ -303,7 +303,7 @@ impl Inner {
         if let Some(tail) = tail {
             let read = tail.as_ref().map_or(0, |t| t.len() as u64);
             let copied = tail.and_then(|t| {
-                super::mode::write_whole(&file, &t)?;
+                super::mode::write_whole(&file, &t, &[])?;
                 Ok(t.len() as u64)
             });
             if read > 0 || copied.is_err() {

@@ -98,10 +98,15 @@ impl Shared {
     /// holds) as one piece that no other process's bytes land inside, and counts it in the
     /// shared size.
     pub(super) fn append(&self, file: &File, data: &[u8]) -> io::Result<()> {
+        self.append_parts(file, data, &[])
+    }
+
+    /// [`Shared::append`] of `data` then `more`, as one piece.
+    pub(super) fn append_parts(&self, file: &File, data: &[u8], more: &[u8]) -> io::Result<()> {
         #[cfg(windows)]
         let _held = append_lock::AppendLock::take(&self.shm)?;
-        write_whole(file, data)?;
-        self.add_size(data.len() as u64);
+        write_whole(file, data, more)?;
+        self.add_size((data.len() + more.len()) as u64);
         Ok(())
     }
 
