@@ -306,7 +306,7 @@ impl LineBuf {
             head[20..].copy_from_slice(&ms);
             line.extend_from_slice(&head);
         }
-        line.extend_from_slice(&site.header);
+        put(line, &site.header);
         let mut visitor = Visitor {
             line,
             fields: &mut self.fields,
@@ -393,8 +393,8 @@ impl Visitor<'_> {
         };
         let out = self.out();
         match cached {
-            Some(text) if first => out.extend_from_slice(&text[2..]),
-            Some(text) => out.extend_from_slice(text),
+            Some(text) if first => put(out, &text[2..]),
+            Some(text) => put(out, text),
             None if first => {
                 out.push(b'"');
                 escape_into(out, name);
@@ -460,7 +460,7 @@ impl Visit for Visitor<'_> {
                 out.push(b'"');
             }
             Slot::Message if self.json => escape_into(self.message(), value),
-            Slot::Message => self.message().extend_from_slice(value.as_bytes()),
+            Slot::Message => put(self.message(), value.as_bytes()),
             Slot::Skip => {}
         }
     }
@@ -471,7 +471,7 @@ impl Visit for Visitor<'_> {
             Slot::Message => self.message(),
             Slot::Skip => return,
         };
-        out.extend_from_slice(itoa::Buffer::new().format(value).as_bytes());
+        put(out, itoa::Buffer::new().format(value).as_bytes());
     }
 
     fn record_u64(&mut self, field: &Field, value: u64) {
@@ -480,7 +480,7 @@ impl Visit for Visitor<'_> {
             Slot::Message => self.message(),
             Slot::Skip => return,
         };
-        out.extend_from_slice(itoa::Buffer::new().format(value).as_bytes());
+        put(out, itoa::Buffer::new().format(value).as_bytes());
     }
 
     fn record_bool(&mut self, field: &Field, value: bool) {
@@ -615,8 +615,47 @@ struct Raw<'a>(&'a mut Vec<u8>);
 impl fmt::Write for Raw<'_> {
     #[inline]
     fn write_str(&mut self, s: &str) -> fmt::Result {
-        self.0.extend_from_slice(s.as_bytes());
+        put(self.0, s.as_bytes());
         Ok(())
+    }
+}
+
+/// Appends `s` to `out`. Most pieces of a line are short (a field's `, "name": `, a
+/// number, a word): up to 32 bytes are copied with two overlapping fixed-size moves,
+/// inline, instead of a call to `memcpy` (about a tenth of an event's time went to those
+/// calls, by `perf`).
+#[inline(always)]
+fn put(out: &mut Vec<u8>, s: &[u8]) {
+    let n = s.len();
+    if n > 32 {
+        out.extend_from_slice(s);
+        return;
+    }
+    out.reserve(32);
+    let len = out.len();
+    let (src, dst) = (s.as_ptr(), out.as_mut_ptr());
+    // SAFETY: `out` has room for 32 more bytes (reserved), and every read is inside `s`:
+    // each pair of moves covers `[0, n)` from both ends, with overlap, for its range of `n`.
+    unsafe {
+        let dst = dst.add(len);
+        if n >= 16 {
+            let (a, b) = (src.cast::<u128>().read_unaligned(), src.add(n - 16).cast::<u128>().read_unaligned());
+            dst.cast::<u128>().write_unaligned(a);
+            dst.add(n - 16).cast::<u128>().write_unaligned(b);
+        } else if n >= 8 {
+            let (a, b) = (src.cast::<u64>().read_unaligned(), src.add(n - 8).cast::<u64>().read_unaligned());
+            dst.cast::<u64>().write_unaligned(a);
+            dst.add(n - 8).cast::<u64>().write_unaligned(b);
+        } else if n >= 4 {
+            let (a, b) = (src.cast::<u32>().read_unaligned(), src.add(n - 4).cast::<u32>().read_unaligned());
+            dst.cast::<u32>().write_unaligned(a);
+            dst.add(n - 4).cast::<u32>().write_unaligned(b);
+        } else if n > 0 {
+            *dst = *src;
+            *dst.add(n / 2) = *src.add(n / 2);
+            *dst.add(n - 1) = *src.add(n - 1);
+        }
+        out.set_len(len + n);
     }
 }
 
@@ -637,7 +676,7 @@ fn escape_into(out: &mut Vec<u8>, s: &str) {
     let bytes = s.as_bytes();
     // Most values need no escaping: one scan, one copy.
     match bytes.iter().position(|&b| ESCAPE[b as usize]) {
-        None => out.extend_from_slice(bytes),
+        None => put(out, bytes),
         Some(first) => escape_slow(out, bytes, first),
     }
 }
@@ -692,7 +731,7 @@ fn escape_slow(out: &mut Vec<u8>, bytes: &[u8], first: usize) {
 
 #[cfg(test)]
 mod tests {
-    use super::{escape_into, push_f64, Format, LineBuf, TimeCache};
+    use super::{escape_into, push_f64, put, Format, LineBuf, TimeCache};
     use crate::clock::Zone;
     use chrono::{TimeZone, Utc};
     use std::{fmt::Write as _, sync::Mutex};
@@ -872,6 +911,24 @@ mod tests {
         info!(target: "h", k = 8u64, "8");
         warn!(target: "i", k = 9u64, "9");
         error!(target: "j", k = 10u64, "10");
+    }
+
+    #[test]
+    fn put_appends_every_length_as_extend_from_slice_does() {
+        let src: Vec<u8> = (0..80).map(|i| b'a' + i % 26).collect();
+        for start in [0usize, 1, 7, 13] {
+            for n in 0..=48 {
+                // Its own allocation of exactly `n` bytes: a read past its end would be
+                // caught by Miri or an allocator with guard pages.
+                let piece: Vec<u8> = src[start..start + n].to_vec();
+                let mut got = b"prefix".to_vec();
+                got.shrink_to_fit();
+                put(&mut got, &piece);
+                let mut want = b"prefix".to_vec();
+                want.extend_from_slice(&piece);
+                assert_eq!(got, want, "length {n}");
+            }
+        }
     }
 
     #[test]
