@@ -288,19 +288,17 @@ impl LineBuf {
             b'0' + (millis % 10) as u8,
         ];
         if json {
-            // {"timestamp": "YYYY-MM-DDTHH:MM:SS.mmm+HH:MM
-            let mut head = [0u8; 15 + 23 + 6];
-            head[..15].copy_from_slice(b"{\"timestamp\": \"");
-            head[15..25].copy_from_slice(&text[..10]);
-            head[25] = b'T';
-            head[26..34].copy_from_slice(&text[11..]);
-            head[34] = b'.';
-            head[35..38].copy_from_slice(&ms);
-            head[38..].copy_from_slice(&self.cache.offset);
-            line.extend_from_slice(&head);
+            // {"timestamp": "YYYY-MM-DDTHH:MM:SS.mmm+HH:MM, straight into the line (see
+            // below)
+            put(line, b"{\"timestamp\": \"");
+            put(line, &text[..10]);
+            line.push(b'T');
+            put(line, &text[11..]);
+            put(line, &u32::from_le_bytes([b'.', ms[0], ms[1], ms[2]]).to_le_bytes());
+            put(line, &self.cache.offset);
         } else {
             // YYYY-MM-DD HH:MM:SS,mmm, stored straight into the line: built in a stack
-            // array and copied, its bytes were read back wider than they were stored,
+            // array and copied, the head's bytes were read back wider than they were stored,
             // which the processor cannot forward (a third of this function's time).
             put(line, text);
             put(line, &u32::from_le_bytes([b',', ms[0], ms[1], ms[2]]).to_le_bytes());
@@ -592,19 +590,14 @@ fn push_short_decimal(out: &mut Vec<u8>, value: f64) -> bool {
         if value.is_sign_negative() {
             out.push(b'-');
         }
-        let mut digits = itoa::Buffer::new();
-        let digits = digits.format(n).as_bytes();
         if k == 0 {
-            out.extend_from_slice(digits);
-        } else if digits.len() > k {
-            let (whole, fraction) = digits.split_at(digits.len() - k);
-            out.extend_from_slice(whole);
-            out.push(b'.');
-            out.extend_from_slice(fraction);
+            push_u64(out, n);
         } else {
-            out.extend_from_slice(b"0.");
-            out.resize(out.len() + (k - digits.len()), b'0');
-            out.extend_from_slice(digits);
+            // `n / 10^k` whole (0 when `n` has k digits or fewer), then exactly k decimals.
+            let scale = 10u64.pow(k as u32);
+            push_u64(out, n / scale);
+            out.push(b'.');
+            push_digits(out, n % scale, k);
         }
         return true;
     }
@@ -635,16 +628,24 @@ static DIGIT_PAIRS: [u8; 200] = {
 };
 
 /// Appends `value` in decimal. The digits are stored straight into `out`, from the last:
-/// formatted into a buffer of its own (`itoa`) and then copied, they were read back wider
+/// formatted into a buffer of their own (as `itoa` does) and then copied, they were read back wider
 /// than they were stored, which the processor cannot forward (a quarter of the time of
 /// an event's two integer fields).
 #[inline]
-fn push_u64(out: &mut Vec<u8>, mut value: u64) {
-    let n = value.checked_ilog10().map_or(1, |log| log as usize + 1);
+fn push_u64(out: &mut Vec<u8>, value: u64) {
+    push_digits(out, value, value.checked_ilog10().map_or(1, |log| log as usize + 1));
+}
+
+/// Appends `value` as exactly `n` digits, zeros in front (`n` is at least its number of
+/// digits, and at most 20).
+#[inline]
+fn push_digits(out: &mut Vec<u8>, mut value: u64, n: usize) {
+    debug_assert!(n <= 20 && n >= value.checked_ilog10().map_or(1, |log| log as usize + 1));
     out.reserve(20);
     let len = out.len();
     // SAFETY: `n <= 20` bytes are written at `[len, len + n)`, inside the reserved room,
-    // each once (the index `i` only goes down from `n` to 0), before `set_len`.
+    // each once (the index `i` only goes down from `n` to 0: `value` has at most `n`
+    // digits), before `set_len`.
     unsafe {
         let dst = out.as_mut_ptr().add(len);
         let mut i = n;
@@ -661,7 +662,10 @@ fn push_u64(out: &mut Vec<u8>, mut value: u64) {
             i -= 1;
             *dst.add(i) = b'0' + value as u8;
         }
-        debug_assert_eq!(i, 0);
+        while i > 0 {
+            i -= 1;
+            *dst.add(i) = b'0';
+        }
         out.set_len(len + n);
     }
 }
@@ -685,15 +689,20 @@ fn put(out: &mut Vec<u8>, s: &[u8]) {
     unsafe {
         let dst = dst.add(len);
         if n >= 16 {
-            let (a, b) = (src.cast::<u128>().read_unaligned(), src.add(n - 16).cast::<u128>().read_unaligned());
+            let (a, b) = (
+                src.cast::<u128>().read_unaligned(),
+                src.add(n - 16).cast::<u128>().read_unaligned(),
+            );
             dst.cast::<u128>().write_unaligned(a);
             dst.add(n - 16).cast::<u128>().write_unaligned(b);
         } else if n >= 8 {
-            let (a, b) = (src.cast::<u64>().read_unaligned(), src.add(n - 8).cast::<u64>().read_unaligned());
+            let (a, b) =
+                (src.cast::<u64>().read_unaligned(), src.add(n - 8).cast::<u64>().read_unaligned());
             dst.cast::<u64>().write_unaligned(a);
             dst.add(n - 8).cast::<u64>().write_unaligned(b);
         } else if n >= 4 {
-            let (a, b) = (src.cast::<u32>().read_unaligned(), src.add(n - 4).cast::<u32>().read_unaligned());
+            let (a, b) =
+                (src.cast::<u32>().read_unaligned(), src.add(n - 4).cast::<u32>().read_unaligned());
             dst.cast::<u32>().write_unaligned(a);
             dst.add(n - 4).cast::<u32>().write_unaligned(b);
         } else if n > 0 {
