@@ -190,60 +190,39 @@ fn run_layer(mode: WriteMode) {
 /// whole, in order; the events after it wait in the new buffer.
 #[test]
 fn a_full_buffer_reaches_the_file_with_nothing_after_it() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("app.log");
-    let log = RollingFile::builder()
-        .settings(
-            Settings::default()
-                .write_mode(WriteMode::Buffered)
-                .buffer_capacity(4096)
-                .flush_interval(Duration::from_secs(3600))
-                .rotation_disabled(true),
-        )
-        .build(&path)
-        .unwrap();
-    let line = |i: usize| format!("event {i:04} {}\n", "x".repeat(40)); // 52 bytes
-                                                                        // 78 lines fill 4056 of the 4096 bytes; the 79th does not fit, so the 78 are handed off.
-    for i in 0..79 {
-        (&log).write_all(line(i).as_bytes()).unwrap();
-    }
-    let first: String = (0..78).map(line).collect();
-    let until = std::time::Instant::now() + Duration::from_secs(10);
-    while std::fs::metadata(&path).unwrap().len() < first.len() as u64
-        && std::time::Instant::now() < until
-    {
-        thread::sleep(Duration::from_millis(2));
-    }
-    assert_eq!(std::fs::read_to_string(&path).unwrap(), first, "the full buffer, by itself");
-    log.flush().unwrap();
-    let all: String = (0..79).map(line).collect();
-    assert_eq!(std::fs::read_to_string(&path).unwrap(), all);
-    assert_eq!(log.stats().lost_events, 0);
+    // 78 lines fill 4056 of the 4096 bytes; the 79th does not fit, so the 78 are handed off.
+    the_background_thread_writes_78_lines_by_itself(WriteMode::Buffered, 79);
 }
 
+/// Staged mode: a stage holding about a buffer (4096 - 64 bytes here) asks the background
+/// thread to write it; the thread that staged it does not wait for it.
 #[test]
 fn a_stage_past_its_threshold_is_drained_by_the_background_thread() {
-    // Staged mode: a stage holding about a buffer (4096 - 64 bytes here) asks the
-    // background thread to write it; the thread that staged it does not wait for it.
+    // 77 lines stage 4004 bytes, under the threshold; the 78th crosses it (4056 bytes).
+    the_background_thread_writes_78_lines_by_itself(WriteMode::Staged, 78);
+}
+
+/// Writes `before_wait` lines of 52 bytes into a 4 KiB buffer that is never flushed on a
+/// timer, then waits for the first 78 to reach the file (the background thread's doing
+/// alone), checks that line 79 waits in memory, and that a flush then writes it.
+fn the_background_thread_writes_78_lines_by_itself(mode: WriteMode, before_wait: usize) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("app.log");
     let log = RollingFile::builder()
         .settings(
             Settings::default()
-                .write_mode(WriteMode::Staged)
+                .write_mode(mode)
                 .buffer_capacity(4096)
                 .flush_interval(Duration::from_secs(3600))
                 .rotation_disabled(true),
         )
         .build(&path)
         .unwrap();
-    let line = |i: usize| format!("event {i:04} {}\n", "x".repeat(40)); // 52 bytes
-                                                                        // 77 lines stage 4004 bytes, under the threshold: nothing is asked for.
-    for i in 0..77 {
+    // 52 bytes each.
+    let line = |i: usize| format!("event {i:04} {}\n", "x".repeat(40));
+    for i in 0..before_wait {
         (&log).write_all(line(i).as_bytes()).unwrap();
     }
-    // The 78th crosses it (4056 bytes).
-    (&log).write_all(line(77).as_bytes()).unwrap();
     let first: String = (0..78).map(line).collect();
     let until = std::time::Instant::now() + Duration::from_secs(10);
     while std::fs::metadata(&path).unwrap().len() < first.len() as u64
@@ -251,14 +230,12 @@ fn a_stage_past_its_threshold_is_drained_by_the_background_thread() {
     {
         thread::sleep(Duration::from_millis(2));
     }
-    assert_eq!(
-        std::fs::read_to_string(&path).unwrap(),
-        first,
-        "the stage, by the background thread"
-    );
-    (&log).write_all(line(78).as_bytes()).unwrap();
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), first, "by the background thread");
+    for i in before_wait..79 {
+        (&log).write_all(line(i).as_bytes()).unwrap();
+    }
     thread::sleep(Duration::from_millis(50));
-    assert_eq!(std::fs::read_to_string(&path).unwrap(), first, "the next line waits in the stage");
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), first, "line 79 waits in memory");
     log.flush().unwrap();
     let all: String = (0..79).map(line).collect();
     assert_eq!(std::fs::read_to_string(&path).unwrap(), all);
