@@ -55,19 +55,22 @@ pub enum WriteMode {
     /// by default) that is written out when full, at once on every ERROR event, every
     /// [`Settings::flush_interval`] (1 s) from the background thread, on
     /// [`RollingFile::flush`](crate::RollingFile::flush) and when the last handle or the
-    /// guard drops. Never drops an event: a full buffer is written by the thread that
-    /// filled it. A crash can lose what is in the buffer: at most `buffer_capacity` bytes
+    /// guard drops. Never drops an event: a full buffer is handed to the background thread
+    /// to write, and whoever next needs the spare writes it first if that thread has not.
+    /// A crash can lose what is in the buffers: at most twice `buffer_capacity` bytes
     /// written during the last `flush_interval`, and never an ERROR event or anything
     /// written before one.
     Buffered,
-    /// Buffered, with a small staging buffer per thread (15 KiB with the default buffer,
-    /// so that four fill it; at most 16 KiB) in front of the shared one, so threads do not
-    /// hand a lock and its cache lines to each other on every event: it scales with
-    /// threads where `Buffered` does not. The price: lines of different threads interleave
-    /// in chunks (each thread's own lines stay in order), not in time order, and the size
-    /// trigger can overshoot by what other threads hold staged (at most a stage and one
-    /// event each). Flushes, ERROR events, rotation and crash losses are as in `Buffered`:
-    /// every flush, ERROR event and rotation first takes every thread's staged events.
+    /// Buffered, with a stage per thread in front of the shared buffer: a ring of four
+    /// times `buffer_capacity` that its thread fills with no lock, so threads do not hand
+    /// a lock and its cache lines to each other on every event (it scales with threads
+    /// where `Buffered` does not). A stage holding about `buffer_capacity` asks the
+    /// background thread to write it, straight from the ring; its thread writes it itself
+    /// only when the ring is full. The price: lines of different threads interleave in
+    /// chunks (each thread's own lines stay in order), not in time order; the size trigger
+    /// can overshoot by what other threads hold staged; and a crash can also lose what
+    /// the stages hold (normally about `buffer_capacity` per thread, at most the ring).
+    /// Every flush, ERROR event and rotation first takes every thread's staged events.
     Staged,
 }
 
