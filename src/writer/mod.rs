@@ -177,7 +177,7 @@ pub struct Stats {
 ///
 /// Clones share one file. Dropping the last one writes out every buffered event and
 /// finishes the maintenance already due, waiting at most 5 seconds for it. See the
-/// [module docs](self) for the rules.
+/// [`Settings`](crate::Settings) and [`WriteMode`](crate::WriteMode) for the rules.
 #[derive(Clone, Debug)]
 pub struct RollingFile {
     /// What every event uses.
