@@ -176,7 +176,7 @@ pub struct Stats {
 /// A rotating log file: a `MakeWriter` for `tracing_subscriber::fmt`, and an `io::Write`.
 ///
 /// Clones share one file. Dropping the last one writes out every buffered event and
-/// finishes the maintenance already due, waiting at most 5 seconds for it. See the
+/// finishes the maintenance already due, waiting at most 5 seconds for it. See
 /// [`Settings`](crate::Settings) and [`WriteMode`](crate::WriteMode) for the rules.
 #[derive(Clone, Debug)]
 pub struct RollingFile {
