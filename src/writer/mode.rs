@@ -749,6 +749,21 @@ mod tests {
         assert_eq!(std::fs::read(&path).unwrap().last(), Some(&b'!'));
     }
 
+    // Guards the write straight from the ring (`absorb`): the bytes being written are the
+    // ring itself, so its thread must not get their room back until the write is done.
+    #[test]
+    fn a_stage_being_written_gives_its_room_back_only_after() {
+        let stage = Stage::new(16);
+        assert_eq!(stage.push(&[1; 16]), Some(16));
+        let events = stage.drain_with(stage.head(), |first, second, _| {
+            assert_eq!(stage.push(&[2]), None, "room given back during the write");
+            assert_eq!(stage.len(), 16);
+            assert_eq!([first, second].concat(), [1; 16]);
+        });
+        assert_eq!(events, 1);
+        assert_eq!(stage.push(&[2; 16]), Some(16), "and all of it after");
+    }
+
     #[test]
     fn a_full_stage_refuses_and_writes_nothing() {
         let stage = Stage::new(16);
