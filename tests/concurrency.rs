@@ -313,3 +313,28 @@ fn staged_at_the_edges(cap: usize) {
         Some((t.parse().ok()?, seq.parse().ok()?))
     });
 }
+
+/// Staged mode with a large buffer: a stage holding more than 2^24 events (one-byte
+/// events, with the background thread not asked yet) is counted whole.
+#[test]
+fn a_stage_of_millions_of_tiny_events_counts_every_one() {
+    // regression: the ring was four buffers long, and a 32 MiB buffer let a stage hold
+    // more events than its position words count (2^24): the drain counted them modulo
+    // that, so `events_written` came out 16 777 216 short.
+    const N: u64 = (1 << 24) + 1000;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("app.log");
+    let settings = Settings::default()
+        .write_mode(WriteMode::Staged)
+        .buffer_capacity(32 << 20)
+        .flush_interval(Duration::from_secs(3600))
+        .rotation_disabled(true);
+    let log = RollingFile::builder().settings(settings).build(&path).unwrap();
+    for _ in 0..N {
+        log.write_record(b"\n", false).unwrap();
+    }
+    log.flush().unwrap();
+    assert_eq!(std::fs::metadata(&path).unwrap().len(), N);
+    let stats = log.stats();
+    assert_eq!((stats.events_written, stats.bytes_written, stats.lost_events), (N, N, 0));
+}
