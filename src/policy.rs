@@ -60,14 +60,16 @@ pub enum WriteMode {
     /// written during the last `flush_interval`, and never an ERROR event or anything
     /// written before one.
     Buffered,
-    /// Buffered, with a small staging buffer per thread (15 KiB with the default buffer,
-    /// so that four fill it; at most 16 KiB) in front of the shared one, so threads do not
+    /// Buffered, with a stage per thread in front of the shared one (a ring of four times
+    /// about a buffer, 256 KiB with the default buffer; 8 MiB at most), so threads do not
     /// hand a lock and its cache lines to each other on every event: it scales with
-    /// threads where `Buffered` does not. The price: lines of different threads interleave
-    /// in chunks (each thread's own lines stay in order), not in time order, and the size
-    /// trigger can overshoot by what other threads hold staged (at most a stage and one
-    /// event each). Flushes, ERROR events, rotation and crash losses are as in `Buffered`:
-    /// every flush, ERROR event and rotation first takes every thread's staged events.
+    /// threads where `Buffered` does not. A stage holding about a buffer (2 MiB at most)
+    /// asks the background thread to write the stages out. The price: lines of different
+    /// threads interleave in chunks (each thread's own lines stay in order), not in time
+    /// order; the size trigger counts the thread's own stage but can overshoot by what
+    /// other threads hold staged (at most their rings); and a crash can also lose what the
+    /// stages hold. Flushes, ERROR events and rotation are as in `Buffered`: every flush,
+    /// ERROR event and rotation first takes every thread's staged events.
     Staged,
 }
 
