@@ -338,3 +338,39 @@ fn a_stage_of_millions_of_tiny_events_counts_every_one() {
     let stats = log.stats();
     assert_eq!((stats.events_written, stats.bytes_written, stats.lost_events), (N, N, 0));
 }
+
+/// Staged mode: a thread that fills its stage past the threshold and ends at once still
+/// has it written by the background thread (no flush, no later event: the flush interval
+/// is an hour), and the stage of one that ends under the threshold waits for a flush.
+#[test]
+fn a_stage_left_by_a_thread_that_ended_is_still_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("app.log");
+    let settings = Settings::default()
+        .write_mode(WriteMode::Staged)
+        .buffer_capacity(4096)
+        .flush_interval(Duration::from_secs(3600))
+        .rotation_disabled(true);
+    let log = RollingFile::builder().settings(settings).build(&path).unwrap();
+    // 52 bytes each: 78 cross the threshold (4032 bytes).
+    let line = |i: usize| format!("event {i:04} {}\n", "x".repeat(40));
+    let write = |lines: std::ops::Range<usize>| {
+        let log = log.clone();
+        thread::spawn(move || lines.for_each(|i| (&log).write_all(line(i).as_bytes()).unwrap()))
+            .join()
+            .unwrap();
+    };
+    write(0..78);
+    let first: String = (0..78).map(line).collect();
+    let until = std::time::Instant::now() + Duration::from_secs(10);
+    while std::fs::metadata(&path).unwrap().len() < first.len() as u64
+        && std::time::Instant::now() < until
+    {
+        thread::sleep(Duration::from_millis(2));
+    }
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), first, "by the background thread");
+    write(78..80);
+    log.flush().unwrap();
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), (0..80).map(line).collect::<String>());
+    assert_eq!(log.stats().events_written, 80);
+}
