@@ -62,14 +62,15 @@ pub enum WriteMode {
     /// written before one.
     Buffered,
     /// Buffered, with a stage per thread in front of the shared buffer: a ring of four
-    /// times `buffer_capacity` that its thread fills with no lock, so threads do not hand
-    /// a lock and its cache lines to each other on every event (it scales with threads
-    /// where `Buffered` does not). A stage holding about `buffer_capacity` asks the
-    /// background thread to write it, straight from the ring; its thread writes it itself
-    /// only when the ring is full. The price: lines of different threads interleave in
-    /// chunks (each thread's own lines stay in order), not in time order; the size trigger
-    /// can overshoot by what other threads hold staged; and a crash can also lose what
-    /// the stages hold (normally about `buffer_capacity` per thread, at most the ring).
+    /// times about `buffer_capacity` (256 KiB with the default buffer; 8 MiB at most) that
+    /// its thread fills with no lock, so threads do not hand a lock and its cache lines to
+    /// each other on every event (it scales with threads where `Buffered` does not). A
+    /// stage holding about `buffer_capacity` (2 MiB at most) asks the background thread to
+    /// write it, straight from the ring; its thread writes it itself only when the ring is
+    /// full. The price: lines of different threads interleave in chunks (each thread's own
+    /// lines stay in order), not in time order; the size trigger counts the thread's own
+    /// stage but can overshoot by what other threads hold staged; and a crash can also
+    /// lose what the stages hold (normally about a buffer per thread, at most the ring).
     /// Every flush, ERROR event and rotation first takes every thread's staged events.
     Staged,
 }

@@ -242,3 +242,135 @@ fn the_background_thread_writes_78_lines_by_itself(mode: WriteMode, before_wait:
     assert_eq!(log.stats().lost_events, 0);
     assert_eq!(log.stats().events_written, 79);
 }
+
+/// Staged mode at its edges: a buffer of a few hundred bytes (stages of a few hundred,
+/// rings of a KiB: they wrap and fill all the time, and both drains run, the copy into
+/// the shared buffer and the write straight from the ring), a rotation every 2 KiB and at
+/// every midnight, ERROR events (which flush) among the others, events larger than a
+/// stage and larger than the buffer, and every thread's events written by a run of
+/// short-lived threads, each ending with events still staged. Every event is found once,
+/// whole, in order per writer.
+#[test]
+fn staged_tiny_buffers_lose_nothing_with_errors_big_events_and_threads_that_end() {
+    for cap in [256, 700, 1024] {
+        staged_at_the_edges(cap);
+    }
+}
+
+fn staged_at_the_edges(cap: usize) {
+    const CHUNK: usize = 250;
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(utc(2026, 1, 1, 0, 0, 0));
+    let settings = settings(WriteMode::Staged).max_bytes(2048).buffer_capacity(cap).compress(false);
+    let log = common::open(dir.path().join("app.log"), settings, &clock);
+    let stop = Arc::new(AtomicBool::new(false));
+    let ticker = spin_clock(clock, Arc::clone(&stop));
+    let writers: Vec<_> = (0..THREADS)
+        .map(|t| {
+            let log = log.clone();
+            thread::spawn(move || {
+                for chunk in 0..EVENTS / CHUNK {
+                    let log = log.clone();
+                    // A thread of its own for each chunk: it ends with events staged.
+                    thread::spawn(move || {
+                        let mut line = Vec::new();
+                        for seq in chunk * CHUNK..(chunk + 1) * CHUNK {
+                            line.clear();
+                            // Mostly short; now and then longer than a stage, or than
+                            // the whole buffer.
+                            let pad = match seq % 29 {
+                                0 => cap + 50,
+                                7 => cap - cap / 64 - 20,
+                                _ => seq % 11,
+                            };
+                            writeln!(line, "t{t} {seq:06} {}", "x".repeat(pad)).unwrap();
+                            log.write_record(&line, seq % 17 == 0).unwrap();
+                        }
+                    })
+                    .join()
+                    .unwrap();
+                }
+            })
+        })
+        .collect();
+    writers.into_iter().for_each(|w| w.join().unwrap());
+    stop.store(true, Ordering::Relaxed);
+    ticker.join().unwrap();
+    log.flush().unwrap();
+    log.maintain_now();
+    let stats = log.stats();
+    assert!(stats.rotations > 100, "{stats:?}");
+    assert_eq!(
+        (stats.write_errors, stats.rotation_errors, stats.lost_events, stats.maintenance_errors),
+        (0, 0, 0, 0),
+        "{stats:?}"
+    );
+    assert_eq!(stats.events_written, (THREADS * EVENTS) as u64, "{stats:?}");
+    check(dir.path(), "app.log", |line| {
+        let (t, rest) = line.strip_prefix('t')?.split_once(' ')?;
+        let (seq, pad) = rest.split_once(' ')?;
+        pad.bytes().all(|b| b == b'x').then_some(())?;
+        Some((t.parse().ok()?, seq.parse().ok()?))
+    });
+}
+
+/// Staged mode with a large buffer: a stage holding more than 2^24 events (one-byte
+/// events, with the background thread not asked yet) is counted whole.
+#[test]
+fn a_stage_of_millions_of_tiny_events_counts_every_one() {
+    // regression: the ring was four buffers long, and a 32 MiB buffer let a stage hold
+    // more events than its position words count (2^24): the drain counted them modulo
+    // that, so `events_written` came out 16 777 216 short.
+    const N: u64 = (1 << 24) + 1000;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("app.log");
+    let settings = Settings::default()
+        .write_mode(WriteMode::Staged)
+        .buffer_capacity(32 << 20)
+        .flush_interval(Duration::from_secs(3600))
+        .rotation_disabled(true);
+    let log = RollingFile::builder().settings(settings).build(&path).unwrap();
+    for _ in 0..N {
+        log.write_record(b"\n", false).unwrap();
+    }
+    log.flush().unwrap();
+    assert_eq!(std::fs::metadata(&path).unwrap().len(), N);
+    let stats = log.stats();
+    assert_eq!((stats.events_written, stats.bytes_written, stats.lost_events), (N, N, 0));
+}
+
+/// Staged mode: a thread that fills its stage past the threshold and ends at once still
+/// has it written by the background thread (no flush, no later event: the flush interval
+/// is an hour), and the stage of one that ends under the threshold waits for a flush.
+#[test]
+fn a_stage_left_by_a_thread_that_ended_is_still_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("app.log");
+    let settings = Settings::default()
+        .write_mode(WriteMode::Staged)
+        .buffer_capacity(4096)
+        .flush_interval(Duration::from_secs(3600))
+        .rotation_disabled(true);
+    let log = RollingFile::builder().settings(settings).build(&path).unwrap();
+    // 52 bytes each: 78 cross the threshold (4032 bytes).
+    let line = |i: usize| format!("event {i:04} {}\n", "x".repeat(40));
+    let write = |lines: std::ops::Range<usize>| {
+        let log = log.clone();
+        thread::spawn(move || lines.for_each(|i| (&log).write_all(line(i).as_bytes()).unwrap()))
+            .join()
+            .unwrap();
+    };
+    write(0..78);
+    let first: String = (0..78).map(line).collect();
+    let until = std::time::Instant::now() + Duration::from_secs(10);
+    while std::fs::metadata(&path).unwrap().len() < first.len() as u64
+        && std::time::Instant::now() < until
+    {
+        thread::sleep(Duration::from_millis(2));
+    }
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), first, "by the background thread");
+    write(78..80);
+    log.flush().unwrap();
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), (0..80).map(line).collect::<String>());
+    assert_eq!(log.stats().events_written, 80);
+}

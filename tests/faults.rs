@@ -487,3 +487,86 @@ fn a_full_disk_never_rotates_an_empty_file() {
         );
     }
 }
+
+// === a file size limit: writes that stop part way ===
+
+/// Child half of `a_write_cut_short_by_a_size_limit_is_counted_in_staged_mode`: under a
+/// 64 KiB file size limit, two threads write 240 KB through a staged writer whose stages
+/// the background thread writes straight from their rings (and a full ring, by its own
+/// thread), so writes stop part way through a stage.
+#[test]
+#[cfg(target_os = "linux")]
+#[ignore = "run by a_write_cut_short_by_a_size_limit_is_counted_in_staged_mode"]
+fn size_limited_child() {
+    const LIMIT: u64 = 64 * 1024;
+    const PER_THREAD: usize = 3000;
+    let dir = std::env::var("MHM_LOG_FAULT_DIR").unwrap();
+    let path = std::path::Path::new(&dir).join("app.log");
+    // SAFETY: plain libc calls; a write past the limit then fails with EFBIG instead of
+    // killing the process.
+    unsafe {
+        libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+        let limit = libc::rlimit { rlim_cur: LIMIT, rlim_max: LIMIT };
+        assert_eq!(libc::setrlimit(libc::RLIMIT_FSIZE, &limit), 0);
+    }
+    let settings = Settings::default()
+        .write_mode(WriteMode::Staged)
+        .buffer_capacity(4096)
+        .flush_interval(Duration::from_secs(3600))
+        .rotation_disabled(true);
+    let log = RollingFile::builder().settings(settings).build(&path).unwrap();
+    let writers: Vec<_> = (0..2)
+        .map(|t| {
+            let log = log.clone();
+            std::thread::spawn(move || {
+                for seq in 0..PER_THREAD {
+                    let line = format!("t{t} {seq:06} {}\n", "x".repeat(seq % 40));
+                    let _ = log.write_record(line.as_bytes(), seq % 500 == 0);
+                }
+            })
+        })
+        .collect();
+    writers.into_iter().for_each(|w| w.join().unwrap());
+    let _ = log.flush();
+    let stats = log.stats();
+    assert!(stats.write_errors > 0, "{stats:?}");
+    assert_eq!(stats.events_written + stats.lost_events, 2 * PER_THREAD as u64, "{stats:?}");
+    let text = fs::read(&path).unwrap();
+    assert!(text.len() as u64 <= LIMIT);
+    assert!(stats.bytes_written <= text.len() as u64, "{stats:?}");
+    // Whole lines (the last may be cut: the newline that would end it cannot be written
+    // either), each thread's in order, none twice.
+    let text = String::from_utf8(text).unwrap();
+    let mut lines: Vec<&str> = text.split_inclusive('\n').collect();
+    if lines.last().is_some_and(|l| !l.ends_with('\n')) {
+        lines.pop();
+    }
+    let mut next = [0usize; 2];
+    for line in &lines {
+        let (t, rest) = line.strip_prefix('t').unwrap().split_once(' ').unwrap();
+        let (seq, pad) = rest.split_once(' ').unwrap();
+        let (t, seq): (usize, usize) = (t.parse().unwrap(), seq.parse().unwrap());
+        assert_eq!(pad, format!("{}\n", "x".repeat(seq % 40)), "a torn line: {line:?}");
+        assert!(seq >= next[t], "thread {t} out of order or duplicated at {line:?}");
+        next[t] = seq + 1;
+    }
+    assert!(lines.len() as u64 >= stats.events_written, "{stats:?}");
+    println!("child ok: {stats:?}");
+}
+
+#[test]
+#[cfg(target_os = "linux")]
+fn a_write_cut_short_by_a_size_limit_is_counted_in_staged_mode() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--ignored", "--exact", "size_limited_child", "--test-threads=1", "--nocapture"])
+        .env("MHM_LOG_FAULT_DIR", dir.path())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains("child ok"),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -28,6 +28,11 @@ use parking_lot::{Mutex, MutexGuard};
 use super::{Inner, Padded, State};
 use crate::policy::WriteMode;
 
+/// The most a stage asks to be drained at: its ring (four times this, 8 MiB) then holds
+/// fewer than 2^24 events of a byte or more, which its position words count (`POS_BITS`);
+/// and a thread's stage stays that size however large the buffer.
+const MAX_STAGE_CAP: usize = 2 << 20;
+
 /// How events reach the file, with the state only that mode needs.
 // Large: its locks are padded to cache lines of their own. There is one per log, inside
 // its `Arc`; a `Box` would add a pointer to chase on every event.
@@ -101,7 +106,8 @@ struct Stage {
 unsafe impl Sync for Stage {}
 
 /// Low bits of a position word: bytes; high bits: events. Both wrap; differences are
-/// taken modulo their width, and a stage never holds 2^40 bytes or 2^24 events.
+/// taken modulo their width, and a stage never holds 2^40 bytes or 2^24 events (its ring
+/// is at most 8 MiB: `MAX_STAGE_CAP`).
 const POS_BITS: u32 = 40;
 const POS_MASK: u64 = (1 << POS_BITS) - 1;
 
@@ -328,8 +334,9 @@ impl Mode {
                 buffer: buffer(),
                 stages: Mutex::new(Vec::new()),
                 // A buffer less a margin for the event that crosses it: the drain it
-                // asks for is one write of about a buffer, straight from the ring.
-                stage_cap: (buf_cap - buf_cap / 64).max(1),
+                // asks for is one write of about a buffer, straight from the ring (of
+                // 2 MiB at most, see `MAX_STAGE_CAP`).
+                stage_cap: (buf_cap - buf_cap / 64).clamp(1, MAX_STAGE_CAP),
                 asked: Padded(AtomicBool::new(false)),
                 id: NEXT_ID.fetch_add(1, Relaxed),
                 hints: Padded(Hints::default()),
@@ -747,6 +754,21 @@ mod tests {
         // An empty first part (nothing before the ring's end) is skipped.
         super::write_whole(&file, &[], b"!").unwrap();
         assert_eq!(std::fs::read(&path).unwrap().last(), Some(&b'!'));
+    }
+
+    // Guards the write straight from the ring (`absorb`): the bytes being written are the
+    // ring itself, so its thread must not get their room back until the write is done.
+    #[test]
+    fn a_stage_being_written_gives_its_room_back_only_after() {
+        let stage = Stage::new(16);
+        assert_eq!(stage.push(&[1; 16]), Some(16));
+        let events = stage.drain_with(stage.head(), |first, second, _| {
+            assert_eq!(stage.push(&[2]), None, "room given back during the write");
+            assert_eq!(stage.len(), 16);
+            assert_eq!([first, second].concat(), [1; 16]);
+        });
+        assert_eq!(events, 1);
+        assert_eq!(stage.push(&[2; 16]), Some(16), "and all of it after");
     }
 
     #[test]
