@@ -374,3 +374,22 @@ fn a_stage_left_by_a_thread_that_ended_is_still_written() {
     assert_eq!(std::fs::read_to_string(&path).unwrap(), (0..80).map(line).collect::<String>());
     assert_eq!(log.stats().events_written, 80);
 }
+
+// regression: in the buffered modes an empty record was counted only when a flush next
+// wrote bytes (never, if none followed), where direct mode counts it at once
+#[test]
+fn empty_records_are_counted_in_every_mode() {
+    for mode in [WriteMode::Direct, WriteMode::Buffered, WriteMode::Staged] {
+        let dir = tempfile::tempdir().unwrap();
+        let log = RollingFile::builder()
+            .settings(Settings::default().write_mode(mode))
+            .build(dir.path().join("app.log"))
+            .unwrap();
+        for _ in 0..3 {
+            log.write_record(b"", false).unwrap();
+        }
+        log.flush().unwrap();
+        assert_eq!(log.stats().events_written, 3, "{mode:?}");
+        assert_eq!(std::fs::read(dir.path().join("app.log")).unwrap(), b"", "{mode:?}");
+    }
+}

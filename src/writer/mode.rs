@@ -396,6 +396,11 @@ impl Inner {
             let _ = self.drain_all_outside_lock();
             return self.write_locked(now, data, urgent);
         }
+        if data.is_empty() {
+            // Nothing to place in order; a stage counts its events when it drains bytes,
+            // and would hold it unseen.
+            return self.write_locked(now, data, urgent);
+        }
         // `try_with`: a thread being torn down (an event logged from another thread-local's
         // destructor) has no stage table any more; its events take the locked path.
         let staging = STAGES.try_with(|cell| {
@@ -492,7 +497,16 @@ impl Inner {
                 }
             }
         }
-        stages.retain(|s| Arc::strong_count(s) > 1 || s.len() > 0);
+        stages.retain(|s| {
+            if Arc::strong_count(s) > 1 {
+                return true;
+            }
+            // Its thread has ended: its last push came before its handle's release (the
+            // `Arc`'s decrement), which this fence makes visible before the length is read
+            // (the count's load is relaxed; on x86 the fence costs nothing).
+            std::sync::atomic::fence(Acquire);
+            s.len() > 0
+        });
         drop(stages);
         self.update_hints(st);
         result
@@ -593,6 +607,8 @@ impl Inner {
         let mut io = buffer.io.lock();
         write_behind(self, &mut io);
         if st.buf.is_empty() {
+            // Empty records, if any, are written as soon as they are flushed: nothing to do.
+            st.stats.events_written += std::mem::take(&mut st.buf_events);
             return None;
         }
         st.disk = st.disk.saturating_sub(std::mem::take(&mut io.shrink));
