@@ -33,23 +33,6 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static ALLOC: Counting = Counting;
 
-/// Parks this thread once on a `parking_lot` lock, as the first contention on the file's
-/// lock would: parking_lot sets up its per-thread parking data (and may grow its global
-/// table) the first time a thread parks. That is warm-up, not per-event work.
-fn park_once() {
-    let lock = std::sync::Arc::new(parking_lot::Mutex::new(()));
-    let held = lock.lock();
-    let other = std::sync::Arc::clone(&lock);
-    let holder = std::thread::spawn(move || {
-        let _g = other.lock();
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    });
-    drop(held);
-    std::thread::sleep(std::time::Duration::from_millis(5));
-    drop(lock.lock()); // parks this thread while the other holds the lock
-    holder.join().unwrap();
-}
-
 fn allocations_during(f: impl FnOnce()) -> u64 {
     let before = COUNT.with(Cell::get);
     f();
@@ -78,7 +61,6 @@ fn the_layer_does_not_allocate_per_event_once_warm() {
             for i in 0..1000 {
                 event(i); // warm: buffers grow to the longest line
             }
-            park_once();
             let n = allocations_during(|| {
                 for i in 0..10_000 {
                     event(i);
@@ -110,7 +92,6 @@ fn writer_without_allocation(mode: WriteMode) {
         .unwrap();
     let line = b"2026-11-26 21:00:00,000 - mhm - INFO - a line\n";
     (&log).write_all(line).unwrap();
-    park_once();
     let n = allocations_during(|| {
         for _ in 0..10_000 {
             (&log).write_all(line).unwrap();

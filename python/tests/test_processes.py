@@ -71,27 +71,54 @@ def test_four_processes_with_subprocess(tmp_path):
     check_exactly_once(tmp_path, {f"s{i}": 2500 for i in range(4)})
 
 
+def wait_or_kill(pid, seconds=20):
+    """The child's exit code; a child still running after `seconds` is killed: a hang."""
+    import time
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done == pid:
+            return os.waitstatus_to_exitcode(status)
+        time.sleep(0.005)
+    os.kill(pid, 9)
+    os.waitpid(pid, 0)
+    raise AssertionError(f"fork child {pid} hung")
+
+
+FORKS = 25
+
+
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork on this platform")
 def test_fork_after_the_handler_exists(tmp_path):
+    # Regression: the writer's locks were parking_lot's, whose process-wide table of parked
+    # threads a fork copies as it stands; a child's new writer could hang for ever (seen in
+    # CI: a child spinning for eleven minutes; this suite hung in 2 of 56 runs then, and in
+    # none of 150 after the change). Many forks, each child given 20 s at most.
     path = tmp_path / "app.log"
     handler = mhm_log.RotatingFileHandler(path, **SETTINGS)
     handler.setFormatter(logging.Formatter("%(message)s"))
     log = make_logger("forked", handler)
-    for i in range(500):
-        log.info("parent %06d %s", i, "x" * (i % 17))
-    pid = os.fork()
-    if pid == 0:  # the child: the parent's handler, a writer of its own underneath
-        code = 1
-        try:
-            for i in range(3000):
-                log.info("child %06d %s", i, "x" * (i % 17))
-            handler.close()
-            code = 0
-        finally:
-            os._exit(code)
-    for i in range(500, 3000):
-        log.info("parent %06d %s", i, "x" * (i % 17))
-    _, status = os.waitpid(pid, 0)
-    assert os.waitstatus_to_exitcode(status) == 0
+    counts = {"parent": 0}
+
+    def parent_lines(n):
+        for _ in range(n):
+            log.info("parent %06d %s", counts["parent"], "x" * (counts["parent"] % 17))
+            counts["parent"] += 1
+
+    for k in range(FORKS):
+        parent_lines(50)
+        pid = os.fork()
+        if pid == 0:  # the child: the parent's handler, a writer of its own underneath
+            code = 1
+            try:
+                for i in range(300):
+                    log.info("child%d %06d %s", k, i, "x" * (i % 17))
+                handler.close()
+                code = 0
+            finally:
+                os._exit(code)
+        counts[f"child{k}"] = 300
+        parent_lines(100)  # while the child writes
+        assert wait_or_kill(pid) == 0
     handler.close()
-    check_exactly_once(tmp_path, {"parent": 3000, "child": 3000})
+    check_exactly_once(tmp_path, counts)

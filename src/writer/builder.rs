@@ -7,7 +7,7 @@ use std::{
     sync::{Arc, Weak},
 };
 
-use parking_lot::Mutex;
+use super::sync::Mutex;
 
 use super::{Inner, Owner, RollingFile};
 use crate::{clock::Clock, error::InitError, policy::Settings};

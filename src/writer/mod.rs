@@ -118,7 +118,7 @@ use std::{
 };
 
 use chrono::NaiveDate;
-use parking_lot::Mutex;
+use sync::Mutex;
 use tracing_core::{Level, Metadata};
 use tracing_subscriber::fmt::MakeWriter;
 
@@ -132,6 +132,7 @@ mod mode;
 mod open;
 mod rotate;
 mod shared;
+mod sync;
 mod worker;
 
 pub use builder::Builder;

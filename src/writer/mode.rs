@@ -23,9 +23,10 @@ use std::{
     },
 };
 
-use parking_lot::{Mutex, MutexGuard};
-
-use super::{Inner, Padded, State};
+use super::{
+    sync::{Mutex, MutexGuard},
+    Inner, Padded, State,
+};
 use crate::policy::WriteMode;
 
 /// The most a stage asks to be drained at: its ring (four times this, 8 MiB) then holds

@@ -10,8 +10,8 @@ use std::{
     time::Duration,
 };
 
+use super::sync::Mutex;
 use chrono::NaiveDate;
-use parking_lot::Mutex;
 
 use super::{
     mode::{Mode, Spare},

@@ -11,7 +11,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use parking_lot::{Condvar, Mutex};
+use super::sync::{Condvar, Mutex};
 
 use super::Inner;
 use crate::{
@@ -141,11 +141,13 @@ impl Signal {
             while w.running {
                 match earliest(deadline, w.deadline) {
                     Some(limit) => {
-                        if self.cv.wait_until(&mut w, limit).timed_out() {
+                        let timed_out;
+                        (w, timed_out) = self.cv.wait_until(w, limit);
+                        if timed_out && w.running {
                             return false;
                         }
                     }
-                    None => self.cv.wait(&mut w),
+                    None => w = self.cv.wait(w),
                 }
             }
             if !w.claim(None) {
@@ -323,7 +325,7 @@ fn worker_loop(
             let mut w = signal.state.lock();
             let next_flush = (flushed_at + tick).saturating_duration_since(Instant::now());
             if !w.stop && !w.write && !w.due(Some(Instant::now())) && !next_flush.is_zero() {
-                signal.cv.wait_for(&mut w, next_flush);
+                w = signal.cv.wait_for(w, next_flush).0;
             }
             if w.stop {
                 break;

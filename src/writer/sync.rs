@@ -1,0 +1,71 @@
+//! The writer's locks: `std`'s, behind the small API the writer uses (no poisoning: a
+//! panic elsewhere must not stop the logging).
+//!
+//! Not `parking_lot`'s: those park waiters in one process-wide hash table, and a bucket
+//! lock held by another thread at a `fork` is copied held into the child, where nothing
+//! ever releases it. A writer made in the child (the Python package makes one for every
+//! handler after a fork) then hung on its first wake-up of its background thread: seen in
+//! `python/tests/test_processes.py`'s fork test, a child spinning in
+//! `Condvar::notify_all` for eleven minutes. `std`'s locks (futexes on Linux, SRW locks on
+//! Windows) keep their whole state in the lock itself, so a lock made after the fork is
+//! clean.
+
+use std::{
+    sync::PoisonError,
+    time::{Duration, Instant},
+};
+
+pub(super) use std::sync::MutexGuard;
+
+/// `std::sync::Mutex` without poisoning.
+#[derive(Debug, Default)]
+pub(super) struct Mutex<T>(std::sync::Mutex<T>);
+
+impl<T> Mutex<T> {
+    pub(super) const fn new(value: T) -> Self {
+        Self(std::sync::Mutex::new(value))
+    }
+
+    #[inline]
+    pub(super) fn lock(&self) -> MutexGuard<'_, T> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub(super) fn get_mut(&mut self) -> &mut T {
+        self.0.get_mut().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// `std::sync::Condvar` without poisoning.
+#[derive(Debug, Default)]
+pub(super) struct Condvar(std::sync::Condvar);
+
+impl Condvar {
+    pub(super) fn wait<'a, T>(&self, guard: MutexGuard<'a, T>) -> MutexGuard<'a, T> {
+        self.0.wait(guard).unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Waits at most `timeout`; the guard, and whether the time ran out.
+    pub(super) fn wait_for<'a, T>(
+        &self,
+        guard: MutexGuard<'a, T>,
+        timeout: Duration,
+    ) -> (MutexGuard<'a, T>, bool) {
+        let (guard, result) =
+            self.0.wait_timeout(guard, timeout).unwrap_or_else(PoisonError::into_inner);
+        (guard, result.timed_out())
+    }
+
+    /// Waits until `deadline` at most; the guard, and whether it passed.
+    pub(super) fn wait_until<'a, T>(
+        &self,
+        guard: MutexGuard<'a, T>,
+        deadline: Instant,
+    ) -> (MutexGuard<'a, T>, bool) {
+        self.wait_for(guard, deadline.saturating_duration_since(Instant::now()))
+    }
+
+    pub(super) fn notify_all(&self) {
+        self.0.notify_all();
+    }
+}
