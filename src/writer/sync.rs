@@ -17,6 +17,9 @@ use std::{
 
 pub(super) use std::sync::MutexGuard;
 
+/// Tries of [`Mutex::lock`] before it sleeps, each after a pause twice as long (capped).
+const SPINS: u32 = 10;
+
 /// `std::sync::Mutex` without poisoning.
 #[derive(Debug, Default)]
 pub(super) struct Mutex<T>(std::sync::Mutex<T>);
@@ -26,8 +29,32 @@ impl<T> Mutex<T> {
         Self(std::sync::Mutex::new(value))
     }
 
+    /// Tries a while before sleeping: the writer's locks are held for a copy of one line,
+    /// so a waiter that spins briefly usually gets the lock without a system call. Two
+    /// threads on one buffered file (`2threads/writer_buffered_shared`, one run): 258 ns
+    /// per pair of events with std's lock alone, 202 with 10 tries, 576 with 30;
+    /// `parking_lot`'s adaptive spinning gave 181 in another run.
     #[inline]
     pub(super) fn lock(&self) -> MutexGuard<'_, T> {
+        match self.0.try_lock() {
+            Ok(guard) => guard,
+            Err(std::sync::TryLockError::Poisoned(e)) => e.into_inner(),
+            Err(std::sync::TryLockError::WouldBlock) => self.lock_contended(),
+        }
+    }
+
+    #[cold]
+    fn lock_contended(&self) -> MutexGuard<'_, T> {
+        for spins in 0..SPINS {
+            for _ in 0..(1 << spins.min(6)) {
+                std::hint::spin_loop();
+            }
+            match self.0.try_lock() {
+                Ok(guard) => return guard,
+                Err(std::sync::TryLockError::Poisoned(e)) => return e.into_inner(),
+                Err(std::sync::TryLockError::WouldBlock) => {}
+            }
+        }
         self.0.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
