@@ -32,7 +32,7 @@ impl<T> Mutex<T> {
     /// Tries a while before sleeping: the writer's locks are held for a copy of one line,
     /// so a waiter that spins briefly usually gets the lock without a system call. Two
     /// threads on one buffered file (`2threads/writer_buffered_shared`, one run): 258 ns
-    /// per pair of events with std's lock alone, 202 with 10 tries, 576 with 30;
+    /// per pair of events with std's lock alone, 202 with 10 tries, 279 with 30;
     /// `parking_lot`'s adaptive spinning gave 181 in another run.
     #[inline]
     pub(super) fn lock(&self) -> MutexGuard<'_, T> {
