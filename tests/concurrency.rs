@@ -88,15 +88,7 @@ fn run_rolling_file(mode: WriteMode) {
     writers.into_iter().for_each(|w| w.join().unwrap());
     stop.store(true, Ordering::Relaxed);
     ticker.join().unwrap();
-    log.flush().unwrap();
-    log.maintain_now();
-    let stats = log.stats();
-    assert!(stats.rotations > 100, "{stats:?}");
-    assert_eq!(
-        (stats.write_errors, stats.rotation_errors, stats.lost_events, stats.maintenance_errors),
-        (0, 0, 0, 0),
-        "{stats:?}"
-    );
+    flushed_without_a_failure(&log);
     let files = check(dir.path(), "app.log", |line| {
         let rest = line.strip_prefix('t')?.strip_suffix(" the quick brown fox")?;
         let (t, seq) = rest.split_once(' ')?;
@@ -208,28 +200,15 @@ fn a_stage_past_its_threshold_is_drained_by_the_background_thread() {
 fn the_background_thread_writes_78_lines_by_itself(mode: WriteMode, before_wait: usize) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("app.log");
-    let log = RollingFile::builder()
-        .settings(
-            Settings::default()
-                .write_mode(mode)
-                .buffer_capacity(4096)
-                .flush_interval(Duration::from_secs(3600))
-                .rotation_disabled(true),
-        )
-        .build(&path)
-        .unwrap();
+    let log =
+        RollingFile::builder().settings(common::held_in_memory(mode, 4096)).build(&path).unwrap();
     // 52 bytes each.
     let line = |i: usize| format!("event {i:04} {}\n", "x".repeat(40));
     for i in 0..before_wait {
         (&log).write_all(line(i).as_bytes()).unwrap();
     }
     let first: String = (0..78).map(line).collect();
-    let until = std::time::Instant::now() + Duration::from_secs(10);
-    while std::fs::metadata(&path).unwrap().len() < first.len() as u64
-        && std::time::Instant::now() < until
-    {
-        thread::sleep(Duration::from_millis(2));
-    }
+    wait_for_len(&path, first.len());
     assert_eq!(std::fs::read_to_string(&path).unwrap(), first, "by the background thread");
     for i in before_wait..79 {
         (&log).write_all(line(i).as_bytes()).unwrap();
@@ -296,15 +275,7 @@ fn staged_at_the_edges(cap: usize) {
     writers.into_iter().for_each(|w| w.join().unwrap());
     stop.store(true, Ordering::Relaxed);
     ticker.join().unwrap();
-    log.flush().unwrap();
-    log.maintain_now();
-    let stats = log.stats();
-    assert!(stats.rotations > 100, "{stats:?}");
-    assert_eq!(
-        (stats.write_errors, stats.rotation_errors, stats.lost_events, stats.maintenance_errors),
-        (0, 0, 0, 0),
-        "{stats:?}"
-    );
+    let stats = flushed_without_a_failure(&log);
     assert_eq!(stats.events_written, (THREADS * EVENTS) as u64, "{stats:?}");
     check(dir.path(), "app.log", |line| {
         let (t, rest) = line.strip_prefix('t')?.split_once(' ')?;
@@ -324,11 +295,7 @@ fn a_stage_of_millions_of_tiny_events_counts_every_one() {
     const N: u64 = (1 << 24) + 1000;
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("app.log");
-    let settings = Settings::default()
-        .write_mode(WriteMode::Staged)
-        .buffer_capacity(32 << 20)
-        .flush_interval(Duration::from_secs(3600))
-        .rotation_disabled(true);
+    let settings = common::held_in_memory(WriteMode::Staged, 32 << 20);
     let log = RollingFile::builder().settings(settings).build(&path).unwrap();
     for _ in 0..N {
         log.write_record(b"\n", false).unwrap();
@@ -346,11 +313,7 @@ fn a_stage_of_millions_of_tiny_events_counts_every_one() {
 fn a_stage_left_by_a_thread_that_ended_is_still_written() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("app.log");
-    let settings = Settings::default()
-        .write_mode(WriteMode::Staged)
-        .buffer_capacity(4096)
-        .flush_interval(Duration::from_secs(3600))
-        .rotation_disabled(true);
+    let settings = common::held_in_memory(WriteMode::Staged, 4096);
     let log = RollingFile::builder().settings(settings).build(&path).unwrap();
     // 52 bytes each: 78 cross the threshold (4032 bytes).
     let line = |i: usize| format!("event {i:04} {}\n", "x".repeat(40));
@@ -362,12 +325,7 @@ fn a_stage_left_by_a_thread_that_ended_is_still_written() {
     };
     write(0..78);
     let first: String = (0..78).map(line).collect();
-    let until = std::time::Instant::now() + Duration::from_secs(10);
-    while std::fs::metadata(&path).unwrap().len() < first.len() as u64
-        && std::time::Instant::now() < until
-    {
-        thread::sleep(Duration::from_millis(2));
-    }
+    wait_for_len(&path, first.len());
     assert_eq!(std::fs::read_to_string(&path).unwrap(), first, "by the background thread");
     write(78..80);
     log.flush().unwrap();
@@ -391,5 +349,29 @@ fn empty_records_are_counted_in_every_mode() {
         log.flush().unwrap();
         assert_eq!(log.stats().events_written, 3, "{mode:?}");
         assert_eq!(std::fs::read(dir.path().join("app.log")).unwrap(), b"", "{mode:?}");
+    }
+}
+
+/// Flushes `log` and runs its maintenance, then checks that it rotated often and that
+/// nothing failed; its counters.
+fn flushed_without_a_failure(log: &RollingFile) -> mhm_log::Stats {
+    log.flush().unwrap();
+    log.maintain_now();
+    let stats = log.stats();
+    assert!(stats.rotations > 100, "{stats:?}");
+    assert_eq!(
+        (stats.write_errors, stats.rotation_errors, stats.lost_events, stats.maintenance_errors),
+        (0, 0, 0, 0),
+        "{stats:?}"
+    );
+    stats
+}
+
+/// Waits until the file at `path` holds `len` bytes, 10 s at most (the caller then checks
+/// what it holds).
+fn wait_for_len(path: &std::path::Path, len: usize) {
+    let until = std::time::Instant::now() + Duration::from_secs(10);
+    while std::fs::metadata(path).unwrap().len() < len as u64 && std::time::Instant::now() < until {
+        thread::sleep(Duration::from_millis(2));
     }
 }

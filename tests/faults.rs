@@ -509,11 +509,7 @@ fn size_limited_child() {
         let limit = libc::rlimit { rlim_cur: LIMIT, rlim_max: LIMIT };
         assert_eq!(libc::setrlimit(libc::RLIMIT_FSIZE, &limit), 0);
     }
-    let settings = Settings::default()
-        .write_mode(WriteMode::Staged)
-        .buffer_capacity(4096)
-        .flush_interval(Duration::from_secs(3600))
-        .rotation_disabled(true);
+    let settings = common::held_in_memory(WriteMode::Staged, 4096);
     let log = RollingFile::builder().settings(settings).build(&path).unwrap();
     let writers: Vec<_> = (0..2)
         .map(|t| {

@@ -11,6 +11,16 @@ use chrono::{DateTime, TimeZone, Utc};
 use flate2::read::MultiGzDecoder;
 use mhm_log::naming::CopyName;
 
+/// Settings that keep events in memory until something writes them: a buffer of `cap`
+/// bytes, no timed flush for an hour, no rotation.
+pub fn held_in_memory(mode: mhm_log::WriteMode, cap: usize) -> mhm_log::Settings {
+    mhm_log::Settings::default()
+        .write_mode(mode)
+        .buffer_capacity(cap)
+        .flush_interval(std::time::Duration::from_secs(3600))
+        .rotation_disabled(true)
+}
+
 /// A rotating file at `path` with these settings, on the test's clock.
 pub fn open(
     path: impl AsRef<Path>,
