@@ -25,6 +25,8 @@ const ID: &str = "MHM_LOG_PROC_ID";
 const COUNT: &str = "MHM_LOG_PROC_COUNT";
 const MODE: &str = "MHM_LOG_PROC_MODE";
 const MAX_BYTES: &str = "MHM_LOG_PROC_MAX_BYTES";
+/// The file whose appearance starts the child's writes (default `go`).
+const GO: &str = "MHM_LOG_PROC_GO";
 
 fn settings(mode: WriteMode, max_bytes: u64) -> Settings {
     // Copies stay in backups/ for the run (moved and compressed at its end): a writer
@@ -75,8 +77,9 @@ fn child_main() {
         .unwrap();
     // All together: ready, then wait for the go (a file the parent makes).
     let dir = Path::new(&var(DIR)).to_path_buf();
+    let go = dir.join(std::env::var(GO).unwrap_or_else(|_| "go".into()));
     std::fs::write(dir.join(format!("ready.{id}")), "").unwrap();
-    while count != 0 && !dir.join("go").exists() {
+    while count != 0 && !go.exists() {
         std::thread::sleep(Duration::from_millis(1));
     }
     let stdout = std::io::stdout();
@@ -101,6 +104,11 @@ fn child_main() {
 }
 
 fn spawn(dir: &Path, id: u32, count: u64, mode: WriteMode, max_bytes: u64) -> Child {
+    spawn_on(dir, id, count, mode, max_bytes, "go")
+}
+
+/// As `spawn`, with the child waiting for the file `go` instead.
+fn spawn_on(dir: &Path, id: u32, count: u64, mode: WriteMode, max_bytes: u64, go: &str) -> Child {
     Command::new(std::env::current_exe().unwrap())
         .args(["--ignored", "--exact", "child_main", "--nocapture", "--test-threads=1"])
         .env(DIR, dir)
@@ -108,6 +116,7 @@ fn spawn(dir: &Path, id: u32, count: u64, mode: WriteMode, max_bytes: u64) -> Ch
         .env(COUNT, count.to_string())
         .env(MODE, mode_name(mode))
         .env(MAX_BYTES, max_bytes.to_string())
+        .env(GO, go)
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
@@ -116,6 +125,11 @@ fn spawn(dir: &Path, id: u32, count: u64, mode: WriteMode, max_bytes: u64) -> Ch
 
 /// Lets the children that are ready (each makes `ready.<id>`) go together.
 fn go(dir: &Path, ids: impl IntoIterator<Item = u32>) {
+    go_on(dir, ids, "go");
+}
+
+/// Waits until the children `ids` are ready, then makes the file `go` they wait for.
+fn go_on(dir: &Path, ids: impl IntoIterator<Item = u32>, go: &str) {
     for id in ids {
         let ready = dir.join(format!("ready.{id}"));
         let deadline = std::time::Instant::now() + Duration::from_secs(60);
@@ -124,7 +138,7 @@ fn go(dir: &Path, ids: impl IntoIterator<Item = u32>) {
             std::thread::sleep(Duration::from_millis(2));
         }
     }
-    std::fs::write(dir.join("go"), "").unwrap();
+    std::fs::write(dir.join(go), "").unwrap();
 }
 
 /// A child's counters, from its last line.
@@ -227,35 +241,61 @@ fn several_processes_each_event_exactly_once_in_order_across_rotations() {
     let rotations: u64 = stats.iter().map(|s| s.rotations).sum();
     let copies = files.len() as u64 - 1;
     assert_eq!(copies, rotations, "{stats:?}");
-    // Not one per 8 KiB: a writer that finds the rotation lock held writes on (it never
-    // waits), and on two shared cores the holder may be descheduled for a while.
-    assert!(rotations >= 10, "{rotations} rotations: the test should rotate often: {stats:?}");
+    // The size trigger fired: 4 x 6,000 events hold ~24 times the limit, and a writer that
+    // finds the log due either rotates it or finds the rotation lock held by one that is
+    // rotating it (never both skipping), so at least one copy exists whatever the timing.
+    // How many there are depends on the scheduler (a holder descheduled while the others
+    // write on makes one long copy), so no count is asserted; the following of one
+    // another's rotations is shown, under control, by the next test.
+    assert!(rotations >= 1, "{stats:?}");
     let small: Vec<_> = files[..files.len() - 1].iter().filter(|(_, len)| *len < 1024).collect();
     assert!(small.is_empty(), "copies far under the size limit: {small:?}");
-    let followed: u64 = stats.iter().map(|s| s.followed).sum();
-    assert!(followed > 0, "the processes followed each other: {stats:?}");
 }
 
 #[test]
 fn a_rotation_by_one_process_is_followed_by_the_others_mid_burst() {
     let dir = tempfile::tempdir().unwrap();
     const N: u64 = 20_000;
-    // Three bursting processes that never rotate by themselves (their limit is far off);
-    // the fourth rotates for all: the shared size counts every process's bytes.
-    let mut children: Vec<_> =
-        (0..3).map(|i| spawn(dir.path(), i, N, WriteMode::Direct, u64::MAX / 2)).collect();
-    children.push(spawn(dir.path(), 3, N, WriteMode::Direct, 16 * 1024));
-    go(dir.path(), 0..4);
-    let stats: Vec<_> = children.into_iter().map(wait).collect();
-    let (seen, torn, _) = history(dir.path());
+    // Three bursting processes that never rotate by themselves (their limit is far off)
+    // open the log and wait. A fourth, alone, writes ~2.7 times the limit and exits: its
+    // rotations are finished before any burster writes, so each burster's first write
+    // must notice them (a memory read), whatever the scheduler does. Then the bursters
+    // write together with a fifth process that rotates for all while they burst: the
+    // shared size counts every process's bytes.
+    const MAX: u64 = 16 * 1024;
+    let mut bursters: Vec<_> = (0..3)
+        .map(|i| spawn_on(dir.path(), i, N, WriteMode::Direct, u64::MAX / 2, "go.bursters"))
+        .collect();
+    bursters.push(spawn_on(dir.path(), 4, N, WriteMode::Direct, MAX, "go.bursters"));
+    for id in [0, 1, 2, 4] {
+        wait_for(&dir.path().join(format!("ready.{id}")), "a burster to open the log");
+    }
+    let first = spawn(dir.path(), 3, 2_000, WriteMode::Direct, MAX);
+    go(dir.path(), [3]);
+    let first = wait(first);
+    assert!(first.rotations >= 1, "alone, past the limit with no gates: {first:?}");
+    std::fs::write(dir.path().join("go.bursters"), "").unwrap();
+    let stats: Vec<_> = bursters.into_iter().map(wait).collect();
+    let (seen, torn, files) = history(dir.path());
     assert_eq!(torn, 0);
-    for id in 0..4 {
+    for id in [0, 1, 2, 4] {
         assert_exactly_once_in_order(&seen, id, N);
     }
+    assert_exactly_once_in_order(&seen, 3, 2_000);
+    assert!(stats.iter().all(|s| s.failures == 0) && first.failures == 0, "{stats:?}");
     assert!(stats[..3].iter().all(|s| s.rotations == 0), "{stats:?}");
-    assert!(stats[3].rotations >= 5, "{stats:?}");
-    let followed: u64 = stats[..3].iter().map(|s| s.followed).sum();
-    assert!(followed >= 3, "the bursters followed: {stats:?}");
+    assert!(stats[..3].iter().all(|s| s.followed >= 1), "every burster followed: {stats:?}");
+    let rotations = first.rotations + stats[3].rotations;
+    assert_eq!(files.len() as u64 - 1, rotations, "one copy per rotation: {stats:?}");
+}
+
+/// Waits (60 s at most) until `path` exists.
+fn wait_for(path: &Path, what: &str) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while !path.exists() {
+        assert!(std::time::Instant::now() < deadline, "waited 60 s for {what}");
+        std::thread::sleep(Duration::from_millis(2));
+    }
 }
 
 fn pseudo_random(n: u64) -> u64 {

@@ -2,7 +2,7 @@
 //! SPEC: memory flat with data size, and at most about 1 KiB per stored file.
 #![cfg(target_os = "linux")]
 
-mod common;
+use crate::common;
 
 use std::{fs, path::Path, time::Duration};
 

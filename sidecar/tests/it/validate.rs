@@ -1,6 +1,6 @@
 //! `system validate`.
 
-mod common;
+use crate::common;
 
 use common::*;
 

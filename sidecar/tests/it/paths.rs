@@ -4,7 +4,7 @@
 //! `C:\Users\me\mhm\data\...` on Windows). The root itself, named once at start-up, is the
 //! exception.
 
-mod common;
+use crate::common;
 
 use std::{fs, path::Path, sync::Arc};
 

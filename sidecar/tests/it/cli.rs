@@ -1,6 +1,6 @@
 //! The CLI skeleton: global flags, settings layering, exit codes, the lock, the log.
 
-mod common;
+use crate::common;
 
 use std::{fs, io::Write};
 

@@ -2,7 +2,7 @@
 //! collisions, crash between the two writes, malformed input, and message conservation as
 //! a property test.
 
-mod common;
+use crate::common;
 
 use std::{
     collections::BTreeMap,

@@ -2,7 +2,7 @@
 //! tree (names that merely contain "test" kept), the manifest, verification catching a
 //! flipped byte or a missing file.
 
-mod common;
+use crate::common;
 
 use std::{
     collections::BTreeSet,

@@ -4,7 +4,7 @@
 //! rules say; the zips without a manifest are not backups, so they are neither counted nor
 //! deleted.
 
-mod common;
+use crate::common;
 
 use std::{collections::BTreeSet, fs};
 

@@ -1,7 +1,7 @@
 //! `tools rotate | save-result` on the real binary: names, same-second collisions,
 //! per-file version counts, files of other stems untouched, bad input.
 
-mod common;
+use crate::common;
 
 use std::{
     fs,

@@ -1,6 +1,6 @@
 //! `logs archive | list | cat | restore` on the real binary.
 
-mod common;
+use crate::common;
 
 use std::fs;
 

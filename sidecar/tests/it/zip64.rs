@@ -1,7 +1,7 @@
 //! ZIP64: a file over 4 GiB (sparse, so it costs no disk) is stored with its real size.
 //! Slow in a debug build: run with `cargo test -p mhm-sidecar --release --test zip64 -- --ignored`.
 
-mod common;
+use crate::common;
 
 use std::fs;
 

@@ -1,6 +1,6 @@
 //! `maintain` and `status` on the real binary.
 
-mod common;
+use crate::common;
 
 use std::fs;
 

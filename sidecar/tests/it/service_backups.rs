@@ -3,7 +3,7 @@
 //! Listed, counted for the weekly check and `status`, verified for what they carry,
 //! restored with the same safety backup, pruned by the same rules.
 
-mod common;
+use crate::common;
 
 use std::{fs, io::Write, path::Path};
 

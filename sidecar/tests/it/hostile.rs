@@ -1,7 +1,7 @@
 //! Findings of the attack campaign of issue 8: hostile backups, broken zips, a clock that
 //! jumped, leftovers of killed runs, races with the log writer, and unclear messages.
 
-mod common;
+use crate::common;
 
 use std::{fs, path::Path};
 

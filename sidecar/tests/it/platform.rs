@@ -2,7 +2,7 @@
 //! break is checked there the platform's own way): the lock holder's pid, data files other
 //! processes hold open, long paths, names that differ only in case, Notepad's `.env`.
 
-mod common;
+use crate::common;
 
 use std::{fs, path::Path};
 

@@ -1,7 +1,7 @@
 //! `maintain` across a simulated month and a half, day by day with `--now`: each job runs
 //! on its schedule, and a second call at the same moment runs nothing and changes nothing.
 
-mod common;
+use crate::common;
 
 use std::fs;
 

@@ -1,0 +1,25 @@
+//! The sidecar's integration tests, one crate (one link instead of one per file, as large
+//! Rust projects do): real files, the real binary, SIGKILL, a real S3 server. Each module
+//! is one area; `common` holds the shared helpers.
+
+mod common;
+
+mod backup;
+mod cli;
+mod crash;
+mod demo;
+mod hostile;
+mod logs;
+mod maintain;
+mod maintain_month;
+mod memory;
+mod messages;
+mod paths;
+mod platform;
+mod prune_property;
+mod remote;
+mod service_backups;
+mod snapshot;
+mod tools;
+mod validate;
+mod zip64;
