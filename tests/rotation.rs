@@ -310,3 +310,50 @@ fn a_partial_last_line_left_by_a_kill_is_ended_on_restart() {
     (&log).write_all(b"next event\n").unwrap();
     assert_eq!(fs::read_to_string(&path).unwrap(), "whole line\nhalf a li\nnext event\n");
 }
+
+#[test]
+fn a_second_build_on_one_path_merges_its_settings_and_says_so() {
+    // SPEC 9: the file rotates when any handle asks (the smallest size limit, midnight if
+    // any asks) and keeps the most any asks for; each disagreement is reported once.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("app.log");
+    let clock = ManualClock::new(utc(2026, 1, 1, 9, 0, 0));
+    let open = |s: Settings| {
+        RollingFile::builder()
+            .settings(s.min_rotate_bytes(0).min_rotate_age(Duration::ZERO))
+            .clock(clock.clone())
+            .build_with_notes(&path)
+            .unwrap()
+    };
+    let (first, notes) = open(utc_settings().rotate_at(RotateAt::Never).max_bytes(u64::MAX / 2));
+    assert!(notes.is_empty());
+    let (second, notes) = open(utc_settings().max_bytes(1000).backup_count(9));
+    assert_eq!(notes.len(), 3, "{notes:?}");
+    assert!(notes[0].contains("size limit (none in force, 1000 asked)"), "{notes:?}");
+    assert!(notes[1].contains("time trigger"), "{notes:?}");
+    assert!(notes[2].contains("backup_count (7 in force, 9 asked)"), "{notes:?}");
+    // The same again: nothing new to say but the zone (a writer without a time trigger
+    // counts its days in the local zone, and it stays).
+    let (third, notes) = open(utc_settings().max_bytes(1000).backup_count(9));
+    assert_eq!(notes.len(), 1, "{notes:?}");
+    assert!(notes[0].contains("zone of midnight"), "{notes:?}");
+    let (fourth, notes) = open(utc_settings().max_bytes(1000).backup_count(9));
+    assert!(notes.is_empty(), "said once: {notes:?}");
+    drop(fourth);
+    drop(third);
+    // Through the first handle too: the size limit is the second's.
+    for _ in 0..25 {
+        (&first).write_all(LINE.as_bytes()).unwrap();
+    }
+    let copies = names(&dir.path().join("backups"));
+    let per_copy = 1000 / LINE.len(); // lines that fit in the limit
+    assert_eq!(copies.len(), (25 - 1) / per_copy, "{copies:?}");
+    for c in &copies {
+        assert!(fs::metadata(dir.path().join("backups").join(c)).unwrap().len() <= 1000);
+    }
+    // And midnight (local: past it in every zone), which only the second asked for.
+    clock.set(utc(2026, 1, 2, 15, 0, 0));
+    (&second).write_all(LINE.as_bytes()).unwrap();
+    assert_eq!(names(&dir.path().join("backups")).len(), copies.len() + 1);
+    assert_eq!(first.stats().settings_merged, 2, "the second and third builds");
+}

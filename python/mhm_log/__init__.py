@@ -23,10 +23,18 @@ from __future__ import annotations
 import datetime as _dt
 import logging
 import os
+import warnings
 
 from . import _native
 
-__all__ = ["RotatingFileHandler", "ManualClock", "SETTINGS"]
+__all__ = ["RotatingFileHandler", "ManualClock", "SETTINGS", "SettingsMergedWarning"]
+
+
+class SettingsMergedWarning(UserWarning):
+    """Two handlers on one log path asked for different settings. They share one writer,
+    and nothing is dropped: the file rotates when either asks (the smallest size limit,
+    midnight if either asks) and keeps the most either asks for; the rest stays the first
+    handler's. The message names both values."""
 
 #: Keyword -> the environment name it overrides (SPEC.md section 1).
 SETTINGS = {
@@ -86,16 +94,21 @@ class RotatingFileHandler(logging.Handler):
 
     ``filename`` is the active log; rotated copies go to ``backups/`` beside it (or
     ``backup_dir``), older ones to ``archive/``. Handlers on one path in one process share
-    one writer (the first one's settings and clock are used). ``flush()`` writes out what a
-    buffered writer holds; ``close()`` lets go of the writer, and the last handler on a path
-    closes it. A failure goes to ``handleError``, never into the application.
+    one writer, whose settings are merged: the file rotates when any handler asks (the
+    smallest size limit, midnight if any asks) and keeps the most any asks for; the rest
+    (and the clock) stay the first handler's; a disagreement is reported once as a
+    ``SettingsMergedWarning`` naming both values. ``flush()`` writes out what a buffered
+    writer holds; ``close()`` lets go of the writer, and the last handler on a path closes
+    it. A failure goes to ``handleError``, never into the application.
     """
 
     terminator = "\n"
 
     def __init__(self, filename, *, encoding: str | None = "utf-8", delay: bool = False,
                  clock: ManualClock | None = None, level=logging.NOTSET, **settings):
-        super().__init__(level)
+        # Handler's own constructor, not the next class's in a subclass's order (the
+        # compat class is also a TimedRotatingFileHandler, whose constructor opens a stream).
+        logging.Handler.__init__(self, level)
         unknown = sorted(set(settings) - set(SETTINGS))
         if unknown:
             raise TypeError(
@@ -107,6 +120,7 @@ class RotatingFileHandler(logging.Handler):
                           if v is not None}
         self._clock = clock
         self._writer = self._make_writer(open=not delay)
+        self._warn_merged()
 
     def _make_writer(self, open: bool):
         clock = self._clock._native if self._clock is not None else None
@@ -114,6 +128,12 @@ class RotatingFileHandler(logging.Handler):
             return _native.Writer(self.baseFilename, self._settings, clock, open)
         except ValueError as e:  # a bad setting: say which handler
             raise ValueError(f"{self.baseFilename}: {e}") from None
+
+    def _warn_merged(self) -> None:
+        writer = self._writer
+        if writer is not None:
+            for note in writer.take_notes():
+                warnings.warn(note, SettingsMergedWarning, stacklevel=3)
 
     def emit(self, record: logging.LogRecord) -> None:
         try:

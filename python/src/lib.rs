@@ -2,17 +2,19 @@
 //! plain Python (`python/mhm_log/`): formatting stays Python's, and the finished line comes
 //! here, where it is written with the GIL released.
 //!
-//! Handlers on one path in one process share one writer: a registry maps the log's
-//! absolute path to the live writer (weakly, so the last handler closed closes the file).
-//! After `fork` the child forgets the parent's writers without touching them (their locks
-//! and background threads belong to the parent) and opens its own on first use.
+//! Handlers on one path in one process share one writer: the writer's own registry
+//! (`Builder::build`) maps the log's absolute path to the live writer (weakly, so the last
+//! handler closed closes the file) and merges a later handler's settings into it by its
+//! rule (the disagreements come back here and become `warnings.warn` in Python). After
+//! `fork` the child forgets the parent's writers without touching them (their locks and
+//! background threads belong to the parent) and opens its own on first use.
 
 use std::{
     collections::HashMap,
     path::PathBuf,
     sync::{
         atomic::{AtomicU64, Ordering},
-        Arc, Weak,
+        Arc,
     },
     time::Duration,
 };
@@ -25,8 +27,9 @@ use pyo3::{
     types::PyDict,
 };
 
-/// The live writers of this process, by absolute path.
-static WRITERS: Mutex<Option<HashMap<PathBuf, Weak<RollingFile>>>> = Mutex::new(None);
+/// Held while a handle opens its writer, and by the fork hooks across a `fork`: so no
+/// thread is inside the writer's registry when the process forks.
+static OPENING: Mutex<()> = Mutex::new(());
 /// Bumped in a fork child: handles opened before it must reopen.
 static GENERATION: AtomicU64 = AtomicU64::new(0);
 
@@ -76,6 +79,8 @@ struct Writer {
     settings: Settings,
     clock: Option<RustClock>,
     held: Mutex<Option<(u64, Arc<RollingFile>)>>,
+    /// The writer's disagreements with this handle's settings, not yet warned about.
+    notes: Mutex<Vec<String>>,
 }
 
 impl Writer {
@@ -94,21 +99,15 @@ impl Writer {
                 std::mem::forget(stale);
             }
         }
-        let mut writers = WRITERS.lock();
-        let map = writers.get_or_insert_with(HashMap::new);
-        let file = match map.get(&self.path).and_then(Weak::upgrade) {
-            Some(file) => file,
-            None => {
-                let mut builder = RollingFile::builder().settings(self.settings.clone());
-                if let Some(clock) = &self.clock {
-                    builder = builder.clock(clock.clone());
-                }
-                let file = Arc::new(builder.build(&self.path)?);
-                map.retain(|_, w| w.strong_count() > 0);
-                map.insert(self.path.clone(), Arc::downgrade(&file));
-                file
-            }
-        };
+        let opening = OPENING.lock();
+        let mut builder = RollingFile::builder().settings(self.settings.clone());
+        if let Some(clock) = &self.clock {
+            builder = builder.clock(clock.clone());
+        }
+        let (file, notes) = builder.build_with_notes(&self.path)?;
+        drop(opening);
+        let file = Arc::new(file);
+        self.notes.lock().extend(notes);
         *held = Some((generation, Arc::clone(&file)));
         Ok(file)
     }
@@ -146,6 +145,7 @@ impl Writer {
             settings,
             clock: clock.map(|c| c.inner.clone()),
             held: Mutex::new(None),
+            notes: Mutex::new(Vec::new()),
         };
         if open {
             writer.file().map_err(|e| os_error(&format!("opening {}", path.display()), e))?;
@@ -160,6 +160,27 @@ impl Writer {
             self.file().map_err(|e| os_error(&format!("opening {}", self.path.display()), e))?;
         py.detach(|| file.write_record(record, urgent))
             .map_err(|e| os_error(&format!("writing {}", self.path.display()), e))
+    }
+
+    /// The disagreements between this handle's settings and those of the writer already
+    /// open on its path (one sentence each, naming both values), once: the handler warns.
+    fn take_notes(&self) -> Vec<String> {
+        std::mem::take(&mut *self.notes.lock())
+    }
+
+    /// Whether the log is due and both gates pass now (`shouldRollover`).
+    fn rotation_due(&self, py: Python<'_>) -> PyResult<bool> {
+        let file =
+            self.file().map_err(|e| os_error(&format!("opening {}", self.path.display()), e))?;
+        Ok(py.detach(|| file.rotation_due()))
+    }
+
+    /// Rotates now when both gates pass, whatever the triggers say (`doRollover`);
+    /// whether it rotated.
+    fn rotate_now(&self, py: Python<'_>) -> PyResult<bool> {
+        let file =
+            self.file().map_err(|e| os_error(&format!("opening {}", self.path.display()), e))?;
+        Ok(py.detach(|| file.rotate_now()))
     }
 
     /// Writes out what a buffered writer holds.
@@ -198,6 +219,7 @@ impl Writer {
         d.set_item("write_errors", s.write_errors)?;
         d.set_item("lost_events", s.lost_events)?;
         d.set_item("rotation_errors", s.rotation_errors)?;
+        d.set_item("settings_merged", s.settings_merged)?;
         Ok(d)
     }
 
@@ -220,18 +242,18 @@ impl Writer {
     }
 }
 
-/// `os.register_at_fork(before=...)`: no thread holds the registry while the process forks.
+/// `os.register_at_fork(before=...)`: no thread is opening a writer while the process forks.
 #[pyfunction]
 fn _before_fork() {
     // Released by one of the two hooks below, in parent and child alike.
-    std::mem::forget(WRITERS.lock());
+    std::mem::forget(OPENING.lock());
 }
 
 /// `os.register_at_fork(after_in_parent=...)`.
 #[pyfunction]
 fn _after_fork_in_parent() {
     // SAFETY: locked by `_before_fork` on this thread, and not unlocked since.
-    unsafe { WRITERS.force_unlock() };
+    unsafe { OPENING.force_unlock() };
 }
 
 /// `os.register_at_fork(after_in_child=...)`: the parent's writers are forgotten (never
@@ -240,10 +262,7 @@ fn _after_fork_in_parent() {
 fn _after_fork_in_child() {
     // SAFETY: locked by `_before_fork` in the parent on the thread that forked, which is
     // the only thread of the child.
-    unsafe { WRITERS.force_unlock() };
-    if let Some(map) = WRITERS.lock().take() {
-        std::mem::forget(map);
-    }
+    unsafe { OPENING.force_unlock() };
     GENERATION.fetch_add(1, Ordering::AcqRel);
 }
 

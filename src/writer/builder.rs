@@ -54,11 +54,31 @@ impl Builder {
     /// starts its background thread.
     ///
     /// A log this process already has open (the same absolute path, `.` and `..` taken
-    /// out, links not followed) is shared: `build` returns a handle on the live writer,
-    /// whose settings and clock (the first build's) stay; these are ignored. Other
+    /// out, links not followed) is shared: `build` returns a handle on the live writer.
+    /// Its clock stays the first build's, and no setting is dropped: the settings are
+    /// merged, the file rotating when any build's trigger says so (the smallest size
+    /// limit; midnight if any asks) and keeping the most any asks for (counts, age,
+    /// compression); the rest stays the first build's. Each disagreement is printed once
+    /// on stderr, naming both values (see [`build_with_notes`](Self::build_with_notes) to
+    /// get them instead), and counted in [`Stats::settings_merged`](super::Stats). Other
     /// processes may write the same log at the same time, coordinated (README, "Several
     /// processes").
     pub fn build(self, path: impl AsRef<Path>) -> Result<RollingFile, InitError> {
+        let (file, notes) = self.build_with_notes(path)?;
+        for note in notes {
+            eprintln!("mhm-log: {note}");
+        }
+        Ok(file)
+    }
+
+    /// As [`build`](Self::build), but the disagreements with the settings of a writer
+    /// already open on the path are returned (one sentence each, each given once per
+    /// writer) rather than printed: for a caller with its own way of warning (the Python
+    /// package's `warnings.warn`).
+    pub fn build_with_notes(
+        self,
+        path: impl AsRef<Path>,
+    ) -> Result<(RollingFile, Vec<String>), InitError> {
         let key = mhm_fsx::absolute(path.as_ref());
         let pid = std::process::id();
         let mut live = LIVE.lock();
@@ -66,12 +86,13 @@ impl Builder {
         if let Some(owner) =
             live.get(&key).filter(|(p, _)| *p == pid).and_then(|(_, w)| w.upgrade())
         {
-            return Ok(RollingFile { inner: Arc::clone(&owner.0), _owner: owner });
+            let notes = owner.0.merge(&self.settings);
+            return Ok((RollingFile { inner: Arc::clone(&owner.0), _owner: owner }, notes));
         }
         let inner = Inner::open(path.as_ref(), self.settings, self.clock)?;
         let owner = Arc::new(Owner(Arc::clone(&inner)));
         live.retain(|_, (p, w)| *p == pid && w.strong_count() > 0);
         live.insert(key, (pid, Arc::downgrade(&owner)));
-        Ok(RollingFile { inner, _owner: owner })
+        Ok((RollingFile { inner, _owner: owner }, Vec::new()))
     }
 }

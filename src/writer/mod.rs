@@ -75,7 +75,8 @@
 //!
 //! ## The files
 //!
-//! `builder.rs` the [`Builder`] and the process's registry of writers; `open.rs` opening
+//! `builder.rs` the [`Builder`] and the process's registry of writers; `merge.rs` the
+//! rule for several handles on one path with different settings; `open.rs` opening
 //! and resuming the active file, following another writer's rotation; `shared.rs` what
 //! the writers of one log share (the mapping, the rotation lock); `mode.rs` the write modes (direct, buffered, staged) and their
 //! buffers; `rotate.rs` the rotation check, the rotation and its failures; `worker.rs`
@@ -106,13 +107,18 @@
 //! maintenance OS lock and `Signal::state` are taken under it; `Inner::worker` is taken
 //! alone, once at start and once at shutdown. The rotation OS lock is taken (tried,
 //! never waited for) under `Inner::state`, and waited for only at start-up, with none
-//! of these held; the builder's registry lock is taken alone, by `build`.
+//! of these held; the builder's registry lock is taken alone, by `build`. `Inner::merged`
+//! (the settings in force, `merge.rs`) is taken by `build` alone; under it, `state` and
+//! the maintainer's policy lock (a leaf, also taken alone by a maintenance pass).
 
 use std::{
     fs::File,
     io::{self, Write},
     path::{Path, PathBuf},
-    sync::Arc,
+    sync::{
+        atomic::{AtomicBool, AtomicU64, Ordering::Relaxed},
+        Arc,
+    },
     thread::{self, JoinHandle},
     time::Instant,
 };
@@ -128,6 +134,7 @@ use crate::{
 };
 
 mod builder;
+mod merge;
 mod mode;
 mod open;
 mod rotate;
@@ -170,6 +177,10 @@ pub struct Stats {
     /// Rotations by another writer of the same log (another process) that this one
     /// followed to the new active file.
     pub followed: u64,
+    /// Handles built on this path with settings that disagreed with the ones in force
+    /// (each disagreement is also reported once on stderr, or returned by
+    /// [`Builder::build_with_notes`]): see [`Builder::build`] for the rule.
+    pub settings_merged: u64,
     /// The last failure, as text.
     pub last_error: Option<String>,
 }
@@ -247,6 +258,27 @@ impl RollingFile {
         &self.inner.archive_dir
     }
 
+    /// Whether the log is due (its size limit or a midnight reached) and both gates pass
+    /// now, so that the next event rotates it: what a `logging` handler's
+    /// `shouldRollover` asks.
+    pub fn rotation_due(&self) -> bool {
+        let mut st = self.inner.state.lock();
+        self.inner.follow_if_rotated(&mut st);
+        self.inner.due_now(&st, None, 0).is_some()
+    }
+
+    /// Rotates the log now, whether or not a trigger says so, when both gates pass (a
+    /// file under `min_rotate_bytes` or younger than `min_rotate_age` is kept, as every
+    /// rotation keeps it) and rotation is not disabled: what a `logging` handler's
+    /// `doRollover` asks. Names, retention and the other processes are as for any
+    /// rotation. Returns whether it rotated.
+    pub fn rotate_now(&self) -> bool {
+        let mut st = self.inner.state.lock();
+        let before = st.stats.rotations;
+        self.inner.rotate_forced(&mut st);
+        st.stats.rotations > before
+    }
+
     /// Runs the background maintenance (overflow, compression, pruning) now, on this
     /// thread, and waits for it: for tests and for shutdown paths that want it done.
     pub fn maintain_now(&self) {
@@ -293,9 +325,10 @@ struct Inner {
     clock: Clock,
     /// Rotation is on (not `DISABLE_LOG_ROTATION`).
     rotate: bool,
-    /// Rotation at midnight is on (not `RotateAt::Never`).
-    time_trigger: bool,
-    max_bytes: u64,
+    /// Rotation at midnight is on (not `RotateAt::Never`). Atomic, as `max_bytes`: a
+    /// later handle on the path may ask for more (see `merge`).
+    time_trigger: AtomicBool,
+    max_bytes: AtomicU64,
     min_bytes: u64,
     min_age: i64,
     /// Direct, buffered or staged, with what that mode alone needs.
@@ -306,6 +339,9 @@ struct Inner {
     worker: Mutex<Option<JoinHandle<()>>>,
     /// What the writers of this log, in every process, share.
     shared: shared::Shared,
+    /// The settings in force (the first handle's, merged with later ones': `merge.rs`),
+    /// and the disagreements already reported.
+    merged: Mutex<merge::Merged>,
 }
 
 /// What changes as events are written.
@@ -370,6 +406,18 @@ impl<T> std::ops::DerefMut for Padded<T> {
 }
 
 impl Inner {
+    /// The size limit in force (a later handle may lower it: `merge.rs`).
+    #[inline]
+    fn max_bytes(&self) -> u64 {
+        self.max_bytes.load(Relaxed)
+    }
+
+    /// Whether midnight rotates the log (a later handle may turn it on: `merge.rs`).
+    #[inline]
+    fn time_trigger(&self) -> bool {
+        self.time_trigger.load(Relaxed)
+    }
+
     fn stats(&self) -> Stats {
         let mut stats = self.state.lock().stats.clone();
         if let Some(buffer) = self.mode.buffer() {

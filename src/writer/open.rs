@@ -6,7 +6,10 @@ use std::{
     fs::{self, File, OpenOptions},
     io::{self, Read, Write},
     path::{Path, PathBuf},
-    sync::Arc,
+    sync::{
+        atomic::{AtomicBool, AtomicU64},
+        Arc,
+    },
     time::Duration,
 };
 
@@ -25,6 +28,8 @@ use crate::{
     policy::{RotateAt, Settings},
     retention::{self, Policy},
 };
+
+use super::merge::Merged;
 
 impl Inner {
     pub(super) fn open(
@@ -96,11 +101,12 @@ impl Inner {
         };
 
         let signal = Arc::new(Signal::default());
+        let merged = Mutex::new(Merged::new(settings.clone()));
         let maintainer = Arc::new(Maintainer {
             log_name: log_name.clone(),
             backup_dir: backup_dir.clone(),
             archive_dir: archive_dir.clone(),
-            policy: Policy::from_settings(&settings),
+            policy: Mutex::new(Policy::from_settings(&settings)),
             zone,
             clock: clock.clone(),
             lock: maintenance_lock,
@@ -113,8 +119,8 @@ impl Inner {
             zone,
             clock,
             rotate: !settings.get_rotation_disabled(),
-            time_trigger,
-            max_bytes: settings.get_max_bytes(),
+            time_trigger: AtomicBool::new(time_trigger),
+            max_bytes: AtomicU64::new(settings.get_max_bytes()),
             // An empty file never rotates, whatever the gate says.
             min_bytes: settings.get_min_rotate_bytes().max(1),
             min_age: duration_to_nanos(settings.get_min_rotate_age()),
@@ -138,6 +144,7 @@ impl Inner {
             maintainer,
             worker: Mutex::new(None),
             shared,
+            merged,
         });
         let handle = worker::spawn(&inner, tick)
             .map_err(|e| InitError::io("cannot start the background thread", &inner.path, e))?;
@@ -214,8 +221,11 @@ impl Inner {
                 st.file = Some(Arc::new(file));
                 st.started = self.shared.started();
                 st.day = self.zone.day(st.started);
-                st.due_at =
-                    if self.time_trigger { self.zone.next_midnight(st.started) } else { i64::MAX };
+                st.due_at = if self.time_trigger() {
+                    self.zone.next_midnight(st.started)
+                } else {
+                    i64::MAX
+                };
                 st.retry_at = i64::MIN;
                 st.detached = false;
                 st.last_copy = later(st.last_copy, self.shared.last_copy());
@@ -336,7 +346,8 @@ impl Inner {
         if !(fresh && gone == Whereabouts::Deleted) {
             st.started = started;
             st.day = self.zone.day(started);
-            st.due_at = if self.time_trigger { self.zone.next_midnight(started) } else { i64::MAX };
+            st.due_at =
+                if self.time_trigger() { self.zone.next_midnight(started) } else { i64::MAX };
         }
         st.file = Some(Arc::new(file));
         st.disk = disk;

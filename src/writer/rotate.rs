@@ -28,7 +28,7 @@ impl Inner {
     pub(super) fn rotate_if_due(&self, st: &mut State, now: Option<i64>, len: usize) {
         self.follow_if_rotated(st);
         if let Some(now) = self.due_now(st, now, len) {
-            self.rotate(st, now, len);
+            self.rotate(st, now, len, false);
         }
     }
 
@@ -44,14 +44,14 @@ impl Inner {
     /// The time, if the log is due for an event of `len` bytes and both gates pass. The
     /// size counts every writer's bytes (the shared count) and this one's buffer.
     #[inline]
-    fn due_now(&self, st: &State, now: Option<i64>, len: usize) -> Option<i64> {
+    pub(super) fn due_now(&self, st: &State, now: Option<i64>, len: usize) -> Option<i64> {
         if !self.rotate {
             return None;
         }
         let size = self.shared.size() + st.buf.len() as u64;
         let mut clock_now = now;
-        let due = size + len as u64 > self.max_bytes
-            || (self.time_trigger
+        let due = size + len as u64 > self.max_bytes()
+            || (self.time_trigger()
                 && *clock_now.get_or_insert_with(|| self.clock.now_nanos()) >= st.due_at);
         if due {
             let now = clock_now.unwrap_or_else(|| self.clock.now_nanos());
@@ -75,8 +75,8 @@ impl Inner {
         }
         let size = self.shared.size() + hints.buffered.load(Relaxed);
         let mut clock_now = now;
-        let maybe_due = size + len as u64 > self.max_bytes
-            || (self.time_trigger
+        let maybe_due = size + len as u64 > self.max_bytes()
+            || (self.time_trigger()
                 && *clock_now.get_or_insert_with(|| self.clock.now_nanos())
                     >= hints.due_at.load(Relaxed));
         if maybe_due && size >= self.min_bytes {
@@ -94,8 +94,21 @@ impl Inner {
     ///
     /// One writer of all those on the log (in any process) rotates it: the one holding the
     /// rotation lock, which checks first that no other did it since it looked.
+    /// A rotation asked for by the application (`RollingFile::rotate_now`): no trigger
+    /// needed, the gates still apply.
     #[cold]
-    fn rotate(&self, st: &mut State, now: i64, len: usize) {
+    pub(super) fn rotate_forced(&self, st: &mut State) {
+        self.follow_if_rotated(st);
+        let now = self.clock.now_nanos();
+        let size = self.shared.size() + st.buf.len() as u64;
+        if self.rotate && size >= self.min_bytes && now.saturating_sub(st.started) >= self.min_age {
+            self.rotate(st, now, 0, true);
+        }
+    }
+
+    /// `force`: rotate though no trigger says so (the gates still apply).
+    #[cold]
+    fn rotate(&self, st: &mut State, now: i64, len: usize, force: bool) {
         let held = match self.shared.try_lock() {
             Ok(Some(held)) => held,
             Ok(None) => {
@@ -114,7 +127,8 @@ impl Inner {
         if generation != st.generation {
             // Rotated by another writer since this one looked: follow, then look again.
             self.follow(st, generation);
-            if self.due_now(st, Some(now), len).is_none() {
+            // Forced: the other writer's rotation was the one asked for.
+            if force || self.due_now(st, Some(now), len).is_none() {
                 return;
             }
         }
@@ -137,8 +151,8 @@ impl Inner {
             // file just after a rotation counted its bytes in the new one. On the bytes
             // really in the file, the size trigger may not hold: then count them right
             // and wait for it (no retry pause: nothing failed).
-            let time_due = self.time_trigger && now >= st.due_at;
-            if !time_due && on_disk + len as u64 <= self.max_bytes {
+            let time_due = self.time_trigger() && now >= st.due_at;
+            if !force && !time_due && on_disk + len as u64 <= self.max_bytes() {
                 if self.shared.size() > on_disk {
                     self.shared.set_size(on_disk, &held);
                 }
@@ -213,7 +227,8 @@ impl Inner {
                 st.disk = 0;
                 st.started = now;
                 st.day = self.zone.day(now);
-                st.due_at = if self.time_trigger { self.zone.next_midnight(now) } else { i64::MAX };
+                st.due_at =
+                    if self.time_trigger() { self.zone.next_midnight(now) } else { i64::MAX };
                 st.retry_at = i64::MIN;
                 st.detached = false;
                 st.stats.rotations += 1;

@@ -177,7 +177,8 @@ pub(super) struct Maintainer {
     pub(super) log_name: String,
     pub(super) backup_dir: PathBuf,
     pub(super) archive_dir: PathBuf,
-    pub(super) policy: Policy,
+    /// Behind a lock: a later handle on the path may ask to keep more (`merge.rs`).
+    pub(super) policy: Mutex<Policy>,
     pub(super) zone: Zone,
     pub(super) clock: Clock,
     /// `.<name>.maintain.lock` beside the log: one process maintains its copies at a time.
@@ -265,7 +266,8 @@ impl Maintainer {
             }
         };
         let mut pass = Pass::Done;
-        for step in retention::plan(&copies, &self.policy, now, self.zone, &self.archive_dir) {
+        let policy = self.policy.lock().clone();
+        for step in retention::plan(&copies, &policy, now, self.zone, &self.archive_dir) {
             if past(signal) {
                 return Pass::CutShort;
             }
@@ -419,7 +421,7 @@ mod tests {
             log_name: "app.log".into(),
             backup_dir: backup_dir.clone(),
             archive_dir: dir.path().join("archive"),
-            policy: Policy::from_settings(&settings),
+            policy: Mutex::new(Policy::from_settings(&settings)),
             zone: settings.zone(),
             clock: clock.into(),
             lock: File::create(dir.path().join(".app.log.maintain.lock")).unwrap(),
