@@ -99,7 +99,8 @@ pub fn status(ctx: &Ctx) -> Result<Status> {
         warnings.push(format!("backup {} looks invalid (run backup verify)", b.name));
     }
     let backups = Backups {
-        newest: list.last().map(as_ref),
+        // The service's per-user backups (made before saves) are never "the newest backup".
+        newest: list.iter().rev().find(|b| b.kind != backup::Kind::User).map(as_ref),
         newest_weekly: newest_weekly.map(as_ref),
         count: list.len(),
         total_bytes: list.iter().map(|b| b.size).sum(),

@@ -3,6 +3,7 @@
 pub mod create;
 pub mod manifest;
 pub mod service;
+pub mod user;
 
 use std::{
     fs::{self, File},
@@ -35,6 +36,8 @@ pub enum Kind {
     Manual,
     /// `pre_restore_safety_*`.
     Safety,
+    /// `user_backup_<id>_<time>`: the service's per-user backups (`user.rs`).
+    User,
 }
 
 impl Kind {
@@ -44,6 +47,8 @@ impl Kind {
             Kind::Weekly
         } else if name.starts_with(SAFETY_PREFIX) {
             Kind::Safety
+        } else if user::user_of(name).is_some() {
+            Kind::User
         } else {
             Kind::Manual
         }
@@ -123,6 +128,21 @@ pub fn list(ctx: &Ctx) -> Result<Vec<Info>> {
         }
         let Some(name) = file_name.strip_suffix(".zip") else { continue };
         if !e.file_type().is_ok_and(|t| t.is_file()) {
+            continue;
+        }
+        if user::user_of(name).is_some() {
+            out.push(Info {
+                name: name.to_string(),
+                kind: Kind::User,
+                path: e.path(),
+                created_at: time_from_name(name).or_else(|| mtime(&meta)),
+                size: meta.map(|m| m.len()).unwrap_or(0),
+                // Not a backup of ours or the service's whole-data kind: not pushed, not
+                // the newest, pruned by its own rule.
+                includes: None,
+                valid: user::quick_check(&e.path()),
+                made_by: Some("mhm"),
+            });
             continue;
         }
         let (manifest, valid) = match quick_check(&e.path()) {
@@ -449,6 +469,7 @@ pub fn prune(ctx: &Ctx, policy: PrunePolicy, dry_run: bool) -> Result<Vec<PruneS
         };
         steps.push(PruneStep { name: b.name.clone(), why, result });
     }
+    steps.extend(prune_user_backups(ctx, policy, dry_run)?);
     if dry_run {
         for e in fs::read_dir(&dir).into_iter().flatten().flatten() {
             let name = e.file_name().to_string_lossy().into_owned();
@@ -472,6 +493,47 @@ pub fn prune(ctx: &Ctx, policy: PrunePolicy, dry_run: bool) -> Result<Vec<PruneS
                 why: "leftover temporary file".into(),
                 result: PruneResult::Deleted,
             });
+        }
+    }
+    Ok(steps)
+}
+
+/// The service's per-user backups, by their own rule: the newest
+/// [`user::KEEP_PER_USER`] of each user, none older than the retention (`BACKUP_RETENTION_DAYS`).
+fn prune_user_backups(ctx: &Ctx, policy: PrunePolicy, dry_run: bool) -> Result<Vec<PruneStep>> {
+    let now = ctx.now.fixed_offset();
+    let mut by_user: std::collections::BTreeMap<String, Vec<Info>> = Default::default();
+    for b in list(ctx)?.into_iter().filter(|b| b.kind == Kind::User) {
+        if let Some(user) = user::user_of(&b.name) {
+            by_user.entry(user.to_string()).or_default().push(b);
+        }
+    }
+    let mut steps = Vec::new();
+    for (user, mut backups) in by_user {
+        backups.reverse(); // newest first
+        for (i, b) in backups.iter().enumerate() {
+            let age =
+                b.created_at.map(|t| now.signed_duration_since(t)).and_then(|d| d.to_std().ok());
+            let why = if age.is_some_and(|a| a >= policy.retention) {
+                format!("older than {} days", policy.retention.as_secs() / 86_400)
+            } else if i >= user::KEEP_PER_USER {
+                format!("more than {} per-user backups of {user}", user::KEEP_PER_USER)
+            } else {
+                continue;
+            };
+            let result = if dry_run {
+                PruneResult::WouldDelete
+            } else {
+                match fs::remove_file(&b.path) {
+                    Ok(()) => {
+                        tracing::info!(target: "mhm::sidecar", "backup prune: deleted {} ({why})", b.name);
+                        PruneResult::Deleted
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                    Err(e) => PruneResult::Failed(e.to_string()),
+                }
+            };
+            steps.push(PruneStep { name: b.name.clone(), why, result });
         }
     }
     Ok(steps)

@@ -146,7 +146,10 @@ fn list(ctx: &Run) -> Result<ExitCode> {
                     .collect::<Vec<_>>()
                     .join(",")
             })
-            .unwrap_or_else(|| "?".into());
+            .unwrap_or_else(|| match backup::user::user_of(&b.name) {
+                Some(user) => format!("user {user}"),
+                None => "?".into(),
+            });
         let created = b.created_at.map(|t| t.to_rfc3339()).unwrap_or_else(|| "?".into());
         let kind = format!("{:?}", b.kind).to_lowercase();
         writeln!(

@@ -133,7 +133,10 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
     let changes = cli.command.changes_files(run.dry_run);
     // The lock first: a second run must not even touch the sidecar's log.
     let _lock = if changes { Some(lock::acquire(&run)?) } else { None };
-    let _log = if changes || run.logs_dir().is_dir() { logging::init(&run) } else { None };
+    // Only a run that changes files logs (its actions): read-only commands (`status`,
+    // `list`, `verify`, `validate`, `logs cat`, dry runs) create and change no file, not
+    // even `logs/sidecar.log` and the writer's hidden files beside it.
+    let _log = if changes { logging::init(&run) } else { None };
     if _lock.is_some() {
         // A restore killed half way is rolled back, and dead runs' temporary files go,
         // before anything else happens.

@@ -72,6 +72,9 @@ impl<M> Report<M> {
 /// with a `manifest.json`, or a zip whose manifest lists no files), whose entries are
 /// checked for what they carry and listed in the returned manifest with the digests read.
 pub fn backup(path: &Path) -> Report<BackupManifest> {
+    if crate::backup::user::is_user_backup(path) {
+        return user_backup(path);
+    }
     if path.is_dir() {
         let scan: Scan<ServiceManifest> = scan_folder(path, backup_manifest::NAME);
         return service_backup(path, Ok(scan));
@@ -134,6 +137,99 @@ fn service_backup(
         check(scan, backup_manifest::NAME, "the backup", Links::UsersOnly, check_backup_manifest);
     report.made_by_service = true;
     report
+}
+
+/// The metadata file of the service's per-user backups.
+pub const USER_METADATA: &str = "backup_metadata.json";
+
+/// Verifies one of the service's per-user backups (`user_backup_<id>_<time>.zip`, made
+/// before a save that updates several parts of one user's data): no manifest of ours, a
+/// `backup_metadata.json` (`user_id`, `backup_date`, `files_backed_up`) beside the user's
+/// files. Every entry is read (CRCs, sizes, names, links), every JSON entry must parse, the
+/// metadata must be an object whose `files_backed_up` are all there; the listing returned
+/// is what was found, with the digests read.
+pub fn user_backup(path: &Path) -> Report<BackupManifest> {
+    let scan = scan_zip::<serde_json::Value>(path, USER_METADATA).map(|mut scan| {
+        let meta = scan.manifest.take();
+        let mut extra = Vec::new();
+        let json = scan.seen.keys().filter(|n| n.ends_with(".json") && *n != USER_METADATA);
+        extra.extend(json_problems(path, json));
+        let manifest = meta.map(|m| m.and_then(|v| user_listing(path, &v, &scan.seen, &mut extra)));
+        let at = scan.problems.len();
+        scan.problems.extend(extra.into_iter().enumerate().map(|(i, p)| (at + i, p)));
+        Scan { entries: scan.entries, seen: scan.seen, manifest, problems: scan.problems }
+    });
+    let mut report = check(scan, USER_METADATA, "the backup", Links::UsersOnly, |_, _, _| {});
+    report.made_by_service = true;
+    report
+}
+
+/// Our listing for a per-user backup, from its metadata and what was found.
+fn user_listing(
+    path: &Path,
+    meta: &serde_json::Value,
+    seen: &BTreeMap<String, Seen>,
+    problems: &mut Vec<Problem>,
+) -> Result<BackupManifest, Problem> {
+    let Some(meta) = meta.as_object() else {
+        return Err(Problem::at(USER_METADATA, "not a JSON object"));
+    };
+    match meta.get("files_backed_up") {
+        None => {}
+        Some(serde_json::Value::Array(listed)) => {
+            for f in listed {
+                match f.as_str() {
+                    Some(f) if f == USER_METADATA || seen.contains_key(f) => {}
+                    Some(f) => problems.push(Problem::at(
+                        USER_METADATA,
+                        format!("files_backed_up names {f:?}, which the zip does not hold"),
+                    )),
+                    None => problems.push(Problem::at(
+                        USER_METADATA,
+                        "files_backed_up holds something that is not a name",
+                    )),
+                }
+            }
+        }
+        Some(_) => problems.push(Problem::at(USER_METADATA, "files_backed_up is not a list")),
+    }
+    let stem = path
+        .file_name()
+        .map(|n| n.to_string_lossy().trim_end_matches(".zip").to_string())
+        .unwrap_or_default();
+    let created_at = meta
+        .get("backup_date")
+        .and_then(|d| d.as_str())
+        .and_then(crate::backup::service::parse_time)
+        .map_or_else(
+            || chrono::DateTime::UNIX_EPOCH.fixed_offset().to_rfc3339(),
+            |t| t.to_rfc3339(),
+        );
+    let files: Vec<FileEntry> = seen
+        .iter()
+        .map(|(name, s)| FileEntry {
+            path: name.clone(),
+            size: s.size,
+            sha256: fsx::hex(&s.sha256),
+            link: s.link.clone(),
+        })
+        .collect();
+    let users: BTreeSet<&str> = seen
+        .keys()
+        .filter_map(|n| n.strip_prefix("users/").and_then(|r| r.split('/').next()))
+        .collect();
+    Ok(BackupManifest {
+        backup_name: stem,
+        created_at,
+        includes: crate::backup::manifest::Includes { users: true, ..Default::default() },
+        system_info: backup_manifest::SystemInfo {
+            total_users: users.len() as u64,
+            file_count: files.len() as u64,
+            total_bytes: files.iter().map(|f| f.size).sum(),
+        },
+        tool_version: "MHM (the service's per-user backup)".to_string(),
+        files,
+    })
 }
 
 /// Our manifest for a service backup: its name, time and parts, and every file found.

@@ -149,3 +149,95 @@ fn the_services_backups_are_pruned_by_the_same_rules_never_the_newest_valid() {
     assert_code(&out, 0);
     assert!(r.join("data/backups/weekly_backup_2026-11-25_01-00-00/manifest.json").exists());
 }
+
+/// A per-user backup as the service's `storage/user_data_backup.py` writes it before a
+/// multi-part save: the user's files under `users/<id>/` and `backup_metadata.json`, no
+/// manifest.
+fn user_backup(root: &Path, user: &str, stamp: &str) -> std::path::PathBuf {
+    let path = root.join("data/backups").join(format!("user_backup_{user}_{stamp}.zip"));
+    fs::create_dir_all(path.parent().unwrap()).unwrap();
+    let mut z = zip::ZipWriter::new(fs::File::create(&path).unwrap());
+    let opts = zip::write::SimpleFileOptions::default();
+    let files =
+        [format!("users/{user}/account.json"), format!("users/{user}/messages/sent_messages.json")];
+    for f in &files {
+        z.start_file(f.as_str(), opts).unwrap();
+        z.write_all(br#"{"schema_version": 2, "deliveries": []}"#).unwrap();
+    }
+    let date = stamp.replacen('_', " ", 1);
+    let (day, time) = date.split_once(' ').unwrap();
+    let meta = serde_json::json!({
+        "user_id": user, "backup_date": format!("{day} {}", time.replace('-', ":")),
+        "backup_type": "complete", "includes_messages": true, "files_backed_up": files,
+    });
+    z.start_file("backup_metadata.json", opts).unwrap();
+    z.write_all(serde_json::to_string_pretty(&meta).unwrap().as_bytes()).unwrap();
+    z.finish().unwrap();
+    path
+}
+
+#[test]
+fn the_services_per_user_backups_are_a_kind_of_their_own() {
+    let root = make_root();
+    let r = root.path();
+    assert_code(&run(r, &["--now", "2026-11-20T10:00:00Z", "backup", "create"]), 0);
+    let alice = "3f2b1c9e-0000-4000-8000-1234567890ab";
+    for day in 1..=14 {
+        user_backup(r, alice, &format!("2026-11-{:02}_09-00-00", day + 15));
+    }
+    user_backup(r, "u2", "2026-11-29_08-00-00");
+    let before = snapshot(r);
+    // Listed as `user`, made by the service, valid; verified for what they carry.
+    let out = run(r, &["--now", NOW, "--json", "backup", "list"]);
+    assert_code(&out, 0);
+    let list: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let rows: Vec<&Value> = list["backups"]
+        .as_array()
+        .unwrap_or_else(|| list.as_array().unwrap())
+        .iter()
+        .filter(|b| b["name"].as_str().unwrap().starts_with("user_backup_"))
+        .collect();
+    assert_eq!(rows.len(), 15, "{list}");
+    for b in &rows {
+        assert_eq!(
+            (b["kind"].as_str(), b["made_by"].as_str(), b["valid"].as_bool()),
+            (Some("user"), Some("mhm"), Some(true)),
+            "{b}"
+        );
+    }
+    let newest_user = format!("user_backup_{alice}_2026-11-29_09-00-00");
+    let out = run(r, &["--json", "backup", "verify", &newest_user]);
+    assert_code(&out, 0);
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!((v["valid"].as_bool(), v["entries"].as_u64()), (Some(true), Some(3)), "{v}");
+    // Not the newest backup; no warning about them; and these read-only commands changed
+    // nothing (no logs/sidecar.log either).
+    let out = run(r, &["--now", NOW, "--json", "status"]);
+    let st: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(st["backups"]["newest"]["name"].as_str().unwrap().starts_with("mhm_backup_"), "{st}");
+    let warnings = st["warnings"].to_string();
+    assert!(!warnings.contains("user_backup"), "{warnings}");
+    for args in [&["system", "validate"][..], &["logs", "list"], &["backup", "list"]] {
+        run(r, args);
+    }
+    assert_same(&before, &snapshot(r));
+    // A damaged one is invalid, and named.
+    let bad = user_backup(r, "u3", "2026-11-29_07-00-00");
+    let bytes = fs::read(&bad).unwrap();
+    fs::write(&bad, &bytes[..bytes.len() / 2]).unwrap(); // cut short, as a full disk does
+    let out = run(r, &["backup", "verify", "user_backup_u3_2026-11-29_07-00-00"]);
+    assert_code(&out, 1);
+    fs::remove_file(&bad).unwrap();
+    // Pruned by their own rule: the newest 10 of each user, none past the retention.
+    let out = run(r, &["--now", NOW, "--json", "backup", "prune", "--retention-days", "12"]);
+    assert_code(&out, 0);
+    let left: Vec<String> = names(&r.join("data/backups"))
+        .into_iter()
+        .filter(|n| n.starts_with(&format!("user_backup_{alice}")))
+        .collect();
+    // 2026-11-16..29: the newest 10 are 11-20..29; 12 days before 11-30 10:00 is 11-18 10:00.
+    let want: Vec<String> =
+        (20..=29).map(|d| format!("user_backup_{alice}_2026-11-{d:02}_09-00-00.zip")).collect();
+    assert_eq!(left, want);
+    assert!(r.join("data/backups/user_backup_u2_2026-11-29_08-00-00.zip").is_file());
+}
