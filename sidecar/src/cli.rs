@@ -149,6 +149,10 @@ pub struct CreateArgs {
     /// Leave the config files out.
     #[arg(long)]
     pub no_config: bool,
+    /// `zip` (default) or `directory`: a folder in the service's own shape, which its
+    /// BackupManager lists and restores, with digests (default: BACKUP_FORMAT, else zip).
+    #[arg(long, value_name = "FORMAT")]
+    pub format: Option<String>,
 }
 
 #[derive(Debug, Args)]

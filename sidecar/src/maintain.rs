@@ -214,7 +214,14 @@ fn run_task(
                 Vec::new(),
             )),
             backup::Weekly::Due(name) => {
-                let made = backup::make(ctx, &name, backup::WEEKLY_INCLUDES, policy)?;
+                let made = backup::make(
+                    ctx,
+                    &name,
+                    backup::WEEKLY_INCLUDES,
+                    // Always a zip: it is what goes off-site (README, "Folder backups").
+                    backup::create::Format::Zip,
+                    policy,
+                )?;
                 let failed = made.pruned.iter().filter(|p| p.failed()).count();
                 let deleted =
                     made.pruned.iter().filter(|p| p.result == backup::PruneResult::Deleted).count();

@@ -362,6 +362,7 @@ pub fn restore(ctx: &Ctx, path: &Path, scope: &Scope, dry_run: bool) -> Result<O
             logs: false,
             code: false,
         },
+        format: create::Format::Zip,
     };
     let safety = (|| {
         ctx.fail_at(FailPoint::Safety)?;

@@ -1,12 +1,13 @@
 //! Writing a backup: collect the sources ([`crate::collect`]), stream them into a deflated
 //! zip under a `.tmp-*` name ([`crate::pack`]), add the manifest, sync, reopen and verify in
-//! full ([`crate::verify`]), and only then rename into place.
+//! full ([`crate::verify`]), and only then rename into place. Or, as
+//! [`Format::Directory`], the same steps for a folder in the service's directory shape.
 
 use std::{fs, path::PathBuf};
 
 use anyhow::{bail, Context, Result};
 
-use super::manifest::{self, Includes, Manifest, SystemInfo};
+use super::manifest::{self, DirManifest, Includes, Manifest, SystemInfo};
 use crate::{
     collect::{self, Skipped, Source, Tree},
     fsx, pack, verify, Ctx,
@@ -17,6 +18,40 @@ use crate::{
 pub struct Options {
     /// Which parts.
     pub includes: Includes,
+    /// A zip, or a folder.
+    pub format: Format,
+}
+
+/// How a backup is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Format {
+    /// `<name>.zip` (the default).
+    #[default]
+    Zip,
+    /// `<name>/`: the service's own directory shape (a `manifest.json` its `BackupManager`
+    /// reads, `users/`, `config/`, ... beside it), with this tool's digests in the manifest.
+    Directory,
+}
+
+impl Format {
+    /// `flag` when given, else `BACKUP_FORMAT` (`zip` or `directory`) from the environment
+    /// or `.env`, else zip. A bad value names the setting and where it came from.
+    pub fn from_settings(ctx: &Ctx, flag: Option<&str>) -> Result<Self> {
+        let (value, from) = match flag {
+            Some(v) => (v.to_string(), "--format".to_string()),
+            None => match ctx.setting("BACKUP_FORMAT") {
+                Some(v) => (v, ctx.setting_source("BACKUP_FORMAT")),
+                None => return Ok(Format::Zip),
+            },
+        };
+        match value.trim().to_ascii_lowercase().as_str() {
+            "zip" => Ok(Format::Zip),
+            "directory" | "dir" | "folder" => Ok(Format::Directory),
+            _ => Err(crate::error::usage(format!(
+                "BACKUP_FORMAT ({from}): {value:?} is not a backup format: use zip or directory"
+            ))),
+        }
+    }
 }
 
 /// Everything `options` selects under the root, in a stable order, plus what is not
@@ -55,6 +90,9 @@ pub fn write(
     sources: Vec<Source>,
 ) -> Result<(PathBuf, Manifest)> {
     fs::create_dir_all(dir).with_context(|| format!("creating {}", ctx.show(dir)))?;
+    if options.format == Format::Directory {
+        return write_directory(ctx, dir, name, options, &sources);
+    }
     let final_path = dir.join(format!("{name}.zip"));
     if fsx::exists(&final_path) {
         bail!("{} exists already; a backup is never overwritten", ctx.show(&final_path));
@@ -117,4 +155,72 @@ fn write_tmp(
     pack::finish(zip, tmp)?;
     bar.finish();
     Ok(manifest)
+}
+
+/// The folder form: `<dir>/<name>/` in the service's directory shape, written under a
+/// `.tmp-*` name (each file copied through SHA-256 and synced, the manifest last), verified
+/// in full, then renamed into place. Never over a backup of either form.
+fn write_directory(
+    ctx: &Ctx,
+    dir: &std::path::Path,
+    name: &str,
+    options: &Options,
+    sources: &[Source],
+) -> Result<(PathBuf, Manifest)> {
+    let final_path = dir.join(name);
+    let taken = |p: &std::path::Path| p.symlink_metadata().is_ok();
+    if taken(&final_path) || taken(&dir.join(format!("{name}.zip"))) {
+        bail!("{} exists already; a backup is never overwritten", ctx.show(&final_path));
+    }
+    let tmp = fsx::temp_path(&final_path);
+    let total: u64 = sources.iter().map(|s| s.size).sum();
+    let bar = ctx.progress.start("backup", total);
+    let result = (|| -> Result<Manifest> {
+        let files = crate::snapshot::write_folder(ctx, &tmp, sources, &*bar)?;
+        let users: std::collections::BTreeSet<&str> = sources
+            .iter()
+            .filter_map(|s| s.name.strip_prefix("users/").and_then(|r| r.split('/').next()))
+            .collect();
+        let manifest = Manifest {
+            backup_name: name.to_string(),
+            created_at: ctx.now_local().to_rfc3339(),
+            includes: options.includes,
+            system_info: SystemInfo {
+                total_users: users.len() as u64,
+                file_count: files.len() as u64,
+                total_bytes: files.iter().map(|f| f.size).sum(),
+            },
+            tool_version: concat!("mhm-sidecar ", env!("CARGO_PKG_VERSION")).to_string(),
+            files,
+        };
+        let on_disk = DirManifest::from_manifest(manifest.clone(), ctx.now_local());
+        let path = tmp.join(manifest::NAME);
+        let mut f = crate::pack::create_private(&ctx.root, &path)?;
+        // Indented with two spaces, as the service's json.dump(indent=2) writes it.
+        serde_json::to_writer_pretty(&mut f, &on_disk).context("writing the manifest")?;
+        f.sync_all().with_context(|| format!("syncing {}", ctx.show(&path)))?;
+        fsx::sync_dir(&path);
+        bar.finish();
+        let report = verify::backup(&tmp);
+        if !report.ok() {
+            bail!("the new backup failed verification, deleted: {}", report.problems_text());
+        }
+        if taken(&final_path) {
+            bail!("{} appeared while the backup was written", ctx.show(&final_path));
+        }
+        fs::rename(&tmp, &final_path)
+            .with_context(|| format!("renaming {} to {}", ctx.show(&tmp), ctx.show(&final_path)))?;
+        fsx::sync_dir(&final_path);
+        Ok(manifest)
+    })();
+    match result {
+        Ok(mut manifest) => {
+            manifest.files = Vec::new();
+            Ok((final_path, manifest))
+        }
+        Err(e) => {
+            let _ = fs::remove_dir_all(&tmp);
+            Err(e.context(format!("writing backup {}", ctx.show(&final_path))))
+        }
+    }
 }

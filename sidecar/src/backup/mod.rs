@@ -121,7 +121,8 @@ pub fn list(ctx: &Ctx) -> Result<Vec<Info>> {
                 size: service::folder_size(&e.path()),
                 includes: Some(m.includes()),
                 valid: true,
-                made_by: Some("mhm"),
+                // A folder with digests is ours (`--format directory`).
+                made_by: (!m.has_files).then_some("mhm"),
                 name,
             });
             continue;
@@ -255,7 +256,9 @@ pub fn check_name(name: &str) -> Result<()> {
 
 /// `<prefix><stamp>`, or `<prefix><stamp>_N` when taken.
 pub fn unique_name(dir: &Path, prefix: &str, stamp: &str) -> String {
-    fsx::unique_stem(&format!("{prefix}{stamp}"), |n| dir.join(format!("{n}.zip")).exists())
+    fsx::unique_stem(&format!("{prefix}{stamp}"), |n| {
+        dir.join(format!("{n}.zip")).exists() || dir.join(n).symlink_metadata().is_ok()
+    })
 }
 
 /// A backup just made, and the prune after it.
@@ -277,8 +280,14 @@ pub struct Made {
 /// Writes the backup `name` with `includes`, then prunes. User data it cannot hold is
 /// listed in [`Made::left_out`] (a backup of the rest beats no backup, but it is no
 /// success).
-pub fn make(ctx: &Ctx, name: &str, includes: Includes, policy: PrunePolicy) -> Result<Made> {
-    let options = create::Options { includes };
+pub fn make(
+    ctx: &Ctx,
+    name: &str,
+    includes: Includes,
+    format: create::Format,
+    policy: PrunePolicy,
+) -> Result<Made> {
+    let options = create::Options { includes, format };
     let (sources, skipped) = create::collect(ctx, &options)?;
     let collect::Skipped { left_out, warnings } = skipped;
     for w in &warnings {

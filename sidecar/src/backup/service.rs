@@ -27,6 +27,15 @@ pub struct ServiceManifest {
     /// `"directory"` for a folder backup.
     #[serde(default)]
     pub format: Option<String>,
+    /// Whether it lists its `files` with digests: a folder backup this tool wrote
+    /// (`--format directory`), verified in full, rather than the service's own.
+    #[serde(default, rename = "files", deserialize_with = "present")]
+    pub has_files: bool,
+}
+
+/// `true` for a field that is there, whatever it holds (not kept).
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
+    serde::de::IgnoredAny::deserialize(d).map(|_| true)
 }
 
 /// The service's `includes` (no `code`).
@@ -41,13 +50,16 @@ pub struct ServiceIncludes {
     /// `logs/`.
     #[serde(default)]
     pub logs: bool,
+    /// `code/` (the service's newer manifests, and ours).
+    #[serde(default)]
+    pub code: bool,
 }
 
 impl ServiceManifest {
     /// Its parts in this tool's terms.
     pub fn includes(&self) -> Includes {
         let i = self.includes.unwrap_or_default();
-        Includes { users: i.users, config: i.config, logs: i.logs, code: false }
+        Includes { users: i.users, config: i.config, logs: i.logs, code: i.code }
     }
 
     /// `created_at`, read as the service writes it.

@@ -29,11 +29,11 @@ pub fn run(ctx: &Run, cmd: &BackupCommand) -> Result<ExitCode> {
 }
 
 /// Makes one backup (and prunes after it). `name` is final.
-fn make(ctx: &Run, name: &str, includes: Includes) -> Result<ExitCode> {
+fn make(ctx: &Run, name: &str, includes: Includes, format: create::Format) -> Result<ExitCode> {
     // Settings are checked before any work.
     let policy = PrunePolicy::from_settings(ctx, None, None)?;
     if ctx.dry_run {
-        let options = create::Options { includes };
+        let options = create::Options { includes, format };
         let (sources, skipped) = create::collect(ctx, &options)?;
         for w in &skipped.warnings {
             eprintln!("warning: {w}");
@@ -41,7 +41,10 @@ fn make(ctx: &Run, name: &str, includes: Includes) -> Result<ExitCode> {
         for w in &skipped.left_out {
             eprintln!("error: the backup would leave out user data: {w}");
         }
-        let target = ctx.backups_dir().join(format!("{name}.zip"));
+        let target = match format {
+            create::Format::Zip => ctx.backups_dir().join(format!("{name}.zip")),
+            create::Format::Directory => ctx.backups_dir().join(name),
+        };
         let bytes: u64 = sources.iter().map(|s| s.size).sum();
         if ctx.json {
             print_json(&serde_json::json!({
@@ -62,14 +65,20 @@ fn make(ctx: &Run, name: &str, includes: Includes) -> Result<ExitCode> {
         return Ok(ExitCode::from_ok(skipped.left_out.is_empty()));
     }
     let backup::Made { path, manifest, pruned, warnings, left_out } =
-        backup::make(ctx, name, includes, policy)?;
+        backup::make(ctx, name, includes, format, policy)?;
     for w in &warnings {
         eprintln!("warning: {w}");
     }
     for w in &left_out {
         eprintln!("error: {} leaves out user data: {w}", ctx.show(&path));
     }
-    let size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+    // A zip's size on disk; a folder's, its files added up.
+    let size = if path.is_dir() {
+        backup::service::folder_size(&path)
+    } else {
+        std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0)
+    };
+    let stored = if path.is_dir() { String::new() } else { format!(" stored in {size} bytes") };
     if ctx.json {
         print_json(&serde_json::json!({
             "created": ctx.show(&path), "size": size, "manifest": {
@@ -79,7 +88,7 @@ fn make(ctx: &Run, name: &str, includes: Includes) -> Result<ExitCode> {
         }))?;
     } else {
         println!(
-            "created {} ({} files, {} bytes stored in {size} bytes)",
+            "created {} ({} files, {} bytes{stored})",
             ctx.show(&path),
             manifest.system_info.file_count,
             manifest.system_info.total_bytes
@@ -98,6 +107,7 @@ fn create_cmd(ctx: &Run, args: &CreateArgs) -> Result<ExitCode> {
         logs: args.include_logs,
         code: args.include_code,
     };
+    let format = create::Format::from_settings(ctx, args.format.as_deref())?;
     let name = match &args.name {
         Some(n) => {
             let n = n.strip_suffix(".zip").unwrap_or(n);
@@ -106,7 +116,7 @@ fn create_cmd(ctx: &Run, args: &CreateArgs) -> Result<ExitCode> {
         }
         None => backup::unique_name(&ctx.backups_dir(), backup::MANUAL_PREFIX, &ctx.stamp()),
     };
-    make(ctx, &name, includes)
+    make(ctx, &name, includes, format)
 }
 
 fn weekly(ctx: &Run) -> Result<ExitCode> {
@@ -119,7 +129,7 @@ fn weekly(ctx: &Run) -> Result<ExitCode> {
             }
             Ok(ExitCode::Success)
         }
-        backup::Weekly::Due(name) => make(ctx, &name, backup::WEEKLY_INCLUDES),
+        backup::Weekly::Due(name) => make(ctx, &name, backup::WEEKLY_INCLUDES, create::Format::Zip),
     }
 }
 

@@ -209,7 +209,7 @@ pub fn write(
 }
 
 /// The folder form: each file copied (streamed through SHA-256) and synced.
-fn write_folder(
+pub(crate) fn write_folder(
     ctx: &Ctx,
     tmp: &Path,
     sources: &[Source],

@@ -76,7 +76,25 @@ pub fn backup(path: &Path) -> Report<BackupManifest> {
         return user_backup(path);
     }
     if path.is_dir() {
-        let scan: Scan<ServiceManifest> = scan_folder(path, backup_manifest::NAME);
+        let scan: Scan<serde_json::Value> = scan_folder(path, backup_manifest::NAME);
+        let bad = |e: serde_json::Error| Problem::at(backup_manifest::NAME, format!("{e}"));
+        // A folder that lists its files with digests is ours (`--format directory`),
+        // checked in full; one that does not is the service's.
+        if matches!(&scan.manifest, Some(Ok(v)) if v.get("files").is_some()) {
+            let scan = scan.map(|v| {
+                serde_json::from_value::<backup_manifest::DirManifest>(v)
+                    .map(backup_manifest::DirManifest::into_manifest)
+                    .map_err(bad)
+            });
+            return check(
+                Ok(scan),
+                backup_manifest::NAME,
+                "the backup",
+                Links::UsersOnly,
+                check_backup_manifest,
+            );
+        }
+        let scan = scan.map(|v| serde_json::from_value::<ServiceManifest>(v).map_err(bad));
         return service_backup(path, Ok(scan));
     }
     match scan_zip::<AnyManifest>(path, backup_manifest::NAME) {

@@ -52,7 +52,8 @@ fn a_user_file_that_cannot_be_read_while_packing_is_named_relative_to_the_root()
     let includes = Includes { users: true, config: true, logs: false, code: false };
     let policy =
         PrunePolicy { retention: std::time::Duration::from_secs(86_400 * 365), max_count: 99 };
-    let err = backup::make(&ctx, "unreadable", includes, policy).expect_err("the backup fails");
+    let err = backup::make(&ctx, "unreadable", includes, backup::create::Format::Zip, policy)
+        .expect_err("the backup fails");
     let text = format!("{err:#}");
     // The whole chain, outermost first; the OS's own words vary by platform.
     assert!(

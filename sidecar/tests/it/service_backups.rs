@@ -241,3 +241,69 @@ fn the_services_per_user_backups_are_a_kind_of_their_own() {
     assert_eq!(left, want);
     assert!(r.join("data/backups/user_backup_u2_2026-11-29_08-00-00.zip").is_file());
 }
+
+#[test]
+fn a_directory_backup_has_the_services_shape_with_digests() {
+    let root = make_root();
+    let r = root.path();
+    let out = run(r, &["--now", NOW, "backup", "create", "--format", "directory", "--name", "d1"]);
+    assert_code(&out, 0);
+    let dir = r.join("data/backups/d1");
+    // What the service's BackupManager reads (list_backups, validate_backup, restore).
+    let m: Value = serde_json::from_slice(&fs::read(dir.join("manifest.json")).unwrap()).unwrap();
+    assert_eq!(m["format"], "directory");
+    assert_eq!(m["backup_name"], "d1");
+    let created = m["created_at"].as_str().unwrap();
+    assert!(chrono::NaiveDateTime::parse_from_str(created, "%Y-%m-%d %H:%M:%S").is_ok(), "{m}");
+    assert_eq!(
+        (m["includes"]["users"].as_bool(), m["includes"]["config"].as_bool()),
+        (Some(true), Some(true))
+    );
+    assert!(dir.join("users/u1/account.json").is_file() && dir.join("config/.env").is_file());
+    // With our digests beside it: listed as ours and verified in full.
+    assert!(m["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|f| f["sha256"].as_str().unwrap().len() == 64));
+    let list: Value =
+        serde_json::from_slice(&run(r, &["--json", "backup", "list"]).stdout).unwrap();
+    let row = list.as_array().unwrap().iter().find(|b| b["name"] == "d1").unwrap().clone();
+    assert!(row.get("made_by").is_none() && row["valid"] == true, "{row}");
+    assert_code(&run(r, &["backup", "verify", "d1"]), 0);
+    let account = dir.join("users/u1/account.json");
+    let good = fs::read(&account).unwrap();
+    let mut bad = good.clone();
+    bad[0] ^= 1;
+    fs::write(&account, &bad).unwrap();
+    let out = run(r, &["backup", "verify", "d1"]);
+    assert_code(&out, 1);
+    assert!(stdout(&out).contains("users/u1/account.json"), "{}", stdout(&out));
+    fs::write(&account, &good).unwrap();
+    // Restorable as any backup; BACKUP_FORMAT picks the form, and a bad value is named.
+    write(&r.join("data/users/u1/account.json"), "{\"changed\": true}");
+    assert_code(&run(r, &["--now", NOW, "backup", "restore", "d1", "--users"]), 0);
+    assert_eq!(fs::read(r.join("data/users/u1/account.json")).unwrap(), good);
+    let out = bin()
+        .arg("--root")
+        .arg(r)
+        .args(["backup", "create", "--name", "d2"])
+        .env("BACKUP_FORMAT", "directory")
+        .output()
+        .unwrap();
+    assert_code(&out, 0);
+    assert!(r.join("data/backups/d2/manifest.json").is_file());
+    let out = bin()
+        .arg("--root")
+        .arg(r)
+        .args(["backup", "create"])
+        .env("BACKUP_FORMAT", "tar")
+        .output()
+        .unwrap();
+    assert_code(&out, 2);
+    assert!(
+        stderr(&out).contains("BACKUP_FORMAT") && stderr(&out).contains("tar"),
+        "{}",
+        stderr(&out)
+    );
+}
