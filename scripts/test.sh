@@ -3,7 +3,8 @@
 # Python virtual environment `.venv` (pip: SeaweedFS's `weed` for the off-site copy tests,
 # maturin and pytest), puts it on PATH, runs every Rust test of the workspace on this
 # platform (`--no-fail-fast`: one failing test binary never hides the others), then builds
-# the Python wheel from the same debug build and runs its pytest suite. Exit 0 only when
+# installs mhm_log from the source tree (`pip install ./python`, in the dev profile: it
+# reuses the debug build just made) and runs its pytest suite. Exit 0 only when
 # every part passed. Extra arguments go to `cargo test`.
 #
 # Windows is tested by CI (`.ci/run` runs scripts/windows/test.sh after this, which may
@@ -31,8 +32,8 @@ export PATH="$VENV_BIN:$PATH"
 
 status=0
 cargo test --workspace --no-fail-fast "$@" || status=$?
-# The Python package: the wheel (the extension and the mhm-sidecar binary, both from the
-# debug build just made) installed into .venv, then pytest.
+# The Python package, installed from the source tree (the extension and the bundled
+# mhm-sidecar, both from the debug build just made) into .venv, then pytest.
 MHM_WHEEL_PROFILE=dev VENV=.venv bash python/test.sh || status=$?
 echo "scripts/test.sh: $((SECONDS - start)) s, exit $status" >&2
 exit "$status"
