@@ -114,6 +114,7 @@ fn push(ctx: &Run, remote: &Remote, names: &[String], opts: PushOptions) -> Resu
                     }
                 }
                 PushResult::Failed { error } => println!("FAILED {}: {error}", i.name),
+                PushResult::Skipped { why } => println!("skipped {}: {why}", i.name),
             }
         }
         if items.is_empty() {

@@ -159,6 +159,13 @@ pub enum PushResult {
         /// Why.
         error: String,
     },
+    /// Not pushed, by rule, and not a failure: a folder backup the service made, when no
+    /// name was given (the sidecar's own weekly zip carries the same data). Named, it is
+    /// packed into a zip and pushed.
+    Skipped {
+        /// Why.
+        why: String,
+    },
 }
 
 impl PushItem {
@@ -166,7 +173,10 @@ impl PushItem {
     pub fn ok(&self) -> bool {
         matches!(
             self.result,
-            PushResult::Pushed { .. } | PushResult::AlreadyThere | PushResult::WouldPush
+            PushResult::Pushed { .. }
+                | PushResult::AlreadyThere
+                | PushResult::WouldPush
+                | PushResult::Skipped { .. }
         )
     }
 }
@@ -349,15 +359,34 @@ impl Remote {
         let mut items = Vec::new();
         if names.is_empty() {
             for b in backup::list(ctx)? {
-                if b.includes.is_some() {
-                    todo.push((b.name.clone(), b.path.clone()));
+                if b.includes.is_none() {
+                    continue; // not a backup (another zip), or a per-user one of the service's
                 }
+                if b.path.is_dir() && !whole.contains_key(b.name.as_str()) {
+                    items.push(PushItem {
+                        name: b.name.clone(),
+                        result: PushResult::Skipped {
+                            why: "a folder backup: not pushed unless named (the weekly zip \
+                                  carries the same data); `remote push NAME` packs it into a \
+                                  zip and pushes that"
+                                .to_string(),
+                        },
+                    });
+                    continue;
+                }
+                todo.push((b.name.clone(), b.path.clone()));
             }
         } else {
             for n in names {
                 let n = n.strip_suffix(".zip").unwrap_or(n);
                 backup::check_name(n)?;
-                todo.push((n.to_string(), ctx.backups_dir().join(format!("{n}.zip"))));
+                let folder = ctx.backups_dir().join(n);
+                let path = if backup::service::folder_manifest(&folder).is_some() {
+                    folder
+                } else {
+                    ctx.backups_dir().join(format!("{n}.zip"))
+                };
+                todo.push((n.to_string(), path));
             }
         }
         for (name, path) in todo {
@@ -391,6 +420,21 @@ impl Remote {
         recipient: Option<&age::x25519::Recipient>,
         opts: PushOptions,
     ) -> PushResult {
+        if path.is_dir() {
+            // A folder backup, named: packed into a verified zip of ours first (in a
+            // temporary folder beside it), and that is pushed under the folder's name.
+            let packed = match push::pack_folder(ctx, name, path) {
+                Ok(p) => p,
+                Err(e) => {
+                    return PushResult::Refused {
+                        problems: vec![Problem::at(ctx.show(path), format!("{e:#}"))],
+                    }
+                }
+            };
+            let result = self.push_path(ctx, name, &packed.zip, recipient, opts);
+            drop(packed);
+            return result;
+        }
         if !path.is_file() {
             return PushResult::Refused {
                 problems: vec![Problem::at(ctx.show(path), "no such backup")],
@@ -594,6 +638,7 @@ pub fn push_new(ctx: &Ctx) -> Result<(bool, String, Vec<Problem>)> {
     let items = remote.push(ctx, &[], PushOptions::default())?;
     let pushed = items.iter().filter(|i| matches!(i.result, PushResult::Pushed { .. })).count();
     let there = items.iter().filter(|i| i.result == PushResult::AlreadyThere).count();
+    let skipped = items.iter().filter(|i| matches!(i.result, PushResult::Skipped { .. })).count();
     let mut problems = Vec::new();
     for i in items.iter().filter(|i| !i.ok()) {
         match &i.result {
@@ -606,7 +651,7 @@ pub fn push_new(ctx: &Ctx) -> Result<(bool, String, Vec<Problem>)> {
     }
     let failed = items.iter().filter(|i| !i.ok()).count();
     let detail = format!(
-        "{pushed} pushed, {there} already there, {failed} failed (to {})",
+        "{pushed} pushed, {there} already there, {skipped} skipped, {failed} failed (to {})",
         remote.config().url
     );
     Ok((failed == 0, detail, problems))

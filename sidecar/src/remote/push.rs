@@ -308,3 +308,50 @@ pub(crate) fn verified(path: &Path) -> Result<Manifest, Vec<crate::Problem>> {
     }
     report.manifest.ok_or_else(|| vec![crate::Problem::general("the manifest could not be read")])
 }
+
+/// A folder backup packed into a zip of ours for pushing; the temporary folder holding it
+/// goes when this is dropped.
+pub(crate) struct Packed {
+    dir: std::path::PathBuf,
+    /// The zip (`<dir>/<name>.zip`), verified.
+    pub zip: std::path::PathBuf,
+}
+
+impl Drop for Packed {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Packs the folder backup `folder` (the service's shape, or ours from `--format
+/// directory`) into `data/backups/.tmp-<pid>-push-<name>/<name>.zip`: its `users/`,
+/// `config/`, `logs/` and `code/` with a manifest of ours, written and verified as every
+/// backup is. The folder is verified first (a folder that does not verify is not pushed).
+pub(crate) fn pack_folder(ctx: &Ctx, name: &str, folder: &Path) -> anyhow::Result<Packed> {
+    use crate::backup::{create, service};
+    let report = crate::verify::backup(folder);
+    if !report.ok() {
+        anyhow::bail!("the folder backup does not verify: {}", report.problems_text());
+    }
+    let includes = service::folder_manifest(folder)
+        .map(|m| m.includes())
+        .ok_or_else(|| anyhow::anyhow!("no manifest.json: not a folder backup"))?;
+    let dir = crate::fsx::temp_path(&ctx.backups_dir().join(format!("push-{name}")));
+    std::fs::create_dir_all(&dir)?;
+    let packed = Packed { zip: dir.join(format!("{name}.zip")), dir };
+    let mut sources = Vec::new();
+    let mut skipped = crate::collect::Skipped::default();
+    for part in ["users", "config", "logs", "code"] {
+        let sub = folder.join(part);
+        if sub.is_dir() {
+            let tree = crate::collect::Tree { ctx, root: &sub, label: part };
+            tree.walk(&sub, part, &mut sources, &mut skipped)?;
+        }
+    }
+    if let Some(p) = skipped.left_out.first() {
+        anyhow::bail!("it holds files a zip cannot: {p}");
+    }
+    let options = create::Options { includes, format: create::Format::Zip };
+    create::write(ctx, &packed.dir, name, &options, sources)?;
+    Ok(packed)
+}

@@ -674,3 +674,58 @@ fn folder_process_killed_mid_upload_then_rerun() {
     assert_code(&case.run(&["remote", "verify", "mhm_backup_20260301_000000"]), 0);
     case.assert_no_secret();
 }
+
+/// The service's folder backups and `maintain` (issue 20): the first night's push took
+/// `weekly_backup_<...>/` and refused it as "no such backup", and every `maintain` after it
+/// failed. Unnamed, a folder backup is skipped with the reason (not a failure); named, it is
+/// packed into a verified zip and pushed; `maintain` with off-site copies on exits 0 twice
+/// and the second run changes nothing.
+#[test]
+fn folder_backups_are_skipped_unless_named_and_maintain_stays_green() {
+    let store = tempfile::tempdir().unwrap();
+    let mut case = Case::new(&folder_settings(store.path()));
+    let folder = case.path().join("data/backups/weekly_backup_2026-11-28_01-00-00");
+    write(
+        &folder.join("manifest.json"),
+        r#"{"backup_name": "weekly_backup_2026-11-28_01-00-00", "format": "directory",
+            "created_at": "2026-11-28 01:00:00", "includes": {"users": true, "config": true}}"#,
+    );
+    write(&folder.join("users/u1/account.json"), r#"{"user": "u1"}"#);
+    write(&folder.join("config/.env"), "APP_MODE=folder\n");
+    let out = case.json(&["--now", "2026-11-30T03:00:00Z", "remote", "push"]);
+    let items = out.as_array().unwrap_or_else(|| out["items"].as_array().unwrap()).clone();
+    let folder_item = items.iter().find(|i| i["name"] == "weekly_backup_2026-11-28_01-00-00");
+    assert!(folder_item.is_some_and(|i| i.to_string().contains("skipped")), "{out}");
+    assert!(case.copies().is_empty(), "nothing pushed: only the folder was there");
+    // maintain, twice: exit 0 both times (the push ran and skipped the folder; the weekly
+    // backup is not due: the folder is 2 days old); the second changes nothing but its
+    // log lines.
+    for n in 0..2 {
+        let before = snapshot(case.path());
+        let out = case.run(&["--now", "2026-11-30T04:00:00Z", "--json", "maintain"]);
+        assert_code(&out, 0);
+        let jobs: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let push = jobs.as_array().unwrap().iter().find(|j| j["name"] == "remote_push").unwrap();
+        assert_eq!(
+            (push["ran"].as_bool(), push["ok"].as_bool()),
+            (Some(n == 0), Some(true)),
+            "{jobs}"
+        );
+        if n == 1 {
+            let mut after = snapshot(case.path());
+            let mut before = before;
+            for s in [&mut before, &mut after] {
+                s.retain(|p, _| !p.starts_with("logs"));
+            }
+            assert_same(&before, &after);
+        }
+    }
+    assert!(case.copies().is_empty());
+    // Named: packed into a zip and pushed; verified in the store; no temporary left.
+    let out = case.run(&["remote", "push", "weekly_backup_2026-11-28_01-00-00"]);
+    assert_code(&out, 0);
+    assert!(names_of(&case.copies()).contains(&"weekly_backup_2026-11-28_01-00-00".to_string()));
+    assert_code(&case.run(&["remote", "verify", "weekly_backup_2026-11-28_01-00-00"]), 0);
+    no_temp_files(case.path());
+    case.assert_no_secret();
+}
