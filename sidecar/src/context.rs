@@ -31,8 +31,9 @@ pub struct Ctx {
 
 impl Ctx {
     /// The context for `root` at `now`: reads `<root>/.env` and the LOG_* settings (the
-    /// environment first, then `.env`). A bad value is a usage error naming the setting,
-    /// the value and where it came from.
+    /// environment first, then `.env`). A LOG_* setting that does not parse is left at its
+    /// default here: [`crate::settings::check`] names every bad one, and the commands that
+    /// depend on them refuse to run.
     pub fn new(root: impl AsRef<Path>, now: DateTime<Utc>) -> Result<Self> {
         let root = root.as_ref();
         if !root.is_dir() {
@@ -51,10 +52,28 @@ impl Ctx {
             progress: Arc::new(NoProgress),
             faults: Faults::default(),
         };
-        let settings = Settings::from_lookup(|name| ctx.setting(name)).map_err(|e| {
-            let from = ctx.setting_source(&e.name);
-            usage(format!("{e} (from {from})"))
-        })?;
+        let bad: Vec<&str> = crate::settings::LOG_SETTINGS
+            .into_iter()
+            .filter(|name| {
+                ctx.setting(name).is_some_and(|v| {
+                    Settings::from_lookup(|k| (k == *name).then(|| v.clone())).is_err()
+                })
+            })
+            .collect();
+        let settings =
+            Settings::from_lookup(
+                |name| {
+                    if bad.contains(&name) {
+                        None
+                    } else {
+                        ctx.setting(name)
+                    }
+                },
+            )
+            .map_err(|e| {
+                let from = ctx.setting_source(&e.name);
+                usage(format!("{e} (from {from})"))
+            })?;
         ctx.log_settings = settings.root(&ctx.root);
         Ok(ctx)
     }

@@ -51,6 +51,7 @@ pub mod recover;
 pub mod remote;
 pub mod report;
 pub mod restore;
+pub mod settings;
 pub mod snapshot;
 pub mod state;
 pub mod status;

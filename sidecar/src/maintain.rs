@@ -121,8 +121,26 @@ pub struct JobReport {
     pub problems: Vec<Problem>,
 }
 
-/// Runs the due jobs (with `dry_run`, says which are due); saves the state when any ran.
-pub fn run(ctx: &Ctx, policy: PrunePolicy, dry_run: bool) -> anyhow::Result<Vec<JobReport>> {
+/// The settings each job depends on (a prefix ends with `_`).
+fn depends_on(task: Task) -> &'static [&'static str] {
+    match task {
+        Task::WeeklyBackup => &["BACKUP_"],
+        Task::LogsArchive => &["LOG_", "DISABLE_LOG_ROTATION"],
+        Task::MessagesArchive => &["MESSAGE_"],
+        Task::RemotePush => &["REMOTE_", "MHM_REMOTE_", "AWS_"],
+    }
+}
+
+/// Runs the due jobs (with `dry_run`, says which are due); saves the state when any ran. A
+/// job that depends on a bad setting (`policy` is `None` when a BACKUP_* one is bad) does
+/// not run: it is reported as failed, naming the settings, and stays due, so the first run
+/// after the fix runs it.
+pub fn run(
+    ctx: &Ctx,
+    policy: Option<PrunePolicy>,
+    dry_run: bool,
+) -> anyhow::Result<Vec<JobReport>> {
+    let bad = crate::settings::check(ctx);
     let mut reports = Vec::new();
     // A corrupt state file is reported, kept aside and treated as "never ran": every job
     // runs once (each is idempotent) rather than none ever running again.
@@ -178,6 +196,23 @@ pub fn run(ctx: &Ctx, policy: PrunePolicy, dry_run: bool) -> anyhow::Result<Vec<
             });
             continue;
         }
+        let blocked = crate::settings::among(&bad, depends_on(job.task));
+        if !blocked.is_empty() {
+            let names: Vec<&str> = blocked.iter().map(|b| b.name.as_str()).collect();
+            let detail = format!("not run: bad setting(s) {}", names.join(", "));
+            tracing::warn!(target: "mhm::sidecar", "maintain: {}: {detail}", job.name);
+            reports.push(JobReport {
+                name: job.name,
+                due: true,
+                ran: false,
+                ok: false,
+                problems: blocked.iter().map(|b| Problem::general(b.what.clone())).collect(),
+                detail,
+            });
+            continue;
+        }
+        // `None` only with a bad BACKUP_* setting, which blocked the one job that uses it.
+        let policy = policy.unwrap_or(PrunePolicy::DEFAULT);
         let (ok, detail, problems) = match run_task(ctx, job.task, policy) {
             Ok(done) => done,
             Err(e) => (false, format!("{e:#}"), Vec::new()),

@@ -51,9 +51,22 @@ pub struct Job {
     pub ok: bool,
 }
 
+/// Why the root is not healthy.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct Reason {
+    /// `setting`, `job_failed`, `overdue`, `backup_invalid`, `no_backup`, `disk`.
+    pub kind: &'static str,
+    /// What is wrong, in words, with the next step where there is one.
+    pub what: String,
+}
+
 /// What `status` shows.
 #[derive(Debug, Serialize)]
 pub struct Status {
+    /// Whether nothing needs a person: `status` exits 0 when healthy, 1 when not.
+    pub healthy: bool,
+    /// Why not, one reason each (empty when healthy).
+    pub reasons: Vec<Reason>,
     /// Copies in `backups/` (for `Status`: the backups).
     pub backups: Backups,
     /// Each log.
@@ -66,10 +79,21 @@ pub struct Status {
 
 /// Below this much free space (or 5% of the disk) `status` warns.
 const LOW_DISK: u64 = 1 << 30;
+/// `MIN_FREE_DISK_MB`'s default: below it the root is unhealthy.
+const MIN_FREE_DISK_MB: u64 = 500;
+/// A weekly backup older than this is overdue.
+const WEEKLY_OVERDUE_DAYS: i64 = 8;
+/// Log archival (daily) and the off-site push (daily) older than this are overdue.
+const DAILY_OVERDUE_DAYS: i64 = 2;
 
 /// Backups, logs, the last run of each job, and warnings.
 pub fn status(ctx: &Ctx) -> Result<Status> {
     let mut warnings = Vec::new();
+    let mut reasons = Vec::new();
+    let mut reason = |kind: &'static str, what: String| reasons.push(Reason { kind, what });
+    for b in crate::settings::check(ctx) {
+        reason("setting", b.what);
+    }
     let list = backup::list(ctx)?;
     let now = ctx.now.fixed_offset();
     let as_ref = |b: &backup::Info| BackupRef {
@@ -88,15 +112,35 @@ pub fn status(ctx: &Ctx) -> Result<Status> {
         }
     }
     match newest_weekly.and_then(|b| b.created_at) {
-        Some(t) if now.signed_duration_since(t) < chrono::Duration::days(8) => {}
-        Some(t) => warnings.push(format!(
-            "no weekly backup in 8 days (newest is {} days old)",
-            now.signed_duration_since(t).num_days()
-        )),
-        None => warnings.push("no weekly backup in 8 days (none found)".to_string()),
+        Some(t) if now.signed_duration_since(t) < chrono::Duration::days(WEEKLY_OVERDUE_DAYS) => {}
+        Some(t) => {
+            let what = format!(
+                "no weekly backup in {WEEKLY_OVERDUE_DAYS} days (newest is {} days old)",
+                now.signed_duration_since(t).num_days()
+            );
+            warnings.push(what.clone());
+            reason("overdue", format!("{what}: is `maintain` scheduled? (`schedule show`)"));
+        }
+        None => {
+            let what = format!("no weekly backup in {WEEKLY_OVERDUE_DAYS} days (none found)");
+            warnings.push(what.clone());
+            reason("overdue", format!("{what}: run `mhm-sidecar maintain`, and schedule it"));
+        }
     }
     for b in list.iter().filter(|b| !b.valid) {
         warnings.push(format!("backup {} looks invalid (run backup verify)", b.name));
+    }
+    // The newest backup (not the service's per-user ones) must be valid.
+    if let Some(b) = list.iter().rev().find(|b| b.kind != backup::Kind::User) {
+        if !b.valid {
+            reason(
+                "backup_invalid",
+                format!(
+                    "the newest backup {} looks invalid (run `backup verify {}`)",
+                    b.name, b.name
+                ),
+            );
+        }
     }
     let backups = Backups {
         // The service's per-user backups (made before saves) are never "the newest backup".
@@ -117,9 +161,31 @@ pub fn status(ctx: &Ctx) -> Result<Status> {
     let mut jobs = std::collections::BTreeMap::new();
     match state::load(ctx) {
         Ok(st) => {
+            let mut daily = vec!["logs_archive"];
+            if crate::remote::configured(ctx) {
+                daily.push("remote_push");
+            }
+            for name in daily {
+                let age = st.jobs.get(name).map(|r| now.signed_duration_since(r.last_run));
+                match age {
+                    Some(a) if a < chrono::Duration::days(DAILY_OVERDUE_DAYS) => {}
+                    Some(a) => reason(
+                        "overdue",
+                        format!(
+                            "{name} last ran {} days ago (it runs daily): is `maintain` scheduled?",
+                            a.num_days()
+                        ),
+                    ),
+                    None => reason(
+                        "overdue",
+                        format!("{name} never ran: run `mhm-sidecar maintain`, and schedule it"),
+                    ),
+                }
+            }
             for (name, run) in st.jobs {
                 if !run.ok {
                     warnings.push(format!("last run of {name} failed: {}", run.detail));
+                    reason("job_failed", format!("the last run of {name} failed: {}", run.detail));
                 }
                 if run.last_run > now {
                     warnings.push(format!(
@@ -131,9 +197,19 @@ pub fn status(ctx: &Ctx) -> Result<Status> {
                 jobs.insert(name, Job { last_run: run.last_run.to_rfc3339(), ok: run.ok });
             }
         }
-        Err(e) => warnings.push(format!("{e:#}")),
+        Err(e) => {
+            warnings.push(format!("{e:#}"));
+            reason("job_failed", format!("{e:#}"));
+        }
     }
     let probe = if ctx.data_dir().is_dir() { ctx.data_dir() } else { ctx.root.clone() };
+    let min_free =
+        ctx.count_setting(None, "MIN_FREE_DISK_MB", MIN_FREE_DISK_MB).unwrap_or(MIN_FREE_DISK_MB);
+    if let Ok(free) = fs4::available_space(&probe) {
+        if free < min_free.saturating_mul(1 << 20) {
+            reason("disk", format!("{} MiB free, under MIN_FREE_DISK_MB ({min_free})", free >> 20));
+        }
+    }
     if let (Ok(free), Ok(total)) = (fs4::available_space(&probe), fs4::total_space(&probe)) {
         if free < LOW_DISK || free.saturating_mul(20) < total {
             warnings.push(format!(
@@ -143,5 +219,5 @@ pub fn status(ctx: &Ctx) -> Result<Status> {
             ));
         }
     }
-    Ok(Status { backups, logs, jobs, warnings })
+    Ok(Status { healthy: reasons.is_empty(), reasons, backups, logs, jobs, warnings })
 }

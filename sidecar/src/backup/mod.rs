@@ -398,6 +398,9 @@ pub struct PrunePolicy {
 }
 
 impl PrunePolicy {
+    /// `BACKUP_RETENTION_DAYS` 30, `BACKUP_MAX_COUNT` 10.
+    pub const DEFAULT: Self = Self { retention: Duration::from_secs(30 * 86_400), max_count: 10 };
+
     /// The policy from flags when given, else `BACKUP_RETENTION_DAYS` (30) and
     /// `BACKUP_MAX_COUNT` (10) from the environment or `.env`.
     pub fn from_settings(ctx: &Ctx, days: Option<u64>, max_count: Option<u64>) -> Result<Self> {

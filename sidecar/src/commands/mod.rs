@@ -130,6 +130,23 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         ctx = ctx.with_progress(Arc::new(progress::Bars));
     }
     let run = Run { ctx, json, dry_run: cli.global.dry_run };
+    // Every bad setting at once, named by every command: `status` reports them as reasons
+    // it is unhealthy, `maintain` runs the jobs that do not depend on them (and exits 2),
+    // and any other command names them all here, then stops (exit 2) if it reads one it
+    // needs (a flag given in its place wins, as always).
+    if !matches!(cli.command, Command::Status | Command::Maintain | Command::Demo(_)) {
+        let bad = mhm_sidecar::settings::check(&run);
+        for b in &bad {
+            eprintln!("error: {b}");
+        }
+        // The `logs` commands read the LOG_* settings through the writer's `Settings`
+        // (folders, counts), which no flag replaces: they stop on any bad one.
+        let needed = mhm_sidecar::settings::among(&bad, &["LOG_", "DISABLE_LOG_ROTATION"]);
+        if matches!(cli.command, Command::Logs(_)) && !needed.is_empty() {
+            let names: Vec<&str> = needed.iter().map(|b| b.name.as_str()).collect();
+            return Err(usage(format!("not run: bad setting(s) {}", names.join(", "))));
+        }
+    }
     let changes = cli.command.changes_files(run.dry_run);
     // The lock first: a second run must not even touch the sidecar's log.
     let _lock = if changes { Some(lock::acquire(&run)?) } else { None };

@@ -8,9 +8,19 @@ use crate::exit_codes::ExitCode;
 
 pub fn run(ctx: &Run) -> Result<ExitCode> {
     let status = status::status(ctx)?;
+    // A health check: 0 when healthy, 1 when not (cron's MAILTO, monitors, `&&`).
+    let code = ExitCode::from_ok(status.healthy);
     if ctx.json {
         print_json(&status)?;
-        return Ok(ExitCode::Success);
+        return Ok(code);
+    }
+    if status.healthy {
+        println!("healthy");
+    } else {
+        println!("UNHEALTHY:");
+        for r in &status.reasons {
+            println!("  {}: {}", r.kind, r.what);
+        }
     }
     let show = |b: &Option<BackupRef>| match b {
         Some(b) => {
@@ -36,5 +46,5 @@ pub fn run(ctx: &Run) -> Result<ExitCode> {
     for w in &status.warnings {
         println!("warning: {w}");
     }
-    Ok(ExitCode::Success)
+    Ok(code)
 }

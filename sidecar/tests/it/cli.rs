@@ -77,9 +77,9 @@ fn a_folder_that_is_not_an_mhm_root_is_refused_and_nothing_is_created() {
     assert_code(&out, 2);
     assert!(stderr(&out).contains("--root"), "{}", stderr(&out));
     assert_eq!(fs::read_dir(d).unwrap().count(), 0, "nothing was created");
-    // Any one of data/, logs/, .env makes it a root.
+    // Any one of data/, logs/, .env makes it a root (an unhealthy one: nothing ran yet).
     write(&d.join(".env"), "");
-    assert_code(&run(d, &["status"]), 0);
+    assert_code(&run(d, &["status"]), 1);
 }
 
 // regression: a .env saved by Notepad (UTF-8 BOM, CRLF) stopped every command with exit 2

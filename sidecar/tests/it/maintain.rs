@@ -87,8 +87,12 @@ fn status_reports_backups_logs_jobs_and_warnings() {
     let r = root.path();
     write(&r.join("logs/backups/app.log.2026-03-19"), "x\n");
     let out = run(r, &["--now", "2026-03-20T02:30:00Z", "--json", "status"]);
-    assert_code(&out, 0);
+    assert_code(&out, 1);
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["healthy"], false);
+    let kinds: Vec<&str> =
+        v["reasons"].as_array().unwrap().iter().map(|r| r["kind"].as_str().unwrap()).collect();
+    assert_eq!(kinds, ["overdue", "overdue"], "no weekly backup; log archival never ran: {v}");
     assert_eq!(v["backups"]["count"], 0);
     assert!(v["warnings"]
         .as_array()
@@ -99,7 +103,13 @@ fn status_reports_backups_logs_jobs_and_warnings() {
     assert_eq!(app["backups"], 1);
     assert_code(&run(r, &["--now", "2026-03-20T02:30:00Z", "maintain"]), 0);
     let out = run(r, &["--now", "2026-03-21T02:30:00Z", "--json", "status"]);
+    assert_code(&out, 0);
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        (v["healthy"].as_bool(), v["reasons"].as_array().map(Vec::len)),
+        (Some(true), Some(0)),
+        "{v}"
+    );
     assert_eq!(v["backups"]["count"], 1);
     assert_eq!(v["backups"]["newest_weekly"]["name"], "weekly_backup_20260320_023000");
     assert_eq!(v["backups"]["newest_weekly"]["age_days"], 1);
@@ -108,7 +118,67 @@ fn status_reports_backups_logs_jobs_and_warnings() {
         !v["warnings"].as_array().unwrap().iter().any(|w| w.as_str().unwrap().contains("weekly")),
         "{v}"
     );
-    // Nine days on, the weekly warning is back.
+    // Nine days on, the weekly warning is back, and the root is unhealthy (overdue).
     let out = run(r, &["--now", "2026-03-29T03:00:00Z", "status"]);
+    assert_code(&out, 1);
     assert!(stdout(&out).contains("no weekly backup in 8 days"), "{}", stdout(&out));
+    assert!(stdout(&out).contains("UNHEALTHY"), "{}", stdout(&out));
+}
+
+/// Issue 20: with `BACKUP_MAX_COUNT=ten` in `.env`, `status` said healthy while every
+/// `maintain` exited 2, and only the first bad value was ever named.
+#[test]
+fn bad_settings_are_all_named_status_is_unhealthy_and_maintain_runs_the_rest() {
+    let root = make_root();
+    let r = root.path();
+    write(&r.join("logs/backups/app.log.2026-03-01"), "x\n");
+    assert_code(&run(r, &["--now", "2026-03-20T02:30:00Z", "maintain"]), 0);
+    assert_code(&run(r, &["--now", "2026-03-20T02:31:00Z", "status"]), 0);
+    let env = fs::read_to_string(r.join(".env")).unwrap();
+    write(&r.join(".env"), format!("{env}BACKUP_MAX_COUNT=ten\nLOG_MAX_BYTES=5MB\n"));
+    // status: unhealthy, both named.
+    let out = run(r, &["--now", "2026-03-21T02:31:00Z", "--json", "status"]);
+    assert_code(&out, 1);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let settings: Vec<String> = v["reasons"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["kind"] == "setting")
+        .map(|r| r["what"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(settings.len(), 2, "{v}");
+    assert!(settings.iter().any(|s| s.contains("BACKUP_MAX_COUNT")), "{settings:?}");
+    assert!(settings.iter().any(|s| s.contains("LOG_MAX_BYTES")), "{settings:?}");
+    // maintain: the jobs that use them do not run; the messages job does; exit 2, both named.
+    let out = run(r, &["--now", "2026-04-25T02:30:00Z", "--json", "maintain"]);
+    assert_code(&out, 2);
+    let err = stderr(&out);
+    assert!(err.contains("BACKUP_MAX_COUNT") && err.contains("LOG_MAX_BYTES"), "{err}");
+    let jobs: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let job = |n: &str| jobs.as_array().unwrap().iter().find(|j| j["name"] == n).unwrap().clone();
+    assert_eq!(
+        (job("weekly_backup")["ran"].as_bool(), job("weekly_backup")["ok"].as_bool()),
+        (Some(false), Some(false))
+    );
+    assert_eq!(job("logs_archive")["ran"], false);
+    assert_eq!(
+        (job("messages_archive")["ran"].as_bool(), job("messages_archive")["ok"].as_bool()),
+        (Some(true), Some(true)),
+        "{jobs}"
+    );
+    // Fixed: the next run runs what was held back, and all is well.
+    write(&r.join(".env"), env);
+    let out = run(r, &["--now", "2026-04-25T03:30:00Z", "--json", "maintain"]);
+    assert_code(&out, 0);
+    let jobs: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(
+        jobs.as_array()
+            .unwrap()
+            .iter()
+            .filter(|j| j["name"] != "messages_archive")
+            .all(|j| j["ran"] == true),
+        "{jobs}"
+    );
+    assert_code(&run(r, &["--now", "2026-04-25T03:31:00Z", "status"]), 0);
 }
