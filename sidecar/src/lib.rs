@@ -45,6 +45,7 @@ pub mod fsx;
 pub mod lock;
 pub mod maintain;
 pub mod messages;
+pub mod notify;
 pub mod pack;
 pub mod paths;
 pub mod recover;

@@ -172,6 +172,13 @@ pub fn run(
         crate::fsx::remove_stale_temps(&ctx.data_dir());
     }
     let mut changed = false;
+    let due_work = JOBS.iter().any(|job| {
+        (job.task != Task::RemotePush || remote::configured(ctx))
+            && due(job, st.jobs.get(job.name), ctx.now)
+    });
+    if due_work && !dry_run {
+        crate::notify::ping(ctx, crate::notify::Ping::Start, "");
+    }
     for job in &JOBS {
         if job.task == Task::RemotePush && !remote::configured(ctx) {
             continue;
@@ -229,10 +236,61 @@ pub fn run(
         changed = true;
         reports.push(JobReport { name: job.name, due: true, ran: true, ok, detail, problems });
     }
+    if !dry_run {
+        // Tell a person: every run pings its outcome; the command hears of a failure, and
+        // of the first run that works after one.
+        let ok = reports.iter().all(|r| r.ok) && bad.is_empty();
+        let summary = summary(ctx, &reports, &bad, ok);
+        use crate::notify::{command, ping, Ping};
+        if ok {
+            ping(ctx, Ping::Success, &summary);
+            if st.failing {
+                command(ctx, "recovered", &summary);
+            }
+        } else {
+            ping(ctx, Ping::Fail, &summary);
+            command(ctx, "fail", &summary);
+        }
+        if st.failing == ok {
+            st.failing = !ok;
+            changed = true;
+        }
+    }
     if changed {
         state::save(ctx, &st)?;
     }
     Ok(reports)
+}
+
+/// What a notification says: the outcome, then one line per job and per bad setting.
+fn summary(
+    ctx: &Ctx,
+    reports: &[JobReport],
+    bad: &[crate::settings::BadSetting],
+    ok: bool,
+) -> String {
+    let mut out = format!(
+        "mhm-sidecar maintain on {} at {}: {}\n",
+        ctx.root.display(),
+        ctx.now_local().to_rfc3339(),
+        if ok { "ok" } else { "FAILED" }
+    );
+    for r in reports {
+        let what = match (r.ran, r.ok) {
+            (false, true) => "skip",
+            (false, false) => "NOT RUN",
+            (true, true) => "ok",
+            (true, false) => "FAILED",
+        };
+        out.push_str(&format!("{}: {what}: {}\n", r.name, r.detail));
+        for p in r.problems.iter().take(20) {
+            out.push_str(&format!("  {p}\n"));
+        }
+    }
+    for b in bad {
+        out.push_str(&format!("setting: {b}\n"));
+    }
+    out
 }
 
 /// Runs one task: whether it worked, what it did, and the problems on the way.

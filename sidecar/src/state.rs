@@ -37,6 +37,10 @@ pub struct State {
     /// By job name.
     #[serde(default)]
     pub jobs: BTreeMap<String, JobRun>,
+    /// The last `maintain` run that had work failed: the next that works is a recovery
+    /// (`MHM_NOTIFY_COMMAND` is told).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub failing: bool,
 }
 
 /// Reads the state; a missing file is an empty state, a malformed one an error naming it.
