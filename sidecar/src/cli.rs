@@ -405,6 +405,19 @@ pub enum RemoteCommand {
     Prune(RemotePruneArgs),
     /// Write a new private key to FILE (owner-only, never over a file); print its public key.
     Keygen(KeygenArgs),
+    /// After losing the machine: on an empty or missing root, pull the newest whole copy
+    /// holding user data (or NAME), restore users, index, config and message archives, and
+    /// run `system validate`.
+    Restore(RemoteRestoreArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RemoteRestoreArgs {
+    /// The copy's backup name (default: the newest whole copy holding user data).
+    pub name: Option<String>,
+    /// The age private key file (default: MHM_REMOTE_IDENTITY_FILE).
+    #[arg(long, value_name = "FILE")]
+    pub identity: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -458,6 +471,7 @@ impl RemoteCommand {
             RemoteCommand::List => "list",
             RemoteCommand::Verify(_) => "verify",
             RemoteCommand::Pull(_) => "pull",
+            RemoteCommand::Restore(_) => "restore",
             RemoteCommand::Prune(_) => "prune",
             RemoteCommand::Keygen(_) => "keygen",
         }

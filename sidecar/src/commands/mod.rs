@@ -26,7 +26,7 @@ use chrono::{DateTime, Utc};
 use mhm_sidecar::{error::usage, lock, recover, Ctx};
 
 use crate::{
-    cli::{Cli, Command},
+    cli::{Cli, Command, RemoteCommand},
     exit_codes::ExitCode,
 };
 
@@ -121,7 +121,14 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         None => std::env::current_dir().context("reading the current directory")?,
     };
     let now = parse_now(cli.global.now.as_deref())?;
-    if !matches!(cli.command, Command::Demo(_)) {
+    // `remote restore` is the way back to an empty machine: it takes an empty or missing
+    // folder as the root (and makes it).
+    let fire_drill = matches!(&cli.command, Command::Remote(r) if matches!(r.command, RemoteCommand::Restore(_)));
+    let empty = root.read_dir().map(|mut d| d.next().is_none()).unwrap_or(false);
+    if fire_drill && !root.exists() {
+        std::fs::create_dir_all(&root)
+            .with_context(|| format!("making the root {}", root.display()))?;
+    } else if !matches!(cli.command, Command::Demo(_)) && !(fire_drill && empty) {
         check_root(&root, cli.global.root.is_some())?;
     }
     let json = cli.global.json;

@@ -28,6 +28,10 @@ pub fn run(ctx: &Run, args: &RemoteArgs) -> Result<ExitCode> {
             let place = matches!(args.command, RemoteCommand::Pull(_));
             fetch(ctx, &remote, &n.name, place)
         }
+        RemoteCommand::Restore(r) => {
+            over.identity_file = r.identity.clone();
+            restore(ctx, &Remote::open(ctx, &over)?, r.name.as_deref())
+        }
         RemoteCommand::Prune(p) => {
             let policy = remote::prune_policy(ctx, p.retention_days, p.max_count)?;
             prune(ctx, &Remote::open(ctx, &over)?, policy)
@@ -155,4 +159,36 @@ fn fetch(ctx: &Run, remote: &Remote, name: &str, place: bool) -> Result<ExitCode
 fn prune(ctx: &Run, remote: &Remote, policy: remote::PrunePolicy) -> Result<ExitCode> {
     let steps = remote.prune(ctx, policy, ctx.dry_run)?;
     super::backup::print_prune(ctx, &steps)
+}
+
+fn restore(ctx: &Run, remote: &Remote, name: Option<&str>) -> Result<ExitCode> {
+    if ctx.dry_run {
+        return Err(mhm_sidecar::error::usage(
+            "remote restore has no --dry-run: see `remote list` for the copies, and `remote \
+             verify NAME` to check one",
+        ));
+    }
+    let done = remote.restore_all(ctx, name)?;
+    if ctx.json {
+        print_json(&done)?;
+    } else {
+        println!(
+            "restored {} ({}): {} item(s) in place",
+            done.name,
+            if done.pulled { "pulled from the store" } else { "already pulled" },
+            done.outcome.items.len()
+        );
+        for i in &done.outcome.items {
+            println!("  {}", i.key);
+        }
+        if done.validate.ok() {
+            println!("system validate: ok ({} user(s))", done.validate.users_listed);
+        } else {
+            println!("system validate: {} problem(s)", done.validate.problems.len());
+            for p in &done.validate.problems {
+                println!("  {p}");
+            }
+        }
+    }
+    Ok(ExitCode::from_ok(done.validate.ok()))
 }

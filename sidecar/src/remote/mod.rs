@@ -211,6 +211,19 @@ pub struct Fetch {
     pub placed: Option<String>,
 }
 
+/// What `remote restore` did.
+#[derive(Debug, Serialize)]
+pub struct RestoreAll {
+    /// The copy restored from.
+    pub name: String,
+    /// Whether it was downloaded now (false: an earlier pull's file was used).
+    pub pulled: bool,
+    /// The restore.
+    pub outcome: crate::restore::Outcome,
+    /// `system validate` afterwards.
+    pub validate: crate::validate::Report,
+}
+
 impl Fetch {
     /// No problem.
     pub fn ok(&self) -> bool {
@@ -542,6 +555,59 @@ impl Remote {
             Ok(Fetch { name: copy.name, entries: fetched.report.entries, problems, placed })
         })();
         result.map_err(|e| secrets.scrub_error(e))
+    }
+
+    /// The way back after losing the machine (`remote restore`): on an empty or new root,
+    /// pulls the newest whole copy holding user data (or `name`), then restores users (with
+    /// their message archives), the user index and the config files from it, and checks the
+    /// result as `system validate` does. A copy already pulled into `data/backups/` (a run
+    /// cut short) is used as it is, after it verifies.
+    pub fn restore_all(&self, ctx: &Ctx, name: Option<&str>) -> Result<RestoreAll> {
+        self.scrubbed(|| {
+            let listing = self.list_inner()?;
+            let copy = match name {
+                Some(n) => self.copy_of(n)?,
+                None => listing
+                    .copies
+                    .into_iter()
+                    .rev()
+                    .find(|c| c.status == Status::Ok && c.record.includes.users)
+                    .ok_or_else(|| {
+                        anyhow::anyhow!(
+                            "no whole copy holding user data in {} (see `remote list`)",
+                            self.store.config.describe()
+                        )
+                    })?,
+            };
+            let path = ctx.backups_dir().join(format!("{}.zip", copy.name));
+            let pulled = if crate::fsx::exists(&path) {
+                let report = crate::verify::backup(&path);
+                if !report.ok() {
+                    anyhow::bail!(
+                        "{} is there from an earlier pull but does not verify: {}; move it \
+                         away and run again",
+                        ctx.show(&path),
+                        report.problems_text()
+                    );
+                }
+                false
+            } else {
+                let fetched = self.fetch(ctx, &copy.name, true)?;
+                if !fetched.ok() {
+                    anyhow::bail!(
+                        "the copy of {} does not verify: {}",
+                        copy.name,
+                        fetched.problems.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
+                    );
+                }
+                true
+            };
+            let scope = crate::restore::Scope { users: true, config: true, user: None };
+            let outcome = crate::restore::restore(ctx, &path, &scope, false)?;
+            let validate = crate::validate::check(ctx);
+            tracing::info!(target: "mhm::sidecar", "remote restore: restored {} from {}", copy.name, self.store.config.url);
+            Ok(RestoreAll { name: copy.name, pulled, outcome, validate })
+        })
     }
 
     /// Deletes copies past the policy, per kind (weekly, manual, safety) as for local

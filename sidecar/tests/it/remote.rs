@@ -729,3 +729,49 @@ fn folder_backups_are_skipped_unless_named_and_maintain_stays_green() {
     no_temp_files(case.path());
     case.assert_no_secret();
 }
+
+/// The fire drill (issue 20): the machine is lost; an empty folder, the private key and the
+/// store are all there is. One command brings back users (with their message archives), the
+/// user index and the config files, byte for byte as pushed, and validates them.
+#[test]
+fn remote_restore_brings_an_empty_machine_back_in_one_command() {
+    let store = tempfile::tempdir().unwrap();
+    let mut case = Case::new(&folder_settings(store.path()));
+    write(
+        &case
+            .path()
+            .join("data/users/u1/messages/archives/sent_messages_archive_20260101_000000.json"),
+        r#"{"metadata": {"version": "2.0"}, "messages": []}"#,
+    );
+    case.backup("weekly_backup_20260301_010000", "2026-03-01T01:00:00Z");
+    assert_code(&case.run(&["remote", "push"]), 0);
+    let users = snapshot(&case.path().join("data/users"));
+    let files = ["data/user_index.json", ".env", "requirements.txt"];
+    let config: Vec<Vec<u8>> =
+        files.iter().map(|f| fs::read(case.path().join(f)).unwrap()).collect();
+    // A new, empty machine: a folder that does not exist yet; settings from the environment.
+    let new = tempfile::tempdir().unwrap();
+    let root = new.path().join("mhm");
+    let key = case.keys.path().join("key.txt");
+    let out = bin()
+        .arg("--root")
+        .arg(&root)
+        .args(["remote", "restore"])
+        .env("MHM_REMOTE_URL", format!("file://{}", store.path().display()))
+        .env("MHM_REMOTE_IDENTITY_FILE", &key)
+        .output()
+        .unwrap();
+    assert_code(&out, 0);
+    assert!(stdout(&out).contains("restored weekly_backup_20260301_010000"), "{}", stdout(&out));
+    assert!(stdout(&out).contains("system validate: ok"), "{}", stdout(&out));
+    assert_same(&users, &snapshot(&root.join("data/users")));
+    for (f, want) in files.iter().zip(&config) {
+        assert_eq!(&fs::read(root.join(f)).unwrap(), want, "{f}");
+    }
+    // A folder that holds something but is not an MHM root is still refused.
+    let other = tempfile::tempdir().unwrap();
+    write(&other.path().join("photo.jpg"), "x");
+    let out = bin().arg("--root").arg(other.path()).args(["remote", "restore"]).output().unwrap();
+    assert_code(&out, 2);
+    assert!(stderr(&out).contains("not an MHM root"), "{}", stderr(&out));
+}
