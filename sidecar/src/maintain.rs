@@ -311,7 +311,7 @@ fn run_task(
                     ctx,
                     &name,
                     backup::WEEKLY_INCLUDES,
-                    // Always a zip: it is what goes off-site (README, "Folder backups").
+                    // Always a zip: it is what goes off-site (README, "Folder backups of our own").
                     backup::create::Format::Zip,
                     policy,
                 )?;

@@ -128,7 +128,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
     if fire_drill && !root.exists() {
         std::fs::create_dir_all(&root)
             .with_context(|| format!("making the root {}", root.display()))?;
-    } else if !matches!(cli.command, Command::Demo(_)) && !(fire_drill && empty) {
+    } else if !(matches!(cli.command, Command::Demo(_)) || fire_drill && empty) {
         check_root(&root, cli.global.root.is_some())?;
     }
     let json = cli.global.json;
