@@ -25,6 +25,8 @@ const REPORT_EVERY: Duration = Duration::from_secs(60);
 const MAINTAIN_RETRY: Duration = Duration::from_secs(60);
 /// How soon a pass that found another process maintaining the log looks again.
 const BUSY_RETRY: Duration = Duration::from_secs(1);
+/// How long a writer finishing its maintenance waits for another process's pass to end.
+const BUSY_WAIT: Duration = Duration::from_millis(250);
 /// How often the active file is checked to be still at its path (deleted or moved away by
 /// someone else: see `Inner::check_active`).
 const CHECK_EVERY: Duration = Duration::from_secs(1);
@@ -136,6 +138,7 @@ impl Signal {
     /// then runs the one asked for (or a failed one's retry) if any, starting no step
     /// after `deadline` (nor after the one `stop` set). Returns whether nothing is left.
     pub(super) fn finish_due(&self, maintainer: &Maintainer, deadline: Option<Instant>) -> bool {
+        let mut busy_since = None;
         loop {
             let mut w = self.state.lock();
             while w.running {
@@ -156,6 +159,17 @@ impl Signal {
             drop(w);
             let pass = maintainer.run(self, deadline);
             self.pass_done(pass);
+            if pass == Pass::Busy
+                && busy_since.get_or_insert_with(Instant::now).elapsed() < BUSY_WAIT
+                && self.limit(deadline).is_some_and(|l| Instant::now() < l)
+            {
+                // Another process is in a pass that may have looked at the copies before
+                // this one's last rotation: wait for it a moment and run ours, or an exiting
+                // writer can leave its log above the ceiling. One busy for longer is
+                // maintaining all the time, and its next pass takes care of these copies.
+                std::thread::sleep(Duration::from_millis(2));
+                continue;
+            }
             if pass != Pass::Done {
                 // Cut short, or failed (at once again would fail again): left for later.
                 return false;

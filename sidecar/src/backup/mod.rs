@@ -322,12 +322,13 @@ pub fn newest_weekly(backups: &[Info], now: DateTime<Utc>) -> Option<&Info> {
     backups.iter().rev().find(|b| b.kind == Kind::Weekly && b.created_at.is_none_or(|t| t <= now))
 }
 
-/// Whether a weekly backup is due: none exists, or the newest is 7 or more days old.
-/// Other kinds neither count nor push weekly ones out, nor do weekly ones stamped in the
-/// future.
+/// Whether a weekly backup is due: none exists, the newest is 7 or more days old, or the
+/// newest does not pass the quick check (a corrupted one is replaced at the next run, not a
+/// week later). Other kinds neither count nor push weekly ones out, nor do weekly ones
+/// stamped in the future.
 pub fn weekly_due(ctx: &Ctx) -> Result<Weekly> {
     let backups = list(ctx)?;
-    let newest = newest_weekly(&backups, ctx.now);
+    let newest = newest_weekly(&backups, ctx.now).filter(|b| b.valid);
     if let Some(b) = newest {
         if let Some(t) = b.created_at {
             let age = ctx.now.fixed_offset().signed_duration_since(t);
