@@ -358,7 +358,7 @@ fn a_season_of_unattended_operation() {
     // A weekly backup a week went off-site (the one stopped mid-upload too, an hour later).
     let whole = listing.copies.iter().filter(|c| c.status == remote::Status::Ok).count();
     assert!(whole >= (DAYS / 7) as usize, "{whole} copies in the store");
-    let newest = listing.copies.iter().filter(|c| c.status == remote::Status::Ok).last().unwrap();
+    let newest = listing.copies.iter().rev().find(|c| c.status == remote::Status::Ok).unwrap();
     let want = &at_backup[&newest.name];
     let new = tempfile::tempdir().unwrap();
     let fresh = new.path().join("mhm");
