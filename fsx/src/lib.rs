@@ -210,6 +210,56 @@ impl Drop for Atomic {
     }
 }
 
+/// Opens `path` with `opts`, never through a link: a symbolic link (on Windows, any reparse
+/// point) at `path` itself is refused with an error naming it, so a file the tools write
+/// (a lock, a log, the writer's hidden files) can never be redirected to a file elsewhere
+/// by whoever can write the folder. With `private`, a file it creates is owner-only
+/// (`0600`) on unix.
+pub fn open_no_follow(opts: &mut OpenOptions, path: &Path, private: bool) -> io::Result<File> {
+    let refuse = || {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!(
+                "{} is a link where a regular file belongs; refusing to follow it (remove it)",
+                path.display()
+            ),
+        )
+    };
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.custom_flags(libc::O_NOFOLLOW);
+        if private {
+            opts.mode(0o600);
+        }
+        match opts.open(path) {
+            Ok(f) => Ok(f),
+            Err(e) if e.raw_os_error() == Some(libc::ELOOP) => Err(refuse()),
+            Err(e) => Err(e),
+        }
+    }
+    #[cfg(windows)]
+    {
+        use std::os::windows::fs::OpenOptionsExt;
+        // FILE_FLAG_OPEN_REPARSE_POINT: open a link itself, not what it points to.
+        opts.custom_flags(0x0020_0000);
+        let _ = private;
+        let file = opts.open(path)?;
+        if file.metadata()?.file_type().is_symlink() {
+            return Err(refuse());
+        }
+        Ok(file)
+    }
+    #[cfg(not(any(unix, windows)))]
+    {
+        let _ = private;
+        if fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink()) {
+            return Err(refuse());
+        }
+        opts.open(path)
+    }
+}
+
 /// Creates `path`, which must not exist; owner-only (`0600`) on unix when `private`.
 pub fn create_new(path: &Path, private: bool) -> io::Result<File> {
     let mut opts = OpenOptions::new();

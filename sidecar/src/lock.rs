@@ -26,12 +26,11 @@ pub fn acquire(ctx: &Ctx) -> Result<Lock> {
     let data_dir = ctx.data_dir();
     fs::create_dir_all(&data_dir).with_context(|| format!("creating {}", ctx.show(&data_dir)))?;
     let path = data_dir.join(".sidecar.lock");
-    let mut file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(&path)
+    // Never through a link planted at its name (a root's cron would truncate whatever file
+    // it points to), and owner-only: no other user can hold it.
+    let mut opts = OpenOptions::new();
+    opts.read(true).write(true).create(true).truncate(false);
+    let mut file = mhm_fsx::open_no_follow(&mut opts, &path, true)
         .with_context(|| format!("opening the lock file {}", ctx.show(&path)))?;
     match try_lock(&file) {
         Ok(()) => {}

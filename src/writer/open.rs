@@ -56,12 +56,7 @@ impl Inner {
             )
         })?;
         let maintenance_lock = dir.join(format!(".{log_name}.maintain.lock"));
-        let maintenance_lock = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&maintenance_lock)
+        let maintenance_lock = super::shared::open_rw(&maintenance_lock)
             .map_err(|e| InitError::io("cannot open the log's lock file", maintenance_lock, e))?;
         let backup_dir = settings.backup_dir_for(&path);
         let archive_dir = settings.archive_dir_for(&path);
@@ -567,8 +562,31 @@ fn last_byte(path: &Path) -> Option<u8> {
 
 /// Opens `path` for appending, and for reading (a deleted active file's tail is read back).
 pub(super) fn open_append(path: &Path) -> io::Result<File> {
-    OpenOptions::new().read(true).create(true).append(true).open(path)
+    let mut opts = OpenOptions::new();
+    opts.read(true).create(true).append(true);
+    // Never through a link planted at the log's name (it would write outside the folder),
+    // except to the devices in `LINKS_ALLOWED`, which are opened by their own name.
+    match mhm_fsx::open_no_follow(&mut opts, path, false) {
+        Err(refused) if refused.kind() == io::ErrorKind::InvalidInput => {
+            let target = fs::read_link(path).ok();
+            let allowed = LINKS_ALLOWED.iter().find(|a| target.as_deref() == Some(Path::new(a)));
+            match allowed {
+                Some(device) => OpenOptions::new()
+                    .read(true)
+                    .append(true)
+                    .open(device)
+                    .or_else(|_| OpenOptions::new().append(true).open(device)),
+                None => Err(refused),
+            }
+        }
+        other => other,
+    }
 }
+
+/// The links a log may be (the log itself only; never the writer's hidden files): what
+/// container images link their logs to, and `/dev/full` (a full disk, for tests of one).
+/// Any other link is refused, naming it.
+const LINKS_ALLOWED: [&str; 4] = ["/dev/null", "/dev/full", "/dev/stdout", "/dev/stderr"];
 
 /// The highest copy number already used for `day` in either folder, so a restarted
 /// writer continues the numbering instead of reusing a gap.

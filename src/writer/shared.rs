@@ -85,10 +85,20 @@ impl Shared {
     /// Opens (or creates) the mapping and the lock file of `log_name` in `dir`. Race-free:
     /// every process opens without truncating, extends to `LEN` (zeros) if shorter, maps.
     pub(super) fn open(dir: &Path, log_name: &str) -> io::Result<Self> {
-        let lock = open_rw(&dir.join(format!(".{log_name}.lock")))?;
-        let file = open_rw(&dir.join(format!(".{log_name}.shm")))?;
+        let lock_path = dir.join(format!(".{log_name}.lock"));
+        let lock = open_rw(&lock_path)?;
+        let shm_path = dir.join(format!(".{log_name}.shm"));
+        let file = open_rw(&shm_path)?;
         if file.metadata()?.len() < LEN as u64 {
-            file.set_len(LEN as u64)?;
+            // The blocks are allocated (zeros written and synced) before the file is
+            // mapped: a hole would be filled by the first store into the mapping, and on a
+            // full disk that store is a SIGBUS that kills the process, not an error. Under
+            // the rotation lock, so no other process initialises the words meanwhile.
+            lock_within(&lock, &lock_path)?;
+            let filled = fill_zeros(&file, LEN as u64)
+                .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", shm_path.display())));
+            let _ = lock.unlock();
+            filled?;
         }
         let map = MmapOptions::new().len(LEN).map_raw(&file)?;
         Ok(Self { map, lock, shm: file })
@@ -118,9 +128,11 @@ impl Shared {
         unsafe { &*self.map.as_ptr().cast::<Words>() }
     }
 
-    /// The rotation lock, waiting for it (start-up only: a holder keeps it for one rotation).
+    /// The rotation lock, waiting for it (start-up only: a holder keeps it for one
+    /// rotation), [`START_WAIT`] at most: a lock held longer is someone else's doing, and
+    /// the caller gets an error naming it rather than a hang.
     pub(super) fn lock(&self) -> io::Result<Held<'_>> {
-        self.lock.lock()?;
+        lock_within(&self.lock, Path::new("the log's .lock file"))?;
         Ok(Held(&self.lock))
     }
 
@@ -258,8 +270,67 @@ mod append_lock {
     }
 }
 
-fn open_rw(path: &Path) -> io::Result<File> {
-    OpenOptions::new().read(true).write(true).create(true).truncate(false).open(path)
+/// How long start-up waits for the rotation lock.
+pub(super) const START_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Takes `lock` (an OS file lock), waiting [`START_WAIT`] at most.
+fn lock_within(lock: &File, name: &Path) -> io::Result<()> {
+    let deadline = std::time::Instant::now() + START_WAIT;
+    let mut pause = std::time::Duration::from_millis(1);
+    loop {
+        match lock.try_lock() {
+            Ok(()) => return Ok(()),
+            Err(std::fs::TryLockError::Error(e)) => return Err(e),
+            Err(std::fs::TryLockError::WouldBlock) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(std::time::Duration::from_millis(50));
+            }
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    format!(
+                        "{} is held by another process for over {} s",
+                        name.display(),
+                        START_WAIT.as_secs()
+                    ),
+                ))
+            }
+        }
+    }
+}
+
+/// Writes zeros from `file`'s end up to `len`, and syncs them: the blocks are allocated,
+/// or the error (a full disk) is returned.
+fn fill_zeros(file: &File, len: u64) -> io::Result<()> {
+    let from = file.metadata()?.len();
+    if from >= len {
+        return Ok(());
+    }
+    let zeros = vec![0u8; (len - from) as usize];
+    #[cfg(unix)]
+    std::os::unix::fs::FileExt::write_all_at(file, &zeros, from)?;
+    #[cfg(windows)]
+    {
+        let mut at = 0usize;
+        while at < zeros.len() {
+            let n =
+                std::os::windows::fs::FileExt::seek_write(file, &zeros[at..], from + at as u64)?;
+            if n == 0 {
+                return Err(io::ErrorKind::WriteZero.into());
+            }
+            at += n;
+        }
+    }
+    #[cfg(not(any(unix, windows)))]
+    file.set_len(len)?;
+    file.sync_data()
+}
+
+/// The writer's hidden files (`.shm`, `.lock`): never through a link, owner-only when made.
+pub(super) fn open_rw(path: &Path) -> io::Result<File> {
+    let mut opts = OpenOptions::new();
+    opts.read(true).write(true).create(true).truncate(false);
+    mhm_fsx::open_no_follow(&mut opts, path, true)
 }
 
 #[cfg(test)]

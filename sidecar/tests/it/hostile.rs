@@ -638,3 +638,41 @@ fn mark_sparse(file: &fs::File) {
     };
     assert_ne!(ok, 0, "FSCTL_SET_SPARSE: {}", std::io::Error::last_os_error());
 }
+
+/// Issue 21, round three: a link planted at `data/.sidecar.lock`, `logs/sidecar.log` or the
+/// log's hidden files made even `status` (run by root's cron) append to, truncate or
+/// overwrite the file it points to. Now the lock is refused (exit 2 naming it), the log is
+/// not written through the link (the run goes on without it), and the target is untouched.
+#[cfg(unix)]
+#[test]
+fn links_planted_where_the_tools_write_are_refused() {
+    for planted in [
+        "data/.sidecar.lock",
+        "logs/sidecar.log",
+        "logs/.sidecar.log.shm",
+        "logs/.sidecar.log.lock",
+    ] {
+        let root = make_root();
+        let r = root.path();
+        let outside = tempfile::tempdir().unwrap();
+        let target = outside.path().join("precious");
+        fs::write(&target, "do not touch\n").unwrap();
+        std::os::unix::fs::symlink(&target, r.join(planted)).unwrap();
+        for args in [&["status"][..], &["backup", "create", "--name", "b1"], &["maintain"]] {
+            let out = run(r, args);
+            assert_eq!(
+                fs::read_to_string(&target).unwrap(),
+                "do not touch\n",
+                "{planted}: {args:?}"
+            );
+            if planted == "data/.sidecar.lock" && args[0] != "status" {
+                assert_code(&out, 1);
+                assert!(
+                    stderr(&out).contains(".sidecar.lock") && stderr(&out).contains("link"),
+                    "{}",
+                    stderr(&out)
+                );
+            }
+        }
+    }
+}
