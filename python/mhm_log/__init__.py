@@ -23,6 +23,7 @@ from __future__ import annotations
 import datetime as _dt
 import logging
 import os
+import sys
 import warnings
 
 from . import _native
@@ -132,8 +133,18 @@ class RotatingFileHandler(logging.Handler):
     def _warn_merged(self) -> None:
         writer = self._writer
         if writer is not None:
-            for note in writer.take_notes():
-                warnings.warn(note, SettingsMergedWarning, stacklevel=3)
+            notes = writer.take_notes()
+            if notes:
+                # Name the application's line that made the handler, however many of this
+                # package's frames (a subclass's constructor) are in between.
+                here = os.path.dirname(os.path.abspath(__file__))
+                level, frame = 1, sys._getframe(0)
+                while frame is not None and os.path.dirname(
+                        os.path.abspath(frame.f_code.co_filename)) == here:
+                    level += 1
+                    frame = frame.f_back
+                for note in notes:
+                    warnings.warn(note, SettingsMergedWarning, stacklevel=level)
 
     def emit(self, record: logging.LogRecord) -> None:
         try:

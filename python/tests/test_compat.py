@@ -124,6 +124,10 @@ def test_a_component_handler_built_first_does_not_drop_the_size_limit(tmp_path):
                                                   min_rotate_bytes=0, min_rotate_age_secs=0)
     merged = [str(w.message) for w in caught
               if issubclass(w.category, mhm_log.SettingsMergedWarning)]
+    # Each names the line that made the handler (here), not one of mhm_log's own.
+    assert all(w.filename == __file__ for w in caught
+               if issubclass(w.category, mhm_log.SettingsMergedWarning)), \
+        [w.filename for w in caught]
     # One warning per disagreement, each naming both values.
     size = [m for m in merged if "size limit" in m]
     assert len(size) == 1 and "none in force, 4096 asked" in size[0], merged

@@ -138,20 +138,19 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
     }
     let run = Run { ctx, json, dry_run: cli.global.dry_run };
     // Every bad setting at once, named by every command: `status` reports them as reasons
-    // it is unhealthy, `maintain` runs the jobs that do not depend on them (and exits 2),
-    // and any other command names them all here, then stops (exit 2) if it reads one it
+    // it is unhealthy, `maintain` runs the jobs that do not depend on them (and exits 2).
+    // Any other command stops (exit 2) naming them all when one is a LOG_* setting (every
+    // run that changes files logs through the writer, and the `logs` commands read them;
+    // no flag replaces them); otherwise it names them and stops only if it reads one it
     // needs (a flag given in its place wins, as always).
     if !matches!(cli.command, Command::Status | Command::Maintain | Command::Demo(_)) {
         let bad = mhm_sidecar::settings::check(&run);
+        if !mhm_sidecar::settings::among(&bad, &["LOG_", "DISABLE_LOG_ROTATION"]).is_empty() {
+            let all: Vec<String> = bad.iter().map(ToString::to_string).collect();
+            return Err(usage(all.join("\nerror: ")));
+        }
         for b in &bad {
             eprintln!("error: {b}");
-        }
-        // The `logs` commands read the LOG_* settings through the writer's `Settings`
-        // (folders, counts), which no flag replaces: they stop on any bad one.
-        let needed = mhm_sidecar::settings::among(&bad, &["LOG_", "DISABLE_LOG_ROTATION"]);
-        if matches!(cli.command, Command::Logs(_)) && !needed.is_empty() {
-            let names: Vec<&str> = needed.iter().map(|b| b.name.as_str()).collect();
-            return Err(usage(format!("not run: bad setting(s) {}", names.join(", "))));
         }
     }
     let changes = cli.command.changes_files(run.dry_run);
