@@ -283,10 +283,10 @@ impl Settings {
             };
         }
         if let Some((n, v)) = get("LOG_BUFFER_BYTES") {
-            s.buffer_capacity = parse_int(&n, &v, 1)?;
+            s.buffer_capacity = parse_bounded(&n, &v, 1, MAX_BUFFER_BYTES)?;
         }
         if let Some((n, v)) = get("LOG_FLUSH_INTERVAL_MS") {
-            s.flush_interval = Duration::from_millis(parse_int(&n, &v, 1)?);
+            s.flush_interval = Duration::from_millis(parse_bounded(&n, &v, 1, 3_600_000)?);
         }
         Ok(s)
     }
@@ -311,6 +311,20 @@ where
     match value.trim().parse::<T>() {
         Ok(v) if v >= min => Ok(v),
         _ => Err(bad(name, value, &format!("a whole number, at least {min}"))),
+    }
+}
+
+/// The largest `LOG_BUFFER_BYTES` (64 MiB): a buffer is allocated whole, twice (the
+/// spare), per log; past this an allocation would abort the process.
+pub const MAX_BUFFER_BYTES: usize = 64 << 20;
+
+fn parse_bounded<T>(name: &str, value: &str, min: T, max: T) -> Result<T, SettingsError>
+where
+    T: std::str::FromStr + PartialOrd + std::fmt::Display + Copy,
+{
+    match value.trim().parse::<T>() {
+        Ok(v) if v >= min && v <= max => Ok(v),
+        _ => Err(bad(name, value, &format!("a whole number from {min} to {max}"))),
     }
 }
 

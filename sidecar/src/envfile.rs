@@ -37,7 +37,8 @@ pub fn parse(text: &str) -> Result<HashMap<String, String>, (usize, String)> {
         }
         let line = line.strip_prefix("export ").map(str::trim_start).unwrap_or(line);
         let Some((key, value)) = line.split_once('=') else {
-            return Err((i + 1, format!("expected KEY=VALUE, found {line:?}")));
+            // The line is not shown: it may be a secret pasted without its key.
+            return Err((i + 1, "expected KEY=VALUE (a line without '=')".to_string()));
         };
         let key = key.trim();
         let valid_key = !key.is_empty()
@@ -46,7 +47,8 @@ pub fn parse(text: &str) -> Result<HashMap<String, String>, (usize, String)> {
         if !valid_key {
             return Err((i + 1, format!("invalid variable name {key:?}")));
         }
-        let value = parse_value(value.trim()).map_err(|what| (i + 1, what))?;
+        // A value is never shown in a message (it may be a secret): the key names it.
+        let value = parse_value(value.trim()).map_err(|what| (i + 1, format!("{key}: {what}")))?;
         vars.insert(key.to_string(), value);
     }
     Ok(vars)
@@ -56,11 +58,11 @@ fn parse_value(v: &str) -> Result<String, String> {
     for quote in ['"', '\''] {
         if let Some(rest) = v.strip_prefix(quote) {
             let Some(end) = rest.find(quote) else {
-                return Err(format!("unclosed {quote} quote in {v:?}"));
+                return Err(format!("unclosed {quote} quote in the value"));
             };
             let after = rest[end + 1..].trim();
             if !after.is_empty() && !after.starts_with('#') {
-                return Err(format!("unexpected text after the closing quote in {v:?}"));
+                return Err("unexpected text after the closing quote of the value".to_string());
             }
             let inner = &rest[..end];
             return Ok(if quote == '"' {

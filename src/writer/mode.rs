@@ -324,6 +324,8 @@ fn write_behind(inner: &Inner, io: &mut Spare) {
 
 impl Mode {
     pub(super) fn new(mode: WriteMode, buf_cap: usize) -> Self {
+        // The builder takes any value; the environment's is bounded where it is read.
+        let buf_cap = buf_cap.clamp(1, crate::policy::MAX_BUFFER_BYTES);
         let buffer = || Buffer {
             cap: buf_cap,
             io: Padded(Mutex::new(Spare { buf: Vec::with_capacity(buf_cap), ..Spare::default() })),

@@ -625,7 +625,13 @@ impl Remote {
             let of_kind = listing.copies.iter().rev().filter(|c| c.kind == kind);
             for (i, c) in of_kind.enumerate() {
                 let age = now.signed_duration_since(c.created_at);
-                let why = if age >= chrono::TimeDelta::days(policy.retention_days as i64) {
+                // A retention past what a time span can hold keeps every copy (saturated,
+                // as local prune does), never wraps to a negative one that deletes them.
+                let limit = i64::try_from(policy.retention_days)
+                    .ok()
+                    .and_then(chrono::TimeDelta::try_days)
+                    .unwrap_or(chrono::TimeDelta::MAX);
+                let why = if age >= limit {
                     format!("older than {} days", policy.retention_days)
                 } else if i as u64 >= policy.max_count {
                     format!("more than {} {kind:?} copies", policy.max_count).to_lowercase()

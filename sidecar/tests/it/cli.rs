@@ -195,3 +195,32 @@ fn broken_pipe_is_not_an_error() {
     assert_code(&out, 0);
     assert!(!stderr(&out).contains("error"), "{}", stderr(&out));
 }
+
+/// Issue 21 (9, 14): a bad `.env` line is named by its line and key, never its value (every
+/// command reads `.env`, and cron keeps stderr); a size setting past its bound is an error
+/// naming the bound, never an abort.
+#[test]
+fn dotenv_errors_hide_values_and_sizes_are_bounded() {
+    let root = make_root();
+    let r = root.path();
+    write(&r.join(".env"), "APP_MODE=x\nDB_PASSWORD=\"hunter2secret\n");
+    let out = run(r, &["system", "validate"]);
+    assert_code(&out, 2);
+    let err = stderr(&out);
+    assert!(err.contains(".env:2") && err.contains("DB_PASSWORD"), "{err}");
+    assert!(!err.contains("hunter2"), "{err}");
+    write(&r.join(".env"), "hunter2secret\n");
+    let err = stderr(&run(r, &["system", "validate"]));
+    assert!(err.contains(".env:1") && !err.contains("hunter2"), "{err}");
+    write(&r.join(".env"), "LOG_BUFFER_BYTES=100000000000000\n");
+    let out = run(r, &["backup", "list"]);
+    assert_code(&out, 2);
+    assert!(
+        stderr(&out).contains("LOG_BUFFER_BYTES") && stderr(&out).contains("67108864"),
+        "{}",
+        stderr(&out)
+    );
+    let out = run(r, &["status"]);
+    assert_code(&out, 1); // unhealthy, named, no abort
+    assert!(stdout(&out).contains("LOG_BUFFER_BYTES"), "{}", stdout(&out));
+}

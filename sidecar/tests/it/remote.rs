@@ -775,3 +775,27 @@ fn remote_restore_brings_an_empty_machine_back_in_one_command() {
     assert_code(&out, 2);
     assert!(stderr(&out).contains("not an MHM root"), "{}", stderr(&out));
 }
+
+/// Issue 21 (7): a retention past what a time span holds wrapped to a negative one, and
+/// `remote prune` deleted every copy but the newest. It saturates: nothing is old enough.
+#[test]
+fn a_huge_remote_retention_keeps_every_copy() {
+    let store = tempfile::tempdir().unwrap();
+    let mut case = Case::new(&folder_settings(store.path()));
+    case.backup("mhm_backup_20260301_000000", "2026-03-01T00:00:00Z");
+    case.backup("mhm_backup_20260302_000000", "2026-03-02T00:00:00Z");
+    assert_code(&case.run(&["remote", "push"]), 0);
+    for days in ["18446744073709551615", "106751991167301"] {
+        let out = case.run(&[
+            "--now",
+            "2026-06-01T00:00:00Z",
+            "remote",
+            "prune",
+            "--retention-days",
+            days,
+        ]);
+        assert_code(&out, 0);
+        assert_eq!(case.copies().len(), 2, "{days}: {}", stdout(&out));
+    }
+    case.assert_no_secret();
+}
