@@ -2,10 +2,24 @@
 //! call per command (`commands/`), render its report, map the result to an exit code
 //! (`exit_codes`). All the work is in the `mhm_sidecar` library.
 
+/// `println!` that never panics on a closed stdout (see `out.rs`); shadows std's in every
+/// module below.
+macro_rules! println {
+    () => { $crate::out::line(format_args!("")) };
+    ($($arg:tt)*) => { $crate::out::line(format_args!($($arg)*)) };
+}
+
+/// `eprintln!` that never panics on a closed stderr.
+macro_rules! eprintln {
+    () => { $crate::out::error_line(format_args!("")) };
+    ($($arg:tt)*) => { $crate::out::error_line(format_args!($($arg)*)) };
+}
+
 mod alloc;
 mod cli;
 mod commands;
 mod exit_codes;
+mod out;
 
 #[global_allocator]
 static ALLOCATOR: alloc::Allocator = alloc::Allocator;

@@ -49,11 +49,15 @@ impl Deref for Run {
 }
 
 /// Prints `value` as pretty JSON on stdout.
+/// `value` as pretty JSON on stdout. A closed stdout (`| head`) is not an error: the
+/// command goes on to its own exit code.
 pub fn print_json(value: &impl serde::Serialize) -> Result<()> {
-    let mut out = io::stdout().lock();
-    serde_json::to_writer_pretty(&mut out, value).context("writing JSON to stdout")?;
-    writeln!(out).context("writing to stdout")?;
-    Ok(())
+    let mut text = serde_json::to_string_pretty(value).context("encoding JSON")?;
+    text.push('\n');
+    match io::stdout().lock().write_all(text.as_bytes()) {
+        Err(e) if crate::out::closed(&e) => Ok(()),
+        other => other.context("writing JSON to stdout"),
+    }
 }
 
 /// `items` as JSON with the path field `key` of each replaced by the path as every output

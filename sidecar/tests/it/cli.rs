@@ -224,3 +224,39 @@ fn dotenv_errors_hide_values_and_sizes_are_bounded() {
     assert_code(&out, 1); // unhealthy, named, no abort
     assert!(stdout(&out).contains("LOG_BUFFER_BYTES"), "{}", stdout(&out));
 }
+
+/// Issue 22: `status | head -1` and friends panicked ("failed printing to stdout: Broken
+/// pipe", exit 101), and `--json` into a closed pipe exited 1. A closed pipe now ends the
+/// output quietly and the command exits with the code it would have had.
+#[cfg(unix)]
+#[test]
+fn a_closed_pipe_is_not_a_panic_and_keeps_the_exit_code() {
+    let root = make_root();
+    let r = root.path();
+    let with_stdout_closed = |args: &[&str]| {
+        // A pipe whose read end is closed before the command writes.
+        let mut child = bin()
+            .arg("--root")
+            .arg(r)
+            .args(args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap();
+        (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    for (args, want) in [
+        (&["status"][..], 1), // unhealthy here: nothing ran yet
+        (&["--json", "status"], 1),
+        (&["system", "validate"], 0),
+        (&["logs", "list"], 0),
+        (&["maintain", "--dry-run"], 0),
+        (&["--json", "backup", "list"], 0),
+    ] {
+        let (code, err) = with_stdout_closed(args);
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+        assert_eq!(code, Some(want), "{args:?}: {err}");
+    }
+}
