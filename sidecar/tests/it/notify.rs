@@ -1,6 +1,7 @@
 //! Alerts (issue 20): Healthchecks-style pings to a real HTTP server on loopback, and the
 //! notify command, on a failing `maintain`, its recovery and an idle run; a monitor that
-//! cannot be reached never fails the job.
+//! cannot be reached never fails the job. (Unix: the command is run by `sh`.)
+#![cfg(unix)]
 
 use crate::common;
 
@@ -60,7 +61,6 @@ impl Monitor {
     }
 }
 
-#[cfg(unix)]
 #[test]
 fn maintain_pings_the_monitor_and_tells_the_command_of_failure_and_recovery() {
     let monitor = Monitor::start();

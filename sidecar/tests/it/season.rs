@@ -200,6 +200,11 @@ fn temp_files(root: &Path) -> Vec<String> {
 }
 
 #[test]
+#[cfg_attr(
+    windows,
+    ignore = "not yet run under Wine (2,880 maintain runs and 240 writer processes); the \
+              parts it exercises run there in their own tests"
+)]
 fn a_season_of_unattended_operation() {
     let root = make_root();
     let r = root.path();
