@@ -403,6 +403,8 @@ pub fn gzip_file(from: &Path, to: &Path, progress: &mut dyn FnMut(u64)) -> io::R
         Err(e) if not_found(&e) => return Ok(Outcome::Gone(from.to_path_buf())),
         other => other?,
     };
+    // A `.gz` is never readable by more users than its source was.
+    out.set_permissions_of(&src.metadata()?)?;
     let mut src = BufReader::with_capacity(1 << 16, src);
     let mut enc = GzEncoder::new(&mut out, Compression::default());
     let mut hasher = crc32fast::Hasher::new();

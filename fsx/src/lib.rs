@@ -121,6 +121,21 @@ impl Atomic {
         Ok(Self { file: Some(file), tmp, path: path.to_path_buf() })
     }
 
+    /// Gives the temporary file the permissions `source` has (its mode bits on unix), so
+    /// that what is made from a file (a `.gz` copy, a restored copy, an archive) is never
+    /// readable by more users than the file was.
+    pub fn set_permissions_of(&mut self, source: &fs::Metadata) -> io::Result<()> {
+        #[cfg(unix)]
+        if let Some(file) = &self.file {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = source.permissions().mode() & 0o777;
+            file.set_permissions(fs::Permissions::from_mode(mode))?;
+        }
+        #[cfg(not(unix))]
+        let _ = source;
+        Ok(())
+    }
+
     /// The temporary file's path (to reopen and verify it before the commit).
     pub fn temp(&self) -> &Path {
         &self.tmp

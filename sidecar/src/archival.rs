@@ -465,6 +465,11 @@ pub fn restore_copy(ctx: &Ctx, dir: &LogDir, copy: &str, dry_run: bool) -> Resul
     let result = (|| -> Result<()> {
         let mut out = fsx::Atomic::create(&target)
             .with_context(|| format!("creating {}", ctx.show(&target)))?;
+        // Never readable by more users than the copy it comes from.
+        if let Ok(meta) = fs::metadata(&src) {
+            out.set_permissions_of(&meta)
+                .with_context(|| format!("setting permissions on {}", ctx.show(out.temp())))?;
+        }
         match copy_out(ctx, &src, name.gz, &mut out) {
             Ok(_) => {}
             Err(CopyError::Read(msg)) => anyhow::bail!("{msg}"),

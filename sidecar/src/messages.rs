@@ -283,7 +283,9 @@ fn archive_user(
             };
             fs::create_dir_all(&archives_dir)
                 .with_context(|| format!("creating {}", ctx.show(&archives_dir)))?;
-            write_new(ctx, path, &doc)?;
+            // The archive gets the active file's permissions: never readable by more users.
+            let perms = fs::metadata(&active_path).ok().map(|m| m.permissions());
+            write_new(ctx, path, &doc, perms)?;
             ctx.fail_at(FailPoint::AfterArchiveWrite)?;
         }
         let updated_at = ctx.now_local().format("%Y-%m-%d %H:%M:%S").to_string();
@@ -679,8 +681,13 @@ fn archive_metadata(
 }
 
 /// Writes `value` to `path`, which must not exist: temp, sync, rename.
-fn write_new(ctx: &Ctx, path: &Path, value: &impl Serialize) -> Result<()> {
-    let file = write_temp(ctx, path, value, None)?;
+fn write_new(
+    ctx: &Ctx,
+    path: &Path,
+    value: &impl Serialize,
+    perms: Option<fs::Permissions>,
+) -> Result<()> {
+    let file = write_temp(ctx, path, value, perms)?;
     file.commit_new().with_context(|| format!("writing {}", ctx.show(path)))
 }
 

@@ -214,6 +214,12 @@ pub fn store(zip: &mut Zip, src: &Source, buf: &mut [u8], bar: &dyn Bar) -> Resu
     let meta = input.metadata().ok();
     let size_now = meta.as_ref().map(|m| m.len()).unwrap_or(src.size);
     let mut opts = base.large_file(size_now.max(src.size) >= ZIP64_FROM);
+    // The file's own mode bits are recorded, and restore gives them back.
+    #[cfg(unix)]
+    if let Some(m) = &meta {
+        use std::os::unix::fs::PermissionsExt;
+        opts = opts.unix_permissions(m.permissions().mode() & 0o777);
+    }
     if let Some(t) = meta.and_then(|m| m.modified().ok()).and_then(zip_time) {
         opts = opts.last_modified_time(t);
     }

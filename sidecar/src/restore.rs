@@ -510,6 +510,15 @@ fn extract(
         if copied != declared {
             bail!("entry {name:?} holds other than the {declared} bytes the zip directory says");
         }
+        // The mode the zip recorded (the file's own when it was backed up); owner-only when
+        // it recorded none: restore never makes a file readable by more users than it was.
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = entry.unix_mode().map_or(0o600, |m| m & 0o777);
+            out.set_permissions(fs::Permissions::from_mode(mode))
+                .with_context(|| format!("setting permissions on {}", ctx.show(&dest)))?;
+        }
         out.sync_all().with_context(|| format!("syncing {}", ctx.show(&dest)))?;
     }
     bar.finish();

@@ -676,3 +676,54 @@ fn links_planted_where_the_tools_write_are_refused() {
         }
     }
 }
+
+/// Issue 21 (2): `.env`, `data/user_index.json` and user files that were `0600` came back
+/// `0644` from `backup restore --users --config`, and archives and `.gz` copies made from
+/// `0600` sources were `0644`. Each keeps its source's mode now, never wider.
+#[cfg(unix)]
+#[test]
+fn restore_archives_and_copies_keep_their_sources_modes() {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |p: &std::path::Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    let set = |p: &std::path::Path, m: u32| {
+        fs::set_permissions(p, fs::Permissions::from_mode(m)).unwrap()
+    };
+    let root = make_root();
+    let r = root.path();
+    let secret =
+        [r.join(".env"), r.join("data/user_index.json"), r.join("data/users/u1/account.json")];
+    for p in &secret {
+        set(p, 0o600);
+    }
+    set(&r.join("data/users/u2/account.json"), 0o640);
+    assert_code(&run(r, &["backup", "create", "--name", "m1"]), 0);
+    write(&r.join("data/users/u1/account.json"), "{\"changed\": true}");
+    assert_code(&run(r, &["backup", "restore", "m1", "--users", "--config"]), 0);
+    for p in &secret {
+        assert_eq!(mode(p), 0o600, "{}", p.display());
+    }
+    assert_eq!(mode(&r.join("data/users/u2/account.json")), 0o640);
+    // A log copy and its .gz, and a .restored file, from a 0600 source.
+    let copy = r.join("logs/backups/app.log.2026-02-20");
+    write(&copy, "old line\n");
+    set(&copy, 0o600);
+    assert_code(&run(r, &["--now", "2026-03-01T02:00:00Z", "logs", "archive"]), 0);
+    let gz = r.join("logs/archive/app.log.2026-02-20.gz");
+    assert_eq!(mode(&gz), 0o600);
+    assert_code(&run(r, &["logs", "restore", "app.log.2026-02-20.gz"]), 0);
+    assert_eq!(mode(&r.join("logs/app.log.restored")), 0o600);
+    // A message archive made from a 0600 sent_messages.json.
+    let sent = r.join("data/users/u3/messages/sent_messages.json");
+    write(
+        &sent,
+        r#"{"messages": [{"timestamp": "2020-01-01 10:00:00", "text": "old"}], "metadata": {}}"#,
+    );
+    set(&sent, 0o600);
+    assert_code(
+        &run(r, &["--now", "2026-03-01T00:00:00Z", "messages", "archive", "--user", "u3"]),
+        0,
+    );
+    let archives = names(&r.join("data/users/u3/messages/archives"));
+    assert_eq!(archives.len(), 1, "{archives:?}");
+    assert_eq!(mode(&r.join("data/users/u3/messages/archives").join(&archives[0])), 0o600);
+}
