@@ -224,6 +224,12 @@ pub fn run(
             Ok(done) => done,
             Err(e) => (false, format!("{e:#}"), Vec::new()),
         };
+        if job.task == Task::RemotePush {
+            // The push remembered the newest copy in the store in the state file.
+            if let Ok(on_disk) = state::load(ctx) {
+                st.remote_newest = on_disk.remote_newest;
+            }
+        }
         if ok {
             tracing::info!(target: "mhm::sidecar", "maintain: ran {}: {detail}", job.name);
         } else {

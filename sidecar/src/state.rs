@@ -41,6 +41,9 @@ pub struct State {
     /// (`MHM_NOTIFY_COMMAND` is told).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub failing: bool,
+    /// When the newest whole copy in the off-site store was made, as of the last push.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remote_newest: Option<DateTime<FixedOffset>>,
 }
 
 /// Reads the state; a missing file is an empty state, a malformed one an error naming it.

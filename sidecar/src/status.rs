@@ -83,6 +83,8 @@ const LOW_DISK: u64 = 1 << 30;
 const MIN_FREE_DISK_MB: u64 = 500;
 /// A weekly backup older than this is overdue.
 const WEEKLY_OVERDUE_DAYS: i64 = 8;
+/// `REMOTE_MAX_AGE_DAYS`'s default: an older newest off-site copy is unhealthy.
+const REMOTE_MAX_AGE_DAYS: u64 = 8;
 /// Log archival (daily) and the off-site push (daily) older than this are overdue.
 const DAILY_OVERDUE_DAYS: i64 = 2;
 
@@ -179,6 +181,27 @@ pub fn status(ctx: &Ctx) -> Result<Status> {
                     None => reason(
                         "overdue",
                         format!("{name} never ran: run `mhm-sidecar maintain`, and schedule it"),
+                    ),
+                }
+            }
+            if crate::remote::configured(ctx) {
+                let max_age = ctx
+                    .count_setting(None, "REMOTE_MAX_AGE_DAYS", REMOTE_MAX_AGE_DAYS)
+                    .unwrap_or(REMOTE_MAX_AGE_DAYS);
+                let max_age = i64::try_from(max_age).unwrap_or(i64::MAX);
+                match st.remote_newest {
+                    Some(t) if now.signed_duration_since(t).num_days() < max_age => {}
+                    Some(t) => reason(
+                        "offsite_stale",
+                        format!(
+                            "the newest off-site copy is {} days old (REMOTE_MAX_AGE_DAYS {max_age})",
+                            now.signed_duration_since(t).num_days()
+                        ),
+                    ),
+                    None => reason(
+                        "offsite_stale",
+                        "no off-site copy yet: run `mhm-sidecar maintain` (or `remote push`)"
+                            .to_string(),
                     ),
                 }
             }

@@ -722,6 +722,20 @@ pub fn push_new(ctx: &Ctx) -> Result<(bool, String, Vec<Problem>)> {
         }
     }
     let failed = items.iter().filter(|i| !i.ok()).count();
+    // The newest whole copy in the store, for `status` (REMOTE_MAX_AGE_DAYS): remembered in
+    // the state file, so that `status` never needs the network.
+    if let Ok(listing) = remote.list() {
+        if let Some(newest) =
+            listing.copies.iter().filter(|c| c.status == Status::Ok).map(|c| c.created_at).max()
+        {
+            if let Ok(mut st) = crate::state::load(ctx) {
+                if st.remote_newest != Some(newest) {
+                    st.remote_newest = Some(newest);
+                    crate::state::save(ctx, &st)?;
+                }
+            }
+        }
+    }
     let detail = format!(
         "{pushed} pushed, {there} already there, {skipped} skipped, {failed} failed (to {})",
         remote.config().url

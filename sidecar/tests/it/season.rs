@@ -356,6 +356,11 @@ fn a_season_of_unattended_operation() {
         .iter()
         .any(|u| !names(&r.join("data/users").join(u).join("messages/archives")).is_empty()));
 
+    // Nine days without `maintain`: the newest off-site copy is past REMOTE_MAX_AGE_DAYS (8).
+    let later = status::status(&ctx_at(start + chrono::Duration::days(DAYS + 9))).unwrap();
+    let kinds: Vec<&str> = later.reasons.iter().map(|r| r.kind).collect();
+    assert!(kinds.contains(&"offsite_stale") && kinds.contains(&"overdue"), "{kinds:?}");
+
     // The fire drill: an empty machine, the key and the store.
     let ctx = ctx_at(start + chrono::Duration::days(DAYS));
     let listing =
