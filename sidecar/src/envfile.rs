@@ -24,40 +24,76 @@ pub fn load(root: &Path, path: &Path) -> Result<HashMap<String, String>> {
     })
 }
 
-/// Parses `.env` text; on error, the 1-based line number and what is wrong.
+/// Parses `.env` text; on error, the 1-based line number and what is wrong. Read as
+/// python-dotenv reads it: a UTF-8 byte-order mark, CRLF line ends, `export `, quotes
+/// (a double-quoted value may span lines and hold `\"`, `\\`, `\n`, `\t`), inline
+/// comments after an unquoted value, and a bare `KEY` line (no value: left unset).
 pub fn parse(text: &str) -> Result<HashMap<String, String>, (usize, String)> {
-    // Notepad saves UTF-8 with a byte-order mark; python-dotenv reads past it, so do we.
     // (`lines()` already takes CRLF line ends.)
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let lines: Vec<&str> = text.lines().collect();
     let mut vars = HashMap::new();
-    for (i, raw) in text.lines().enumerate() {
-        let line = raw.trim();
+    let mut i = 0;
+    while i < lines.len() {
+        let start = i;
+        let line = lines[i].trim();
+        i += 1;
         if line.is_empty() || line.starts_with('#') {
             continue;
         }
         let line = line.strip_prefix("export ").map(str::trim_start).unwrap_or(line);
+        let valid_key = |key: &str| {
+            !key.is_empty()
+                && !key.starts_with(|c: char| c.is_ascii_digit())
+                && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.')
+        };
         let Some((key, value)) = line.split_once('=') else {
+            if valid_key(line) {
+                continue; // a bare KEY: python-dotenv gives it no value
+            }
             // The line is not shown: it may be a secret pasted without its key.
-            return Err((i + 1, "expected KEY=VALUE (a line without '=')".to_string()));
+            return Err((start + 1, "expected KEY=VALUE (a line without '=')".to_string()));
         };
         let key = key.trim();
-        let valid_key = !key.is_empty()
-            && !key.starts_with(|c: char| c.is_ascii_digit())
-            && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.');
-        if !valid_key {
-            return Err((i + 1, format!("invalid variable name {key:?}")));
+        if !valid_key(key) {
+            return Err((start + 1, format!("invalid variable name {key:?}")));
+        }
+        let mut value = value.trim().to_string();
+        // A quoted value may go on over the next lines until its closing quote.
+        if let Some(quote) = value.chars().next().filter(|c| *c == '"' || *c == '\'') {
+            while closing_quote(&value[1..], quote).is_none() && i < lines.len() {
+                value.push('\n');
+                value.push_str(lines[i]);
+                i += 1;
+            }
         }
         // A value is never shown in a message (it may be a secret): the key names it.
-        let value = parse_value(value.trim()).map_err(|what| (i + 1, format!("{key}: {what}")))?;
+        let value = parse_value(&value).map_err(|what| (start + 1, format!("{key}: {what}")))?;
         vars.insert(key.to_string(), value);
     }
     Ok(vars)
 }
 
+/// Where the closing `quote` is in `rest` (the value after its opening quote); in double
+/// quotes a backslash escapes the next character.
+fn closing_quote(rest: &str, quote: char) -> Option<usize> {
+    let mut escaped = false;
+    for (at, c) in rest.char_indices() {
+        if escaped {
+            escaped = false;
+        } else if quote == '"' && c == '\\' {
+            escaped = true;
+        } else if c == quote {
+            return Some(at);
+        }
+    }
+    None
+}
+
 fn parse_value(v: &str) -> Result<String, String> {
     for quote in ['"', '\''] {
         if let Some(rest) = v.strip_prefix(quote) {
-            let Some(end) = rest.find(quote) else {
+            let Some(end) = closing_quote(rest, quote) else {
                 return Err(format!("unclosed {quote} quote in the value"));
             };
             let after = rest[end + 1..].trim();
@@ -65,11 +101,29 @@ fn parse_value(v: &str) -> Result<String, String> {
                 return Err("unexpected text after the closing quote of the value".to_string());
             }
             let inner = &rest[..end];
-            return Ok(if quote == '"' {
-                inner.replace("\\n", "\n").replace("\\\"", "\"")
-            } else {
-                inner.to_string()
-            });
+            if quote == '\'' {
+                return Ok(inner.to_string());
+            }
+            let mut out = String::with_capacity(inner.len());
+            let mut chars = inner.chars();
+            while let Some(c) = chars.next() {
+                if c != '\\' {
+                    out.push(c);
+                    continue;
+                }
+                match chars.next() {
+                    Some('n') => out.push('\n'),
+                    Some('t') => out.push('\t'),
+                    Some('r') => out.push('\r'),
+                    Some(other @ ('"' | '\\' | '\'')) => out.push(other),
+                    Some(other) => {
+                        out.push('\\');
+                        out.push(other);
+                    }
+                    None => out.push('\\'),
+                }
+            }
+            return Ok(out);
         }
     }
     // Unquoted: a ` #` starts a comment.
@@ -115,6 +169,20 @@ mod tests {
         assert_eq!(vars["LOG_MAX_BYTES"], "1024");
         assert_eq!(vars["B"], "two");
         assert_eq!(vars.len(), 2);
+    }
+
+    // regression (issue 21): python-dotenv's multi-line values, escaped quotes and bare
+    // keys stopped every command with exit 2
+    #[test]
+    fn multi_line_values_escaped_quotes_and_bare_keys_are_read() {
+        let vars = parse(
+            "KEY=\"-----BEGIN KEY-----\nabc\n-----END KEY-----\"\nQ=\"say \\\"hi\\\"\"\nBARE\nAFTER=1\n",
+        )
+        .unwrap();
+        assert_eq!(vars["KEY"], "-----BEGIN KEY-----\nabc\n-----END KEY-----");
+        assert_eq!(vars["Q"], "say \"hi\"");
+        assert!(!vars.contains_key("BARE"));
+        assert_eq!(vars["AFTER"], "1");
     }
 
     #[test]

@@ -209,7 +209,9 @@ fn dotenv_errors_hide_values_and_sizes_are_bounded() {
     let err = stderr(&out);
     assert!(err.contains(".env:2") && err.contains("DB_PASSWORD"), "{err}");
     assert!(!err.contains("hunter2"), "{err}");
-    write(&r.join(".env"), "hunter2secret\n");
+    // A secret pasted without its key (a bare word would be a bare KEY, as python-dotenv
+    // reads it; this one is not a name).
+    write(&r.join(".env"), "hunter2 secret\n");
     let err = stderr(&run(r, &["system", "validate"]));
     assert!(err.contains(".env:1") && !err.contains("hunter2"), "{err}");
     write(&r.join(".env"), "LOG_BUFFER_BYTES=100000000000000\n");
