@@ -532,9 +532,18 @@ fn open_active(path: &Path, now: i64) -> io::Result<(File, u64, i64)> {
     // checks for a fatal signal between pages). End it, so the next event starts on a
     // line of its own; the fragment itself was never acknowledged to anyone.
     if disk > 0 && last_byte(path).is_some_and(|b| b != b'\n') {
-        let mut f = &file;
-        if f.write_all(b"\n").is_ok() {
-            disk += 1;
+        // Or another process is inside a write(2) right now, its line half copied: a torn
+        // line a killed process left never changes, a write under way ends within
+        // moments. Look again a little later; end the line only if nothing moved.
+        std::thread::sleep(Duration::from_millis(20));
+        let len = file.metadata()?.len();
+        if len == disk && last_byte(path).is_some_and(|b| b != b'\n') {
+            let mut f = &file;
+            if f.write_all(b"\n").is_ok() {
+                disk += 1;
+            }
+        } else {
+            disk = len;
         }
     }
     // A restart keeps the file's age: its creation time where the platform reports

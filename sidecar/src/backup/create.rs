@@ -135,11 +135,26 @@ fn write_tmp(
     let bar = ctx.progress.start("backup", total);
     let mut zip = pack::create(&ctx.root, tmp)?;
     let files = pack::write_all(&mut zip, tmp, sources, &*bar)?;
+    let manifest = new_manifest(ctx, name, options, sources, &files);
+    pack::write_json(&mut zip, manifest::NAME, &manifest)?;
+    pack::finish(zip, tmp)?;
+    bar.finish();
+    Ok(manifest)
+}
+
+/// The manifest of a backup of `sources` stored as `files`, made now.
+fn new_manifest(
+    ctx: &Ctx,
+    name: &str,
+    options: &Options,
+    sources: &[Source],
+    files: &[crate::pack::FileEntry],
+) -> Manifest {
     let users: std::collections::BTreeSet<&str> = sources
         .iter()
         .filter_map(|s| s.name.strip_prefix("users/").and_then(|r| r.split('/').next()))
         .collect();
-    let manifest = Manifest {
+    Manifest {
         backup_name: name.to_string(),
         created_at: ctx.now_local().to_rfc3339(),
         includes: options.includes,
@@ -149,12 +164,8 @@ fn write_tmp(
             total_bytes: files.iter().map(|f| f.size).sum(),
         },
         tool_version: concat!("mhm-sidecar ", env!("CARGO_PKG_VERSION")).to_string(),
-        files,
-    };
-    pack::write_json(&mut zip, manifest::NAME, &manifest)?;
-    pack::finish(zip, tmp)?;
-    bar.finish();
-    Ok(manifest)
+        files: files.to_vec(),
+    }
 }
 
 /// The folder form: `<dir>/<name>/` in the service's directory shape, written under a
@@ -177,22 +188,7 @@ fn write_directory(
     let bar = ctx.progress.start("backup", total);
     let result = (|| -> Result<Manifest> {
         let files = crate::snapshot::write_folder(ctx, &tmp, sources, &*bar)?;
-        let users: std::collections::BTreeSet<&str> = sources
-            .iter()
-            .filter_map(|s| s.name.strip_prefix("users/").and_then(|r| r.split('/').next()))
-            .collect();
-        let manifest = Manifest {
-            backup_name: name.to_string(),
-            created_at: ctx.now_local().to_rfc3339(),
-            includes: options.includes,
-            system_info: SystemInfo {
-                total_users: users.len() as u64,
-                file_count: files.len() as u64,
-                total_bytes: files.iter().map(|f| f.size).sum(),
-            },
-            tool_version: concat!("mhm-sidecar ", env!("CARGO_PKG_VERSION")).to_string(),
-            files,
-        };
+        let manifest = new_manifest(ctx, name, options, sources, &files);
         let on_disk = DirManifest::from_manifest(manifest.clone(), ctx.now_local());
         let path = tmp.join(manifest::NAME);
         let mut f = crate::pack::create_private(&ctx.root, &path)?;

@@ -182,6 +182,24 @@ pub fn user_backup(path: &Path) -> Report<BackupManifest> {
     report
 }
 
+/// What a scan found, as a manifest lists it, and the user folders among it.
+fn listing_of(seen: &BTreeMap<String, Seen>) -> (Vec<FileEntry>, BTreeSet<&str>) {
+    let files = seen
+        .iter()
+        .map(|(name, s)| FileEntry {
+            path: name.clone(),
+            size: s.size,
+            sha256: fsx::hex(&s.sha256),
+            link: s.link.clone(),
+        })
+        .collect();
+    let users = seen
+        .keys()
+        .filter_map(|n| n.strip_prefix("users/").and_then(|r| r.split('/').next()))
+        .collect();
+    (files, users)
+}
+
 /// Our listing for a per-user backup, from its metadata and what was found.
 fn user_listing(
     path: &Path,
@@ -223,19 +241,7 @@ fn user_listing(
             || chrono::DateTime::UNIX_EPOCH.fixed_offset().to_rfc3339(),
             |t| t.to_rfc3339(),
         );
-    let files: Vec<FileEntry> = seen
-        .iter()
-        .map(|(name, s)| FileEntry {
-            path: name.clone(),
-            size: s.size,
-            sha256: fsx::hex(&s.sha256),
-            link: s.link.clone(),
-        })
-        .collect();
-    let users: BTreeSet<&str> = seen
-        .keys()
-        .filter_map(|n| n.strip_prefix("users/").and_then(|r| r.split('/').next()))
-        .collect();
+    let (files, users) = listing_of(seen);
     Ok(BackupManifest {
         backup_name: stem,
         created_at,
@@ -282,19 +288,7 @@ fn synthesize(
             String::new()
         }
     };
-    let files: Vec<FileEntry> = seen
-        .iter()
-        .map(|(name, s)| FileEntry {
-            path: name.clone(),
-            size: s.size,
-            sha256: fsx::hex(&s.sha256),
-            link: s.link.clone(),
-        })
-        .collect();
-    let users: BTreeSet<&str> = seen
-        .keys()
-        .filter_map(|n| n.strip_prefix("users/").and_then(|r| r.split('/').next()))
-        .collect();
+    let (files, users) = listing_of(seen);
     let mut includes = m.includes();
     // What it holds decides: an older manifest may say less than the zip carries.
     includes.users |= !users.is_empty();

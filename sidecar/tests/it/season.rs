@@ -57,6 +57,12 @@ fn season_writer() {
         .clock(clock.clone())
         .build(logs.join("app.log"))
         .unwrap();
+    // Opened: say so, and write when both are (see `spawn_writer`).
+    let go = PathBuf::from(var("SEASON_GO"));
+    fs::write(go.with_extension(format!("ready{id}")), "").unwrap();
+    while !go.exists() {
+        std::thread::sleep(Duration::from_millis(1));
+    }
     for seq in first..first + count {
         (&log).write_all(event(id, seq).as_bytes()).unwrap();
         clock.advance(Duration::from_secs(240)); // 150 events over ten hours
@@ -77,7 +83,13 @@ fn event(id: u32, seq: u64) -> String {
     format!("p{id} {seq:08} {}\n", "e".repeat(60 + (seq % 17) as usize))
 }
 
-fn spawn_writer(logs: &Path, id: u32, first: u64, start: DateTime<Utc>) -> Child {
+/// A writer process for one day. It opens the log, makes `<go>.ready<id>`, and writes once
+/// `go` exists: the two open the log one after the other's open, then write together.
+/// (A writer opening the log while another is inside a write could take that half-written
+/// last line for a torn one and end it with a newline: an empty line in the log, found by
+/// this test. The writer now looks again 20 ms later before it ends a line; the test opens
+/// one after the other so that it does not rest on that timing.)
+fn spawn_writer(logs: &Path, id: u32, first: u64, start: DateTime<Utc>, go: &Path) -> Child {
     Command::new(std::env::current_exe().unwrap())
         .args(["--ignored", "--exact", "season::season_writer", "--test-threads=1", "-q"])
         .env("SEASON_LOGS", logs)
@@ -85,6 +97,7 @@ fn spawn_writer(logs: &Path, id: u32, first: u64, start: DateTime<Utc>) -> Child
         .env("SEASON_FIRST", first.to_string())
         .env("SEASON_COUNT", EVENTS_PER_DAY.to_string())
         .env("SEASON_START", start.timestamp().to_string())
+        .env("SEASON_GO", go)
         .stdout(std::process::Stdio::null())
         .spawn()
         .unwrap()
@@ -227,6 +240,7 @@ fn a_season_of_unattended_operation() {
         write(&r.join("data/users").join(user).join("messages/sent_messages.json"), "{}");
     }
     let logs = r.join("logs");
+    let ready_dir = tempfile::tempdir().unwrap();
     let mut next_seq = [0u64; WRITERS as usize];
     let mut deliveries = BTreeSet::new();
     let mut at_backup: BTreeMap<String, BTreeMap<PathBuf, Vec<u8>>> = BTreeMap::new();
@@ -261,9 +275,24 @@ fn a_season_of_unattended_operation() {
             }
             if hour == 8 {
                 // The service's day: two processes on app.log, then the deliveries.
+                let go = ready_dir.path().join(format!("go-{day}"));
                 let children: Vec<Child> = (0..WRITERS)
-                    .map(|id| spawn_writer(&logs, id, next_seq[id as usize], now))
+                    .map(|id| {
+                        let child = spawn_writer(&logs, id, next_seq[id as usize], now, &go);
+                        // One opens the log, then the next: no write is under way meanwhile.
+                        let ready = go.with_extension(format!("ready{id}"));
+                        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+                        while !ready.exists() {
+                            assert!(
+                                std::time::Instant::now() < deadline,
+                                "a writer never opened the log"
+                            );
+                            std::thread::sleep(Duration::from_millis(1));
+                        }
+                        child
+                    })
                     .collect();
+                fs::write(&go, "").unwrap();
                 for c in children {
                     let out = c.wait_with_output().unwrap();
                     assert!(out.status.success(), "day {day}: a writer failed");
@@ -316,7 +345,12 @@ fn a_season_of_unattended_operation() {
         let mut seen: BTreeMap<u32, Vec<u64>> = BTreeMap::new();
         for l in &lines {
             let mut parts = l.splitn(3, ' ');
-            let id: u32 = parts.next().unwrap().trim_start_matches('p').parse().unwrap();
+            let id: u32 = parts
+                .next()
+                .unwrap()
+                .trim_start_matches('p')
+                .parse()
+                .unwrap_or_else(|_| panic!("day {day}: not an event: {l:?}"));
             let seq: u64 = parts.next().unwrap().parse().unwrap();
             assert_eq!(format!("{l}\n"), event(id, seq), "day {day}: a torn or changed line");
             seen.entry(id).or_default().push(seq);
