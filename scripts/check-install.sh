@@ -10,7 +10,7 @@ VENV=${VENV:-.venv}
 [ -x "$VENV/bin/maturin" ] || "$VENV/bin/python" -m pip install -q "maturin>=1.5,<2"
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
-"$VENV/bin/maturin" sdist --quiet -m python/Cargo.toml -o "$work/sdist"
+"$VENV/bin/maturin" sdist -m python/Cargo.toml -o "$work/sdist" >/dev/null
 python3 -m venv "$work/venv"
 "$work/venv/bin/python" -m pip install -q --disable-pip-version-check "$work"/sdist/mhm_log-*.tar.gz
 "$work/venv/bin/mhm-sidecar" --version
@@ -20,7 +20,7 @@ from mhm_log.compat import BackupDirectoryRotatingFileHandler
 d = tempfile.mkdtemp()
 h = BackupDirectoryRotatingFileHandler(os.path.join(d, "logs", "app.log"), os.path.join(d, "logs", "backups"))
 assert isinstance(h, logging.handlers.TimedRotatingFileHandler)
-h.emit(logging.makeLogRecord({"msg": "from the sdist"}))
+h.emit(logging.LogRecord("t", logging.INFO, __file__, 1, "from the sdist", (), None))
 h.close()
 assert "from the sdist" in open(os.path.join(d, "logs", "app.log")).read()
 print("check-install: the sdist gives mhm-sidecar and the handler")
