@@ -150,10 +150,7 @@ class RotatingFileHandler(logging.Handler):
         try:
             line = self.format(record) + self.terminator
             data = line.encode(self.encoding, "backslashreplace")
-            writer = self._writer
-            if writer is None:  # closed, then used again (as logging allows)
-                writer = self._writer = self._make_writer(open=True)
-            writer.write(data, record.levelno >= logging.ERROR)
+            self._live_writer().write(data, record.levelno >= logging.ERROR)
         except RecursionError:
             raise
         except Exception:
@@ -186,9 +183,15 @@ class RotatingFileHandler(logging.Handler):
 
     def stats(self) -> dict:
         """The shared writer's counters (rotations, events, bytes, failures)."""
-        writer = self._writer or self._make_writer(open=True)
-        self._writer = writer
-        return writer.stats()
+        return self._live_writer().stats()
+
+    def _live_writer(self):
+        """The writer, opened again if the handler was closed and is used again (as
+        ``logging`` allows)."""
+        writer = self._writer
+        if writer is None:
+            writer = self._writer = self._make_writer(open=True)
+        return writer
 
     def __repr__(self) -> str:
         level = logging.getLevelName(self.level)

@@ -96,12 +96,6 @@ class BackupDirectoryRotatingFileHandler(RotatingFileHandler,
         self.maxBytes = maxBytes
         self.backupCount = backupCount
 
-    def _live_writer(self):
-        writer = self._writer
-        if writer is None:  # closed, then used again (as logging allows)
-            writer = self._writer = self._make_writer(open=True)
-        return writer
-
     def shouldRollover(self, record) -> bool:
         """Whether the log is due (its size limit or a midnight reached) and both gates
         pass now: the next record written rotates it."""

@@ -132,6 +132,34 @@ pub fn status(ctx: &Ctx) -> Result<Status> {
     for b in list.iter().filter(|b| !b.valid) {
         warnings.push(format!("backup {} looks invalid (run backup verify)", b.name));
     }
+    // Zips past the retention that prune keeps because they never reached the store.
+    if crate::remote::configured(ctx) {
+        if let Ok(policy) = backup::PrunePolicy::from_settings(ctx, None, None) {
+            // (The newest is kept by rule, pushed or not.)
+            let newest = list.iter().rev().find(|b| b.kind != backup::Kind::User);
+            let kept: Vec<&str> = list
+                .iter()
+                .filter(|b| newest.is_none_or(|n| n.path != b.path))
+                .filter(|b| {
+                    b.kind != backup::Kind::User && b.includes.is_some() && b.path.is_file()
+                })
+                .filter(|b| {
+                    b.created_at
+                        .and_then(|t| now.signed_duration_since(t).to_std().ok())
+                        .is_some_and(|age| age >= policy.retention)
+                })
+                .map(|b| b.name.as_str())
+                .collect();
+            if !kept.is_empty() {
+                warnings.push(format!(
+                    "{} backup(s) past their retention kept: not yet pushed off-site ({}); \
+                     see `remote push`",
+                    kept.len(),
+                    kept.join(", ")
+                ));
+            }
+        }
+    }
     // The newest backup (not the service's per-user ones) must be valid.
     if let Some(b) = list.iter().rev().find(|b| b.kind != backup::Kind::User) {
         if !b.valid {

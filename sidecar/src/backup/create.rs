@@ -103,16 +103,7 @@ pub fn write(
     let result = written.and_then(|mut manifest| {
         // The caller needs the counts, not the file list: free it before verifying.
         manifest.files = Vec::new();
-        let report = verify::backup(&tmp);
-        if !report.ok() {
-            bail!("the new backup failed verification, deleted: {}", report.problems_text());
-        }
-        if fsx::exists(&final_path) {
-            bail!("{} appeared while the backup was written", ctx.show(&final_path));
-        }
-        fs::rename(&tmp, &final_path)
-            .with_context(|| format!("renaming {} to {}", ctx.show(&tmp), ctx.show(&final_path)))?;
-        fsx::sync_dir(&final_path);
+        place_verified(ctx, &tmp, &final_path)?;
         Ok(manifest)
     });
     match result {
@@ -140,6 +131,23 @@ fn write_tmp(
     pack::finish(zip, tmp)?;
     bar.finish();
     Ok(manifest)
+}
+
+/// The last steps of writing a backup, a zip or a folder: verify the temporary one in full,
+/// refuse if a backup of the final name appeared meanwhile, rename it into place and make
+/// the rename durable.
+fn place_verified(ctx: &Ctx, tmp: &std::path::Path, final_path: &std::path::Path) -> Result<()> {
+    let report = verify::backup(tmp);
+    if !report.ok() {
+        bail!("the new backup failed verification, deleted: {}", report.problems_text());
+    }
+    if final_path.symlink_metadata().is_ok() {
+        bail!("{} appeared while the backup was written", ctx.show(final_path));
+    }
+    fs::rename(tmp, final_path)
+        .with_context(|| format!("renaming {} to {}", ctx.show(tmp), ctx.show(final_path)))?;
+    fsx::sync_dir(final_path);
+    Ok(())
 }
 
 /// The manifest of a backup of `sources` stored as `files`, made now.
@@ -197,16 +205,7 @@ fn write_directory(
         f.sync_all().with_context(|| format!("syncing {}", ctx.show(&path)))?;
         fsx::sync_dir(&path);
         bar.finish();
-        let report = verify::backup(&tmp);
-        if !report.ok() {
-            bail!("the new backup failed verification, deleted: {}", report.problems_text());
-        }
-        if taken(&final_path) {
-            bail!("{} appeared while the backup was written", ctx.show(&final_path));
-        }
-        fs::rename(&tmp, &final_path)
-            .with_context(|| format!("renaming {} to {}", ctx.show(&tmp), ctx.show(&final_path)))?;
-        fsx::sync_dir(&final_path);
+        place_verified(ctx, &tmp, &final_path)?;
         Ok(manifest)
     })();
     match result {

@@ -364,6 +364,8 @@ pub enum PruneResult {
     WouldDelete,
     /// Deleting it failed: why.
     Failed(String),
+    /// Past the rule, but kept: it was never pushed off-site.
+    Kept,
 }
 
 impl std::fmt::Display for PruneResult {
@@ -372,6 +374,7 @@ impl std::fmt::Display for PruneResult {
             PruneResult::Deleted => f.write_str("deleted"),
             PruneResult::WouldDelete => f.write_str("would delete"),
             PruneResult::Failed(why) => write!(f, "failed: {why}"),
+            PruneResult::Kept => f.write_str("kept"),
         }
     }
 }
@@ -467,6 +470,35 @@ pub fn prune(ctx: &Ctx, policy: PrunePolicy, dry_run: bool) -> Result<Vec<PruneS
         if let Some(keep) = newest_with_users {
             doomed.retain(|(b, _)| b.path != keep.path);
         }
+    }
+    // While off-site copies are configured, the only copy of a backup that never reached
+    // the store is kept (a failed or pending push must not make it go away); when the
+    // store cannot be listed, nothing is known to be there, so every one is kept.
+    if !doomed.is_empty() && crate::remote::configured(ctx) {
+        let in_store: Option<std::collections::BTreeSet<String>> =
+            crate::remote::Remote::open(ctx, &crate::remote::Overrides::default())
+                .and_then(|r| r.list())
+                .ok()
+                .map(|l| {
+                    l.copies
+                        .into_iter()
+                        .filter(|c| c.status == crate::remote::Status::Ok)
+                        .map(|c| c.name)
+                        .collect()
+                });
+        doomed.retain(|(b, why)| {
+            let pushed = b.path.is_dir() // folder backups are not pushed unless named
+                || in_store.as_ref().is_some_and(|s| s.contains(&b.name));
+            if !pushed {
+                tracing::warn!(target: "mhm::sidecar", "backup prune: kept {} ({why}): it was never pushed off-site", b.name);
+                steps.push(PruneStep {
+                    name: b.name.clone(),
+                    why: format!("{why}, but kept: never pushed off-site"),
+                    result: PruneResult::Kept,
+                });
+            }
+            pushed
+        });
     }
     for (b, why) in doomed {
         let result = if dry_run {

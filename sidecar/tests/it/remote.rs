@@ -753,14 +753,7 @@ fn remote_restore_brings_an_empty_machine_back_in_one_command() {
     let new = tempfile::tempdir().unwrap();
     let root = new.path().join("mhm");
     let key = case.keys.path().join("key.txt");
-    let out = bin()
-        .arg("--root")
-        .arg(&root)
-        .args(["remote", "restore"])
-        .env("MHM_REMOTE_URL", format!("file://{}", store.path().display()))
-        .env("MHM_REMOTE_IDENTITY_FILE", &key)
-        .output()
-        .unwrap();
+    let out = fire_drill(&root, store.path(), &key);
     assert_code(&out, 0);
     assert!(stdout(&out).contains("restored weekly_backup_20260301_010000"), "{}", stdout(&out));
     assert!(stdout(&out).contains("system validate: ok"), "{}", stdout(&out));
@@ -797,5 +790,41 @@ fn a_huge_remote_retention_keeps_every_copy() {
         assert_code(&out, 0);
         assert_eq!(case.copies().len(), 2, "{days}: {}", stdout(&out));
     }
+    case.assert_no_secret();
+}
+
+/// Issue 20: while off-site copies are configured, local prune never removes the only copy
+/// of a backup that was never pushed (a failed push must not make it go away); it says so,
+/// and `status` warns. Once pushed, the rule applies again.
+#[test]
+fn prune_keeps_a_backup_that_never_reached_the_store() {
+    let store = tempfile::tempdir().unwrap();
+    let mut case = Case::new(&folder_settings(store.path()));
+    let url = format!("file://{}", store.path().display());
+    case.set("MHM_REMOTE_URL", &format!("{url}/unmounted")); // the store unreachable
+    case.backup("mhm_backup_20260301_000000", "2026-03-01T00:00:00Z");
+    case.backup("mhm_backup_20260420_000000", "2026-04-20T00:00:00Z");
+    let out =
+        case.json(&["--now", "2026-04-21T00:00:00Z", "backup", "prune", "--retention-days", "30"]);
+    let steps = out.as_array().unwrap();
+    assert!(
+        steps.iter().any(|s| s["name"] == "mhm_backup_20260301_000000" && s["result"] == "kept"),
+        "{out}"
+    );
+    assert!(case.path().join("data/backups/mhm_backup_20260301_000000.zip").is_file());
+    case.set("MHM_REMOTE_URL", &url);
+    let st = case.json(&["--now", "2026-04-21T00:00:00Z", "status"]);
+    assert!(st["warnings"].to_string().contains("not yet pushed off-site"), "{st}");
+    // Pushed: the rule applies.
+    assert_code(&case.run(&["remote", "push"]), 0);
+    let out =
+        case.json(&["--now", "2026-04-21T00:00:00Z", "backup", "prune", "--retention-days", "30"]);
+    assert!(
+        out.as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s["name"] == "mhm_backup_20260301_000000" && s["result"] == "deleted"),
+        "{out}"
+    );
     case.assert_no_secret();
 }

@@ -406,14 +406,7 @@ fn a_season_of_unattended_operation() {
     let want = &at_backup[&newest.name];
     let new = tempfile::tempdir().unwrap();
     let fresh = new.path().join("mhm");
-    let out = bin()
-        .arg("--root")
-        .arg(&fresh)
-        .args(["remote", "restore"])
-        .env("MHM_REMOTE_URL", format!("file://{}", store.path().display()))
-        .env("MHM_REMOTE_IDENTITY_FILE", &key)
-        .output()
-        .unwrap();
+    let out = fire_drill(&fresh, store.path(), &key);
     assert_code(&out, 0);
     assert!(stdout(&out).contains(&format!("restored {}", newest.name)), "{}", stdout(&out));
     let got = recoverable(&fresh);

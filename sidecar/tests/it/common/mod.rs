@@ -33,6 +33,19 @@ pub fn run(root: &Path, args: &[&str]) -> Output {
     bin().arg("--root").arg(root).args(args).output().expect("running mhm-sidecar")
 }
 
+/// The fire drill: `remote restore` on `root` (a new machine: settings from the
+/// environment only) from the folder store `store`, with the private key file `key`.
+pub fn fire_drill(root: &Path, store: &Path, key: &Path) -> Output {
+    bin()
+        .arg("--root")
+        .arg(root)
+        .args(["remote", "restore"])
+        .env("MHM_REMOTE_URL", format!("file://{}", store.display()))
+        .env("MHM_REMOTE_IDENTITY_FILE", key)
+        .output()
+        .expect("running mhm-sidecar")
+}
+
 /// Starts the binary on `root` with `args`, its output discarded.
 pub fn spawn_quiet(root: &Path, args: &[&str]) -> std::process::Child {
     bin()
