@@ -591,7 +591,12 @@ fn swap(ctx: &Ctx, items: &[Item], staging: &Path, old: &Path) -> Result<()> {
             fs::rename(&item.live, &kept)
                 .with_context(|| format!("moving {} aside", ctx.show(&item.live)))?;
         } else {
-            File::create(absent_marker(&kept))?.sync_all()?;
+            let marker = absent_marker(old, &item.key);
+            if let Some(parent) = marker.parent() {
+                fs::create_dir_all(parent)?;
+            }
+            File::create(&marker)?.sync_all()?;
+            fsx::sync_dir(&marker);
         }
         fsx::sync_dir(&kept);
         if let Some(parent) = item.live.parent() {
@@ -653,28 +658,36 @@ fn links_stay_in_users(ctx: &Ctx, dir: &Path) -> Result<()> {
     Ok(())
 }
 
-fn absent_marker(kept: &Path) -> PathBuf {
-    let mut s = kept.as_os_str().to_owned();
-    s.push(".absent");
-    PathBuf::from(s)
+/// Where `swap` records that the item `key` had nothing live: `old/absent/<key>`, a
+/// folder of its own, so no live name (a user folder may be called anything) can be taken
+/// for a marker.
+fn absent_marker(old: &Path, key: &str) -> PathBuf {
+    old.join(ABSENT).join(key)
 }
+
+const ABSENT: &str = "absent";
 
 /// Puts back everything recorded in `old` and removes it.
 fn rollback(ctx: &Ctx, old: &Path) -> Result<()> {
     if !old.exists() {
         return Ok(());
     }
+    // The keys as `swap` recorded them: what it moved aside under `old/`, and what had
+    // nothing live under `old/absent/`. Names are taken as they are, never rewritten.
     let mut keys = Vec::new();
-    if old.join("users").symlink_metadata().is_ok() || old.join("users.absent").exists() {
-        keys.push("users".to_string());
-    }
-    for sub in ["user", "config"] {
-        for e in fs::read_dir(old.join(sub)).into_iter().flatten().flatten() {
-            let name = e.file_name().to_string_lossy().into_owned();
-            let name = name.strip_suffix(".absent").unwrap_or(&name).to_string();
-            let key = format!("{sub}/{name}");
-            if !keys.contains(&key) {
-                keys.push(key);
+    for base in [old.to_path_buf(), old.join(ABSENT)] {
+        if base.join("users").symlink_metadata().is_ok() && !keys.iter().any(|k| k == "users") {
+            keys.push("users".to_string());
+        }
+        for sub in ["user", "config"] {
+            for e in fs::read_dir(base.join(sub)).into_iter().flatten().flatten() {
+                let Ok(name) = e.file_name().into_string() else {
+                    bail!("{}: a name that is not UTF-8; left as it is", ctx.show(&e.path()));
+                };
+                let key = format!("{sub}/{name}");
+                if !keys.contains(&key) {
+                    keys.push(key);
+                }
             }
         }
     }
@@ -697,7 +710,7 @@ fn rollback(ctx: &Ctx, old: &Path) -> Result<()> {
         }
         // Done with this key: a later run (after a failure on another key) must not
         // handle it again, or it would move aside what is live by then.
-        let _ = fs::remove_file(old.join(format!("{key}.absent")));
+        let _ = fs::remove_file(absent_marker(old, &key));
         fsx::sync_dir(&live);
         fsx::sync_dir(&kept);
     }

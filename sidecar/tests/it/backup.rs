@@ -682,3 +682,26 @@ fn a_link_in_the_project_is_not_stored_and_is_named() {
     assert!(names.contains(&"code/src/main.py".to_string()));
     assert!(!names.iter().any(|n| n.contains("host")), "{names:?}");
 }
+
+#[test]
+fn an_interrupted_restore_of_a_user_named_like_a_marker_puts_back_that_user() {
+    // A user folder may be named anything, `.absent` included: the rollback must tell a
+    // kept folder from the marker of one that was absent, by where it is, not by its name.
+    let root = make_root();
+    let r = root.path();
+    write(&r.join("data/users/u9.absent/account.json"), r#"{"id": "u9.absent", "n": 0}"#);
+    write(&r.join("data/users/u9/account.json"), r#"{"id": "u9"}"#);
+    assert_code(&run(r, &["backup", "create", "--name", "base"]), 0);
+    write(&r.join("data/users/u9.absent/account.json"), r#"{"id": "u9.absent", "n": 1}"#);
+    use mhm_sidecar::{restore, Ctx, FailPoint, Faults};
+    let mut before = snapshot(r);
+    before.retain(|p, _| !p.to_string_lossy().contains("pre_restore_safety"));
+    let ctx = Ctx::new(r, chrono::Utc::now()).unwrap().with_faults(Faults(vec![FailPoint::Commit]));
+    let scope = restore::Scope { users: true, config: false, user: Some("u9.absent".into()) };
+    let err = restore::restore(&ctx, &r.join("data/backups/base.zip"), &scope, false)
+        .expect_err("the injected failure stops the restore");
+    assert!(format!("{err:#}").contains("injected failure"), "{err:#}");
+    let mut after = snapshot(r);
+    after.retain(|p, _| !p.to_string_lossy().contains("pre_restore_safety"));
+    assert_same(&before, &after);
+}
