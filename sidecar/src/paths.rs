@@ -27,6 +27,24 @@ pub fn show(root: &Path, path: &Path) -> String {
     }
 }
 
+/// `name` as a terminal may show it: unchanged when it holds no control character, else
+/// each control character written as Rust writes it in a string (`\n`, `\u{1b}`), so a
+/// name from a backup can neither forge an output line nor send escape sequences.
+pub fn printable(name: &str) -> std::borrow::Cow<'_, str> {
+    if !name.chars().any(char::is_control) {
+        return std::borrow::Cow::Borrowed(name);
+    }
+    let mut out = String::with_capacity(name.len() + 8);
+    for c in name.chars() {
+        if c.is_control() {
+            out.extend(c.escape_debug());
+        } else {
+            out.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
 /// The parts of `path` below `root` (both absolute and normalised), or `None` when `path`
 /// is not under `root`.
 fn below<'a>(root: &Path, path: &'a Path) -> Option<Vec<&'a OsStr>> {

@@ -5,7 +5,7 @@ use std::io::Write;
 use anyhow::{Context, Result};
 use mhm_sidecar::{
     backup::{self, create, manifest::Includes, PrunePolicy},
-    restore, validate, verify,
+    paths, restore, validate, verify,
 };
 
 use super::{print_json, with_shown_paths, Run};
@@ -256,7 +256,7 @@ fn restore_cmd(ctx: &Run, args: &RestoreArgs) -> Result<ExitCode> {
             for i in &outcome.items {
                 println!(
                     "  replace {} with {} file(s), {} bytes",
-                    ctx.show(&i.live),
+                    paths::printable(&ctx.show(&i.live)),
                     i.files,
                     i.bytes
                 );
@@ -272,7 +272,7 @@ fn restore_cmd(ctx: &Run, args: &RestoreArgs) -> Result<ExitCode> {
                         [("changed", &c.changed), ("added", &c.added), ("removed", &c.removed)]
                     {
                         for p in list {
-                            println!("    {what} {p}");
+                            println!("    {what} {}", paths::printable(p));
                         }
                     }
                 }
@@ -290,7 +290,12 @@ fn restore_cmd(ctx: &Run, args: &RestoreArgs) -> Result<ExitCode> {
     } else {
         println!("restored from {}:", outcome.backup);
         for i in &outcome.items {
-            println!("  {} ({} file(s), {} bytes)", ctx.show(&i.live), i.files, i.bytes);
+            println!(
+                "  {} ({} file(s), {} bytes)",
+                paths::printable(&ctx.show(&i.live)),
+                i.files,
+                i.bytes
+            );
         }
         if let Some(s) = &outcome.safety_backup {
             println!("safety backup: {s}");

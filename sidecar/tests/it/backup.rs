@@ -705,3 +705,21 @@ fn an_interrupted_restore_of_a_user_named_like_a_marker_puts_back_that_user() {
     after.retain(|p, _| !p.to_string_lossy().contains("pre_restore_safety"));
     assert_same(&before, &after);
 }
+
+#[test]
+fn restore_dry_run_escapes_control_characters_in_names() {
+    // A name with a newline could forge an output line, one with ESC could drive the
+    // terminal: shown escaped, as `backup verify` and `list` show them.
+    let root = make_root();
+    let r = root.path();
+    let hostile = "x\n  added users/forged\u{1b}[2J";
+    write(&r.join("data/users/u1").join(hostile), "one");
+    assert_code(&run(r, &["backup", "create", "--name", "base"]), 0);
+    write(&r.join("data/users/u1").join(hostile), "two");
+    let out = run(r, &["backup", "restore", "base", "--user", "u1", "--dry-run"]);
+    assert_code(&out, 0);
+    let text = stdout(&out);
+    assert!(!text.contains('\u{1b}'), "{text}");
+    assert!(!text.lines().any(|l| l.trim_start().starts_with("added users/forged")), "{text}");
+    assert!(text.contains(r"x\n  added users/forged\u{1b}[2J"), "{text}");
+}
