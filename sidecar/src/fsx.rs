@@ -17,11 +17,27 @@ use sha2::{Digest, Sha256};
 /// How old a temporary file must be before any run removes it, its writer alive or not.
 pub const STALE_AFTER: Duration = Duration::from_secs(3600);
 
-/// Removes `.tmp-*` files in `dir` that a crashed run left behind: those whose writer
-/// process is gone, and those older than an hour (the library's rule, shared with the log
-/// writer). Call only while holding the sidecar lock. Returns the paths removed.
+/// Removes `.tmp-*` files and folders in `dir` that a crashed run left behind: those
+/// whose writer process is gone, and those older than an hour (the library's rule, shared
+/// with the log writer, which makes no folders). A folder is removed without following a
+/// link in it (a link itself is never a folder here: it is left alone). Call only while
+/// holding the sidecar lock. Returns the paths removed.
 pub fn remove_stale_temps(dir: &Path) -> Vec<PathBuf> {
-    mhm_fsx::remove_stale_temps(dir, STALE_AFTER)
+    let mut removed = mhm_fsx::remove_stale_temps(dir, STALE_AFTER);
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        // `file_type` of a directory entry never follows a link.
+        let is_dir = entry.file_type().is_ok_and(|t| t.is_dir());
+        if is_dir
+            && mhm_fsx::is_stale_temp(&entry, STALE_AFTER)
+            && std::fs::remove_dir_all(entry.path()).is_ok()
+        {
+            removed.push(entry.path());
+        }
+    }
+    if let Some(first) = removed.first() {
+        sync_dir(first);
+    }
+    removed
 }
 
 /// What the disk holds for the file at `path` whose metadata is `meta`: its allocated size

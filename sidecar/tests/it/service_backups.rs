@@ -307,3 +307,32 @@ fn a_directory_backup_has_the_services_shape_with_digests() {
         stderr(&out)
     );
 }
+
+#[test]
+fn a_folder_left_by_a_prune_cut_short_is_cleaned_like_a_file() {
+    // `remove_backup` renames a service folder backup to `.tmp-<pid>-<name>/` before
+    // deleting it: a run killed there leaves the folder, which the next run removes
+    // (never following a link inside), while a live writer's young one stays.
+    let root = make_root();
+    let r = root.path();
+    let outside = tempfile::tempdir().unwrap();
+    fs::write(outside.path().join("keep.txt"), "not ours").unwrap();
+    // Above Linux's largest pid (2^22): never a live process.
+    let dead = r.join("data/backups/.tmp-4194305-weekly_backup_2026-09-01_01-00-00");
+    fs::create_dir_all(dead.join("users/u1")).unwrap();
+    fs::write(dead.join("users/u1/account.json"), "{}").unwrap();
+    #[cfg(unix)]
+    std::os::unix::fs::symlink(outside.path(), dead.join("users/link")).unwrap();
+    let live = r.join(format!("data/backups/.tmp-{}-push-x", std::process::id()));
+    fs::create_dir_all(&live).unwrap();
+    let out = run(r, &["--now", NOW, "backup", "prune"]);
+    assert_code(&out, 0);
+    assert!(!dead.exists(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("removed data/backups/.tmp-4194305-weekly_backup_2026-09-01_01-00-00"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(live.is_dir(), "a live writer's folder stays");
+    assert_eq!(fs::read_to_string(outside.path().join("keep.txt")).unwrap(), "not ours");
+}
