@@ -209,7 +209,16 @@ pub fn plan(
         from_backups: bool,
         gzip: bool,
         why: String,
+        /// The same copy still in `backups/`: a move that a crash interrupted after the
+        /// archive copy was in place. One copy, counted once; finishing the move removes
+        /// the source once the two are shown identical.
+        source: Option<&'a LogCopy>,
     }
+    // A backups copy with a twin in archive (same date and number; the archive one
+    // compressed or both plain) is that twin's interrupted move.
+    let is_twin = |b: &LogCopy, a: &LogCopy| {
+        a.name.date == b.name.date && a.name.seq == b.name.seq && (a.name.gz || !b.name.gz)
+    };
     let overflow = copies.backups.len().saturating_sub(policy.backup_count);
     let mut entries: Vec<Entry> = Vec::new();
     for copy in &copies.archive {
@@ -219,22 +228,11 @@ pub fn plan(
         } else {
             String::new()
         };
-        entries.push(Entry { copy, from_backups: false, gzip, why });
+        let source = copies.backups.iter().find(|b| is_twin(b, copy));
+        entries.push(Entry { copy, from_backups: false, gzip, why, source });
     }
-    let twin = |c: &LogCopy| {
-        copies.archive.iter().find(|a| a.name.date == c.name.date && a.name.seq == c.name.seq)
-    };
     for (i, copy) in copies.backups.iter().enumerate() {
-        if let Some(twin) = twin(copy) {
-            // A move that a crash interrupted after the archive copy was in place: finishing
-            // it towards the same name removes the source once the two are shown identical.
-            let why = "already in archive (an interrupted move)".to_string();
-            entries.push(Entry {
-                copy,
-                from_backups: true,
-                gzip: twin.name.gz && !copy.name.gz,
-                why,
-            });
+        if copies.archive.iter().any(|a| is_twin(copy, a)) {
             continue;
         }
         let (go, why) = if i < overflow {
@@ -246,7 +244,7 @@ pub fn plan(
         };
         if go {
             let gzip = !copy.name.gz && (policy.compress_on_move || old_enough(copy));
-            entries.push(Entry { copy, from_backups: true, gzip, why });
+            entries.push(Entry { copy, from_backups: true, gzip, why, source: None });
         }
     }
     entries.sort_by(|a, b| {
@@ -267,8 +265,24 @@ pub fn plan(
             } else {
                 format!("more than {} copies in archive", policy.archive_count)
             };
-            steps.push(Step { action: Action::Delete { path: e.copy.path.clone() }, why });
+            for copy in std::iter::once(e.copy).chain(e.source) {
+                steps.push(Step {
+                    action: Action::Delete { path: copy.path.clone() },
+                    why: why.clone(),
+                });
+            }
             continue;
+        }
+        if let Some(source) = e.source {
+            let from = source.path.clone();
+            let to = e.copy.path.clone();
+            let why = "already in archive (an interrupted move)".to_string();
+            let action = if e.copy.name.gz && !source.name.gz {
+                Action::Gzip { from, to }
+            } else {
+                Action::Move { from, to }
+            };
+            steps.push(Step { action, why });
         }
         let target_name = e.copy.name.clone().gz(e.copy.name.gz || e.gzip);
         let to = archive_dir.join(target_name.to_string());
@@ -601,6 +615,47 @@ mod tests {
                 from: "b/app.log.2026-01-05".into(),
                 to: "a/app.log.2026-01-05.gz".into()
             }]
+        );
+    }
+
+    #[test]
+    fn a_copy_in_both_folders_is_counted_once() {
+        // regression (issue 21): after an interrupted move the copy in both folders was
+        // counted twice, and one archive copy too many was deleted.
+        let copies = Copies {
+            backups: vec![copy("b", "app.log.2026-01-05")],
+            archive: vec![
+                copy("a", "app.log.2026-01-03.gz"),
+                copy("a", "app.log.2026-01-04.gz"),
+                copy("a", "app.log.2026-01-05.gz"),
+            ],
+        };
+        let policy = Policy { archive_count: 3, backup_count: 5, ..policy() };
+        let steps: Vec<Action> = plan(&copies, &policy, now(2026, 1, 7), Zone::Utc, Path::new("a"))
+            .into_iter()
+            .map(|s| s.action)
+            .collect();
+        assert_eq!(
+            steps,
+            vec![Action::Gzip {
+                from: "b/app.log.2026-01-05".into(),
+                to: "a/app.log.2026-01-05.gz".into()
+            }]
+        );
+        // And when that copy is itself past the count, both of its files go.
+        let policy = Policy { archive_count: 2, backup_count: 5, ..policy };
+        let copies =
+            Copies { backups: vec![copy("b", "app.log.2026-01-03")], archive: copies.archive };
+        let steps: Vec<Action> = plan(&copies, &policy, now(2026, 1, 7), Zone::Utc, Path::new("a"))
+            .into_iter()
+            .map(|s| s.action)
+            .collect();
+        assert_eq!(
+            steps,
+            vec![
+                Action::Delete { path: "a/app.log.2026-01-03.gz".into() },
+                Action::Delete { path: "b/app.log.2026-01-03".into() },
+            ]
         );
     }
 

@@ -329,7 +329,8 @@ fn a_folder_left_by_a_prune_cut_short_is_cleaned_like_a_file() {
     assert_code(&out, 0);
     assert!(!dead.exists(), "{}", stderr(&out));
     assert!(
-        stderr(&out).contains("removed data/backups/.tmp-4194305-weekly_backup_2026-09-01_01-00-00"),
+        stderr(&out)
+            .contains("removed data/backups/.tmp-4194305-weekly_backup_2026-09-01_01-00-00"),
         "{}",
         stderr(&out)
     );
