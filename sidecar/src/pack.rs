@@ -35,6 +35,38 @@ pub struct FileEntry {
     pub link: Option<String>,
 }
 
+/// What was stored: an entry per file, and the files gone since they were listed.
+#[derive(Debug, Default)]
+pub struct Stored {
+    /// The entries written, in order.
+    pub files: Vec<FileEntry>,
+    /// Listed files that were gone when their turn came (the service removed them, or
+    /// replaced them by a rename that had not landed yet): skipped, the rest stored.
+    pub vanished: Vec<PathBuf>,
+}
+
+impl Stored {
+    /// Adds what [`store`] returned for `src`.
+    fn push(&mut self, src: &Source, stored: Option<FileEntry>) {
+        match stored {
+            Some(entry) => self.files.push(entry),
+            None => self.vanished.push(src.path.clone()),
+        }
+    }
+}
+
+/// How a file gone since it was listed is reported.
+pub const GONE: &str = "gone since it was listed (removed or replaced meanwhile), skipped";
+
+/// Opens a listed source for reading: `None` when it is gone since it was listed.
+pub fn open_source(root: &Path, src: &Source) -> Result<Option<File>> {
+    match File::open(&src.path) {
+        Ok(f) => Ok(Some(f)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e).with_context(|| format!("opening {}", paths::show(root, &src.path))),
+    }
+}
+
 /// A zip being written to a file. Dropped unfinished (an error on the way), it writes
 /// nothing more and prints nothing: the `zip` crate's own drop finishes the archive and
 /// prints `ZipWriter drop failed: ...` on stderr when that fails (a full disk), which
@@ -159,19 +191,19 @@ pub fn create(root: &Path, path: &Path) -> Result<Zip> {
 
 /// Writes every source into `zip`, in order, on several threads when there is enough
 /// data; `tmp` (the zip's own path) names the shards written beside it.
-pub fn write_all(
-    zip: &mut Zip,
-    tmp: &Path,
-    sources: &[Source],
-    bar: &dyn Bar,
-) -> Result<Vec<FileEntry>> {
+pub fn write_all(zip: &mut Zip, tmp: &Path, sources: &[Source], bar: &dyn Bar) -> Result<Stored> {
     let total: u64 = sources.iter().map(|s| s.size).sum();
     let workers = std::thread::available_parallelism().map_or(1, |n| n.get()).min(8);
     if workers > 1 && total >= PARALLEL_FROM && sources.len() > 1 {
         store_parallel(zip, tmp, sources, workers, bar)
     } else {
         let mut buf = vec![0u8; 1 << 16];
-        sources.iter().map(|src| store(zip, src, &mut buf, bar)).collect()
+        let mut stored = Stored::default();
+        for src in sources {
+            let entry = store(zip, src, &mut buf, bar)?;
+            stored.push(src, entry);
+        }
+        Ok(stored)
     }
 }
 
@@ -196,21 +228,26 @@ pub fn base_options() -> SimpleFileOptions {
         .unix_permissions(0o600)
 }
 
-/// Stores one source in `zip`, streaming it through SHA-256; returns its manifest entry.
-pub fn store(zip: &mut Zip, src: &Source, buf: &mut [u8], bar: &dyn Bar) -> Result<FileEntry> {
+/// Stores one source in `zip`, streaming it through SHA-256; returns its manifest entry,
+/// or `None` when the file is gone since it was listed (nothing written then).
+pub fn store(
+    zip: &mut Zip,
+    src: &Source,
+    buf: &mut [u8],
+    bar: &dyn Bar,
+) -> Result<Option<FileEntry>> {
     let base = base_options();
     if let Some(target) = &src.link {
         zip.add_symlink(src.name.as_str(), target.as_str(), base)
             .with_context(|| format!("storing link {}", zip.show(&src.path)))?;
-        return Ok(FileEntry {
+        return Ok(Some(FileEntry {
             path: src.name.clone(),
             size: target.len() as u64,
             sha256: fsx::sha256_hex(target.as_bytes()),
             link: Some(target.clone()),
-        });
+        }));
     }
-    let mut input =
-        File::open(&src.path).with_context(|| format!("opening {}", zip.show(&src.path)))?;
+    let Some(mut input) = open_source(&zip.root, src)? else { return Ok(None) };
     let meta = input.metadata().ok();
     let size_now = meta.as_ref().map(|m| m.len()).unwrap_or(src.size);
     let mut opts = base.large_file(size_now.max(src.size) >= ZIP64_FROM);
@@ -232,7 +269,12 @@ pub fn store(zip: &mut Zip, src: &Source, buf: &mut [u8], bar: &dyn Bar) -> Resu
         zip.write_all(chunk)
     })
     .with_context(|| format!("storing {} in the archive", zip.show(&src.path)))?;
-    Ok(FileEntry { path: src.name.clone(), size, sha256: fsx::hex(&hasher.finalize()), link: None })
+    Ok(Some(FileEntry {
+        path: src.name.clone(),
+        size,
+        sha256: fsx::hex(&hasher.finalize()),
+        link: None,
+    }))
 }
 
 /// Finishes a zip and syncs its file.
@@ -270,7 +312,7 @@ fn store_parallel(
     sources: &[Source],
     workers: usize,
     bar: &dyn Bar,
-) -> Result<Vec<FileEntry>> {
+) -> Result<Stored> {
     use std::sync::{
         atomic::{AtomicBool, AtomicUsize, Ordering},
         mpsc, Condvar, Mutex,
@@ -285,9 +327,10 @@ fn store_parallel(
     let next = AtomicUsize::new(0);
     let failed = AtomicBool::new(false);
     let merged = (Mutex::new(0usize), Condvar::new());
-    let (tx, rx) = mpsc::channel::<(usize, Result<Vec<FileEntry>>)>();
+    // Per chunk, what each of its shardable sources became (`None`: gone meanwhile).
+    let (tx, rx) = mpsc::channel::<(usize, Result<Vec<Option<FileEntry>>>)>();
     let window = WINDOW.max(workers);
-    let result = std::thread::scope(|scope| -> Result<Vec<FileEntry>> {
+    let result = std::thread::scope(|scope| -> Result<Stored> {
         for _ in 0..workers {
             let tx = tx.clone();
             let (next, failed, merged, chunks, root) = (&next, &failed, &merged, &chunks, &root);
@@ -306,7 +349,7 @@ fn store_parallel(
                         break;
                     }
                     let path = chunk_path(c);
-                    let mut run = || -> Result<Vec<FileEntry>> {
+                    let mut run = || -> Result<Vec<Option<FileEntry>>> {
                         let mut part = create(root, &path)?;
                         let mut done = Vec::new();
                         for src in sources[range.clone()].iter().filter(|s| shardable(s)) {
@@ -325,8 +368,9 @@ fn store_parallel(
             });
         }
         drop(tx);
-        let mut merge = || -> Result<Vec<FileEntry>> {
-            let mut files = Vec::with_capacity(sources.len());
+        let mut merge = || -> Result<Stored> {
+            let mut stored =
+                Stored { files: Vec::with_capacity(sources.len()), ..Stored::default() };
             let mut pending = std::collections::BTreeMap::new();
             let mut buf = vec![0u8; 1 << 16];
             for c in 0..chunks.len() {
@@ -347,17 +391,22 @@ fn store_parallel(
                 let mut j = 0;
                 for src in &sources[chunks[c].clone()] {
                     if !shardable(src) {
-                        files.push(store(zip, src, &mut buf, bar)?);
+                        let entry = store(zip, src, &mut buf, bar)?;
+                        stored.push(src, entry);
                         continue;
                     }
                     let entry = entries
                         .next()
                         .ok_or_else(|| anyhow::anyhow!("{} was not compressed", show(&src.path)))?;
+                    let Some(entry) = entry else {
+                        stored.vanished.push(src.path.clone());
+                        continue;
+                    };
                     let raw =
                         part.by_index_raw(j).with_context(|| format!("reading {}", show(&path)))?;
                     zip.raw_copy_file(raw)
                         .with_context(|| format!("copying {} into the backup", entry.path))?;
-                    files.push(entry);
+                    stored.files.push(entry);
                     j += 1;
                 }
                 drop(part);
@@ -365,7 +414,7 @@ fn store_parallel(
                 *merged.0.lock().unwrap_or_else(|e| e.into_inner()) = c + 1;
                 merged.1.notify_all();
             }
-            Ok(files)
+            Ok(stored)
         };
         let result = merge();
         if result.is_err() {

@@ -10,7 +10,7 @@ use anyhow::{bail, Context, Result};
 use super::manifest::{self, DirManifest, Includes, Manifest, SystemInfo};
 use crate::{
     collect::{self, Skipped, Source, Tree},
-    fsx, pack, verify, Ctx,
+    fsx, pack, verify, Ctx, Problem,
 };
 
 /// What to put in a backup.
@@ -88,7 +88,7 @@ pub fn write(
     name: &str,
     options: &Options,
     sources: Vec<Source>,
-) -> Result<(PathBuf, Manifest)> {
+) -> Result<(PathBuf, Manifest, Vec<Problem>)> {
     fs::create_dir_all(dir).with_context(|| format!("creating {}", ctx.show(dir)))?;
     if options.format == Format::Directory {
         return write_directory(ctx, dir, name, options, &sources);
@@ -100,14 +100,14 @@ pub fn write(
     let tmp = fsx::temp_path(&final_path);
     let written = write_tmp(ctx, &tmp, name, options, &sources);
     drop(sources);
-    let result = written.and_then(|mut manifest| {
+    let result = written.and_then(|(mut manifest, vanished)| {
         // The caller needs the counts, not the file list: free it before verifying.
         manifest.files = Vec::new();
         place_verified(ctx, &tmp, &final_path)?;
-        Ok(manifest)
+        Ok((manifest, vanished))
     });
     match result {
-        Ok(manifest) => Ok((final_path, manifest)),
+        Ok((manifest, vanished)) => Ok((final_path, manifest, gone(ctx, vanished))),
         Err(e) => {
             let _ = fs::remove_file(&tmp);
             Err(e.context(format!("writing backup {}", ctx.show(&final_path))))
@@ -121,16 +121,21 @@ fn write_tmp(
     name: &str,
     options: &Options,
     sources: &[Source],
-) -> Result<Manifest> {
+) -> Result<(Manifest, Vec<PathBuf>)> {
     let total: u64 = sources.iter().map(|s| s.size).sum();
     let bar = ctx.progress.start("backup", total);
     let mut zip = pack::create(&ctx.root, tmp)?;
-    let files = pack::write_all(&mut zip, tmp, sources, &*bar)?;
-    let manifest = new_manifest(ctx, name, options, sources, &files);
+    let stored = pack::write_all(&mut zip, tmp, sources, &*bar)?;
+    let manifest = new_manifest(ctx, name, options, sources, &stored.files);
     pack::write_json(&mut zip, manifest::NAME, &manifest)?;
     pack::finish(zip, tmp)?;
     bar.finish();
-    Ok(manifest)
+    Ok((manifest, stored.vanished))
+}
+
+/// The listed files that were gone when their turn came, as problems to report.
+fn gone(ctx: &Ctx, vanished: Vec<PathBuf>) -> Vec<Problem> {
+    vanished.into_iter().map(|p| Problem::at(ctx.show(&p), pack::GONE)).collect()
 }
 
 /// The last steps of writing a backup, a zip or a folder: verify the temporary one in full,
@@ -185,7 +190,7 @@ fn write_directory(
     name: &str,
     options: &Options,
     sources: &[Source],
-) -> Result<(PathBuf, Manifest)> {
+) -> Result<(PathBuf, Manifest, Vec<Problem>)> {
     let final_path = dir.join(name);
     let taken = |p: &std::path::Path| p.symlink_metadata().is_ok();
     if taken(&final_path) || taken(&dir.join(format!("{name}.zip"))) {
@@ -194,9 +199,11 @@ fn write_directory(
     let tmp = fsx::temp_path(&final_path);
     let total: u64 = sources.iter().map(|s| s.size).sum();
     let bar = ctx.progress.start("backup", total);
+    let mut vanished = Vec::new();
     let result = (|| -> Result<Manifest> {
-        let files = crate::snapshot::write_folder(ctx, &tmp, sources, &*bar)?;
-        let manifest = new_manifest(ctx, name, options, sources, &files);
+        let stored = crate::snapshot::write_folder(ctx, &tmp, sources, &*bar)?;
+        vanished = stored.vanished;
+        let manifest = new_manifest(ctx, name, options, sources, &stored.files);
         let on_disk = DirManifest::from_manifest(manifest.clone(), ctx.now_local());
         let path = tmp.join(manifest::NAME);
         let mut f = crate::pack::create_private(&ctx.root, &path)?;
@@ -211,7 +218,7 @@ fn write_directory(
     match result {
         Ok(mut manifest) => {
             manifest.files = Vec::new();
-            Ok((final_path, manifest))
+            Ok((final_path, manifest, gone(ctx, vanished)))
         }
         Err(e) => {
             let _ = fs::remove_dir_all(&tmp);

@@ -270,7 +270,8 @@ pub struct Made {
     pub manifest: Manifest,
     /// What the prune after it did.
     pub pruned: Vec<PruneStep>,
-    /// Files left out by rule (links pointing outside, special files).
+    /// Files left out by rule (links pointing outside, special files), and files gone
+    /// between the listing and their turn (the service removed them meanwhile).
     pub warnings: Vec<Problem>,
     /// User data the backup could not hold (names that are not UTF-8): the backup is
     /// written with everything else, and the caller must treat it as a failure.
@@ -289,14 +290,19 @@ pub fn make(
 ) -> Result<Made> {
     let options = create::Options { includes, format };
     let (sources, skipped) = create::collect(ctx, &options)?;
-    let collect::Skipped { left_out, warnings } = skipped;
+    let collect::Skipped { left_out, mut warnings } = skipped;
     for w in &warnings {
         tracing::warn!(target: "mhm::sidecar", "backup {name}: left out {w}");
     }
     for w in &left_out {
         tracing::error!(target: "mhm::sidecar", "backup {name}: leaves out user data: {w}");
     }
-    let (path, manifest) = create::write(ctx, &ctx.backups_dir(), name, &options, sources)?;
+    let (path, manifest, vanished) =
+        create::write(ctx, &ctx.backups_dir(), name, &options, sources)?;
+    for w in vanished {
+        tracing::warn!(target: "mhm::sidecar", "backup {name}: left out {w}");
+        warnings.push(w);
+    }
     tracing::info!(target: "mhm::sidecar", "backup create: wrote {} ({} files, {} bytes)", ctx.show(&path), manifest.system_info.file_count, manifest.system_info.total_bytes);
     let pruned = prune(ctx, policy, false)?;
     Ok(Made { path, manifest, pruned, warnings, left_out })

@@ -352,6 +352,9 @@ pub(crate) fn pack_folder(ctx: &Ctx, name: &str, folder: &Path) -> anyhow::Resul
         anyhow::bail!("it holds files a zip cannot: {p}");
     }
     let options = create::Options { includes, format: create::Format::Zip };
-    create::write(ctx, &packed.dir, name, &options, sources)?;
+    let (_, _, vanished) = create::write(ctx, &packed.dir, name, &options, sources)?;
+    if let Some(p) = vanished.first() {
+        anyhow::bail!("a file of the backup went while it was packed: {p}");
+    }
     Ok(packed)
 }

@@ -142,14 +142,15 @@ pub fn unique_name(dir: &Path, stamp: &str) -> String {
 }
 
 /// Writes a snapshot of `sources` into `dir` as `name` (`.zip`, or a folder): temp, sync,
-/// verify, rename. Returns the final path and the manifest.
+/// verify, rename. Returns the final path, the manifest and the listed files that were
+/// gone when their turn came (skipped).
 pub fn write(
     ctx: &Ctx,
     dir: &Path,
     name: &str,
     options: &Options,
     sources: &[Source],
-) -> Result<(PathBuf, Manifest)> {
+) -> Result<(PathBuf, Manifest, Vec<PathBuf>)> {
     fs::create_dir_all(dir).with_context(|| format!("creating {}", ctx.show(dir)))?;
     let file_name = if options.no_compress { name.to_string() } else { format!("{name}.zip") };
     let final_path = dir.join(&file_name);
@@ -169,9 +170,12 @@ pub fn write(
         tool_version: concat!("mhm-sidecar ", env!("CARGO_PKG_VERSION")).to_string(),
         files,
     };
+    let mut vanished = Vec::new();
     let result = (|| -> Result<Manifest> {
         let manifest = if options.no_compress {
-            let manifest = make_manifest(write_folder(ctx, &tmp, sources, &*bar)?);
+            let stored = write_folder(ctx, &tmp, sources, &*bar)?;
+            vanished = stored.vanished;
+            let manifest = make_manifest(stored.files);
             let path = tmp.join(MANIFEST);
             let mut f = pack::create_private(&ctx.root, &path)?;
             serde_json::to_writer_pretty(&mut f, &manifest).context("writing the manifest")?;
@@ -180,7 +184,9 @@ pub fn write(
             manifest
         } else {
             let mut zip = pack::create(&ctx.root, &tmp)?;
-            let manifest = make_manifest(pack::write_all(&mut zip, &tmp, sources, &*bar)?);
+            let stored = pack::write_all(&mut zip, &tmp, sources, &*bar)?;
+            vanished = stored.vanished;
+            let manifest = make_manifest(stored.files);
             pack::write_json(&mut zip, MANIFEST, &manifest)?;
             pack::finish(zip, &tmp)?;
             manifest
@@ -199,7 +205,7 @@ pub fn write(
         Ok(manifest)
     })();
     match result {
-        Ok(m) => Ok((final_path, m)),
+        Ok(m) => Ok((final_path, m, vanished)),
         Err(e) => {
             let _ =
                 if options.no_compress { fs::remove_dir_all(&tmp) } else { fs::remove_file(&tmp) };
@@ -214,9 +220,9 @@ pub(crate) fn write_folder(
     tmp: &Path,
     sources: &[Source],
     bar: &dyn Bar,
-) -> Result<Vec<FileEntry>> {
+) -> Result<pack::Stored> {
     fs::create_dir(tmp).with_context(|| format!("creating {}", ctx.show(tmp)))?;
-    let mut files = Vec::with_capacity(sources.len());
+    let mut stored = pack::Stored::default();
     let mut buf = vec![0u8; 1 << 16];
     for s in sources {
         let dest = tmp.join(&s.name);
@@ -225,7 +231,7 @@ pub(crate) fn write_folder(
         }
         if let Some(target) = &s.link {
             link(ctx, target, &dest)?;
-            files.push(FileEntry {
+            stored.files.push(FileEntry {
                 path: s.name.clone(),
                 size: target.len() as u64,
                 sha256: fsx::sha256_hex(target.as_bytes()),
@@ -233,8 +239,10 @@ pub(crate) fn write_folder(
             });
             continue;
         }
-        let mut input =
-            File::open(&s.path).with_context(|| format!("opening {}", ctx.show(&s.path)))?;
+        let Some(mut input) = pack::open_source(&ctx.root, s)? else {
+            stored.vanished.push(s.path.clone());
+            continue;
+        };
         let mut out = pack::create_private(&ctx.root, &dest)?;
         let mut hasher = Sha256::new();
         let size = fsx::read_chunks(&mut input, &mut buf, |chunk| {
@@ -244,14 +252,14 @@ pub(crate) fn write_folder(
         })
         .with_context(|| format!("copying {} to {}", ctx.show(&s.path), ctx.show(&dest)))?;
         out.sync_all().with_context(|| format!("syncing {}", ctx.show(&dest)))?;
-        files.push(FileEntry {
+        stored.files.push(FileEntry {
             path: s.name.clone(),
             size,
             sha256: fsx::hex(&hasher.finalize()),
             link: None,
         });
     }
-    Ok(files)
+    Ok(stored)
 }
 
 #[cfg(unix)]
@@ -379,7 +387,13 @@ pub fn create(
     for p in &removed {
         tracing::info!(target: "mhm::sidecar", "snapshot: removed the leftover {}", ctx.show(p));
     }
-    let (path, manifest) = write(ctx, dir, &name, options, &sources)?;
+    let (path, manifest, vanished) = write(ctx, dir, &name, options, &sources)?;
+    let mut warnings = warnings;
+    for p in vanished {
+        let w = Problem::at(ctx.show(&p), pack::GONE);
+        tracing::warn!(target: "mhm::sidecar", "snapshot: left out {w}");
+        warnings.push(w);
+    }
     tracing::info!(target: "mhm::sidecar", "snapshot create: wrote {} ({} files, {} bytes)", ctx.show(&path), manifest.file_count, manifest.total_bytes);
     Ok((Created::Written { path, manifest, removed }, warnings))
 }

@@ -723,3 +723,54 @@ fn restore_dry_run_escapes_control_characters_in_names() {
     assert!(!text.lines().any(|l| l.trim_start().starts_with("added users/forged")), "{text}");
     assert!(text.contains(r"x\n  added users/forged\u{1b}[2J"), "{text}");
 }
+
+#[test]
+fn a_file_gone_during_a_backup_is_skipped_and_named() {
+    // The service removes and replaces its files while a backup runs: a file listed and
+    // gone by its turn is left out and named; the rest is backed up and verifies. The
+    // removal happens between the listing and the writing, under the test's control; in
+    // each form (zip written on one thread and on several, folder, snapshot).
+    use mhm_sidecar::{
+        backup::{create, manifest::Includes},
+        snapshot, verify, Ctx,
+    };
+    for (format, big) in [
+        (create::Format::Zip, false),
+        (create::Format::Zip, true),
+        (create::Format::Directory, false),
+    ] {
+        let root = make_root();
+        let r = root.path();
+        if big {
+            // Past the size from which the zip is compressed on every core.
+            let blob: Vec<u8> =
+                (0..6_000_000u32).map(|n| (n.wrapping_mul(2654435761) >> 7) as u8).collect();
+            write(&r.join("data/users/u2/big.bin"), blob);
+        }
+        let ctx = Ctx::new(r, chrono::Utc::now()).unwrap();
+        let options = create::Options {
+            includes: Includes { users: true, config: true, logs: false, code: false },
+            format,
+        };
+        let (sources, _) = create::collect(&ctx, &options).unwrap();
+        fs::remove_file(r.join("data/users/u1/account.json")).unwrap();
+        let (path, manifest, gone) =
+            create::write(&ctx, &r.join("data/backups"), "b", &options, sources).unwrap();
+        assert_eq!(gone.len(), 1, "{format:?}: {gone:?}");
+        assert_eq!(gone[0].path.as_deref(), Some("data/users/u1/account.json"));
+        assert!(gone[0].what.contains("gone since it was listed"), "{:?}", gone[0]);
+        assert!(verify::backup(&path).ok(), "{format:?}: {:?}", verify::backup(&path));
+        assert!(manifest.system_info.file_count > 0);
+    }
+    // A snapshot with the data, through the command's own path.
+    let root = make_root();
+    let r = root.path();
+    let ctx = Ctx::new(r, chrono::Utc::now()).unwrap();
+    let dir = r.join("snapshots");
+    let options = snapshot::Options { include_user_data: true, no_compress: false };
+    let (sources, _) = snapshot::collect(&ctx, &dir, &options).unwrap();
+    fs::remove_file(r.join("data/users/u1/account.json")).unwrap();
+    let (path, _, gone) = snapshot::write(&ctx, &dir, "s", &options, &sources).unwrap();
+    assert_eq!(gone, [r.join("data/users/u1/account.json")]);
+    assert!(verify::snapshot(&path).ok());
+}
