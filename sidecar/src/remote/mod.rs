@@ -108,6 +108,9 @@ pub struct Unfinished {
     pub last_modified: DateTime<Utc>,
     /// Why it is not a copy.
     pub why: String,
+    /// Never deleted by prune: the object of a record that cannot be trusted or read.
+    #[serde(skip)]
+    pub keep: bool,
 }
 
 /// What the store holds.
@@ -278,22 +281,41 @@ impl Remote {
             objects.iter().map(|o| (o.name.as_str(), o)).collect();
         let mut listing = Listing::default();
         let mut claimed = std::collections::BTreeSet::new();
+        let mut held = std::collections::BTreeSet::new();
         for o in &objects {
             let Some(name) = record::name_of_record(&o.name) else { continue };
             let rec = self
                 .store
                 .get_small(&o.name)
                 .and_then(|b| serde_json::from_slice::<Record>(&b).context("not a valid record"));
+            // A record speaks only for the object of its own name: one naming another
+            // copy, or another copy's object, is not trusted (its prune would delete that
+            // copy's data). A record that is not trusted or cannot be read keeps the
+            // objects of its name: reported, never taken for an upload that never finished.
             let rec = match rec {
-                Ok(r) if r.format == record::FORMAT && r.name == name => r,
-                Ok(_) => {
-                    listing.unfinished.push(unfinished(o, "a record that names another copy"));
+                Ok(r)
+                    if r.format == record::FORMAT
+                        && r.name == name
+                        && r.object == record::object_name(name, r.encrypted) =>
+                {
+                    r
+                }
+                Ok(r) => {
+                    let why = if r.name != name {
+                        "a record that names another copy: not trusted; its copy is kept"
+                    } else {
+                        "a record whose object is not its own: not trusted; its copy is kept"
+                    };
+                    listing.unfinished.push(unfinished(o, why));
+                    held.extend([true, false].map(|enc| record::object_name(name, enc)));
                     continue;
                 }
                 Err(e) => {
-                    listing
-                        .unfinished
-                        .push(unfinished(o, &format!("a record that cannot be read: {e:#}")));
+                    listing.unfinished.push(unfinished(
+                        o,
+                        &format!("a record that cannot be read ({e:#}): its copy is kept"),
+                    ));
+                    held.extend([true, false].map(|enc| record::object_name(name, enc)));
                     continue;
                 }
             };
@@ -330,6 +352,12 @@ impl Remote {
         }
         for o in &objects {
             if record::name_of_record(&o.name).is_none() && !claimed.contains(&o.name) {
+                if held.contains(&o.name) {
+                    let mut u = unfinished(o, "the object of a record that is not trusted: kept");
+                    u.keep = true;
+                    listing.unfinished.push(u);
+                    continue;
+                }
                 let why = if record::name_of_object(&o.name).is_some() {
                     "an upload that was never confirmed (no record): not a copy; the next push replaces it"
                 } else {
@@ -674,7 +702,7 @@ impl Remote {
         }
         for u in &listing.unfinished {
             let stale = ctx.now.signed_duration_since(u.last_modified) >= UNFINISHED_AFTER;
-            if !stale || record::name_of_object(&u.object).is_none() {
+            if !stale || u.keep || record::name_of_object(&u.object).is_none() {
                 continue;
             }
             let why = "an upload that never finished, a day old".to_string();
@@ -755,5 +783,6 @@ fn unfinished(o: &store::Object, why: &str) -> Unfinished {
         size: o.meta.size,
         last_modified: o.meta.last_modified,
         why: why.to_string(),
+        keep: false,
     }
 }

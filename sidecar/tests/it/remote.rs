@@ -828,3 +828,45 @@ fn prune_keeps_a_backup_that_never_reached_the_store() {
     );
     case.assert_no_secret();
 }
+
+/// Issue 21: a record is trusted only for the object of its own name, and a record that
+/// cannot be read keeps its object (reported, never deleted as an unfinished upload).
+#[test]
+fn a_forged_or_unreadable_record_never_costs_another_copy() {
+    let store = tempfile::tempdir().unwrap();
+    let mut case = Case::new(&folder_settings(store.path()));
+    let names =
+        ["mhm_backup_20260301_000000", "mhm_backup_20260302_000000", "mhm_backup_20260303_000000"];
+    for (i, name) in names.iter().enumerate() {
+        case.backup(name, &format!("2026-03-0{}T00:00:00Z", i + 1));
+    }
+    assert_code(&case.run(&["remote", "push"]), 0);
+    let s = store.path();
+    let object = |name: &str| s.join(format!("{name}.zip.age"));
+    let record = |name: &str| s.join(format!("{name}.remote.json"));
+    for n in names {
+        assert!(object(n).is_file() && record(n).is_file(), "{n}");
+    }
+    // The oldest record claims the newest copy's object; the middle one is unreadable.
+    let mut forged: serde_json::Value =
+        serde_json::from_slice(&fs::read(record(names[0])).unwrap()).unwrap();
+    forged["object"] = format!("{}.zip.age", names[2]).into();
+    fs::write(record(names[0]), serde_json::to_vec(&forged).unwrap()).unwrap();
+    fs::write(record(names[1]), b"{ not json").unwrap();
+    let newest = fs::read(object(names[2])).unwrap();
+    // Long after: every copy is past the retention, and unfinished uploads are a day old.
+    let out =
+        case.run(&["--now", "2026-06-01T00:00:00Z", "remote", "prune", "--retention-days", "1"]);
+    assert_eq!(fs::read(object(names[2])).unwrap(), newest, "{}", stdout(&out));
+    assert!(object(names[1]).is_file(), "an unreadable record keeps its object: {}", stdout(&out));
+    assert!(object(names[0]).is_file(), "a forged record keeps its own object: {}", stdout(&out));
+    let listing = case.json(&["remote", "list"]);
+    assert_eq!(names_of(listing["copies"].as_array().unwrap()), [names[2]]);
+    let text = listing["unfinished"].to_string();
+    assert!(text.contains(&format!("{}.remote.json", names[0])), "{listing}");
+    assert!(text.contains(&format!("{}.remote.json", names[1])), "{listing}");
+    // The newest copy is whole and comes back.
+    assert!(text.contains("the object of a record that is not trusted: kept"), "{listing}");
+    assert_code(&case.run(&["remote", "verify", names[2]]), 0);
+    case.assert_no_secret();
+}
