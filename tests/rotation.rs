@@ -357,3 +357,37 @@ fn a_second_build_on_one_path_merges_its_settings_and_says_so() {
     assert_eq!(names(&dir.path().join("backups")).len(), copies.len() + 1);
     assert_eq!(first.stats().settings_merged, 2, "the second and third builds");
 }
+
+/// Issue 21: after the clock steps back, a file's start lies in the future and its age
+/// is unknown. It counts as started when the step was seen, so the hour's gate holds for
+/// an hour, as for a new file, not until the clock catches up (a day here).
+#[test]
+fn after_the_clock_steps_back_the_size_trigger_waits_an_hour_not_a_day() {
+    use mhm_log::WriteMode;
+    for mode in [WriteMode::Direct, WriteMode::Buffered, WriteMode::Staged] {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = ManualClock::new(utc(2026, 1, 10, 12, 0, 0));
+        let settings = utc_settings()
+            .write_mode(mode)
+            .buffer_capacity(1024)
+            .max_bytes(4096)
+            .min_rotate_bytes(0);
+        let log = common::open(dir.path().join("app.log"), settings, &clock);
+        let mut w = &log;
+        w.write_all(b"before the step\n").unwrap();
+        clock.set(utc(2026, 1, 9, 12, 0, 0)); // a day back
+        for _ in 0..100 {
+            w.write_all(LINE.as_bytes()).unwrap();
+        }
+        // An hour and a second after the step, well before the clock is back at the start.
+        clock.advance(Duration::from_secs(3601));
+        w.write_all(LINE.as_bytes()).unwrap();
+        log.flush().unwrap();
+        let backups = names(&dir.path().join("backups"));
+        assert!(!backups.is_empty(), "{mode:?}: no rotation an hour after the step");
+        assert!(fs::metadata(dir.path().join("app.log")).unwrap().len() <= 4096, "{mode:?}");
+        // Nothing lost on the way.
+        let text: String = history(dir.path(), "app.log").into_iter().map(|(_, t)| t).collect();
+        assert_eq!(text.matches(LINE).count(), 101, "{mode:?}");
+    }
+}

@@ -264,7 +264,7 @@ impl RollingFile {
     pub fn rotation_due(&self) -> bool {
         let mut st = self.inner.state.lock();
         self.inner.follow_if_rotated(&mut st);
-        self.inner.due_now(&st, None, 0).is_some()
+        self.inner.due_now(&mut st, None, 0).is_some()
     }
 
     /// Rotates the log now, whether or not a trigger says so, when both gates pass (a

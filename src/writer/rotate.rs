@@ -44,7 +44,7 @@ impl Inner {
     /// The time, if the log is due for an event of `len` bytes and both gates pass. The
     /// size counts every writer's bytes (the shared count) and this one's buffer.
     #[inline]
-    pub(super) fn due_now(&self, st: &State, now: Option<i64>, len: usize) -> Option<i64> {
+    pub(super) fn due_now(&self, st: &mut State, now: Option<i64>, len: usize) -> Option<i64> {
         if !self.rotate {
             return None;
         }
@@ -55,14 +55,23 @@ impl Inner {
                 && *clock_now.get_or_insert_with(|| self.clock.now_nanos()) >= st.due_at);
         if due {
             let now = clock_now.unwrap_or_else(|| self.clock.now_nanos());
-            if now >= st.retry_at
-                && size >= self.min_bytes
-                && now.saturating_sub(st.started) >= self.min_age
-            {
+            if now >= st.retry_at && size >= self.min_bytes && self.age(st, now) >= self.min_age {
                 return Some(now);
             }
         }
         None
+    }
+
+    /// The active file's age at `now`. A start after `now` means the clock stepped back:
+    /// the age is unknown, so the file counts as started now (the age gate holds for
+    /// `min_age` from here, as for a new file), never until the clock catches up.
+    #[cold]
+    fn age(&self, st: &mut State, now: i64) -> i64 {
+        if now < st.started {
+            st.started = now;
+            self.update_hints(st);
+        }
+        now.saturating_sub(st.started)
     }
 
     /// The same check without the lock, against the [`Hints`] staged mode keeps: the time
@@ -81,7 +90,10 @@ impl Inner {
                     >= hints.due_at.load(Relaxed));
         if maybe_due && size >= self.min_bytes {
             let now = clock_now.unwrap_or_else(|| self.clock.now_nanos());
-            if now >= hints.gate_at.load(Relaxed) && now >= hints.retry_at.load(Relaxed) {
+            let gate_at = hints.gate_at.load(Relaxed);
+            // Before the file's start (the clock stepped back): the lock's check sees it.
+            let stepped_back = now < gate_at.saturating_sub(self.min_age);
+            if (now >= gate_at || stepped_back) && now >= hints.retry_at.load(Relaxed) {
                 return Some(now);
             }
         }
@@ -101,7 +113,7 @@ impl Inner {
         self.follow_if_rotated(st);
         let now = self.clock.now_nanos();
         let size = self.shared.size() + st.buf.len() as u64;
-        if self.rotate && size >= self.min_bytes && now.saturating_sub(st.started) >= self.min_age {
+        if self.rotate && size >= self.min_bytes && self.age(st, now) >= self.min_age {
             self.rotate(st, now, 0, true);
         }
     }
@@ -158,7 +170,7 @@ impl Inner {
                 }
                 return;
             }
-            if on_disk < self.min_bytes || now.saturating_sub(st.started) < self.min_age {
+            if on_disk < self.min_bytes || self.age(st, now) < self.min_age {
                 if found != Active::StartedAgain {
                     // Still due: try again later, not at every event while the disk is full.
                     st.retry_at = now.saturating_add(duration_to_nanos(RETRY_AFTER));
