@@ -266,7 +266,7 @@ pub(super) struct Spare {
     /// it first (the background thread, or a writer that needs the spare or the file
     /// quiet), so it is written once, before anything later.
     behind: Option<(Option<Arc<File>>, u64)>,
-    /// Bytes counted in `State::disk` whose write failed (and was cut back).
+    /// Bytes counted in `State::disk` whose write failed (never in the file).
     shrink: u64,
     pub(super) write_errors: u64,
     pub(super) lost_events: u64,
@@ -296,19 +296,26 @@ impl Flush<'_> {
 }
 
 /// Writes the spare buffer (`events` events) to `file`, counting a failure, and empties it.
+/// `start_flush` counted it all as written: a failure takes back what did not reach the
+/// file (the events not whole in it; their bytes, from `State::disk` too).
 fn write_spare(inner: &Inner, io: &mut Spare, file: Option<&File>, events: u64) -> io::Result<()> {
     let result = match file {
         Some(file) => inner.shared.append(file, &io.buf),
-        None => Err(io::Error::other("the log file could not be reopened")),
+        None => Err(Torn::nothing(io::Error::other("the log file could not be reopened"))),
     };
-    if let Err(e) = &result {
-        let len = io.buf.len() as u64;
-        io.shrink += len;
-        io.write_errors += 1;
-        io.lost_events += events;
-        io.lost_bytes += len;
-        io.last_error = Some(format!("writing {}: {e}", inner.path.display()));
-    }
+    let result = match result {
+        Ok(()) => Ok(()),
+        Err(torn) => {
+            let len = io.buf.len() as u64;
+            let (whole, whole_bytes) = torn.whole(&io.buf, &[], events);
+            io.shrink += len.saturating_sub(torn.on_disk());
+            io.write_errors += 1;
+            io.lost_events += events - whole;
+            io.lost_bytes += len - whole_bytes;
+            io.last_error = Some(format!("writing {}: {}", inner.path.display(), torn.error));
+            Err(torn.error)
+        }
+    };
     io.buf.clear();
     result
 }
@@ -573,8 +580,8 @@ impl Inner {
     }
 
     /// Writes `data` (holding `events` events) to the file, under the state lock. On
-    /// failure the file is cut back to its previous length so no torn line stays, and
-    /// the loss is counted.
+    /// failure the events whole in the file count as written, the rest as lost (a line
+    /// cut short is ended with a newline; the file is never cut back).
     /// `more` follows `data` in the same write (a stage's bytes that wrap past its ring's
     /// end), usually empty.
     fn write_file(&self, st: &mut State, data: &[u8], more: &[u8], events: u64) -> io::Result<()> {
@@ -583,7 +590,7 @@ impl Inner {
         }
         let result = match &st.file {
             Some(file) => self.shared.append_parts(file, data, more),
-            None => Err(io::Error::other("the log file could not be reopened")),
+            None => Err(Torn::nothing(io::Error::other("the log file could not be reopened"))),
         };
         let len = (data.len() + more.len()) as u64;
         match result {
@@ -593,9 +600,14 @@ impl Inner {
                 st.stats.bytes_written += len;
                 Ok(())
             }
-            Err(e) => {
+            Err(torn) => {
+                let (whole, whole_bytes) = torn.whole(data, more, events);
+                st.disk += torn.on_disk();
+                st.stats.events_written += whole;
+                st.stats.bytes_written += whole_bytes;
                 st.stats.write_errors += 1;
-                st.stats.lost_events += events;
+                st.stats.lost_events += events - whole;
+                let e = torn.error;
                 st.stats.last_error = Some(format!("writing {}: {e}", self.path.display()));
                 Err(e)
             }
@@ -679,16 +691,18 @@ impl Inner {
 /// `more` (usually empty) follows `data` in the same `writev(2)`; without it, a plain
 /// `write(2)` (`writev` costs the kernel more per call: 1.10 × instead of 1.02 ×
 /// `tracing-appender` in direct mode, measured).
-pub(super) fn write_whole(file: &File, data: &[u8], more: &[u8]) -> io::Result<()> {
+pub(super) fn write_whole(file: &File, data: &[u8], more: &[u8]) -> Result<(), Torn> {
     let mut f = file;
     if more.is_empty() {
         let mut done = 0;
         while done < data.len() {
             match f.write(&data[done..]) {
-                Ok(0) => return torn(f, done, io::ErrorKind::WriteZero.into()),
+                Ok(0) => {
+                    return Err(Torn::after(f, [data, more], done, io::ErrorKind::WriteZero.into()))
+                }
                 Ok(n) => done += n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return torn(f, done, e),
+                Err(e) => return Err(Torn::after(f, [data, more], done, e)),
             }
         }
         return Ok(());
@@ -699,23 +713,88 @@ pub(super) fn write_whole(file: &File, data: &[u8], more: &[u8]) -> io::Result<(
     let mut done = 0;
     while !left.is_empty() {
         match f.write_vectored(left) {
-            Ok(0) => return torn(f, done, io::ErrorKind::WriteZero.into()),
+            Ok(0) => {
+                return Err(Torn::after(f, [data, more], done, io::ErrorKind::WriteZero.into()))
+            }
             Ok(n) => {
                 done += n;
                 io::IoSlice::advance_slices(&mut left, n);
             }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return torn(f, done, e),
+            Err(e) => return Err(Torn::after(f, [data, more], done, e)),
         }
     }
     Ok(())
 }
 
-fn torn(mut f: &File, done: usize, e: io::Error) -> io::Result<()> {
-    if done > 0 {
-        let _ = f.write(b"\n");
+/// A write that failed, perhaps part way: what reached the file, for the counts.
+#[derive(Debug)]
+pub(super) struct Torn {
+    /// Bytes of the data that are in the file (a prefix of it).
+    pub(super) written: usize,
+    /// Whether a newline was added after them to end a torn line.
+    pub(super) ended: bool,
+    /// Why the write stopped.
+    pub(super) error: io::Error,
+}
+
+impl Torn {
+    /// A write that never started.
+    pub(super) fn nothing(error: io::Error) -> Self {
+        Self { written: 0, ended: false, error }
     }
-    Err(e)
+
+    /// Ends the torn line (best effort) after `written` bytes of `parts`, so the next
+    /// event starts a line of its own; nothing when they end a line.
+    fn after(mut f: &File, parts: [&[u8]; 2], written: usize, error: io::Error) -> Self {
+        let last = written.checked_sub(1).and_then(|i| {
+            let [data, more] = parts;
+            if i < data.len() {
+                data.get(i)
+            } else {
+                more.get(i - data.len())
+            }
+        });
+        let ended = last.is_some_and(|&b| b != b'\n') && f.write(b"\n").is_ok_and(|n| n == 1);
+        Self { written, ended, error }
+    }
+
+    /// Bytes this write added to the file.
+    pub(super) fn on_disk(&self) -> u64 {
+        self.written as u64 + u64::from(self.ended)
+    }
+
+    /// Of the `events` events in `data` then `more`, how many are whole in the file
+    /// (each ends with a newline; the one cut short is not), and their bytes.
+    pub(super) fn whole(&self, data: &[u8], more: &[u8], events: u64) -> (u64, u64) {
+        let (first, second) = if self.written <= data.len() {
+            (&data[..self.written], &more[..0])
+        } else {
+            (data, &more[..(self.written - data.len()).min(more.len())])
+        };
+        let mut lines = 0u64;
+        let mut bytes = 0usize;
+        let mut offset = 0usize;
+        for part in [first, second] {
+            if let Some(last) = part.iter().rposition(|&b| b == b'\n') {
+                lines += bytecount(&part[..=last]);
+                bytes = offset + last + 1;
+            }
+            offset += part.len();
+        }
+        // Records without a newline are events too: never more than were written.
+        (lines.min(events.saturating_sub(1)), bytes as u64)
+    }
+}
+
+fn bytecount(part: &[u8]) -> u64 {
+    part.iter().filter(|&&b| b == b'\n').count() as u64
+}
+
+impl From<Torn> for io::Error {
+    fn from(t: Torn) -> Self {
+        t.error
+    }
 }
 
 #[cfg(test)]

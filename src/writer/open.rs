@@ -309,7 +309,7 @@ impl Inner {
             let read = tail.as_ref().map_or(0, |t| t.len() as u64);
             let copied = tail.and_then(|t| {
                 super::mode::write_whole(&file, &t, &[])?;
-                Ok(t.len() as u64)
+                Ok::<_, io::Error>(t.len() as u64)
             });
             if read > 0 || copied.is_err() {
                 match copied {

@@ -28,7 +28,7 @@ use std::{
 use chrono::{Datelike, NaiveDate};
 use memmap2::{MmapOptions, MmapRaw};
 
-use super::mode::write_whole;
+use super::mode::{write_whole, Torn};
 
 /// "MHMLOG", then the layout's version.
 const MAGIC: u64 = u64::from_le_bytes(*b"MHMLOG\x00\x01");
@@ -107,17 +107,29 @@ impl Shared {
     /// Appends all of `data` to `file` (the active file, or a copy a stalled writer still
     /// holds) as one piece that no other process's bytes land inside, and counts it in the
     /// shared size.
-    pub(super) fn append(&self, file: &File, data: &[u8]) -> io::Result<()> {
+    pub(super) fn append(&self, file: &File, data: &[u8]) -> Result<(), Torn> {
         self.append_parts(file, data, &[])
     }
 
-    /// [`Shared::append`] of `data` then `more`, as one piece.
-    pub(super) fn append_parts(&self, file: &File, data: &[u8], more: &[u8]) -> io::Result<()> {
+    /// [`Shared::append`] of `data` then `more`, as one piece. A write cut short counts
+    /// what reached the file.
+    pub(super) fn append_parts(&self, file: &File, data: &[u8], more: &[u8]) -> Result<(), Torn> {
         #[cfg(windows)]
-        let _held = append_lock::AppendLock::take(&self.shm)?;
-        write_whole(file, data, more)?;
-        self.add_size((data.len() + more.len()) as u64);
-        Ok(())
+        let _held = append_lock::AppendLock::take(&self.shm).map_err(|error| Torn {
+            written: 0,
+            ended: false,
+            error,
+        })?;
+        match write_whole(file, data, more) {
+            Ok(()) => {
+                self.add_size((data.len() + more.len()) as u64);
+                Ok(())
+            }
+            Err(torn) => {
+                self.add_size(torn.on_disk());
+                Err(torn)
+            }
+        }
     }
 
     fn words(&self) -> &Words {
