@@ -359,6 +359,10 @@ struct State {
     /// When the active file was started, and the day that names its copy.
     started: i64,
     day: NaiveDate,
+    /// After the clock stepped back: `(started, t)`, the age gate counts from `t` (when
+    /// the step was seen) for the file started at `started`; any other start ends it.
+    /// Never changes `started` itself, which other writers and the copy's name read.
+    stepped_back: Option<(i64, i64)>,
     /// The next midnight after `started` (`i64::MAX` without a time trigger).
     due_at: i64,
     /// After a failed rotation: no new try before this.

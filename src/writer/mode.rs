@@ -535,7 +535,7 @@ impl Inner {
         let hints = &staged.hints;
         hints.buffered.store(st.buf.len() as u64, Relaxed);
         hints.due_at.store(st.due_at, Relaxed);
-        hints.gate_at.store(st.started.saturating_add(self.min_age), Relaxed);
+        hints.gate_at.store(super::rotate::gate_from(st).saturating_add(self.min_age), Relaxed);
         hints.retry_at.store(st.retry_at, Relaxed);
     }
 

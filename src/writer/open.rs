@@ -126,6 +126,7 @@ impl Inner {
                 buf: Vec::with_capacity(buf_cap),
                 buf_events: 0,
                 started,
+                stepped_back: None,
                 day,
                 due_at,
                 retry_at: i64::MIN,

@@ -20,6 +20,15 @@ const RETRY_AFTER: Duration = Duration::from_secs(30);
 /// keeps the lock's system call off most events in between.
 const BUSY_RETRY: Duration = Duration::from_micros(100);
 
+/// When the age gate of the active file starts counting: its start, unless the clock
+/// stepped back since ([`Inner::age`]).
+pub(super) fn gate_from(st: &State) -> i64 {
+    match st.stepped_back {
+        Some((started, from)) if started == st.started => from,
+        _ => st.started,
+    }
+}
+
 impl Inner {
     /// The rotation check under the state lock, for an event of `len` bytes: follows
     /// another writer's rotation (one atomic load and compare), then rotates when the log
@@ -62,16 +71,21 @@ impl Inner {
         None
     }
 
-    /// The active file's age at `now`. A start after `now` means the clock stepped back:
-    /// the age is unknown, so the file counts as started now (the age gate holds for
-    /// `min_age` from here, as for a new file), never until the clock catches up.
+    /// The active file's age at `now`, for the age gate. A start after `now` means the
+    /// clock stepped back (or a time read before another thread's rotation): the age is
+    /// unknown, so it counts from now (the gate holds for `min_age` from here, as for a
+    /// new file), never until the clock catches up.
     #[cold]
     fn age(&self, st: &mut State, now: i64) -> i64 {
-        if now < st.started {
-            st.started = now;
+        let from = gate_from(st);
+        if now < from {
+            // Gated this time whatever `min_age` is: a rotation at a time before the
+            // file's start would name the next copy by an earlier day than this one's.
+            st.stepped_back = Some((st.started, now));
             self.update_hints(st);
+            return -1;
         }
-        now.saturating_sub(st.started)
+        now.saturating_sub(from)
     }
 
     /// The same check without the lock, against the [`Hints`] staged mode keeps: the time
