@@ -25,6 +25,7 @@ import logging
 import os
 import sys
 import warnings
+import weakref
 
 from . import _native
 
@@ -100,7 +101,9 @@ class RotatingFileHandler(logging.Handler):
     (and the clock) stay the first handler's; a disagreement is reported once as a
     ``SettingsMergedWarning`` naming both values. ``flush()`` writes out what a buffered
     writer holds; ``close()`` lets go of the writer, and the last handler on a path closes
-    it. A failure goes to ``handleError``, never into the application.
+    it. A failure goes to ``handleError``, never into the application. In a ``fork``
+    child every record is written at once, whatever ``write_mode`` says: such children end
+    with ``os._exit``, which flushes nothing (README, "Child processes").
     """
 
     terminator = "\n"
@@ -122,6 +125,7 @@ class RotatingFileHandler(logging.Handler):
         self._clock = clock
         self._writer = self._make_writer(open=not delay)
         self._warn_merged()
+        _track(self)
 
     def _make_writer(self, open: bool):
         clock = self._clock._native if self._clock is not None else None
@@ -196,6 +200,57 @@ class RotatingFileHandler(logging.Handler):
     def __repr__(self) -> str:
         level = logging.getLevelName(self.level)
         return f"<{type(self).__name__} {self.baseFilename} ({level})>"
+
+
+# === Children that end with os._exit ===
+#
+# A multiprocessing child ends with os._exit once its target returns (fork and forkserver
+# start methods): no atexit, so no logging.shutdown. A child forked from a process that had
+# imported this package writes every record at once (the native module knows it is a fork
+# child: see _native's Writer). A forkserver child that imported the package itself does
+# not know, and buffers: for it, every handler is flushed by multiprocessing's exit
+# finalizers, which its Process._bootstrap runs (util._exit_function) before os._exit.
+
+#: This process's handlers, weakly, by id: what `_flush_all` flushes.
+_HANDLERS: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
+#: The process whose multiprocessing exit finalizers include `_flush_all`.
+_flush_registered_in: int | None = None
+_after_fork_hooked = False
+
+
+def _flush_all() -> None:
+    """Writes out what every handler of this process holds (without closing them)."""
+    for ref in _HANDLERS.valuerefs():  # a copy: other threads may add handlers meanwhile
+        handler = ref()
+        if handler is not None:
+            handler.flush()
+
+
+def _track(handler: RotatingFileHandler) -> None:
+    global _after_fork_hooked
+    _HANDLERS[id(handler)] = handler
+    if _flush_registered_in == os.getpid():
+        return
+    # Not imported here (a logging package should not load multiprocessing): a spawn or
+    # forkserver child has imported it before any code of ours runs; any other process
+    # ends through atexit, or is a fork child, which writes direct.
+    util = sys.modules.get("multiprocessing.util")
+    if util is None:
+        return
+    _flush_at_multiprocessing_exit(util)
+    if not _after_fork_hooked:
+        # A child's bootstrap drops the finalizers it inherited or made while it was
+        # being prepared, then runs the after-fork hooks (inherited by its own children).
+        _after_fork_hooked = True
+        util.register_after_fork(_flush_all, lambda _: _flush_at_multiprocessing_exit(util))
+
+
+def _flush_at_multiprocessing_exit(util) -> None:
+    global _flush_registered_in
+    _flush_registered_in = os.getpid()
+    # Finalizers run highest priority first: this one after those that may still log (a
+    # Pool's is 15, a Queue's 10 and -5), before the temporary folder goes (-100).
+    util.Finalize(None, _flush_all, exitpriority=-50)
 
 
 if hasattr(os, "register_at_fork"):

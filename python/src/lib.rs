@@ -7,7 +7,10 @@
 //! handler closed closes the file) and merges a later handler's settings into it by its
 //! rule (the disagreements come back here and become `warnings.warn` in Python). After
 //! `fork` the child forgets the parent's writers without touching them (their locks and
-//! background threads belong to the parent) and opens its own on first use.
+//! background threads belong to the parent, and what they buffered the parent writes) and
+//! opens its own on first use, in direct mode whatever the settings say: a fork child
+//! usually ends with `os._exit` (every `multiprocessing` child of the fork start method
+//! does), which runs nothing that could write out a buffer.
 
 use std::{
     collections::HashMap,
@@ -19,7 +22,7 @@ use std::{
     time::Duration,
 };
 
-use mhm_log::{ManualClock as RustClock, RollingFile, Settings};
+use mhm_log::{ManualClock as RustClock, RollingFile, Settings, WriteMode};
 use parking_lot::Mutex;
 use pyo3::{
     exceptions::{PyOSError, PyValueError},
@@ -30,7 +33,8 @@ use pyo3::{
 /// Held while a handle opens its writer, and by the fork hooks across a `fork`: so no
 /// thread is inside the writer's registry when the process forks.
 static OPENING: Mutex<()> = Mutex::new(());
-/// Bumped in a fork child: handles opened before it must reopen.
+/// Bumped in a fork child: handles opened before it must reopen. Above 0 in a fork child
+/// (of a process that had loaded this module), and in its own fork children.
 static GENERATION: AtomicU64 = AtomicU64::new(0);
 
 /// The time source a handler can be given for tests: `set` and `advance` move it.
@@ -100,7 +104,14 @@ impl Writer {
             }
         }
         let opening = OPENING.lock();
-        let mut builder = RollingFile::builder().settings(self.settings.clone());
+        let mut settings = self.settings.clone();
+        if generation > 0 {
+            // A fork child: it may end with `os._exit` at any time (a `multiprocessing`
+            // child does, a pool's worker is killed by `terminate()`), and nothing runs
+            // then to write out a buffer. So each record is written at once.
+            settings = settings.write_mode(WriteMode::Direct);
+        }
+        let mut builder = RollingFile::builder().settings(settings);
         if let Some(clock) = &self.clock {
             builder = builder.clock(clock.clone());
         }
@@ -183,9 +194,13 @@ impl Writer {
         Ok(py.detach(|| file.rotate_now()))
     }
 
-    /// Writes out what a buffered writer holds.
+    /// Writes out what a buffered writer holds. Not a writer opened before a fork: its
+    /// buffer is the parent's, which the parent writes (flushing it here wrote the
+    /// parent's records twice).
     fn flush(&self, py: Python<'_>) -> PyResult<()> {
-        let held = self.held.lock().as_ref().map(|(_, f)| Arc::clone(f));
+        let generation = GENERATION.load(Ordering::Acquire);
+        let held =
+            self.held.lock().as_ref().filter(|(g, _)| *g == generation).map(|(_, f)| Arc::clone(f));
         match held {
             Some(file) => py
                 .detach(|| file.flush())
@@ -257,7 +272,8 @@ fn _after_fork_in_parent() {
 }
 
 /// `os.register_at_fork(after_in_child=...)`: the parent's writers are forgotten (never
-/// dropped: their threads are not in this process); each handle reopens on first use.
+/// dropped: their threads are not in this process); each handle reopens on first use,
+/// in direct mode (see `Writer::file`).
 #[pyfunction]
 fn _after_fork_in_child() {
     // SAFETY: locked by `_before_fork` in the parent on the thread that forked, which is
