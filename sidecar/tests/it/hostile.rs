@@ -727,3 +727,52 @@ fn restore_archives_and_copies_keep_their_sources_modes() {
     assert_eq!(archives.len(), 1, "{archives:?}");
     assert_eq!(mode(&r.join("data/users/u3/messages/archives").join(&archives[0])), 0o600);
 }
+
+/// Issue 21: every number a setting holds is bounded or saturates: the largest values
+/// (and one past what 64 bits hold) end in a clear error or a run, never in a panic or
+/// an abort, in the commands that read them.
+#[test]
+fn huge_numeric_settings_never_panic_or_abort() {
+    let root = make_root();
+    let r = root.path();
+    let names = [
+        "BACKUP_MAX_COUNT",
+        "BACKUP_RETENTION_DAYS",
+        "LOG_ARCHIVE_COUNT",
+        "LOG_ARCHIVE_MAX_AGE_DAYS",
+        "LOG_BACKUP_COUNT",
+        "LOG_BUFFER_BYTES",
+        "LOG_FLUSH_INTERVAL_MS",
+        "LOG_MAX_BYTES",
+        "LOG_MIN_ROTATE_AGE_SECS",
+        "LOG_MIN_ROTATE_BYTES",
+        "MESSAGE_ARCHIVE_RETENTION_DAYS",
+        "MIN_FREE_DISK_MB",
+        "REMOTE_MAX_AGE_DAYS",
+        "REMOTE_MAX_COUNT",
+        "REMOTE_RETENTION_DAYS",
+    ];
+    for name in names {
+        for value in ["18446744073709551615", "106751991167301", "100000000000000000000"] {
+            write(&r.join(".env"), format!("APP_MODE=test\n{name}={value}\n"));
+            for args in [&["status"][..], &["maintain"], &["backup", "prune"], &["logs", "archive"]]
+            {
+                let out = run(r, args);
+                let c = code(&out);
+                assert!(
+                    (0..=3).contains(&c) && !stderr(&out).contains("panicked"),
+                    "{name}={value} {args:?}: exit {c}\n{}",
+                    stderr(&out)
+                );
+                if c == 2 {
+                    // A refusal names the setting and its bound.
+                    assert!(
+                        stderr(&out).contains(name),
+                        "{name}={value} {args:?}: {}",
+                        stderr(&out)
+                    );
+                }
+            }
+        }
+    }
+}
