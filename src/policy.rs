@@ -109,6 +109,7 @@ pub struct Settings {
     write_mode: WriteMode,
     buffer_capacity: usize,
     flush_interval: Duration,
+    lock_wait: Duration,
     root: Option<PathBuf>,
 }
 
@@ -129,6 +130,7 @@ impl Default for Settings {
             write_mode: WriteMode::Direct,
             buffer_capacity: 64 * 1024,
             flush_interval: Duration::from_secs(1),
+            lock_wait: Duration::from_secs(10),
             root: None,
         }
     }
@@ -176,6 +178,11 @@ impl Settings {
         buffer_capacity / get_buffer_capacity: usize;
         /// Buffered mode: the longest an event waits in memory.
         flush_interval / get_flush_interval: Duration;
+        /// Opening: the longest it waits for the log's lock file when another process
+        /// holds it (10 s). A rotation holds it for a moment; held longer, it is someone
+        /// else's doing (any user who can read the file can hold a lock on it), and
+        /// opening fails with an error naming the file rather than hang.
+        lock_wait / get_lock_wait: Duration;
     }
 
     /// Folder for rotated copies. Relative paths are resolved against [`root`](Self::root).

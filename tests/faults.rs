@@ -655,3 +655,28 @@ fn full_disk_child() {
         Err(e) => println!("refused: {e}"),
     }
 }
+
+/// Issue 21: any local user who can read `.<log>.lock` can hold a lock on it; a writer
+/// opening the log waits `lock_wait` at most, then fails naming the file (the service's
+/// start, `status`, never hang). Here the test holds it, and waits a short bound.
+#[test]
+fn a_lock_held_by_someone_else_bounds_the_wait_at_start_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("app.log");
+    // A first writer makes the hidden files, then goes.
+    drop(RollingFile::new(&path).unwrap());
+    let holder = fs::File::open(dir.path().join(".app.log.lock")).unwrap();
+    holder.lock().unwrap();
+    let wait = Duration::from_millis(200);
+    let settings = Settings::default().lock_wait(wait);
+    let started = std::time::Instant::now();
+    let err =
+        RollingFile::builder().settings(settings.clone()).build(&path).map(|_| ()).unwrap_err();
+    let took = started.elapsed();
+    let text = err.to_string();
+    assert!(text.contains(".app.log.lock") && text.contains("held by another process"), "{text}");
+    assert!(took >= wait, "gave up after {took:?}, before the bound");
+    // Released, the next open goes ahead.
+    holder.unlock().unwrap();
+    RollingFile::builder().settings(settings).build(&path).unwrap();
+}

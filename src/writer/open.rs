@@ -48,7 +48,7 @@ impl Inner {
         fs::create_dir_all(&dir)
             .map_err(|e| InitError::io("cannot create the log folder", &dir, e))?;
         let path = dir.join(&log_name);
-        let shared = Shared::open(&dir, &log_name).map_err(|e| {
+        let shared = Shared::open(&dir, &log_name, settings.get_lock_wait()).map_err(|e| {
             InitError::io(
                 "cannot open the log's shared state",
                 dir.join(format!(".{log_name}.shm")),

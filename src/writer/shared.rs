@@ -23,6 +23,7 @@ use std::{
     io,
     path::Path,
     sync::atomic::{AtomicI64, AtomicU64, Ordering},
+    time::Duration,
 };
 
 use chrono::{Datelike, NaiveDate};
@@ -61,6 +62,8 @@ pub(super) struct Shared {
     /// `.<name>.shm` itself: on Windows, a byte of it past the words is the append lock.
     #[cfg_attr(not(windows), allow(dead_code))]
     shm: File,
+    /// How long start-up waits for `lock` (`Settings::lock_wait`).
+    wait: Duration,
 }
 
 impl fmt::Debug for Shared {
@@ -84,7 +87,7 @@ impl Drop for Held<'_> {
 impl Shared {
     /// Opens (or creates) the mapping and the lock file of `log_name` in `dir`. Race-free:
     /// every process opens without truncating, extends to `LEN` (zeros) if shorter, maps.
-    pub(super) fn open(dir: &Path, log_name: &str) -> io::Result<Self> {
+    pub(super) fn open(dir: &Path, log_name: &str, wait: Duration) -> io::Result<Self> {
         let lock_path = dir.join(format!(".{log_name}.lock"));
         let lock = open_rw(&lock_path)?;
         let shm_path = dir.join(format!(".{log_name}.shm"));
@@ -94,14 +97,14 @@ impl Shared {
             // mapped: a hole would be filled by the first store into the mapping, and on a
             // full disk that store is a SIGBUS that kills the process, not an error. Under
             // the rotation lock, so no other process initialises the words meanwhile.
-            lock_within(&lock, &lock_path)?;
+            lock_within(&lock, &lock_path, wait)?;
             let filled = fill_zeros(&file, LEN as u64)
                 .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", shm_path.display())));
             let _ = lock.unlock();
             filled?;
         }
         let map = MmapOptions::new().len(LEN).map_raw(&file)?;
-        Ok(Self { map, lock, shm: file })
+        Ok(Self { map, lock, shm: file, wait })
     }
 
     /// Appends all of `data` to `file` (the active file, or a copy a stalled writer still
@@ -141,10 +144,10 @@ impl Shared {
     }
 
     /// The rotation lock, waiting for it (start-up only: a holder keeps it for one
-    /// rotation), [`START_WAIT`] at most: a lock held longer is someone else's doing, and
-    /// the caller gets an error naming it rather than a hang.
+    /// rotation), `Settings::lock_wait` at most: a lock held longer is someone else's
+    /// doing, and the caller gets an error naming it rather than a hang.
     pub(super) fn lock(&self) -> io::Result<Held<'_>> {
-        lock_within(&self.lock, Path::new("the log's .lock file"))?;
+        lock_within(&self.lock, Path::new("the log's .lock file"), self.wait)?;
         Ok(Held(&self.lock))
     }
 
@@ -282,12 +285,9 @@ mod append_lock {
     }
 }
 
-/// How long start-up waits for the rotation lock.
-pub(super) const START_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
-
-/// Takes `lock` (an OS file lock), waiting [`START_WAIT`] at most.
-fn lock_within(lock: &File, name: &Path) -> io::Result<()> {
-    let deadline = std::time::Instant::now() + START_WAIT;
+/// Takes `lock` (an OS file lock), waiting `wait` at most.
+fn lock_within(lock: &File, name: &Path, wait: Duration) -> io::Result<()> {
+    let deadline = std::time::Instant::now() + wait;
     let mut pause = std::time::Duration::from_millis(1);
     loop {
         match lock.try_lock() {
@@ -301,9 +301,9 @@ fn lock_within(lock: &File, name: &Path) -> io::Result<()> {
                 return Err(io::Error::new(
                     io::ErrorKind::TimedOut,
                     format!(
-                        "{} is held by another process for over {} s",
+                        "{} is held by another process for over {:.1} s",
                         name.display(),
-                        START_WAIT.as_secs()
+                        wait.as_secs_f64()
                     ),
                 ))
             }
@@ -352,8 +352,8 @@ mod tests {
     #[test]
     fn two_views_of_one_log_share_the_words() {
         let dir = tempfile::tempdir().unwrap();
-        let a = Shared::open(dir.path(), "app.log").unwrap();
-        let b = Shared::open(dir.path(), "app.log").unwrap();
+        let a = Shared::open(dir.path(), "app.log", Duration::from_secs(10)).unwrap();
+        let b = Shared::open(dir.path(), "app.log", Duration::from_secs(10)).unwrap();
         let held = a.lock().unwrap();
         assert!(b.try_lock().unwrap().is_none(), "the lock is exclusive between opens");
         assert!(!a.initialized(&held));
