@@ -680,3 +680,29 @@ fn a_lock_held_by_someone_else_bounds_the_wait_at_start_up() {
     holder.unlock().unwrap();
     RollingFile::builder().settings(settings).build(&path).unwrap();
 }
+
+/// Issue 21: when the active log is deleted, the tail copied into the new file ends with
+/// a whole line: another process's write still in flight is read again a moment later,
+/// and a fragment that stays cut (a killed writer's) is ended, never glued to the next
+/// event. Here the fragment is another "process's" (a second descriptor) and stays cut.
+#[cfg(unix)]
+#[test]
+fn a_deleted_logs_tail_is_copied_as_whole_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("app.log");
+    let log = RollingFile::builder()
+        .settings(Settings::default().rotate_at(RotateAt::Never))
+        .build(&path)
+        .unwrap();
+    (&log).write_all(b"one\n").unwrap();
+    let mut other = fs::OpenOptions::new().append(true).open(&path).unwrap();
+    other.write_all(b"cut fragm").unwrap();
+    fs::remove_file(&path).unwrap();
+    // The last handle's drop looks for its file, starts it again, copies the tail.
+    drop(log);
+    assert_eq!(fs::read_to_string(&path).unwrap(), "one\ncut fragm\n");
+    let log = RollingFile::new(&path).unwrap();
+    (&log).write_all(b"two\n").unwrap();
+    drop(log);
+    assert_eq!(fs::read_to_string(&path).unwrap(), "one\ncut fragm\ntwo\n");
+}

@@ -260,7 +260,7 @@ impl Inner {
         let placed = placed_events(st, io);
         let path = self.path.display();
         // A deleted file's tail, written since it was last seen in place.
-        let tail = (gone == Whereabouts::Deleted).then(|| read_tail(&old, st.checked.len));
+        let tail = (gone == Whereabouts::Deleted).then(|| read_whole_tail(&old, st.checked.len));
         // Windows keeps a file deleted without POSIX semantics at its name until its last
         // handle is closed: close ours (its tail is read) before starting the new one.
         #[cfg(windows)]
@@ -399,8 +399,12 @@ enum Whereabouts {
 #[cfg(unix)]
 fn whereabouts(file: &File, path: &Path) -> io::Result<Whereabouts> {
     use std::os::unix::fs::MetadataExt;
+    // The path first, the open file after: an unlink that made the path miss has then
+    // already dropped the link count, so a deleted file is never taken for a moved one
+    // (whose tail would not be copied: events lost, uncounted).
+    let at_path = fs::metadata(path);
     let open = file.metadata()?;
-    match fs::metadata(path) {
+    match at_path {
         Ok(at_path) if (at_path.dev(), at_path.ino()) == (open.dev(), open.ino()) => {
             Ok(Whereabouts::InPlace { len: open.len() })
         }
@@ -427,10 +431,18 @@ fn whereabouts(file: &File, path: &Path) -> io::Result<Whereabouts> {
         Ok(at_path) if win::identity(&at_path)?.key == open.key => {
             Ok(Whereabouts::InPlace { len: file.metadata()?.len() })
         }
-        Ok(_) => Ok(Whereabouts::Moved),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Whereabouts::Moved),
+        // Not at the path: look at the open file again, after the path, so a deletion
+        // that made the path miss is seen as one (never as a move).
+        Ok(_) => moved_or_deleted(file),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => moved_or_deleted(file),
         Err(e) => Err(e),
     }
+}
+
+#[cfg(windows)]
+fn moved_or_deleted(file: &File) -> io::Result<Whereabouts> {
+    let now = win::identity(file)?;
+    Ok(if now.delete_pending || now.links == 0 { Whereabouts::Deleted } else { Whereabouts::Moved })
 }
 
 /// Elsewhere, without a file identity on stable Rust: a missing path means the file was
@@ -514,6 +526,22 @@ mod win {
 
 /// `from`'s bytes after `offset` (the tail of a deleted file: what was written since it
 /// was last seen in place, about a second's worth).
+/// [`read_tail`], ending with a whole line: another process may be inside a write(2) into
+/// the deleted file (its event half copied), so a tail cut inside a line is read again a
+/// little later; a line still cut then (a killed writer's fragment) is ended with a
+/// newline, so the next event starts a line of its own.
+fn read_whole_tail(from: &File, offset: u64) -> io::Result<Vec<u8>> {
+    let mut tail = read_tail(from, offset)?;
+    if tail.last().is_some_and(|&b| b != b'\n') {
+        std::thread::sleep(Duration::from_millis(20));
+        tail = read_tail(from, offset)?;
+        if tail.last().is_some_and(|&b| b != b'\n') {
+            tail.push(b'\n');
+        }
+    }
+    Ok(tail)
+}
+
 fn read_tail(from: &File, offset: u64) -> io::Result<Vec<u8>> {
     use std::io::{Read, Seek, SeekFrom};
     let mut from = from;
@@ -616,4 +644,36 @@ fn last_copy_of_day(
         .map(|c| c.name.seq)
         .max()
         .map(|seq| (day, seq))
+}
+
+#[cfg(all(test, unix))]
+mod tests {
+    use super::*;
+
+    /// regression (issue 21): the open file was looked at before the path, so an unlink
+    /// between the two read as "moved" (link count still 1, path missing), and the events
+    /// written since the last check were not copied: lost, with `lost_events` 0. Only an
+    /// unlink happens here, at any moment: every answer is in place or deleted.
+    #[test]
+    fn an_unlink_at_any_moment_reads_as_deleted_never_moved() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("app.log");
+        for _ in 0..2000 {
+            let file = open_append(&path).unwrap();
+            let unlinker = {
+                let path = path.clone();
+                std::thread::spawn(move || fs::remove_file(path).unwrap())
+            };
+            loop {
+                match whereabouts(&file, &path).unwrap() {
+                    Whereabouts::InPlace { .. } => continue,
+                    found => {
+                        assert_eq!(found, Whereabouts::Deleted);
+                        break;
+                    }
+                }
+            }
+            unlinker.join().unwrap();
+        }
+    }
 }
