@@ -14,6 +14,11 @@ use crate::{clock::duration_to_nanos, naming::CopyName};
 
 /// How long a failed rotation waits before the next try.
 const RETRY_AFTER: Duration = Duration::from_secs(30);
+/// How long a due writer waits for the rotation lock another writer holds (rotating the
+/// log, or starting up), rather than write on past the limit meanwhile: the overshoot of
+/// several processes is what they write in this long at most, per rotation.
+const LOCK_WAIT: Duration = Duration::from_millis(20);
+
 /// How long a writer that found the rotation lock held waits before it tries again: the
 /// holder may be rotating (then this writer follows it at its next event) or only looking
 /// (then this one must try again soon, or the file grows past its limit). Short, and it
@@ -132,17 +137,39 @@ impl Inner {
         }
     }
 
+    /// The rotation lock, waiting [`LOCK_WAIT`] at most for its holder (in another process,
+    /// or this one's opening of another handle) to be done; `None` past it or on an error.
+    #[cold]
+    fn wait_for_rotation_lock(&self) -> Option<super::shared::Held<'_>> {
+        let deadline = std::time::Instant::now() + LOCK_WAIT;
+        let mut pause = Duration::from_micros(20);
+        loop {
+            std::thread::sleep(pause);
+            match self.shared.try_lock() {
+                Ok(Some(held)) => return Some(held),
+                Ok(None) if std::time::Instant::now() < deadline => {
+                    pause = (pause * 2).min(Duration::from_millis(1));
+                }
+                _ => return None,
+            }
+        }
+    }
+
     /// `force`: rotate though no trigger says so (the gates still apply).
     #[cold]
     fn rotate(&self, st: &mut State, now: i64, len: usize, force: bool) {
         let held = match self.shared.try_lock() {
             Ok(Some(held)) => held,
-            Ok(None) => {
-                // Another writer is rotating (or starting up): it is done in a moment.
-                st.retry_at = now.saturating_add(duration_to_nanos(BUSY_RETRY));
-                self.update_hints(st);
-                return;
-            }
+            Ok(None) => match self.wait_for_rotation_lock() {
+                Some(held) => held,
+                None => {
+                    // Held past the wait: someone else's doing, or a holder descheduled.
+                    // Write on (into the file as it is) and try again soon.
+                    st.retry_at = now.saturating_add(duration_to_nanos(BUSY_RETRY));
+                    self.update_hints(st);
+                    return;
+                }
+            },
             Err(e) => {
                 let why = format!("locking {} to rotate it: {e}", self.path.display());
                 self.rotation_failed(st, now, why);
