@@ -110,19 +110,20 @@ impl Shared {
     /// Appends all of `data` to `file` (the active file, or a copy a stalled writer still
     /// holds) as one piece that no other process's bytes land inside, and counts it in the
     /// shared size.
-    pub(super) fn append(&self, file: &File, data: &[u8]) -> Result<(), Torn> {
+    pub(super) fn append(&self, file: &File, data: &[u8]) -> Result<(), Box<Torn>> {
         self.append_parts(file, data, &[])
     }
 
     /// [`Shared::append`] of `data` then `more`, as one piece. A write cut short counts
     /// what reached the file.
-    pub(super) fn append_parts(&self, file: &File, data: &[u8], more: &[u8]) -> Result<(), Torn> {
+    pub(super) fn append_parts(
+        &self,
+        file: &File,
+        data: &[u8],
+        more: &[u8],
+    ) -> Result<(), Box<Torn>> {
         #[cfg(windows)]
-        let _held = append_lock::AppendLock::take(&self.shm).map_err(|error| Torn {
-            written: 0,
-            ended: false,
-            error,
-        })?;
+        let _held = append_lock::AppendLock::take(&self.shm).map_err(Torn::nothing)?;
         match write_whole(file, data, more) {
             Ok(()) => {
                 self.add_size((data.len() + more.len()) as u64);
