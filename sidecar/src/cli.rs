@@ -63,6 +63,31 @@ pub enum Command {
     /// Build a realistic MHM root in DIR (users, two years of messages, 30 days of logs
     /// written through mhm-log), then run `maintain` and `status` on it.
     Demo(DemoArgs),
+    /// Put `maintain` in this machine's scheduler, hourly, as you (a systemd user timer,
+    /// a crontab line, or a Windows Task Scheduler task); show or remove it.
+    #[command(subcommand)]
+    Schedule(ScheduleCommand),
+    /// Print the completion script for SHELL (bash, zsh, fish, elvish, powershell).
+    Completions(CompletionsArgs),
+    /// Print the manual page (roff), for `man -l -` or a man folder.
+    Man,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ScheduleCommand {
+    /// Install (or replace) the hourly `maintain` of this root; --dry-run prints it.
+    Install,
+    /// Print what is installed for this root (exit 1 when nothing is).
+    Show,
+    /// Remove this root's entry (nothing to remove is no error).
+    Remove,
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
 }
 
 #[derive(Debug, Args)]
@@ -203,6 +228,8 @@ impl Command {
             Command::Backup(c) => !matches!(c, BackupCommand::List | BackupCommand::Verify(_)),
             // The demo builds its own root and runs the real binary on it (which locks it).
             Command::System(_) | Command::Status | Command::Demo(_) => false,
+            // Its files are the scheduler's, outside the root: no lock, no log.
+            Command::Schedule(_) | Command::Completions(_) | Command::Man => false,
             Command::Maintain => true,
             Command::Messages(c) => c.changes_files(),
             Command::Tools(c) => c.changes_files(),
@@ -358,7 +385,16 @@ impl Command {
                 SnapshotCommand::Verify(_) => "verify",
             },
             Command::Remote(r) => r.command.name(),
-            Command::Maintain | Command::Status | Command::Demo(_) => "",
+            Command::Schedule(c) => match c {
+                ScheduleCommand::Install => "install",
+                ScheduleCommand::Show => "show",
+                ScheduleCommand::Remove => "remove",
+            },
+            Command::Maintain
+            | Command::Status
+            | Command::Demo(_)
+            | Command::Completions(_)
+            | Command::Man => "",
         };
         let top = match self {
             Command::Logs(_) => "logs",
@@ -371,6 +407,9 @@ impl Command {
             Command::Snapshot(_) => "snapshot",
             Command::Demo(_) => "demo",
             Command::Remote(_) => "remote",
+            Command::Schedule(_) => "schedule",
+            Command::Completions(_) => "completions",
+            Command::Man => "man",
         };
         if sub.is_empty() {
             top.to_string()

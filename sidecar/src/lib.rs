@@ -52,6 +52,7 @@ pub mod recover;
 pub mod remote;
 pub mod report;
 pub mod restore;
+pub mod schedule;
 pub mod settings;
 pub mod snapshot;
 pub mod state;

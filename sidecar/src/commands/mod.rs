@@ -9,6 +9,7 @@ mod maintain;
 mod messages;
 mod progress;
 mod remote;
+mod schedule;
 mod snapshot;
 mod status;
 mod system;
@@ -48,7 +49,14 @@ impl Deref for Run {
     }
 }
 
-/// Prints `value` as pretty JSON on stdout.
+/// Writes `bytes` to stdout as they are; a closed stdout ends the command quietly.
+fn print_bytes(bytes: &[u8]) -> Result<ExitCode> {
+    match io::stdout().lock().write_all(bytes) {
+        Err(e) if crate::out::closed(&e) => Ok(ExitCode::Success),
+        other => other.context("writing to stdout").map(|()| ExitCode::Success),
+    }
+}
+
 /// `value` as pretty JSON on stdout. A closed stdout (`| head`) is not an error: the
 /// command goes on to its own exit code.
 pub fn print_json(value: &impl serde::Serialize) -> Result<()> {
@@ -120,6 +128,23 @@ fn check_root(root: &std::path::Path, given: bool) -> Result<()> {
 
 /// Runs the parsed command line.
 pub fn run(cli: Cli) -> Result<ExitCode> {
+    // Made from the command line's own definitions; no root needed.
+    match &cli.command {
+        Command::Completions(args) => {
+            let mut out = Vec::new();
+            let mut cmd = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(args.shell, &mut cmd, "mhm-sidecar", &mut out);
+            return print_bytes(&out);
+        }
+        Command::Man => {
+            let mut out = Vec::new();
+            clap_mangen::Man::new(<Cli as clap::CommandFactory>::command())
+                .render(&mut out)
+                .context("rendering the manual page")?;
+            return print_bytes(&out);
+        }
+        _ => {}
+    }
     let root: PathBuf = match &cli.global.root {
         Some(root) => root.clone(),
         None => std::env::current_dir().context("reading the current directory")?,
@@ -184,6 +209,8 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Snapshot(c) => snapshot::run(&run, c),
         Command::Demo(args) => demo::run(&run, &args.dir),
         Command::Remote(args) => remote::run(&run, args),
+        Command::Schedule(c) => schedule::run(&run, c),
+        Command::Completions(_) | Command::Man => Ok(ExitCode::Success),
     }?;
     tracing::info!(target: "mhm::sidecar", "done: exit code {}", code.code());
     Ok(code)

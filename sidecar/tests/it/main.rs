@@ -19,6 +19,7 @@ mod paths;
 mod platform;
 mod prune_property;
 mod remote;
+mod schedule;
 mod season;
 mod service_backups;
 mod snapshot;
