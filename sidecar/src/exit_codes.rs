@@ -70,3 +70,15 @@ mod tests {
         assert_eq!(ExitCode::Failure.and(ExitCode::Success), ExitCode::Failure);
     }
 }
+
+/// The exit code of a run that ended in `err`: 3 when locked, 2 for bad usage or settings,
+/// else 1.
+pub fn of_error(err: &anyhow::Error) -> ExitCode {
+    if err.downcast_ref::<mhm_sidecar::LockedError>().is_some() {
+        ExitCode::Locked
+    } else if err.downcast_ref::<mhm_sidecar::UsageError>().is_some() {
+        ExitCode::Usage
+    } else {
+        ExitCode::Failure
+    }
+}

@@ -64,4 +64,4 @@ pub mod zipcheck;
 
 pub use context::{Ctx, FailPoint, Faults};
 pub use error::{LockedError, UsageError};
-pub use report::{Bar, NoProgress, Problem, Progress};
+pub use report::{Bar, NoProgress, Problem, ProblemKind, Progress};

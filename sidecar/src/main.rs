@@ -27,7 +27,6 @@ static ALLOCATOR: alloc::Allocator = alloc::Allocator;
 use std::io;
 
 use clap::Parser;
-use mhm_sidecar::{LockedError, UsageError};
 
 use crate::{cli::Cli, exit_codes::ExitCode};
 
@@ -50,14 +49,7 @@ fn main() -> std::process::ExitCode {
             }
             eprintln!("error: {err:#}");
             tracing::error!("{err:#}");
-            let code = if err.downcast_ref::<LockedError>().is_some() {
-                ExitCode::Locked
-            } else if err.downcast_ref::<UsageError>().is_some() {
-                ExitCode::Usage
-            } else {
-                ExitCode::Failure
-            };
-            code.into()
+            exit_codes::of_error(&err).into()
         }
     }
 }

@@ -212,7 +212,7 @@ fn list_shows_kind_validity_and_includes() {
     let out = run(r, &["--json", "backup", "list"]);
     assert_code(&out, 0);
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let arr = v.as_array().unwrap();
+    let arr = listed(&v);
     assert_eq!(arr.len(), 3);
     let weekly = arr.iter().find(|b| b["kind"] == "weekly").unwrap();
     assert_eq!(weekly["name"], "weekly_backup_20260301_010000");
@@ -273,7 +273,7 @@ fn prune_applies_age_and_per_kind_count_and_keeps_the_newest_valid() {
     let out = run(r, &["--now", "2026-04-05T12:00:00Z", "--dry-run", "--json", "backup", "prune"]);
     assert_code(&out, 0);
     let steps: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert!(steps.as_array().unwrap().iter().all(|s| s["result"] == "would delete"));
+    assert!(listed(&steps).iter().all(|s| s["result"] == "would delete"));
     assert_same(&before, &snapshot(r));
 
     // 2026-04-05: everything up to 03-06 is 30+ days old; the weekly one too.
@@ -553,10 +553,9 @@ fn prune_settings_come_from_dotenv_and_verify_speaks_json() {
     let out = run(r, &["--now", "2026-03-04T13:00:00Z", "--json", "backup", "prune"]);
     assert_code(&out, 0);
     let steps: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let gone: Vec<&str> =
-        steps.as_array().unwrap().iter().map(|s| s["name"].as_str().unwrap()).collect();
+    let gone: Vec<&str> = listed(&steps).iter().map(|s| s["name"].as_str().unwrap()).collect();
     assert_eq!(gone, ["m2", "m1"]);
-    assert_eq!(steps[0]["why"], "older than 2 days");
+    assert_eq!(listed(&steps)[0]["why"], "older than 2 days");
     assert_eq!(common::names(&r.join("data/backups")), ["m3.zip"]);
     let out = run(r, &["--json", "backup", "verify", "m3"]);
     assert_code(&out, 0);

@@ -41,7 +41,7 @@ fn demo_builds_a_root_and_maintains_it() {
         sidecar().arg("--root").arg(&dir).args(["--json", "backup", "list"]).output().unwrap();
     let list: serde_json::Value = serde_json::from_slice(&list.stdout).unwrap();
     assert!(
-        list.as_array().unwrap().iter().any(|b| b["made_by"] == "mhm" && b["kind"] == "weekly"),
+        crate::common::listed(&list).iter().any(|b| b["made_by"] == "mhm" && b["kind"] == "weekly"),
         "{list}"
     );
     assert!(stdout.contains("maintain") && stdout.contains("newest weekly"), "{stdout}");

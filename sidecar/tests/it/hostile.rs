@@ -283,9 +283,8 @@ fn one_zip_claiming_300_million_entries_breaks_no_command() {
     let out = cmd(&["--json", "backup", "list"]);
     assert_code(&out, 0);
     let list: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let valid = |name: &str| {
-        list.as_array().unwrap().iter().find(|b| b["name"] == name).unwrap()["valid"].clone()
-    };
+    let valid =
+        |name: &str| listed(&list).iter().find(|b| b["name"] == name).unwrap()["valid"].clone();
     assert_eq!((valid("huge"), valid("good")), (false.into(), true.into()));
     let out = cmd(&["backup", "verify", "huge"]);
     assert_code(&out, 1);
@@ -374,7 +373,7 @@ fn a_run_stamped_in_the_future_does_not_stop_maintain() {
     let out = run(r, &["--now", "2026-03-20T03:00:00Z", "--json", "maintain"]);
     assert_code(&out, 0);
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    for job in v.as_array().unwrap() {
+    for job in listed(&v) {
         assert_eq!(job["ran"], true, "{job}");
     }
     // A weekly backup stamped in the future does not count as this week's.

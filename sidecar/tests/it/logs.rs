@@ -123,13 +123,13 @@ fn list_shows_counts_and_dates() {
     let out = run(r, &["--json", "logs", "list"]);
     assert_code(&out, 0);
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let app = v.as_array().unwrap().iter().find(|l| l["name"] == "app.log").unwrap();
+    let app = listed(&v).iter().find(|l| l["name"] == "app.log").unwrap();
     assert_eq!(app["active_bytes"], 12);
     assert_eq!(app["backups"], 2);
     assert_eq!(app["archives"], 1);
     assert_eq!(app["oldest"], "2026-03-01");
     assert_eq!(app["newest"], "2026-03-15");
-    let gone = v.as_array().unwrap().iter().find(|l| l["name"] == "gone.log").unwrap();
+    let gone = listed(&v).iter().find(|l| l["name"] == "gone.log").unwrap();
     assert!(gone["active_bytes"].is_null());
     let table = stdout(&run(r, &["logs", "list"]));
     assert!(table.contains("app.log") && table.contains("2026-03-15"), "{table}");
@@ -239,10 +239,10 @@ fn copies_left_beside_the_active_logs_count_as_backups() {
     let out = run(r, &["--now", NOW, "--json", "logs", "list"]);
     assert_code(&out, 0);
     let list: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
-    let old = list.as_array().unwrap().iter().find(|l| l["name"] == "old.log").unwrap();
+    let old = listed(&list).iter().find(|l| l["name"] == "old.log").unwrap();
     assert_eq!(old["backups"], 2);
     assert_eq!(old["active_bytes"], serde_json::Value::Null);
-    assert!(list.as_array().unwrap().iter().all(|l| l["name"] != "app.log.restored"));
+    assert!(listed(&list).iter().all(|l| l["name"] != "app.log.restored"));
     let out = run(r, &["--now", NOW, "logs", "cat", "old"]);
     assert_code(&out, 0);
     assert_eq!(stdout(&out), "old one\nold two\n");

@@ -15,7 +15,7 @@ fn maintain_runs_what_is_due_and_a_second_run_changes_nothing() {
     let out = run(r, &["--now", "2026-03-20T02:30:00Z", "--json", "maintain"]);
     assert_code(&out, 0);
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert!(v.as_array().unwrap().iter().all(|j| j["ran"] == true), "{v}");
+    assert!(listed(&v).iter().all(|j| j["ran"] == true), "{v}");
     assert!(r.join("data/backups/weekly_backup_20260320_023000.zip").is_file());
     assert!(r.join("logs/archive/app.log.2026-03-01.gz").is_file());
     let state: serde_json::Value =
@@ -35,8 +35,7 @@ fn maintain_runs_what_is_due_and_a_second_run_changes_nothing() {
     let out = run(r, &["--now", "2026-03-21T01:30:00Z", "--json", "maintain"]);
     assert_code(&out, 0);
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let job =
-        |name: &str| v.as_array().unwrap().iter().find(|j| j["name"] == name).unwrap().clone();
+    let job = |name: &str| listed(&v).iter().find(|j| j["name"] == name).unwrap().clone();
     assert_eq!(job("weekly_backup")["ran"], true);
     assert_eq!(job("logs_archive")["ran"], false);
     assert_eq!(
@@ -156,7 +155,7 @@ fn bad_settings_are_all_named_status_is_unhealthy_and_maintain_runs_the_rest() {
     let err = stderr(&out);
     assert!(err.contains("BACKUP_MAX_COUNT") && err.contains("LOG_MAX_BYTES"), "{err}");
     let jobs: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let job = |n: &str| jobs.as_array().unwrap().iter().find(|j| j["name"] == n).unwrap().clone();
+    let job = |n: &str| listed(&jobs).iter().find(|j| j["name"] == n).unwrap().clone();
     assert_eq!(
         (job("weekly_backup")["ran"].as_bool(), job("weekly_backup")["ok"].as_bool()),
         (Some(false), Some(false))
@@ -173,11 +172,7 @@ fn bad_settings_are_all_named_status_is_unhealthy_and_maintain_runs_the_rest() {
     assert_code(&out, 0);
     let jobs: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert!(
-        jobs.as_array()
-            .unwrap()
-            .iter()
-            .filter(|j| j["name"] != "messages_archive")
-            .all(|j| j["ran"] == true),
+        listed(&jobs).iter().filter(|j| j["name"] != "messages_archive").all(|j| j["ran"] == true),
         "{jobs}"
     );
     assert_code(&run(r, &["--now", "2026-04-25T03:31:00Z", "status"]), 0);

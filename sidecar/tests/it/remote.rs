@@ -551,7 +551,7 @@ fn maintain_pushes_once_a_day_and_retries_a_failed_push() {
     // First run: the weekly backup is made; the push fails (the server is down).
     let v = case.json(&["--now", "2026-03-20T03:30:00Z", "maintain"]);
     let job = |v: &serde_json::Value, name: &str| {
-        v.as_array().unwrap().iter().find(|j| j["name"] == name).cloned().unwrap_or_default()
+        listed(&v).iter().find(|j| j["name"] == name).cloned().unwrap_or_default()
     };
     assert_eq!(job(&v, "remote_push")["ran"], true, "{v}");
     assert_eq!(job(&v, "remote_push")["ok"], false, "{v}");
@@ -693,7 +693,7 @@ fn folder_backups_are_skipped_unless_named_and_maintain_stays_green() {
     write(&folder.join("users/u1/account.json"), r#"{"user": "u1"}"#);
     write(&folder.join("config/.env"), "APP_MODE=folder\n");
     let out = case.json(&["--now", "2026-11-30T03:00:00Z", "remote", "push"]);
-    let items = out.as_array().unwrap_or_else(|| out["items"].as_array().unwrap()).clone();
+    let items = listed(&out).clone();
     let folder_item = items.iter().find(|i| i["name"] == "weekly_backup_2026-11-28_01-00-00");
     assert!(folder_item.is_some_and(|i| i.to_string().contains("skipped")), "{out}");
     assert!(case.copies().is_empty(), "nothing pushed: only the folder was there");
@@ -705,7 +705,7 @@ fn folder_backups_are_skipped_unless_named_and_maintain_stays_green() {
         let out = case.run(&["--now", "2026-11-30T04:00:00Z", "--json", "maintain"]);
         assert_code(&out, 0);
         let jobs: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-        let push = jobs.as_array().unwrap().iter().find(|j| j["name"] == "remote_push").unwrap();
+        let push = listed(&jobs).iter().find(|j| j["name"] == "remote_push").unwrap();
         assert_eq!(
             (push["ran"].as_bool(), push["ok"].as_bool()),
             (Some(n == 0), Some(true)),
@@ -806,7 +806,7 @@ fn prune_keeps_a_backup_that_never_reached_the_store() {
     case.backup("mhm_backup_20260420_000000", "2026-04-20T00:00:00Z");
     let out =
         case.json(&["--now", "2026-04-21T00:00:00Z", "backup", "prune", "--retention-days", "30"]);
-    let steps = out.as_array().unwrap();
+    let steps = listed(&out);
     assert!(
         steps.iter().any(|s| s["name"] == "mhm_backup_20260301_000000" && s["result"] == "kept"),
         "{out}"
@@ -820,8 +820,7 @@ fn prune_keeps_a_backup_that_never_reached_the_store() {
     let out =
         case.json(&["--now", "2026-04-21T00:00:00Z", "backup", "prune", "--retention-days", "30"]);
     assert!(
-        out.as_array()
-            .unwrap()
+        listed(&out)
             .iter()
             .any(|s| s["name"] == "mhm_backup_20260301_000000" && s["result"] == "deleted"),
         "{out}"

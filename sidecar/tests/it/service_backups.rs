@@ -67,7 +67,7 @@ fn the_services_backups_are_listed_counted_verified_and_restored() {
     let out = run(r, &["--now", NOW, "--json", "backup", "list"]);
     assert_code(&out, 0);
     let list: Value = serde_json::from_str(&stdout(&out)).unwrap();
-    let list = list.as_array().unwrap();
+    let list = listed(&list);
     assert_eq!(list.len(), 2, "{list:?}");
     for b in list {
         assert_eq!(b["made_by"], "mhm");
@@ -193,7 +193,7 @@ fn the_services_per_user_backups_are_a_kind_of_their_own() {
     let list: Value = serde_json::from_slice(&out.stdout).unwrap();
     let rows: Vec<&Value> = list["backups"]
         .as_array()
-        .unwrap_or_else(|| list.as_array().unwrap())
+        .unwrap_or_else(|| listed(&list))
         .iter()
         .filter(|b| b["name"].as_str().unwrap().starts_with("user_backup_"))
         .collect();
@@ -268,7 +268,7 @@ fn a_directory_backup_has_the_services_shape_with_digests() {
         .all(|f| f["sha256"].as_str().unwrap().len() == 64));
     let list: Value =
         serde_json::from_slice(&run(r, &["--json", "backup", "list"]).stdout).unwrap();
-    let row = list.as_array().unwrap().iter().find(|b| b["name"] == "d1").unwrap().clone();
+    let row = listed(&list).iter().find(|b| b["name"] == "d1").unwrap().clone();
     assert!(row.get("made_by").is_none() && row["valid"] == true, "{row}");
     assert_code(&run(r, &["backup", "verify", "d1"]), 0);
     let account = dir.join("users/u1/account.json");

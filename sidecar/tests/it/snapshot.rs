@@ -130,10 +130,10 @@ fn create_selects_code_by_gitignore_and_the_fixed_exclusions() {
     let out = run(r, &["--json", "snapshot", "list", "--archive-dir", archive.to_str().unwrap()]);
     assert_code(&out, 0);
     let list: Value = serde_json::from_str(&stdout(&out)).unwrap();
-    assert_eq!(list.as_array().unwrap().len(), 1);
-    assert_eq!(list[0]["name"], "mhm_snapshot_20260320_103000");
-    assert_eq!(list[0]["kind"], "zip");
-    assert_eq!(list[0]["file_count"], CODE.len());
+    assert_eq!(listed(&list).len(), 1);
+    assert_eq!(listed(&list)[0]["name"], "mhm_snapshot_20260320_103000");
+    assert_eq!(listed(&list)[0]["kind"], "zip");
+    assert_eq!(listed(&list)[0]["file_count"], CODE.len());
     let out = run(r, &["snapshot", "verify", zip.to_str().unwrap()]);
     assert_code(&out, 0);
     assert!(stdout(&out).contains("valid"), "{}", stdout(&out));

@@ -22,8 +22,14 @@ fn every_problem_is_listed_with_its_file() {
     let out = run(r, &["--json", "system", "validate"]);
     assert_code(&out, 1);
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let problems: Vec<String> =
-        v["problems"].as_array().unwrap().iter().map(|p| p.as_str().unwrap().to_string()).collect();
+    // Problems are objects {path, kind, what} (issue 22); their line is "path: what".
+    let list = v["problems"].as_array().unwrap();
+    assert_eq!(list[0]["kind"], "missing", "{v}");
+    assert_eq!(list[1]["kind"], "invalid", "{v}");
+    let problems: Vec<String> = list
+        .iter()
+        .map(|p| format!("{}: {}", p["path"].as_str().unwrap(), p["what"].as_str().unwrap()))
+        .collect();
     assert_eq!(problems.len(), 2, "{problems:?}");
     // Root-relative with `/` on every platform.
     assert_eq!(

@@ -287,3 +287,13 @@ pub fn crafted_backup(path: &Path, files: &[(&str, &[u8])], links: &[(&str, &str
     z.write_all(&serde_json::to_vec(&manifest).unwrap()).unwrap();
     z.finish().unwrap();
 }
+
+/// The list in a command's JSON object (`backups`, `steps`, `logs`, `jobs`, `snapshots`,
+/// `pushed` or `items`: every `--json` is one object, its list under one of these).
+#[track_caller]
+pub fn listed(v: &serde_json::Value) -> &Vec<serde_json::Value> {
+    ["backups", "steps", "logs", "jobs", "snapshots", "pushed", "items"]
+        .iter()
+        .find_map(|k| v.get(k).and_then(|l| l.as_array()))
+        .unwrap_or_else(|| panic!("no list in {v}"))
+}
