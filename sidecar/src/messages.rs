@@ -20,13 +20,15 @@ use std::{
 
 use anyhow::{Context, Result};
 use chrono::{DateTime, Duration, FixedOffset, Local, NaiveDateTime, TimeZone, Utc};
-use serde::{
-    ser::{SerializeMap, SerializeSeq},
-    Serialize,
-};
+use serde::Serialize;
 use serde_json::{value::RawValue, Value};
 
-use crate::{error::usage, fsx, Ctx, FailPoint, Problem};
+use crate::{
+    error::usage,
+    fsx,
+    json_text::{self, Member},
+    Ctx, FailPoint, Problem,
+};
 
 /// The active file under a user's folder.
 pub const ACTIVE: &str = "sent_messages.json";
@@ -274,23 +276,30 @@ fn archive_user(
     let result = (|| -> Result<()> {
         if let Some(path) = &archive_path {
             let messages: Vec<&RawValue> = old.iter().map(|(_, m)| *m).collect();
-            let doc = ArchiveOut {
-                shape,
-                messages: Messages(&messages),
-                metadata: archive_metadata(ctx, shape, &active_path, &old),
-                original_file: ctx.show(&active_path).replace('\\', "/"),
-                archived_date: ctx.now_local().format("%Y-%m-%d %H:%M:%S").to_string(),
+            let metadata = archive_metadata(ctx, shape, &active_path, &old).to_string();
+            let original_file = ctx.show(&active_path).replace('\\', "/");
+            let archived_date = ctx.now_local().format("%Y-%m-%d %H:%M:%S").to_string();
+            let members: &[(&str, Member)] = match shape {
+                Shape::V2 => &[
+                    ("schema_version", Member::Raw("2")),
+                    ("archived_date", Member::Str(&archived_date)),
+                    ("deliveries", Member::List(&messages)),
+                    ("metadata", Member::Raw(&metadata)),
+                    ("original_file", Member::Str(&original_file)),
+                ],
+                Shape::V1 => {
+                    &[("metadata", Member::Raw(&metadata)), ("messages", Member::List(&messages))]
+                }
             };
             fs::create_dir_all(&archives_dir)
                 .with_context(|| format!("creating {}", ctx.show(&archives_dir)))?;
             // The archive gets the active file's permissions: never readable by more users.
             let perms = fs::metadata(&active_path).ok().map(|m| m.permissions());
-            write_new(ctx, path, &doc, perms)?;
+            write_new(ctx, path, |out| json_text::write_object(out, 0, members), perms)?;
             ctx.fail_at(FailPoint::AfterArchiveWrite)?;
         }
         let updated_at = ctx.now_local().format("%Y-%m-%d %H:%M:%S").to_string();
-        let out = ActiveOut { top: &active.top, shape, messages: &keep, updated_at: &updated_at };
-        replace(ctx, &active_path, &out, &bytes)
+        replace(ctx, &active_path, |out| write_active(out, &active, &keep, &updated_at), &bytes)
     })();
     match result {
         Ok(()) => {
@@ -379,12 +388,11 @@ impl<'de: 'a, 'a> serde::Deserialize<'de> for Entries<'a> {
 fn parse_active(bytes: &[u8]) -> Result<Parsed<'_>, String> {
     let top: &RawValue =
         serde_json::from_slice(bytes).map_err(|e| format!("not valid JSON ({e})"))?;
-    let text = top.get().trim_start();
+    let text = top.get();
     if !text.starts_with('{') {
-        let v: Value = serde_json::from_str(text).map_err(|e| format!("not valid JSON ({e})"))?;
-        return Ok(match v {
-            Value::Array(list) if list.is_empty() => Parsed::Nothing,
-            other => Parsed::Other(format!("{} at the top", kind(&other))),
+        return Ok(match serde_json::from_str::<Vec<&RawValue>>(text) {
+            Ok(list) if list.is_empty() => Parsed::Nothing,
+            _ => Parsed::Other(format!("{} at the top", kind(text))),
         });
     }
     let Entries(top) =
@@ -394,8 +402,7 @@ fn parse_active(bytes: &[u8]) -> Result<Parsed<'_>, String> {
         return match serde_json::from_str::<Vec<&RawValue>>(list.get()) {
             Ok(messages) => Ok(Parsed::Messages(Active { top, shape, messages })),
             Err(_) => {
-                let v: Value = serde_json::from_str(list.get()).unwrap_or(Value::Null);
-                Ok(Parsed::Other(format!("\"{}\" is {}", shape.list_key(), kind(&v))))
+                Ok(Parsed::Other(format!("\"{}\" is {}", shape.list_key(), kind(list.get()))))
             }
         };
     }
@@ -408,75 +415,119 @@ fn parse_active(bytes: &[u8]) -> Result<Parsed<'_>, String> {
     Ok(Parsed::Other(format!("an object with keys {keys:?}")))
 }
 
-fn kind(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
+/// What the JSON text `raw` is, by its first character.
+fn kind(raw: &str) -> &'static str {
+    match raw.trim_start().bytes().next() {
+        Some(b'n') => "null",
+        Some(b't' | b'f') => "a boolean",
+        Some(b'"') => "a string",
+        Some(b'[') => "an array",
+        Some(b'{') => "an object",
+        _ => "a number",
     }
 }
 
-/// The active document to write: its top-level entries in the service's order, the list
-/// replaced by the messages kept, `metadata.total_messages` (when a number) by their count,
-/// and (version 2) `updated_at` by now. Each value is parsed only while it is written.
-struct ActiveOut<'a, 'b> {
-    top: &'b [(String, &'a RawValue)],
-    shape: Shape,
-    messages: &'b [&'a RawValue],
-    updated_at: &'b str,
+/// Writes the active document: its top-level members in the service's order, each as it
+/// was written, but the list replaced by the messages kept, `metadata.total_messages` (when
+/// a number) by their count, and (version 2) `updated_at` by now.
+fn write_active(
+    out: &mut dyn Write,
+    active: &Active<'_>,
+    messages: &[&RawValue],
+    updated_at: &str,
+) -> io::Result<()> {
+    let shape = active.shape;
+    let metadata = active
+        .top
+        .iter()
+        .find(|(key, _)| key == "metadata")
+        .and_then(|(_, raw)| with_total(raw, messages.len()));
+    let members: Vec<(&str, Member)> = active
+        .top
+        .iter()
+        .map(|(key, raw)| {
+            let value = match key.as_str() {
+                k if k == shape.list_key() => Member::List(messages),
+                "updated_at" if shape == Shape::V2 => Member::Str(updated_at),
+                "metadata" => Member::Raw(metadata.as_deref().unwrap_or(raw.get())),
+                _ => Member::Raw(raw.get()),
+            };
+            (key.as_str(), value)
+        })
+        .collect();
+    json_text::write_object(out, 0, &members)
 }
 
-impl Serialize for ActiveOut<'_, '_> {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut map = s.serialize_map(Some(self.top.len()))?;
-        for (k, raw) in self.top {
-            match k.as_str() {
-                k if k == self.shape.list_key() => {
-                    map.serialize_entry(k, &Messages(self.messages))?
-                }
-                "updated_at" if self.shape == Shape::V2 => {
-                    map.serialize_entry(k, self.updated_at)?
-                }
-                "metadata" => {
-                    let mut meta = parsed::<S>(raw)?;
-                    if let Value::Object(m) = &mut meta {
-                        if m.get("total_messages").is_some_and(Value::is_number) {
-                            m.insert("total_messages".into(), self.messages.len().into());
-                        }
-                    }
-                    map.serialize_entry(k, &meta)?;
-                }
-                _ => map.serialize_entry(k, &parsed::<S>(raw)?)?,
-            }
+/// The `metadata` object `raw` with its `total_messages` set to `count`, every other member
+/// as written; `None` when it is not an object with a number there.
+fn with_total(raw: &RawValue, count: usize) -> Option<String> {
+    let Entries(entries) = serde_json::from_str(raw.get()).ok()?;
+    let is_number = |v: &RawValue| v.get().starts_with(|c: char| c == '-' || c.is_ascii_digit());
+    if !entries.iter().any(|(k, v)| k == "total_messages" && is_number(v)) {
+        return None;
+    }
+    let mut text = String::from("{");
+    for (i, (k, v)) in entries.iter().enumerate() {
+        if i > 0 {
+            text.push(',');
         }
-        map.end()
-    }
-}
-
-/// Raw messages, each parsed only while it is written.
-struct Messages<'a, 'b>(&'b [&'a RawValue]);
-
-impl Serialize for Messages<'_, '_> {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut seq = s.serialize_seq(Some(self.0.len()))?;
-        for raw in self.0 {
-            seq.serialize_element(&parsed::<S>(raw)?)?;
+        text.push_str(&serde_json::to_string(k).ok()?);
+        text.push(':');
+        if k == "total_messages" && is_number(v) {
+            text.push_str(&count.to_string());
+        } else {
+            text.push_str(v.get());
         }
-        seq.end()
     }
-}
-
-fn parsed<S: serde::Serializer>(raw: &RawValue) -> Result<Value, S::Error> {
-    serde_json::from_str(raw.get()).map_err(serde::ser::Error::custom)
+    text.push('}');
+    Some(text)
 }
 
 /// A message's time in `key` (see [`time_of`]), read without building the rest of it.
+/// Its other members are skipped unread, so a number no double holds (`1e400`) elsewhere in
+/// the message is no reason to keep it active.
 fn time_of_raw(m: &RawValue, key: &str) -> Result<DateTime<Utc>, String> {
-    let v: Value = serde_json::from_str(m.get()).map_err(|e| format!("not valid JSON ({e})"))?;
-    time_of(&v, key)
+    let Some(ts) = member(m, key).map_err(|e| format!("not valid JSON ({e})"))? else {
+        return Err(format!("no \"{key}\" field"));
+    };
+    let Ok(s) = serde_json::from_str::<String>(ts.get()) else {
+        return Err(format!("{key} {} is not a string", ts.get()));
+    };
+    parse_time(&s).ok_or_else(|| format!("{key} {s:?} is neither YYYY-MM-DD HH:MM:SS nor RFC 3339"))
+}
+
+/// The raw value of member `key` of `raw` (the last one, as Python's `json` reads a key
+/// given twice); `None` when `raw` is not an object or has no such member. The other
+/// members are skipped unread.
+fn member<'a>(raw: &'a RawValue, key: &str) -> serde_json::Result<Option<&'a RawValue>> {
+    struct Find<'k>(&'k str);
+    impl<'de> serde::de::Visitor<'de> for Find<'_> {
+        type Value = Option<&'de RawValue>;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a JSON object")
+        }
+
+        fn visit_map<A: serde::de::MapAccess<'de>>(
+            self,
+            mut map: A,
+        ) -> Result<Self::Value, A::Error> {
+            let mut found = None;
+            while let Some(k) = map.next_key::<String>()? {
+                if k == self.0 {
+                    found = Some(map.next_value::<&'de RawValue>()?);
+                } else {
+                    map.next_value::<serde::de::IgnoredAny>()?;
+                }
+            }
+            Ok(found)
+        }
+    }
+    if !raw.get().starts_with('{') {
+        return Ok(None);
+    }
+    let mut de = serde_json::Deserializer::from_str(raw.get());
+    serde::Deserializer::deserialize_map(&mut de, Find(key))
 }
 
 /// The time of a message in `key`: `YYYY-MM-DD HH:MM:SS` (local) or RFC 3339.
@@ -520,32 +571,12 @@ fn local(naive: NaiveDateTime) -> Option<DateTime<FixedOffset>> {
         .map(|t| t.fixed_offset())
 }
 
-/// A JSON text with object keys sorted at every level: equal values give equal texts.
-fn canonical(v: &Value) -> String {
-    fn sorted(v: &Value) -> Value {
-        match v {
-            Value::Object(m) => {
-                let mut keys: Vec<&String> = m.keys().collect();
-                keys.sort();
-                Value::Object(keys.into_iter().map(|k| (k.clone(), sorted(&m[k]))).collect())
-            }
-            Value::Array(a) => Value::Array(a.iter().map(sorted).collect()),
-            other => other.clone(),
-        }
-    }
-    // Without serde_json's `preserve_order` maps are sorted already; with it, this sorts.
-    sorted(v).to_string()
-}
-
-/// The SHA-256 of a message's [`canonical`] text: what the multiset of archived messages
-/// keeps (32 bytes each, whatever the message's size).
+/// The SHA-256 of a message's canonical text ([`json_text::canonical`]: keys sorted,
+/// numbers as written): what the multiset of archived messages keeps (32 bytes each,
+/// whatever the message's size).
 fn canonical_digest(m: &RawValue) -> [u8; 32] {
     use sha2::Digest;
-    let text = match serde_json::from_str::<Value>(m.get()) {
-        Ok(v) => canonical(&v),
-        Err(_) => m.get().to_string(),
-    };
-    sha2::Sha256::digest(text.as_bytes()).into()
+    sha2::Sha256::digest(json_text::canonical(m.get()).as_bytes()).into()
 }
 
 /// `sent_messages_archive_<stamp>.json`, or `..._<stamp>_N.json` when taken.
@@ -622,38 +653,10 @@ fn read_archive(path: &Path, archived: &mut HashMap<[u8; 32], usize>) -> Result<
     Ok(())
 }
 
-/// An archive file: the old messages (each parsed only while written) and its metadata,
-/// in the shape of the file they came from: version 2 as the service's own archives
-/// (`schema_version`, `archived_date`, `deliveries`, `metadata` {count, oldest_message,
-/// newest_message}) plus `original_file`; version 1 as `{"metadata", "messages"}`.
-struct ArchiveOut<'a, 'b> {
-    shape: Shape,
-    messages: Messages<'a, 'b>,
-    metadata: Value,
-    original_file: String,
-    archived_date: String,
-}
-
-impl Serialize for ArchiveOut<'_, '_> {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut map = s.serialize_map(None)?;
-        match self.shape {
-            Shape::V2 => {
-                map.serialize_entry("schema_version", &2)?;
-                map.serialize_entry("archived_date", &self.archived_date)?;
-                map.serialize_entry("deliveries", &self.messages)?;
-                map.serialize_entry("metadata", &self.metadata)?;
-                map.serialize_entry("original_file", &self.original_file)?;
-            }
-            Shape::V1 => {
-                map.serialize_entry("metadata", &self.metadata)?;
-                map.serialize_entry("messages", &self.messages)?;
-            }
-        }
-        map.end()
-    }
-}
-
+/// The metadata of an archive file, in the shape of the file its messages came from:
+/// version 2 as the service's own archives (`count`, `oldest_message`, `newest_message`),
+/// version 1 as `{"version", "archived_date", "original_file", "total_messages",
+/// "date_range"}`. The times are the messages' own values.
 fn archive_metadata(
     ctx: &Ctx,
     shape: Shape,
@@ -662,7 +665,8 @@ fn archive_metadata(
 ) -> Value {
     let key = shape.time_key();
     let stamp = |m: Option<&(DateTime<Utc>, &RawValue)>| {
-        m.and_then(|(_, raw)| serde_json::from_str::<Value>(raw.get()).ok()).map(|v| v[key].clone())
+        let raw = m.and_then(|(_, raw)| member(raw, key).ok().flatten())?;
+        serde_json::from_str::<Value>(raw.get()).ok()
     };
     let oldest = stamp(old.iter().min_by_key(|(t, _)| *t));
     let newest = stamp(old.iter().max_by_key(|(t, _)| *t));
@@ -684,10 +688,10 @@ fn archive_metadata(
 fn write_new(
     ctx: &Ctx,
     path: &Path,
-    value: &impl Serialize,
+    render: impl FnOnce(&mut dyn Write) -> io::Result<()>,
     perms: Option<fs::Permissions>,
 ) -> Result<()> {
-    let file = write_temp(ctx, path, value, perms)?;
+    let file = write_temp(ctx, path, render, perms)?;
     file.commit_new().with_context(|| format!("writing {}", ctx.show(path)))
 }
 
@@ -697,9 +701,14 @@ fn write_new(
 /// check is made right before the rename, after the new file is written and synced, to keep
 /// the window for a concurrent write as short as a read and a rename; closing it entirely
 /// would take a lock the service honours too. Its permissions are kept.
-fn replace(ctx: &Ctx, path: &Path, value: &impl Serialize, read: &[u8]) -> Result<()> {
+fn replace(
+    ctx: &Ctx,
+    path: &Path,
+    render: impl FnOnce(&mut dyn Write) -> io::Result<()>,
+    read: &[u8],
+) -> Result<()> {
     let perms = fs::metadata(path).ok().map(|m| m.permissions());
-    let file = write_temp(ctx, path, value, perms)?;
+    let file = write_temp(ctx, path, render, perms)?;
     let mut changed = false;
     file.commit_if(|path| {
         if !holds(path, read)? {
@@ -735,24 +744,19 @@ fn holds(path: &Path, expected: &[u8]) -> io::Result<bool> {
     Ok(same && at == expected.len())
 }
 
-/// `value` as pretty JSON in a new temporary file beside `path`, written and flushed.
+/// What `render` writes (JSON in the service's style, [`json_text`]) in a new temporary
+/// file beside `path`, written and flushed.
 fn write_temp(
     ctx: &Ctx,
     path: &Path,
-    value: &impl Serialize,
+    render: impl FnOnce(&mut dyn Write) -> io::Result<()>,
     perms: Option<fs::Permissions>,
 ) -> Result<fsx::Atomic> {
     let mut file = fsx::Atomic::create(path)
         .with_context(|| format!("creating a file beside {}", ctx.show(path)))?;
     let tmp = ctx.show(file.temp());
     let mut w = io::BufWriter::with_capacity(1 << 16, file.file());
-    // The service's style (Python's `json.dump(indent=4, ensure_ascii=False)`): 4-space
-    // indent, keys in insertion order, non-ASCII as is, no newline at the end.
-    let mut ser = serde_json::Serializer::with_formatter(
-        &mut w,
-        serde_json::ser::PrettyFormatter::with_indent(b"    "),
-    );
-    value.serialize(&mut ser).with_context(|| format!("writing {tmp}"))?;
+    render(&mut w).with_context(|| format!("writing {tmp}"))?;
     w.flush().with_context(|| format!("writing {tmp}"))?;
     drop(w);
     if let Some(p) = perms {
@@ -882,14 +886,32 @@ mod tests {
     }
 
     #[test]
-    fn canonical_ignores_key_order() {
-        let a: Value =
-            serde_json::from_str(r#"{"b": 1, "a": {"y": 2, "x": [1, {"q": 1, "p": 2}]}}"#).unwrap();
-        let b: Value =
-            serde_json::from_str(r#"{"a": {"x": [1, {"p": 2, "q": 1}], "y": 2}, "b": 1}"#).unwrap();
-        assert_eq!(canonical(&a), canonical(&b));
-        let c: Value = serde_json::from_str(r#"{"a": 1}"#).unwrap();
-        assert_ne!(canonical(&a), canonical(&c));
+    fn digests_ignore_key_order_and_layout_but_not_numbers() {
+        fn raw(t: &str) -> &RawValue {
+            serde_json::from_str(t).unwrap()
+        }
+        let a = raw(r#"{"b": 1, "a": {"y": 2, "x": [1, {"q": 1, "p": 2}]}}"#);
+        let b = raw(r#"{"a":{"x":[1,{"p":2,"q":1}],"y":2},"b":1}"#);
+        assert_eq!(canonical_digest(a), canonical_digest(b));
+        assert_ne!(canonical_digest(a), canonical_digest(raw(r#"{"a": 1}"#)));
+        assert_ne!(
+            canonical_digest(raw("[123456789012345678901234567890]")),
+            canonical_digest(raw("[123456789012345678901234567891]"))
+        );
+    }
+
+    #[test]
+    fn a_message_time_is_found_past_numbers_no_double_holds() {
+        let m = serde_json::from_str::<&RawValue>(
+            r#"{"n": 1e400, "sent_at": "2026-01-01 10:00:00", "sent_at_x": 5}"#,
+        )
+        .unwrap();
+        assert!(time_of_raw(m, "sent_at").is_ok());
+        assert!(time_of_raw(m, "timestamp").unwrap_err().contains("no \"timestamp\" field"));
+        let n = serde_json::from_str::<&RawValue>(r#"{"timestamp": 5}"#).unwrap();
+        assert!(time_of_raw(n, "timestamp").unwrap_err().contains("is not a string"));
+        let s = serde_json::from_str::<&RawValue>(r#""text""#).unwrap();
+        assert!(time_of_raw(s, "timestamp").is_err());
     }
 
     #[test]
