@@ -11,7 +11,7 @@
 //! | 2 log archival | [`archival`] (names and ages from `mhm_log::retention`) |
 //! | 3 backups | [`backup`] (list, kinds, weekly, prune), [`backup::create`], [`restore`], [`verify`] |
 //! | 3 `system validate` | [`validate`] |
-//! | 4 message archives | [`messages`] (JSON text kept as written: [`json_text`]) |
+//! | 4 message archives | [`messages`] (JSON text kept as written: [`json_text`]; the service's lock and the rewrite in place under it: [`service_file`]) |
 //! | 5 tool outputs | [`tools`] |
 //! | 6 snapshots | [`snapshot`] (written by [`pack`] from [`collect`], checked by [`verify`]) |
 //! | 7 `maintain`, `status`, the lock | [`maintain`] + [`state`], [`status`], [`lock`], [`recover`] |
@@ -53,6 +53,7 @@ pub mod recover;
 pub mod remote;
 pub mod report;
 pub mod restore;
+pub mod service_file;
 pub mod settings;
 pub mod snapshot;
 pub mod state;
@@ -62,6 +63,6 @@ pub mod validate;
 pub mod verify;
 pub mod zipcheck;
 
-pub use context::{Ctx, FailPoint, Faults};
+pub use context::{Ctx, FailPoint, Faults, Hook};
 pub use error::{LockedError, UsageError};
 pub use report::{Bar, NoProgress, Problem, Progress};

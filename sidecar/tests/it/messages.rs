@@ -14,7 +14,7 @@ use std::{
 use common::*;
 use serde_json::{json, Value};
 
-const NOW: &str = "2026-03-20T10:30:00Z";
+pub(crate) const NOW: &str = "2026-03-20T10:30:00Z";
 
 /// `messages archive` through the library, failing after the archive write when `crash`
 /// (the fault is a parameter of the library: the binary has no way to ask for it).
@@ -30,7 +30,7 @@ fn lib_archive(root: &Path, now: &str, days: u32, crash: bool) -> mhm_sidecar::m
 }
 
 /// The binary with no message setting inherited from the test's environment.
-fn msg_run(root: &Path, env: &[(&str, &str)], args: &[&str]) -> Output {
+pub(crate) fn msg_run(root: &Path, env: &[(&str, &str)], args: &[&str]) -> Output {
     let mut cmd = bin();
     cmd.env_remove("MESSAGE_ARCHIVE_RETENTION_DAYS");
     for (k, v) in env {
@@ -40,13 +40,13 @@ fn msg_run(root: &Path, env: &[(&str, &str)], args: &[&str]) -> Output {
 }
 
 /// An empty root; `logs/` exists so the sidecar's own log is the only file a run adds.
-fn new_root() -> tempfile::TempDir {
+pub(crate) fn new_root() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     fs::create_dir(dir.path().join("logs")).unwrap();
     dir
 }
 
-fn user_dir(root: &Path, id: &str) -> PathBuf {
+pub(crate) fn user_dir(root: &Path, id: &str) -> PathBuf {
     root.join("data/users").join(id).join("messages")
 }
 
@@ -355,7 +355,7 @@ fn other_shapes_are_named_in_a_warning_left_alone_and_do_not_fail_the_run() {
 }
 
 /// A version 2 delivery as the service writes it.
-fn delivery(sent_at: &str, text: &str) -> Value {
+pub(crate) fn delivery(sent_at: &str, text: &str) -> Value {
     json!({
         "id": format!("d-{text}"), "message_template_id": "t1", "sent_text": text,
         "category": "motivational", "channel": "discord", "status": "sent",
@@ -365,7 +365,7 @@ fn delivery(sent_at: &str, text: &str) -> Value {
 }
 
 /// The service's file: insertion order and 4-space indentation, as Python's json.dump writes.
-fn service_json(v: &Value) -> Vec<u8> {
+pub(crate) fn service_json(v: &Value) -> Vec<u8> {
     let mut out = Vec::new();
     let mut ser = serde_json::Serializer::with_formatter(
         &mut out,
