@@ -27,6 +27,8 @@ pub struct Ctx {
     pub progress: Arc<dyn Progress>,
     /// Failures to inject (tests only; none unless set with [`Ctx::with_faults`]).
     pub faults: Faults,
+    /// What to run at each fail point (tests only; none unless set with [`Ctx::with_hook`]).
+    pub hook: Option<Hook>,
 }
 
 impl Ctx {
@@ -51,6 +53,7 @@ impl Ctx {
             log_settings: Settings::default(),
             progress: Arc::new(NoProgress),
             faults: Faults::default(),
+            hook: None,
         };
         let bad: Vec<&str> = crate::settings::LOG_SETTINGS
             .into_iter()
@@ -89,6 +92,14 @@ impl Ctx {
     #[must_use]
     pub fn with_faults(mut self, faults: Faults) -> Self {
         self.faults = faults;
+        self
+    }
+
+    /// The same context, running `hook` at each fail point it passes (for tests that act
+    /// while an operation holds a lock, or stop a process at a point to kill it there).
+    #[must_use]
+    pub fn with_hook(mut self, hook: Hook) -> Self {
+        self.hook = Some(hook);
         self
     }
 
@@ -159,8 +170,11 @@ impl Ctx {
         paths::show(&self.root, path)
     }
 
-    /// Fails when the faults ask for a failure at `point`.
+    /// Runs the hook, if any, at `point`; then fails when the faults ask for a failure there.
     pub fn fail_at(&self, point: FailPoint) -> Result<()> {
+        if let Some(hook) = &self.hook {
+            hook(point);
+        }
         if self.faults.0.contains(&point) {
             bail!("injected failure at {point:?}");
         }
@@ -180,14 +194,30 @@ pub enum FailPoint {
     Swap,
     /// Restore: after every item is swapped in, before the commit marker.
     Commit,
+    /// Messages: the service's lock on the active file is held, the file not yet read.
+    MessagesLocked,
     /// Messages: after the archive file is written, before the active file is rewritten.
     AfterArchiveWrite,
+    /// Messages: the active file's new content is in its journal, the file not yet touched.
+    MessagesJournalWritten,
+    /// Messages: the active file's first byte is the rewrite's mark (synced), the rest as
+    /// it was.
+    MessagesMarked,
+    /// Messages: the first part of the new content is written over the active file.
+    MessagesPartWritten,
+    /// Messages: all of the new content but its first byte is written and synced.
+    MessagesBodyWritten,
+    /// Messages: the active file is whole and synced, its journal not yet removed.
+    MessagesRewritten,
     /// Remote push: after the first part is uploaded, stopping dead as a killed process
     /// would (the upload is neither completed nor aborted).
     RemoteMidUpload,
     /// Remote push: after the object is uploaded and confirmed, before its record.
     RemoteBeforeRecord,
 }
+
+/// What a test runs at each [`FailPoint`] an operation passes ([`Ctx::with_hook`]).
+pub type Hook = Arc<dyn Fn(FailPoint) + Send + Sync>;
 
 /// The failures to inject: none by default (the product never sets any).
 #[derive(Clone, Debug, Default)]

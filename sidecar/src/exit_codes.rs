@@ -50,6 +50,18 @@ impl From<ExitCode> for std::process::ExitCode {
     }
 }
 
+/// The exit code of a run that ended in `err`: 3 when locked, 2 for bad usage or settings,
+/// else 1.
+pub fn of_error(err: &anyhow::Error) -> ExitCode {
+    if err.downcast_ref::<mhm_sidecar::LockedError>().is_some() {
+        ExitCode::Locked
+    } else if err.downcast_ref::<mhm_sidecar::UsageError>().is_some() {
+        ExitCode::Usage
+    } else {
+        ExitCode::Failure
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -68,17 +80,5 @@ mod tests {
         assert_eq!(ExitCode::from_ok(false), ExitCode::Failure);
         assert_eq!(ExitCode::Success.and(ExitCode::Failure), ExitCode::Failure);
         assert_eq!(ExitCode::Failure.and(ExitCode::Success), ExitCode::Failure);
-    }
-}
-
-/// The exit code of a run that ended in `err`: 3 when locked, 2 for bad usage or settings,
-/// else 1.
-pub fn of_error(err: &anyhow::Error) -> ExitCode {
-    if err.downcast_ref::<mhm_sidecar::LockedError>().is_some() {
-        ExitCode::Locked
-    } else if err.downcast_ref::<mhm_sidecar::UsageError>().is_some() {
-        ExitCode::Usage
-    } else {
-        ExitCode::Failure
     }
 }

@@ -11,7 +11,7 @@
 //! | 2 log archival | [`archival`] (names and ages from `mhm_log::retention`) |
 //! | 3 backups | [`backup`] (list, kinds, weekly, prune), [`backup::create`], [`restore`], [`verify`] |
 //! | 3 `system validate` | [`validate`] |
-//! | 4 message archives | [`messages`] |
+//! | 4 message archives | [`messages`] (JSON text kept as written: [`json_text`]; the service's lock and the rewrite in place under it: [`service_file`]) |
 //! | 5 tool outputs | [`tools`] |
 //! | 6 snapshots | [`snapshot`] (written by [`pack`] from [`collect`], checked by [`verify`]) |
 //! | 7 `maintain`, `status`, the lock | [`maintain`] + [`state`], [`status`], [`lock`], [`recover`] |
@@ -42,6 +42,7 @@ pub mod demo;
 pub mod envfile;
 pub mod error;
 pub mod fsx;
+pub mod json_text;
 pub mod lock;
 pub mod maintain;
 pub mod messages;
@@ -53,6 +54,7 @@ pub mod remote;
 pub mod report;
 pub mod restore;
 pub mod schedule;
+pub mod service_file;
 pub mod settings;
 pub mod snapshot;
 pub mod state;
@@ -62,6 +64,6 @@ pub mod validate;
 pub mod verify;
 pub mod zipcheck;
 
-pub use context::{Ctx, FailPoint, Faults};
+pub use context::{Ctx, FailPoint, Faults, Hook};
 pub use error::{LockedError, UsageError};
 pub use report::{Bar, NoProgress, Problem, ProblemKind, Progress};

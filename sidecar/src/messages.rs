@@ -1,15 +1,19 @@
 //! Message archives (SPEC section 4): old messages move from each user's
 //! `messages/sent_messages.json` into `messages/archives/sent_messages_archive_*.json`.
 //!
-//! Crash safety, in two steps:
+//! Beside the running service, in two steps, under the service's own lock on the file
+//! ([`service_file`]), taken before the file is read and let go after it is rewritten:
 //! 1. the archive file is written to a `.tmp-*` name, synced and renamed into place;
-//! 2. only then is the active file rewritten (temp, sync, rename).
+//! 2. only then is the active file rewritten, in place (never replaced: a service writer
+//!    waiting for the lock holds the file, not its name), through a journal that the next
+//!    run finishes from when a run is killed half way.
 //!
 //! A crash between the two leaves the moved messages in both files. Every run therefore
 //! starts by dropping from the active set each message already present in one of the
 //! user's archive files (compared as whole JSON values, counted as a multiset so two equal
 //! messages are two), so a rerun finishes the move and never writes a message into a second
-//! archive. Messages whose `timestamp` does not parse stay active and are reported.
+//! archive. Messages whose `timestamp` does not parse stay active and are reported. Every
+//! value is copied as it was written ([`json_text`]).
 
 use std::{
     collections::HashMap,
@@ -20,13 +24,16 @@ use std::{
 
 use anyhow::{Context, Result};
 use chrono::{DateTime, Duration, FixedOffset, Local, NaiveDateTime, TimeZone, Utc};
-use serde::{
-    ser::{SerializeMap, SerializeSeq},
-    Serialize,
-};
+use serde::Serialize;
 use serde_json::{value::RawValue, Value};
 
-use crate::{error::usage, fsx, Ctx, FailPoint, Problem};
+use crate::{
+    error::usage,
+    fsx,
+    json_text::{self, Member},
+    service_file::{self, ServiceFile},
+    Ctx, FailPoint, Problem,
+};
 
 /// The active file under a user's folder.
 pub const ACTIVE: &str = "sent_messages.json";
@@ -70,6 +77,12 @@ pub struct UserReport {
     pub already_archived: usize,
     /// Messages moved to a new archive file by this run.
     pub archived: usize,
+    /// Whether the run first finished a rewrite of the active file that an interrupted run
+    /// began (from its journal).
+    pub finished_rewrite: bool,
+    /// Messages put back into the active file from the journal of an interrupted rewrite:
+    /// the service wrote the file since, and neither it nor an archive held them.
+    pub put_back: usize,
     /// The new archive file, relative to the root.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub archive_file: Option<String>,
@@ -174,47 +187,73 @@ fn archive_user(
     ur: &mut UserReport,
     report: &mut Report,
 ) {
-    let problems = &mut report.problems;
     let active_path = dir.join(ACTIVE);
-    // The service's own lock on its file, held while it is read and replaced.
-    let _lock = if dry_run {
-        None
+    let show = ctx.show(&active_path);
+    // The service's own lock on its file, held while it is read and rewritten (not in a
+    // dry run, which changes nothing).
+    let mut held = None;
+    let (bytes, journal) = if dry_run {
+        match read_unlocked(ctx, &active_path, report) {
+            Some(read) => read,
+            None => return,
+        }
     } else {
-        match ServiceLock::take(&active_path, LOCK_WAIT) {
-            Ok(lock) => lock,
+        let mut file = match ServiceFile::lock(&active_path, LOCK_WAIT) {
+            Ok(Some(file)) => file,
+            Ok(None) => return,
             Err(e) => {
-                problems.push(Problem::at(ctx.show(&active_path), format!("{e:#}; left as it is")));
+                report.problems.push(Problem::at(show, format!("{e:#}; left as it is")));
+                return;
+            }
+        };
+        let read = (|| -> Result<_> {
+            ctx.fail_at(FailPoint::MessagesLocked)?;
+            let journal = finish_interrupted(ctx, &mut file, ur)?;
+            Ok((file.read().context("reading it")?, journal))
+        })();
+        match read {
+            Ok(read) => {
+                held = Some(file);
+                read
+            }
+            Err(e) => {
+                report.problems.push(Problem::at(show, format!("{e:#}; left as it is")));
                 return;
             }
         }
     };
-    let bytes = match fs::read(&active_path) {
-        Ok(b) => b,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return,
-        Err(e) => {
-            problems.push(Problem::at(ctx.show(&active_path), format!("cannot read: {e}")));
-            return;
-        }
+    let journal_note = |what: &str| match &journal {
+        Some(_) => format!(
+            "{what}; {} holds the messages of an interrupted rewrite: both left as they are",
+            ctx.show(&service_file::journal_path(&active_path))
+        ),
+        None => format!("{what}; left as it is"),
     };
     // Every message stays raw JSON text borrowed from `bytes`: a file of any size costs
     // itself once, plus a pointer per message (no serde_json::Value tree of it all).
-    let active = match parse_active(&bytes) {
-        Ok(Parsed::Messages(active)) => active,
-        Ok(Parsed::Nothing) => return,
-        Ok(Parsed::Other(what)) => {
+    let mut active = match parse_active(&bytes) {
+        Ok(Parsed::Messages(active)) => Some(active),
+        Ok(Parsed::Nothing) => None,
+        Ok(Parsed::Other(what)) if journal.is_none() => {
             report.warnings.push(Problem::at(
-                ctx.show(&active_path),
+                show,
                 format!("{what}: not a shape the service writes today; left as it is"),
             ));
             return;
         }
+        Ok(Parsed::Other(what)) => {
+            report.problems.push(Problem::at(
+                show,
+                journal_note(&format!("{what}: not a shape the service writes today")),
+            ));
+            return;
+        }
         Err(what) => {
-            problems.push(Problem::at(ctx.show(&active_path), format!("{what}; left as it is")));
+            report.problems.push(Problem::at(show, journal_note(&what)));
             return;
         }
     };
-    let shape = active.shape;
-    ur.active_before = active.messages.len();
+    let problems = &mut report.problems;
     let archives_dir = dir.join("archives");
     // Every message already archived (ours in archives/, the service's own beside the
     // active file), as a multiset of digests of canonical JSON texts.
@@ -231,6 +270,55 @@ fn archive_user(
             return;
         }
     }
+    // A journal beside a file the service wrote since an interrupted rewrite: the messages
+    // it holds that nothing else does go back into the file.
+    if let Some(journal) = &journal {
+        let journal_path = service_file::journal_path(&active_path);
+        let kept = match parse_active(journal) {
+            Ok(Parsed::Messages(kept)) => kept,
+            Ok(Parsed::Nothing) => {
+                Active { top: Vec::new(), shape: Shape::V2, messages: Vec::new() }
+            }
+            Ok(Parsed::Other(what)) | Err(what) => {
+                problems.push(Problem::at(
+                    ctx.show(&journal_path),
+                    format!("{what}; left as it is, and {show} with it"),
+                ));
+                return;
+            }
+        };
+        let missing = missing_from(&kept, active.as_ref(), &archived);
+        ur.put_back = missing.len();
+        match &mut active {
+            _ if missing.is_empty() => {}
+            Some(active) if active.shape == kept.shape => match active.shape {
+                // Older than anything the service wrote since: at the list's old end.
+                Shape::V2 => active.messages.extend(missing),
+                Shape::V1 => {
+                    active.messages.splice(0..0, missing);
+                }
+            },
+            Some(_) => {
+                problems.push(Problem::at(
+                    show,
+                    journal_note("its shape is not the one of the interrupted rewrite"),
+                ));
+                return;
+            }
+            None => active = Some(Active { messages: missing, ..kept }),
+        }
+        if ur.put_back == 0 {
+            if let Some(file) = &held {
+                if let Err(e) = file.remove_journal() {
+                    problems
+                        .push(Problem::at(ctx.show(&journal_path), format!("cannot delete: {e}")));
+                }
+            }
+        }
+    }
+    let Some(active) = active else { return };
+    let shape = active.shape;
+    ur.active_before = active.messages.len() - ur.put_back;
     // Far beyond the calendar's range: nothing is that old.
     let cutoff = ctx
         .now
@@ -262,44 +350,142 @@ fn archive_user(
     drop(archived);
     ur.archived = old.len();
     ur.active_after = keep.len();
-    if old.is_empty() && ur.already_archived == 0 {
+    if old.is_empty() && ur.already_archived == 0 && ur.put_back == 0 {
         return;
     }
     let archive_path =
         if old.is_empty() { None } else { Some(unique_archive_path(&archives_dir, &ctx.stamp())) };
     ur.archive_file = archive_path.as_ref().map(|p| ctx.show(p));
-    if dry_run {
-        return;
-    }
+    let Some(mut file) = held else { return };
     let result = (|| -> Result<()> {
         if let Some(path) = &archive_path {
             let messages: Vec<&RawValue> = old.iter().map(|(_, m)| *m).collect();
-            let doc = ArchiveOut {
-                shape,
-                messages: Messages(&messages),
-                metadata: archive_metadata(ctx, shape, &active_path, &old),
-                original_file: ctx.show(&active_path).replace('\\', "/"),
-                archived_date: ctx.now_local().format("%Y-%m-%d %H:%M:%S").to_string(),
+            let metadata = archive_metadata(ctx, shape, &active_path, &old).to_string();
+            let original_file = ctx.show(&active_path).replace('\\', "/");
+            let archived_date = ctx.now_local().format("%Y-%m-%d %H:%M:%S").to_string();
+            let members: &[(&str, Member)] = match shape {
+                Shape::V2 => &[
+                    ("schema_version", Member::Raw("2")),
+                    ("archived_date", Member::Str(&archived_date)),
+                    ("deliveries", Member::List(&messages)),
+                    ("metadata", Member::Raw(&metadata)),
+                    ("original_file", Member::Str(&original_file)),
+                ],
+                Shape::V1 => {
+                    &[("metadata", Member::Raw(&metadata)), ("messages", Member::List(&messages))]
+                }
             };
             fs::create_dir_all(&archives_dir)
                 .with_context(|| format!("creating {}", ctx.show(&archives_dir)))?;
             // The archive gets the active file's permissions: never readable by more users.
             let perms = fs::metadata(&active_path).ok().map(|m| m.permissions());
-            write_new(ctx, path, &doc, perms)?;
+            let render = |out: &mut dyn Write| json_text::write_object(out, 0, members);
+            write_archive(ctx, path, (shape.list_key(), &messages), render, perms)?;
             ctx.fail_at(FailPoint::AfterArchiveWrite)?;
         }
         let updated_at = ctx.now_local().format("%Y-%m-%d %H:%M:%S").to_string();
-        let out = ActiveOut { top: &active.top, shape, messages: &keep, updated_at: &updated_at };
-        replace(ctx, &active_path, &out, &bytes)
+        let render = |out: &mut dyn Write| write_active(out, &active, &keep, &updated_at);
+        let check = |journal: &Path| holds_exactly(journal, shape.list_key(), digests(&keep));
+        file.rewrite(ctx, render, check, &bytes)
+            .with_context(|| format!("rewriting {}", ctx.show(&active_path)))
     })();
     match result {
         Ok(()) => {
             ur.changed = true;
-            tracing::info!(target: "mhm::sidecar", "messages archive: {}: {} archived to {}, {} already archived, {} kept",
-                ur.user, ur.archived, ur.archive_file.as_deref().unwrap_or("-"), ur.already_archived, ur.active_after);
+            tracing::info!(target: "mhm::sidecar", "messages archive: {}: {} archived to {}, {} already archived, {} put back, {} kept",
+                ur.user, ur.archived, ur.archive_file.as_deref().unwrap_or("-"), ur.already_archived, ur.put_back, ur.active_after);
         }
         Err(e) => problems.push(Problem::general(format!("{e:#}"))),
     }
+}
+
+/// What a dry run reads, without the lock: the active file, and the journal an interrupted
+/// rewrite left (named in a warning; the plan is made from it when the file is still
+/// marked). `None` when there is no file or it cannot be read (a problem).
+fn read_unlocked(
+    ctx: &Ctx,
+    path: &Path,
+    report: &mut Report,
+) -> Option<(Vec<u8>, Option<Vec<u8>>)> {
+    let bytes = match fs::read(path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return None,
+        Err(e) => {
+            report.problems.push(Problem::at(ctx.show(path), format!("cannot read: {e}")));
+            return None;
+        }
+    };
+    let journal_path = service_file::journal_path(path);
+    match fs::read(&journal_path) {
+        Ok(journal) => {
+            report.warnings.push(Problem::at(
+                ctx.show(&journal_path),
+                "left by an interrupted rewrite; the next run finishes it",
+            ));
+            if bytes.first() == Some(&service_file::MARK) {
+                Some((journal, None))
+            } else {
+                Some((bytes, Some(journal)))
+            }
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Some((bytes, None)),
+        Err(e) => {
+            report.problems.push(Problem::at(ctx.show(&journal_path), format!("cannot read: {e}")));
+            None
+        }
+    }
+}
+
+/// What an interrupted rewrite left, dealt with under the lock before the file is read: a
+/// file still marked gets the journal written over it (the rewrite is finished); a journal
+/// beside a file that holds exactly its content goes. Any other journal is returned: the
+/// file was written since (the service read the marked file as an empty one, as its loaders
+/// read a broken file), and the run puts back the messages the journal has and nothing
+/// else does.
+fn finish_interrupted(
+    ctx: &Ctx,
+    file: &mut ServiceFile,
+    ur: &mut UserReport,
+) -> Result<Option<Vec<u8>>> {
+    let journal_shown = ctx.show(file.journal_path());
+    let Some(journal) = file.journal().with_context(|| format!("reading {journal_shown}"))? else {
+        return Ok(None);
+    };
+    let bytes = file.read().context("reading it")?;
+    if bytes.first() == Some(&service_file::MARK) {
+        file.roll_forward(ctx)?;
+    } else if bytes == journal {
+        file.remove_journal().with_context(|| format!("deleting {journal_shown}"))?;
+    } else {
+        return Ok(Some(journal));
+    }
+    ur.finished_rewrite = true;
+    tracing::info!(target: "mhm::sidecar", "messages archive: {}: finished the rewrite an interrupted run began (from {journal_shown})", ur.user);
+    Ok(None)
+}
+
+/// The messages of `kept` (a journal's) that neither `active` nor an archive holds, each as
+/// many times as the journal holds it more often than those do together.
+fn missing_from<'a>(
+    kept: &Active<'a>,
+    active: Option<&Active<'_>>,
+    archived: &HashMap<[u8; 32], usize>,
+) -> Vec<&'a RawValue> {
+    let mut held = archived.clone();
+    for &m in active.iter().flat_map(|a| &a.messages) {
+        *held.entry(canonical_digest(m)).or_default() += 1;
+    }
+    kept.messages
+        .iter()
+        .copied()
+        .filter(|&m| match held.get_mut(&canonical_digest(m)) {
+            Some(n) if *n > 0 => {
+                *n -= 1;
+                false
+            }
+            _ => true,
+        })
+        .collect()
 }
 
 /// The two shapes the service has written (SPEC.md, "The real MHM's files").
@@ -379,12 +565,11 @@ impl<'de: 'a, 'a> serde::Deserialize<'de> for Entries<'a> {
 fn parse_active(bytes: &[u8]) -> Result<Parsed<'_>, String> {
     let top: &RawValue =
         serde_json::from_slice(bytes).map_err(|e| format!("not valid JSON ({e})"))?;
-    let text = top.get().trim_start();
+    let text = top.get();
     if !text.starts_with('{') {
-        let v: Value = serde_json::from_str(text).map_err(|e| format!("not valid JSON ({e})"))?;
-        return Ok(match v {
-            Value::Array(list) if list.is_empty() => Parsed::Nothing,
-            other => Parsed::Other(format!("{} at the top", kind(&other))),
+        return Ok(match serde_json::from_str::<Vec<&RawValue>>(text) {
+            Ok(list) if list.is_empty() => Parsed::Nothing,
+            _ => Parsed::Other(format!("{} at the top", kind(text))),
         });
     }
     let Entries(top) =
@@ -394,8 +579,7 @@ fn parse_active(bytes: &[u8]) -> Result<Parsed<'_>, String> {
         return match serde_json::from_str::<Vec<&RawValue>>(list.get()) {
             Ok(messages) => Ok(Parsed::Messages(Active { top, shape, messages })),
             Err(_) => {
-                let v: Value = serde_json::from_str(list.get()).unwrap_or(Value::Null);
-                Ok(Parsed::Other(format!("\"{}\" is {}", shape.list_key(), kind(&v))))
+                Ok(Parsed::Other(format!("\"{}\" is {}", shape.list_key(), kind(list.get()))))
             }
         };
     }
@@ -408,75 +592,119 @@ fn parse_active(bytes: &[u8]) -> Result<Parsed<'_>, String> {
     Ok(Parsed::Other(format!("an object with keys {keys:?}")))
 }
 
-fn kind(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
+/// What the JSON text `raw` is, by its first character.
+fn kind(raw: &str) -> &'static str {
+    match raw.trim_start().bytes().next() {
+        Some(b'n') => "null",
+        Some(b't' | b'f') => "a boolean",
+        Some(b'"') => "a string",
+        Some(b'[') => "an array",
+        Some(b'{') => "an object",
+        _ => "a number",
     }
 }
 
-/// The active document to write: its top-level entries in the service's order, the list
-/// replaced by the messages kept, `metadata.total_messages` (when a number) by their count,
-/// and (version 2) `updated_at` by now. Each value is parsed only while it is written.
-struct ActiveOut<'a, 'b> {
-    top: &'b [(String, &'a RawValue)],
-    shape: Shape,
-    messages: &'b [&'a RawValue],
-    updated_at: &'b str,
+/// Writes the active document: its top-level members in the service's order, each as it
+/// was written, but the list replaced by the messages kept, `metadata.total_messages` (when
+/// a number) by their count, and (version 2) `updated_at` by now.
+fn write_active(
+    out: &mut dyn Write,
+    active: &Active<'_>,
+    messages: &[&RawValue],
+    updated_at: &str,
+) -> io::Result<()> {
+    let shape = active.shape;
+    let metadata = active
+        .top
+        .iter()
+        .find(|(key, _)| key == "metadata")
+        .and_then(|(_, raw)| with_total(raw, messages.len()));
+    let members: Vec<(&str, Member)> = active
+        .top
+        .iter()
+        .map(|(key, raw)| {
+            let value = match key.as_str() {
+                k if k == shape.list_key() => Member::List(messages),
+                "updated_at" if shape == Shape::V2 => Member::Str(updated_at),
+                "metadata" => Member::Raw(metadata.as_deref().unwrap_or(raw.get())),
+                _ => Member::Raw(raw.get()),
+            };
+            (key.as_str(), value)
+        })
+        .collect();
+    json_text::write_object(out, 0, &members)
 }
 
-impl Serialize for ActiveOut<'_, '_> {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut map = s.serialize_map(Some(self.top.len()))?;
-        for (k, raw) in self.top {
-            match k.as_str() {
-                k if k == self.shape.list_key() => {
-                    map.serialize_entry(k, &Messages(self.messages))?
-                }
-                "updated_at" if self.shape == Shape::V2 => {
-                    map.serialize_entry(k, self.updated_at)?
-                }
-                "metadata" => {
-                    let mut meta = parsed::<S>(raw)?;
-                    if let Value::Object(m) = &mut meta {
-                        if m.get("total_messages").is_some_and(Value::is_number) {
-                            m.insert("total_messages".into(), self.messages.len().into());
-                        }
-                    }
-                    map.serialize_entry(k, &meta)?;
-                }
-                _ => map.serialize_entry(k, &parsed::<S>(raw)?)?,
-            }
+/// The `metadata` object `raw` with its `total_messages` set to `count`, every other member
+/// as written; `None` when it is not an object with a number there.
+fn with_total(raw: &RawValue, count: usize) -> Option<String> {
+    let Entries(entries) = serde_json::from_str(raw.get()).ok()?;
+    let is_number = |v: &RawValue| v.get().starts_with(|c: char| c == '-' || c.is_ascii_digit());
+    if !entries.iter().any(|(k, v)| k == "total_messages" && is_number(v)) {
+        return None;
+    }
+    let mut text = String::from("{");
+    for (i, (k, v)) in entries.iter().enumerate() {
+        if i > 0 {
+            text.push(',');
         }
-        map.end()
-    }
-}
-
-/// Raw messages, each parsed only while it is written.
-struct Messages<'a, 'b>(&'b [&'a RawValue]);
-
-impl Serialize for Messages<'_, '_> {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut seq = s.serialize_seq(Some(self.0.len()))?;
-        for raw in self.0 {
-            seq.serialize_element(&parsed::<S>(raw)?)?;
+        text.push_str(&serde_json::to_string(k).ok()?);
+        text.push(':');
+        if k == "total_messages" && is_number(v) {
+            text.push_str(&count.to_string());
+        } else {
+            text.push_str(v.get());
         }
-        seq.end()
     }
-}
-
-fn parsed<S: serde::Serializer>(raw: &RawValue) -> Result<Value, S::Error> {
-    serde_json::from_str(raw.get()).map_err(serde::ser::Error::custom)
+    text.push('}');
+    Some(text)
 }
 
 /// A message's time in `key` (see [`time_of`]), read without building the rest of it.
+/// Its other members are skipped unread, so a number no double holds (`1e400`) elsewhere in
+/// the message is no reason to keep it active.
 fn time_of_raw(m: &RawValue, key: &str) -> Result<DateTime<Utc>, String> {
-    let v: Value = serde_json::from_str(m.get()).map_err(|e| format!("not valid JSON ({e})"))?;
-    time_of(&v, key)
+    let Some(ts) = member(m, key).map_err(|e| format!("not valid JSON ({e})"))? else {
+        return Err(format!("no \"{key}\" field"));
+    };
+    let Ok(s) = serde_json::from_str::<String>(ts.get()) else {
+        return Err(format!("{key} {} is not a string", ts.get()));
+    };
+    parse_time(&s).ok_or_else(|| format!("{key} {s:?} is neither YYYY-MM-DD HH:MM:SS nor RFC 3339"))
+}
+
+/// The raw value of member `key` of `raw` (the last one, as Python's `json` reads a key
+/// given twice); `None` when `raw` is not an object or has no such member. The other
+/// members are skipped unread.
+fn member<'a>(raw: &'a RawValue, key: &str) -> serde_json::Result<Option<&'a RawValue>> {
+    struct Find<'k>(&'k str);
+    impl<'de> serde::de::Visitor<'de> for Find<'_> {
+        type Value = Option<&'de RawValue>;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a JSON object")
+        }
+
+        fn visit_map<A: serde::de::MapAccess<'de>>(
+            self,
+            mut map: A,
+        ) -> Result<Self::Value, A::Error> {
+            let mut found = None;
+            while let Some(k) = map.next_key::<String>()? {
+                if k == self.0 {
+                    found = Some(map.next_value::<&'de RawValue>()?);
+                } else {
+                    map.next_value::<serde::de::IgnoredAny>()?;
+                }
+            }
+            Ok(found)
+        }
+    }
+    if !raw.get().starts_with('{') {
+        return Ok(None);
+    }
+    let mut de = serde_json::Deserializer::from_str(raw.get());
+    serde::Deserializer::deserialize_map(&mut de, Find(key))
 }
 
 /// The time of a message in `key`: `YYYY-MM-DD HH:MM:SS` (local) or RFC 3339.
@@ -520,32 +748,12 @@ fn local(naive: NaiveDateTime) -> Option<DateTime<FixedOffset>> {
         .map(|t| t.fixed_offset())
 }
 
-/// A JSON text with object keys sorted at every level: equal values give equal texts.
-fn canonical(v: &Value) -> String {
-    fn sorted(v: &Value) -> Value {
-        match v {
-            Value::Object(m) => {
-                let mut keys: Vec<&String> = m.keys().collect();
-                keys.sort();
-                Value::Object(keys.into_iter().map(|k| (k.clone(), sorted(&m[k]))).collect())
-            }
-            Value::Array(a) => Value::Array(a.iter().map(sorted).collect()),
-            other => other.clone(),
-        }
-    }
-    // Without serde_json's `preserve_order` maps are sorted already; with it, this sorts.
-    sorted(v).to_string()
-}
-
-/// The SHA-256 of a message's [`canonical`] text: what the multiset of archived messages
-/// keeps (32 bytes each, whatever the message's size).
+/// The SHA-256 of a message's canonical text ([`json_text::canonical`]: keys sorted,
+/// numbers as written): what the multiset of archived messages keeps (32 bytes each,
+/// whatever the message's size).
 fn canonical_digest(m: &RawValue) -> [u8; 32] {
     use sha2::Digest;
-    let text = match serde_json::from_str::<Value>(m.get()) {
-        Ok(v) => canonical(&v),
-        Err(_) => m.get().to_string(),
-    };
-    sha2::Sha256::digest(text.as_bytes()).into()
+    sha2::Sha256::digest(json_text::canonical(m.get()).as_bytes()).into()
 }
 
 /// `sent_messages_archive_<stamp>.json`, or `..._<stamp>_N.json` when taken.
@@ -622,38 +830,10 @@ fn read_archive(path: &Path, archived: &mut HashMap<[u8; 32], usize>) -> Result<
     Ok(())
 }
 
-/// An archive file: the old messages (each parsed only while written) and its metadata,
-/// in the shape of the file they came from: version 2 as the service's own archives
-/// (`schema_version`, `archived_date`, `deliveries`, `metadata` {count, oldest_message,
-/// newest_message}) plus `original_file`; version 1 as `{"metadata", "messages"}`.
-struct ArchiveOut<'a, 'b> {
-    shape: Shape,
-    messages: Messages<'a, 'b>,
-    metadata: Value,
-    original_file: String,
-    archived_date: String,
-}
-
-impl Serialize for ArchiveOut<'_, '_> {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut map = s.serialize_map(None)?;
-        match self.shape {
-            Shape::V2 => {
-                map.serialize_entry("schema_version", &2)?;
-                map.serialize_entry("archived_date", &self.archived_date)?;
-                map.serialize_entry("deliveries", &self.messages)?;
-                map.serialize_entry("metadata", &self.metadata)?;
-                map.serialize_entry("original_file", &self.original_file)?;
-            }
-            Shape::V1 => {
-                map.serialize_entry("metadata", &self.metadata)?;
-                map.serialize_entry("messages", &self.messages)?;
-            }
-        }
-        map.end()
-    }
-}
-
+/// The metadata of an archive file, in the shape of the file its messages came from:
+/// version 2 as the service's own archives (`count`, `oldest_message`, `newest_message`),
+/// version 1 as `{"version", "archived_date", "original_file", "total_messages",
+/// "date_range"}`. The times are the messages' own values.
 fn archive_metadata(
     ctx: &Ctx,
     shape: Shape,
@@ -662,7 +842,8 @@ fn archive_metadata(
 ) -> Value {
     let key = shape.time_key();
     let stamp = |m: Option<&(DateTime<Utc>, &RawValue)>| {
-        m.and_then(|(_, raw)| serde_json::from_str::<Value>(raw.get()).ok()).map(|v| v[key].clone())
+        let raw = m.and_then(|(_, raw)| member(raw, key).ok().flatten())?;
+        serde_json::from_str::<Value>(raw.get()).ok()
     };
     let oldest = stamp(old.iter().min_by_key(|(t, _)| *t));
     let newest = stamp(old.iter().max_by_key(|(t, _)| *t));
@@ -680,158 +861,99 @@ fn archive_metadata(
     }
 }
 
-/// Writes `value` to `path`, which must not exist: temp, sync, rename.
-fn write_new(
+/// The multiset of `messages`' canonical digests.
+fn digests(messages: &[&RawValue]) -> HashMap<[u8; 32], usize> {
+    let mut counts = HashMap::new();
+    for &m in messages {
+        *counts.entry(canonical_digest(m)).or_default() += 1;
+    }
+    counts
+}
+
+/// Whether the JSON document in the file at `path` (an archive or an active file, read
+/// back after it was written) holds under `list_key` exactly the messages `expected`
+/// counts. Read as a stream, one message in memory at a time.
+fn holds_exactly(path: &Path, list_key: &str, expected: HashMap<[u8; 32], usize>) -> Result<()> {
+    use serde::de::{DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
+    struct Doc<'k>(&'k str, HashMap<[u8; 32], usize>);
+    struct List<'m>(&'m mut HashMap<[u8; 32], usize>);
+    impl<'de> Visitor<'de> for Doc<'_> {
+        type Value = bool;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a JSON object")
+        }
+        fn visit_map<A: MapAccess<'de>>(mut self, mut map: A) -> Result<bool, A::Error> {
+            let mut found = false;
+            while let Some(key) = map.next_key::<String>()? {
+                if key == self.0 && !found {
+                    map.next_value_seed(List(&mut self.1))?;
+                    found = true;
+                } else {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+            Ok(found && self.1.values().all(|n| *n == 0))
+        }
+    }
+    impl<'de> DeserializeSeed<'de> for List<'_> {
+        type Value = ();
+        fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+            d.deserialize_seq(self)
+        }
+    }
+    impl<'de> Visitor<'de> for List<'_> {
+        type Value = ();
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("an array")
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+            while let Some(m) = seq.next_element::<Box<RawValue>>()? {
+                match self.0.get_mut(&canonical_digest(&m)) {
+                    Some(n) if *n > 0 => *n -= 1,
+                    _ => return Err(serde::de::Error::custom("a message that was not written")),
+                }
+            }
+            Ok(())
+        }
+    }
+    let file = fs::File::open(path)?;
+    let mut de = serde_json::Deserializer::from_reader(io::BufReader::with_capacity(1 << 16, file));
+    let whole = serde::Deserializer::deserialize_map(&mut de, Doc(list_key, expected))
+        .and_then(|whole| de.end().map(|()| whole))
+        .map_err(|e| anyhow::anyhow!("read back, it is not what was written ({e})"))?;
+    if !whole {
+        anyhow::bail!("read back, it does not hold every message written to it");
+    }
+    Ok(())
+}
+
+/// Writes a new archive file at `path`, which must not exist: what `render` writes (JSON in
+/// the service's style, [`json_text`]) under a temporary name, with `perms`, synced, read
+/// back and compared message by message with `messages` (under `list_key`), then renamed
+/// into place.
+fn write_archive(
     ctx: &Ctx,
     path: &Path,
-    value: &impl Serialize,
+    (list_key, messages): (&str, &[&RawValue]),
+    render: impl FnOnce(&mut dyn Write) -> io::Result<()>,
     perms: Option<fs::Permissions>,
 ) -> Result<()> {
-    let file = write_temp(ctx, path, value, perms)?;
-    file.commit_new().with_context(|| format!("writing {}", ctx.show(path)))
-}
-
-/// Replaces the active file with `value`, unless it no longer holds `read` (the bytes the
-/// run started from): the service may have written it meanwhile. Then it is left as it is
-/// and the next run (which finds the moved messages in the archive) finishes the job. The
-/// check is made right before the rename, after the new file is written and synced, to keep
-/// the window for a concurrent write as short as a read and a rename; closing it entirely
-/// would take a lock the service honours too. Its permissions are kept.
-fn replace(ctx: &Ctx, path: &Path, value: &impl Serialize, read: &[u8]) -> Result<()> {
-    let perms = fs::metadata(path).ok().map(|m| m.permissions());
-    let file = write_temp(ctx, path, value, perms)?;
-    let mut changed = false;
-    file.commit_if(|path| {
-        if !holds(path, read)? {
-            changed = true;
-            return Err(io::Error::other("changed"));
-        }
-        Ok(())
-    })
-    .map_err(|e| {
-        if changed {
-            anyhow::anyhow!(
-                "{} changed while its messages were being archived; left as it is (run again)",
-                ctx.show(path)
-            )
-        } else {
-            anyhow::Error::new(e).context(format!("writing {}", ctx.show(path)))
-        }
-    })
-}
-
-/// Whether the file at `path` holds exactly `expected` (compared as it is read, in
-/// chunks: no second copy of a large file in memory).
-fn holds(path: &Path, expected: &[u8]) -> io::Result<bool> {
-    let mut file = fs::File::open(path)?;
-    let mut buf = vec![0u8; 1 << 16];
-    let mut at = 0usize;
-    let mut same = true;
-    fsx::read_chunks(&mut file, &mut buf, |chunk| {
-        same = same && expected.get(at..at + chunk.len()) == Some(chunk);
-        at += chunk.len();
-        Ok(())
-    })?;
-    Ok(same && at == expected.len())
-}
-
-/// `value` as pretty JSON in a new temporary file beside `path`, written and flushed.
-fn write_temp(
-    ctx: &Ctx,
-    path: &Path,
-    value: &impl Serialize,
-    perms: Option<fs::Permissions>,
-) -> Result<fsx::Atomic> {
     let mut file = fsx::Atomic::create(path)
         .with_context(|| format!("creating a file beside {}", ctx.show(path)))?;
     let tmp = ctx.show(file.temp());
     let mut w = io::BufWriter::with_capacity(1 << 16, file.file());
-    // The service's style (Python's `json.dump(indent=4, ensure_ascii=False)`): 4-space
-    // indent, keys in insertion order, non-ASCII as is, no newline at the end.
-    let mut ser = serde_json::Serializer::with_formatter(
-        &mut w,
-        serde_json::ser::PrettyFormatter::with_indent(b"    "),
-    );
-    value.serialize(&mut ser).with_context(|| format!("writing {tmp}"))?;
-    w.flush().with_context(|| format!("writing {tmp}"))?;
+    render(&mut w).and_then(|()| w.flush()).with_context(|| format!("writing {tmp}"))?;
     drop(w);
     if let Some(p) = perms {
         file.file().set_permissions(p).with_context(|| format!("setting permissions on {tmp}"))?;
     }
-    Ok(file)
+    file.file().sync_all().with_context(|| format!("writing {tmp}"))?;
+    holds_exactly(file.temp(), list_key, digests(messages)).with_context(|| tmp.clone())?;
+    file.commit_new().with_context(|| format!("writing {}", ctx.show(path)))
 }
 
-// === the service's lock ===
-
-/// How long to wait for the service to let go of its file.
+/// How long to wait for the service to let go of its file (its own writers wait 10 s).
 const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
-
-/// The lock the service takes on a data file while it reads or replaces it: on Unix
-/// `flock(LOCK_EX)` on the file itself, on Windows the exclusive creation of
-/// `<file>.lock` (removed afterwards). Held until dropped.
-struct ServiceLock {
-    #[cfg(unix)]
-    _file: fs::File,
-    #[cfg(not(unix))]
-    marker: PathBuf,
-}
-
-impl ServiceLock {
-    /// Waits up to `wait` for the lock on `path`; `None` when there is no file to lock.
-    fn take(path: &Path, wait: std::time::Duration) -> Result<Option<Self>> {
-        let start = std::time::Instant::now();
-        loop {
-            match Self::try_take(path) {
-                Ok(lock) => return Ok(lock),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock && start.elapsed() < wait => {
-                    std::thread::sleep(std::time::Duration::from_millis(50));
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    anyhow::bail!("the service held its lock on the file for {} s", wait.as_secs())
-                }
-                Err(e) => return Err(e).context("taking the service's lock"),
-            }
-        }
-    }
-
-    #[cfg(unix)]
-    fn try_take(path: &Path) -> io::Result<Option<Self>> {
-        let file = match fs::OpenOptions::new().read(true).write(true).open(path) {
-            Ok(f) => f,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(e),
-        };
-        match file.try_lock() {
-            Ok(()) => Ok(Some(Self { _file: file })),
-            Err(fs::TryLockError::WouldBlock) => Err(io::ErrorKind::WouldBlock.into()),
-            Err(fs::TryLockError::Error(e)) => Err(e),
-        }
-    }
-
-    #[cfg(not(unix))]
-    fn try_take(path: &Path) -> io::Result<Option<Self>> {
-        if !path.exists() {
-            return Ok(None);
-        }
-        let mut marker = path.as_os_str().to_owned();
-        marker.push(".lock");
-        let marker = PathBuf::from(marker);
-        match fs::OpenOptions::new().write(true).create_new(true).open(&marker) {
-            Ok(_) => Ok(Some(Self { marker })),
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-                Err(io::ErrorKind::WouldBlock.into())
-            }
-            Err(e) => Err(e),
-        }
-    }
-}
-
-#[cfg(not(unix))]
-impl Drop for ServiceLock {
-    fn drop(&mut self) {
-        let _ = fs::remove_file(&self.marker);
-    }
-}
 
 // === retention ===
 
@@ -882,14 +1004,32 @@ mod tests {
     }
 
     #[test]
-    fn canonical_ignores_key_order() {
-        let a: Value =
-            serde_json::from_str(r#"{"b": 1, "a": {"y": 2, "x": [1, {"q": 1, "p": 2}]}}"#).unwrap();
-        let b: Value =
-            serde_json::from_str(r#"{"a": {"x": [1, {"p": 2, "q": 1}], "y": 2}, "b": 1}"#).unwrap();
-        assert_eq!(canonical(&a), canonical(&b));
-        let c: Value = serde_json::from_str(r#"{"a": 1}"#).unwrap();
-        assert_ne!(canonical(&a), canonical(&c));
+    fn digests_ignore_key_order_and_layout_but_not_numbers() {
+        fn raw(t: &str) -> &RawValue {
+            serde_json::from_str(t).unwrap()
+        }
+        let a = raw(r#"{"b": 1, "a": {"y": 2, "x": [1, {"q": 1, "p": 2}]}}"#);
+        let b = raw(r#"{"a":{"x":[1,{"p":2,"q":1}],"y":2},"b":1}"#);
+        assert_eq!(canonical_digest(a), canonical_digest(b));
+        assert_ne!(canonical_digest(a), canonical_digest(raw(r#"{"a": 1}"#)));
+        assert_ne!(
+            canonical_digest(raw("[123456789012345678901234567890]")),
+            canonical_digest(raw("[123456789012345678901234567891]"))
+        );
+    }
+
+    #[test]
+    fn a_message_time_is_found_past_numbers_no_double_holds() {
+        let m = serde_json::from_str::<&RawValue>(
+            r#"{"n": 1e400, "sent_at": "2026-01-01 10:00:00", "sent_at_x": 5}"#,
+        )
+        .unwrap();
+        assert!(time_of_raw(m, "sent_at").is_ok());
+        assert!(time_of_raw(m, "timestamp").unwrap_err().contains("no \"timestamp\" field"));
+        let n = serde_json::from_str::<&RawValue>(r#"{"timestamp": 5}"#).unwrap();
+        assert!(time_of_raw(n, "timestamp").unwrap_err().contains("is not a string"));
+        let s = serde_json::from_str::<&RawValue>(r#""text""#).unwrap();
+        assert!(time_of_raw(s, "timestamp").is_err());
     }
 
     #[test]

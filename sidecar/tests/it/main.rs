@@ -14,6 +14,7 @@ mod maintain;
 mod maintain_month;
 mod memory;
 mod messages;
+mod messages_service;
 mod notify;
 mod paths;
 mod platform;

@@ -14,7 +14,7 @@ use std::{
 use common::*;
 use serde_json::{json, Value};
 
-const NOW: &str = "2026-03-20T10:30:00Z";
+pub(crate) const NOW: &str = "2026-03-20T10:30:00Z";
 
 /// `messages archive` through the library, failing after the archive write when `crash`
 /// (the fault is a parameter of the library: the binary has no way to ask for it).
@@ -30,7 +30,7 @@ fn lib_archive(root: &Path, now: &str, days: u32, crash: bool) -> mhm_sidecar::m
 }
 
 /// The binary with no message setting inherited from the test's environment.
-fn msg_run(root: &Path, env: &[(&str, &str)], args: &[&str]) -> Output {
+pub(crate) fn msg_run(root: &Path, env: &[(&str, &str)], args: &[&str]) -> Output {
     let mut cmd = bin();
     cmd.env_remove("MESSAGE_ARCHIVE_RETENTION_DAYS");
     for (k, v) in env {
@@ -40,13 +40,13 @@ fn msg_run(root: &Path, env: &[(&str, &str)], args: &[&str]) -> Output {
 }
 
 /// An empty root; `logs/` exists so the sidecar's own log is the only file a run adds.
-fn new_root() -> tempfile::TempDir {
+pub(crate) fn new_root() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     fs::create_dir(dir.path().join("logs")).unwrap();
     dir
 }
 
-fn user_dir(root: &Path, id: &str) -> PathBuf {
+pub(crate) fn user_dir(root: &Path, id: &str) -> PathBuf {
     root.join("data/users").join(id).join("messages")
 }
 
@@ -355,7 +355,7 @@ fn other_shapes_are_named_in_a_warning_left_alone_and_do_not_fail_the_run() {
 }
 
 /// A version 2 delivery as the service writes it.
-fn delivery(sent_at: &str, text: &str) -> Value {
+pub(crate) fn delivery(sent_at: &str, text: &str) -> Value {
     json!({
         "id": format!("d-{text}"), "message_template_id": "t1", "sent_text": text,
         "category": "motivational", "channel": "discord", "status": "sent",
@@ -365,7 +365,7 @@ fn delivery(sent_at: &str, text: &str) -> Value {
 }
 
 /// The service's file: insertion order and 4-space indentation, as Python's json.dump writes.
-fn service_json(v: &Value) -> Vec<u8> {
+pub(crate) fn service_json(v: &Value) -> Vec<u8> {
     let mut out = Vec::new();
     let mut ser = serde_json::Serializer::with_formatter(
         &mut out,
@@ -717,4 +717,130 @@ fn a_crash_in_the_middle_of_a_version_2_archive_loses_nothing_and_a_rerun_finish
     assert_eq!(archives(r, "u1").len(), 1);
     let active: Value = serde_json::from_slice(&fs::read(&path).unwrap()).unwrap();
     assert_eq!(active["deliveries"], json!([young]));
+}
+
+// === data comes out as it went in (issue 21, item 6) ===
+
+/// The members of a delivery's `metadata` as the service's file holds them (one per line, at
+/// depth 3): numbers past 64 bits, floats that a fast parser reads one step off, Python's own
+/// spellings (`1e-05`, `1e+16`, `1.0`, `-0.0`), a number no double holds (`1e400`), more
+/// digits than a double keeps, escapes, and keys out of alphabetical order.
+const AWKWARD: &[&str] = &[
+    r#""zz": 123456789012345678901234567890"#,
+    r#""u64_plus_one": 18446744073709551617"#,
+    r#""below_i64": -9223372036854775809"#,
+    r#""f17": 0.30000000000000004"#,
+    r#""misread": 2.1458264567286333e-38"#,
+    r#""misread_too": 1.158210821683344e-285"#,
+    r#""python_small": 1e-05"#,
+    r#""python_large": 1e+16"#,
+    r#""max": 1.7976931348623157e+308"#,
+    r#""denormal": 5e-324"#,
+    r#""one": 1.0"#,
+    r#""neg_zero": -0.0"#,
+    r#""beyond": 1e400"#,
+    r#""long": 0.1000000000000000055511151231257827"#,
+    r#""escaped": "caf\u00e9 \"q\" \\ a\nb \ud83d\ude00 \/""#,
+    r#""aa": []"#,
+];
+
+/// A delivery as the service's `json.dump(indent=4)` writes it inside `deliveries` (depth 2).
+fn raw_delivery(id: &str, sent_at: &str) -> String {
+    let pad = " ".repeat(16);
+    let meta: Vec<String> = AWKWARD.iter().map(|m| format!("{pad}{m}")).collect();
+    format!(
+        "{{\n            \"zeta\": \"{id}\",\n            \"id\": \"{id}\",\n            \
+         \"sent_at\": \"{sent_at}\",\n            \"metadata\": {{\n{}\n            }}\n        }}",
+        meta.join(",\n")
+    )
+}
+
+/// A version 2 active file as the service writes it, around raw deliveries.
+fn raw_active(updated_at: &str, deliveries: &[String]) -> String {
+    let list = if deliveries.is_empty() {
+        "[]".to_string()
+    } else {
+        format!("[\n        {}\n    ]", deliveries.join(",\n        "))
+    };
+    format!(
+        "{{\n    \"schema_version\": 2,\n    \"updated_at\": \"{updated_at}\",\n    \
+         \"counters\": {{\n        \"z\": 12345678901234567890123,\n        \"a\": 2.1458264567286333e-38\n    }},\n    \
+         \"deliveries\": {list}\n}}"
+    )
+}
+
+/// The raw text of each item of `key`'s list in the JSON file at `path`.
+fn raw_items(path: &Path, key: &str) -> Vec<String> {
+    let text = fs::read_to_string(path).unwrap();
+    let doc: BTreeMap<String, Box<serde_json::value::RawValue>> =
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let list: Vec<Box<serde_json::value::RawValue>> = serde_json::from_str(doc[key].get()).unwrap();
+    list.into_iter().map(|r| r.get().to_string()).collect()
+}
+
+// regression: numbers went through f64 (integers past 64 bits became floats, some floats
+// changed their last digit, `1e-05` became `0.00001`, `1e400` made the message unreadable)
+#[test]
+fn numbers_key_order_and_escapes_come_out_as_they_went_in() {
+    let root = new_root();
+    let r = root.path();
+    let young =
+        [raw_delivery("y1", "2026-03-01 09:00:00"), raw_delivery("y2", "2025-12-24 18:00:00")];
+    let old =
+        [raw_delivery("o1", "2025-01-02 09:00:00"), raw_delivery("o2", "2024-06-01 09:00:00")];
+    let all = [young[0].clone(), old[0].clone(), young[1].clone(), old[1].clone()];
+    let path = user_dir(r, "u1").join("sent_messages.json");
+    write(&path, raw_active("2026-03-01 09:00:00", &all));
+    let out = msg_run(r, &[], &["--now", NOW, "--json", "messages", "archive"]);
+    assert_code(&out, 0);
+    let report: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(report["users"][0]["archived"], 2, "{report}");
+    // The active file is the service's file less the archived messages, byte for byte, with
+    // only `updated_at` new.
+    assert_eq!(fs::read_to_string(&path).unwrap(), raw_active("2026-03-20 10:30:00", &young));
+    // The archive holds each moved message byte for byte.
+    let names = archives(r, "u1");
+    assert_eq!(names.len(), 1);
+    let archive = user_dir(r, "u1").join("archives").join(&names[0]);
+    assert_eq!(raw_items(&archive, "deliveries"), old);
+    // (Its metadata read alone: `1e400` is not a number serde_json's `Value` holds.)
+    let doc: BTreeMap<String, Box<serde_json::value::RawValue>> =
+        serde_json::from_slice(&fs::read(&archive).unwrap()).unwrap();
+    let metadata: Value = serde_json::from_str(doc["metadata"].get()).unwrap();
+    assert_eq!(
+        metadata,
+        json!({"count": 2, "oldest_message": "2024-06-01 09:00:00",
+        "newest_message": "2025-01-02 09:00:00"})
+    );
+    // A rerun finds them archived and changes nothing.
+    let before = snapshot(r);
+    assert_code(&msg_run(r, &[], &["--now", NOW, "messages", "archive"]), 0);
+    assert_same(&before, &snapshot(r));
+}
+
+// regression: two messages that differ only in a number past 64 bits were one message to
+// the rerun check (both read as the same float), so the active one was dropped as archived
+#[test]
+fn a_message_differing_only_in_a_big_number_is_not_taken_for_an_archived_one() {
+    let root = new_root();
+    let r = root.path();
+    let dir = user_dir(r, "u1");
+    let item = |n: &str| format!(r#"{{"id": "d1", "n": {n}, "sent_at": "2026-03-19 00:00:00"}}"#);
+    write(
+        &dir.join("archives/sent_messages_archive_20260301_000000.json"),
+        format!(
+            r#"{{"schema_version": 2, "deliveries": [{}]}}"#,
+            item("123456789012345678901234567890")
+        ),
+    );
+    let active = format!(
+        r#"{{"schema_version": 2, "deliveries": [{}]}}"#,
+        item("123456789012345678901234567891")
+    );
+    write(&dir.join("sent_messages.json"), &active);
+    let out = msg_run(r, &[], &["--now", NOW, "--json", "messages", "archive"]);
+    assert_code(&out, 0);
+    let report: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(report["users"][0]["already_archived"], 0, "{report}");
+    assert_eq!(fs::read_to_string(dir.join("sent_messages.json")).unwrap(), active);
 }

@@ -551,7 +551,7 @@ fn maintain_pushes_once_a_day_and_retries_a_failed_push() {
     // First run: the weekly backup is made; the push fails (the server is down).
     let v = case.json(&["--now", "2026-03-20T03:30:00Z", "maintain"]);
     let job = |v: &serde_json::Value, name: &str| {
-        listed(&v).iter().find(|j| j["name"] == name).cloned().unwrap_or_default()
+        listed(v).iter().find(|j| j["name"] == name).cloned().unwrap_or_default()
     };
     assert_eq!(job(&v, "remote_push")["ran"], true, "{v}");
     assert_eq!(job(&v, "remote_push")["ok"], false, "{v}");
