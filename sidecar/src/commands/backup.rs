@@ -250,7 +250,9 @@ fn restore_cmd(ctx: &Run, args: &RestoreArgs) -> Result<ExitCode> {
     }
     if ctx.dry_run {
         if ctx.json {
-            print_json(&restore_json(ctx, &outcome)?)?;
+            print_json(&serde_json::json!({
+                "dry_run": true, "restore": restore_json(ctx, &outcome)?, "validate": null,
+            }))?;
         } else {
             println!("would restore from {}:", outcome.backup);
             for i in &outcome.items {
@@ -284,9 +286,9 @@ fn restore_cmd(ctx: &Run, args: &RestoreArgs) -> Result<ExitCode> {
     tracing::info!(target: "mhm::sidecar", "backup restore: restored {} item(s) from {}", outcome.items.len(), outcome.backup);
     let report = validate::check(ctx);
     if ctx.json {
-        print_json(
-            &serde_json::json!({"restore": restore_json(ctx, &outcome)?, "validate": report}),
-        )?;
+        print_json(&serde_json::json!({
+            "dry_run": false, "restore": restore_json(ctx, &outcome)?, "validate": report,
+        }))?;
     } else {
         println!("restored from {}:", outcome.backup);
         for i in &outcome.items {

@@ -10,40 +10,53 @@ use super::Run;
 use crate::exit_codes::ExitCode;
 
 pub fn run(ctx: &Run, dir: &Path) -> Result<ExitCode> {
-    let now = ctx.now;
-    println!("building a demo MHM root in {} (as of {})", dir.display(), now.to_rfc3339());
-    let built = demo::build(dir, now)?;
+    // With --json the story goes to stderr and stdout holds the one JSON object.
+    macro_rules! say {
+        ($($arg:tt)*) => {
+            if ctx.json { eprintln!($($arg)*) } else { println!($($arg)*) }
+        };
+    }
+    // To the second: a time a person can copy.
+    let now = ctx.now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    say!("building a demo MHM root in {} (as of {now})", dir.display());
+    let built = demo::build(dir, ctx.now)?;
     let root = &built.root;
-    println!("  {} users, {} sent messages over two years", built.users, built.messages);
-    println!(
+    say!("  {} users, {} sent messages over two years", built.users, built.messages);
+    say!(
         "  {} log events over {} days through mhm-log (rotated as they were written)",
-        built.events, built.log_days
+        built.events,
+        built.log_days
     );
     let exe = std::env::current_exe().context("finding the mhm-sidecar binary")?;
     let mut worst = ExitCode::Success;
     for args in [&["logs", "list"][..], &["maintain"], &["status"]] {
-        println!(
-            "\n$ mhm-sidecar --root {} --now {} {}",
-            root.display(),
-            now.to_rfc3339(),
-            args.join(" ")
-        );
+        say!("\n$ mhm-sidecar --root {} --now {now} {}", root.display(), args.join(" "));
         std::io::stdout().flush().context("writing to stdout")?;
-        let status = Command::new(&exe)
-            .arg("--root")
-            .arg(root)
-            .arg("--now")
-            .arg(now.to_rfc3339())
-            .args(args)
-            .status()
-            .with_context(|| format!("running mhm-sidecar {}", args.join(" ")))?;
+        let mut cmd = Command::new(&exe);
+        cmd.arg("--root").arg(root).arg("--now").arg(&now).args(args);
+        if ctx.json {
+            // The runs' own tables go to stderr with the story.
+            cmd.stdout(std::io::stderr());
+        }
+        let status =
+            cmd.status().with_context(|| format!("running mhm-sidecar {}", args.join(" ")))?;
         if !status.success() {
             worst = ExitCode::Failure;
         }
     }
-    println!(
+    say!(
         "\nthe demo root is {}: try `mhm-sidecar --root {0} logs cat discord | tail`",
         root.display()
     );
+    if ctx.json {
+        super::print_json(&serde_json::json!({
+            "root": root.display().to_string(),
+            "now": now,
+            "users": built.users,
+            "messages": built.messages,
+            "events": built.events,
+            "log_days": built.log_days,
+        }))?;
+    }
     Ok(worst)
 }

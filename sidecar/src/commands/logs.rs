@@ -91,6 +91,12 @@ fn parse_day(flag: &str, s: &Option<String>) -> Result<Option<NaiveDate>> {
 }
 
 fn cat(ctx: &Run, args: &CatArgs) -> Result<ExitCode> {
+    if ctx.json {
+        return Err(usage(
+            "logs cat prints the log itself, not a report: it has no --json (for the logs \
+             and their copies as JSON: `logs list --json`)",
+        ));
+    }
     let log = archival::log_file_name(&args.name)?;
     let since = parse_day("--since", &args.since)?;
     let until = parse_day("--until", &args.until)?;

@@ -9,6 +9,7 @@ mod cli;
 mod crash;
 mod demo;
 mod hostile;
+mod json_schema;
 mod logs;
 mod maintain;
 mod maintain_month;

@@ -149,8 +149,12 @@ fn json_lists_name_backups_and_snapshots_relative_to_the_root() {
     let out = run(r, &["--json", "--dry-run", "backup", "restore", "b1"]);
     assert_code(&out, 0);
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let live: Vec<&str> =
-        v["items"].as_array().unwrap().iter().map(|i| i["live"].as_str().unwrap()).collect();
+    let live: Vec<&str> = v["restore"]["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["live"].as_str().unwrap())
+        .collect();
     assert_eq!(live, ["data/users"], "{v}");
     // A snapshot folder inside the root: relative; the JSON of create and list alike.
     let snaps = r.join("snaps");
