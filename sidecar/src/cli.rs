@@ -44,8 +44,11 @@ pub enum Command {
     /// Checks on the MHM root.
     #[command(subcommand)]
     System(SystemCommand),
-    /// Run what is due (01:00 weekly backup check, 02:00 log archival, prune after a
-    /// backup) and nothing else; for a scheduler to call as often as it likes.
+    /// Run what is due and nothing else: the 01:00 weekly backup check (prune after a
+    /// backup), 02:00 log archival, message archiving every 30 days, and the 03:00 push of
+    /// new backups off-site when MHM_REMOTE_URL is set. For a scheduler to call as often as
+    /// it likes (`schedule install`); --dry-run says what each due job would do, and every
+    /// row when the job is next due.
     Maintain,
     /// Backups, logs, last job runs and warnings at a glance.
     Status,

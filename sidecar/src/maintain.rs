@@ -83,6 +83,23 @@ pub fn most_recent(now: DateTime<Utc>, hour: u32, minute: u32) -> DateTime<Utc> 
     }
 }
 
+/// When `job` is next due after `now`, given its last run: `now` when it is due.
+pub fn next_due(job: &Job, last: Option<&JobRun>, now: DateTime<Utc>) -> DateTime<Utc> {
+    if due(job, last, now) {
+        return now;
+    }
+    match (&job.schedule, last) {
+        (Schedule::EveryDays(days), Some(run)) => {
+            run.last_run.with_timezone(&Utc) + Duration::days(*days)
+        }
+        // The next HH:MM: the most recent one a day from now (DST moves it by an hour).
+        (Schedule::Daily(h, m) | Schedule::DailyRetry(h, m), _) => {
+            most_recent(now + Duration::days(1), *h, *m)
+        }
+        (Schedule::EveryDays(_), None) => now,
+    }
+}
+
 /// Whether `job` is due at `now` given its last run. A last run in the future (the clock
 /// was ahead then, or is behind now) counts as due: trusting it would stop the job until
 /// the clock caught up, for months maybe.
@@ -114,8 +131,11 @@ pub struct JobReport {
     pub ran: bool,
     /// Whether it worked.
     pub ok: bool,
-    /// What it did.
+    /// What it did (in a dry run: what it would do).
     pub detail: String,
+    /// When it is next due (RFC 3339): now when it is due and did not run (a dry run, a bad
+    /// setting) or failed and retries; else its next time by its schedule.
+    pub next_due: chrono::DateTime<chrono::FixedOffset>,
     /// What went wrong on the way, one line each.
     #[serde(skip)]
     pub problems: Vec<Problem>,
@@ -163,6 +183,7 @@ pub fn run(
                 ok: false,
                 problems: vec![Problem::general(detail.clone())],
                 detail,
+                next_due: ctx.now.fixed_offset(),
             });
             state::State::default()
         }
@@ -189,8 +210,16 @@ pub fn run(
         }
         if !is_due || dry_run {
             let detail = match st.jobs.get(job.name) {
-                Some(r) if !is_due => format!("not due (last run {})", r.last_run.to_rfc3339()),
-                _ if is_due => "would run".to_string(),
+                Some(r) if !is_due => format!(
+                    "not due (last run {})",
+                    r.last_run.to_rfc3339_opts(chrono::SecondsFormat::Secs, false)
+                ),
+                _ if is_due => {
+                    match preview_task(ctx, job.task, policy.unwrap_or(PrunePolicy::DEFAULT)) {
+                        Ok(would) => would,
+                        Err(e) => format!("would run; cannot say what it would do: {e:#}"),
+                    }
+                }
                 _ => "not due".to_string(),
             };
             reports.push(JobReport {
@@ -199,6 +228,7 @@ pub fn run(
                 ran: false,
                 ok: true,
                 detail,
+                next_due: next_due(job, st.jobs.get(job.name), ctx.now).fixed_offset(),
                 problems: Vec::new(),
             });
             continue;
@@ -215,6 +245,7 @@ pub fn run(
                 ok: false,
                 problems: blocked.iter().map(|b| Problem::general(b.what.clone())).collect(),
                 detail,
+                next_due: ctx.now.fixed_offset(),
             });
             continue;
         }
@@ -240,7 +271,16 @@ pub fn run(
             JobRun { last_run: ctx.now_local(), ok, detail: detail.clone() },
         );
         changed = true;
-        reports.push(JobReport { name: job.name, due: true, ran: true, ok, detail, problems });
+        let next = next_due(job, st.jobs.get(job.name), ctx.now).fixed_offset();
+        reports.push(JobReport {
+            name: job.name,
+            due: true,
+            ran: true,
+            ok,
+            detail,
+            next_due: next,
+            problems,
+        });
     }
     if !dry_run {
         // Tell a person: every run pings its outcome; the command hears of a failure, and
@@ -300,6 +340,57 @@ fn summary(
 }
 
 /// Runs one task: whether it worked, what it did, and the problems on the way.
+/// What `task` would do now, in words, as its own `--dry-run` says it (nothing changed).
+fn preview_task(ctx: &Ctx, task: Task, policy: PrunePolicy) -> anyhow::Result<String> {
+    let list = |items: Vec<String>| {
+        let n = items.len();
+        let shown: Vec<String> = items.into_iter().take(3).collect();
+        let more = if n > 3 { format!(", and {} more", n - 3) } else { String::new() };
+        format!("{}{more}", shown.join(", "))
+    };
+    Ok(match task {
+        Task::WeeklyBackup => match backup::weekly_due(ctx)? {
+            backup::Weekly::NotDue { newest, age_days } => {
+                format!("would make nothing: the newest weekly backup {newest} is {age_days} day(s) old")
+            }
+            backup::Weekly::Due(name) => {
+                let gone: Vec<String> = backup::prune(ctx, policy, true)?
+                    .into_iter()
+                    .map(|p| format!("{} ({})", p.name, p.why))
+                    .collect();
+                let prune = if gone.is_empty() {
+                    "prune nothing".to_string()
+                } else {
+                    format!("prune {}", list(gone))
+                };
+                format!("would create data/backups/{name}.zip (users, config), then {prune}")
+            }
+        },
+        Task::LogsArchive => {
+            let report = archival::archive(ctx, &archival::log_dirs(ctx, &[])?, true)?;
+            if report.steps.is_empty() {
+                "would do nothing: no copy is due".to_string()
+            } else {
+                let steps =
+                    report.steps.iter().map(|s| format!("{} {}", s.action, s.from)).collect();
+                format!("would make {} step(s): {}", report.steps.len(), list(steps))
+            }
+        }
+        Task::MessagesArchive => {
+            let report = messages::archive_messages(ctx, None, messages::DEFAULT_DAYS, true)?;
+            let moved: usize = report.users.iter().map(|u| u.archived).sum();
+            format!(
+                "would archive {moved} message(s) older than {} days for {} user(s)",
+                messages::DEFAULT_DAYS,
+                report.users.len()
+            )
+        }
+        Task::RemotePush => "would push every valid backup zip not yet in the store \
+                             (`mhm-sidecar remote push --dry-run` lists them)"
+            .to_string(),
+    })
+}
+
 fn run_task(
     ctx: &Ctx,
     task: Task,

@@ -236,7 +236,23 @@ pub fn resolve(ctx: &Ctx, spec: &str) -> Result<PathBuf> {
             }
         }
     }
-    anyhow::bail!("no backup {spec:?}: not a file, and not found in {}", ctx.show(&dir))
+    // Name the next step: the backups there are (the newest few), and the command that
+    // lists them all.
+    let mut names: Vec<(Option<chrono::DateTime<chrono::FixedOffset>>, String)> =
+        list(ctx).unwrap_or_default().into_iter().map(|b| (b.created_at, b.name)).collect();
+    names.sort();
+    let there = match names.len() {
+        0 => format!("there are no backups in {} yet", ctx.show(&dir)),
+        n => {
+            let newest: Vec<String> = names.iter().rev().take(5).map(|(_, n)| n.clone()).collect();
+            let more = if n > 5 { format!(" and {} more", n - 5) } else { String::new() };
+            format!(
+                "the newest there: {}{more}; `mhm-sidecar backup list` shows them all",
+                newest.join(", ")
+            )
+        }
+    };
+    anyhow::bail!("no backup {spec:?}: not a file, and not found in {}; {there}", ctx.show(&dir))
 }
 
 /// Checks a user-given backup name.

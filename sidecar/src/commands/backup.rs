@@ -12,6 +12,7 @@ use super::{print_json, with_shown_paths, Run};
 use crate::{
     cli::{BackupCommand, CreateArgs, RestoreArgs},
     exit_codes::ExitCode,
+    out::{self, Table},
 };
 
 pub fn run(ctx: &Run, cmd: &BackupCommand) -> Result<ExitCode> {
@@ -139,12 +140,7 @@ fn list(ctx: &Run) -> Result<ExitCode> {
         print_json(&with_shown_paths(ctx, &backups, "path", |b| &b.path)?)?;
         return Ok(ExitCode::Success);
     }
-    let mut out = std::io::stdout().lock();
-    writeln!(
-        out,
-        "{:<44} {:<7} {:<25} {:>12}  {:<22} valid",
-        "name", "kind", "created_at", "size", "includes"
-    )?;
+    let mut table = Table::new(&["name", "kind", "created", ">size", "includes", "valid"]);
     for b in &backups {
         let inc = b
             .includes
@@ -160,15 +156,21 @@ fn list(ctx: &Run) -> Result<ExitCode> {
                 Some(user) => format!("user {user}"),
                 None => "?".into(),
             });
-        let created = b.created_at.map(|t| t.to_rfc3339()).unwrap_or_else(|| "?".into());
+        let created = b.created_at.map(|t| out::time(&t)).unwrap_or_else(|| "?".into());
         let kind = format!("{:?}", b.kind).to_lowercase();
-        writeln!(
-            out,
-            "{:<44} {kind:<7} {created:<25} {:>12}  {inc:<22} {}",
-            b.name,
-            b.size,
-            if b.valid { "yes" } else { "NO" }
-        )?;
+        let valid = if b.valid { "yes" } else { "NO" };
+        table.row(vec![
+            paths::printable(&b.name).into_owned(),
+            kind,
+            created,
+            out::size(b.size),
+            inc,
+            valid.into(),
+        ]);
+    }
+    let mut out = std::io::stdout().lock();
+    if !backups.is_empty() {
+        table.print();
     }
     if backups.is_empty() {
         writeln!(out, "no backups in {}", ctx.show(&ctx.backups_dir()))?;
@@ -180,12 +182,15 @@ fn verify_cmd(ctx: &Run, spec: &str) -> Result<ExitCode> {
     let path = match backup::resolve(ctx, spec) {
         Ok(p) => p,
         Err(e) => {
+            // Not a corrupt backup: none of that name. Said so, with the next step.
+            let problem = mhm_sidecar::Problem::at(spec, format!("{e:#}"))
+                .of_kind(mhm_sidecar::ProblemKind::Missing);
             if ctx.json {
                 print_json(
-                    &serde_json::json!({"backup": spec, "valid": false, "problems": [format!("{e:#}")]}),
+                    &serde_json::json!({"backup": spec, "valid": false, "entries": 0, "problems": [problem]}),
                 )?;
             } else {
-                println!("{spec}: INVALID\n  {e:#}");
+                println!("{e:#}");
             }
             return Ok(ExitCode::Failure);
         }

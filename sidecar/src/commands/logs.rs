@@ -7,12 +7,14 @@ use chrono::NaiveDate;
 use mhm_sidecar::{
     archival::{self, CopyError, LogDir},
     error::usage,
+    paths,
 };
 
 use super::{print_json, Run};
 use crate::{
     cli::{CatArgs, LogRestoreArgs, LogsCommand},
     exit_codes::ExitCode,
+    out::{self, Table},
 };
 
 pub fn run(ctx: &Run, cmd: &LogsCommand) -> Result<ExitCode> {
@@ -58,24 +60,28 @@ fn list(ctx: &Run, dirs: &[LogDir]) -> Result<ExitCode> {
         print_json(&logs)?;
         return Ok(ExitCode::Success);
     }
-    let mut out = io::stdout().lock();
-    writeln!(
-        out,
-        "{:<28} {:>12} {:>7} {:>7}  {:<10}  {:<10}",
-        "log", "active", "backups", "archive", "oldest", "newest"
-    )?;
     let day = |d: Option<NaiveDate>| d.map(|d| d.to_string()).unwrap_or_else(|| "-".into());
+    let mut table =
+        Table::new(&["log", ">active", ">backups", ">archive", ">copies", "oldest", "newest"]);
     for l in &logs {
         let name = if l.dir == "logs" { l.name.clone() } else { format!("{}/{}", l.dir, l.name) };
-        let active = l.active_bytes.map(|b| b.to_string()).unwrap_or_else(|| "-".into());
-        writeln!(
-            out,
-            "{name:<28} {active:>12} {:>7} {:>7}  {:<10}  {:<10}",
-            l.backups,
-            l.archives,
+        table.row(vec![
+            paths::printable(&name).into_owned(),
+            l.active_bytes.map_or("-".into(), out::size),
+            l.backups.to_string(),
+            l.archives.to_string(),
+            out::size(l.copies_bytes),
             day(l.oldest),
-            day(l.newest)
-        )?;
+            day(l.newest),
+        ]);
+    }
+    if logs.is_empty() {
+        println!(
+            "no logs in {}",
+            dirs.iter().map(|d| ctx.show(&d.dir)).collect::<Vec<_>>().join(", ")
+        );
+    } else {
+        table.print();
     }
     Ok(ExitCode::Success)
 }

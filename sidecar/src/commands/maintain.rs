@@ -5,7 +5,10 @@ use anyhow::Result;
 use mhm_sidecar::{backup::PrunePolicy, maintain};
 
 use super::{print_json, Run};
-use crate::exit_codes::ExitCode;
+use crate::{
+    exit_codes::ExitCode,
+    out::{self, Table},
+};
 
 pub fn run(ctx: &Run) -> Result<ExitCode> {
     let bad = mhm_sidecar::settings::check(ctx);
@@ -21,15 +24,19 @@ pub fn run(ctx: &Run) -> Result<ExitCode> {
     if ctx.json {
         print_json(&reports)?;
     } else {
+        let mut table = Table::new(&["job", "result", "next due", "detail"]);
         for r in &reports {
             let what = match (r.ran, r.ok) {
-                (false, _) if r.due => "due",
-                (false, _) => "skip",
+                (false, true) if r.due => "due",
+                (false, false) => "NOT RUN",
+                (false, true) => "skip",
                 (true, true) => "ok",
                 (true, false) => "FAILED",
             };
-            println!("{:<14} {what:<6} {}", r.name, r.detail);
+            let next = if r.due && !r.ran { "now".to_string() } else { out::time(&r.next_due) };
+            table.row(vec![r.name.to_string(), what.into(), next, r.detail.clone()]);
         }
+        table.print();
     }
     let code = ExitCode::from_ok(reports.iter().all(|r| r.ok));
     Ok(if bad.is_empty() { code } else { code.and(ExitCode::Usage) })

@@ -4,7 +4,10 @@ use anyhow::Result;
 use mhm_sidecar::status::{self, BackupRef};
 
 use super::{print_json, Run};
-use crate::exit_codes::ExitCode;
+use crate::{
+    exit_codes::ExitCode,
+    out::{self, Table},
+};
 
 pub fn run(ctx: &Run) -> Result<ExitCode> {
     let status = status::status(ctx)?;
@@ -24,25 +27,39 @@ pub fn run(ctx: &Run) -> Result<ExitCode> {
     }
     let show = |b: &Option<BackupRef>| match b {
         Some(b) => {
-            format!("{} ({} days old)", b.name, b.age_days.map_or("?".into(), |d| d.to_string()))
+            let when = b
+                .created_at
+                .as_deref()
+                .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+                .map_or_else(|| "?".into(), |t| out::time(&t));
+            let age = b.age_days.map_or("?".into(), |d| d.to_string());
+            format!("{} (made {when}, {age} days old)", b.name)
         }
         None => "none".to_string(),
     };
-    println!("backups: {} ({} bytes)", status.backups.count, status.backups.total_bytes);
+    println!("backups: {} ({})", status.backups.count, out::size(status.backups.total_bytes));
     println!("  newest:        {}", show(&status.backups.newest));
     println!("  newest weekly: {}", show(&status.backups.newest_weekly));
-    println!("logs:");
+    println!();
+    let mut logs = Table::new(&["log", ">active", ">backups", ">archive"]);
     for l in &status.logs {
-        let active = l.active_bytes.map_or("-".into(), |b| b.to_string());
-        println!(
-            "  {:<24} active {active:>10}  backups {:>2}  archive {:>2}",
-            l.name, l.backups, l.archives
-        );
+        logs.row(vec![
+            l.name.clone(),
+            l.active_bytes.map_or("-".into(), out::size),
+            l.backups.to_string(),
+            l.archives.to_string(),
+        ]);
     }
-    println!("jobs:");
+    logs.print();
+    println!();
+    let mut jobs = Table::new(&["job", "last run", "result"]);
     for (name, j) in &status.jobs {
-        println!("  {name:<16} last run {} {}", j.last_run, if j.ok { "ok" } else { "FAILED" });
+        let when = chrono::DateTime::parse_from_rfc3339(&j.last_run)
+            .map(|t| out::time(&t))
+            .unwrap_or_else(|_| j.last_run.clone());
+        jobs.row(vec![name.to_string(), when, if j.ok { "ok" } else { "FAILED" }.into()]);
     }
+    jobs.print();
     for w in &status.warnings {
         println!("warning: {w}");
     }
