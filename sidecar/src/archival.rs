@@ -416,10 +416,25 @@ pub fn history(
     let copies = dir.copies(log, ctx)?;
     let active = dir.dir.join(log);
     if copies.backups.is_empty() && copies.archive.is_empty() && !active.is_file() {
+        let there: Vec<String> = list(ctx, std::slice::from_ref(dir))
+            .unwrap_or_default()
+            .into_iter()
+            .map(|l| l.name.trim_end_matches(".log").to_string())
+            .collect();
+        let there = if there.is_empty() {
+            "there are none there".to_string()
+        } else {
+            format!("the logs there: {} (`mhm-sidecar logs list`)", there.join(", "))
+        };
         return Err(usage(format!(
-            "no log named {log} in {} (no active file, no copies)",
+            "no log named {log} in {} (no active file, no copies); {there}",
             ctx.show(&dir.dir)
         )));
+    }
+    if let (Some(s), Some(u)) = (since, until) {
+        if s > u {
+            return Err(usage(format!("--since {s} is after --until {u}: nothing could match")));
+        }
     }
     let wanted = |day: NaiveDate| since.is_none_or(|s| day >= s) && until.is_none_or(|u| day <= u);
     let today = ctx.zone().day(ctx.now_nanos());

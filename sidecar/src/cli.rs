@@ -201,8 +201,9 @@ pub struct PruneArgs {
 
 #[derive(Debug, Args)]
 pub struct RestoreArgs {
-    /// A backup: a name in data/backups/ (with or without .zip), or a path.
-    pub backup: String,
+    /// A backup: a name in data/backups/ (with or without .zip), or a path (`backup list`
+    /// shows them).
+    pub backup: Option<String>,
     /// Restore the users folder (the default when neither --users nor --config is given).
     #[arg(long)]
     pub users: bool,

@@ -118,7 +118,22 @@ fn plan(ctx: &Ctx, manifest: &Manifest, path: &Path, scope: &Scope) -> Result<Ve
                 let prefix = format!("users/{id}/");
                 let (files, bytes) = count(&prefix);
                 if files == 0 {
-                    bail!("{} holds no files for user {id}", ctx.show(path));
+                    let users: Vec<&str> = manifest
+                        .files
+                        .iter()
+                        .filter_map(|f| f.path.strip_prefix("users/")?.split('/').next())
+                        .collect::<std::collections::BTreeSet<_>>()
+                        .into_iter()
+                        .collect();
+                    let held = if users.is_empty() {
+                        "it holds no users".to_string()
+                    } else {
+                        format!("the users it holds: {}", users.join(", "))
+                    };
+                    return Err(crate::error::usage(format!(
+                        "no user {:?} in this backup; {held}",
+                        paths::printable(id)
+                    )));
                 }
                 items.push(Item {
                     key: format!("user/{id}"),

@@ -242,16 +242,27 @@ pub(super) fn print_prune(ctx: &Run, steps: &[backup::PruneStep]) -> Result<Exit
 }
 
 fn restore_cmd(ctx: &Run, args: &RestoreArgs) -> Result<ExitCode> {
-    let path = backup::resolve(ctx, &args.backup)?;
+    let Some(spec) = &args.backup else {
+        let mut backups = backup::list(ctx).unwrap_or_default();
+        backups.sort_by_key(|b| b.created_at);
+        let newest: Vec<String> = backups.iter().rev().take(5).map(|b| b.name.clone()).collect();
+        let there = if newest.is_empty() {
+            format!("there are no backups in {} yet", ctx.show(&ctx.backups_dir()))
+        } else {
+            format!("the newest: {}", newest.join(", "))
+        };
+        return Err(mhm_sidecar::error::usage(format!(
+            "name the backup to restore: `mhm-sidecar backup restore NAME`; {there} \
+             (`mhm-sidecar backup list` shows them all)"
+        )));
+    };
+    let path = backup::resolve(ctx, spec)?;
     let users = args.users || args.user.is_some() || !args.config;
     let scope = restore::Scope { users, config: args.config, user: args.user.clone() };
     let outcome = restore::restore(ctx, &path, &scope, ctx.dry_run)
         .with_context(|| format!("restoring from {}", ctx.show(&path)))?;
     for w in &outcome.warnings {
         eprintln!("warning: {w}");
-    }
-    if let Some(s) = &outcome.safety_backup {
-        eprintln!("safety backup: {s}");
     }
     if ctx.dry_run {
         if ctx.json {

@@ -221,10 +221,13 @@ fn run_command(cli: Cli) -> Result<ExitCode> {
     // folder as the root (and makes it).
     let fire_drill = matches!(&cli.command, Command::Remote(r) if matches!(r.command, RemoteCommand::Restore(_)));
     let empty = root.read_dir().map(|mut d| d.next().is_none()).unwrap_or(false);
+    // A key pair needs no root (it is made once, anywhere, and kept off the machine).
+    let keygen =
+        matches!(&cli.command, Command::Remote(r) if matches!(r.command, RemoteCommand::Keygen(_)));
     if fire_drill && !root.exists() {
         std::fs::create_dir_all(&root)
             .with_context(|| format!("making the root {}", root.display()))?;
-    } else if !(matches!(cli.command, Command::Demo(_)) || fire_drill && empty) {
+    } else if !(matches!(cli.command, Command::Demo(_)) || fire_drill && empty || keygen) {
         check_root(&root, cli.global.root.is_some())?;
     }
     let json = cli.global.json;

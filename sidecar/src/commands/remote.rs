@@ -40,6 +40,21 @@ pub fn run(ctx: &Run, args: &RemoteArgs) -> Result<ExitCode> {
 }
 
 fn keygen(ctx: &Run, file: &std::path::Path) -> Result<ExitCode> {
+    if ctx.dry_run {
+        // Nothing is made: a key made and thrown away would be of no use to anyone.
+        if file.symlink_metadata().is_ok() {
+            return Err(mhm_sidecar::error::usage(format!(
+                "{} exists already; keygen never replaces a key",
+                ctx.show(file)
+            )));
+        }
+        if ctx.json {
+            print_json(&serde_json::json!({"identity_file": ctx.show(file), "public_key": null}))?;
+        } else {
+            println!("would write a new age key pair: the private key to {}", ctx.show(file));
+        }
+        return Ok(ExitCode::Success);
+    }
     let public = remote::keygen(ctx, file)?;
     if ctx.json {
         print_json(&serde_json::json!({"identity_file": ctx.show(file), "public_key": public}))?;
