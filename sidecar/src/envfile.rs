@@ -42,10 +42,10 @@ pub fn parse(text: &str) -> Result<HashMap<String, String>, (usize, String)> {
             continue;
         }
         let line = line.strip_prefix("export ").map(str::trim_start).unwrap_or(line);
+        // python-dotenv's unquoted key: anything but `=`, `#` and white space (a key no
+        // setting has is read and never used, as there).
         let valid_key = |key: &str| {
-            !key.is_empty()
-                && !key.starts_with(|c: char| c.is_ascii_digit())
-                && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.')
+            !key.is_empty() && !key.chars().any(|c| c == '=' || c == '#' || c.is_whitespace())
         };
         let Some((key, value)) = line.split_once('=') else {
             if valid_key(line) {
@@ -56,7 +56,8 @@ pub fn parse(text: &str) -> Result<HashMap<String, String>, (usize, String)> {
         };
         let key = key.trim();
         if !valid_key(key) {
-            return Err((start + 1, format!("invalid variable name {key:?}")));
+            // Not shown: a key that is no name may be part of a secret (a wrapped line).
+            return Err((start + 1, "invalid variable name (white space or '#' in it)".into()));
         }
         let mut value = value.trim().to_string();
         // A quoted value may go on over the next lines until its closing quote.
@@ -171,6 +172,18 @@ mod tests {
         assert_eq!(vars.len(), 2);
     }
 
+    // regression (issue 21, second round): a wrapped token line is a key python-dotenv
+    // accepts (anything but `=`, `#` and white space): read, never shown.
+    #[test]
+    fn a_key_python_dotenv_accepts_is_read_and_a_bad_one_never_shown() {
+        let vars = parse("A=1\nMTA5.hunter2/SecretTokenRest+==\n").unwrap();
+        assert_eq!(vars["MTA5.hunter2/SecretTokenRest+"], "=");
+        assert_eq!(vars["A"], "1");
+        let (line, what) = parse("A=1\nbad key hunter2=1\n").unwrap_err();
+        assert_eq!(line, 2);
+        assert!(!what.contains("hunter2"), "{what}");
+    }
+
     // regression (issue 21): python-dotenv's multi-line values, escaped quotes and bare
     // keys stopped every command with exit 2
     #[test]
@@ -188,7 +201,9 @@ mod tests {
     #[test]
     fn bad_lines_name_the_line() {
         assert_eq!(parse("A=1\nnot a setting\n").unwrap_err().0, 2);
-        assert_eq!(parse("1A=1\n").unwrap_err().0, 1);
+        assert_eq!(parse("a b=1\n").unwrap_err().0, 1);
+        // python-dotenv reads `1A` as a key too.
+        assert_eq!(parse("1A=1\n").unwrap()["1A"], "1");
         assert_eq!(parse("A=\"open\n").unwrap_err().0, 1);
         assert!(parse("A=\"x\" junk\n").is_err());
     }

@@ -484,9 +484,12 @@ fn restore_one_user_touches_no_other() {
         r#"{"id": "u1", "n": 0}"#
     );
     assert_eq!(fs::read_to_string(r.join("data/users/u2/account.json")).unwrap(), "{\"u2\": 2}");
+    // A user the backup lacks is a usage mistake (exit 2), and the users it holds are named.
     let out = run(r, &["backup", "restore", "base", "--user", "nobody"]);
-    assert_code(&out, 1);
-    assert!(stderr(&out).contains("nobody"), "{}", stderr(&out));
+    assert_code(&out, 2);
+    let err = stderr(&out);
+    assert!(err.contains("nobody") && err.contains("the users it holds: u1"), "{err}");
+    assert_eq!(err.matches("data/backups/base.zip").count(), 1, "the path once: {err}");
 }
 
 #[test]

@@ -262,3 +262,17 @@ fn a_closed_pipe_is_not_a_panic_and_keeps_the_exit_code() {
         assert_eq!(code, Some(want), "{args:?}: {err}");
     }
 }
+
+/// Issue 21 (second round): a wrapped token line in `.env` is a key python-dotenv reads;
+/// it stops nothing and is never printed.
+#[test]
+fn a_wrapped_token_line_in_dotenv_stops_nothing_and_is_never_shown() {
+    let root = make_root();
+    let r = root.path();
+    write(&r.join(".env"), "APP_MODE=test\nDISCORD_TOKEN=abc\nMTA5.hunter2/SecretTokenRest+==\n");
+    for args in [&["maintain"][..], &["status"]] {
+        let out = run(r, args);
+        assert_code(&out, 0);
+        assert!(!stdout(&out).contains("hunter2") && !stderr(&out).contains("hunter2"), "{args:?}");
+    }
+}

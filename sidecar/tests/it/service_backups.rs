@@ -123,7 +123,9 @@ fn the_services_backups_are_listed_counted_verified_and_restored() {
     );
     assert!(!r.join("data/users/u2").exists(), "the users folder is the backup's");
     assert_eq!(fs::read_to_string(r.join(".env")).unwrap(), "APP_MODE=from_folder\n");
-    assert!(stderr(&out).contains("safety backup: "), "{}", stderr(&out));
+    // Said once, in the result (issue 22: it was printed twice).
+    assert_eq!(stdout(&out).matches("safety backup: ").count(), 1, "{}", stdout(&out));
+    assert!(!stderr(&out).contains("safety backup: "), "{}", stderr(&out));
     let out =
         run(r, &["--now", NOW, "backup", "restore", "mhm_backup_20261120_120000", "--user", "u1"]);
     assert_code(&out, 0);
