@@ -706,3 +706,21 @@ fn a_deleted_logs_tail_is_copied_as_whole_lines() {
     drop(log);
     assert_eq!(fs::read_to_string(&path).unwrap(), "one\ncut fragm\ntwo\n");
 }
+
+/// Issue 21 (second attack): a `.shm` full of bytes nobody wrote (0xff) is not trusted:
+/// its size, start and last copy are cleared before the first writer fills them in (it
+/// panicked on an overflow in a debug build, and rotated a tiny file at once).
+#[test]
+fn a_damaged_shm_is_not_trusted() {
+    let dir = tempfile::tempdir().unwrap();
+    fs::write(dir.path().join(".app.log.shm"), vec![0xffu8; 4096]).unwrap();
+    let path = dir.path().join("app.log");
+    let log = RollingFile::new(&path).unwrap();
+    for i in 0..100 {
+        (&log).write_all(format!("line {i}\n").as_bytes()).unwrap();
+    }
+    log.flush().unwrap();
+    assert_eq!(log.stats().rotations, 0, "{:?}", log.stats());
+    assert!(names(&dir.path().join("backups")).is_empty());
+    assert_eq!(fs::read_to_string(&path).unwrap().lines().count(), 100);
+}

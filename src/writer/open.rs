@@ -69,7 +69,11 @@ impl Inner {
         })?;
         let (file, disk, mut started) = open_active(&path, now)
             .map_err(|e| InitError::io("cannot open the log for appending", &path, e))?;
-        if shared.initialized(&held) && disk > 0 {
+        let initialized = shared.initialized(&held);
+        if !initialized {
+            shared.reset(&held);
+        }
+        if initialized && disk > 0 {
             // Another writer (alive or not) started this file: its start is the one kept.
             started = shared.started().min(now);
         } else {

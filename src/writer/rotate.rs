@@ -62,9 +62,10 @@ impl Inner {
         if !self.rotate {
             return None;
         }
-        let size = self.shared.size() + st.buf.len() as u64;
+        // Saturating: the shared size is another process's word (or a damaged file's).
+        let size = self.shared.size().saturating_add(st.buf.len() as u64);
         let mut clock_now = now;
-        let due = size + len as u64 > self.max_bytes()
+        let due = size.saturating_add(len as u64) > self.max_bytes()
             || (self.time_trigger()
                 && *clock_now.get_or_insert_with(|| self.clock.now_nanos()) >= st.due_at);
         if due {
@@ -101,9 +102,9 @@ impl Inner {
         if !self.rotate {
             return None;
         }
-        let size = self.shared.size() + hints.buffered.load(Relaxed);
+        let size = self.shared.size().saturating_add(hints.buffered.load(Relaxed));
         let mut clock_now = now;
-        let maybe_due = size + len as u64 > self.max_bytes()
+        let maybe_due = size.saturating_add(len as u64) > self.max_bytes()
             || (self.time_trigger()
                 && *clock_now.get_or_insert_with(|| self.clock.now_nanos())
                     >= hints.due_at.load(Relaxed));
@@ -131,7 +132,7 @@ impl Inner {
     pub(super) fn rotate_forced(&self, st: &mut State) {
         self.follow_if_rotated(st);
         let now = self.clock.now_nanos();
-        let size = self.shared.size() + st.buf.len() as u64;
+        let size = self.shared.size().saturating_add(st.buf.len() as u64);
         if self.rotate && size >= self.min_bytes && self.age(st, now) >= self.min_age {
             self.rotate(st, now, 0, true);
         }

@@ -166,6 +166,16 @@ impl Shared {
         self.words().magic.load(Ordering::Acquire) == MAGIC
     }
 
+    /// Clears the words a writer records (size, start, last copy) before a first writer
+    /// fills them in: a file without the magic word holds nothing to trust (a crash before
+    /// it was written, or bytes someone else put there).
+    pub(super) fn reset(&self, _held: &Held<'_>) {
+        let w = self.words();
+        w.size.store(0, Ordering::Relaxed);
+        w.started.store(0, Ordering::Relaxed);
+        w.last_copy.store(0, Ordering::Relaxed);
+    }
+
     pub(super) fn mark_initialized(&self, _held: &Held<'_>) {
         self.words().magic.store(MAGIC, Ordering::Release);
     }
