@@ -1,14 +1,16 @@
 //! `remote push | list | verify | pull | prune | keygen` (SPEC section 10).
 
-use std::io::Write;
-
 use anyhow::Result;
-use mhm_sidecar::remote::{self, Overrides, PushOptions, PushResult, Remote, Status};
+use mhm_sidecar::{
+    paths,
+    remote::{self, Overrides, PushOptions, PushResult, Remote, Status},
+};
 
 use super::{print_json, Run};
 use crate::{
     cli::{RemoteArgs, RemoteCommand},
     exit_codes::ExitCode,
+    out::{self, Table},
 };
 
 pub fn run(ctx: &Run, args: &RemoteArgs) -> Result<ExitCode> {
@@ -78,31 +80,37 @@ fn list(ctx: &Run, remote: &Remote) -> Result<ExitCode> {
         print_json(&listing)?;
         return Ok(ExitCode::Success);
     }
-    let mut out = std::io::stdout().lock();
-    writeln!(
-        out,
-        "{:<44} {:<7} {:<25} {:>12} {:>12}  {:<9} status",
-        "name", "kind", "created_at", "size", "stored", "encrypted"
-    )?;
+    let mut table = Table::new(&[
+        "name",
+        "kind",
+        "created",
+        "pushed",
+        ">size",
+        ">stored",
+        "encrypted",
+        "status",
+    ]);
     for c in &listing.copies {
         let status = match c.status {
             Status::Ok => "ok",
             Status::Missing => "MISSING",
             Status::Changed => "CHANGED",
         };
-        writeln!(
-            out,
-            "{:<44} {:<7} {:<25} {:>12} {:>12}  {:<9} {status}",
-            c.name,
+        table.row(vec![
+            paths::printable(&c.name).into_owned(),
             format!("{:?}", c.kind).to_lowercase(),
-            c.created_at.to_rfc3339(),
-            c.size,
-            c.stored_size,
-            if c.encrypted { "yes" } else { "NO" },
-        )?;
+            out::time(&c.created_at),
+            out::time(&c.pushed_at),
+            out::size(c.size),
+            out::size(c.stored_size),
+            if c.encrypted { "yes" } else { "NO" }.into(),
+            status.into(),
+        ]);
     }
     if listing.copies.is_empty() {
-        writeln!(out, "no copies in {}", remote.config().describe())?;
+        println!("no copies in {}", remote.config().describe());
+    } else {
+        table.print();
     }
     Ok(ExitCode::Success)
 }

@@ -9,6 +9,7 @@ use super::{print_json, with_shown_paths, Run};
 use crate::{
     cli::{SnapshotCommand, SnapshotCreateArgs, SnapshotDirArgs, SnapshotVerifyArgs},
     exit_codes::ExitCode,
+    out::{self, Table},
 };
 
 pub fn run(ctx: &Run, cmd: &SnapshotCommand) -> Result<ExitCode> {
@@ -78,30 +79,31 @@ fn list(ctx: &Run, args: &SnapshotDirArgs) -> Result<ExitCode> {
         print_json(&with_shown_paths(ctx, &snapshots, "path", |s| &s.path)?)?;
         return Ok(ExitCode::Success);
     }
-    let mut out = io::stdout().lock();
-    writeln!(
-        out,
-        "{:<36} {:<6} {:<25} {:>8} {:>12}  includes",
-        "name", "kind", "created_at", "files", "size"
-    )?;
+    let mut table = Table::new(&["name", "kind", "created", ">files", ">size", "includes"]);
     for s in &snapshots {
         let inc = match s.includes {
             Some(i) if i.user_data => "code,data",
             Some(_) => "code",
             None => "? (no readable manifest)",
         };
-        let files = s.file_count.map(|n| n.to_string()).unwrap_or_else(|| "?".into());
-        writeln!(
-            out,
-            "{:<36} {:<6} {:<25} {files:>8} {:>12}  {inc}",
-            s.name,
-            s.kind,
-            s.created_at.as_deref().unwrap_or("?"),
-            s.size
-        )?;
+        let created = s
+            .created_at
+            .as_deref()
+            .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+            .map_or_else(|| "?".into(), |t| out::time(&t));
+        table.row(vec![
+            s.name.clone(),
+            s.kind.to_string(),
+            created,
+            s.file_count.map(|n| n.to_string()).unwrap_or_else(|| "?".into()),
+            out::size(s.size),
+            inc.into(),
+        ]);
     }
     if snapshots.is_empty() {
-        writeln!(out, "no snapshots in {}", ctx.show(&args.archive_dir))?;
+        println!("no snapshots in {}", ctx.show(&args.archive_dir));
+    } else {
+        table.print();
     }
     Ok(ExitCode::Success)
 }
@@ -115,7 +117,9 @@ fn verify(ctx: &Run, args: &SnapshotVerifyArgs) -> Result<ExitCode> {
             "problems": report.problems,
         }))?;
     } else if report.ok() {
-        println!("{path}: valid ({} files)", report.entries);
+        // Counted as `snapshot create` counts them: the files, the manifest apart.
+        let files = report.entries.saturating_sub(usize::from(report.manifest.is_some()));
+        println!("{path}: valid ({files} files and the manifest)");
     } else {
         println!("{path}: INVALID, {} problem(s):", report.problems.len());
         for p in &report.problems {

@@ -306,3 +306,44 @@ fn a_wrapped_token_line_in_dotenv_stops_nothing_and_is_never_shown() {
         assert!(!stdout(&out).contains("hunter2") && !stderr(&out).contains("hunter2"), "{args:?}");
     }
 }
+
+/// Issue 22: a typo gets the nearest command or flag, and exit 2.
+#[test]
+fn typos_are_answered_with_the_nearest_command_or_flag() {
+    let root = make_root();
+    let r = root.path();
+    for (args, hint) in [
+        (&["stauts"][..], "'status'"),
+        (&["backup", "create", "--include-log"], "'--include-logs'"),
+        (&["backup", "create", "--dry-rn"], "'--dry-run'"),
+        (&["shedule", "show"], "'schedule'"),
+    ] {
+        let out = run(r, args);
+        assert_code(&out, 2);
+        assert!(
+            stderr(&out).contains("similar") && stderr(&out).contains(hint),
+            "{args:?}: {}",
+            stderr(&out)
+        );
+    }
+}
+
+/// Issue 22: `snapshot create` and `snapshot verify` count the same files.
+#[test]
+fn snapshot_create_and_verify_count_alike() {
+    let root = make_root();
+    let r = root.path();
+    let snaps = tempfile::tempdir().unwrap();
+    let out = run(r, &["snapshot", "create", "--archive-dir", snaps.path().to_str().unwrap()]);
+    assert_code(&out, 0);
+    let text = stdout(&out);
+    let made: usize = text.split(" (").nth(1).unwrap().split(' ').next().unwrap().parse().unwrap();
+    let zip = fs::read_dir(snaps.path()).unwrap().next().unwrap().unwrap().path();
+    let out = run(r, &["snapshot", "verify", zip.to_str().unwrap()]);
+    assert_code(&out, 0);
+    assert!(
+        stdout(&out).contains(&format!("valid ({made} files and the manifest)")),
+        "{text}\n{}",
+        stdout(&out)
+    );
+}
