@@ -55,9 +55,10 @@ fn make(ctx: &Run, name: &str, includes: Includes, format: create::Format) -> Re
             }))?;
         } else {
             println!(
-                "would create {} with {} files ({bytes} bytes)",
+                "would create {} with {} files ({})",
                 ctx.show(&target),
-                sources.len()
+                sources.len(),
+                out::size(bytes)
             );
             for s in &sources {
                 println!("  {}", s.name);
@@ -79,7 +80,8 @@ fn make(ctx: &Run, name: &str, includes: Includes, format: create::Format) -> Re
     } else {
         std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0)
     };
-    let stored = if path.is_dir() { String::new() } else { format!(" stored in {size} bytes") };
+    let stored =
+        if path.is_dir() { String::new() } else { format!(", stored in {}", out::size(size)) };
     if ctx.json {
         print_json(&serde_json::json!({
             "created": ctx.show(&path), "size": size, "manifest": {
@@ -89,10 +91,10 @@ fn make(ctx: &Run, name: &str, includes: Includes, format: create::Format) -> Re
         }))?;
     } else {
         println!(
-            "created {} ({} files, {} bytes{stored})",
+            "created {} ({} files, {}{stored})",
             ctx.show(&path),
             manifest.system_info.file_count,
-            manifest.system_info.total_bytes
+            out::size(manifest.system_info.total_bytes)
         );
         for p in &pruned {
             println!("prune: {} {} ({})", p.result, p.name, p.why);
@@ -273,10 +275,10 @@ fn restore_cmd(ctx: &Run, args: &RestoreArgs) -> Result<ExitCode> {
             println!("would restore from {}:", outcome.backup);
             for i in &outcome.items {
                 println!(
-                    "  replace {} with {} file(s), {} bytes",
+                    "  replace {} with {} file(s), {}",
                     paths::printable(&ctx.show(&i.live)),
                     i.files,
-                    i.bytes
+                    out::size(i.bytes)
                 );
                 if let Some(c) = &i.changes {
                     println!(
@@ -309,10 +311,10 @@ fn restore_cmd(ctx: &Run, args: &RestoreArgs) -> Result<ExitCode> {
         println!("restored from {}:", outcome.backup);
         for i in &outcome.items {
             println!(
-                "  {} ({} file(s), {} bytes)",
+                "  {} ({} file(s), {})",
                 paths::printable(&ctx.show(&i.live)),
                 i.files,
-                i.bytes
+                out::size(i.bytes)
             );
         }
         if let Some(s) = &outcome.safety_backup {

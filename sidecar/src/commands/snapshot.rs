@@ -41,9 +41,10 @@ fn create(ctx: &Run, args: &SnapshotCreateArgs) -> Result<ExitCode> {
                 let mut out = io::stdout().lock();
                 writeln!(
                     out,
-                    "would create {} with {} files ({bytes} bytes)",
+                    "would create {} with {} files ({})",
                     ctx.show(&target),
-                    sources.len()
+                    sources.len(),
+                    crate::out::size(bytes)
                 )?;
                 for s in &sources {
                     writeln!(out, "  {}", s.name)?;
@@ -62,10 +63,10 @@ fn create(ctx: &Run, args: &SnapshotCreateArgs) -> Result<ExitCode> {
                 }))?;
             } else {
                 println!(
-                    "created {} ({} files, {} bytes)",
+                    "created {} ({} files, {})",
                     ctx.show(&path),
                     manifest.file_count,
-                    manifest.total_bytes
+                    out::size(manifest.total_bytes)
                 );
             }
         }
