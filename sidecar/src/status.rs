@@ -202,7 +202,7 @@ pub fn status(ctx: &Ctx) -> Result<Status> {
                     Some(a) => reason(
                         "overdue",
                         format!(
-                            "{name} last ran {} days ago (it runs daily): is `maintain` scheduled?",
+                            "{name} last ran {} days ago (it runs daily): is `maintain` scheduled? (`mhm-sidecar schedule show`)",
                             a.num_days()
                         ),
                     ),
@@ -222,7 +222,7 @@ pub fn status(ctx: &Ctx) -> Result<Status> {
                     Some(t) => reason(
                         "offsite_stale",
                         format!(
-                            "the newest off-site copy is {} days old (REMOTE_MAX_AGE_DAYS {max_age})",
+                            "the newest off-site copy is {} days old (REMOTE_MAX_AGE_DAYS {max_age}): `mhm-sidecar remote push`, then `remote list`",
                             now.signed_duration_since(t).num_days()
                         ),
                     ),
@@ -236,7 +236,13 @@ pub fn status(ctx: &Ctx) -> Result<Status> {
             for (name, run) in st.jobs {
                 if !run.ok {
                     warnings.push(format!("last run of {name} failed: {}", run.detail));
-                    reason("job_failed", format!("the last run of {name} failed: {}", run.detail));
+                    reason(
+                        "job_failed",
+                        format!(
+                            "the last run of {name} failed: {}; `mhm-sidecar maintain` runs it again (what it did is in logs/sidecar.log)",
+                            run.detail
+                        ),
+                    );
                 }
                 if run.last_run > now {
                     warnings.push(format!(
@@ -258,7 +264,13 @@ pub fn status(ctx: &Ctx) -> Result<Status> {
         ctx.count_setting(None, "MIN_FREE_DISK_MB", MIN_FREE_DISK_MB).unwrap_or(MIN_FREE_DISK_MB);
     if let Ok(free) = fs4::available_space(&probe) {
         if free < min_free.saturating_mul(1 << 20) {
-            reason("disk", format!("{} MiB free, under MIN_FREE_DISK_MB ({min_free})", free >> 20));
+            reason(
+                "disk",
+                format!(
+                    "{} MiB free, under MIN_FREE_DISK_MB ({min_free}): free some space (`mhm-sidecar backup prune`, old snapshots)",
+                    free >> 20
+                ),
+            );
         }
     }
     if let (Ok(free), Ok(total)) = (fs4::available_space(&probe), fs4::total_space(&probe)) {
