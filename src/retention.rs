@@ -497,6 +497,12 @@ mod tests {
         LogCopy { path: Path::new(dir).join(name), day: parsed.date.unwrap(), name: parsed }
     }
 
+    /// The actions `plan` makes on 2026-01-07 (UTC), archive folder `a`.
+    fn actions(copies: &Copies, policy: &Policy) -> Vec<Action> {
+        let steps = plan(copies, policy, now(2026, 1, 7), Zone::Utc, Path::new("a"));
+        steps.into_iter().map(|s| s.action).collect()
+    }
+
     fn now(y: i32, m: u32, d: u32) -> i64 {
         Utc.with_ymd_and_hms(y, m, d, 12, 0, 0).unwrap().timestamp_nanos_opt().unwrap()
     }
@@ -604,11 +610,7 @@ mod tests {
             backups: vec![copy("b", "app.log.2026-01-05"), copy("b", "app.log.2026-01-06")],
             archive: vec![copy("a", "app.log.2026-01-05.gz")],
         };
-        let steps: Vec<Action> =
-            plan(&copies, &policy(), now(2026, 1, 7), Zone::Utc, Path::new("a"))
-                .into_iter()
-                .map(|s| s.action)
-                .collect();
+        let steps: Vec<Action> = actions(&copies, &policy());
         assert_eq!(
             steps,
             vec![Action::Gzip {
@@ -631,10 +633,7 @@ mod tests {
             ],
         };
         let policy = Policy { archive_count: 3, backup_count: 5, ..policy() };
-        let steps: Vec<Action> = plan(&copies, &policy, now(2026, 1, 7), Zone::Utc, Path::new("a"))
-            .into_iter()
-            .map(|s| s.action)
-            .collect();
+        let steps: Vec<Action> = actions(&copies, &policy);
         assert_eq!(
             steps,
             vec![Action::Gzip {
@@ -646,10 +645,7 @@ mod tests {
         let policy = Policy { archive_count: 2, backup_count: 5, ..policy };
         let copies =
             Copies { backups: vec![copy("b", "app.log.2026-01-03")], archive: copies.archive };
-        let steps: Vec<Action> = plan(&copies, &policy, now(2026, 1, 7), Zone::Utc, Path::new("a"))
-            .into_iter()
-            .map(|s| s.action)
-            .collect();
+        let steps: Vec<Action> = actions(&copies, &policy);
         assert_eq!(
             steps,
             vec![
