@@ -196,19 +196,14 @@ pub enum FailPoint {
     Commit,
     /// Messages: the service's lock on the active file is held, the file not yet read.
     MessagesLocked,
-    /// Messages: after the archive file is written, before the active file is rewritten.
+    /// Messages: after the archive file is written, before the active file is replaced.
     AfterArchiveWrite,
-    /// Messages: the active file's new content is in its journal, the file not yet touched.
-    MessagesJournalWritten,
-    /// Messages: the active file's first byte is the rewrite's mark (synced), the rest as
-    /// it was.
-    MessagesMarked,
-    /// Messages: the first part of the new content is written over the active file.
-    MessagesPartWritten,
-    /// Messages: all of the new content but its first byte is written and synced.
-    MessagesBodyWritten,
-    /// Messages: the active file is whole and synced, its journal not yet removed.
-    MessagesRewritten,
+    /// Messages: the active file's new content is in its temporary file, synced and read
+    /// back; the active file not yet looked at again nor replaced.
+    MessagesTempWritten,
+    /// Messages: the temporary file is renamed over the active file, the service's lock on
+    /// the old one still held.
+    MessagesReplaced,
     /// Remote push: after the first part is uploaded, stopping dead as a killed process
     /// would (the upload is neither completed nor aborted).
     RemoteMidUpload,

@@ -2,11 +2,14 @@
 //! `messages/sent_messages.json` into `messages/archives/sent_messages_archive_*.json`.
 //!
 //! Beside the running service, in two steps, under the service's own lock on the file
-//! ([`service_file`]), taken before the file is read and let go after it is rewritten:
-//! 1. the archive file is written to a `.tmp-*` name, synced and renamed into place;
-//! 2. only then is the active file rewritten, in place (never replaced: a service writer
-//!    waiting for the lock holds the file, not its name), through a journal that the next
-//!    run finishes from when a run is killed half way.
+//! ([`service_file`]), taken before the file is read and let go after it is replaced:
+//! 1. the archive file is written to a `.tmp-*` name, synced, read back and renamed into
+//!    place;
+//! 2. only then is the active file replaced: its new content written to a `.tmp-*` file
+//!    beside it, synced and read back, the file read again by its name and compared with
+//!    what was read, and the temporary file renamed over it. When a process that takes no
+//!    lock wrote the file meanwhile, it is left as that process left it (reported); its
+//!    messages that are also in the new archive are dropped from it by the next run.
 //!
 //! A crash between the two leaves the moved messages in both files. Every run therefore
 //! starts by dropping from the active set each message already present in one of the
@@ -31,7 +34,7 @@ use crate::{
     error::usage,
     fsx,
     json_text::{self, Member},
-    service_file::{self, ServiceFile},
+    service_file::{Replaced, ServiceFile},
     Ctx, FailPoint, Problem,
 };
 
@@ -77,12 +80,6 @@ pub struct UserReport {
     pub already_archived: usize,
     /// Messages moved to a new archive file by this run.
     pub archived: usize,
-    /// Whether the run first finished a rewrite of the active file that an interrupted run
-    /// began (from its journal).
-    pub finished_rewrite: bool,
-    /// Messages put back into the active file from the journal of an interrupted rewrite:
-    /// the service wrote the file since, and neither it nor an archive held them.
-    pub put_back: usize,
     /// The new archive file, relative to the root.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub archive_file: Option<String>,
@@ -94,6 +91,10 @@ pub struct UserReport {
     pub deleted_archives: Vec<String>,
     /// Whether the files were changed (false in a dry run).
     pub changed: bool,
+    /// Whether the active file was written by another process during the run (after it was
+    /// read), and so left as that process left it; the messages also in the new archive
+    /// file are dropped from it by the next run (`already_archived`).
+    pub written_meanwhile: bool,
 }
 
 /// Archives messages older than `days` for `user` (or every user), then deletes archive
@@ -189,13 +190,29 @@ fn archive_user(
 ) {
     let active_path = dir.join(ACTIVE);
     let show = ctx.show(&active_path);
-    // The service's own lock on its file, held while it is read and rewritten (not in a
+    // What an interrupted run of an earlier version (which wrote the file over in place)
+    // may have left: the messages it kept, possibly nowhere else.
+    let journal = dir.join(format!(".{ACTIVE}.journal"));
+    if fsx::exists(&journal) {
+        report.warnings.push(Problem::at(
+            ctx.show(&journal),
+            format!(
+                "left by an interrupted run of an earlier version; it may hold messages {show} \
+                 lacks: copy back the ones missing, then delete it"
+            ),
+        ));
+    }
+    // The service's own lock on its file, held while it is read and replaced (not in a
     // dry run, which changes nothing).
     let mut held = None;
-    let (bytes, journal) = if dry_run {
-        match read_unlocked(ctx, &active_path, report) {
-            Some(read) => read,
-            None => return,
+    let bytes = if dry_run {
+        match fs::read(&active_path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return,
+            Err(e) => {
+                report.problems.push(Problem::at(show, format!("cannot read: {e}")));
+                return;
+            }
         }
     } else {
         let mut file = match ServiceFile::lock(&active_path, LOCK_WAIT) {
@@ -206,15 +223,14 @@ fn archive_user(
                 return;
             }
         };
-        let read = (|| -> Result<_> {
-            ctx.fail_at(FailPoint::MessagesLocked)?;
-            let journal = finish_interrupted(ctx, &mut file, ur)?;
-            Ok((file.read().context("reading it")?, journal))
-        })();
+        let read = ctx.fail_at(FailPoint::MessagesLocked).and_then(|()| {
+            let bytes = file.read().context("reading it")?;
+            Ok(bytes)
+        });
         match read {
-            Ok(read) => {
+            Ok(bytes) => {
                 held = Some(file);
-                read
+                bytes
             }
             Err(e) => {
                 report.problems.push(Problem::at(show, format!("{e:#}; left as it is")));
@@ -222,34 +238,20 @@ fn archive_user(
             }
         }
     };
-    let journal_note = |what: &str| match &journal {
-        Some(_) => format!(
-            "{what}; {} holds the messages of an interrupted rewrite: both left as they are",
-            ctx.show(&service_file::journal_path(&active_path))
-        ),
-        None => format!("{what}; left as it is"),
-    };
     // Every message stays raw JSON text borrowed from `bytes`: a file of any size costs
     // itself once, plus a pointer per message (no serde_json::Value tree of it all).
-    let mut active = match parse_active(&bytes) {
-        Ok(Parsed::Messages(active)) => Some(active),
-        Ok(Parsed::Nothing) => None,
-        Ok(Parsed::Other(what)) if journal.is_none() => {
+    let active = match parse_active(&bytes) {
+        Ok(Parsed::Messages(active)) => active,
+        Ok(Parsed::Nothing) => return,
+        Ok(Parsed::Other(what)) => {
             report.warnings.push(Problem::at(
                 show,
                 format!("{what}: not a shape the service writes today; left as it is"),
             ));
             return;
         }
-        Ok(Parsed::Other(what)) => {
-            report.problems.push(Problem::at(
-                show,
-                journal_note(&format!("{what}: not a shape the service writes today")),
-            ));
-            return;
-        }
         Err(what) => {
-            report.problems.push(Problem::at(show, journal_note(&what)));
+            report.problems.push(Problem::at(show, format!("{what}; left as it is")));
             return;
         }
     };
@@ -270,55 +272,8 @@ fn archive_user(
             return;
         }
     }
-    // A journal beside a file the service wrote since an interrupted rewrite: the messages
-    // it holds that nothing else does go back into the file.
-    if let Some(journal) = &journal {
-        let journal_path = service_file::journal_path(&active_path);
-        let kept = match parse_active(journal) {
-            Ok(Parsed::Messages(kept)) => kept,
-            Ok(Parsed::Nothing) => {
-                Active { top: Vec::new(), shape: Shape::V2, messages: Vec::new() }
-            }
-            Ok(Parsed::Other(what)) | Err(what) => {
-                problems.push(Problem::at(
-                    ctx.show(&journal_path),
-                    format!("{what}; left as it is, and {show} with it"),
-                ));
-                return;
-            }
-        };
-        let missing = missing_from(&kept, active.as_ref(), &archived);
-        ur.put_back = missing.len();
-        match &mut active {
-            _ if missing.is_empty() => {}
-            Some(active) if active.shape == kept.shape => match active.shape {
-                // Older than anything the service wrote since: at the list's old end.
-                Shape::V2 => active.messages.extend(missing),
-                Shape::V1 => {
-                    active.messages.splice(0..0, missing);
-                }
-            },
-            Some(_) => {
-                problems.push(Problem::at(
-                    show,
-                    journal_note("its shape is not the one of the interrupted rewrite"),
-                ));
-                return;
-            }
-            None => active = Some(Active { messages: missing, ..kept }),
-        }
-        if ur.put_back == 0 {
-            if let Some(file) = &held {
-                if let Err(e) = file.remove_journal() {
-                    problems
-                        .push(Problem::at(ctx.show(&journal_path), format!("cannot delete: {e}")));
-                }
-            }
-        }
-    }
-    let Some(active) = active else { return };
     let shape = active.shape;
-    ur.active_before = active.messages.len() - ur.put_back;
+    ur.active_before = active.messages.len();
     // Far beyond the calendar's range: nothing is that old.
     let cutoff = ctx
         .now
@@ -350,14 +305,15 @@ fn archive_user(
     drop(archived);
     ur.archived = old.len();
     ur.active_after = keep.len();
-    if old.is_empty() && ur.already_archived == 0 && ur.put_back == 0 {
+    if old.is_empty() && ur.already_archived == 0 {
         return;
     }
     let archive_path =
         if old.is_empty() { None } else { Some(unique_archive_path(&archives_dir, &ctx.stamp())) };
     ur.archive_file = archive_path.as_ref().map(|p| ctx.show(p));
     let Some(mut file) = held else { return };
-    let result = (|| -> Result<()> {
+    let mut archive_written = false;
+    let result = (|| -> Result<Replaced> {
         if let Some(path) = &archive_path {
             let messages: Vec<&RawValue> = old.iter().map(|(_, m)| *m).collect();
             let metadata = archive_metadata(ctx, shape, &active_path, &old).to_string();
@@ -381,111 +337,45 @@ fn archive_user(
             let perms = fs::metadata(&active_path).ok().map(|m| m.permissions());
             let render = |out: &mut dyn Write| json_text::write_object(out, 0, members);
             write_archive(ctx, path, (shape.list_key(), &messages), render, perms)?;
+            archive_written = true;
             ctx.fail_at(FailPoint::AfterArchiveWrite)?;
         }
         let updated_at = ctx.now_local().format("%Y-%m-%d %H:%M:%S").to_string();
         let render = |out: &mut dyn Write| write_active(out, &active, &keep, &updated_at);
-        let check = |journal: &Path| holds_exactly(journal, shape.list_key(), digests(&keep));
-        file.rewrite(ctx, render, check, &bytes)
-            .with_context(|| format!("rewriting {}", ctx.show(&active_path)))
+        let check = |new: &Path| holds_exactly(new, shape.list_key(), digests(&keep));
+        file.replace(ctx, render, check, &bytes)
+            .with_context(|| format!("replacing {}", ctx.show(&active_path)))
     })();
     match result {
-        Ok(()) => {
+        Ok(Replaced::Done) => {
             ur.changed = true;
-            tracing::info!(target: "mhm::sidecar", "messages archive: {}: {} archived to {}, {} already archived, {} put back, {} kept",
-                ur.user, ur.archived, ur.archive_file.as_deref().unwrap_or("-"), ur.already_archived, ur.put_back, ur.active_after);
+            tracing::info!(target: "mhm::sidecar", "messages archive: {}: {} archived to {}, {} already archived, {} kept",
+                ur.user, ur.archived, ur.archive_file.as_deref().unwrap_or("-"), ur.already_archived, ur.active_after);
         }
-        Err(e) => problems.push(Problem::general(format!("{e:#}"))),
-    }
-}
-
-/// What a dry run reads, without the lock: the active file, and the journal an interrupted
-/// rewrite left (named in a warning; the plan is made from it when the file is still
-/// marked). `None` when there is no file or it cannot be read (a problem).
-fn read_unlocked(
-    ctx: &Ctx,
-    path: &Path,
-    report: &mut Report,
-) -> Option<(Vec<u8>, Option<Vec<u8>>)> {
-    let bytes = match fs::read(path) {
-        Ok(b) => b,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return None,
-        Err(e) => {
-            report.problems.push(Problem::at(ctx.show(path), format!("cannot read: {e}")));
-            return None;
-        }
-    };
-    let journal_path = service_file::journal_path(path);
-    match fs::read(&journal_path) {
-        Ok(journal) => {
-            report.warnings.push(Problem::at(
-                ctx.show(&journal_path),
-                "left by an interrupted rewrite; the next run finishes it",
+        Ok(Replaced::WrittenMeanwhile) => {
+            ur.changed = archive_written;
+            ur.written_meanwhile = true;
+            let moved = match &ur.archive_file {
+                Some(a) => format!(
+                    "; its {} message(s) written to {a} are in both until the next run, which \
+                     drops them from it",
+                    ur.archived
+                ),
+                None => String::new(),
+            };
+            problems.push(Problem::at(
+                show,
+                format!(
+                    "written by another process during the run (after it was read); skipped: \
+                     left as that process left it{moved}; run it again"
+                ),
             ));
-            if bytes.first() == Some(&service_file::MARK) {
-                Some((journal, None))
-            } else {
-                Some((bytes, Some(journal)))
-            }
         }
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Some((bytes, None)),
         Err(e) => {
-            report.problems.push(Problem::at(ctx.show(&journal_path), format!("cannot read: {e}")));
-            None
+            ur.changed = archive_written;
+            problems.push(Problem::general(format!("{e:#}")));
         }
     }
-}
-
-/// What an interrupted rewrite left, dealt with under the lock before the file is read: a
-/// file still marked gets the journal written over it (the rewrite is finished); a journal
-/// beside a file that holds exactly its content goes. Any other journal is returned: the
-/// file was written since (the service read the marked file as an empty one, as its loaders
-/// read a broken file), and the run puts back the messages the journal has and nothing
-/// else does.
-fn finish_interrupted(
-    ctx: &Ctx,
-    file: &mut ServiceFile,
-    ur: &mut UserReport,
-) -> Result<Option<Vec<u8>>> {
-    let journal_shown = ctx.show(file.journal_path());
-    let Some(journal) = file.journal().with_context(|| format!("reading {journal_shown}"))? else {
-        return Ok(None);
-    };
-    let bytes = file.read().context("reading it")?;
-    if bytes.first() == Some(&service_file::MARK) {
-        file.roll_forward(ctx)?;
-    } else if bytes == journal {
-        file.remove_journal().with_context(|| format!("deleting {journal_shown}"))?;
-    } else {
-        return Ok(Some(journal));
-    }
-    ur.finished_rewrite = true;
-    tracing::info!(target: "mhm::sidecar", "messages archive: {}: finished the rewrite an interrupted run began (from {journal_shown})", ur.user);
-    Ok(None)
-}
-
-/// The messages of `kept` (a journal's) that neither `active` nor an archive holds, each as
-/// many times as the journal holds it more often than those do together.
-fn missing_from<'a>(
-    kept: &Active<'a>,
-    active: Option<&Active<'_>>,
-    archived: &HashMap<[u8; 32], usize>,
-) -> Vec<&'a RawValue> {
-    let mut held = archived.clone();
-    for &m in active.iter().flat_map(|a| &a.messages) {
-        *held.entry(canonical_digest(m)).or_default() += 1;
-    }
-    kept.messages
-        .iter()
-        .copied()
-        .filter(|&m| match held.get_mut(&canonical_digest(m)) {
-            Some(n) if *n > 0 => {
-                *n -= 1;
-                false
-            }
-            _ => true,
-        })
-        .collect()
 }
 
 /// The two shapes the service has written (SPEC.md, "The real MHM's files").

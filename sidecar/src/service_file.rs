@@ -1,41 +1,35 @@
 //! The service's own data files, changed while the service runs (SPEC section 4; issue 21,
-//! item 4): its lock, taken the way the service takes it, and a rewrite in place under
-//! that lock, made safe to be killed in by a journal.
+//! item 4): its lock, taken the way the service takes it, and a replacement by rename under
+//! that lock that never overwrites a write made meanwhile by a process that took no lock.
 //!
-//! The service serialises the writers of a data file with a lock (its
-//! `core/file_locking.py`): on unix `flock(LOCK_EX)` on the file itself, on Windows the
-//! exclusive creation of `<file>.lock`. A `flock` belongs to the file, not to its name. Were
-//! the file replaced by a rename while the lock is held, a service writer waiting for the
-//! lock would get it, once we let go, on the old file that no name leads to any more: it
-//! would write its message there, where nobody reads it, or read the new file unguarded
-//! while a next run changes it. So a file the service locks is never replaced here: it is
-//! written over in place, under the lock, and whoever waited for the lock finds the new
-//! content in the file it waited on. Written over, a file is half-written for a moment; a
-//! journal makes that moment safe to be killed in:
+//! The service serialises the writers that take its lock (its `core/file_locking.py`): on
+//! unix `flock(LOCK_EX)` on the file itself, on Windows the exclusive creation of
+//! `<file>.lock`. Its own readers and some of its writers take none: `load_json_data` reads
+//! the file by its name, unlocked, and when it does not parse, copies it aside and rewrites
+//! it with a default document; `store_sent_message` reads it that way and writes a
+//! temporary file moved over it. So the file is never written over in place here (a reader
+//! would find it half-written and the service would empty it), and never written through a
+//! link (a hard-linked copy, a `cp -al` snapshot, keeps what it held). It is replaced
+//! ([`ServiceFile::replace`]):
 //!
-//! 1. the new content goes to `.<name>.journal` beside the file (temp, sync, read back and
-//!    checked by the caller, rename);
-//! 2. the file's first byte becomes [`MARK`] (`#`: no JSON reader accepts the file from
-//!    here on), synced;
-//! 3. the rest of the new content is written from the second byte on, the length set,
-//!    synced;
-//! 4. the first byte is written, synced: the file is whole again;
-//! 5. the file, read again by its name, is compared with the journal; the journal goes.
+//! 1. the new content goes to a `.tmp-<pid>-<name>` file beside it, with its permissions
+//!    (and on unix its owner), synced, and read back and checked by the caller;
+//! 2. the file is read again by its name and compared with what was read under the lock;
+//!    on unix the name must still lead to the locked file, unchanged since it was read;
+//! 3. only then the temporary file is renamed over it, and the folder synced.
 //!
-//! A file that starts with the mark beside a journal is a rewrite cut short: the next run
-//! writes the journal over it ([`ServiceFile::roll_forward`]). A journal beside a whole
-//! file is a run cut short after step 4, or one after which the service wrote the file
-//! again (having read the marked file as its loaders read a broken one: as empty); the
-//! caller compares what the two hold ([`crate::messages`] puts back every message the
-//! journal has and nothing else does). A run that fails (rather than being killed) in
-//! steps 2 to 4 writes the old content back the same way; its journal stays for the next
-//! run to compare.
+//! When step 2 finds the file changed ([`Replaced::WrittenMeanwhile`]), nothing is
+//! replaced and the temporary file goes: whatever the other process wrote stays. A reader
+//! sees the old file or the new one, whole, never a mix. What stays open (a handle, a
+//! hard link) keeps the old content.
 //!
-//! A reader that does not take the lock can find the file marked for as long as steps 2 to
-//! 4 take (one write and three syncs).
+//! Not covered: a process that takes no lock and renames its file in between step 2 and the
+//! rename (a few microseconds: one `lstat`), whose write the rename replaces; and a writer
+//! that waited for the lock on the old file and then writes into that file in place (rather
+//! than by rename, as the service does): its write lands in a file no name leads to.
 //!
 //! ```no_run
-//! use mhm_sidecar::{service_file::ServiceFile, Ctx};
+//! use mhm_sidecar::{service_file::{Replaced, ServiceFile}, Ctx};
 //! use std::{io::Write, time::Duration};
 //!
 //! let ctx = Ctx::new("/srv/mhm", chrono::Utc::now())?;
@@ -46,14 +40,17 @@
 //!         let text = std::fs::read(new)?;
 //!         Ok(serde_json::from_slice::<serde_json::Value>(&text).map(drop)?)
 //!     };
-//!     file.rewrite(&ctx, |out| out.write_all(b"{}"), check, &old)?;
+//!     match file.replace(&ctx, |out| out.write_all(b"{}"), check, &old)? {
+//!         Replaced::Done => {}
+//!         Replaced::WrittenMeanwhile => eprintln!("written meanwhile; left as it is"),
+//!     }
 //! }
 //! # Ok::<(), anyhow::Error>(())
 //! ```
 
 use std::{
     fs::{self, File, OpenOptions},
-    io::{self, BufWriter, Read, Seek, SeekFrom, Write},
+    io::{self, BufWriter, Read, Write},
     path::{Path, PathBuf},
     time::{Duration, Instant},
 };
@@ -62,28 +59,33 @@ use anyhow::{anyhow, Context, Result};
 
 use crate::{fsx, Ctx, FailPoint};
 
-/// The first byte of a file while it is being written over.
-pub const MARK: u8 = b'#';
-
-/// The new content is copied over the file in parts of this size.
-const PART: usize = 1 << 16;
+/// The buffer the new content is written through.
+const BUF: usize = 1 << 16;
 
 /// How often a lock held by another is tried again.
 const RETRY: Duration = Duration::from_millis(50);
 
-/// `.<name>.journal` beside `path`: the content an interrupted rewrite of `path` was
-/// writing.
-pub fn journal_path(path: &Path) -> PathBuf {
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    path.with_file_name(format!(".{name}.journal"))
+/// What [`ServiceFile::replace`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[must_use]
+pub enum Replaced {
+    /// The new content is in place, under the file's name.
+    Done,
+    /// The file was written by another process after it was read: nothing replaced, the
+    /// temporary file removed.
+    WrittenMeanwhile,
 }
 
-/// A service data file, held under the service's lock, open for reading and writing (never
-/// through a link). The lock goes when this is dropped, or with the process.
+/// A service data file, held under the service's lock (its name never followed as a link).
+/// The lock goes when this is dropped, or with the process.
 pub struct ServiceFile {
-    file: File,
     path: PathBuf,
-    journal: PathBuf,
+    /// The file, open for reading and locked (`flock`): the lock is the file's.
+    #[cfg(unix)]
+    file: File,
+    /// When the locked file was last modified as [`read`](Self::read) left it.
+    #[cfg(unix)]
+    seen: Option<std::time::SystemTime>,
     /// `<file>.lock`; on Windows deleted by the system when its handle closes, so also when
     /// this process dies: a killed run never leaves the service locked out of its file.
     #[cfg(not(unix))]
@@ -109,28 +111,9 @@ enum Attempt {
     Missing,
 }
 
-/// Why steps 2 to 5 did not finish.
-enum ApplyError {
-    /// The file, by its name, does not hold the journal's content after the rewrite.
-    Changed,
-    Failed(anyhow::Error),
-}
-
-impl From<io::Error> for ApplyError {
-    fn from(e: io::Error) -> Self {
-        ApplyError::Failed(e.into())
-    }
-}
-
-impl From<anyhow::Error> for ApplyError {
-    fn from(e: anyhow::Error) -> Self {
-        ApplyError::Failed(e)
-    }
-}
-
 impl ServiceFile {
-    /// Waits up to `wait` for the service's lock on `path` and opens the file; `None` when
-    /// there is no file. Waiting longer is an error saying so.
+    /// Waits up to `wait` for the service's lock on `path`; `None` when there is no file.
+    /// Waiting longer is an error saying so.
     pub fn lock(path: &Path, wait: Duration) -> Result<Option<Self>> {
         let start = Instant::now();
         loop {
@@ -159,9 +142,9 @@ impl ServiceFile {
             Err(fs::TryLockError::WouldBlock) => return Ok(Attempt::Busy),
             Err(fs::TryLockError::Error(e)) => return Err(e),
         }
-        // The lock is the file's. The service may have put another file at the name while
-        // we waited (it writes a temporary file and renames it over): then this lock guards
-        // nothing, and the next try opens the file the name leads to now.
+        // The lock is the file's. Another file may be at the name now (the service and this
+        // tool replace it by a rename): then this lock guards nothing, and the next try
+        // opens the file the name leads to now.
         let ours = file.metadata()?;
         match fs::symlink_metadata(path) {
             Ok(now) if now.dev() == ours.dev() && now.ino() == ours.ino() => {}
@@ -169,7 +152,7 @@ impl ServiceFile {
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Attempt::Moved),
             Err(e) => return Err(e),
         }
-        Ok(Attempt::Held(Self::new(file, path)))
+        Ok(Attempt::Held(Self { path: path.to_path_buf(), file, seen: None }))
     }
 
     /// `<file>.lock` created exclusively, as the service creates it.
@@ -206,188 +189,107 @@ impl ServiceFile {
             }
             Err(e) => return Err(e),
         };
-        let lock = (lock, lock_path);
-        let Some(file) = open(path)? else {
-            let _ = fs::remove_file(&lock.1);
+        let held = Self { path: path.to_path_buf(), lock: (lock, lock_path) };
+        if open(path)?.is_none() {
             return Ok(Attempt::Missing);
-        };
-        let mut held = Self::new(file, path, lock);
-        held.file.seek(SeekFrom::Start(0))?;
+        }
         Ok(Attempt::Held(held))
     }
 
-    #[cfg(unix)]
-    fn new(file: File, path: &Path) -> Self {
-        Self { file, path: path.to_path_buf(), journal: journal_path(path) }
-    }
-
-    #[cfg(not(unix))]
-    fn new(file: File, path: &Path, lock: (File, PathBuf)) -> Self {
-        Self { file, path: path.to_path_buf(), journal: journal_path(path), lock }
-    }
-
-    /// The file's content.
+    /// The file's content (on unix read through the locked file, elsewhere by its name).
     pub fn read(&mut self) -> io::Result<Vec<u8>> {
-        self.file.seek(SeekFrom::Start(0))?;
-        let mut bytes = Vec::new();
-        self.file.read_to_end(&mut bytes)?;
-        Ok(bytes)
-    }
-
-    /// Where the journal of a rewrite of this file lies.
-    pub fn journal_path(&self) -> &Path {
-        &self.journal
-    }
-
-    /// The content of the journal an interrupted rewrite left; `None` when there is none.
-    pub fn journal(&self) -> io::Result<Option<Vec<u8>>> {
-        let mut opts = OpenOptions::new();
-        opts.read(true);
-        match mhm_fsx::open_no_follow(&mut opts, &self.journal, false) {
-            Ok(mut f) => {
-                let mut bytes = Vec::new();
-                f.read_to_end(&mut bytes)?;
-                Ok(Some(bytes))
-            }
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(e),
+        #[cfg(unix)]
+        {
+            use std::io::{Seek, SeekFrom};
+            self.file.seek(SeekFrom::Start(0))?;
+            let mut bytes = Vec::new();
+            self.file.read_to_end(&mut bytes)?;
+            self.seen = Some(self.file.metadata()?.modified()?);
+            Ok(bytes)
         }
+        #[cfg(not(unix))]
+        read_by_name(&self.path)?.ok_or_else(|| io::Error::from(io::ErrorKind::NotFound))
     }
 
-    /// Removes the journal (its content is in the file, or no longer needed).
-    pub fn remove_journal(&self) -> io::Result<()> {
-        fs::remove_file(&self.journal)?;
-        fsx::sync_dir(&self.journal);
-        Ok(())
+    /// The metadata of the file (the locked one on unix).
+    fn metadata(&self) -> io::Result<fs::Metadata> {
+        #[cfg(unix)]
+        let meta = self.file.metadata();
+        #[cfg(not(unix))]
+        let meta = fs::symlink_metadata(&self.path);
+        meta
     }
 
-    /// Writes what `render` writes over the file, through the journal (steps 1 to 5 of the
-    /// module's documentation); `check` is given the journal's path (under its temporary
-    /// name, written and synced) to read it back, and an error from it stops the rewrite
-    /// before the file is touched. `old` is what the file holds: when a step fails after the
-    /// file was marked, it is written back, so the file holds what it held; when even that
-    /// fails, the next run finishes the rewrite from the journal. The journal goes only
-    /// once the file holds its content: after a failure it stays, for the next run to
-    /// compare with the file (it may hold what a journal before it held: messages nothing
-    /// else holds). When the file changed by its name meanwhile (someone wrote it without
-    /// the lock), the error says so.
-    pub fn rewrite(
+    /// Replaces the file by what `render` writes (steps 1 to 3 of the module's
+    /// documentation): `check` is given the temporary file (written and synced) to read it
+    /// back, and an error from it stops before the file is touched; `old` is what
+    /// [`read`](Self::read) returned. When the file no longer holds `old` by its name, it is
+    /// left as it is ([`Replaced::WrittenMeanwhile`]). The lock is still held afterwards;
+    /// it guards the old file, which no name leads to any more.
+    pub fn replace(
         &mut self,
         ctx: &Ctx,
         render: impl FnOnce(&mut dyn Write) -> io::Result<()>,
         check: impl FnOnce(&Path) -> Result<()>,
         old: &[u8],
-    ) -> Result<()> {
-        // 1. The journal: whole under its name or not there, checked, with the file's
-        // permissions.
-        let mut journal = fsx::Atomic::create(&self.journal)
-            .with_context(|| format!("creating a file beside {}", ctx.show(&self.journal)))?;
-        let tmp = ctx.show(journal.temp());
-        journal
-            .set_permissions_of(&self.file.metadata()?)
-            .with_context(|| format!("setting permissions on {tmp}"))?;
-        let mut w = BufWriter::with_capacity(PART, journal.file());
+    ) -> Result<Replaced> {
+        let meta = self.metadata().context("reading its metadata")?;
+        let mut new = fsx::Atomic::create(&self.path)
+            .with_context(|| format!("creating a file beside {}", ctx.show(&self.path)))?;
+        let tmp = ctx.show(new.temp());
+        #[cfg(unix)]
+        same_owner(new.file(), &meta)
+            .with_context(|| format!("giving {tmp} the owner and group of the file"))?;
+        // Never readable by more users than the file it replaces.
+        new.set_permissions_of(&meta).with_context(|| format!("setting permissions on {tmp}"))?;
+        let mut w = BufWriter::with_capacity(BUF, new.file());
         render(&mut w).and_then(|()| w.flush()).with_context(|| format!("writing {tmp}"))?;
         drop(w);
-        journal.file().sync_all().with_context(|| format!("writing {tmp}"))?;
-        check(journal.temp()).with_context(|| tmp.clone())?;
-        journal.commit_replace().with_context(|| format!("writing {}", ctx.show(&self.journal)))?;
-        ctx.fail_at(FailPoint::MessagesJournalWritten)?;
-        match self.apply(ctx) {
-            Ok(()) => Ok(()),
-            Err(ApplyError::Changed) => Err(self.changed(ctx)),
-            Err(ApplyError::Failed(e)) => match self.write_back(old) {
-                Ok(()) => Err(e.context("it holds what it held before")),
-                Err(back) => Err(e.context(format!(
-                    "writing back what it held failed too ({back}); the next run finishes \
-                     the rewrite from {}",
-                    ctx.show(&self.journal)
-                ))),
-            },
-        }
-    }
-
-    /// Finishes the rewrite an interrupted run began (the file starts with the mark): the
-    /// journal's content written over the file (steps 2 to 5).
-    pub fn roll_forward(&mut self, ctx: &Ctx) -> Result<()> {
-        match self.apply(ctx) {
-            Ok(()) => Ok(()),
-            Err(ApplyError::Changed) => Err(self.changed(ctx)),
-            Err(ApplyError::Failed(e)) => Err(e.context(format!(
-                "finishing the rewrite from {}; both left as they are",
-                ctx.show(&self.journal)
-            ))),
-        }
-    }
-
-    fn changed(&self, ctx: &Ctx) -> anyhow::Error {
-        anyhow!(
-            "the file was written meanwhile by a process that does not take the service's \
-             lock; {} keeps what the rewrite wrote, and the next run puts back any message \
-             it holds that is missing",
-            ctx.show(&self.journal)
-        )
-    }
-
-    /// Steps 2 to 5: the journal's content written over the file.
-    fn apply(&mut self, ctx: &Ctx) -> Result<(), ApplyError> {
-        let mut opts = OpenOptions::new();
-        opts.read(true);
-        let mut journal = mhm_fsx::open_no_follow(&mut opts, &self.journal, false)?;
-        let len = journal.metadata()?.len();
-        let mut first = [0u8; 1];
-        journal.read_exact(&mut first).context("the journal is empty")?;
-        if first[0] == MARK {
-            return Err(anyhow!("the journal starts with the rewrite's mark").into());
-        }
-        // 2. Marked: from here on no reader takes the file for whole.
-        self.put(0, &[MARK])?;
-        self.file.sync_data()?;
-        ctx.fail_at(FailPoint::MessagesMarked)?;
-        // 3. Everything after the first byte.
-        self.file.seek(SeekFrom::Start(1))?;
-        let file = &mut self.file;
-        let mut parts = 0u64;
-        fsx::read_chunks(&mut journal, &mut vec![0u8; PART], |part| {
-            file.write_all(part)?;
-            parts += 1;
-            if parts == 1 {
-                ctx.fail_at(FailPoint::MessagesPartWritten).map_err(io::Error::other)?;
+        new.file().sync_all().with_context(|| format!("writing {tmp}"))?;
+        check(new.temp()).with_context(|| tmp.clone())?;
+        ctx.fail_at(FailPoint::MessagesTempWritten)?;
+        let mut meanwhile = false;
+        let committed = new.commit_if(|path| {
+            if self.unchanged(path, old)? {
+                Ok(())
+            } else {
+                meanwhile = true;
+                Err(io::Error::other("written meanwhile"))
             }
-            Ok(())
-        })?;
-        self.file.set_len(len)?;
-        self.file.sync_data()?;
-        ctx.fail_at(FailPoint::MessagesBodyWritten)?;
-        // 4. Whole.
-        self.put(0, &first)?;
-        self.file.sync_data()?;
-        ctx.fail_at(FailPoint::MessagesRewritten)?;
-        // 5. The name leads to what we wrote.
-        if digest(&self.path)? != digest(&self.journal)? {
-            return Err(ApplyError::Changed);
+        });
+        match committed {
+            Ok(()) => {}
+            Err(_) if meanwhile => return Ok(Replaced::WrittenMeanwhile),
+            Err(e) => {
+                return Err(anyhow::Error::from(e)
+                    .context(format!("moving {tmp} over {}", ctx.show(&self.path))))
+            }
         }
-        self.remove_journal()?;
-        Ok(())
+        ctx.fail_at(FailPoint::MessagesReplaced)?;
+        Ok(Replaced::Done)
     }
 
-    /// `old` written back over the file the same way (marked until it is all there).
-    fn write_back(&mut self, old: &[u8]) -> io::Result<()> {
-        let Some((&first, rest)) = old.split_first() else {
-            self.file.set_len(0)?;
-            return self.file.sync_data();
+    /// Whether the file at `path` (read by its name) still holds `old`, and on unix is
+    /// still the locked file, unchanged since it was read: the last look before the rename.
+    fn unchanged(&self, path: &Path, old: &[u8]) -> io::Result<bool> {
+        if read_by_name(path)?.as_deref() != Some(old) {
+            return Ok(false);
+        }
+        #[cfg(unix)]
+        let same = {
+            use std::os::unix::fs::MetadataExt;
+            let ours = self.file.metadata()?;
+            let same_file = match fs::symlink_metadata(path) {
+                Ok(now) => now.dev() == ours.dev() && now.ino() == ours.ino(),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => false,
+                Err(e) => return Err(e),
+            };
+            let untouched = ours.len() == old.len() as u64 && Some(ours.modified()?) == self.seen;
+            same_file && untouched
         };
-        self.put(0, &[MARK])?;
-        self.put(1, rest)?;
-        self.file.set_len(old.len() as u64)?;
-        self.file.sync_data()?;
-        self.put(0, &[first])?;
-        self.file.sync_data()
-    }
-
-    fn put(&mut self, at: u64, bytes: &[u8]) -> io::Result<()> {
-        self.file.seek(SeekFrom::Start(at))?;
-        self.file.write_all(bytes)
+        #[cfg(not(unix))]
+        let same = true;
+        Ok(same)
     }
 }
 
@@ -399,11 +301,11 @@ impl Drop for ServiceFile {
     }
 }
 
-/// `path` opened for reading and writing, never through a link; `None` when nothing is
-/// there. Anything but a regular file is an error.
+/// `path` opened for reading, never through a link; `None` when nothing is there. Anything
+/// but a regular file is an error.
 fn open(path: &Path) -> io::Result<Option<File>> {
     let mut opts = OpenOptions::new();
-    opts.read(true).write(true);
+    opts.read(true);
     let file = match mhm_fsx::open_no_follow(&mut opts, path, false) {
         Ok(f) => f,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
@@ -415,12 +317,28 @@ fn open(path: &Path) -> io::Result<Option<File>> {
     Ok(Some(file))
 }
 
-/// The SHA-256 of what the file at `path` holds (opened by its name, never through a link).
-fn digest(path: &Path) -> io::Result<[u8; 32]> {
-    let mut opts = OpenOptions::new();
-    opts.read(true);
-    let mut file = mhm_fsx::open_no_follow(&mut opts, path, false)?;
-    Ok(fsx::sha256_of(&mut file, &mut vec![0u8; PART], 0)?.sha256)
+/// What the file at `path` holds, read by its name (never through a link); `None` when
+/// nothing is there.
+fn read_by_name(path: &Path) -> io::Result<Option<Vec<u8>>> {
+    let Some(mut file) = open(path)? else { return Ok(None) };
+    let mut bytes = Vec::new();
+    file.read_to_end(&mut bytes)?;
+    Ok(Some(bytes))
+}
+
+/// Gives `file` the owner and group `of` has, where they differ (a run as another user
+/// than the service's); an error when the system refuses, so that the service is never
+/// left with a file it cannot read or write.
+#[cfg(unix)]
+fn same_owner(file: &File, of: &fs::Metadata) -> io::Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let mine = file.metadata()?;
+    let uid = (mine.uid() != of.uid()).then_some(of.uid());
+    let gid = (mine.gid() != of.gid()).then_some(of.gid());
+    if uid.is_some() || gid.is_some() {
+        std::os::unix::fs::fchown(file, uid, gid)?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -431,64 +349,85 @@ mod tests {
         Ctx::new(dir, chrono::Utc::now()).unwrap()
     }
 
+    fn names(dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> = fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n != "logs")
+            .collect();
+        names.sort();
+        names
+    }
+
     #[test]
-    fn rewrite_keeps_the_file_and_leaves_no_journal() {
+    fn replace_puts_a_new_file_at_the_name_and_leaves_links_alone() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("f.json");
-        fs::write(&path, r#"{"a": [1, 2, 3, 4, 5, 6, 7, 8, 9]}"#).unwrap();
+        fs::write(&path, r#"{"a": [1, 2, 3]}"#).unwrap();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            fs::set_permissions(&path, fs::Permissions::from_mode(0o640)).unwrap();
+        }
+        let link = dir.path().join("link.json");
+        fs::hard_link(&path, &link).unwrap();
         let mut file = ServiceFile::lock(&path, Duration::ZERO).unwrap().unwrap();
         let old = file.read().unwrap();
         let check = |new: &Path| {
             assert_eq!(fs::read(new).unwrap(), br#"{"a": []}"#);
             Ok(())
         };
-        file.rewrite(&ctx(dir.path()), |w| w.write_all(br#"{"a": []}"#), check, &old).unwrap();
-        assert_eq!(file.read().unwrap(), br#"{"a": []}"#);
+        let done = file.replace(&ctx(dir.path()), |w| w.write_all(br#"{"a": []}"#), check, &old);
+        assert_eq!(done.unwrap(), Replaced::Done);
         drop(file);
         assert_eq!(fs::read(&path).unwrap(), br#"{"a": []}"#);
-        let mut left: Vec<_> =
-            fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
-        left.retain(|n| n != "f.json" && n != "logs");
-        assert!(left.is_empty(), "{left:?}");
+        assert_eq!(fs::read(&link).unwrap(), br#"{"a": [1, 2, 3]}"#, "written through a link");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o640);
+        }
+        assert_eq!(names(dir.path()), ["f.json", "link.json"]);
     }
 
     #[test]
-    fn a_failure_after_the_mark_puts_the_old_content_back() {
-        for point in [
-            FailPoint::MessagesMarked,
-            FailPoint::MessagesPartWritten,
-            FailPoint::MessagesBodyWritten,
-            FailPoint::MessagesRewritten,
-        ] {
+    fn a_file_written_meanwhile_is_left_as_the_writer_left_it() {
+        // By a rename (as `store_sent_message` writes), and in place.
+        for by_rename in [true, false] {
             let dir = tempfile::tempdir().unwrap();
             let path = dir.path().join("f.json");
-            let old = format!("{{\"a\": \"{}\"}}", "x".repeat(3 * PART));
-            fs::write(&path, &old).unwrap();
-            let ctx = ctx(dir.path()).with_faults(crate::Faults(vec![point]));
+            fs::write(&path, r#"{"a": [1]}"#).unwrap();
             let mut file = ServiceFile::lock(&path, Duration::ZERO).unwrap().unwrap();
-            let err =
-                file.rewrite(&ctx, |w| w.write_all(b"{}"), |_| Ok(()), old.as_bytes()).unwrap_err();
-            assert!(format!("{err:#}").contains("holds what it held before"), "{point:?}: {err:#}");
-            assert_eq!(fs::read_to_string(&path).unwrap(), old, "{point:?}");
-            // Kept for the next run, which compares it with the file.
-            assert_eq!(fs::read(journal_path(&path)).unwrap(), b"{}", "{point:?}");
+            let old = file.read().unwrap();
+            let theirs = br#"{"a": [2, 1]}"#;
+            if by_rename {
+                fs::write(dir.path().join("other"), theirs).unwrap();
+                fs::rename(dir.path().join("other"), &path).unwrap();
+            } else {
+                OpenOptions::new().write(true).open(&path).unwrap().write_all(theirs).unwrap();
+            }
+            let done = file.replace(&ctx(dir.path()), |w| w.write_all(b"{}"), |_| Ok(()), &old);
+            assert_eq!(done.unwrap(), Replaced::WrittenMeanwhile, "by rename: {by_rename}");
+            drop(file);
+            assert_eq!(fs::read(&path).unwrap(), theirs);
+            assert_eq!(names(dir.path()), ["f.json"]);
         }
     }
 
     #[test]
-    fn a_journal_that_fails_its_check_touches_nothing() {
+    fn a_temp_that_fails_its_check_touches_nothing() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("f.json");
         fs::write(&path, "{}").unwrap();
         let mut file = ServiceFile::lock(&path, Duration::ZERO).unwrap().unwrap();
+        let old = file.read().unwrap();
         let check = |_: &Path| Err(anyhow!("not what was meant"));
-        let err = file.rewrite(&ctx(dir.path()), |w| w.write_all(b"[]"), check, b"{}").unwrap_err();
+        let err = file.replace(&ctx(dir.path()), |w| w.write_all(b"[]"), check, &old).unwrap_err();
         assert!(format!("{err:#}").contains("not what was meant"), "{err:#}");
         drop(file);
         assert_eq!(fs::read(&path).unwrap(), b"{}");
-        let names: Vec<_> =
-            fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
-        assert_eq!(names, ["f.json"]);
+        assert_eq!(names(dir.path()), ["f.json"]);
     }
 
     #[test]

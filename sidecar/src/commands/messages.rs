@@ -28,16 +28,6 @@ fn archive(ctx: &Run, args: &ArchiveArgs) -> Result<ExitCode> {
         let would = if ctx.dry_run { "would " } else { "" };
         let mut out = io::stdout().lock();
         for u in &report.users {
-            if u.finished_rewrite {
-                writeln!(out, "{}: finished the rewrite an interrupted run began", u.user)?;
-            }
-            if u.put_back > 0 {
-                writeln!(
-                    out,
-                    "{}: {would}put back {} message(s) an interrupted run had kept, from its journal",
-                    u.user, u.put_back
-                )?;
-            }
             if u.already_archived > 0 {
                 writeln!(
                     out,
@@ -48,14 +38,17 @@ fn archive(ctx: &Run, args: &ArchiveArgs) -> Result<ExitCode> {
             if let Some(file) = &u.archive_file {
                 writeln!(out, "{}: {would}archive {} message(s) to {file}", u.user, u.archived)?;
             }
+            if u.written_meanwhile {
+                writeln!(
+                    out,
+                    "{}: the active file was written during the run: left as it is, run again",
+                    u.user
+                )?;
+            }
             for d in &u.deleted_archives {
                 writeln!(out, "{}: {would}delete {d} (past retention)", u.user)?;
             }
-            if u.archive_file.is_none()
-                && u.already_archived == 0
-                && u.put_back == 0
-                && !u.finished_rewrite
-                && u.deleted_archives.is_empty()
+            if u.archive_file.is_none() && u.already_archived == 0 && u.deleted_archives.is_empty()
             {
                 writeln!(out, "{}: nothing to archive ({} active)", u.user, u.active_before)?;
             }
