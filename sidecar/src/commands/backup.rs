@@ -197,7 +197,11 @@ fn verify_cmd(ctx: &Run, spec: &str) -> Result<ExitCode> {
             return Ok(ExitCode::Failure);
         }
     };
-    let report = verify::backup(&path);
+    // A bar over the zip's compressed bytes (on a terminal only: `ctx.progress`).
+    let total = if path.is_file() { std::fs::metadata(&path).map_or(0, |m| m.len()) } else { 0 };
+    let bar = ctx.progress.start("verify", total);
+    let report = verify::backup_with(&path, &*bar);
+    bar.finish();
     const NO_DIGESTS: &str = "made by the service itself: it holds no digests, so its entries \
                               were checked for what they carry (CRCs, JSON, the manifest)";
     if ctx.json {

@@ -29,6 +29,7 @@ use crate::{
     fsx,
     pack::FileEntry,
     paths,
+    report::Bar,
     snapshot::manifest::{Manifest as SnapshotManifest, MANIFEST as SNAPSHOT_MANIFEST},
     zipcheck, Problem,
 };
@@ -72,6 +73,11 @@ impl<M> Report<M> {
 /// with a `manifest.json`, or a zip whose manifest lists no files), whose entries are
 /// checked for what they carry and listed in the returned manifest with the digests read.
 pub fn backup(path: &Path) -> Report<BackupManifest> {
+    backup_with(path, &crate::NoProgress)
+}
+
+/// [`backup`], telling `bar` the compressed bytes of a zip's entries as they are read.
+pub fn backup_with(path: &Path, bar: &dyn Bar) -> Report<BackupManifest> {
     if crate::backup::user::is_user_backup(path) {
         return user_backup(path);
     }
@@ -97,7 +103,7 @@ pub fn backup(path: &Path) -> Report<BackupManifest> {
         let scan = scan.map(|v| serde_json::from_value::<ServiceManifest>(v).map_err(bad));
         return service_backup(path, Ok(scan));
     }
-    match scan_zip::<AnyManifest>(path, backup_manifest::NAME) {
+    match scan_zip::<AnyManifest>(path, backup_manifest::NAME, bar) {
         Ok(scan) if matches!(scan.manifest, Some(Ok(AnyManifest::Service(_)))) => {
             let scan = scan.map(|m| match m {
                 AnyManifest::Service(m) => Ok(m),
@@ -167,16 +173,18 @@ pub const USER_METADATA: &str = "backup_metadata.json";
 /// metadata must be an object whose `files_backed_up` are all there; the listing returned
 /// is what was found, with the digests read.
 pub fn user_backup(path: &Path) -> Report<BackupManifest> {
-    let scan = scan_zip::<serde_json::Value>(path, USER_METADATA).map(|mut scan| {
-        let meta = scan.manifest.take();
-        let mut extra = Vec::new();
-        let json = scan.seen.keys().filter(|n| n.ends_with(".json") && *n != USER_METADATA);
-        extra.extend(json_problems(path, json));
-        let manifest = meta.map(|m| m.and_then(|v| user_listing(path, &v, &scan.seen, &mut extra)));
-        let at = scan.problems.len();
-        scan.problems.extend(extra.into_iter().enumerate().map(|(i, p)| (at + i, p)));
-        Scan { entries: scan.entries, seen: scan.seen, manifest, problems: scan.problems }
-    });
+    let scan =
+        scan_zip::<serde_json::Value>(path, USER_METADATA, &crate::NoProgress).map(|mut scan| {
+            let meta = scan.manifest.take();
+            let mut extra = Vec::new();
+            let json = scan.seen.keys().filter(|n| n.ends_with(".json") && *n != USER_METADATA);
+            extra.extend(json_problems(path, json));
+            let manifest =
+                meta.map(|m| m.and_then(|v| user_listing(path, &v, &scan.seen, &mut extra)));
+            let at = scan.problems.len();
+            scan.problems.extend(extra.into_iter().enumerate().map(|(i, p)| (at + i, p)));
+            Scan { entries: scan.entries, seen: scan.seen, manifest, problems: scan.problems }
+        });
     let mut report = check(scan, USER_METADATA, "the backup", Links::UsersOnly, |_, _, _| {});
     report.made_by_service = true;
     report
@@ -354,7 +362,7 @@ fn json_problems<'a>(path: &Path, names: impl Iterator<Item = &'a String>) -> Ve
 pub fn snapshot(path: &Path) -> Report<SnapshotManifest> {
     let scan = match fs::symlink_metadata(path) {
         Ok(m) if m.is_dir() => Ok(scan_folder(path, SNAPSHOT_MANIFEST)),
-        Ok(_) => scan_zip(path, SNAPSHOT_MANIFEST),
+        Ok(_) => scan_zip(path, SNAPSHOT_MANIFEST, &crate::NoProgress),
         Err(e) => Err(Problem::general(format!("cannot open: {e}"))),
     };
     check(scan, SNAPSHOT_MANIFEST, "the snapshot", Links::OwnPart, check_snapshot_manifest)
@@ -465,6 +473,7 @@ const PARALLEL_FROM: u64 = 4 << 20;
 fn scan_zip<M: DeserializeOwned + Send>(
     path: &Path,
     manifest_name: &str,
+    bar: &dyn Bar,
 ) -> Result<Scan<M>, Problem> {
     let len = fs::metadata(path).map_err(|e| Problem::general(format!("cannot open: {e}")))?.len();
     let threads = if len >= PARALLEL_FROM {
@@ -481,13 +490,13 @@ fn scan_zip<M: DeserializeOwned + Send>(
     let (archive, _) = zipcheck::open(archive)
         .map_err(|e| Problem::general(format!("not a readable zip archive: {e}")))?;
     let parts: Vec<Result<Scan<M>, Problem>> = if threads == 1 {
-        vec![Ok(scan_entries(archive, 0, 1, manifest_name))]
+        vec![Ok(scan_entries(archive, 0, 1, manifest_name, bar))]
     } else {
         std::thread::scope(|s| {
             let handles: Vec<_> = (0..threads)
                 .map(|t| {
                     let archive = archive.clone();
-                    s.spawn(move || scan_entries(archive, t, threads, manifest_name))
+                    s.spawn(move || scan_entries(archive, t, threads, manifest_name, bar))
                 })
                 .collect();
             handles
@@ -513,12 +522,16 @@ fn scan_entries<M: DeserializeOwned>(
     t: usize,
     n: usize,
     manifest_name: &str,
+    bar: &dyn Bar,
 ) -> Scan<M> {
     let mut part = Scan::default();
     let mut buf = vec![0u8; 1 << 16];
     for i in (t..archive.len()).step_by(n) {
         let mut entry = match archive.by_index(i) {
-            Ok(e) => e,
+            Ok(e) => {
+                bar.inc(e.compressed_size());
+                e
+            }
             Err(e) => {
                 part.problems
                     .push((i, Problem::at(format!("entry #{i}"), format!("cannot be read: {e}"))));

@@ -776,3 +776,26 @@ fn a_file_gone_during_a_backup_is_skipped_and_named() {
     assert_eq!(gone, [r.join("data/users/u1/account.json")]);
     assert!(verify::snapshot(&path).ok());
 }
+
+/// Issue 22: `backup verify` reads whole zips; it reports its progress (a bar on a
+/// terminal): every entry's compressed bytes, once, never more than the file holds.
+#[test]
+fn verify_reports_its_progress_over_the_zips_bytes() {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    struct Count(AtomicU64);
+    impl mhm_sidecar::Bar for Count {
+        fn inc(&self, n: u64) {
+            self.0.fetch_add(n, Ordering::Relaxed);
+        }
+        fn finish(&self) {}
+    }
+    let root = make_root();
+    let r = root.path();
+    assert_code(&run(r, &["backup", "create", "--name", "b"]), 0);
+    let zip = r.join("data/backups/b.zip");
+    let count = Count(AtomicU64::new(0));
+    assert!(mhm_sidecar::verify::backup_with(&zip, &count).ok());
+    let done = count.0.load(Ordering::Relaxed);
+    let len = fs::metadata(&zip).unwrap().len();
+    assert!(done > len / 2 && done < len, "{done} of {len}");
+}
