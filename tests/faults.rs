@@ -676,8 +676,9 @@ fn a_lock_held_by_someone_else_bounds_the_wait_at_start_up() {
     let text = err.to_string();
     assert!(text.contains(".app.log.lock") && text.contains("held by another process"), "{text}");
     assert!(took >= wait, "gave up after {took:?}, before the bound");
-    // Released, the next open goes ahead.
-    holder.unlock().unwrap();
+    // Released (closed: Wine refuses an explicit unlock of this lock), the next open goes
+    // ahead.
+    drop(holder);
     RollingFile::builder().settings(settings).build(&path).unwrap();
 }
 

@@ -279,16 +279,20 @@ impl Inner {
                 drop(io);
                 st.file = Some(file);
                 st.disk = 0;
-                st.started = now;
-                st.day = self.zone.day(now);
+                // Never before the file it follows: a time read before another thread's
+                // rotation, or a clock stepped back, would name the next copy by an
+                // earlier day than this one's (copies out of order).
+                let started = now.max(st.started);
+                st.started = started;
+                st.day = self.zone.day(started);
                 st.due_at =
-                    if self.time_trigger() { self.zone.next_midnight(now) } else { i64::MAX };
+                    if self.time_trigger() { self.zone.next_midnight(started) } else { i64::MAX };
                 st.retry_at = i64::MIN;
                 st.detached = false;
                 st.stats.rotations += 1;
                 // Published last: a writer that sees the new generation sees all of this.
                 self.shared.set_size(0, &held);
-                self.shared.set_started(now, &held);
+                self.shared.set_started(started, &held);
                 self.shared.set_last_copy(st.last_copy, &held);
                 st.generation = self.shared.bump(&held);
                 drop(held);
