@@ -597,7 +597,8 @@ fn push_short_decimal(out: &mut Vec<u8>, value: f64) -> bool {
             let scale = 10u64.pow(k as u32);
             push_u64(out, n / scale);
             out.push(b'.');
-            push_digits(out, n % scale, k);
+            // SAFETY: `n % 10^k` has at most `k` digits, and `k < 18` (POW10's length).
+            unsafe { push_digits(out, n % scale, k) };
         }
         return true;
     }
@@ -633,13 +634,18 @@ static DIGIT_PAIRS: [u8; 200] = {
 /// an event's two integer fields).
 #[inline]
 fn push_u64(out: &mut Vec<u8>, value: u64) {
-    push_digits(out, value, value.checked_ilog10().map_or(1, |log| log as usize + 1));
+    // SAFETY: `n` is `value`'s number of digits, at most 20 for a u64.
+    unsafe { push_digits(out, value, value.checked_ilog10().map_or(1, |log| log as usize + 1)) }
 }
 
-/// Appends `value` as exactly `n` digits, zeros in front (`n` is at least its number of
-/// digits, and at most 20).
+/// Appends `value` as exactly `n` digits, zeros in front.
+///
+/// # Safety
+///
+/// `n` is at least `value`'s number of digits, and at most 20: the digits are stored by
+/// index from `n` down, and fewer than `value` needs would index below the vector's end.
 #[inline]
-fn push_digits(out: &mut Vec<u8>, mut value: u64, n: usize) {
+unsafe fn push_digits(out: &mut Vec<u8>, mut value: u64, n: usize) {
     debug_assert!(n <= 20 && n >= value.checked_ilog10().map_or(1, |log| log as usize + 1));
     out.reserve(20);
     let len = out.len();

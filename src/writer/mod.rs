@@ -1,9 +1,9 @@
 //! The rotating file: the hot path.
 //!
-//! One [`RollingFile`] owns one active log file. Every write takes the file's lock, makes
-//! the rotation check (an integer compare or two against numbers kept in memory: no
-//! syscall, no allocation), and writes (direct mode) or copies into a buffer (buffered
-//! mode). When a log is due and both gates pass, the writing thread renames the active
+//! One [`RollingFile`] owns one active log file. Every write takes the state lock (in
+//! staged mode only those that leave the thread's stage), makes the rotation check (an
+//! integer compare or two against numbers kept in memory: no syscall, no allocation), and
+//! writes (direct mode) or copies into a buffer (buffered mode). When a log is due and both gates pass, the writing thread renames the active
 //! file into `backups/` and opens a new one; everything slower (overflow into `archive/`,
 //! gzip, pruning, timed flushes, error reports) happens on a background thread.
 //!
@@ -78,9 +78,10 @@
 //! `builder.rs` the [`Builder`] and the process's registry of writers; `merge.rs` the
 //! rule for several handles on one path with different settings; `open.rs` opening
 //! and resuming the active file, following another writer's rotation; `shared.rs` what
-//! the writers of one log share (the mapping, the rotation lock); `mode.rs` the write modes (direct, buffered, staged) and their
-//! buffers; `rotate.rs` the rotation check, the rotation and its failures; `worker.rs`
-//! the background thread.
+//! the writers of one log share (the mapping, the rotation lock); `mode.rs` the write
+//! modes (direct, buffered, staged) and their buffers; `rotate.rs` the rotation check, the
+//! rotation and its failures; `sync.rs` the locks (std's, without poisoning);
+//! `worker.rs` the background thread.
 //!
 //! ## Lock order
 //!
