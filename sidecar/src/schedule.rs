@@ -101,15 +101,15 @@ pub fn name_for(root: &Path) -> String {
 /// The entry that runs `exe --root <root> maintain` hourly with `kind`.
 pub fn entry(kind: Kind, exe: &Path, root: &Path) -> Result<Entry> {
     let name = name_for(root);
-    let exe_s = exe.to_str().context("the program's path is not UTF-8")?;
-    let root_s = root.to_str().context("the root's path is not UTF-8")?;
+    let exe_s = checked_path("the program's path", exe, kind)?;
+    let root_s = checked_path("the root's path", root, kind)?;
     Ok(match kind {
         Kind::Systemd => {
             let dir = systemd_dir()?;
             let command = format!("{} --root {} maintain", sh_quote(exe_s), sh_quote(root_s));
             let service = format!(
                 "[Unit]\n\
-                 Description=MHM maintenance for {root_s} (mhm-sidecar maintain)\n\
+                 Description=MHM maintenance for {root_d} (mhm-sidecar maintain)\n\
                  \n\
                  [Service]\n\
                  Type=oneshot\n\
@@ -120,10 +120,11 @@ pub fn entry(kind: Kind, exe: &Path, root: &Path) -> Result<Entry> {
                  Nice=10\n\
                  IOSchedulingClass=idle\n",
                 exec = systemd_quote_args(&[exe_s, "--root", root_s, "maintain"]),
+                root_d = root_s.replace('%', "%%"),
             );
             let timer = format!(
                 "[Unit]\n\
-                 Description=Hourly MHM maintenance for {root_s}\n\
+                 Description=Hourly MHM maintenance for {root_d}\n\
                  \n\
                  [Timer]\n\
                  OnCalendar=hourly\n\
@@ -132,7 +133,8 @@ pub fn entry(kind: Kind, exe: &Path, root: &Path) -> Result<Entry> {
                  Unit={name}.service\n\
                  \n\
                  [Install]\n\
-                 WantedBy=timers.target\n"
+                 WantedBy=timers.target\n",
+                root_d = root_s.replace('%', "%%"),
             );
             Entry {
                 kind,
@@ -224,6 +226,32 @@ pub fn entry(kind: Kind, exe: &Path, root: &Path) -> Result<Entry> {
             }
         }
     })
+}
+
+/// `path` as text a scheduler's entry can hold: UTF-8, no control character (a newline
+/// would end the crontab line, or the unit's line, and start one of the path's making),
+/// and for cron no `\%` (cron's `%` ends the command; a backslash before it cannot be
+/// told from cron's own escape).
+fn checked_path<'a>(what: &str, path: &'a Path, kind: Kind) -> Result<&'a str> {
+    let s = path.to_str().ok_or_else(|| {
+        crate::error::usage(format!(
+            "{what} {} is not UTF-8: no scheduler entry can name it",
+            path.display()
+        ))
+    })?;
+    if s.chars().any(char::is_control) {
+        return Err(crate::error::usage(format!(
+            "{what} {:?} holds a control character (a newline?): no scheduler entry can name \
+             it safely; move it to a plain path",
+            s
+        )));
+    }
+    if kind == Kind::Cron && s.contains("\\%") {
+        return Err(crate::error::usage(format!(
+            "{what} {s:?} holds `\\%`, which a crontab line cannot name: move it to a plain path"
+        )));
+    }
+    Ok(s)
 }
 
 /// Installs `entry` (replacing an earlier one of the same name).
@@ -453,6 +481,25 @@ mod tests {
         assert_eq!(sh_quote("/a b/it's"), r"'/a b/it'\''s'");
         assert_eq!(systemd_quote_args(&["/a b", "50%$HOME"]), r#""/a b" "50%%$$HOME""#);
         assert_eq!(xml_escape(r#"C:\a&b"<>"#), "C:\\a&amp;b&quot;&lt;&gt;");
+    }
+
+    // regression (issue 22 attack): a newline in the root's path put a line of its own
+    // making in the crontab (run every minute) and in the unit.
+    #[test]
+    fn a_path_no_entry_can_name_safely_is_refused() {
+        let exe = Path::new("/usr/bin/mhm-sidecar");
+        for kind in [Kind::Cron, Kind::Systemd, Kind::Windows] {
+            let bad = Path::new("/srv/inj\n* * * * * touch /tmp/PWNED #");
+            let err = entry(kind, exe, bad).unwrap_err();
+            assert!(err.downcast_ref::<crate::UsageError>().is_some(), "{err:#}");
+            assert!(format!("{err:#}").contains("control character"), "{err:#}");
+        }
+        assert!(entry(Kind::Cron, exe, Path::new("/srv/a\\%b")).is_err());
+        let ok = entry(Kind::Cron, exe, Path::new("/srv/50% off")).unwrap();
+        let line = ok.cron_line.unwrap();
+        assert!(!line.contains('\n') && line.contains("50\\% off"), "{line}");
+        let unit = entry(Kind::Systemd, exe, Path::new("/srv/50% off")).unwrap();
+        assert!(unit.files[0].content.contains("Description=MHM maintenance for /srv/50%% off"));
     }
 
     #[test]
