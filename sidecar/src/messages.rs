@@ -108,7 +108,9 @@ pub fn archive_messages(ctx: &Ctx, user: Option<&str>, days: u32, dry_run: bool)
     let users = match user {
         Some(id) => {
             check_user_id(id)?;
-            if !users_dir.join(id).is_dir() {
+            if !fs::symlink_metadata(users_dir.join(id))
+                .is_ok_and(|m| m.is_dir() || m.file_type().is_symlink())
+            {
                 report
                     .problems
                     .push(Problem::at(ctx.show(&users_dir.join(id)), "no such user folder"));
@@ -120,6 +122,19 @@ pub fn archive_messages(ctx: &Ctx, user: Option<&str>, days: u32, dry_run: bool)
     };
     for id in users {
         let dir = users_dir.join(&id).join("messages");
+        // Never through a link: a user folder, `messages/` or `archives/` that is one
+        // (anyone who can write the root can plant it) would send writes and deletions
+        // outside the root.
+        let linked = [users_dir.join(&id), dir.clone(), dir.join("archives")]
+            .into_iter()
+            .find(|p| fs::symlink_metadata(p).is_ok_and(|m| m.file_type().is_symlink()));
+        if let Some(link) = linked {
+            report.problems.push(Problem::at(
+                ctx.show(&link),
+                "a link where a folder belongs: refused (never followed); this user's messages are not archived",
+            ));
+            continue;
+        }
         let mut ur = UserReport { user: id, ..UserReport::default() };
         if !dry_run {
             // What a crashed run left (its writer gone, or older than an hour).
@@ -331,12 +346,23 @@ fn archive_user(
                     &[("metadata", Member::Raw(&metadata)), ("messages", Member::List(&messages))]
                 }
             };
+            let made = !fsx::exists(&archives_dir);
             fs::create_dir_all(&archives_dir)
                 .with_context(|| format!("creating {}", ctx.show(&archives_dir)))?;
-            // The archive gets the active file's permissions: never readable by more users.
-            let perms = fs::metadata(&active_path).ok().map(|m| m.permissions());
+            // The active file's metadata, read without following a link.
+            let of = fs::symlink_metadata(&active_path).ok();
+            #[cfg(unix)]
+            if let (true, Some(of)) = (made, &of) {
+                // A folder made by a run as another user (root) is the service's, as the
+                // file beside it: the service's own runs must read and write it.
+                use std::os::unix::fs::MetadataExt;
+                std::os::unix::fs::lchown(&archives_dir, Some(of.uid()), Some(of.gid()))
+                    .with_context(|| {
+                        format!("giving {} the owner of the file", ctx.show(&archives_dir))
+                    })?;
+            }
             let render = |out: &mut dyn Write| json_text::write_object(out, 0, members);
-            write_archive(ctx, path, (shape.list_key(), &messages), render, perms)?;
+            write_archive(ctx, path, (shape.list_key(), &messages), render, of.as_ref())?;
             archive_written = true;
             ctx.fail_at(FailPoint::AfterArchiveWrite)?;
         }
@@ -826,7 +852,7 @@ fn write_archive(
     path: &Path,
     (list_key, messages): (&str, &[&RawValue]),
     render: impl FnOnce(&mut dyn Write) -> io::Result<()>,
-    perms: Option<fs::Permissions>,
+    of: Option<&fs::Metadata>,
 ) -> Result<()> {
     let mut file = fsx::Atomic::create(path)
         .with_context(|| format!("creating a file beside {}", ctx.show(path)))?;
@@ -834,8 +860,13 @@ fn write_archive(
     let mut w = io::BufWriter::with_capacity(1 << 16, file.file());
     render(&mut w).and_then(|()| w.flush()).with_context(|| format!("writing {tmp}"))?;
     drop(w);
-    if let Some(p) = perms {
-        file.file().set_permissions(p).with_context(|| format!("setting permissions on {tmp}"))?;
+    // The archive is the active file's: its owner and group (a run as root must not leave
+    // the service a file it cannot read), and never readable by more users.
+    if let Some(of) = of {
+        #[cfg(unix)]
+        crate::service_file::same_owner(file.file(), of)
+            .with_context(|| format!("giving {tmp} the owner and group of the file"))?;
+        file.set_permissions_of(of).with_context(|| format!("setting permissions on {tmp}"))?;
     }
     file.file().sync_all().with_context(|| format!("writing {tmp}"))?;
     holds_exactly(file.temp(), list_key, digests(messages)).with_context(|| tmp.clone())?;

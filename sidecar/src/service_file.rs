@@ -306,7 +306,31 @@ impl Drop for ServiceFile {
 fn open(path: &Path) -> io::Result<Option<File>> {
     let mut opts = OpenOptions::new();
     opts.read(true);
-    let file = match mhm_fsx::open_no_follow(&mut opts, path, false) {
+    let opened = {
+        #[cfg(unix)]
+        {
+            // Never through a link, and never waiting: a FIFO put where the file belongs
+            // would block the open (and the run, holding its lock) for ever. The flag does
+            // nothing to a regular file's reads.
+            use std::os::unix::fs::OpenOptionsExt;
+            opts.custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK);
+            opts.open(path).map_err(|e| {
+                if e.raw_os_error() == Some(libc::ELOOP) {
+                    io::Error::new(
+                        io::ErrorKind::InvalidInput,
+                        "a link where a regular file belongs; refusing to follow it",
+                    )
+                } else {
+                    e
+                }
+            })
+        }
+        #[cfg(not(unix))]
+        {
+            mhm_fsx::open_no_follow(&mut opts, path, false)
+        }
+    };
+    let file = match opened {
         Ok(f) => f,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(e),
@@ -330,7 +354,7 @@ fn read_by_name(path: &Path) -> io::Result<Option<Vec<u8>>> {
 /// than the service's); an error when the system refuses, so that the service is never
 /// left with a file it cannot read or write.
 #[cfg(unix)]
-fn same_owner(file: &File, of: &fs::Metadata) -> io::Result<()> {
+pub(crate) fn same_owner(file: &File, of: &fs::Metadata) -> io::Result<()> {
     use std::os::unix::fs::MetadataExt;
     let mine = file.metadata()?;
     let uid = (mine.uid() != of.uid()).then_some(of.uid());

@@ -844,3 +844,106 @@ fn a_message_differing_only_in_a_big_number_is_not_taken_for_an_archived_one() {
     assert_eq!(report["users"][0]["already_archived"], 0, "{report}");
     assert_eq!(fs::read_to_string(dir.join("sent_messages.json")).unwrap(), active);
 }
+
+/// Issue 22 attack: `messages/archives` (or `messages/`) as a link to a folder outside the
+/// root sent the archive there and let retention delete there. Refused, never followed.
+#[cfg(unix)]
+#[test]
+fn a_linked_messages_or_archives_folder_is_refused() {
+    for linked in ["messages/archives", "messages"] {
+        let root = make_root();
+        let r = root.path();
+        let outside = tempfile::tempdir().unwrap();
+        let o = outside.path();
+        let dir = r.join("data/users/u1");
+        if linked == "messages" {
+            copy_tree(&dir.join("messages"), o);
+            fs::remove_dir_all(dir.join("messages")).unwrap();
+        } else {
+            fs::write(o.join("sent_messages_archive_20200101_000000.json"), "{\"messages\": []}")
+                .unwrap();
+        }
+        std::os::unix::fs::symlink(o, dir.join(linked)).unwrap();
+        let before = snapshot(o);
+        let out = run(
+            r,
+            &[
+                "--now",
+                "2027-06-01T00:00:00Z",
+                "messages",
+                "archive",
+                "--user",
+                "u1",
+                "--days",
+                "1",
+            ],
+        );
+        assert_code(&out, 1);
+        assert!(
+            stderr(&out).contains("a link where a folder belongs"),
+            "{linked}: {}",
+            stderr(&out)
+        );
+        assert_same(&before, &snapshot(o));
+    }
+}
+
+/// Issue 22 attack: a FIFO where `sent_messages.json` belongs hung the run for ever (with
+/// the run lock held). Reported, the run goes on.
+#[cfg(unix)]
+#[test]
+fn a_fifo_where_the_messages_file_belongs_does_not_hang_the_run() {
+    let root = make_root();
+    let r = root.path();
+    let file = r.join("data/users/u1/messages/sent_messages.json");
+    fs::remove_file(&file).unwrap();
+    let c = std::ffi::CString::new(file.to_str().unwrap()).unwrap();
+    // SAFETY: a plain libc call on a NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    let mut child = spawn_quiet(r, &["messages", "archive", "--days", "1"]);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("messages archive hangs on a FIFO");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    assert_eq!(status.code(), Some(1));
+}
+
+/// Issue 22 attack: run as root on the service's files, the archive (and a folder made for
+/// it) were root's: the service's own runs could not read them. They are the active file's
+/// owner's now. Needs root (CI runs as root); elsewhere it says it did not run.
+#[cfg(unix)]
+#[test]
+fn an_archive_made_by_root_belongs_to_the_files_owner() {
+    use std::os::unix::fs::MetadataExt;
+    // SAFETY: a plain libc call.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("not run: needs root to give files away");
+        return;
+    }
+    let root = make_root();
+    let r = root.path();
+    let dir = r.join("data/users/u1/messages");
+    let file = dir.join("sent_messages.json");
+    for p in [&dir, &file] {
+        std::os::unix::fs::lchown(p, Some(4242), Some(4242)).unwrap();
+    }
+    let out = run(
+        r,
+        &["--now", "2027-06-01T00:00:00Z", "messages", "archive", "--user", "u1", "--days", "1"],
+    );
+    assert_code(&out, 0);
+    let archives = dir.join("archives");
+    let made: Vec<_> = fs::read_dir(&archives).unwrap().map(|e| e.unwrap().path()).collect();
+    assert_eq!(made.len(), 1, "{made:?}");
+    for p in [&archives, &made[0], &file] {
+        let m = fs::symlink_metadata(p).unwrap();
+        assert_eq!((m.uid(), m.gid()), (4242, 4242), "{}", p.display());
+    }
+}
