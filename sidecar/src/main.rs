@@ -35,7 +35,26 @@ fn main() -> std::process::ExitCode {
         Ok(cli) => cli,
         Err(e) => {
             let _ = e.print();
-            return if e.use_stderr() { ExitCode::Usage } else { ExitCode::Success }.into();
+            if !e.use_stderr() {
+                return ExitCode::Success.into(); // --help, --version
+            }
+            // A usage mistake with --json still gives one JSON object on stdout.
+            let args: Vec<String> = std::env::args().skip(1).collect();
+            if args.iter().any(|a| a == "--json") {
+                let words: Vec<&str> = args
+                    .iter()
+                    .map(String::as_str)
+                    .filter(|a| !a.starts_with('-'))
+                    .take(2)
+                    .collect();
+                // The message without the usage lines, on one line.
+                let text = e.to_string();
+                let message = text.split("\n\nUsage").next().unwrap_or("");
+                let message = message.trim_start_matches("error: ").split_whitespace();
+                let message = message.collect::<Vec<_>>().join(" ");
+                let _ = commands::emit_json(&words.join(" "), ExitCode::Usage, Some(&message));
+            }
+            return ExitCode::Usage.into();
         }
     };
     match commands::run(cli) {

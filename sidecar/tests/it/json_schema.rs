@@ -107,6 +107,8 @@ fn every_commands_json_matches_its_schema() {
     let mut used = BTreeSet::new();
     let u = &mut used;
     let key = t.path().join("key.txt");
+    let dry = ["remote", "keygen", key.to_str().unwrap(), "--dry-run"];
+    checked(r, "remote-keygen", &dry, u);
     let keygen = checked(r, "remote-keygen", &["remote", "keygen", key.to_str().unwrap()], u);
     let store = t.path().join("store");
     fs::create_dir_all(&store).unwrap();
@@ -123,22 +125,28 @@ fn every_commands_json_matches_its_schema() {
     checked(r, "maintain", &["maintain"], u);
     checked(r, "maintain", &["maintain", "--dry-run"], u);
     checked(r, "status", &["status"], u);
+    let args = ["backup", "create", "--name", "b0", "--dry-run"];
+    checked(r, "backup-create-dry-run", &args, u);
     checked(r, "backup-create", &["backup", "create", "--name", "b1"], u);
     checked(r, "backup-weekly", &["backup", "weekly"], u);
     checked(r, "backup-list", &["backup", "list"], u);
     checked(r, "backup-verify", &["backup", "verify", "b1"], u);
+    checked(r, "backup-prune", &["backup", "prune", "--dry-run"], u);
     checked(r, "backup-prune", &["backup", "prune"], u);
     checked(r, "backup-restore", &["backup", "restore", "b1", "--user", "u1"], u);
     checked(r, "backup-restore", &["backup", "restore", "b1", "--dry-run"], u);
     checked(r, "logs-list", &["logs", "list"], u);
+    checked(r, "logs-archive", &["logs", "archive", "--dry-run"], u);
     checked(r, "logs-archive", &["logs", "archive"], u);
     fs::create_dir_all(r.join("logs/backups")).unwrap();
     write(&r.join("logs/backups/app.log.2026-01-02"), "old line\n");
     checked(r, "logs-restore", &["logs", "restore", "app.log.2026-01-02"], u);
     checked(r, "system-validate", &["system", "validate"], u);
+    checked(r, "messages-archive", &["messages", "archive", "--dry-run"], u);
     checked(r, "messages-archive", &["messages", "archive"], u);
     let f = t.path().join("f.txt");
     write(&f, "v1\n");
+    checked(r, "tools-rotate", &["tools", "rotate", f.to_str().unwrap(), "--dry-run"], u);
     checked(r, "tools-rotate", &["tools", "rotate", f.to_str().unwrap()], u);
     let data = t.path().join("r.json");
     write(&data, "{\"a\": 1}");
@@ -146,9 +154,12 @@ fn every_commands_json_matches_its_schema() {
     checked(r, "tools-save-result", &args, u);
     let snaps = t.path().join("snaps");
     let s = snaps.to_str().unwrap();
+    let args = ["snapshot", "create", "--archive-dir", s, "--dry-run"];
+    checked(r, "snapshot-create-dry-run", &args, u);
     let made = checked(r, "snapshot-create", &["snapshot", "create", "--archive-dir", s], u);
     checked(r, "snapshot-list", &["snapshot", "list", "--archive-dir", s], u);
     checked(r, "snapshot-verify", &["snapshot", "verify", made["created"].as_str().unwrap()], u);
+    checked(r, "remote-push", &["remote", "push", "--dry-run"], u);
     checked(r, "remote-push", &["remote", "push"], u);
     checked(r, "remote-list", &["remote", "list"], u);
     checked(r, "remote-verify", &["remote", "verify", "b1"], u);
@@ -169,6 +180,9 @@ fn every_commands_json_matches_its_schema() {
     // Failures are one object too.
     checked(r, "error", &["logs", "cat", "app"], u);
     checked(r, "error", &["backup", "restore", "nosuch"], u);
+    // Usage mistakes clap finds, before any command runs.
+    checked(r, "error", &["stauts"], u);
+    checked(r, "error", &["backup", "verify"], u);
     // Every schema file is checked by a command above.
     let files: BTreeSet<String> = fs::read_dir(schemas())
         .unwrap()
