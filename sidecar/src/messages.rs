@@ -361,6 +361,8 @@ fn archive_user(
                         format!("giving {} the owner of the file", ctx.show(&archives_dir))
                     })?;
             }
+            #[cfg(not(unix))]
+            let _ = made;
             let render = |out: &mut dyn Write| json_text::write_object(out, 0, members);
             write_archive(ctx, path, (shape.list_key(), &messages), render, of.as_ref())?;
             archive_written = true;

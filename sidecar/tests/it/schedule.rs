@@ -4,7 +4,9 @@
 
 use crate::common;
 
-use std::{fs, path::Path, process::Output};
+#[cfg(unix)]
+use std::fs;
+use std::{path::Path, process::Output};
 
 use common::*;
 
