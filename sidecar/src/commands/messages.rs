@@ -48,7 +48,18 @@ fn archive(ctx: &Run, args: &ArchiveArgs) -> Result<ExitCode> {
             for d in &u.deleted_archives {
                 writeln!(out, "{}: {would}delete {d} (past retention)", u.user)?;
             }
-            if u.archive_file.is_none() && u.already_archived == 0 && u.deleted_archives.is_empty()
+            // A user whose files have a problem was left as it was: not "nothing to do".
+            let folder = format!("data/users/{}", u.user);
+            let troubled = report.problems.iter().any(|p| {
+                p.path
+                    .as_deref()
+                    .is_some_and(|p| p == folder || p.starts_with(&format!("{folder}/")))
+            });
+            if troubled && u.archive_file.is_none() {
+                writeln!(out, "{}: not archived (the problem below)", u.user)?;
+            } else if u.archive_file.is_none()
+                && u.already_archived == 0
+                && u.deleted_archives.is_empty()
             {
                 writeln!(out, "{}: nothing to archive ({} active)", u.user, u.active_before)?;
             }
