@@ -140,6 +140,7 @@ mod mode;
 mod open;
 mod rotate;
 mod shared;
+mod stage;
 mod sync;
 mod worker;
 
