@@ -11,6 +11,8 @@
 //! | the record that makes an uploaded object a copy | [`record`] |
 //! | push: stream, encrypt, upload in parts, confirm | `push` |
 //! | verify and pull: download, decrypt, check | `fetch` |
+//! | what the store holds: copies, and what is not one | `list` |
+//! | retention in the store | `prune` |
 //!
 //! A copy is an object (`<name>.zip.age`) plus its record (`<name>.remote.json`), written
 //! only once the object was uploaded whole and confirmed. An upload cut short (a dead
@@ -39,6 +41,8 @@
 pub mod config;
 pub mod crypt;
 mod fetch;
+mod list;
+mod prune;
 mod push;
 pub mod record;
 pub mod store;
@@ -53,7 +57,7 @@ pub use self::config::{configured, Config, Overrides, Target};
 pub use self::push::{Confirmed, IN_FLIGHT, PART_SIZE};
 use self::{record::Record, store::Store};
 use crate::{
-    backup::{self, Kind, PruneResult, PruneStep},
+    backup::{self, Kind, PruneStep},
     error::usage,
     Ctx, Problem,
 };
@@ -273,101 +277,6 @@ impl Remote {
     /// The copies in the store, and what is there that is not a copy.
     pub fn list(&self) -> Result<Listing> {
         self.scrubbed(|| self.list_inner())
-    }
-
-    fn list_inner(&self) -> Result<Listing> {
-        let objects = self.store.list()?;
-        let by_name: BTreeMap<&str, &store::Object> =
-            objects.iter().map(|o| (o.name.as_str(), o)).collect();
-        let mut listing = Listing::default();
-        let mut claimed = std::collections::BTreeSet::new();
-        let mut held = std::collections::BTreeSet::new();
-        for o in &objects {
-            let Some(name) = record::name_of_record(&o.name) else { continue };
-            let rec = self
-                .store
-                .get_small(&o.name)
-                .and_then(|b| serde_json::from_slice::<Record>(&b).context("not a valid record"));
-            // A record speaks only for the object of its own name: one naming another
-            // copy, or another copy's object, is not trusted (its prune would delete that
-            // copy's data). A record that is not trusted or cannot be read keeps the
-            // objects of its name: reported, never taken for an upload that never finished.
-            let rec = match rec {
-                Ok(r)
-                    if r.format == record::FORMAT
-                        && r.name == name
-                        && r.object == record::object_name(name, r.encrypted) =>
-                {
-                    r
-                }
-                Ok(r) => {
-                    let why = if r.name != name {
-                        "a record that names another copy: not trusted; its copy is kept"
-                    } else {
-                        "a record whose object is not its own: not trusted; its copy is kept"
-                    };
-                    listing.unfinished.push(unfinished(o, why));
-                    held.extend([true, false].map(|enc| record::object_name(name, enc)));
-                    continue;
-                }
-                Err(e) => {
-                    listing.unfinished.push(unfinished(
-                        o,
-                        &format!("a record that cannot be read ({e:#}): its copy is kept"),
-                    ));
-                    held.extend([true, false].map(|enc| record::object_name(name, enc)));
-                    continue;
-                }
-            };
-            claimed.insert(rec.object.clone());
-            let status = match by_name.get(rec.object.as_str()) {
-                None => Status::Missing,
-                Some(obj) => {
-                    let etag_changed = match (
-                        rec.etag.as_deref().and_then(record::md5_etag),
-                        obj.meta.e_tag.as_deref().and_then(record::md5_etag),
-                    ) {
-                        (Some(a), Some(b)) => !a.eq_ignore_ascii_case(b),
-                        _ => false,
-                    };
-                    if obj.meta.size != rec.stored_size || etag_changed {
-                        Status::Changed
-                    } else {
-                        Status::Ok
-                    }
-                }
-            };
-            listing.copies.push(Copy {
-                name: rec.name.clone(),
-                kind: rec.kind(),
-                created_at: rec.created_at,
-                pushed_at: rec.pushed_at,
-                size: rec.plain_size,
-                stored_size: rec.stored_size,
-                encrypted: rec.encrypted,
-                object: rec.object.clone(),
-                status,
-                record: rec,
-            });
-        }
-        for o in &objects {
-            if record::name_of_record(&o.name).is_none() && !claimed.contains(&o.name) {
-                if held.contains(&o.name) {
-                    let mut u = unfinished(o, "the object of a record that is not trusted: kept");
-                    u.keep = true;
-                    listing.unfinished.push(u);
-                    continue;
-                }
-                let why = if record::name_of_object(&o.name).is_some() {
-                    "an upload that was never confirmed (no record): not a copy; the next push replaces it"
-                } else {
-                    "not written by mhm-sidecar"
-                };
-                listing.unfinished.push(unfinished(o, why));
-            }
-        }
-        listing.copies.sort_by(|a, b| (a.created_at, &a.name).cmp(&(b.created_at, &b.name)));
-        Ok(listing)
     }
 
     /// Pushes the named local backups (none named: every valid local backup without a
@@ -644,82 +553,6 @@ impl Remote {
     pub fn prune(&self, ctx: &Ctx, policy: PrunePolicy, dry_run: bool) -> Result<Vec<PruneStep>> {
         self.scrubbed(|| self.prune_inner(ctx, policy, dry_run))
     }
-
-    fn prune_inner(&self, ctx: &Ctx, policy: PrunePolicy, dry_run: bool) -> Result<Vec<PruneStep>> {
-        let listing = self.list_inner()?;
-        let now = ctx.now.fixed_offset();
-        let mut doomed: Vec<(&Copy, String)> = Vec::new();
-        for kind in [Kind::Weekly, Kind::Manual, Kind::Safety] {
-            let of_kind = listing.copies.iter().rev().filter(|c| c.kind == kind);
-            for (i, c) in of_kind.enumerate() {
-                let age = now.signed_duration_since(c.created_at);
-                // A retention past what a time span can hold keeps every copy (saturated,
-                // as local prune does), never wraps to a negative one that deletes them.
-                let limit = i64::try_from(policy.retention_days)
-                    .ok()
-                    .and_then(chrono::TimeDelta::try_days)
-                    .unwrap_or(chrono::TimeDelta::MAX);
-                let why = if age >= limit {
-                    format!("older than {} days", policy.retention_days)
-                } else if i as u64 >= policy.max_count {
-                    format!("more than {} {kind:?} copies", policy.max_count).to_lowercase()
-                } else {
-                    continue;
-                };
-                doomed.push((c, why));
-            }
-        }
-        let whole = |c: &&Copy| c.status == Status::Ok;
-        if let Some(keep) = listing.copies.iter().rev().find(whole) {
-            doomed.retain(|(c, _)| c.name != keep.name);
-        }
-        if let Some(keep) =
-            listing.copies.iter().rev().filter(|c| c.record.includes.users).find(whole)
-        {
-            doomed.retain(|(c, _)| c.name != keep.name);
-        }
-        let mut steps = Vec::new();
-        for (c, why) in doomed {
-            let result = if dry_run {
-                PruneResult::WouldDelete
-            } else {
-                // The record first: from then on the object is not a copy, whatever happens.
-                let deleted = self
-                    .store
-                    .delete(&record::record_name(&c.name))
-                    .and_then(|()| self.store.delete(&c.object));
-                match deleted {
-                    Ok(()) => {
-                        tracing::info!(target: "mhm::sidecar", "remote prune: deleted {} ({why})", c.name);
-                        PruneResult::Deleted
-                    }
-                    Err(e) => {
-                        PruneResult::Failed(self.store.config.secrets.scrub(&format!("{e:#}")))
-                    }
-                }
-            };
-            steps.push(PruneStep { name: c.name.clone(), why, result });
-        }
-        for u in &listing.unfinished {
-            let stale = ctx.now.signed_duration_since(u.last_modified) >= UNFINISHED_AFTER;
-            if !stale || u.keep || record::name_of_object(&u.object).is_none() {
-                continue;
-            }
-            let why = "an upload that never finished, a day old".to_string();
-            let result = if dry_run {
-                PruneResult::WouldDelete
-            } else {
-                match self.store.delete(&u.object) {
-                    Ok(()) => PruneResult::Deleted,
-                    Err(e) => {
-                        PruneResult::Failed(self.store.config.secrets.scrub(&format!("{e:#}")))
-                    }
-                }
-            };
-            steps.push(PruneStep { name: u.object.clone(), why, result });
-        }
-        Ok(steps)
-    }
 }
 
 /// The policy: flags when given, else `REMOTE_RETENTION_DAYS` (90) and `REMOTE_MAX_COUNT`
@@ -775,14 +608,4 @@ pub fn push_new(ctx: &Ctx) -> Result<(bool, String, Vec<Problem>)> {
 /// returns the public key to put in `MHM_REMOTE_RECIPIENT`.
 pub fn keygen(ctx: &Ctx, path: &Path) -> Result<String> {
     crypt::keygen(&ctx.root, path, &ctx.now_local().to_rfc3339())
-}
-
-fn unfinished(o: &store::Object, why: &str) -> Unfinished {
-    Unfinished {
-        object: o.name.clone(),
-        size: o.meta.size,
-        last_modified: o.meta.last_modified,
-        why: why.to_string(),
-        keep: false,
-    }
 }
