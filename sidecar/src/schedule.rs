@@ -100,6 +100,17 @@ pub fn name_for(root: &Path) -> String {
 
 /// The entry that runs `exe --root <root> maintain` hourly with `kind`.
 pub fn entry(kind: Kind, exe: &Path, root: &Path) -> Result<Entry> {
+    entry_in(kind, exe, root, systemd_dir)
+}
+
+/// [`entry`], with the systemd user folder found by `systemd_dir` (asked only for a
+/// systemd entry; `~/.config/systemd/user` in the product).
+fn entry_in(
+    kind: Kind,
+    exe: &Path,
+    root: &Path,
+    systemd_dir: impl FnOnce() -> Result<PathBuf>,
+) -> Result<Entry> {
     let name = name_for(root);
     let exe_s = checked_path("the program's path", exe, kind)?;
     let root_s = checked_path("the root's path", root, kind)?;
@@ -498,7 +509,13 @@ mod tests {
         let ok = entry(Kind::Cron, exe, Path::new("/srv/50% off")).unwrap();
         let line = ok.cron_line.unwrap();
         assert!(!line.contains('\n') && line.contains("50\\% off"), "{line}");
-        let unit = entry(Kind::Systemd, exe, Path::new("/srv/50% off")).unwrap();
+        // The unit's folder comes from HOME, which a Windows run (Wine in CI) has not.
+        let dir = || Ok(PathBuf::from("/home/u/.config/systemd/user"));
+        let unit = entry_in(Kind::Systemd, exe, Path::new("/srv/50% off"), dir).unwrap();
+        assert_eq!(
+            unit.files[0].path,
+            Path::new("/home/u/.config/systemd/user").join(format!("{}.service", unit.name))
+        );
         assert!(unit.files[0].content.contains("Description=MHM maintenance for /srv/50%% off"));
     }
 
