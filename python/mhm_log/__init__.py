@@ -251,9 +251,3 @@ def _flush_at_multiprocessing_exit(util) -> None:
     # Finalizers run highest priority first: this one after those that may still log (a
     # Pool's is 15, a Queue's 10 and -5), before the temporary folder goes (-100).
     util.Finalize(None, _flush_all, exitpriority=-50)
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(before=_native._before_fork,
-                        after_in_parent=_native._after_fork_in_parent,
-                        after_in_child=_native._after_fork_in_child)

@@ -16,7 +16,7 @@ use std::{
     collections::HashMap,
     path::PathBuf,
     sync::{
-        atomic::{AtomicU64, Ordering},
+        atomic::{AtomicBool, AtomicU64, Ordering},
         Arc,
     },
     time::Duration,
@@ -32,7 +32,7 @@ use pyo3::{
 
 /// Held while a handle opens its writer, and by the fork hooks across a `fork`: so no
 /// thread is inside the writer's registry when the process forks.
-static OPENING: Mutex<()> = Mutex::new(());
+static OPENING: ForkLock = ForkLock::new();
 /// Bumped in a fork child: handles opened before it must reopen. Above 0 in a fork child
 /// (of a process that had loaded this module), and in its own fork children.
 static GENERATION: AtomicU64 = AtomicU64::new(0);
@@ -257,28 +257,74 @@ impl Writer {
     }
 }
 
-/// `os.register_at_fork(before=...)`: no thread is opening a writer while the process forks.
-#[pyfunction]
-fn _before_fork() {
-    // Released by one of the two hooks below, in parent and child alike.
-    std::mem::forget(OPENING.lock());
+/// A lock that is one atomic flag and nothing else: a `fork` copies it whole, whatever
+/// another thread was doing with it, and a hook can hold it across the fork and let it go
+/// on both sides without any `unsafe` (a mutex's hidden state, its queue of parked
+/// threads, would be the parent's in the child). Waiters poll: it is held only while a
+/// writer opens.
+struct ForkLock(AtomicBool);
+
+/// [`ForkLock`] held; let go when dropped.
+struct ForkLockGuard<'a>(&'a ForkLock);
+
+impl ForkLock {
+    const fn new() -> Self {
+        Self(AtomicBool::new(false))
+    }
+
+    fn lock(&self) -> ForkLockGuard<'_> {
+        let mut wait = Duration::from_micros(1);
+        while self
+            .0
+            .compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed)
+            .is_err()
+        {
+            if wait < Duration::from_micros(64) {
+                std::thread::yield_now();
+            } else {
+                std::thread::sleep(wait.min(Duration::from_millis(1)));
+            }
+            wait = wait.saturating_mul(2);
+        }
+        ForkLockGuard(self)
+    }
+
+    /// Taken before a fork and kept: [`ForkLock::let_go`] on each side after it.
+    fn hold_across_fork(&self) {
+        std::mem::forget(self.lock());
+    }
+
+    fn let_go(&self) {
+        self.0.store(false, Ordering::Release);
+    }
 }
 
-/// `os.register_at_fork(after_in_parent=...)`.
-#[pyfunction]
-fn _after_fork_in_parent() {
-    // SAFETY: locked by `_before_fork` on this thread, and not unlocked since.
-    unsafe { OPENING.force_unlock() };
+impl Drop for ForkLockGuard<'_> {
+    fn drop(&mut self) {
+        self.0.let_go();
+    }
 }
 
-/// `os.register_at_fork(after_in_child=...)`: the parent's writers are forgotten (never
-/// dropped: their threads are not in this process); each handle reopens on first use,
-/// in direct mode (see `Writer::file`).
+/// The `os.register_at_fork` hooks, registered by the module itself (never module
+/// attributes: the three only make sense together, in that order, around a fork).
+/// `before`: no thread is opening a writer while the process forks.
 #[pyfunction]
-fn _after_fork_in_child() {
-    // SAFETY: locked by `_before_fork` in the parent on the thread that forked, which is
-    // the only thread of the child.
-    unsafe { OPENING.force_unlock() };
+fn before_fork() {
+    OPENING.hold_across_fork();
+}
+
+/// `after_in_parent`.
+#[pyfunction]
+fn after_fork_in_parent() {
+    OPENING.let_go();
+}
+
+/// `after_in_child`: the parent's writers are forgotten (never dropped: their threads
+/// are not in this process); each handle reopens on first use, in direct mode (see
+/// `Writer::file`).
+#[pyfunction]
+fn after_fork_in_child() {
+    OPENING.let_go();
     GENERATION.fetch_add(1, Ordering::AcqRel);
 }
 
@@ -286,8 +332,13 @@ fn _after_fork_in_child() {
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Writer>()?;
     m.add_class::<ManualClock>()?;
-    m.add_function(wrap_pyfunction!(_before_fork, m)?)?;
-    m.add_function(wrap_pyfunction!(_after_fork_in_parent, m)?)?;
-    m.add_function(wrap_pyfunction!(_after_fork_in_child, m)?)?;
+    let os = m.py().import("os")?;
+    if os.hasattr("register_at_fork")? {
+        let hooks = PyDict::new(m.py());
+        hooks.set_item("before", wrap_pyfunction!(before_fork, m)?)?;
+        hooks.set_item("after_in_parent", wrap_pyfunction!(after_fork_in_parent, m)?)?;
+        hooks.set_item("after_in_child", wrap_pyfunction!(after_fork_in_child, m)?)?;
+        os.call_method("register_at_fork", (), Some(&hooks))?;
+    }
     Ok(())
 }

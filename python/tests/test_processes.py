@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import threading
 
 import pytest
 
@@ -136,6 +137,38 @@ def test_fork_after_the_handler_exists(tmp_path):
         assert wait_or_kill(pid) == 0
     handler.close()
     check_exactly_once(tmp_path, counts)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork on this platform")
+def test_forks_while_another_thread_opens_and_closes_writers(tmp_path):
+    # The fork hooks are registered by _native itself and are not module attributes (the
+    # three only make sense together, around a fork); the lock they hold across the fork
+    # is one atomic flag, so a child finds it free whatever the other thread was doing.
+    assert [name for name in dir(mhm_log._native) if "fork" in name] == []
+    stop = threading.Event()
+
+    def open_and_close():
+        i = 0
+        while not stop.is_set():
+            mhm_log.RotatingFileHandler(tmp_path / f"other{i % 3}.log", **SETTINGS).close()
+            i += 1
+
+    other = threading.Thread(target=open_and_close)
+    other.start()
+    try:
+        for k in range(FORKS):
+            def child():
+                handler = mhm_log.RotatingFileHandler(tmp_path / f"child{k}.log", **SETTINGS)
+                handler.setFormatter(logging.Formatter("%(message)s"))
+                make_logger(f"fork-child{k}", handler).info("child %d", k)
+                handler.close()
+
+            assert wait_or_kill(in_fork_child(child)) == 0
+    finally:
+        stop.set()
+        other.join()
+    for k in range(FORKS):
+        assert (tmp_path / f"child{k}.log").read_text() == f"child {k}\n"
 
 
 # === Children that end with os._exit ===
