@@ -33,16 +33,25 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
-#![warn(missing_docs)]
+#![warn(missing_docs, unreachable_pub, missing_debug_implementations)]
 
-pub mod clock;
+mod clock;
 mod error;
 mod format;
 mod layer;
-pub mod naming;
 mod policy;
-pub mod retention;
 mod writer;
+
+// A copy's name, its day and the retention rule live in `mhm-logfiles`, which the
+// sidecar shares; applications never need them, so nothing of it is exported here.
+use mhm_logfiles::naming;
+
+/// The retention rule and its file operations (`mhm-logfiles`), with the file helpers
+/// the writer's background thread uses beside them.
+mod retention {
+    pub(crate) use mhm_fsx::{remove_stale_temps, sync_dir};
+    pub(crate) use mhm_logfiles::{retention::*, time::system_time_nanos};
+}
 
 pub use clock::{Clock, ManualClock};
 pub use error::{InitError, SettingsError};

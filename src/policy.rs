@@ -33,10 +33,11 @@ pub enum RotateAt {
     Never,
 }
 
-impl RotateAt {
-    /// The zone in which days are counted (copy dates, ages, line timestamps).
-    pub fn zone(self) -> Zone {
-        match self {
+/// The zone in which days are counted (copy dates, ages, line timestamps): how the
+/// sidecar, which shares `mhm-logfiles` with the writer, counts them alike.
+impl From<RotateAt> for Zone {
+    fn from(at: RotateAt) -> Self {
+        match at {
             RotateAt::UtcMidnight => Zone::Utc,
             RotateAt::LocalMidnight | RotateAt::Never => Zone::Local,
         }
@@ -299,7 +300,17 @@ impl Settings {
     }
 
     pub(crate) fn zone(&self) -> Zone {
-        self.rotate_at.zone()
+        self.rotate_at.into()
+    }
+
+    /// The retention rule these settings give the writer (no age-based compression).
+    pub(crate) fn retention_policy(&self) -> mhm_logfiles::retention::Policy {
+        mhm_logfiles::retention::Policy::new(
+            self.backup_count,
+            self.archive_count,
+            self.archive_max_age,
+            self.compress,
+        )
     }
 }
 
@@ -323,7 +334,7 @@ where
 
 /// The largest `LOG_BUFFER_BYTES` (64 MiB): a buffer is allocated whole, twice (the
 /// spare), per log; past this an allocation would abort the process.
-pub const MAX_BUFFER_BYTES: usize = 64 << 20;
+pub(crate) const MAX_BUFFER_BYTES: usize = 64 << 20;
 
 fn parse_bounded<T>(name: &str, value: &str, min: T, max: T) -> Result<T, SettingsError>
 where

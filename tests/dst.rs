@@ -7,10 +7,8 @@ use std::{io::Write, time::Duration};
 
 use chrono::{Datelike, Days, LocalResult, TimeZone, Utc};
 use chrono_tz::Tz;
-use mhm_log::{
-    clock::{next_midnight_in, Zone},
-    ManualClock, RollingFile, RotateAt, Settings,
-};
+use mhm_log::{ManualClock, RollingFile, RotateAt, Settings};
+use mhm_logfiles::time::{next_midnight_in, Zone};
 
 const ZONES: [Tz; 6] = [
     chrono_tz::America::Sao_Paulo, // DST began at 00:00: midnight skipped (until 2019)

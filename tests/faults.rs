@@ -522,7 +522,7 @@ fn size_limited_child() {
             std::thread::spawn(move || {
                 for seq in 0..PER_THREAD {
                     let line = format!("t{t} {seq:06} {}\n", "x".repeat(seq % 40));
-                    let _ = log.write_record(line.as_bytes(), seq % 500 == 0);
+                    let _ = common::write_record(&log, line.as_bytes(), seq % 500 == 0);
                 }
             })
         })

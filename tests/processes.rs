@@ -86,7 +86,7 @@ fn child_main() {
     let mut out = stdout.lock();
     let mut seq = 0;
     while count == 0 || seq < count {
-        log.write_record(event(id, seq).as_bytes(), false).unwrap();
+        common::write_record(&log, event(id, seq).as_bytes(), false).unwrap();
         if count == 0 {
             writeln!(out, "ACK {seq}").unwrap();
             out.flush().unwrap();
@@ -361,7 +361,7 @@ fn a_process_killed_at_random_leaves_nothing_the_others_cannot_continue_from() {
         .settings(settings(WriteMode::Direct, MAX))
         .build(dir.path().join("app.log"))
         .unwrap();
-    log.write_record(event(99, 0).as_bytes(), false).unwrap();
+    common::write_record(&log, event(99, 0).as_bytes(), false).unwrap();
     log.maintain_now();
     assert_eq!(log.stats().maintenance_errors, 0, "{:?}", log.stats());
     drop(log);

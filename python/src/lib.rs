@@ -14,6 +14,7 @@
 
 use std::{
     collections::HashMap,
+    io::Write,
     path::PathBuf,
     sync::{
         atomic::{AtomicBool, AtomicU64, Ordering},
@@ -169,8 +170,16 @@ impl Writer {
     fn write(&self, py: Python<'_>, record: &[u8], urgent: bool) -> PyResult<()> {
         let file =
             self.file().map_err(|e| os_error(&format!("opening {}", self.path.display()), e))?;
-        py.detach(|| file.write_record(record, urgent))
-            .map_err(|e| os_error(&format!("writing {}", self.path.display()), e))
+        py.detach(|| {
+            // One `write` is one event; an urgent one is written out at once, as the Rust
+            // layer writes out an ERROR event.
+            (&*file).write_all(record)?;
+            if urgent {
+                file.flush()?;
+            }
+            Ok::<(), std::io::Error>(())
+        })
+        .map_err(|e| os_error(&format!("writing {}", self.path.display()), e))
     }
 
     /// The disagreements between this handle's settings and those of the writer already

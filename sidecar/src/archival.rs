@@ -1,8 +1,8 @@
 //! Log archival (SPEC section 2): the library's retention rule with the sidecar's
 //! "compress after 7 days", applied to every log folder; and reading a log's history.
 //!
-//! Names and ages come from `mhm_log::naming` and `mhm_log::retention`, the same code the
-//! writer uses, so the two can never disagree on what a copy is called or how old it is.
+//! Names and ages come from `mhm_logfiles::naming` and `mhm_logfiles::retention`, the same
+//! code the writer uses, so the two can never disagree on what a copy is called or how old it is.
 
 use std::{
     collections::BTreeSet,
@@ -15,10 +15,10 @@ use std::{
 use anyhow::{Context, Result};
 use chrono::NaiveDate;
 use flate2::read::MultiGzDecoder;
-use mhm_log::{
+use mhm_log::Settings;
+use mhm_logfiles::{
     naming::CopyName,
     retention::{self, Action, Copies, LogCopy, Policy},
-    Settings,
 };
 use serde::Serialize;
 
@@ -193,7 +193,7 @@ pub struct ArchiveReport {
 pub fn archive(ctx: &Ctx, dirs: &[LogDir], dry_run: bool) -> Result<ArchiveReport> {
     let mut report = ArchiveReport::default();
     let policy =
-        Policy { compress_after: Some(COMPRESS_AFTER), ..Policy::from_settings(&ctx.log_settings) };
+        Policy { compress_after: Some(COMPRESS_AFTER), ..writer_policy(&ctx.log_settings) };
     let mut planned = Vec::new();
     for dir in dirs {
         if !dry_run {
@@ -519,6 +519,16 @@ fn find_copy(ctx: &Ctx, dir: &LogDir, copy: &str) -> Result<PathBuf> {
             ctx.show(&dir.archive)
         ))
     })
+}
+
+/// The writer's retention rule for `s` (what its background thread applies).
+fn writer_policy(s: &Settings) -> Policy {
+    Policy::new(
+        s.get_backup_count(),
+        s.get_archive_count(),
+        s.get_archive_max_age(),
+        s.get_compress(),
+    )
 }
 
 #[cfg(test)]

@@ -9,7 +9,8 @@ use std::{
 
 use anyhow::{bail, Context as _, Result};
 use chrono::{DateTime, FixedOffset, Local, Utc};
-use mhm_log::{clock::Zone, Settings};
+use mhm_log::Settings;
+use mhm_logfiles::time::Zone;
 
 use crate::{envfile, error::usage, paths, report::Progress, NoProgress};
 
@@ -146,7 +147,7 @@ impl Ctx {
 
     /// The zone days are counted in (LOG_ROTATE_AT).
     pub fn zone(&self) -> Zone {
-        self.log_settings.get_rotate_at().zone()
+        Zone::from(self.log_settings.get_rotate_at())
     }
 
     /// `<root>/data`.

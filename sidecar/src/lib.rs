@@ -8,7 +8,7 @@
 //!
 //! | SPEC.md section | module |
 //! |---|---|
-//! | 2 log archival | [`archival`] (names and ages from `mhm_log::retention`) |
+//! | 2 log archival | [`archival`] (names and ages from `mhm_logfiles::retention`) |
 //! | 3 backups | [`backup`] (list, kinds, weekly, prune), [`backup::create`], [`restore`], [`verify`] |
 //! | 3 `system validate` | [`validate`] |
 //! | 4 message archives | [`messages`] (JSON text kept as written: [`json_text`]; the service's lock and the rewrite in place under it: [`service_file`]) |

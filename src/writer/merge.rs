@@ -70,7 +70,7 @@ impl Inner {
                 notes.push(format!(
                     "{path}: handlers disagree on the time trigger (none in force, {new_at:?} \
                      asked): the file now also rotates at midnight ({:?})",
-                    old_at.zone()
+                    crate::clock::Zone::from(old_at)
                 ));
                 now = now.rotate_at(match self.zone {
                     crate::clock::Zone::Utc => RotateAt::UtcMidnight,

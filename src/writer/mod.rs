@@ -282,7 +282,10 @@ impl RollingFile {
     }
 
     /// Runs the background maintenance (overflow, compression, pruning) now, on this
-    /// thread, and waits for it: for tests and for shutdown paths that want it done.
+    /// thread, and waits for it. For this crate's own tests only (the `test-support`
+    /// feature, which no build that ships turns on).
+    #[cfg(any(test, feature = "test-support"))]
+    #[doc(hidden)]
     pub fn maintain_now(&self) {
         let _ = self.inner.maintainer.run(&self.inner.signal, None);
     }
@@ -292,13 +295,6 @@ impl RollingFile {
     /// `deadline`. Returns whether all was done.
     pub(crate) fn finish_maintenance(&self, deadline: Instant) -> bool {
         self.inner.signal.finish_due(&self.inner.maintainer, Some(deadline))
-    }
-
-    /// Writes one whole event (one or more complete lines), as a `logging` handler in
-    /// another language hands over a record it formatted. `urgent` (an ERROR record)
-    /// flushes a buffered writer at once. Failures are counted in [`Stats`] and returned.
-    pub fn write_record(&self, record: &[u8], urgent: bool) -> io::Result<()> {
-        self.inner.write_event(None, record, urgent)
     }
 
     /// Writes one event. `now` is the time the caller already read, if any; `urgent`

@@ -26,7 +26,7 @@ use crate::{
     clock::{duration_to_nanos, Clock, Zone},
     error::InitError,
     policy::{RotateAt, Settings},
-    retention::{self, Policy},
+    retention,
 };
 
 use super::merge::Merged;
@@ -105,7 +105,7 @@ impl Inner {
             log_name: log_name.clone(),
             backup_dir: backup_dir.clone(),
             archive_dir: archive_dir.clone(),
-            policy: Mutex::new(Policy::from_settings(&settings)),
+            policy: Mutex::new(settings.retention_policy()),
             zone,
             clock: clock.clone(),
             lock: maintenance_lock,

@@ -435,7 +435,7 @@ mod tests {
             log_name: "app.log".into(),
             backup_dir: backup_dir.clone(),
             archive_dir: dir.path().join("archive"),
-            policy: Mutex::new(Policy::from_settings(&settings)),
+            policy: Mutex::new(settings.retention_policy()),
             zone: settings.zone(),
             clock: clock.into(),
             lock: File::create(dir.path().join(".app.log.maintain.lock")).unwrap(),

@@ -9,7 +9,8 @@ use std::{
 
 use chrono::{DateTime, TimeZone, Utc};
 use flate2::read::MultiGzDecoder;
-use mhm_log::naming::CopyName;
+use mhm_log::RollingFile;
+use mhm_logfiles::naming::CopyName;
 
 /// Settings that keep events in memory until something writes them: a buffer of `cap`
 /// bytes, no timed flush for an hour, no rotation.
@@ -101,4 +102,17 @@ pub fn under_wine() -> bool {
     }
     #[cfg(not(windows))]
     false
+}
+
+/// One record written as an application in another language hands it over (the Python
+/// package's path): one `write` is one event, an urgent one (ERROR) written out at once.
+pub fn write_record(log: &RollingFile, record: &[u8], urgent: bool) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut w = log;
+    let written = w.write(record)?;
+    assert_eq!(written, record.len(), "one write is one whole event");
+    if urgent {
+        log.flush()?;
+    }
+    Ok(())
 }

@@ -4,7 +4,7 @@
 //! never disagree on what a copy is called, which log it belongs to or how old it is.
 //!
 //! ```
-//! use mhm_log::naming::CopyName;
+//! use mhm_logfiles::naming::CopyName;
 //! use chrono::NaiveDate;
 //!
 //! let day = NaiveDate::from_ymd_opt(2026, 11, 26).unwrap();
