@@ -282,10 +282,9 @@ impl RollingFile {
     }
 
     /// Runs the background maintenance (overflow, compression, pruning) now, on this
-    /// thread, and waits for it. For this crate's own tests only (the `test-support`
-    /// feature, which no build that ships turns on).
-    #[cfg(any(test, feature = "test-support"))]
-    #[doc(hidden)]
+    /// thread, and waits for it: for an application's shutdown path or its own tests
+    /// (with a [`ManualClock`](crate::ManualClock)), when the copies must be in place
+    /// before it goes on. The sidecar's `demo` uses it so.
     pub fn maintain_now(&self) {
         let _ = self.inner.maintainer.run(&self.inner.signal, None);
     }
