@@ -24,6 +24,8 @@ pub struct Ctx {
     dotenv: HashMap<String, String>,
     /// The LOG_* settings, with `root` set.
     pub log_settings: Settings,
+    /// The sidecar's own settings, each its value or what is wrong with it.
+    pub settings: crate::settings::Sidecar,
     /// Where long work reports progress.
     pub progress: Arc<dyn Progress>,
     /// Failures to inject (tests only; none unless set with [`Ctx::with_faults`]).
@@ -52,6 +54,7 @@ impl Ctx {
             now,
             dotenv,
             log_settings: Settings::default(),
+            settings: crate::settings::Sidecar::default(),
             progress: Arc::new(NoProgress),
             faults: Faults::default(),
             hook: None,
@@ -79,6 +82,7 @@ impl Ctx {
                 usage(format!("{e} (from {from})"))
             })?;
         ctx.log_settings = settings.root(&ctx.root);
+        ctx.settings = crate::settings::Sidecar::read(&ctx);
         Ok(ctx)
     }
 

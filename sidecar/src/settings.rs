@@ -5,7 +5,9 @@
 
 use std::fmt;
 
-use crate::{backup::create::Format, Ctx};
+use anyhow::Result;
+
+use crate::{envfile, error::UsageError, Ctx};
 
 /// The writer's settings (SPEC.md section 1), read for `logs archive` and the sidecar's own
 /// log.
@@ -53,6 +55,158 @@ impl fmt::Display for BadSetting {
     }
 }
 
+/// A whole-number setting as read when the context was made: its value (the default
+/// when it is unset), or what is wrong with it, said when a command asks for it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Count {
+    name: &'static str,
+    default: u64,
+    value: Result<u64, String>,
+}
+
+impl Count {
+    /// `name` from the environment, then `.env`, else `default`.
+    fn read(ctx: &Ctx, name: &'static str, default: u64) -> Self {
+        let value = match ctx.setting(name) {
+            Some(v) => envfile::parse_count(name, &v, &ctx.setting_source(name))
+                .map_err(|e| format!("{e:#}")),
+            None => Ok(default),
+        };
+        Self { name, default, value }
+    }
+
+    /// The setting's name.
+    pub fn name(&self) -> &'static str {
+        self.name
+    }
+
+    /// Its value; a bad one is a usage error naming the setting and where it came from.
+    pub fn get(&self) -> Result<u64> {
+        self.value.clone().map_err(|what| UsageError(what).into())
+    }
+
+    /// Its value, or its default when the value is bad (for `status`, which reports the
+    /// bad value apart and goes on).
+    pub fn get_or_default(&self) -> u64 {
+        self.value.clone().unwrap_or(self.default)
+    }
+
+    /// `flag` when given (a command-line flag overrides the setting), else [`Count::get`].
+    pub fn or_flag(&self, flag: Option<u64>) -> Result<u64> {
+        flag.map_or_else(|| self.get(), Ok)
+    }
+}
+
+/// The format a new backup takes: a zip, or a folder in the service's own shape.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Format {
+    /// `<name>.zip` (the default).
+    #[default]
+    Zip,
+    /// `<name>/`: the service's own directory shape (a `manifest.json` its `BackupManager`
+    /// reads, `users/`, `config/`, ... beside it), with this tool's digests in the manifest.
+    Directory,
+}
+
+impl Format {
+    /// `value` as a backup format; `from` names where it came from (`--format`, the
+    /// environment, `.env`) in the error.
+    pub fn parse(value: &str, from: &str) -> Result<Self> {
+        match value.trim().to_ascii_lowercase().as_str() {
+            "zip" => Ok(Format::Zip),
+            "directory" | "dir" | "folder" => Ok(Format::Directory),
+            _ => Err(crate::error::usage(format!(
+                "BACKUP_FORMAT ({from}): {value:?} is not a backup format: use zip or directory"
+            ))),
+        }
+    }
+}
+
+/// The sidecar's own settings (SPEC.md sections 3, 4, 7, 10), each parsed once when the
+/// context is made: every bad value is known at once ([`check`] names them all), and each
+/// module takes the one it needs from here instead of looking a name up. A bad value stops
+/// only what asks for it (SPEC 7: `maintain` runs every job that does not depend on it).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Sidecar {
+    /// `BACKUP_RETENTION_DAYS` (30).
+    pub backup_retention_days: Count,
+    /// `BACKUP_MAX_COUNT` (10).
+    pub backup_max_count: Count,
+    /// `MESSAGE_ARCHIVE_RETENTION_DAYS` (90).
+    pub message_retention_days: Count,
+    /// `REMOTE_RETENTION_DAYS` (90).
+    pub remote_retention_days: Count,
+    /// `REMOTE_MAX_COUNT` (20).
+    pub remote_max_count: Count,
+    /// `REMOTE_MAX_AGE_DAYS` (8): an older newest off-site copy is unhealthy.
+    pub remote_max_age_days: Count,
+    /// `MIN_FREE_DISK_MB` (500): below it the root is unhealthy.
+    pub min_free_disk_mb: Count,
+    /// `BACKUP_FORMAT` (zip), or what is wrong with it.
+    backup_format: Result<Format, String>,
+}
+
+impl Default for Sidecar {
+    /// Every one at its default.
+    fn default() -> Self {
+        let count = |name, default| Count { name, default, value: Ok(default) };
+        Self {
+            backup_retention_days: count("BACKUP_RETENTION_DAYS", 30),
+            backup_max_count: count("BACKUP_MAX_COUNT", 10),
+            message_retention_days: count("MESSAGE_ARCHIVE_RETENTION_DAYS", 90),
+            remote_retention_days: count("REMOTE_RETENTION_DAYS", 90),
+            remote_max_count: count("REMOTE_MAX_COUNT", 20),
+            remote_max_age_days: count("REMOTE_MAX_AGE_DAYS", 8),
+            min_free_disk_mb: count("MIN_FREE_DISK_MB", 500),
+            backup_format: Ok(Format::Zip),
+        }
+    }
+}
+
+impl Sidecar {
+    /// Every one of them from the environment, then `.env`, else its default.
+    pub(crate) fn read(ctx: &Ctx) -> Self {
+        let backup_format = match ctx.setting("BACKUP_FORMAT") {
+            Some(v) => Format::parse(&v, &ctx.setting_source("BACKUP_FORMAT"))
+                .map_err(|e| format!("{e:#}")),
+            None => Ok(Format::Zip),
+        };
+        let defaults = Self::default();
+        let read = |c: &Count| Count::read(ctx, c.name, c.default);
+        Self {
+            backup_retention_days: read(&defaults.backup_retention_days),
+            backup_max_count: read(&defaults.backup_max_count),
+            message_retention_days: read(&defaults.message_retention_days),
+            remote_retention_days: read(&defaults.remote_retention_days),
+            remote_max_count: read(&defaults.remote_max_count),
+            remote_max_age_days: read(&defaults.remote_max_age_days),
+            min_free_disk_mb: read(&defaults.min_free_disk_mb),
+            backup_format,
+        }
+    }
+
+    /// The whole-number settings, in [`COUNT_SETTINGS`]' order.
+    pub fn counts(&self) -> [&Count; 7] {
+        [
+            &self.backup_retention_days,
+            &self.backup_max_count,
+            &self.message_retention_days,
+            &self.remote_retention_days,
+            &self.remote_max_count,
+            &self.remote_max_age_days,
+            &self.min_free_disk_mb,
+        ]
+    }
+
+    /// `flag` (`--format`) when given, else `BACKUP_FORMAT`, else zip.
+    pub fn backup_format(&self, flag: Option<&str>) -> Result<Format> {
+        match flag {
+            Some(v) => Format::parse(v, "--format"),
+            None => self.backup_format.clone().map_err(|what| UsageError(what).into()),
+        }
+    }
+}
+
 /// Every bad setting, in a stable order.
 pub fn check(ctx: &Ctx) -> Vec<BadSetting> {
     let mut bad = Vec::new();
@@ -65,12 +219,12 @@ pub fn check(ctx: &Ctx) -> Vec<BadSetting> {
             }
         }
     }
-    for name in COUNT_SETTINGS {
-        if let Err(e) = ctx.count_setting(None, name, 0) {
-            bad.push(BadSetting { name: name.to_string(), what: format!("{e:#}") });
+    for count in ctx.settings.counts() {
+        if let Err(e) = count.get() {
+            bad.push(BadSetting { name: count.name().to_string(), what: format!("{e:#}") });
         }
     }
-    if let Err(e) = Format::from_settings(ctx, None) {
+    if let Err(e) = ctx.settings.backup_format(None) {
         bad.push(BadSetting { name: "BACKUP_FORMAT".to_string(), what: format!("{e:#}") });
     }
     bad
@@ -85,4 +239,17 @@ pub fn among<'a>(bad: &'a [BadSetting], names: &[&str]) -> Vec<&'a BadSetting> {
                 .any(|n| if n.ends_with('_') { b.name.starts_with(n) } else { b.name == *n })
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_are_in_the_order_of_their_names() {
+        let dir = tempfile::tempdir().unwrap();
+        let ctx = Ctx::new(dir.path(), chrono::Utc::now()).unwrap();
+        let names: Vec<&str> = ctx.settings.counts().iter().map(|c| c.name()).collect();
+        assert_eq!(names, COUNT_SETTINGS);
+    }
 }

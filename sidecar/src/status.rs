@@ -79,12 +79,8 @@ pub struct Status {
 
 /// Below this much free space (or 5% of the disk) `status` warns.
 const LOW_DISK: u64 = 1 << 30;
-/// `MIN_FREE_DISK_MB`'s default: below it the root is unhealthy.
-const MIN_FREE_DISK_MB: u64 = 500;
 /// A weekly backup older than this is overdue.
 const WEEKLY_OVERDUE_DAYS: i64 = 8;
-/// `REMOTE_MAX_AGE_DAYS`'s default: an older newest off-site copy is unhealthy.
-const REMOTE_MAX_AGE_DAYS: u64 = 8;
 /// Log archival (daily) and the off-site push (daily) older than this are overdue.
 const DAILY_OVERDUE_DAYS: i64 = 2;
 
@@ -213,9 +209,7 @@ pub fn status(ctx: &Ctx) -> Result<Status> {
                 }
             }
             if crate::remote::configured(ctx) {
-                let max_age = ctx
-                    .count_setting(None, "REMOTE_MAX_AGE_DAYS", REMOTE_MAX_AGE_DAYS)
-                    .unwrap_or(REMOTE_MAX_AGE_DAYS);
+                let max_age = ctx.settings.remote_max_age_days.get_or_default();
                 let max_age = i64::try_from(max_age).unwrap_or(i64::MAX);
                 match st.remote_newest {
                     Some(t) if now.signed_duration_since(t).num_days() < max_age => {}
@@ -260,8 +254,7 @@ pub fn status(ctx: &Ctx) -> Result<Status> {
         }
     }
     let probe = if ctx.data_dir().is_dir() { ctx.data_dir() } else { ctx.root.clone() };
-    let min_free =
-        ctx.count_setting(None, "MIN_FREE_DISK_MB", MIN_FREE_DISK_MB).unwrap_or(MIN_FREE_DISK_MB);
+    let min_free = ctx.settings.min_free_disk_mb.get_or_default();
     if let Ok(free) = fs4::available_space(&probe) {
         if free < min_free.saturating_mul(1 << 20) {
             reason(

@@ -22,37 +22,9 @@ pub struct Options {
     pub format: Format,
 }
 
-/// How a backup is written.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Format {
-    /// `<name>.zip` (the default).
-    #[default]
-    Zip,
-    /// `<name>/`: the service's own directory shape (a `manifest.json` its `BackupManager`
-    /// reads, `users/`, `config/`, ... beside it), with this tool's digests in the manifest.
-    Directory,
-}
-
-impl Format {
-    /// `flag` when given, else `BACKUP_FORMAT` (`zip` or `directory`) from the environment
-    /// or `.env`, else zip. A bad value names the setting and where it came from.
-    pub fn from_settings(ctx: &Ctx, flag: Option<&str>) -> Result<Self> {
-        let (value, from) = match flag {
-            Some(v) => (v.to_string(), "--format".to_string()),
-            None => match ctx.setting("BACKUP_FORMAT") {
-                Some(v) => (v, ctx.setting_source("BACKUP_FORMAT")),
-                None => return Ok(Format::Zip),
-            },
-        };
-        match value.trim().to_ascii_lowercase().as_str() {
-            "zip" => Ok(Format::Zip),
-            "directory" | "dir" | "folder" => Ok(Format::Directory),
-            _ => Err(crate::error::usage(format!(
-                "BACKUP_FORMAT ({from}): {value:?} is not a backup format: use zip or directory"
-            ))),
-        }
-    }
-}
+/// How a backup is written: a zip or a folder (a setting, `BACKUP_FORMAT`, parsed with the
+/// others in [`crate::settings`]).
+pub use crate::settings::Format;
 
 /// Everything `options` selects under the root, in a stable order, plus what is not
 /// stored: user data that cannot be (names that are not UTF-8), and what is left out by

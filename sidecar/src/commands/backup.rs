@@ -110,7 +110,7 @@ fn create_cmd(ctx: &Run, args: &CreateArgs) -> Result<ExitCode> {
         logs: args.include_logs,
         code: args.include_code,
     };
-    let format = create::Format::from_settings(ctx, args.format.as_deref())?;
+    let format = ctx.settings.backup_format(args.format.as_deref())?;
     let name = match &args.name {
         Some(n) => {
             let n = n.strip_suffix(".zip").unwrap_or(n);
