@@ -108,8 +108,9 @@
 //! direct, buffered:  mod.rs      write_event: the state lock (sync.rs); a rotation by
 //!                                another writer? (the mapping's generation)
 //!                    trigger.rs  due_now: due? (the mapping's size, the clock)
-//!                    mode.rs     Buffer::copy: the event is in memory (buffered)
-//!                    open.rs     ActiveFile::write (direct, or a full buffer's flush)
+//!                    mode.rs     Buffer::try_copy: the event is in memory (buffered;
+//!                                a full buffer is swapped out and written after the lock)
+//!                    open.rs     ActiveFile::write (direct)
 //!                    shared.rs   Shared::append: one write(2), its bytes added to the size
 //! staged:            mod.rs      write_event
 //!                    mode.rs     Staged::stage: this thread's stage
