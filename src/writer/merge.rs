@@ -15,10 +15,13 @@
 //! package turns it into a `warnings.warn`), printed on stderr by
 //! [`Builder::build`](super::Builder::build), and counted in `Stats::settings_merged`.
 
-use std::{path::Path, sync::atomic::Ordering::Relaxed};
+use std::path::Path;
 
-use super::Inner;
-use crate::policy::{RotateAt, Settings};
+use super::{sync::Mutex, trigger::Trigger};
+use crate::{
+    policy::{RotateAt, Settings},
+    retention::Policy,
+};
 
 /// The settings in force for one writer, and the notes already given.
 #[derive(Debug)]
@@ -42,15 +45,32 @@ fn limit(bytes: u64) -> String {
     }
 }
 
-impl Inner {
-    /// Merges `new` (a later handle's settings) into the writer's; returns the
-    /// disagreements not described before, one sentence each, naming both values.
-    pub(super) fn merge(&self, new: &Settings) -> Vec<String> {
-        let mut merged = self.merged.lock();
+/// What a merge changed beyond the settings in force and the trigger's limits.
+#[derive(Debug)]
+pub(super) struct Merge {
+    /// The disagreements not described before, one sentence each, naming both values.
+    pub(super) notes: Vec<String>,
+    /// The time trigger was turned on: the active file needs its midnight
+    /// (`Rotation::refresh_due`).
+    pub(super) time_trigger_on: bool,
+}
+
+impl Merged {
+    /// Merges `new` (a later handle's settings) into the writer's, for the log at `log`:
+    /// the trigger's size limit and time trigger, and the maintainer's `policy`, follow.
+    pub(super) fn merge(
+        &mut self,
+        log: &Path,
+        new: &Settings,
+        trigger: &Trigger,
+        policy: &Mutex<Policy>,
+    ) -> Merge {
+        let merged = self;
         let old = merged.settings.clone();
         let mut now = old.clone();
         let mut notes = Vec::new();
-        let path = self.path.display();
+        let mut time_trigger_on = false;
+        let path = log.display();
 
         if new.get_max_bytes() != old.get_max_bytes() {
             let smallest = old.get_max_bytes().min(new.get_max_bytes());
@@ -62,7 +82,7 @@ impl Inner {
                 limit(smallest)
             ));
             now = now.max_bytes(smallest);
-            self.max_bytes.store(smallest, Relaxed);
+            trigger.set_max_bytes(smallest);
         }
         let (old_at, new_at) = (old.get_rotate_at(), new.get_rotate_at());
         if old_at != new_at {
@@ -72,14 +92,12 @@ impl Inner {
                      asked): the file now also rotates at midnight ({:?})",
                     crate::clock::Zone::from(old_at)
                 ));
-                now = now.rotate_at(match self.zone {
+                now = now.rotate_at(match trigger.zone() {
                     crate::clock::Zone::Utc => RotateAt::UtcMidnight,
                     _ => RotateAt::LocalMidnight,
                 });
-                self.time_trigger.store(true, Relaxed);
-                let mut st = self.state.lock();
-                st.due_at = self.zone.next_midnight(st.started);
-                self.update_hints(&st);
+                trigger.turn_on_time_trigger();
+                time_trigger_on = true;
             } else if new_at != RotateAt::Never {
                 notes.push(format!(
                     "{path}: handlers disagree on the zone of midnight ({old_at:?} in force, \
@@ -88,7 +106,7 @@ impl Inner {
             }
         }
         {
-            let mut policy = self.maintainer.policy.lock();
+            let mut policy = policy.lock();
             let mut keep = |what: &str, old: String, new: String, more: bool| {
                 if old != new {
                     let verb = if more { "the most is kept" } else { "the first's stays" };
@@ -125,7 +143,6 @@ impl Inner {
                 ));
             }
         };
-        let log = Path::new(&self.path);
         let dirs = |s: &Settings| {
             (
                 s.backup_dir_for(log).display().to_string(),
@@ -174,9 +191,6 @@ impl Inner {
         merged.settings = now;
         notes.retain(|n| !merged.given.contains(n));
         merged.given.extend(notes.iter().cloned());
-        if !notes.is_empty() {
-            self.state.lock().stats.settings_merged += 1;
-        }
-        notes
+        Merge { notes, time_trigger_on }
     }
 }

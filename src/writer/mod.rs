@@ -1,11 +1,14 @@
 //! The rotating file: the hot path.
 //!
-//! One [`RollingFile`] owns one active log file. Every write takes the state lock (in
-//! staged mode only those that leave the thread's stage), makes the rotation check (an
-//! integer compare or two against numbers kept in memory: no syscall, no allocation), and
-//! writes (direct mode) or copies into a buffer (buffered mode). When a log is due and both gates pass, the writing thread renames the active
-//! file into `backups/` and opens a new one; everything slower (overflow into `archive/`,
-//! gzip, pruning, timed flushes, error reports) happens on a background thread.
+//! One [`RollingFile`] owns one active log file. In direct and buffered mode every write
+//! takes the state lock, makes the rotation check (an integer compare or two against
+//! numbers kept in memory: no syscall, no allocation), and writes (direct mode) or copies
+//! into a buffer (buffered mode). In staged mode a write takes no lock: it goes into its
+//! thread's stage after the same check made on copies of those numbers, and takes the
+//! state lock only when the stage is full, the log may be due, or the event is urgent.
+//! When a log is due and both gates pass, the writing thread renames the active file into
+//! `backups/` and opens a new one; everything slower (overflow into `archive/`, gzip,
+//! pruning, timed flushes, error reports) happens on a background thread.
 //!
 //! ```
 //! use mhm_log::{ManualClock, RollingFile, Settings};
@@ -75,27 +78,64 @@
 //!
 //! ## The files
 //!
-//! `builder.rs` the [`Builder`] and the process's registry of writers; `merge.rs` the
-//! rule for several handles on one path with different settings; `open.rs` opening
-//! and resuming the active file, following another writer's rotation; `shared.rs` what
-//! the writers of one log share (the mapping, the rotation lock); `mode.rs` the write
-//! modes (direct, buffered, staged) and their buffers; `rotate.rs` the rotation check, the
-//! rotation and its failures; `sync.rs` the locks (std's, without poisoning);
-//! `worker.rs` the background thread.
+//! Each file owns the state it changes, and calls only the files below it (none calls
+//! one above it; no two import each other):
+//!
+//! ```text
+//! mod.rs      RollingFile, and Inner, which holds every part; an event's path
+//! builder.rs  Builder, and the process's registry of writers (one per path)
+//! merge.rs    the settings in force, and the rule for a later handle's   (-> trigger)
+//!   |
+//! rotate.rs   the rotation and the check of the active file: sequences over the parts
+//!   |         below, owning no state (a Rotator is the parts it is lent)
+//! mode.rs     the write modes: the shared buffer and its spare, the list of stages,
+//!   |  \      and State (what the state lock guards); all that needs no flush in flight
+//!   |   stage.rs   one thread's stage: a lock-free ring of bytes
+//! open.rs     the open file and its identity: open, resume, write, follow, start again
+//!   |
+//! trigger.rs  the rotation trigger: its settings, the file's start and deadlines, the
+//!   |         check every event makes, and the hints staged mode checks without a lock
+//! shared.rs   what the writers of one log share: the mapping, the rotation lock, the append
+//! worker.rs   the background thread: it sees its log through a trait (worker::Log)
+//! stats.rs    the counters every part adds to
+//! sync.rs     the locks (std's, without poisoning), padding to a cache line
+//! ```
+//!
+//! An event's path goes down this list, entering each part once and never coming back up
+//! into a file it has left:
+//!
+//! ```text
+//! direct, buffered:  mod.rs      write_event: the state lock (sync.rs); a rotation by
+//!                                another writer? (the mapping's generation)
+//!                    trigger.rs  due_now: due? (the mapping's size, the clock)
+//!                    mode.rs     Buffer::try_copy: the event is in memory (buffered;
+//!                                a full buffer is swapped out and written after the lock)
+//!                    open.rs     ActiveFile::write (direct)
+//!                    shared.rs   Shared::append: one write(2), its bytes added to the size
+//! staged:            mod.rs      write_event
+//!                    mode.rs     Staged::stage: this thread's stage
+//!                    trigger.rs  may_rotate: maybe due? (the mapping's size, the clock)
+//!                    stage.rs    Stage::push: one store publishes the event
+//! ```
+//!
+//! The mapping's words are atomics read in one load each; the append is the one call into
+//! `shared.rs` that does more. A rotation (cold) goes `mod.rs -> rotate.rs -> mode.rs
+//! (drain, flush) -> open.rs -> trigger.rs -> shared.rs`; the background thread goes
+//! `worker.rs -> mod.rs` (through `worker::Log`) and on down the same way.
 //!
 //! ## Lock order
 //!
 //! A thread that holds several of these locks took them in this order, skipping any;
 //! it never takes one while holding one further down the list:
 //!
-//! 1. `Inner::state`: the active file, its size, age and deadlines, and the shared
-//!    buffer. Every event of the direct and buffered modes takes it; staged mode takes it
+//! 1. `Inner::state` ([`mode::State`]): the active file, its size, age and deadlines, and
+//!    the shared buffer. Every event of the direct and buffered modes takes it; staged mode takes it
 //!    once per full stage, and for the rotation check when the log may be due.
 //! 2. `Staged::stages`: the list of every thread's stage (staged mode). (A thread's stage
 //!    table, a thread-local `RefCell` and not a lock, stays borrowed while that thread
 //!    takes `stages`, on its first event to a file.) A `Stage` itself is not a lock: its
 //!    thread fills it without one, and drains, always under `state`, take what it has
-//!    published (see `mode::Stage`).
+//!    published (see `stage::Stage`).
 //! 3. `Buffer::io`: the spare buffer and the right to write a full one (buffered and
 //!    staged modes). Taken under `state` when a full buffer is swapped out, so flushes
 //!    reach the file in the order they were filled; kept after `state` is released for
@@ -113,26 +153,18 @@
 //! the maintainer's policy lock (a leaf, also taken alone by a maintenance pass).
 
 use std::{
-    fs::File,
+    fs,
     io::{self, Write},
     path::{Path, PathBuf},
-    sync::{
-        atomic::{AtomicBool, AtomicU64, Ordering::Relaxed},
-        Arc,
-    },
+    sync::Arc,
     thread::{self, JoinHandle},
-    time::Instant,
+    time::{Duration, Instant},
 };
 
-use chrono::NaiveDate;
-use sync::Mutex;
 use tracing_core::{Level, Metadata};
 use tracing_subscriber::fmt::MakeWriter;
 
-use crate::{
-    clock::{Clock, Zone},
-    error::InitError,
-};
+use crate::{clock::Clock, error::InitError, policy::Settings};
 
 mod builder;
 mod merge;
@@ -141,51 +173,23 @@ mod open;
 mod rotate;
 mod shared;
 mod stage;
+mod stats;
 mod sync;
+mod trigger;
 mod worker;
 
 pub use builder::Builder;
+pub use stats::Stats;
 pub(crate) use worker::SHUTDOWN_BUDGET;
 
-use mode::Mode;
+use merge::Merged;
+use mode::{Copied, Mode, Sink, Staging, State};
+use open::ActiveFile;
+use rotate::Rotator;
+use shared::{later, Shared};
+use sync::{Mutex, Padded};
+use trigger::{Rotation, Trigger};
 use worker::{Maintainer, Signal};
-
-/// What a writer has done since it was built.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct Stats {
-    /// Events (write calls) that reached the file or its buffer.
-    pub events_written: u64,
-    /// Bytes of those events.
-    pub bytes_written: u64,
-    /// Rotations done.
-    pub rotations: u64,
-    /// Rotations that failed (rename refused, new file could not be opened); retried later.
-    pub rotation_errors: u64,
-    /// Writes to the file that failed (full disk, I/O error).
-    pub write_errors: u64,
-    /// Events that could not be written because of those failures.
-    pub lost_events: u64,
-    /// Copies moved (or compressed) into `archive/` by the background thread.
-    pub copies_archived: u64,
-    /// Copies deleted by pruning.
-    pub copies_deleted: u64,
-    /// Background maintenance steps that failed; retried a minute later.
-    pub maintenance_errors: u64,
-    /// Times the active file was found deleted or moved away by someone else, and a new
-    /// one started at its path (at a rotation, or at the background thread's check once
-    /// a second).
-    pub reopens: u64,
-    /// Rotations by another writer of the same log (another process) that this one
-    /// followed to the new active file.
-    pub followed: u64,
-    /// Handles built on this path with settings that disagreed with the ones in force
-    /// (each disagreement is also reported once on stderr, or returned by
-    /// [`Builder::build_with_notes`]): see [`Builder::build`] for the rule.
-    pub settings_merged: u64,
-    /// The last failure, as text.
-    pub last_error: Option<String>,
-}
 
 /// A rotating log file: a `MakeWriter` for `tracing_subscriber::fmt`, and an `io::Write`.
 ///
@@ -231,10 +235,12 @@ impl RollingFile {
     /// Flushes, then asks the OS to put the file on disk (`fsync`): for the moments when
     /// power loss must not lose what was written.
     pub fn sync_all(&self) -> io::Result<()> {
-        let mut st = self.inner.state.lock();
-        self.inner.drain_all(&mut st)?;
-        self.inner.flush_buf(&mut st)?;
-        match &st.file {
+        let inner = &*self.inner;
+        let sink = inner.sink();
+        let mut st = inner.state.lock();
+        inner.mode.drain_all(&sink, &mut st)?;
+        inner.mode.flush_buf(&sink, &mut st)?;
+        match st.file.file() {
             Some(f) => f.sync_all(),
             None => Ok(()),
         }
@@ -264,9 +270,11 @@ impl RollingFile {
     /// now, so that the next event rotates it: what a `logging` handler's
     /// `shouldRollover` asks.
     pub fn rotation_due(&self) -> bool {
-        let mut st = self.inner.state.lock();
-        self.inner.follow_if_rotated(&mut st);
-        self.inner.due_now(&mut st, None, 0).is_some()
+        let inner = &*self.inner;
+        let mut guard = inner.state.lock();
+        let st = &mut *guard;
+        inner.follow_if_rotated(st);
+        inner.trigger.due_now(&mut st.rotation, &inner.shared, st.buf.len(), None, 0).is_some()
     }
 
     /// Rotates the log now, whether or not a trigger says so, when both gates pass (a
@@ -277,7 +285,7 @@ impl RollingFile {
     pub fn rotate_now(&self) -> bool {
         let mut st = self.inner.state.lock();
         let before = st.stats.rotations;
-        self.inner.rotate_forced(&mut st);
+        self.inner.rotator().rotate_forced(&mut st);
         st.stats.rotations > before
     }
 
@@ -311,112 +319,282 @@ impl RollingFile {
 
 // === impl Inner ===
 
-/// One log: what every handle on it shares.
+/// One log: what every handle on it shares. It holds every part and lends them to one
+/// another along an event's path (see the module's doc for the order).
 #[derive(Debug)]
 struct Inner {
     path: PathBuf,
     log_name: String,
     backup_dir: PathBuf,
     archive_dir: PathBuf,
-    zone: Zone,
-    clock: Clock,
-    /// Rotation is on (not `DISABLE_LOG_ROTATION`).
-    rotate: bool,
-    /// Rotation at midnight is on (not `RotateAt::Never`). Atomic, as `max_bytes`: a
-    /// later handle on the path may ask for more (see `merge`).
-    time_trigger: AtomicBool,
-    max_bytes: AtomicU64,
-    min_bytes: u64,
-    min_age: i64,
-    /// Direct, buffered or staged, with what that mode alone needs.
+    /// The rotation trigger's settings, clock and hints (`trigger.rs`).
+    trigger: Trigger,
+    /// Direct, buffered or staged, with what that mode alone needs (`mode.rs`).
     mode: Mode,
     state: Padded<Mutex<State>>,
     signal: Arc<Signal>,
     maintainer: Arc<Maintainer>,
     worker: Mutex<Option<JoinHandle<()>>>,
     /// What the writers of this log, in every process, share.
-    shared: shared::Shared,
+    shared: Shared,
     /// The settings in force (the first handle's, merged with later ones': `merge.rs`),
     /// and the disagreements already reported.
-    merged: Mutex<merge::Merged>,
-}
-
-/// What changes as events are written.
-#[derive(Debug)]
-struct State {
-    /// The open file; `None` only when opening a new one failed (retried on each write).
-    /// Shared so a buffered flush can write to it outside the lock.
-    file: Option<Arc<File>>,
-    /// Bytes in the file (not counting `buf`).
-    disk: u64,
-    /// Bytes waiting in memory (buffered and staged modes; always empty in direct mode);
-    /// capacity reserved once.
-    buf: Vec<u8>,
-    buf_events: u64,
-    /// When the active file was started, and the day that names its copy.
-    started: i64,
-    day: NaiveDate,
-    /// After the clock stepped back: `(started, t)`, the age gate counts from `t` (when
-    /// the step was seen) for the file started at `started`; any other start ends it.
-    /// Never changes `started` itself, which other writers and the copy's name read.
-    stepped_back: Option<(i64, i64)>,
-    /// The next midnight after `started` (`i64::MAX` without a time trigger).
-    due_at: i64,
-    /// After a failed rotation: no new try before this.
-    retry_at: i64,
-    /// The open file was renamed into `backups/` but no new active file could be opened.
-    detached: bool,
-    /// The last copy this writer made (its day and number), so the next copy of the same
-    /// day gets the next number without scanning a folder.
-    last_copy: Option<(NaiveDate, u32)>,
-    /// The active file as last seen at its path.
-    checked: Checked,
-    /// The shared generation of the open file: when the shared one moves on, another
-    /// writer has rotated (or started a new active file) and this one follows.
-    generation: u64,
-    stats: Stats,
-}
-
-/// The active file as last seen at its path: what was in it then was not lost to someone
-/// deleting it later.
-#[derive(Clone, Copy, Debug)]
-struct Checked {
-    /// Its length.
-    len: u64,
-    /// Events this writer had placed in its files by then (see `open::placed_events`).
-    events: u64,
-}
-
-/// Keeps a lock that every event writes on cache lines of its own, away from the
-/// read-mostly fields beside it (two lines: adjacent-line prefetch pairs them).
-#[derive(Debug)]
-#[repr(align(128))]
-struct Padded<T>(T);
-
-impl<T> std::ops::Deref for Padded<T> {
-    type Target = T;
-    fn deref(&self) -> &T {
-        &self.0
-    }
-}
-
-impl<T> std::ops::DerefMut for Padded<T> {
-    fn deref_mut(&mut self) -> &mut T {
-        &mut self.0
-    }
+    merged: Mutex<Merged>,
 }
 
 impl Inner {
-    /// The size limit in force (a later handle may lower it: `merge.rs`).
-    #[inline]
-    fn max_bytes(&self) -> u64 {
-        self.max_bytes.load(Relaxed)
+    fn open(path: &Path, settings: Settings, clock: Clock) -> Result<Arc<Self>, InitError> {
+        let log_name = match path.file_name().and_then(|n| n.to_str()) {
+            Some(n) => n.to_string(),
+            None => return Err(InitError::msg("the log path has no valid UTF-8 file name", path)),
+        };
+        let dir = match path.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        fs::create_dir_all(&dir)
+            .map_err(|e| InitError::io("cannot create the log folder", &dir, e))?;
+        let path = dir.join(&log_name);
+        let shared = Shared::open(&dir, &log_name, settings.get_lock_wait()).map_err(|e| {
+            InitError::io(
+                "cannot open the log's shared state",
+                dir.join(format!(".{log_name}.shm")),
+                e,
+            )
+        })?;
+        let maintenance_lock = dir.join(format!(".{log_name}.maintain.lock"));
+        let maintenance_lock = shared::open_rw(&maintenance_lock)
+            .map_err(|e| InitError::io("cannot open the log's lock file", maintenance_lock, e))?;
+        let backup_dir = settings.backup_dir_for(&path);
+        let archive_dir = settings.archive_dir_for(&path);
+        let zone = settings.zone();
+        let now = clock.now_nanos();
+
+        // Under the rotation lock: no other writer rotates while this one finds its place.
+        let held = shared.lock().map_err(|e| {
+            InitError::io("cannot lock the log", dir.join(format!(".{log_name}.lock")), e)
+        })?;
+        let (file, disk, mut started) = open::open_active(&path, now)
+            .map_err(|e| InitError::io("cannot open the log for appending", &path, e))?;
+        let initialized = shared.initialized(&held);
+        if !initialized {
+            shared.reset(&held);
+        }
+        if initialized && disk > 0 {
+            // Another writer (alive or not) started this file: its start is the one kept.
+            started = shared.started().min(now);
+        } else {
+            shared.set_started(started, &held);
+        }
+        shared.size_at_least(disk, &held);
+        let day = zone.day(started);
+        let last_copy = later(
+            open::last_copy_of_day(&log_name, day, &backup_dir, &archive_dir, zone),
+            shared.last_copy(),
+        );
+        shared.set_last_copy(last_copy, &held);
+        shared.mark_initialized(&held);
+        let generation = shared.generation();
+        drop(held);
+        let mode = Mode::new(settings.get_write_mode(), settings.get_buffer_capacity());
+        let buf_cap = mode.buffer().map_or(0, |b| b.cap);
+        let tick = if mode.buffer().is_some() {
+            settings.get_flush_interval()
+        } else {
+            Duration::from_secs(1)
+        };
+
+        let signal = Arc::new(Signal::default());
+        let merged = Mutex::new(Merged::new(settings.clone()));
+        let maintainer = Arc::new(Maintainer {
+            log_name: log_name.clone(),
+            backup_dir: backup_dir.clone(),
+            archive_dir: archive_dir.clone(),
+            policy: Mutex::new(settings.retention_policy()),
+            zone,
+            clock: clock.clone(),
+            lock: maintenance_lock,
+        });
+        let trigger = Trigger::new(&settings, clock, mode.is_staged());
+        let rotation = Rotation::new(&trigger, started, last_copy);
+        let inner = Arc::new(Inner {
+            path,
+            log_name,
+            backup_dir,
+            archive_dir,
+            trigger,
+            mode,
+            state: Padded(Mutex::new(State {
+                file: ActiveFile::new(file, disk, generation),
+                rotation,
+                buf: Vec::with_capacity(buf_cap),
+                buf_events: 0,
+                stats: Stats::default(),
+            })),
+            signal,
+            maintainer,
+            worker: Mutex::new(None),
+            shared,
+            merged,
+        });
+        let handle = worker::spawn(&inner, &inner.log_name, &inner.signal, &inner.maintainer, tick)
+            .map_err(|e| InitError::io("cannot start the background thread", &inner.path, e))?;
+        *inner.worker.lock() = Some(handle);
+        let st = inner.state.lock();
+        inner.trigger.publish(&st.rotation, st.buf.len());
+        drop(st);
+        Ok(inner)
     }
 
-    /// Whether midnight rotates the log (a later handle may turn it on: `merge.rs`).
+    /// What the modes write through.
     #[inline]
-    fn time_trigger(&self) -> bool {
-        self.time_trigger.load(Relaxed)
+    fn sink(&self) -> Sink<'_> {
+        Sink {
+            path: &self.path,
+            shared: &self.shared,
+            trigger: &self.trigger,
+            signal: &self.signal,
+        }
+    }
+
+    /// The parts a rotation, or a check of the active file, works on.
+    fn rotator(&self) -> Rotator<'_> {
+        Rotator {
+            sink: self.sink(),
+            mode: &self.mode,
+            log_name: &self.log_name,
+            backup_dir: &self.backup_dir,
+            archive_dir: &self.archive_dir,
+        }
+    }
+
+    // --- an event's path ---
+
+    #[inline]
+    fn write_event(&self, now: Option<i64>, data: &[u8], urgent: bool) -> io::Result<()> {
+        match &self.mode {
+            Mode::Direct | Mode::Buffered(_) => self.write_locked(now, data, urgent),
+            Mode::Staged(staged) => self.write_staged(staged, now, data, urgent),
+        }
+    }
+
+    /// Staged mode: the event goes to this thread's stage, touching nothing another
+    /// thread writes, unless the log may be due (counting what this thread staged; then
+    /// everything staged goes to the file first and the exact check runs under the lock),
+    /// the event is urgent, or the stage is full. A stage that reaches `stage_cap` asks the
+    /// background thread to drain it, once.
+    #[inline]
+    fn write_staged(
+        &self,
+        staged: &mode::Staged,
+        now: Option<i64>,
+        data: &[u8],
+        urgent: bool,
+    ) -> io::Result<()> {
+        if data.len() > staged.stage_cap() {
+            let _ = self.drain_all_outside_lock();
+            return self.write_locked(now, data, urgent);
+        }
+        if data.is_empty() {
+            // Nothing to place in order; a stage counts its events when it drains bytes,
+            // and would hold it unseen.
+            return self.write_locked(now, data, urgent);
+        }
+        let len = match staged.stage(&self.trigger, &self.shared, now, data) {
+            Staging::Staged(len) => len,
+            Staging::Due(now) => {
+                let _ = self.drain_all_outside_lock();
+                return self.write_locked(Some(now), data, urgent);
+            }
+            Staging::Full => {
+                // What this thread staged before must still come first.
+                let _ = self.drain_all_outside_lock();
+                return self.write_locked(now, data, urgent);
+            }
+        };
+        if urgent {
+            return self.flush_outside_lock();
+        }
+        staged.ask_drain(len, &self.signal);
+        Ok(())
+    }
+
+    /// The check, the rotation and the write, all under the state lock (direct and
+    /// buffered modes, and staged mode's slow path).
+    fn write_locked(&self, now: Option<i64>, data: &[u8], urgent: bool) -> io::Result<()> {
+        // The buffer is looked up here, not passed in: the arguments already fill the six
+        // argument registers, and a seventh would go through the stack on every event.
+        let mut guard = self.state.lock();
+        let st = &mut *guard;
+        self.rotate_if_due(st, now, data.len());
+        let Some(buffer) = self.mode.buffer() else {
+            return st.file.write(&self.path, &self.shared, &mut st.stats, [data, &[]], 1);
+        };
+        if buffer.try_copy(st, data) {
+            drop(guard);
+            if urgent {
+                return self.flush_outside_lock();
+            }
+            return Ok(());
+        }
+        // A full buffer: swapped out, and written by this thread *after* the state lock is
+        // released, so other threads keep copying while the write runs.
+        match buffer.copy(&self.mode, &self.sink(), st, data) {
+            Copied::Held(pending) => {
+                drop(guard);
+                if let Some(flush) = pending {
+                    // Written behind; its failure is counted, and concerns earlier events.
+                    flush.hand_off(&self.signal);
+                }
+                if urgent {
+                    return self.flush_outside_lock();
+                }
+                Ok(())
+            }
+            Copied::Written(result) => result,
+        }
+    }
+
+    /// The rotation check under the state lock, for an event of `len` bytes: follows
+    /// another writer's rotation (one atomic load and compare), then rotates when the log
+    /// is due and both gates pass (and no failed rotation asks to wait).
+    #[inline]
+    fn rotate_if_due(&self, st: &mut State, now: Option<i64>, len: usize) {
+        self.follow_if_rotated(st);
+        if let Some(now) =
+            self.trigger.due_now(&mut st.rotation, &self.shared, st.buf.len(), now, len)
+        {
+            self.rotator().rotate(st, now, len, false);
+        }
+    }
+
+    /// Follows another writer's rotation, if there was one since this one looked.
+    #[inline]
+    fn follow_if_rotated(&self, st: &mut State) {
+        let generation = self.shared.generation();
+        if generation != st.file.generation() {
+            self.mode.follow(&self.sink(), st, generation);
+        }
+    }
+
+    // --- flushes ---
+
+    fn drain_all_outside_lock(&self) -> io::Result<()> {
+        let mut st = self.state.lock();
+        self.mode.drain_all(&self.sink(), &mut st)
+    }
+
+    /// Writes out the buffer with the state lock released during the write (a no-op in
+    /// direct mode).
+    fn flush_outside_lock(&self) -> io::Result<()> {
+        let sink = self.sink();
+        let mut guard = self.state.lock();
+        let st = &mut *guard;
+        let drained = self.mode.drain_all(&sink, st);
+        let flush = self.mode.buffer().and_then(|buffer| buffer.start_flush(&self.mode, &sink, st));
+        self.trigger.publish(&st.rotation, st.buf.len());
+        drop(guard);
+        flush.map_or(Ok(()), |f| f.finish(&sink)).and(drained)
     }
 
     fn stats(&self) -> Stats {
@@ -438,18 +616,33 @@ impl Inner {
         }
         stats
     }
-}
 
-impl Inner {
+    /// A later handle's settings, merged into the writer's (`merge.rs`); the notes.
+    fn merge(&self, new: &Settings) -> Vec<String> {
+        let mut merged = self.merged.lock();
+        let merge = merged.merge(&self.path, new, &self.trigger, &self.maintainer.policy);
+        let mut st = self.state.lock();
+        if merge.time_trigger_on {
+            st.rotation.refresh_due(&self.trigger);
+            self.trigger.publish(&st.rotation, st.buf.len());
+        }
+        if !merge.notes.is_empty() {
+            st.stats.settings_merged += 1;
+        }
+        merge.notes
+    }
+
     /// At the last handle's drop: every buffered event to the file (a new one if someone
     /// deleted it), then the background thread finishes the maintenance due within
     /// `SHUTDOWN_BUDGET` and ends.
     fn shut_down(&self) {
-        let mut st = self.state.lock();
-        let _ = self.drain_all(&mut st);
-        let _ = self.flush_buf(&mut st);
-        let _ = self.check_active(&mut st, self.clock.now_nanos(), None);
-        drop(st);
+        let sink = self.sink();
+        let mut guard = self.state.lock();
+        let st = &mut *guard;
+        let _ = self.mode.drain_all(&sink, st);
+        let _ = self.mode.flush_buf(&sink, st);
+        let _ = self.rotator().check_active(st, self.trigger.now(), None);
+        drop(guard);
         self.signal.stop();
         if let Some(handle) = self.worker.lock().take() {
             if handle.thread().id() != thread::current().id() {
@@ -459,13 +652,44 @@ impl Inner {
     }
 }
 
+/// What the background thread asks of the log.
+impl worker::Log for Inner {
+    fn write_handed_off(&self) {
+        if self.mode.write_handed_off(&self.sink()) {
+            let _ = self.drain_all_outside_lock();
+        }
+    }
+
+    fn flush_timed(&self) {
+        if self.mode.buffer().is_some() {
+            let _ = self.flush_outside_lock();
+        }
+    }
+
+    fn check_active(&self) {
+        let mut st = self.state.lock();
+        let _ = self.rotator().check_active(&mut st, self.trigger.now(), None);
+    }
+
+    fn failures(&self) -> (u64, u64, Option<String>) {
+        let stats = self.stats();
+        let failures =
+            stats.write_errors + stats.rotation_errors + stats.maintenance_errors + stats.reopens;
+        (failures, stats.lost_events, stats.last_error)
+    }
+
+    fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
 impl Drop for Inner {
     fn drop(&mut self) {
-        self.write_handed_off();
+        worker::Log::write_handed_off(self);
         let st = self.state.get_mut();
         self.mode.take_stages(&mut st.buf);
         if !st.buf.is_empty() {
-            if let Some(file) = &st.file {
+            if let Some(file) = st.file.file() {
                 let _ = self.shared.append(file, &st.buf);
             }
         }

@@ -1,285 +1,286 @@
-//! Opening a log: its shared state with the other writers, resuming an existing active file (its size, its
-//! age, a torn last line), the copy numbering of the day, reopening after a failure, and
-//! starting again when someone else deleted or moved the active file.
+//! The open active file and its identity ([`ActiveFile`]): opening and resuming it (its
+//! size, its age, a torn last line), the copy numbering of the day, writing to it,
+//! reopening after a failure, following another writer's rotation, and starting again
+//! when someone else deleted or moved it. It changes the [`Rotation`] it is given when a
+//! new file starts, and reaches the other writers through the mapping (`shared.rs`).
 
 use std::{
     fs::{self, File, OpenOptions},
     io::{self, Read, Write},
-    path::{Path, PathBuf},
-    sync::{
-        atomic::{AtomicBool, AtomicU64},
-        Arc,
-    },
+    path::Path,
+    sync::Arc,
     time::Duration,
 };
 
-use super::sync::Mutex;
 use chrono::NaiveDate;
 
 use super::{
-    mode::{Mode, Spare},
-    shared::{later, Held, Shared},
-    worker::{self, Maintainer, Signal},
-    Checked, Inner, Padded, State, Stats,
+    shared::{later, write_whole, Held, Shared, Torn},
+    stats::Stats,
+    trigger::{Rotation, Trigger},
 };
-use crate::{
-    clock::{duration_to_nanos, Clock, Zone},
-    error::InitError,
-    policy::{RotateAt, Settings},
-    retention,
-};
+use crate::{clock::Zone, retention};
 
-use super::merge::Merged;
+/// How long a failed rotation, or a failed start of a new active file, waits before the
+/// next try.
+pub(super) const RETRY_AFTER: Duration = Duration::from_secs(30);
 
-impl Inner {
-    pub(super) fn open(
-        path: &Path,
-        settings: Settings,
-        clock: Clock,
-    ) -> Result<Arc<Self>, InitError> {
-        let log_name = match path.file_name().and_then(|n| n.to_str()) {
-            Some(n) => n.to_string(),
-            None => return Err(InitError::msg("the log path has no valid UTF-8 file name", path)),
-        };
-        let dir = match path.parent() {
-            Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-            _ => PathBuf::from("."),
-        };
-        fs::create_dir_all(&dir)
-            .map_err(|e| InitError::io("cannot create the log folder", &dir, e))?;
-        let path = dir.join(&log_name);
-        let shared = Shared::open(&dir, &log_name, settings.get_lock_wait()).map_err(|e| {
-            InitError::io(
-                "cannot open the log's shared state",
-                dir.join(format!(".{log_name}.shm")),
-                e,
-            )
-        })?;
-        let maintenance_lock = dir.join(format!(".{log_name}.maintain.lock"));
-        let maintenance_lock = super::shared::open_rw(&maintenance_lock)
-            .map_err(|e| InitError::io("cannot open the log's lock file", maintenance_lock, e))?;
-        let backup_dir = settings.backup_dir_for(&path);
-        let archive_dir = settings.archive_dir_for(&path);
-        let zone = settings.zone();
-        let now = clock.now_nanos();
+/// The open active file, and what this writer knows of it.
+#[derive(Debug)]
+pub(super) struct ActiveFile {
+    /// `None` only when opening a new one failed (retried on each write). Shared so a
+    /// buffered flush can write to it outside the state lock.
+    file: Option<Arc<File>>,
+    /// Bytes in the file (not counting the buffer's).
+    disk: u64,
+    /// The open file was renamed into `backups/` but no new active file could be opened.
+    detached: bool,
+    /// The file as last seen at its path.
+    checked: Checked,
+    /// The shared generation of the open file: when the shared one moves on, another
+    /// writer has rotated (or started a new active file) and this one follows.
+    generation: u64,
+}
 
-        // Under the rotation lock: no other writer rotates while this one finds its place.
-        let held = shared.lock().map_err(|e| {
-            InitError::io("cannot lock the log", dir.join(format!(".{log_name}.lock")), e)
-        })?;
-        let (file, disk, mut started) = open_active(&path, now)
-            .map_err(|e| InitError::io("cannot open the log for appending", &path, e))?;
-        let initialized = shared.initialized(&held);
-        if !initialized {
-            shared.reset(&held);
+/// The active file as last seen at its path: what was in it then was not lost to someone
+/// deleting it later.
+#[derive(Clone, Copy, Debug)]
+struct Checked {
+    /// Its length.
+    len: u64,
+    /// Events this writer had placed in its files by then (see [`placed_events`]).
+    events: u64,
+}
+
+impl ActiveFile {
+    /// `file`, `disk` bytes long, of the shared `generation` (at start-up).
+    pub(super) fn new(file: File, disk: u64, generation: u64) -> Self {
+        Self {
+            file: Some(Arc::new(file)),
+            disk,
+            detached: false,
+            checked: Checked { len: disk, events: 0 },
+            generation,
         }
-        if initialized && disk > 0 {
-            // Another writer (alive or not) started this file: its start is the one kept.
-            started = shared.started().min(now);
-        } else {
-            shared.set_started(started, &held);
-        }
-        shared.size_at_least(disk, &held);
-        let day = zone.day(started);
-        let time_trigger = settings.get_rotate_at() != RotateAt::Never;
-        let due_at = if time_trigger { zone.next_midnight(started) } else { i64::MAX };
-        let last_copy = later(
-            last_copy_of_day(&log_name, day, &backup_dir, &archive_dir, zone),
-            shared.last_copy(),
-        );
-        shared.set_last_copy(last_copy, &held);
-        shared.mark_initialized(&held);
-        let generation = shared.generation();
-        drop(held);
-        let mode = Mode::new(settings.get_write_mode(), settings.get_buffer_capacity());
-        let buf_cap = mode.buffer().map_or(0, |b| b.cap);
-        let tick = if mode.buffer().is_some() {
-            settings.get_flush_interval()
-        } else {
-            Duration::from_secs(1)
-        };
+    }
 
-        let signal = Arc::new(Signal::default());
-        let merged = Mutex::new(Merged::new(settings.clone()));
-        let maintainer = Arc::new(Maintainer {
-            log_name: log_name.clone(),
-            backup_dir: backup_dir.clone(),
-            archive_dir: archive_dir.clone(),
-            policy: Mutex::new(settings.retention_policy()),
-            zone,
-            clock: clock.clone(),
-            lock: maintenance_lock,
-        });
-        let inner = Arc::new(Inner {
-            path,
-            log_name,
-            backup_dir,
-            archive_dir,
-            zone,
-            clock,
-            rotate: !settings.get_rotation_disabled(),
-            time_trigger: AtomicBool::new(time_trigger),
-            max_bytes: AtomicU64::new(settings.get_max_bytes()),
-            // An empty file never rotates, whatever the gate says.
-            min_bytes: settings.get_min_rotate_bytes().max(1),
-            min_age: duration_to_nanos(settings.get_min_rotate_age()),
-            mode,
-            state: Padded(Mutex::new(State {
-                file: Some(Arc::new(file)),
-                disk,
-                buf: Vec::with_capacity(buf_cap),
-                buf_events: 0,
-                started,
-                stepped_back: None,
-                day,
-                due_at,
-                retry_at: i64::MIN,
-                detached: false,
-                last_copy,
-                checked: Checked { len: disk, events: 0 },
-                generation,
-                stats: Stats::default(),
-            })),
-            signal,
-            maintainer,
-            worker: Mutex::new(None),
-            shared,
-            merged,
-        });
-        let handle = worker::spawn(&inner, tick)
-            .map_err(|e| InitError::io("cannot start the background thread", &inner.path, e))?;
-        *inner.worker.lock() = Some(handle);
-        inner.update_hints(&inner.state.lock());
-        Ok(inner)
+    /// The open file, if any.
+    pub(super) fn file(&self) -> Option<&Arc<File>> {
+        self.file.as_ref()
+    }
+
+    /// The shared generation this writer is at.
+    #[inline]
+    pub(super) fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    /// Bytes in the file, as this writer counts them.
+    pub(super) fn disk(&self) -> u64 {
+        self.disk
+    }
+
+    /// Whether the open file is a copy now (see [`ActiveFile::detach`]).
+    pub(super) fn detached(&self) -> bool {
+        self.detached
+    }
+
+    /// The file's length when last seen in place.
+    pub(super) fn checked_len(&self) -> u64 {
+        self.checked.len
+    }
+
+    /// Counts `n` bytes handed to the file (a buffer swapped out to be written).
+    pub(super) fn add_disk(&mut self, n: u64) {
+        self.disk += n;
+    }
+
+    /// Takes back `n` bytes counted but never written (failed flushes).
+    pub(super) fn take_back(&mut self, n: u64) {
+        self.disk = self.disk.saturating_sub(n);
+    }
+
+    /// The file to write a buffer to, reopening it after an earlier failure to open one.
+    pub(super) fn for_flush(&mut self, path: &Path, stats: &Stats) -> Option<Arc<File>> {
+        if self.file.is_none() {
+            self.reopen(path, stats);
+        }
+        self.file.clone()
     }
 
     /// Reopens the active file after an earlier failure to open one.
-    pub(super) fn reopen(&self, st: &mut State) {
-        if let Ok(file) = open_append(&self.path) {
-            st.disk = file.metadata().map(|m| m.len()).unwrap_or(0);
-            st.file = Some(Arc::new(file));
-            st.checked = Checked { len: st.disk, events: st.stats.events_written };
+    fn reopen(&mut self, path: &Path, stats: &Stats) {
+        if let Ok(file) = open_append(path) {
+            self.disk = file.metadata().map(|m| m.len()).unwrap_or(0);
+            self.file = Some(Arc::new(file));
+            self.checked = Checked { len: self.disk, events: stats.events_written };
         }
     }
 
-    /// Checks that the open file is still the one at the log's path, and if someone else
-    /// deleted or moved it, starts a new active file there.
-    ///
-    /// Called under the state lock, at each rotation and by the background thread once a
-    /// second: never per event. Takes the io lock (so no flush is in flight) for its
-    /// whole length. `held` is the rotation lock when the caller holds it; without it, a
-    /// file gone from its path is dealt with only if the lock is free now (another writer
-    /// may be rotating it: then this one follows).
-    pub(super) fn check_active(&self, st: &mut State, now: i64, held: Option<&Held<'_>>) -> Active {
-        let io = self.quiesce(st);
-        // Detached: writing on into the copy on purpose, until a new file can be opened.
-        let Some(file) = st.file.clone().filter(|_| !st.detached) else {
-            return Active::Unknown;
-        };
-        let placed = placed_events(st, io.as_deref());
-        match whereabouts(&file, &self.path) {
-            Ok(Whereabouts::InPlace { len }) => {
-                st.checked = Checked { len, events: placed };
-                Active::InPlace
-            }
-            Ok(gone) => {
-                let taken;
-                let held = match held {
-                    Some(held) => held,
-                    None => match self.shared.try_lock() {
-                        Ok(Some(h)) => {
-                            taken = h;
-                            &taken
-                        }
-                        // Another writer is at it: look again at the next check.
-                        Ok(None) | Err(_) => return Active::Unknown,
-                    },
-                };
-                let generation = self.shared.generation();
-                if generation != st.generation {
-                    // Another writer rotated: not gone, followed.
-                    drop(io);
-                    self.follow(st, generation);
-                    return Active::Followed;
-                }
-                self.start_again(st, io.as_deref(), file, gone, now, held)
-            }
-            // Cannot tell (a folder we may not read): keep writing where we are.
-            Err(_) => Active::Unknown,
+    /// Writes `data` (holding `events` events) to the file, under the state lock. On
+    /// failure the events whole in the file count as written, the rest as lost (a line
+    /// cut short is ended with a newline; the file is never cut back).
+    /// `more` follows `data` in the same write (a stage's bytes that wrap past its ring's
+    /// end), usually empty.
+    #[inline]
+    pub(super) fn write(
+        &mut self,
+        path: &Path,
+        shared: &Shared,
+        stats: &mut Stats,
+        [data, more]: [&[u8]; 2],
+        events: u64,
+    ) -> io::Result<()> {
+        if self.file.is_none() {
+            self.reopen(path, stats);
         }
+        let result = match &self.file {
+            Some(file) => shared.append_parts(file, data, more),
+            None => Err(Torn::nothing(io::Error::other("the log file could not be reopened"))),
+        };
+        let len = (data.len() + more.len()) as u64;
+        match result {
+            Ok(()) => {
+                self.disk += len;
+                stats.events_written += events;
+                stats.bytes_written += len;
+                Ok(())
+            }
+            Err(torn) => self.write_failed(path, stats, torn, [data, more], events),
+        }
+    }
+
+    /// [`ActiveFile::write`] cut short: the events whole in the file count as written, the
+    /// rest as lost.
+    // The box is taken as it comes: unboxing it in `write` would grow the hot function.
+    #[allow(clippy::boxed_local)]
+    #[cold]
+    fn write_failed(
+        &mut self,
+        path: &Path,
+        stats: &mut Stats,
+        torn: Box<Torn>,
+        [data, more]: [&[u8]; 2],
+        events: u64,
+    ) -> io::Result<()> {
+        let (whole, whole_bytes) = torn.whole(data, more, events);
+        self.disk += torn.on_disk();
+        stats.events_written += whole;
+        stats.bytes_written += whole_bytes;
+        stats.write_errors += 1;
+        stats.lost_events += events - whole;
+        let e = torn.error;
+        stats.last_error = Some(format!("writing {}: {e}", path.display()));
+        Err(e)
+    }
+
+    /// The open file, to be compared with the one at the path; `None` when there is none
+    /// or it is detached (written into on purpose, until a new file can be opened).
+    pub(super) fn to_check(&self) -> Option<Arc<File>> {
+        self.file.clone().filter(|_| !self.detached)
+    }
+
+    /// The open file was found in place, `len` bytes long, with `placed` events placed.
+    pub(super) fn seen_in_place(&mut self, len: u64, placed: u64) {
+        self.checked = Checked { len, events: placed };
+    }
+
+    /// The open file was renamed into `backups/` and no new one could be opened: writing
+    /// goes on into the copy.
+    pub(super) fn detach(&mut self) {
+        self.detached = true;
+    }
+
+    /// A rotation opened `file` as the new active file (empty), of `generation`. `placed`:
+    /// the events placed in the old one.
+    pub(super) fn rotated(&mut self, file: Arc<File>, placed: u64) {
+        self.checked = Checked { len: 0, events: placed };
+        self.file = Some(file);
+        self.disk = 0;
+        self.detached = false;
+    }
+
+    /// Publishes a new active file to the other writers (under the rotation lock).
+    pub(super) fn publish(&mut self, shared: &Shared, held: &Held<'_>) {
+        self.generation = shared.bump(held);
     }
 
     /// Moves to the active file another writer (another process) started: its rotation,
     /// or its new file after someone deleted the old one. What this writer wrote since
-    /// then went into the old file (now a copy), once. Cold: a generation change.
-    #[cold]
-    pub(super) fn follow(&self, st: &mut State, generation: u64) {
-        let io = self.quiesce(st); // no flush in flight into the old file
-        match open_append(&self.path) {
+    /// then went into the old file (now a copy), once. `lost`: the events of failed
+    /// flushes (no flush is in flight: the caller holds the io lock).
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn follow(
+        &mut self,
+        path: &Path,
+        shared: &Shared,
+        trigger: &Trigger,
+        rot: &mut Rotation,
+        stats: &mut Stats,
+        generation: u64,
+        lost: u64,
+    ) {
+        match open_append(path) {
             Ok(file) => {
-                st.disk = file.metadata().map_or(0, |m| m.len());
-                st.file = Some(Arc::new(file));
-                st.started = self.shared.started();
-                st.day = self.zone.day(st.started);
-                st.due_at = if self.time_trigger() {
-                    self.zone.next_midnight(st.started)
-                } else {
-                    i64::MAX
-                };
-                st.retry_at = i64::MIN;
-                st.detached = false;
-                st.last_copy = later(st.last_copy, self.shared.last_copy());
-                st.checked = Checked { len: st.disk, events: placed_events(st, io.as_deref()) };
-                st.stats.followed += 1;
+                self.disk = file.metadata().map_or(0, |m| m.len());
+                self.file = Some(Arc::new(file));
+                rot.restart(trigger, shared.started());
+                rot.clear_retry();
+                self.detached = false;
+                rot.set_last_copy(later(rot.last_copy(), shared.last_copy()));
+                self.checked = Checked { len: self.disk, events: placed_events(stats, lost) };
+                stats.followed += 1;
             }
             Err(e) => {
                 // Keep writing into the old file (a copy now: nothing is lost); the next
                 // rotation or check tries again.
-                st.stats.rotation_errors += 1;
-                st.stats.last_error = Some(format!(
+                stats.rotation_errors += 1;
+                stats.last_error = Some(format!(
                     "opening {} after another writer rotated it: {e}",
-                    self.path.display()
+                    path.display()
                 ));
             }
         }
-        st.generation = generation;
-        drop(io);
-        self.update_hints(st);
+        self.generation = generation;
     }
 
-    /// Starts a new active file at the path after the open one was deleted or moved away.
-    /// A deleted file's tail, written since it was last seen in place, is copied into the
-    /// new file (in the buffered modes, its events may still have been in memory when the
-    /// file was deleted): nothing written to a deleted file is lost unless that copy
-    /// fails, and then it is counted. A moved file keeps what was written into it.
-    fn start_again(
-        &self,
-        st: &mut State,
-        io: Option<&Spare>,
-        old: Arc<File>,
-        gone: Whereabouts,
+    /// Starts a new active file at the path after the open one (`old`) was deleted or
+    /// moved away. A deleted file's tail, written since it was last seen in place, is
+    /// copied into the new file (in the buffered modes, its events may still have been
+    /// in memory when the file was deleted): nothing written to a deleted file is lost
+    /// unless that copy fails, and then it is counted. A moved file keeps what was
+    /// written into it. `lost`: as for [`ActiveFile::follow`]; `buffered`: the shared
+    /// buffer's length, for the trigger's hints.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn start_again(
+        &mut self,
+        path: &Path,
+        shared: &Shared,
+        trigger: &Trigger,
+        rot: &mut Rotation,
+        stats: &mut Stats,
+        (old, gone): (Arc<File>, Whereabouts),
         now: i64,
         held: &Held<'_>,
+        lost: u64,
+        buffered: usize,
     ) -> Active {
-        let placed = placed_events(st, io);
-        let path = self.path.display();
+        let placed = placed_events(stats, lost);
+        let shown = path.display();
         // A deleted file's tail, written since it was last seen in place.
-        let tail = (gone == Whereabouts::Deleted).then(|| read_whole_tail(&old, st.checked.len));
+        let tail = (gone == Whereabouts::Deleted).then(|| read_whole_tail(&old, self.checked.len));
         // Windows keeps a file deleted without POSIX semantics at its name until its last
         // handle is closed: close ours (its tail is read) before starting the new one.
         #[cfg(windows)]
         let old = if gone == Whereabouts::Deleted {
-            st.file = None;
+            self.file = None;
             drop(old);
             None
         } else {
             Some(old)
         };
-        let opened = self
-            .path
-            .parent()
-            .map_or(Ok(()), fs::create_dir_all)
-            .and_then(|()| open_active(&self.path, now));
+        let opened =
+            path.parent().map_or(Ok(()), fs::create_dir_all).and_then(|()| open_active(path, now));
         let (file, mut disk, started) = match opened {
             Ok(opened) => opened,
             Err(e) => {
@@ -290,15 +291,18 @@ impl Inner {
                 // be opened again (each write tries).
                 #[cfg(windows)]
                 if old.is_none() {
-                    let events = placed.saturating_sub(st.checked.events);
-                    st.stats.write_errors += 1;
-                    st.stats.lost_events += events;
-                    st.stats.events_written = st.stats.events_written.saturating_sub(events);
+                    let events = placed.saturating_sub(self.checked.events);
+                    stats.write_errors += 1;
+                    stats.lost_events += events;
+                    stats.events_written = stats.events_written.saturating_sub(events);
                 }
-                self.rotation_failed(
-                    st,
+                trigger.failed(
+                    rot,
+                    stats,
                     now,
-                    format!("{path} was deleted or moved away; starting a new one: {e}"),
+                    RETRY_AFTER,
+                    format!("{shown} was deleted or moved away; starting a new one: {e}"),
+                    buffered,
                 );
                 return Active::Gone;
             }
@@ -306,14 +310,14 @@ impl Inner {
         let fresh = disk == 0;
         let mut note = match gone {
             Whereabouts::Deleted => {
-                format!("{path} was deleted by someone else; started a new one")
+                format!("{shown} was deleted by someone else; started a new one")
             }
-            _ => format!("{path} was moved away by someone else; started a new one"),
+            _ => format!("{shown} was moved away by someone else; started a new one"),
         };
         if let Some(tail) = tail {
             let read = tail.as_ref().map_or(0, |t| t.len() as u64);
             let copied = tail.and_then(|t| {
-                super::mode::write_whole(&file, &t, &[])?;
+                write_whole(&file, &t, &[])?;
                 Ok::<_, io::Error>(t.len() as u64)
             });
             if read > 0 || copied.is_err() {
@@ -326,11 +330,11 @@ impl Inner {
                     }
                     Err(e) => {
                         let _ = file.set_len(disk); // no torn line
-                        let events = placed.saturating_sub(st.checked.events);
-                        st.stats.write_errors += 1;
-                        st.stats.lost_events += events;
-                        st.stats.events_written = st.stats.events_written.saturating_sub(events);
-                        st.stats.bytes_written = st.stats.bytes_written.saturating_sub(read);
+                        let events = placed.saturating_sub(self.checked.events);
+                        stats.write_errors += 1;
+                        stats.lost_events += events;
+                        stats.events_written = stats.events_written.saturating_sub(events);
+                        stats.bytes_written = stats.bytes_written.saturating_sub(read);
                         note.push_str(&format!(
                             "; the {events} event(s) written since it was last seen are lost \
                              (copying them failed: {e})"
@@ -344,27 +348,24 @@ impl Inner {
         // deleted file's would have been. After a move it is a new file, started now; a
         // file someone else put at the path keeps its own age, as at start-up.
         if !(fresh && gone == Whereabouts::Deleted) {
-            st.started = started;
-            st.day = self.zone.day(started);
-            st.due_at =
-                if self.time_trigger() { self.zone.next_midnight(started) } else { i64::MAX };
+            rot.restart(trigger, started);
         }
-        st.file = Some(Arc::new(file));
-        st.disk = disk;
-        st.retry_at = i64::MIN;
-        st.checked = Checked { len: disk, events: placed_events(st, io) };
-        st.stats.reopens += 1;
-        st.stats.last_error = Some(note);
+        self.file = Some(Arc::new(file));
+        self.disk = disk;
+        rot.clear_retry();
+        self.checked = Checked { len: disk, events: placed_events(stats, lost) };
+        stats.reopens += 1;
+        stats.last_error = Some(note);
         // The other writers follow to the new file.
-        self.shared.set_size(disk, held);
-        self.shared.set_started(st.started, held);
-        st.generation = self.shared.bump(held);
-        self.update_hints(st);
+        shared.set_size(disk, held);
+        shared.set_started(rot.started(), held);
+        self.generation = shared.bump(held);
+        trigger.publish(rot, buffered);
         Active::StartedAgain
     }
 }
 
-/// What [`Inner::check_active`] found.
+/// What a check of the active file found (`rotate::Rotator::check_active`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum Active {
     /// The open file is at the log's path.
@@ -380,15 +381,16 @@ pub(super) enum Active {
     Unknown,
 }
 
-/// Events this writer has put into its files (not counting failed writes or flushes).
-/// Exact when no flush is in flight: under the state lock, with the io lock (`io`).
-pub(super) fn placed_events(st: &State, io: Option<&Spare>) -> u64 {
-    st.stats.events_written.saturating_sub(io.map_or(0, |io| io.lost_events))
+/// Events this writer has put into its files (not counting failed writes or flushes):
+/// those counted written less the `lost` events of failed flushes. Exact when no flush is
+/// in flight: under the state lock, with the io lock.
+pub(super) fn placed_events(stats: &Stats, lost: u64) -> u64 {
+    stats.events_written.saturating_sub(lost)
 }
 
 /// Where the open active file is, compared with the log's path.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Whereabouts {
+pub(super) enum Whereabouts {
     /// At the path still, `len` bytes long.
     InPlace { len: u64 },
     /// Somewhere else (renamed), or replaced at the path by another file.
@@ -401,7 +403,7 @@ enum Whereabouts {
 /// Compares the open file's identity with the path's: `(dev, ino)`, and the link count to
 /// tell a deleted file from a moved one.
 #[cfg(unix)]
-fn whereabouts(file: &File, path: &Path) -> io::Result<Whereabouts> {
+pub(super) fn whereabouts(file: &File, path: &Path) -> io::Result<Whereabouts> {
     use std::os::unix::fs::MetadataExt;
     // The path first, the open file after: an unlink that made the path miss has then
     // already dropped the link count, so a deleted file is never taken for a moved one
@@ -426,7 +428,7 @@ fn whereabouts(file: &File, path: &Path) -> io::Result<Whereabouts> {
 /// until its last handle is closed, and the path cannot be opened meanwhile: that is
 /// deleted too.
 #[cfg(windows)]
-fn whereabouts(file: &File, path: &Path) -> io::Result<Whereabouts> {
+pub(super) fn whereabouts(file: &File, path: &Path) -> io::Result<Whereabouts> {
     let open = win::identity(file)?;
     if open.delete_pending || open.links == 0 {
         return Ok(Whereabouts::Deleted);
@@ -453,7 +455,7 @@ fn moved_or_deleted(file: &File) -> io::Result<Whereabouts> {
 /// deleted (a moved one then has its last second of lines in both places); a file put at
 /// the path in its place goes unnoticed.
 #[cfg(not(any(unix, windows)))]
-fn whereabouts(file: &File, path: &Path) -> io::Result<Whereabouts> {
+pub(super) fn whereabouts(file: &File, path: &Path) -> io::Result<Whereabouts> {
     let open = file.metadata()?;
     match fs::metadata(path) {
         Ok(_) => Ok(Whereabouts::InPlace { len: open.len() }),
@@ -557,7 +559,7 @@ fn read_tail(from: &File, offset: u64) -> io::Result<Vec<u8>> {
 
 /// Opens (or creates) the active file at `path` for appending, ends a torn last line, and
 /// says how long it is and when it was started.
-fn open_active(path: &Path, now: i64) -> io::Result<(File, u64, i64)> {
+pub(super) fn open_active(path: &Path, now: i64) -> io::Result<(File, u64, i64)> {
     let file = open_append(path)?;
     let meta = file.metadata()?;
     let mut disk = meta.len();
@@ -632,7 +634,7 @@ const LINKS_ALLOWED: [&str; 4] = ["/dev/null", "/dev/full", "/dev/stdout", "/dev
 
 /// The highest copy number already used for `day` in either folder, so a restarted
 /// writer continues the numbering instead of reusing a gap.
-fn last_copy_of_day(
+pub(super) fn last_copy_of_day(
     log: &str,
     day: NaiveDate,
     backup_dir: &Path,

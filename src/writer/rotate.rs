@@ -1,19 +1,22 @@
-//! Rotation: the check every event makes, the move of the active file into `backups/`,
-//! and what a failed rotation leaves behind (a count, an error, a retry time; never a
-//! lost event).
+//! Rotation: the move of the active file into `backups/` and the start of a new one, what a
+//! failed rotation leaves behind (a count, an error, a retry time; never a lost event),
+//! and the check that the active file is still at its path.
+//!
+//! Each is a sequence over every part below it, in this order: the rotation lock and the
+//! shared words (`shared.rs`), then everything accepted goes to the old file (`mode.rs`:
+//! the stages, the buffer), then the file is checked and renamed (`open.rs`), and the
+//! trigger starts counting again (`trigger.rs`). It changes no state of its own: a
+//! [`Rotator`] is the parts it works on, lent by the writer (`mod.rs`) on the cold path.
 
-use std::{fs, io, sync::Arc, time::Duration};
+use std::{fs, io, path::Path, sync::Arc, time::Duration};
 
 use super::{
-    mode::Hints,
-    open::{open_append, placed_events, Active},
-    shared::later,
-    Checked, Inner, State,
+    mode::{lost, Mode, Sink, State},
+    open::{open_append, placed_events, whereabouts, Active, Whereabouts, RETRY_AFTER},
+    shared::{later, Held},
 };
-use crate::{clock::duration_to_nanos, naming::CopyName};
+use crate::naming::CopyName;
 
-/// How long a failed rotation waits before the next try.
-const RETRY_AFTER: Duration = Duration::from_secs(30);
 /// How long a due writer waits for the rotation lock another writer holds (rotating the
 /// log, or starting up), rather than write on past the limit meanwhile: the overshoot of
 /// several processes is what they write in this long at most, per rotation.
@@ -25,115 +28,31 @@ const LOCK_WAIT: Duration = Duration::from_millis(20);
 /// keeps the lock's system call off most events in between.
 const BUSY_RETRY: Duration = Duration::from_micros(100);
 
-/// When the age gate of the active file starts counting: its start, unless the clock
-/// stepped back since ([`Inner::age`]).
-pub(super) fn gate_from(st: &State) -> i64 {
-    match st.stepped_back {
-        Some((started, from)) if started == st.started => from,
-        _ => st.started,
-    }
+/// The parts of one log a rotation works on.
+pub(super) struct Rotator<'a> {
+    /// The path, the mapping, the trigger, the background thread.
+    pub(super) sink: Sink<'a>,
+    /// The stages and the buffer, emptied into the old file first.
+    pub(super) mode: &'a Mode,
+    /// What copies are named after, and where they go.
+    pub(super) log_name: &'a str,
+    pub(super) backup_dir: &'a Path,
+    pub(super) archive_dir: &'a Path,
 }
 
-impl Inner {
-    /// The rotation check under the state lock, for an event of `len` bytes: follows
-    /// another writer's rotation (one atomic load and compare), then rotates when the log
-    /// is due and both gates pass (and no failed rotation asks to wait).
-    #[inline]
-    pub(super) fn rotate_if_due(&self, st: &mut State, now: Option<i64>, len: usize) {
-        self.follow_if_rotated(st);
-        if let Some(now) = self.due_now(st, now, len) {
-            self.rotate(st, now, len, false);
-        }
-    }
-
-    /// Follows another writer's rotation, if there was one since this one looked.
-    #[inline]
-    pub(super) fn follow_if_rotated(&self, st: &mut State) {
-        let generation = self.shared.generation();
-        if generation != st.generation {
-            self.follow(st, generation);
-        }
-    }
-
-    /// The time, if the log is due for an event of `len` bytes and both gates pass. The
-    /// size counts every writer's bytes (the shared count) and this one's buffer.
-    #[inline]
-    pub(super) fn due_now(&self, st: &mut State, now: Option<i64>, len: usize) -> Option<i64> {
-        if !self.rotate {
-            return None;
-        }
-        // Saturating: the shared size is another process's word (or a damaged file's).
-        let size = self.shared.size().saturating_add(st.buf.len() as u64);
-        let mut clock_now = now;
-        let due = size.saturating_add(len as u64) > self.max_bytes()
-            || (self.time_trigger()
-                && *clock_now.get_or_insert_with(|| self.clock.now_nanos()) >= st.due_at);
-        if due {
-            let now = clock_now.unwrap_or_else(|| self.clock.now_nanos());
-            if now >= st.retry_at && size >= self.min_bytes && self.age(st, now) >= self.min_age {
-                return Some(now);
-            }
-        }
-        None
-    }
-
-    /// The active file's age at `now`, for the age gate. A start after `now` means the
-    /// clock stepped back (or a time read before another thread's rotation): the age is
-    /// unknown, so it counts from now (the gate holds for `min_age` from here, as for a
-    /// new file), never until the clock catches up.
-    #[cold]
-    fn age(&self, st: &mut State, now: i64) -> i64 {
-        let from = gate_from(st);
-        if now < from {
-            // Gated this time whatever `min_age` is: a rotation at a time before the
-            // file's start would name the next copy by an earlier day than this one's.
-            st.stepped_back = Some((st.started, now));
-            self.update_hints(st);
-            return -1;
-        }
-        now.saturating_sub(from)
-    }
-
-    /// The same check without the lock, against the [`Hints`] staged mode keeps: the time
-    /// to take the lock and check again if the log may be due and ungated, else `None`.
-    #[inline]
-    pub(super) fn may_rotate(&self, hints: &Hints, now: Option<i64>, len: usize) -> Option<i64> {
-        use std::sync::atomic::Ordering::Relaxed;
-        if !self.rotate {
-            return None;
-        }
-        let size = self.shared.size().saturating_add(hints.buffered.load(Relaxed));
-        let mut clock_now = now;
-        let maybe_due = size.saturating_add(len as u64) > self.max_bytes()
-            || (self.time_trigger()
-                && *clock_now.get_or_insert_with(|| self.clock.now_nanos())
-                    >= hints.due_at.load(Relaxed));
-        if maybe_due && size >= self.min_bytes {
-            let now = clock_now.unwrap_or_else(|| self.clock.now_nanos());
-            let gate_at = hints.gate_at.load(Relaxed);
-            // Before the file's start (the clock stepped back): the lock's check sees it.
-            let stepped_back = now < gate_at.saturating_sub(self.min_age);
-            if (now >= gate_at || stepped_back) && now >= hints.retry_at.load(Relaxed) {
-                return Some(now);
-            }
-        }
-        None
-    }
-
-    /// Moves the active file into `backups/` and starts a new one. Never panics; a
-    /// failure is counted, the writer keeps writing where it can, and the next try comes
-    /// after `RETRY_AFTER`.
-    ///
-    /// One writer of all those on the log (in any process) rotates it: the one holding the
-    /// rotation lock, which checks first that no other did it since it looked.
+impl Rotator<'_> {
     /// A rotation asked for by the application (`RollingFile::rotate_now`): no trigger
     /// needed, the gates still apply.
     #[cold]
     pub(super) fn rotate_forced(&self, st: &mut State) {
-        self.follow_if_rotated(st);
-        let now = self.clock.now_nanos();
-        let size = self.shared.size().saturating_add(st.buf.len() as u64);
-        if self.rotate && size >= self.min_bytes && self.age(st, now) >= self.min_age {
+        let Sink { shared, trigger, .. } = self.sink;
+        self.mode.follow_if_rotated(&self.sink, st);
+        let now = trigger.now();
+        let size = shared.size().saturating_add(st.buf.len() as u64);
+        if trigger.rotates()
+            && size >= trigger.min_bytes()
+            && trigger.age(&mut st.rotation, now, st.buf.len()) >= trigger.min_age()
+        {
             self.rotate(st, now, 0, true);
         }
     }
@@ -141,12 +60,12 @@ impl Inner {
     /// The rotation lock, waiting [`LOCK_WAIT`] at most for its holder (in another process,
     /// or this one's opening of another handle) to be done; `None` past it or on an error.
     #[cold]
-    fn wait_for_rotation_lock(&self) -> Option<super::shared::Held<'_>> {
+    fn wait_for_rotation_lock(&self) -> Option<Held<'_>> {
         let deadline = std::time::Instant::now() + LOCK_WAIT;
         let mut pause = Duration::from_micros(20);
         loop {
             std::thread::sleep(pause);
-            match self.shared.try_lock() {
+            match self.sink.shared.try_lock() {
                 Ok(Some(held)) => return Some(held),
                 Ok(None) if std::time::Instant::now() < deadline => {
                     pause = (pause * 2).min(Duration::from_millis(1));
@@ -156,40 +75,55 @@ impl Inner {
         }
     }
 
+    /// Moves the active file into `backups/` and starts a new one. Never panics; a
+    /// failure is counted, the writer keeps writing where it can, and the next try comes
+    /// after `RETRY_AFTER`.
+    ///
+    /// One writer of all those on the log (in any process) rotates it: the one holding the
+    /// rotation lock, which checks first that no other did it since it looked.
     /// `force`: rotate though no trigger says so (the gates still apply).
     #[cold]
-    fn rotate(&self, st: &mut State, now: i64, len: usize, force: bool) {
-        let held = match self.shared.try_lock() {
+    pub(super) fn rotate(&self, st: &mut State, now: i64, len: usize, force: bool) {
+        let Sink { path, shared, trigger, signal } = self.sink;
+        let held = match shared.try_lock() {
             Ok(Some(held)) => held,
             Ok(None) => match self.wait_for_rotation_lock() {
                 Some(held) => held,
                 None => {
                     // Held past the wait: someone else's doing, or a holder descheduled.
                     // Write on (into the file as it is) and try again soon.
-                    st.retry_at = now.saturating_add(duration_to_nanos(BUSY_RETRY));
-                    self.update_hints(st);
+                    trigger.wait(&mut st.rotation, now, BUSY_RETRY, st.buf.len());
                     return;
                 }
             },
             Err(e) => {
-                let why = format!("locking {} to rotate it: {e}", self.path.display());
-                self.rotation_failed(st, now, why);
+                let why = format!("locking {} to rotate it: {e}", path.display());
+                trigger.failed(
+                    &mut st.rotation,
+                    &mut st.stats,
+                    now,
+                    RETRY_AFTER,
+                    why,
+                    st.buf.len(),
+                );
                 return;
             }
         };
-        let generation = self.shared.generation();
-        if generation != st.generation {
+        let generation = shared.generation();
+        if generation != st.file.generation() {
             // Rotated by another writer since this one looked: follow, then look again.
-            self.follow(st, generation);
+            self.mode.follow(&self.sink, st, generation);
             // Forced: the other writer's rotation was the one asked for.
-            if force || self.due_now(st, Some(now), len).is_none() {
+            if force
+                || trigger.due_now(&mut st.rotation, shared, st.buf.len(), Some(now), len).is_none()
+            {
                 return;
             }
         }
         // Everything accepted before this moment belongs to the file being closed.
-        let _ = self.drain_all(st);
-        let _ = self.flush_buf(st);
-        if !st.detached {
+        let _ = self.mode.drain_all(&self.sink, st);
+        let _ = self.mode.flush_buf(&self.sink, st);
+        if !st.file.detached() {
             // Someone else may have deleted or moved the file: then a new one is started
             // at the path first.
             let found = self.check_active(st, now, Some(&held));
@@ -200,39 +134,41 @@ impl Inner {
             // what failed flushes had counted): a flush that failed on a full disk wrote
             // nothing, and an empty file never rotates, whatever the mode. A file started
             // again is new and passes them only if it is a deleted one's continuation.
-            let on_disk = if found == Active::InPlace { st.checked.len } else { st.disk };
+            let on_disk =
+                if found == Active::InPlace { st.file.checked_len() } else { st.file.disk() };
             // The shared size can run ahead of the file: a writer that wrote into the old
             // file just after a rotation counted its bytes in the new one. On the bytes
             // really in the file, the size trigger may not hold: then count them right
             // and wait for it (no retry pause: nothing failed).
-            let time_due = self.time_trigger() && now >= st.due_at;
-            if !force && !time_due && on_disk + len as u64 <= self.max_bytes() {
-                if self.shared.size() > on_disk {
-                    self.shared.set_size(on_disk, &held);
+            let time_due = trigger.time_trigger() && now >= st.rotation.due_at();
+            if !force && !time_due && on_disk + len as u64 <= trigger.max_bytes() {
+                if shared.size() > on_disk {
+                    shared.set_size(on_disk, &held);
                 }
                 return;
             }
-            if on_disk < self.min_bytes || self.age(st, now) < self.min_age {
+            if on_disk < trigger.min_bytes()
+                || trigger.age(&mut st.rotation, now, st.buf.len()) < trigger.min_age()
+            {
                 if found != Active::StartedAgain {
                     // Still due: try again later, not at every event while the disk is full.
-                    st.retry_at = now.saturating_add(duration_to_nanos(RETRY_AFTER));
-                    self.update_hints(st);
+                    trigger.wait(&mut st.rotation, now, RETRY_AFTER, st.buf.len());
                 }
                 return;
             }
         }
-        let day = st.day;
+        let day = st.rotation.day();
         let mut copy = None;
-        if !st.detached {
+        if !st.file.detached() {
             // The last copy of any writer: numbers keep rising even when this writer's
             // own last copy is already gone (pruned).
-            st.last_copy = later(st.last_copy, self.shared.last_copy());
-            let mut seq = match st.last_copy {
+            st.rotation.set_last_copy(later(st.rotation.last_copy(), shared.last_copy()));
+            let mut seq = match st.rotation.last_copy() {
                 Some((d, s)) if d == day => s + 1,
                 _ => 0,
             };
             let dest = loop {
-                let name = CopyName::new(self.log_name.as_str(), day, seq);
+                let name = CopyName::new(self.log_name, day, seq);
                 let plain = name.to_string();
                 let gz = name.gz(true).to_string();
                 let dest = self.backup_dir.join(&plain);
@@ -245,7 +181,7 @@ impl Inner {
                 seq += 1;
             };
             let renamed =
-                fs::create_dir_all(&self.backup_dir).and_then(|()| fs::rename(&self.path, &dest));
+                fs::create_dir_all(self.backup_dir).and_then(|()| fs::rename(path, &dest));
             if let Err(e) = renamed {
                 // Not found: the file went away since the check above. Start again at the
                 // path rather than retry a rename that cannot work.
@@ -257,72 +193,132 @@ impl Inner {
                 {
                     return;
                 }
-                self.rotation_failed(
-                    st,
+                let why = format!("moving {} to {}: {e}", path.display(), dest.display());
+                trigger.failed(
+                    &mut st.rotation,
+                    &mut st.stats,
                     now,
-                    format!("moving {} to {}: {e}", self.path.display(), dest.display()),
+                    RETRY_AFTER,
+                    why,
+                    st.buf.len(),
                 );
                 return;
             }
             copy = Some((dest, seq));
         }
-        match open_append(&self.path) {
+        match open_append(path) {
             Ok(file) => {
                 let file = Arc::new(file);
                 if let Some((_, seq)) = &copy {
                     // The background thread makes the rename durable (it syncs the folder
                     // first thing in the pass this rotation requests), not the writer.
-                    st.last_copy = Some((day, *seq));
+                    st.rotation.set_last_copy(Some((day, *seq)));
                 }
-                let io = self.quiesce(st); // what failed counts against the old file
-                st.checked = Checked { len: 0, events: placed_events(st, io.as_deref()) };
+                let io = self.mode.quiesce(&self.sink, st); // what failed counts against the old file
+                let placed = placed_events(&st.stats, lost(io.as_deref()));
                 drop(io);
-                st.file = Some(file);
-                st.disk = 0;
+                st.file.rotated(file, placed);
                 // Never before the file it follows: a time read before another thread's
                 // rotation, or a clock stepped back, would name the next copy by an
                 // earlier day than this one's (copies out of order).
-                let started = now.max(st.started);
-                st.started = started;
-                st.day = self.zone.day(started);
-                st.due_at =
-                    if self.time_trigger() { self.zone.next_midnight(started) } else { i64::MAX };
-                st.retry_at = i64::MIN;
-                st.detached = false;
+                let started = now.max(st.rotation.started());
+                st.rotation.restart(trigger, started);
+                st.rotation.clear_retry();
                 st.stats.rotations += 1;
                 // Published last: a writer that sees the new generation sees all of this.
-                self.shared.set_size(0, &held);
-                self.shared.set_started(started, &held);
-                self.shared.set_last_copy(st.last_copy, &held);
-                st.generation = self.shared.bump(&held);
+                shared.set_size(0, &held);
+                shared.set_started(started, &held);
+                shared.set_last_copy(st.rotation.last_copy(), &held);
+                st.file.publish(shared, &held);
                 drop(held);
-                self.update_hints(st);
-                self.signal.request_maintenance();
+                trigger.publish(&st.rotation, st.buf.len());
+                signal.request_maintenance();
             }
             Err(e) => {
-                let mut why = format!("opening a new {}: {e}", self.path.display());
+                let mut why = format!("opening a new {}: {e}", path.display());
                 if let Some((dest, seq)) = copy {
                     // Put the file back under its active name; if even that fails, keep
                     // writing through the open handle (into the copy) so nothing is lost.
-                    if let Err(back) = fs::rename(&dest, &self.path) {
+                    if let Err(back) = fs::rename(&dest, path) {
                         why.push_str(&format!(
                             "; moving it back failed too ({back}), writing on into {}",
                             dest.display()
                         ));
-                        st.detached = true;
-                        st.last_copy = Some((day, seq));
-                        self.shared.set_last_copy(st.last_copy, &held);
+                        st.file.detach();
+                        st.rotation.set_last_copy(Some((day, seq)));
+                        shared.set_last_copy(st.rotation.last_copy(), &held);
                     }
                 }
-                self.rotation_failed(st, now, why);
+                trigger.failed(
+                    &mut st.rotation,
+                    &mut st.stats,
+                    now,
+                    RETRY_AFTER,
+                    why,
+                    st.buf.len(),
+                );
             }
         }
     }
 
-    pub(super) fn rotation_failed(&self, st: &mut State, now: i64, why: String) {
-        st.stats.rotation_errors += 1;
-        st.stats.last_error = Some(why);
-        st.retry_at = now.saturating_add(duration_to_nanos(RETRY_AFTER));
-        self.update_hints(st);
+    /// Checks that the open file is still the one at the log's path, and if someone else
+    /// deleted or moved it, starts a new active file there.
+    ///
+    /// Called under the state lock, at each rotation and by the background thread once a
+    /// second: never per event. Takes the io lock (so no flush is in flight) for its
+    /// whole length. `held` is the rotation lock when the caller holds it; without it, a
+    /// file gone from its path is dealt with only if the lock is free now (another writer
+    /// may be rotating it: then this one follows).
+    pub(super) fn check_active(&self, st: &mut State, now: i64, held: Option<&Held<'_>>) -> Active {
+        let Sink { path, shared, trigger, .. } = self.sink;
+        let io = self.mode.quiesce(&self.sink, st);
+        // Detached: writing on into the copy on purpose, until a new file can be opened.
+        let Some(file) = st.file.to_check() else {
+            return Active::Unknown;
+        };
+        let lost = lost(io.as_deref());
+        let placed = placed_events(&st.stats, lost);
+        match whereabouts(&file, path) {
+            Ok(Whereabouts::InPlace { len }) => {
+                st.file.seen_in_place(len, placed);
+                Active::InPlace
+            }
+            Ok(gone) => {
+                let taken;
+                let held = match held {
+                    Some(held) => held,
+                    None => match shared.try_lock() {
+                        Ok(Some(h)) => {
+                            taken = h;
+                            &taken
+                        }
+                        // Another writer is at it: look again at the next check.
+                        Ok(None) | Err(_) => return Active::Unknown,
+                    },
+                };
+                let generation = shared.generation();
+                if generation != st.file.generation() {
+                    // Another writer rotated: not gone, followed.
+                    drop(io);
+                    self.mode.follow(&self.sink, st, generation);
+                    return Active::Followed;
+                }
+                let buffered = st.buf.len();
+                st.file.start_again(
+                    path,
+                    shared,
+                    trigger,
+                    &mut st.rotation,
+                    &mut st.stats,
+                    (file, gone),
+                    now,
+                    held,
+                    lost,
+                    buffered,
+                )
+            }
+            // Cannot tell (a folder we may not read): keep writing where we are.
+            Err(_) => Active::Unknown,
+        }
     }
 }

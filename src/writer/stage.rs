@@ -10,7 +10,7 @@ use std::{
     },
 };
 
-use super::Padded;
+use super::sync::Padded;
 
 /// One thread's staged events for one file: a ring of bytes that its thread fills and
 /// the writer drains, with no lock and no atomic read-modify-write on the event's path.
@@ -159,7 +159,7 @@ impl Stage {
 #[cfg(test)]
 mod tests {
     use super::Stage;
-    use crate::writer::mode::write_whole;
+    use crate::writer::shared::write_whole;
     use std::sync::{atomic::AtomicBool, Arc, Mutex};
 
     fn record(i: u64) -> Vec<u8> {

@@ -1,5 +1,6 @@
 //! The writer's locks: `std`'s, behind the small API the writer uses (no poisoning: a
-//! panic elsewhere must not stop the logging).
+//! panic elsewhere must not stop the logging), and [`Padded`], which keeps a lock or an
+//! atomic on cache lines of its own.
 //!
 //! Not `parking_lot`'s: those park waiters in one process-wide hash table, and a bucket
 //! lock held by another thread at a `fork` is copied held into the child, where nothing
@@ -94,5 +95,24 @@ impl Condvar {
 
     pub(super) fn notify_all(&self) {
         self.0.notify_all();
+    }
+}
+
+/// Keeps a lock or an atomic that every event writes on cache lines of its own, away from
+/// the read-mostly fields beside it (two lines: adjacent-line prefetch pairs them).
+#[derive(Debug)]
+#[repr(align(128))]
+pub(super) struct Padded<T>(pub(super) T);
+
+impl<T> std::ops::Deref for Padded<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
+impl<T> std::ops::DerefMut for Padded<T> {
+    fn deref_mut(&mut self) -> &mut T {
+        &mut self.0
     }
 }

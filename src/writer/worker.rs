@@ -5,15 +5,13 @@
 use std::{
     fs::{File, TryLockError},
     io,
-    path::PathBuf,
+    path::{Path, PathBuf},
     sync::{Arc, Weak},
     thread::{self, JoinHandle},
     time::{Duration, Instant},
 };
 
 use super::sync::{Condvar, Mutex};
-
-use super::Inner;
 use crate::{
     clock::{Clock, Zone},
     retention::{self, Policy},
@@ -28,7 +26,7 @@ const BUSY_RETRY: Duration = Duration::from_secs(1);
 /// How long a writer finishing its maintenance waits for another process's pass to end.
 const BUSY_WAIT: Duration = Duration::from_millis(250);
 /// How often the active file is checked to be still at its path (deleted or moved away by
-/// someone else: see `Inner::check_active`).
+/// someone else: see `Rotator::check_active`).
 const CHECK_EVERY: Duration = Duration::from_secs(1);
 
 /// How long dropping the last handle (or the guard) waits for the maintenance already due:
@@ -310,22 +308,45 @@ impl Drop for Unlock<'_> {
     }
 }
 
-/// Starts the background thread of `inner`, waking at least every `tick`. It holds only
-/// a weak reference, and ends when asked to ([`Signal::stop`], when the last handle drops),
-/// after finishing the maintenance due.
-pub(super) fn spawn(inner: &Arc<Inner>, tick: Duration) -> io::Result<JoinHandle<()>> {
-    let weak = Arc::downgrade(inner);
-    let signal = Arc::clone(&inner.signal);
-    let maintainer = Arc::clone(&inner.maintainer);
+/// What the background thread does with its log (the writer, `mod.rs`, which it holds
+/// weakly): this file knows nothing else of it.
+pub(super) trait Log: Send + Sync + 'static {
+    /// Writes a buffer handed off to the thread (write-behind), and drains the stages if
+    /// one asked for it.
+    fn write_handed_off(&self);
+    /// The timed flush (a no-op in direct mode).
+    fn flush_timed(&self);
+    /// Checks that the active file is still at its path.
+    fn check_active(&self);
+    /// Failures so far (write, rotation and maintenance errors, reopens), events not
+    /// written, and the last error, for the report on stderr.
+    fn failures(&self) -> (u64, u64, Option<String>);
+    /// The log's path, to name it in reports.
+    fn path(&self) -> &Path;
+}
+
+/// Starts the background thread of `log` (called `mhm-log:<name>`), waking at least every
+/// `tick`. It holds only a weak reference, and ends when asked to ([`Signal::stop`], when
+/// the last handle drops), after finishing the maintenance due.
+pub(super) fn spawn<L: Log>(
+    log: &Arc<L>,
+    name: &str,
+    signal: &Arc<Signal>,
+    maintainer: &Arc<Maintainer>,
+    tick: Duration,
+) -> io::Result<JoinHandle<()>> {
+    let weak = Arc::downgrade(log);
+    let signal = Arc::clone(signal);
+    let maintainer = Arc::clone(maintainer);
     // A first pass at start-up finishes what a crash (or a shutdown short of time) left.
     signal.request_maintenance();
     thread::Builder::new()
-        .name(format!("mhm-log:{}", inner.log_name))
+        .name(format!("mhm-log:{name}"))
         .spawn(move || worker_loop(weak, signal, maintainer, tick))
 }
 
-fn worker_loop(
-    weak: Weak<Inner>,
+fn worker_loop<L: Log>(
+    weak: Weak<L>,
     signal: Arc<Signal>,
     maintainer: Arc<Maintainer>,
     tick: Duration,
@@ -360,27 +381,21 @@ fn worker_loop(
         }
         let Some(inner) = weak.upgrade() else { break };
         if flushed_at.elapsed() >= tick {
-            if inner.mode.buffer().is_some() {
-                let _ = inner.flush_outside_lock();
-            }
+            inner.flush_timed();
             flushed_at = Instant::now();
         }
         if checked_at.elapsed() >= CHECK_EVERY {
-            let mut st = inner.state.lock();
-            let _ = inner.check_active(&mut st, inner.clock.now_nanos(), None);
-            drop(st);
+            inner.check_active();
             checked_at = Instant::now();
         }
-        let stats = inner.stats();
-        let failures =
-            stats.write_errors + stats.rotation_errors + stats.maintenance_errors + stats.reopens;
+        let (failures, lost, last) = inner.failures();
         let failures = (failures > reported
             && reported_at.is_none_or(|t| t.elapsed() >= REPORT_EVERY))
-        .then_some((failures, stats.lost_events, stats.last_error));
+        .then_some((failures, lost, last));
         if let Some((failures, lost, last)) = failures {
             eprintln!(
                 "mhm-log: {}: {failures} failure(s) so far, {lost} event(s) not written; last: {}",
-                inner.path.display(),
+                inner.path().display(),
                 last.unwrap_or_default()
             );
             reported = failures;
