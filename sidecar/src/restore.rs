@@ -339,7 +339,7 @@ pub fn restore(ctx: &Ctx, path: &Path, scope: &Scope, dry_run: bool) -> Result<O
     // Space: what the restore will write (the extracted files and the safety backup).
     // A folder the service wrote is stored uncompressed: its own size.
     let zip_len = if path.is_dir() {
-        crate::backup::service::folder_size(path)
+        fsx::folder_size(path)
     } else {
         fs::metadata(path).map(|m| m.len()).unwrap_or(0)
     };

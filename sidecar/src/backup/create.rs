@@ -201,7 +201,7 @@ fn write_directory(
     let bar = ctx.progress.start("backup", total);
     let mut vanished = Vec::new();
     let result = (|| -> Result<Manifest> {
-        let stored = crate::snapshot::write_folder(ctx, &tmp, sources, &*bar)?;
+        let stored = pack::write_folder(&ctx.root, &tmp, sources, &*bar)?;
         vanished = stored.vanished;
         let manifest = new_manifest(ctx, name, options, sources, &stored.files);
         let on_disk = DirManifest::from_manifest(manifest.clone(), ctx.now_local());

@@ -6,6 +6,7 @@ pub mod service;
 pub mod user;
 
 use std::{
+    collections::BTreeSet,
     fs::{self, File},
     io::{BufReader, Read},
     path::{Path, PathBuf},
@@ -118,7 +119,7 @@ pub fn list(ctx: &Ctx) -> Result<Vec<Info>> {
                 kind: Kind::of(&name),
                 path: e.path(),
                 created_at,
-                size: service::folder_size(&e.path()),
+                size: fsx::folder_size(&e.path()),
                 includes: Some(m.includes()),
                 valid: true,
                 // A folder with digests is ours (`--format directory`).
@@ -294,15 +295,16 @@ pub struct Made {
     pub left_out: Vec<Problem>,
 }
 
-/// Writes the backup `name` with `includes`, then prunes. User data it cannot hold is
-/// listed in [`Made::left_out`] (a backup of the rest beats no backup, but it is no
-/// success).
+/// Writes the backup `name` with `includes`, then prunes (asking `off_site`, see [`prune`]).
+/// User data it cannot hold is listed in [`Made::left_out`] (a backup of the rest beats no
+/// backup, but it is no success).
 pub fn make(
     ctx: &Ctx,
     name: &str,
     includes: Includes,
     format: create::Format,
     policy: PrunePolicy,
+    off_site: &dyn OffSite,
 ) -> Result<Made> {
     let options = create::Options { includes, format };
     let (sources, skipped) = create::collect(ctx, &options)?;
@@ -320,7 +322,7 @@ pub fn make(
         warnings.push(w);
     }
     tracing::info!(target: "mhm::sidecar", "backup create: wrote {} ({} files, {} bytes)", ctx.show(&path), manifest.system_info.file_count, manifest.system_info.total_bytes);
-    let pruned = prune(ctx, policy, false)?;
+    let pruned = prune(ctx, policy, false, off_site)?;
     Ok(Made { path, manifest, pruned, warnings, left_out })
 }
 
@@ -452,8 +454,38 @@ fn remove_backup(path: &Path) -> std::io::Result<()> {
     }
 }
 
-/// Deletes (or, with `dry_run`, lists) backups past the policy; never the newest valid one.
-pub fn prune(ctx: &Ctx, policy: PrunePolicy, dry_run: bool) -> Result<Vec<PruneStep>> {
+/// What the off-site store holds, as prune asks it: a backup whose only copy is here is
+/// kept while copies are kept off-site. The store implements it (`remote::FromSettings`);
+/// [`NoOffSite`] where there is none. Passed in, so that backups know nothing of the store.
+pub trait OffSite {
+    /// Whether copies are kept off-site at all (asked only when something would go).
+    fn configured(&self, ctx: &Ctx) -> bool;
+    /// The names of the whole copies in the store; `None` when it cannot be listed.
+    fn copies(&self, ctx: &Ctx) -> Option<BTreeSet<String>>;
+}
+
+/// No off-site store: backups are pruned by the local rules alone.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct NoOffSite;
+
+impl OffSite for NoOffSite {
+    fn configured(&self, _: &Ctx) -> bool {
+        false
+    }
+
+    fn copies(&self, _: &Ctx) -> Option<BTreeSet<String>> {
+        None
+    }
+}
+
+/// Deletes (or, with `dry_run`, lists) backups past the policy; never the newest valid one,
+/// nor (while `off_site` is configured) one never pushed there.
+pub fn prune(
+    ctx: &Ctx,
+    policy: PrunePolicy,
+    dry_run: bool,
+    off_site: &dyn OffSite,
+) -> Result<Vec<PruneStep>> {
     let dir = ctx.backups_dir();
     let mut steps = Vec::new();
     let now = ctx.now.fixed_offset();
@@ -496,18 +528,8 @@ pub fn prune(ctx: &Ctx, policy: PrunePolicy, dry_run: bool) -> Result<Vec<PruneS
     // While off-site copies are configured, the only copy of a backup that never reached
     // the store is kept (a failed or pending push must not make it go away); when the
     // store cannot be listed, nothing is known to be there, so every one is kept.
-    if !doomed.is_empty() && crate::remote::configured(ctx) {
-        let in_store: Option<std::collections::BTreeSet<String>> =
-            crate::remote::Remote::open(ctx, &crate::remote::Overrides::default())
-                .and_then(|r| r.list())
-                .ok()
-                .map(|l| {
-                    l.copies
-                        .into_iter()
-                        .filter(|c| c.status == crate::remote::Status::Ok)
-                        .map(|c| c.name)
-                        .collect()
-                });
+    if !doomed.is_empty() && off_site.configured(ctx) {
+        let in_store = off_site.copies(ctx);
         doomed.retain(|(b, why)| {
             let pushed = b.path.is_dir() // folder backups are not pushed unless named
                 || in_store.as_ref().is_some_and(|s| s.contains(&b.name));

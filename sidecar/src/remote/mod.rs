@@ -247,6 +247,24 @@ pub struct PrunePolicy {
     pub max_count: u64,
 }
 
+/// The store the settings name, as backup prune asks it ([`backup::OffSite`]): configured
+/// when its URL is set; its copies are the whole ones whose objects are as recorded.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct FromSettings;
+
+impl backup::OffSite for FromSettings {
+    fn configured(&self, ctx: &Ctx) -> bool {
+        configured(ctx)
+    }
+
+    fn copies(&self, ctx: &Ctx) -> Option<std::collections::BTreeSet<String>> {
+        let listing = Remote::open(ctx, &Overrides::default()).and_then(|r| r.list()).ok()?;
+        Some(
+            listing.copies.into_iter().filter(|c| c.status == Status::Ok).map(|c| c.name).collect(),
+        )
+    }
+}
+
 /// An unfinished upload's object is deleted by prune once it is this old.
 pub const UNFINISHED_AFTER: chrono::TimeDelta = chrono::TimeDelta::hours(24);
 

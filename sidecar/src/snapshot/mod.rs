@@ -18,16 +18,13 @@ use std::{
 
 use anyhow::{bail, Context, Result};
 use serde::Serialize;
-use sha2::{Digest, Sha256};
 
 pub use self::manifest::{Includes, Manifest, MANIFEST, PREFIX};
 use crate::{
     collect::{self, Source, Tree},
     fsx,
     pack::{self, FileEntry},
-    paths,
-    report::Bar,
-    verify, Ctx, Problem,
+    paths, verify, Ctx, Problem,
 };
 
 /// How to write a snapshot.
@@ -173,7 +170,7 @@ pub fn write(
     let mut vanished = Vec::new();
     let result = (|| -> Result<Manifest> {
         let manifest = if options.no_compress {
-            let stored = write_folder(ctx, &tmp, sources, &*bar)?;
+            let stored = pack::write_folder(&ctx.root, &tmp, sources, &*bar)?;
             vanished = stored.vanished;
             let manifest = make_manifest(stored.files);
             let path = tmp.join(MANIFEST);
@@ -214,65 +211,6 @@ pub fn write(
     }
 }
 
-/// The folder form: each file copied (streamed through SHA-256) and synced.
-pub(crate) fn write_folder(
-    ctx: &Ctx,
-    tmp: &Path,
-    sources: &[Source],
-    bar: &dyn Bar,
-) -> Result<pack::Stored> {
-    fs::create_dir(tmp).with_context(|| format!("creating {}", ctx.show(tmp)))?;
-    let mut stored = pack::Stored::default();
-    let mut buf = vec![0u8; 1 << 16];
-    for s in sources {
-        let dest = tmp.join(&s.name);
-        if let Some(parent) = dest.parent() {
-            fs::create_dir_all(parent).with_context(|| format!("creating {}", ctx.show(parent)))?;
-        }
-        if let Some(target) = &s.link {
-            link(ctx, target, &dest)?;
-            stored.files.push(FileEntry {
-                path: s.name.clone(),
-                size: target.len() as u64,
-                sha256: fsx::sha256_hex(target.as_bytes()),
-                link: Some(target.clone()),
-            });
-            continue;
-        }
-        let Some(mut input) = pack::open_source(&ctx.root, s)? else {
-            stored.vanished.push(s.path.clone());
-            continue;
-        };
-        let mut out = pack::create_private(&ctx.root, &dest)?;
-        let mut hasher = Sha256::new();
-        let size = fsx::read_chunks(&mut input, &mut buf, |chunk| {
-            hasher.update(chunk);
-            bar.inc(chunk.len() as u64);
-            io::Write::write_all(&mut out, chunk)
-        })
-        .with_context(|| format!("copying {} to {}", ctx.show(&s.path), ctx.show(&dest)))?;
-        out.sync_all().with_context(|| format!("syncing {}", ctx.show(&dest)))?;
-        stored.files.push(FileEntry {
-            path: s.name.clone(),
-            size,
-            sha256: fsx::hex(&hasher.finalize()),
-            link: None,
-        });
-    }
-    Ok(stored)
-}
-
-#[cfg(unix)]
-fn link(ctx: &Ctx, target: &str, dest: &Path) -> Result<()> {
-    std::os::unix::fs::symlink(target, dest)
-        .with_context(|| format!("creating link {}", ctx.show(dest)))
-}
-
-#[cfg(not(unix))]
-fn link(ctx: &Ctx, _target: &str, dest: &Path) -> Result<()> {
-    bail!("{}: links in a folder snapshot need a unix system; use a zip snapshot", ctx.show(dest))
-}
-
 // === list ===
 
 /// One snapshot in a folder, as `snapshot list` shows it.
@@ -310,7 +248,7 @@ pub fn list(ctx: &Ctx, dir: &Path) -> Result<Vec<Info>> {
         let Ok(ft) = e.file_type() else { continue };
         let (name, kind, manifest, size) = if ft.is_dir() {
             let m = File::open(path.join(MANIFEST)).ok().and_then(|f| read_manifest(f).ok());
-            (file_name.clone(), "folder", m, crate::backup::service::folder_size(&path))
+            (file_name.clone(), "folder", m, fsx::folder_size(&path))
         } else if let (true, Some(stem)) = (ft.is_file(), file_name.strip_suffix(".zip")) {
             let m = File::open(&path)
                 .ok()
