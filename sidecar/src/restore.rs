@@ -18,7 +18,7 @@ use serde::Serialize;
 
 use crate::{
     backup::{self, create, manifest::Manifest},
-    collect, fsx, paths, verify, zipcheck, Ctx, FailPoint, Problem,
+    collect, fsx, paths, zipcheck, Ctx, FailPoint, Problem,
 };
 
 const OLD_PREFIX: &str = ".restore-old-";
@@ -324,7 +324,7 @@ pub fn restore(ctx: &Ctx, path: &Path, scope: &Scope, dry_run: bool) -> Result<O
             ctx.show(&left.path())
         );
     }
-    let report = verify::backup(path);
+    let report = backup::verify::backup(path);
     let problems: Vec<String> = report.problems.iter().map(ToString::to_string).collect();
     let manifest = match report.manifest {
         Some(m) if problems.is_empty() => m,

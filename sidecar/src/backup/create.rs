@@ -1,16 +1,19 @@
 //! Writing a backup: collect the sources ([`crate::collect`]), stream them into a deflated
 //! zip under a `.tmp-*` name ([`crate::pack`]), add the manifest, sync, reopen and verify in
-//! full ([`crate::verify`]), and only then rename into place. Or, as
+//! full ([`super::verify`]), and only then rename into place. Or, as
 //! [`Format::Directory`], the same steps for a folder in the service's directory shape.
 
 use std::{fs, path::PathBuf};
 
 use anyhow::{bail, Context, Result};
 
-use super::manifest::{self, DirManifest, Includes, Manifest, SystemInfo};
+use super::{
+    manifest::{self, DirManifest, Includes, Manifest, SystemInfo},
+    verify,
+};
 use crate::{
     collect::{self, Skipped, Source, Tree},
-    fsx, pack, verify, Ctx, Problem,
+    fsx, pack, Ctx, Problem,
 };
 
 /// What to put in a backup.

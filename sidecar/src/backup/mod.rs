@@ -4,6 +4,7 @@ pub mod create;
 pub mod manifest;
 pub mod service;
 pub mod user;
+pub mod verify;
 
 use std::{
     collections::BTreeSet,
@@ -18,7 +19,7 @@ use chrono::{DateTime, FixedOffset, Local, NaiveDateTime, TimeZone, Utc};
 use serde::Serialize;
 
 use self::manifest::{Includes, Manifest};
-use crate::{collect, error::usage, fsx, verify, Ctx, Problem};
+use crate::{collect, error::usage, fsx, Ctx, Problem};
 
 /// Name prefixes of the kinds.
 pub const WEEKLY_PREFIX: &str = "weekly_backup_";

@@ -5,7 +5,7 @@ use std::io::Write;
 use anyhow::{Context, Result};
 use mhm_sidecar::{
     backup::{self, create, manifest::Includes, PrunePolicy},
-    paths, remote, restore, validate, verify,
+    paths, remote, restore, validate,
 };
 
 use super::{print_json, with_shown_paths, Run};
@@ -200,7 +200,7 @@ fn verify_cmd(ctx: &Run, spec: &str) -> Result<ExitCode> {
     // A bar over the zip's compressed bytes (on a terminal only: `ctx.progress`).
     let total = if path.is_file() { std::fs::metadata(&path).map_or(0, |m| m.len()) } else { 0 };
     let bar = ctx.progress.start("verify", total);
-    let report = verify::backup_with(&path, &*bar);
+    let report = backup::verify::backup_with(&path, &*bar);
     bar.finish();
     const NO_DIGESTS: &str = "made by the service itself: it holds no digests, so its entries \
                               were checked for what they carry (CRCs, JSON, the manifest)";

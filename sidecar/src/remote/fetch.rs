@@ -63,7 +63,7 @@ pub(crate) fn fetch(
         bail!("{} decrypts to other bytes than the backup that was pushed", rec.object);
     }
     file.file().sync_all().with_context(|| format!("syncing {}", ctx.show(file.temp())))?;
-    let mut report = verify::backup(file.temp());
+    let mut report = crate::backup::verify::backup(file.temp());
     // Name the backup, not the temporary file, in what the check found.
     // (Problems with the file as a whole name no path.)
     for p in &mut report.problems {

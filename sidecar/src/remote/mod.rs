@@ -536,7 +536,7 @@ impl Remote {
             };
             let path = ctx.backups_dir().join(format!("{}.zip", copy.name));
             let pulled = if crate::fsx::exists(&path) {
-                let report = crate::verify::backup(&path);
+                let report = backup::verify::backup(&path);
                 if !report.ok() {
                     anyhow::bail!(
                         "{} is there from an earlier pull but does not verify: {}; move it \

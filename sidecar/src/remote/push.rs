@@ -27,7 +27,7 @@ use super::{
     record::{self, Record},
     store::Store,
 };
-use crate::{backup::manifest::Manifest, fsx, report::BarReader, verify, Ctx, FailPoint};
+use crate::{backup::manifest::Manifest, fsx, report::BarReader, Ctx, FailPoint};
 
 /// Parts being sent at once (besides the one being filled).
 pub const IN_FLIGHT: usize = 3;
@@ -302,7 +302,7 @@ fn confirm(store: &Store, object: &str, sent: &Sent) -> Result<Confirmed> {
 
 /// The full local check before a push: the backup verifies, and its manifest.
 pub(crate) fn verified(path: &Path) -> Result<Manifest, Vec<crate::Problem>> {
-    let report = verify::backup(path);
+    let report = crate::backup::verify::backup(path);
     if !report.ok() {
         return Err(report.problems);
     }
@@ -329,7 +329,7 @@ impl Drop for Packed {
 /// backup is. The folder is verified first (a folder that does not verify is not pushed).
 pub(crate) fn pack_folder(ctx: &Ctx, name: &str, folder: &Path) -> anyhow::Result<Packed> {
     use crate::backup::{create, service};
-    let report = crate::verify::backup(folder);
+    let report = crate::backup::verify::backup(folder);
     if !report.ok() {
         anyhow::bail!("the folder backup does not verify: {}", report.problems_text());
     }

@@ -6,9 +6,11 @@
 //! Written like a backup: under a `.tmp-*` name in DIR, streamed file by file through
 //! SHA-256 (memory stays flat), synced, verified in full, and only then renamed into
 //! place. The file selection ([`crate::collect`]), the zip writing ([`crate::pack`]) and
-//! the check ([`crate::verify::snapshot`]) are the ones backups use.
+//! the check ([`crate::verify`], the manifest's fields in [`verify`]) are the ones backups
+//! use.
 
 pub mod manifest;
+pub mod verify;
 
 use std::{
     fs::{self, File},
@@ -24,7 +26,7 @@ use crate::{
     collect::{self, Source, Tree},
     fsx,
     pack::{self, FileEntry},
-    paths, verify, Ctx, Problem,
+    paths, Ctx, Problem,
 };
 
 /// How to write a snapshot.
@@ -189,7 +191,7 @@ pub fn write(
             manifest
         };
         bar.finish();
-        let report = verify::snapshot(&tmp);
+        let report = self::verify::snapshot(&tmp);
         if !report.ok() {
             bail!("the new snapshot failed verification, deleted: {}", report.problems_text());
         }
