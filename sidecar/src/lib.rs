@@ -14,7 +14,7 @@
 //! | 4 message archives | [`messages`] (JSON text kept as written: [`json_text`]; the service's lock and the rewrite in place under it: [`service_file`]) |
 //! | 5 tool outputs | [`tools`] |
 //! | 6 snapshots | [`snapshot`] (written by [`pack`] from [`collect`], checked by [`verify`]) |
-//! | 7 `maintain`, `status`, the lock | [`maintain`] + [`state`], [`status`], [`lock`], [`recover`] |
+//! | 7 `maintain`, `status`, the lock | [`maintain`] + [`state`], [`status`], [`lock`], [`recover`] (in `restore/`) |
 //! | 10 off-site copies | [`remote`] |
 //! | settings, `.env` | [`context`], [`envfile`] |
 //! | write-temp-sync-rename, free names | [`fsx`] |
@@ -49,7 +49,6 @@ pub mod messages;
 pub mod notify;
 pub mod pack;
 pub mod paths;
-pub mod recover;
 pub mod remote;
 pub mod report;
 pub mod restore;
@@ -67,3 +66,5 @@ pub mod zipcheck;
 pub use context::{Ctx, FailPoint, Faults, Hook};
 pub use error::{LockedError, UsageError};
 pub use report::{Bar, NoProgress, Problem, ProblemKind, Progress};
+/// Cleaning up after a killed run, part of [`restore`]; here for its callers.
+pub use restore::recover;
