@@ -17,7 +17,7 @@
 //! | 7 `maintain`, `status`, the lock | [`maintain`] + [`state`], [`status`], [`lock`], [`recover`] (in `restore/`) |
 //! | 10 off-site copies | [`remote`] |
 //! | settings, `.env` | [`context`], [`envfile`] |
-//! | write-temp-sync-rename, free names | [`fsx`] |
+//! | write-temp-sync-rename, free names | [`files`] |
 //! | zips the sidecar did not just write | [`zipcheck`] (checked before the `zip` crate reads them) |
 //!
 //! ```
@@ -41,7 +41,7 @@ pub mod context;
 pub mod demo;
 pub mod envfile;
 pub mod error;
-pub mod fsx;
+pub mod files;
 pub mod json_text;
 pub mod lock;
 pub mod maintain;

@@ -190,7 +190,7 @@ pub fn run(
     };
     if !dry_run {
         // A state file write cut short leaves `.tmp-<pid>-.sidecar_state.json` behind.
-        crate::fsx::remove_stale_temps(&ctx.data_dir());
+        crate::files::remove_stale_temps(&ctx.data_dir());
     }
     let mut changed = false;
     let due_work = JOBS.iter().any(|job| {

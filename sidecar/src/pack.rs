@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use zip::{write::SimpleFileOptions, CompressionMethod, ZipWriter};
 
-use crate::{collect::Source, fsx, paths, report::Bar};
+use crate::{collect::Source, files, paths, report::Bar};
 
 /// One stored file, as manifests list it.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
@@ -243,7 +243,7 @@ pub fn store(
         return Ok(Some(FileEntry {
             path: src.name.clone(),
             size: target.len() as u64,
-            sha256: fsx::sha256_hex(target.as_bytes()),
+            sha256: files::sha256_hex(target.as_bytes()),
             link: Some(target.clone()),
         }));
     }
@@ -263,7 +263,7 @@ pub fn store(
     zip.start_file(src.name.as_str(), opts)
         .with_context(|| format!("starting entry {}", src.name))?;
     let mut hasher = Sha256::new();
-    let size = fsx::read_chunks(&mut input, buf, |chunk| {
+    let size = files::read_chunks(&mut input, buf, |chunk| {
         hasher.update(chunk);
         bar.inc(chunk.len() as u64);
         zip.write_all(chunk)
@@ -272,7 +272,7 @@ pub fn store(
     Ok(Some(FileEntry {
         path: src.name.clone(),
         size,
-        sha256: fsx::hex(&hasher.finalize()),
+        sha256: files::hex(&hasher.finalize()),
         link: None,
     }))
 }
@@ -476,7 +476,7 @@ fn zip_time(t: std::time::SystemTime) -> Option<zip::DateTime> {
 /// Creates `path` (new, owner-only on unix); an error names it relative to the MHM `root`
 /// where it lies under it.
 pub fn create_private(root: &Path, path: &Path) -> Result<File> {
-    fsx::create_new(path, true).with_context(|| format!("creating {}", paths::show(root, path)))
+    files::create_new(path, true).with_context(|| format!("creating {}", paths::show(root, path)))
 }
 
 /// The folder form of [`write_all`] (a folder snapshot, a folder backup): `tmp` made, each
@@ -497,7 +497,7 @@ pub fn write_folder(root: &Path, tmp: &Path, sources: &[Source], bar: &dyn Bar) 
             stored.files.push(FileEntry {
                 path: s.name.clone(),
                 size: target.len() as u64,
-                sha256: fsx::sha256_hex(target.as_bytes()),
+                sha256: files::sha256_hex(target.as_bytes()),
                 link: Some(target.clone()),
             });
             continue;
@@ -508,7 +508,7 @@ pub fn write_folder(root: &Path, tmp: &Path, sources: &[Source], bar: &dyn Bar) 
         };
         let mut out = create_private(root, &dest)?;
         let mut hasher = Sha256::new();
-        let size = fsx::read_chunks(&mut input, &mut buf, |chunk| {
+        let size = files::read_chunks(&mut input, &mut buf, |chunk| {
             hasher.update(chunk);
             bar.inc(chunk.len() as u64);
             io::Write::write_all(&mut out, chunk)
@@ -518,7 +518,7 @@ pub fn write_folder(root: &Path, tmp: &Path, sources: &[Source], bar: &dyn Bar) 
         stored.files.push(FileEntry {
             path: s.name.clone(),
             size,
-            sha256: fsx::hex(&hasher.finalize()),
+            sha256: files::hex(&hasher.finalize()),
             link: None,
         });
     }

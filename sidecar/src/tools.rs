@@ -15,7 +15,7 @@ use chrono::NaiveDateTime;
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::{error::usage, fsx, Ctx};
+use crate::{error::usage, files, Ctx};
 
 /// The versions kept by default.
 pub const DEFAULT_KEEP: usize = 7;
@@ -144,7 +144,7 @@ pub fn rotate(
     fs::create_dir_all(archive_dir)
         .with_context(|| format!("creating {}", ctx.show(archive_dir)))?;
     match mode {
-        Mode::Move => fsx::move_file(file, &target)
+        Mode::Move => files::move_file(file, &target)
             .with_context(|| format!("moving {} to {}", ctx.show(file), ctx.show(&target)))?,
         Mode::Copy => copy_new(ctx, file, &target)?,
     }
@@ -170,10 +170,10 @@ fn check_keep(keep: usize) -> Result<()> {
 /// them (it fails rather than overwrite), else a synced copy renamed into place.
 fn copy_new(ctx: &Ctx, from: &Path, to: &Path) -> Result<()> {
     if fs::hard_link(from, to).is_ok() {
-        fsx::sync_dir(to);
+        files::sync_dir(to);
         return Ok(());
     }
-    let mut out = fsx::Atomic::create(to)
+    let mut out = files::Atomic::create(to)
         .with_context(|| format!("creating a file beside {}", ctx.show(to)))?;
     let mut src = fs::File::open(from).with_context(|| format!("opening {}", ctx.show(from)))?;
     io::copy(&mut src, out.file())
@@ -274,11 +274,11 @@ pub fn save_result(
         return Ok(Saved { path: ctx.show(&path), rotated });
     }
     fs::create_dir_all(&dir).with_context(|| format!("creating {}", ctx.show(&dir)))?;
-    for p in fsx::remove_stale_temps(&dir) {
+    for p in files::remove_stale_temps(&dir) {
         tracing::info!(target: "mhm::sidecar", "tools save-result: removed leftover {}", ctx.show(&p));
     }
     // The new file first (synced under a temporary name), so a failure leaves the old one.
-    let mut out = fsx::Atomic::create(&path)
+    let mut out = files::Atomic::create(&path)
         .with_context(|| format!("creating a file beside {}", ctx.show(&path)))?;
     let mut text = serde_json::to_vec_pretty(&doc).context("encoding the results")?;
     text.push(b'\n');

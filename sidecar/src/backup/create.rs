@@ -13,7 +13,7 @@ use super::{
 };
 use crate::{
     collect::{self, Skipped, Source, Tree},
-    fsx, pack, Ctx, Problem,
+    files, pack, Ctx, Problem,
 };
 
 /// What to put in a backup.
@@ -97,10 +97,10 @@ pub fn write(
         return write_directory(ctx, dir, name, options, &sources);
     }
     let final_path = dir.join(format!("{name}.zip"));
-    if fsx::exists(&final_path) {
+    if files::exists(&final_path) {
         bail!("{} exists already; a backup is never overwritten", ctx.show(&final_path));
     }
-    let tmp = fsx::temp_path(&final_path);
+    let tmp = files::temp_path(&final_path);
     let written = write_tmp(ctx, &tmp, name, options, &sources);
     drop(sources);
     let result = written.and_then(|(mut manifest, vanished)| {
@@ -154,7 +154,7 @@ fn place_verified(ctx: &Ctx, tmp: &std::path::Path, final_path: &std::path::Path
     }
     fs::rename(tmp, final_path)
         .with_context(|| format!("renaming {} to {}", ctx.show(tmp), ctx.show(final_path)))?;
-    fsx::sync_dir(final_path);
+    files::sync_dir(final_path);
     Ok(())
 }
 
@@ -199,7 +199,7 @@ fn write_directory(
     if taken(&final_path) || taken(&dir.join(format!("{name}.zip"))) {
         bail!("{} exists already; a backup is never overwritten", ctx.show(&final_path));
     }
-    let tmp = fsx::temp_path(&final_path);
+    let tmp = files::temp_path(&final_path);
     let total: u64 = sources.iter().map(|s| s.size).sum();
     let bar = ctx.progress.start("backup", total);
     let mut vanished = Vec::new();
@@ -213,7 +213,7 @@ fn write_directory(
         // Indented with two spaces, as the service's json.dump(indent=2) writes it.
         serde_json::to_writer_pretty(&mut f, &on_disk).context("writing the manifest")?;
         f.sync_all().with_context(|| format!("syncing {}", ctx.show(&path)))?;
-        fsx::sync_dir(&path);
+        files::sync_dir(&path);
         bar.finish();
         place_verified(ctx, &tmp, &final_path)?;
         Ok(manifest)

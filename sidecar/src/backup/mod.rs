@@ -19,7 +19,7 @@ use chrono::{DateTime, FixedOffset, Local, NaiveDateTime, TimeZone, Utc};
 use serde::Serialize;
 
 use self::manifest::{Includes, Manifest};
-use crate::{collect, error::usage, fsx, Ctx, Problem};
+use crate::{collect, error::usage, files, Ctx, Problem};
 
 /// Name prefixes of the kinds.
 pub const WEEKLY_PREFIX: &str = "weekly_backup_";
@@ -120,7 +120,7 @@ pub fn list(ctx: &Ctx) -> Result<Vec<Info>> {
                 kind: Kind::of(&name),
                 path: e.path(),
                 created_at,
-                size: fsx::folder_size(&e.path()),
+                size: files::folder_size(&e.path()),
                 includes: Some(m.includes()),
                 valid: true,
                 // A folder with digests is ours (`--format directory`).
@@ -274,7 +274,7 @@ pub fn check_name(name: &str) -> Result<()> {
 
 /// `<prefix><stamp>`, or `<prefix><stamp>_N` when taken.
 pub fn unique_name(dir: &Path, prefix: &str, stamp: &str) -> String {
-    fsx::unique_stem(&format!("{prefix}{stamp}"), |n| {
+    files::unique_stem(&format!("{prefix}{stamp}"), |n| {
         dir.join(format!("{n}.zip")).exists() || dir.join(n).symlink_metadata().is_ok()
     })
 }
@@ -446,9 +446,9 @@ impl PrunePolicy {
 /// so that a removal cut short never leaves something that looks like a backup.
 fn remove_backup(path: &Path) -> std::io::Result<()> {
     if path.is_dir() {
-        let aside = fsx::temp_path(path);
+        let aside = files::temp_path(path);
         fs::rename(path, &aside)?;
-        fsx::sync_dir(path);
+        files::sync_dir(path);
         fs::remove_dir_all(&aside)
     } else {
         fs::remove_file(path)
@@ -566,8 +566,8 @@ pub fn prune(
             let old = e
                 .metadata()
                 .and_then(|m| m.modified())
-                .is_ok_and(|t| t.elapsed().unwrap_or_default() > fsx::STALE_AFTER);
-            if name.starts_with(fsx::TEMP_PREFIX) && old {
+                .is_ok_and(|t| t.elapsed().unwrap_or_default() > files::STALE_AFTER);
+            if name.starts_with(files::TEMP_PREFIX) && old {
                 steps.push(PruneStep {
                     name,
                     why: "leftover temporary file".into(),
@@ -576,7 +576,7 @@ pub fn prune(
             }
         }
     } else {
-        for p in fsx::remove_stale_temps(&dir) {
+        for p in files::remove_stale_temps(&dir) {
             let name = p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
             steps.push(PruneStep {
                 name,

@@ -14,7 +14,7 @@ use super::{
     user::{self, USER_METADATA},
 };
 use crate::{
-    fsx,
+    files,
     pack::FileEntry,
     report::Bar,
     verify::{
@@ -149,7 +149,7 @@ fn listing_of(seen: &BTreeMap<String, Seen>) -> (Vec<FileEntry>, BTreeSet<&str>)
         .map(|(name, s)| FileEntry {
             path: name.clone(),
             size: s.size,
-            sha256: fsx::hex(&s.sha256),
+            sha256: files::hex(&s.sha256),
             link: s.link.clone(),
         })
         .collect();

@@ -76,7 +76,7 @@ fn make(ctx: &Run, name: &str, includes: Includes, format: create::Format) -> Re
     }
     // A zip's size on disk; a folder's, its files added up.
     let size = if path.is_dir() {
-        mhm_sidecar::fsx::folder_size(&path)
+        mhm_sidecar::files::folder_size(&path)
     } else {
         std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0)
     };

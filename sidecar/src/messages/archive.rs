@@ -17,12 +17,12 @@ use super::{
     shape::{canonical_digest, digests, holds_exactly, local, member, Shape},
     ARCHIVE_PREFIX,
 };
-use crate::{fsx, Ctx, Problem};
+use crate::{files, Ctx, Problem};
 
 /// `sent_messages_archive_<stamp>.json`, or `..._<stamp>_N.json` when taken.
 pub(super) fn unique_archive_path(dir: &Path, stamp: &str) -> PathBuf {
-    let stem = fsx::unique_stem(&format!("{ARCHIVE_PREFIX}{stamp}"), |n| {
-        fsx::exists(&dir.join(format!("{n}.json")))
+    let stem = files::unique_stem(&format!("{ARCHIVE_PREFIX}{stamp}"), |n| {
+        files::exists(&dir.join(format!("{n}.json")))
     });
     dir.join(format!("{stem}.json"))
 }
@@ -138,7 +138,7 @@ pub(super) fn write_archive(
     render: impl FnOnce(&mut dyn Write) -> io::Result<()>,
     of: Option<&fs::Metadata>,
 ) -> Result<()> {
-    let mut file = fsx::Atomic::create(path)
+    let mut file = files::Atomic::create(path)
         .with_context(|| format!("creating a file beside {}", ctx.show(path)))?;
     let tmp = ctx.show(file.temp());
     let mut w = io::BufWriter::with_capacity(1 << 16, file.file());

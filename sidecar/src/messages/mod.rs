@@ -55,7 +55,7 @@ use self::{
 };
 use crate::{
     error::usage,
-    fsx,
+    files,
     json_text::{self, Member},
     service_file::{Replaced, ServiceFile},
     Ctx, FailPoint, Problem,
@@ -161,8 +161,8 @@ pub fn archive_messages(ctx: &Ctx, user: Option<&str>, days: u32, dry_run: bool)
         let mut ur = UserReport { user: id, ..UserReport::default() };
         if !dry_run {
             // What a crashed run left (its writer gone, or older than an hour).
-            let removed = fsx::remove_stale_temps(&dir);
-            for p in removed.iter().chain(&fsx::remove_stale_temps(&dir.join("archives"))) {
+            let removed = files::remove_stale_temps(&dir);
+            for p in removed.iter().chain(&files::remove_stale_temps(&dir.join("archives"))) {
                 tracing::info!(target: "mhm::sidecar", "messages archive: removed leftover {}", ctx.show(p));
             }
         }
@@ -231,7 +231,7 @@ fn archive_user(
     // What an interrupted run of an earlier version (which wrote the file over in place)
     // may have left: the messages it kept, possibly nowhere else.
     let journal = dir.join(format!(".{ACTIVE}.journal"));
-    if fsx::exists(&journal) {
+    if files::exists(&journal) {
         report.warnings.push(Problem::at(
             ctx.show(&journal),
             format!(
@@ -369,7 +369,7 @@ fn archive_user(
                     &[("metadata", Member::Raw(&metadata)), ("messages", Member::List(&messages))]
                 }
             };
-            let made = !fsx::exists(&archives_dir);
+            let made = !files::exists(&archives_dir);
             fs::create_dir_all(&archives_dir)
                 .with_context(|| format!("creating {}", ctx.show(&archives_dir)))?;
             // The active file's metadata, read without following a link.

@@ -481,7 +481,7 @@ impl Remote {
         let result = (|| {
             let copy = self.copy_of(name)?;
             let target = ctx.backups_dir().join(format!("{}.zip", copy.name));
-            if place && crate::fsx::exists(&target) {
+            if place && crate::files::exists(&target) {
                 anyhow::bail!(
                     "{} already exists: a pull never replaces a backup",
                     ctx.show(&target)
@@ -535,7 +535,7 @@ impl Remote {
                     })?,
             };
             let path = ctx.backups_dir().join(format!("{}.zip", copy.name));
-            let pulled = if crate::fsx::exists(&path) {
+            let pulled = if crate::files::exists(&path) {
                 let report = backup::verify::backup(&path);
                 if !report.ok() {
                     anyhow::bail!(

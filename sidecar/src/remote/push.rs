@@ -27,7 +27,7 @@ use super::{
     record::{self, Record},
     store::Store,
 };
-use crate::{backup::manifest::Manifest, fsx, report::BarReader, Ctx, FailPoint};
+use crate::{backup::manifest::Manifest, files, report::BarReader, Ctx, FailPoint};
 
 /// Parts being sent at once (besides the one being filled).
 pub const IN_FLIGHT: usize = 3;
@@ -119,8 +119,8 @@ impl Parts<'_> {
         let md5s = md5::Digest::finalize(self.part_md5s);
         Ok(Sent {
             size: self.sent,
-            sha256: fsx::hex(&self.sha.finalize()),
-            etag: format!("{}-{}", fsx::hex(&md5s), self.parts),
+            sha256: files::hex(&self.sha.finalize()),
+            etag: format!("{}-{}", files::hex(&md5s), self.parts),
             parts: self.parts,
             reported_etag: done.e_tag,
         })
@@ -172,7 +172,7 @@ impl<R> Hashing<R> {
     }
 
     pub fn hex(&self) -> String {
-        fsx::hex(&self.sha.clone().finalize())
+        files::hex(&self.sha.clone().finalize())
     }
 }
 
@@ -336,7 +336,7 @@ pub(crate) fn pack_folder(ctx: &Ctx, name: &str, folder: &Path) -> anyhow::Resul
     let includes = service::folder_manifest(folder)
         .map(|m| m.includes())
         .ok_or_else(|| anyhow::anyhow!("no manifest.json: not a folder backup"))?;
-    let dir = crate::fsx::temp_path(&ctx.backups_dir().join(format!("push-{name}")));
+    let dir = crate::files::temp_path(&ctx.backups_dir().join(format!("push-{name}")));
     std::fs::create_dir_all(&dir)?;
     let packed = Packed { zip: dir.join(format!("{name}.zip")), dir };
     let mut sources = Vec::new();

@@ -30,7 +30,7 @@ pub use self::swap::recover_interrupted;
 use self::swap::{OLD_PREFIX, STAGING_PREFIX};
 use crate::{
     backup::{self, create},
-    fsx, paths, Ctx, FailPoint, Problem,
+    files, paths, Ctx, FailPoint, Problem,
 };
 
 /// What to restore.
@@ -129,7 +129,7 @@ pub fn restore(ctx: &Ctx, path: &Path, scope: &Scope, dry_run: bool) -> Result<O
     // Space: what the restore will write (the extracted files and the safety backup).
     // A folder the service wrote is stored uncompressed: its own size.
     let zip_len = if path.is_dir() {
-        fsx::folder_size(path)
+        files::folder_size(path)
     } else {
         fs::metadata(path).map(|m| m.len()).unwrap_or(0)
     };

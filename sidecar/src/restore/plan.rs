@@ -9,7 +9,7 @@ use std::{
 use anyhow::{bail, Result};
 
 use super::{Changes, Item, Scope};
-use crate::{backup::manifest::Manifest, collect, fsx, paths, Ctx};
+use crate::{backup::manifest::Manifest, collect, files, paths, Ctx};
 
 /// The live path for a key, or `None` for a key this version does not know.
 pub(super) fn live_for(ctx: &Ctx, key: &str) -> Option<PathBuf> {
@@ -141,12 +141,12 @@ pub(super) fn changes(manifest: &Manifest, item: &Item) -> Changes {
             None => None,
         };
         let digest = match now {
-            Some(target) => Some(fsx::sha256_hex(&target)),
+            Some(target) => Some(files::sha256_hex(&target)),
             None if f.link.is_some() => None,
             None => File::open(&live)
-                .and_then(|mut file| fsx::sha256_of(&mut file, &mut buf, 0))
+                .and_then(|mut file| files::sha256_of(&mut file, &mut buf, 0))
                 .ok()
-                .map(|d| fsx::hex(&d.sha256)),
+                .map(|d| files::hex(&d.sha256)),
         };
         match digest {
             None => out.added.push(f.path.clone()),
@@ -188,7 +188,7 @@ fn stored_size(path: &Path) -> (u64, u64) {
                     .fold((0, 0), |a, b| (a.0 + b.0, a.1 + b.1))
             })
             .unwrap_or((0, 0)),
-        Ok(m) if m.is_file() => (crate::fsx::allocated_size(path, &m), 1),
+        Ok(m) if m.is_file() => (crate::files::allocated_size(path, &m), 1),
         _ => (0, 0),
     }
 }

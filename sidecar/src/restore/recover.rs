@@ -13,14 +13,14 @@
 //! ```
 
 use super::recover_interrupted;
-use crate::{fsx, Ctx};
+use crate::{files, Ctx};
 
 /// Cleans up after a killed run (call with the lock held). Returns what it did, one
 /// sentence each, for the caller to report.
 pub fn after_crash(ctx: &Ctx) -> Vec<String> {
     let mut done = recover_interrupted(ctx);
     for dir in [ctx.data_dir(), ctx.backups_dir()] {
-        for p in fsx::remove_stale_temps(&dir) {
+        for p in files::remove_stale_temps(&dir) {
             done.push(format!("removed {}, left by a run that was stopped", ctx.show(&p)));
         }
     }

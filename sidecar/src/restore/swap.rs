@@ -10,7 +10,7 @@ use std::{
 use anyhow::{bail, Context, Result};
 
 use super::{plan::live_for, Item};
-use crate::{fsx, paths, Ctx, FailPoint};
+use crate::{files, paths, Ctx, FailPoint};
 
 pub(super) const OLD_PREFIX: &str = ".restore-old-";
 
@@ -26,7 +26,7 @@ pub(super) fn swap(ctx: &Ctx, items: &[Item], staging: &Path, old: &Path) -> Res
     fs::create_dir_all(old.join("config"))
         .with_context(|| format!("creating {}", ctx.show(old)))?;
     fs::create_dir_all(old.join("user"))?;
-    fsx::sync_dir(old);
+    files::sync_dir(old);
     for (n, item) in items.iter().enumerate() {
         if n == 1 {
             ctx.fail_at(FailPoint::Swap)?;
@@ -41,9 +41,9 @@ pub(super) fn swap(ctx: &Ctx, items: &[Item], staging: &Path, old: &Path) -> Res
                 fs::create_dir_all(parent)?;
             }
             File::create(&marker)?.sync_all()?;
-            fsx::sync_dir(&marker);
+            files::sync_dir(&marker);
         }
-        fsx::sync_dir(&kept);
+        files::sync_dir(&kept);
         if let Some(parent) = item.live.parent() {
             fs::create_dir_all(parent)?;
         }
@@ -51,14 +51,14 @@ pub(super) fn swap(ctx: &Ctx, items: &[Item], staging: &Path, old: &Path) -> Res
         fs::rename(&staged, &item.live).with_context(|| {
             format!("moving {} into place as {}", ctx.show(&staged), ctx.show(&item.live))
         })?;
-        fsx::sync_dir(&item.live);
+        files::sync_dir(&item.live);
     }
     for item in items.iter().filter(|i| i.entry.ends_with('/')) {
         links_stay_in_users(ctx, &item.live)?;
     }
     ctx.fail_at(FailPoint::Commit)?;
     File::create(old.join(COMMITTED))?.sync_all()?;
-    fsx::sync_dir(&old.join(COMMITTED));
+    files::sync_dir(&old.join(COMMITTED));
     Ok(())
 }
 
@@ -156,8 +156,8 @@ pub(super) fn rollback(ctx: &Ctx, old: &Path) -> Result<()> {
         // Done with this key: a later run (after a failure on another key) must not
         // handle it again, or it would move aside what is live by then.
         let _ = fs::remove_file(absent_marker(old, &key));
-        fsx::sync_dir(&live);
-        fsx::sync_dir(&kept);
+        files::sync_dir(&live);
+        files::sync_dir(&kept);
     }
     fs::remove_dir_all(old).with_context(|| format!("removing {}", ctx.show(old)))?;
     Ok(())
@@ -171,11 +171,11 @@ pub(super) fn discard_committed(old: &Path) {
     let Some(parent) = old.parent() else { return };
     let suffix = old.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let suffix = suffix.strip_prefix(OLD_PREFIX).unwrap_or(&suffix).to_string();
-    let done = fsx::unique_path(&parent.join(format!("{DONE_PREFIX}{suffix}")));
+    let done = files::unique_path(&parent.join(format!("{DONE_PREFIX}{suffix}")));
     if fs::rename(old, &done).is_ok() {
-        fsx::sync_dir(&done);
+        files::sync_dir(&done);
         let _ = fs::remove_dir_all(&done);
-        fsx::sync_dir(&done);
+        files::sync_dir(&done);
     }
 }
 

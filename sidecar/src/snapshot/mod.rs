@@ -24,7 +24,7 @@ use serde::Serialize;
 pub use self::manifest::{Includes, Manifest, MANIFEST, PREFIX};
 use crate::{
     collect::{self, Source, Tree},
-    fsx,
+    files,
     pack::{self, FileEntry},
     paths, Ctx, Problem,
 };
@@ -116,7 +116,7 @@ fn collect_data(ctx: &Ctx, out: &mut Vec<Source>, warnings: &mut Vec<Problem>) -
 /// zips and folders whose writer is gone or that are older than an hour. Call only while
 /// holding the sidecar lock. Returns the paths removed.
 pub fn remove_stale_temps(dir: &Path) -> Vec<PathBuf> {
-    let mut removed = fsx::remove_stale_temps(dir);
+    let mut removed = files::remove_stale_temps(dir);
     let Ok(entries) = fs::read_dir(dir) else { return removed };
     for e in entries.flatten() {
         let name = e.file_name().to_string_lossy().into_owned();
@@ -126,7 +126,7 @@ pub fn remove_stale_temps(dir: &Path) -> Vec<PathBuf> {
             continue;
         }
         let _ = pid;
-        if fsx::is_stale_temp(&e, fsx::STALE_AFTER) && fs::remove_dir_all(e.path()).is_ok() {
+        if files::is_stale_temp(&e, files::STALE_AFTER) && fs::remove_dir_all(e.path()).is_ok() {
             removed.push(e.path());
         }
     }
@@ -135,8 +135,8 @@ pub fn remove_stale_temps(dir: &Path) -> Vec<PathBuf> {
 
 /// `mhm_snapshot_<stamp>`, or `..._N` when a zip or folder of that name exists.
 pub fn unique_name(dir: &Path, stamp: &str) -> String {
-    fsx::unique_stem(&format!("{PREFIX}{stamp}"), |n| {
-        fsx::exists(&dir.join(n)) || fsx::exists(&dir.join(format!("{n}.zip")))
+    files::unique_stem(&format!("{PREFIX}{stamp}"), |n| {
+        files::exists(&dir.join(n)) || files::exists(&dir.join(format!("{n}.zip")))
     })
 }
 
@@ -179,7 +179,7 @@ pub fn write(
             let mut f = pack::create_private(&ctx.root, &path)?;
             serde_json::to_writer_pretty(&mut f, &manifest).context("writing the manifest")?;
             f.sync_all().with_context(|| format!("syncing {}", ctx.show(&path)))?;
-            fsx::sync_dir(&path);
+            files::sync_dir(&path);
             manifest
         } else {
             let mut zip = pack::create(&ctx.root, &tmp)?;
@@ -200,7 +200,7 @@ pub fn write(
         }
         fs::rename(&tmp, &final_path)
             .with_context(|| format!("renaming {} to {}", ctx.show(&tmp), ctx.show(&final_path)))?;
-        fsx::sync_dir(&final_path);
+        files::sync_dir(&final_path);
         Ok(manifest)
     })();
     match result {
@@ -250,7 +250,7 @@ pub fn list(ctx: &Ctx, dir: &Path) -> Result<Vec<Info>> {
         let Ok(ft) = e.file_type() else { continue };
         let (name, kind, manifest, size) = if ft.is_dir() {
             let m = File::open(path.join(MANIFEST)).ok().and_then(|f| read_manifest(f).ok());
-            (file_name.clone(), "folder", m, fsx::folder_size(&path))
+            (file_name.clone(), "folder", m, files::folder_size(&path))
         } else if let (true, Some(stem)) = (ft.is_file(), file_name.strip_suffix(".zip")) {
             let m = File::open(&path)
                 .ok()
@@ -310,7 +310,7 @@ pub fn create(
     options: &Options,
     dry_run: bool,
 ) -> Result<(Created, Vec<Problem>)> {
-    if fsx::exists(dir) && !dir.is_dir() {
+    if files::exists(dir) && !dir.is_dir() {
         bail!("{}: not a folder", ctx.show(dir));
     }
     let (sources, warnings) = collect(ctx, dir, options)?;

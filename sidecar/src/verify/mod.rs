@@ -25,7 +25,7 @@ use serde::{de::DeserializeOwned, Serialize};
 use zip::ZipArchive;
 
 use self::shared_file::SharedFile;
-use crate::{fsx, pack::FileEntry, paths, report::Bar, zipcheck, Problem};
+use crate::{files, pack::FileEntry, paths, report::Bar, zipcheck, Problem};
 
 /// What a check found.
 #[derive(Debug, Serialize)]
@@ -299,7 +299,7 @@ fn scan_entries<M: DeserializeOwned>(
             }
             continue;
         }
-        let read = fsx::sha256_of(&mut entry, &mut buf, if is_link { 4096 } else { 0 });
+        let read = files::sha256_of(&mut entry, &mut buf, if is_link { 4096 } else { 0 });
         let digest = match read {
             Ok(d) => d,
             Err(e) => {
@@ -450,7 +450,7 @@ pub fn scan_folder<M: DeserializeOwned>(root: &Path, manifest_name: &str) -> Sca
                 match fs::read_link(&path) {
                     Ok(t) => {
                         let t = t.to_string_lossy().into_owned();
-                        let d = fsx::sha256_of(&mut t.as_bytes(), &mut buf, 0)
+                        let d = files::sha256_of(&mut t.as_bytes(), &mut buf, 0)
                             .expect("reading from memory cannot fail");
                         scan.seen
                             .insert(name, Seen { size: d.size, sha256: d.sha256, link: Some(t) });
@@ -467,7 +467,7 @@ pub fn scan_folder<M: DeserializeOwned>(root: &Path, manifest_name: &str) -> Sca
                         .and_then(|mut f| read_manifest(&mut f, manifest_name)),
                 );
             } else {
-                match File::open(&path).and_then(|mut f| fsx::sha256_of(&mut f, &mut buf, 0)) {
+                match File::open(&path).and_then(|mut f| files::sha256_of(&mut f, &mut buf, 0)) {
                     Ok(d) => {
                         scan.seen.insert(name, Seen { size: d.size, sha256: d.sha256, link: None });
                     }
@@ -503,7 +503,7 @@ fn check_listed(
                         format!("size {} but the manifest says {}", s.size, f.size),
                     ));
                 }
-                if fsx::hex(&s.sha256) != f.sha256 {
+                if files::hex(&s.sha256) != f.sha256 {
                     problems.push(Problem::at(&f.path, "SHA-256 differs from the manifest"));
                 }
                 if s.link.is_some() != f.link.is_some() {
