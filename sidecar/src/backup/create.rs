@@ -143,19 +143,16 @@ fn gone(ctx: &Ctx, vanished: Vec<PathBuf>) -> Vec<Problem> {
 
 /// The last steps of writing a backup, a zip or a folder: verify the temporary one in full,
 /// refuse if a backup of the final name appeared meanwhile, rename it into place and make
-/// the rename durable.
+/// the rename durable ([`files::place_verified`]).
 fn place_verified(ctx: &Ctx, tmp: &std::path::Path, final_path: &std::path::Path) -> Result<()> {
-    let report = verify::backup(tmp);
-    if !report.ok() {
-        bail!("the new backup failed verification, deleted: {}", report.problems_text());
-    }
-    if final_path.symlink_metadata().is_ok() {
-        bail!("{} appeared while the backup was written", ctx.show(final_path));
-    }
-    fs::rename(tmp, final_path)
-        .with_context(|| format!("renaming {} to {}", ctx.show(tmp), ctx.show(final_path)))?;
-    files::sync_dir(final_path);
-    Ok(())
+    files::place_verified(&ctx.root, tmp, final_path, "backup", |tmp| {
+        let report = verify::backup(tmp);
+        if report.ok() {
+            Ok(())
+        } else {
+            Err(report.problems_text())
+        }
+    })
 }
 
 /// The manifest of a backup of `sources` stored as `files`, made now.

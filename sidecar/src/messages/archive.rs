@@ -17,7 +17,10 @@ use super::{
     shape::{canonical_digest, digests, holds_exactly, local, member, Shape},
     ARCHIVE_PREFIX,
 };
-use crate::{files, Ctx, Problem};
+use crate::{
+    files::{self, PlaceError},
+    Ctx, Problem,
+};
 
 /// `sent_messages_archive_<stamp>.json`, or `..._<stamp>_N.json` when taken.
 pub(super) fn unique_archive_path(dir: &Path, stamp: &str) -> PathBuf {
@@ -153,8 +156,11 @@ pub(super) fn write_archive(
         file.set_permissions_of(of).with_context(|| format!("setting permissions on {tmp}"))?;
     }
     file.file().sync_all().with_context(|| format!("writing {tmp}"))?;
-    holds_exactly(file.temp(), list_key, digests(messages)).with_context(|| tmp.clone())?;
-    file.commit_new().with_context(|| format!("writing {}", ctx.show(path)))
+    let verify = |t: &Path| holds_exactly(t, list_key, digests(messages)).with_context(|| tmp);
+    file.commit_verified(verify).map_err(|e| match e {
+        PlaceError::Refused(e) => e,
+        other => other.into_error(path).context(format!("writing {}", ctx.show(path))),
+    })
 }
 
 #[cfg(test)]

@@ -191,16 +191,14 @@ pub fn write(
             manifest
         };
         bar.finish();
-        let report = self::verify::snapshot(&tmp);
-        if !report.ok() {
-            bail!("the new snapshot failed verification, deleted: {}", report.problems_text());
-        }
-        if final_path.symlink_metadata().is_ok() {
-            bail!("{} appeared while the snapshot was written", ctx.show(&final_path));
-        }
-        fs::rename(&tmp, &final_path)
-            .with_context(|| format!("renaming {} to {}", ctx.show(&tmp), ctx.show(&final_path)))?;
-        files::sync_dir(&final_path);
+        files::place_verified(&ctx.root, &tmp, &final_path, "snapshot", |tmp| {
+            let report = self::verify::snapshot(tmp);
+            if report.ok() {
+                Ok(())
+            } else {
+                Err(report.problems_text())
+            }
+        })?;
         Ok(manifest)
     })();
     match result {
