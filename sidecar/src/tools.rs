@@ -15,7 +15,7 @@ use chrono::NaiveDateTime;
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::{error::usage, files, Ctx};
+use crate::{error::usage, files, paths, Ctx};
 
 /// The versions kept by default.
 pub const DEFAULT_KEEP: usize = 7;
@@ -200,21 +200,6 @@ pub struct Saved {
     pub rotated: Option<Rotation>,
 }
 
-/// A tool or domain name: one plain folder or file name part.
-fn check_part(what: &str, v: &str) -> Result<()> {
-    let ok = !v.is_empty()
-        && !v.starts_with('.')
-        && v.len() <= 200
-        && v.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
-    if ok {
-        Ok(())
-    } else {
-        Err(usage(format!(
-            "invalid {what} {v:?}: use letters, digits, '_', '-' and '.', not starting with '.'"
-        )))
-    }
-}
-
 /// Reads and parses the data; nothing is changed when it is not JSON.
 pub fn read_input(ctx: &Ctx, input: &Input) -> Result<Value> {
     let (bytes, from) = match input {
@@ -243,8 +228,8 @@ pub fn save_result(
     keep: usize,
     dry_run: bool,
 ) -> Result<Saved> {
-    check_part("tool name", tool)?;
-    check_part("domain", domain)?;
+    paths::check_plain_name("tool name", tool)?;
+    paths::check_plain_name("domain", domain)?;
     check_keep(keep)?;
     let data = read_input(ctx, input)?;
     let dir = ctx.root.join("development_tools").join(domain).join("jsons");

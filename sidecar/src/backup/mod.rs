@@ -19,7 +19,7 @@ use chrono::{DateTime, FixedOffset, Local, NaiveDateTime, TimeZone, Utc};
 use serde::Serialize;
 
 use self::manifest::{Includes, Manifest};
-use crate::{collect, error::usage, files, Ctx, Problem};
+use crate::{collect, files, paths, Ctx, Problem};
 
 /// Name prefixes of the kinds.
 pub const WEEKLY_PREFIX: &str = "weekly_backup_";
@@ -257,19 +257,9 @@ pub fn resolve(ctx: &Ctx, spec: &str) -> Result<PathBuf> {
     anyhow::bail!("no backup {spec:?}: not a file, and not found in {}; {there}", ctx.show(&dir))
 }
 
-/// Checks a user-given backup name.
+/// Checks a user-given backup name ([`paths::check_plain_name`]).
 pub fn check_name(name: &str) -> Result<()> {
-    let ok = !name.is_empty()
-        && !name.starts_with('.')
-        && name.len() <= 200
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
-    if ok {
-        Ok(())
-    } else {
-        Err(usage(format!(
-            "invalid backup name {name:?}: use letters, digits, '_', '-' and '.', not starting with '.'"
-        )))
-    }
+    paths::check_plain_name("backup name", name)
 }
 
 /// `<prefix><stamp>`, or `<prefix><stamp>_N` when taken.

@@ -54,7 +54,6 @@ use self::{
     },
 };
 use crate::{
-    error::usage,
     files,
     json_text::{self, Member},
     service_file::{Replaced, ServiceFile},
@@ -130,7 +129,7 @@ pub fn archive_messages(ctx: &Ctx, user: Option<&str>, days: u32, dry_run: bool)
     let mut report = Report::default();
     let users = match user {
         Some(id) => {
-            check_user_id(id)?;
+            crate::paths::check_user_id(id)?;
             if !fs::symlink_metadata(users_dir.join(id))
                 .is_ok_and(|m| m.is_dir() || m.file_type().is_symlink())
             {
@@ -177,16 +176,6 @@ pub fn archive_messages(ctx: &Ctx, user: Option<&str>, days: u32, dry_run: bool)
         tracing::warn!(target: "mhm::sidecar", "messages archive: {p}");
     }
     Ok(report)
-}
-
-/// A user id given on the command line must be one folder name.
-fn check_user_id(id: &str) -> Result<()> {
-    if !crate::paths::is_folder_name(id) {
-        return Err(usage(format!(
-            "invalid user id {id:?}: expected a folder name under data/users"
-        )));
-    }
-    Ok(())
 }
 
 fn list_users(ctx: &Ctx, users_dir: &Path, problems: &mut Vec<Problem>) -> Vec<String> {

@@ -94,10 +94,8 @@ pub struct Outcome {
 /// changes nothing).
 pub fn restore(ctx: &Ctx, path: &Path, scope: &Scope, dry_run: bool) -> Result<Outcome> {
     // A bad `--user` is bad usage, refused before anything is read or written.
-    if let Some(id) = scope.user.as_deref().filter(|id| !paths::is_folder_name(id)) {
-        return Err(crate::error::usage(format!(
-            "invalid user id {id:?}: expected a folder name under data/users"
-        )));
+    if let Some(id) = scope.user.as_deref() {
+        paths::check_user_id(id)?;
     }
     let mut warnings = Vec::new();
     // A rollback that failed earlier left the previous data in `.restore-old-*`: never
