@@ -161,22 +161,11 @@ pub enum StepResult {
     Failed(String),
 }
 
-impl std::fmt::Display for StepResult {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            StepResult::Done => f.write_str("done"),
-            StepResult::Would => f.write_str("would"),
-            StepResult::Gone => f.write_str("already gone (moved by another process)"),
-            StepResult::Failed(why) => write!(f, "failed: {why}"),
-        }
-    }
-}
-
-impl Serialize for StepResult {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(self)
-    }
-}
+crate::report::outcome_text!(StepResult {
+    Done => "done",
+    Would => "would",
+    Gone => "already gone (moved by another process)",
+});
 
 /// What `logs archive` did.
 #[derive(Debug, Default, Serialize)]

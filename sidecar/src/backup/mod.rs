@@ -383,22 +383,11 @@ pub enum PruneResult {
     Kept,
 }
 
-impl std::fmt::Display for PruneResult {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            PruneResult::Deleted => f.write_str("deleted"),
-            PruneResult::WouldDelete => f.write_str("would delete"),
-            PruneResult::Failed(why) => write!(f, "failed: {why}"),
-            PruneResult::Kept => f.write_str("kept"),
-        }
-    }
-}
-
-impl Serialize for PruneResult {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(self)
-    }
-}
+crate::report::outcome_text!(PruneResult {
+    Deleted => "deleted",
+    WouldDelete => "would delete",
+    Kept => "kept",
+});
 
 impl PruneStep {
     /// Whether the step failed.
