@@ -91,6 +91,52 @@ pub fn exists(path: &Path) -> bool {
     path.symlink_metadata().is_ok()
 }
 
+/// Why [`place_new`] (or [`Atomic::commit_verified`]) did not put a temporary in place.
+#[derive(Debug)]
+pub enum PlaceError<E> {
+    /// The check refused the temporary: its error.
+    Refused(E),
+    /// Something appeared at the final path while the temporary was written: never
+    /// overwritten.
+    Appeared,
+    /// Syncing or renaming failed.
+    Io(io::Error),
+}
+
+impl<E: From<io::Error>> PlaceError<E> {
+    /// As one error: the check's own, or an `io::Error` made into `E`
+    /// ([`Appeared`](Self::Appeared) an [`io::ErrorKind::AlreadyExists`] naming `path`).
+    pub fn into_error(self, path: &Path) -> E {
+        match self {
+            PlaceError::Refused(e) => e,
+            PlaceError::Appeared => io::Error::new(
+                io::ErrorKind::AlreadyExists,
+                format!("{} appeared while it was written; never overwritten", path.display()),
+            )
+            .into(),
+            PlaceError::Io(e) => e.into(),
+        }
+    }
+}
+
+/// The last steps of writing something new under a temporary name beside `path`, a file or
+/// a folder, already written and synced: `verify` the temporary (the last moment to refuse
+/// it), refuse when anything appeared at `path` meanwhile, rename into place, sync the
+/// folder. Nothing is removed on failure: the temporary is the caller's.
+pub fn place_new<E>(
+    tmp: &Path,
+    path: &Path,
+    verify: impl FnOnce(&Path) -> Result<(), E>,
+) -> Result<(), PlaceError<E>> {
+    verify(tmp).map_err(PlaceError::Refused)?;
+    if exists(path) {
+        return Err(PlaceError::Appeared);
+    }
+    fs::rename(tmp, path).map_err(PlaceError::Io)?;
+    sync_dir(path);
+    Ok(())
+}
+
 /// A new file written under a temporary name beside its final path and moved into place
 /// only by [`commit_new`](Self::commit_new) or [`commit_replace`](Self::commit_replace)
 /// after a sync. Dropped without a commit (an error on the way), the temporary file is
@@ -154,15 +200,24 @@ impl Atomic {
     /// Syncs, then renames into place unless something exists at the final path (an
     /// [`io::ErrorKind::AlreadyExists`] error naming it), then syncs the folder.
     pub fn commit_new(self) -> io::Result<()> {
-        self.commit_if(|path| {
-            if exists(path) {
-                return Err(io::Error::new(
-                    io::ErrorKind::AlreadyExists,
-                    format!("{} appeared while it was written; never overwritten", path.display()),
-                ));
-            }
-            Ok(())
-        })
+        let path = self.path.clone();
+        self.commit_verified(|_| Ok::<(), io::Error>(())).map_err(|e| e.into_error(&path))
+    }
+
+    /// Syncs, then [`place_new`]: `verify` reads the temporary file back (the last moment
+    /// to refuse it), nothing may have appeared at the final path, the rename, the folder's
+    /// sync. On any failure the temporary file is removed.
+    pub fn commit_verified<E>(
+        mut self,
+        verify: impl FnOnce(&Path) -> Result<(), E>,
+    ) -> Result<(), PlaceError<E>> {
+        let file = self.file.take().expect("the file is present until commit");
+        file.sync_all().map_err(PlaceError::Io)?;
+        drop(file);
+        place_new(&self.tmp, &self.path, verify)?;
+        // Committed: nothing for Drop to remove.
+        self.tmp = PathBuf::new();
+        Ok(())
     }
 
     /// Like [`commit_new`](Self::commit_new), but when something exists at the final path
@@ -399,6 +454,27 @@ mod tests {
         assert_eq!(err.kind(), io::ErrorKind::AlreadyExists);
         assert_eq!(fs::read_to_string(&path).unwrap(), "old");
         assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1, "the temp file is gone");
+    }
+
+    #[test]
+    fn a_temp_refused_or_beaten_to_its_name_is_never_placed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.zip");
+        let mut f = Atomic::create(&path).unwrap();
+        f.write_all(b"bad").unwrap();
+        let err = f.commit_verified(|tmp| Err(fs::read_to_string(tmp).unwrap())).unwrap_err();
+        assert!(matches!(err, PlaceError::Refused(ref why) if why == "bad"), "{err:?}");
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 0, "the temp file is gone");
+
+        // A folder: verified, refused when the name appeared, placed when it did not.
+        let tmp = temp_path(&path);
+        fs::create_dir(&tmp).unwrap();
+        fs::write(&path, "theirs").unwrap();
+        let err = place_new(&tmp, &path, |t| if t.is_dir() { Ok(()) } else { Err(()) });
+        assert!(matches!(err, Err(PlaceError::Appeared)));
+        fs::remove_file(&path).unwrap();
+        place_new(&tmp, &path, |_| Ok::<(), ()>(())).unwrap();
+        assert!(path.is_dir() && !tmp.exists());
     }
 
     #[test]

@@ -22,7 +22,7 @@ use mhm_logfiles::{
 };
 use serde::Serialize;
 
-use crate::{error::usage, fsx, Ctx, Problem};
+use crate::{error::usage, files, Ctx, Problem};
 
 /// The sidecar's daily rule: copies 7 days old or older are gzipped into `archive/`.
 pub const COMPRESS_AFTER: Duration = Duration::from_secs(7 * 86_400);
@@ -161,22 +161,11 @@ pub enum StepResult {
     Failed(String),
 }
 
-impl std::fmt::Display for StepResult {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            StepResult::Done => f.write_str("done"),
-            StepResult::Would => f.write_str("would"),
-            StepResult::Gone => f.write_str("already gone (moved by another process)"),
-            StepResult::Failed(why) => write!(f, "failed: {why}"),
-        }
-    }
-}
-
-impl Serialize for StepResult {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(self)
-    }
-}
+crate::report::outcome_text!(StepResult {
+    Done => "done",
+    Would => "would",
+    Gone => "already gone (moved by another process)",
+});
 
 /// What `logs archive` did.
 #[derive(Debug, Default, Serialize)]
@@ -199,7 +188,7 @@ pub fn archive(ctx: &Ctx, dirs: &[LogDir], dry_run: bool) -> Result<ArchiveRepor
         if !dry_run {
             // `logs restore` writes its temporary file beside the active logs.
             for folder in [&dir.dir, &dir.backups, &dir.archive] {
-                for p in fsx::remove_stale_temps(folder) {
+                for p in files::remove_stale_temps(folder) {
                     report.temps_removed.push(ctx.show(&p));
                 }
             }
@@ -471,14 +460,14 @@ pub fn restore_copy(ctx: &Ctx, dir: &LogDir, copy: &str, dry_run: bool) -> Resul
             ctx.show(&src)
         )));
     };
-    let target = fsx::unique_path(&dir.dir.join(format!("{}.restored", name.log)));
+    let target = files::unique_path(&dir.dir.join(format!("{}.restored", name.log)));
     let restored = Restored { copy: ctx.show(&src), restored: ctx.show(&target) };
     if dry_run {
         return Ok(restored);
     }
     fs::create_dir_all(&dir.dir).with_context(|| format!("creating {}", ctx.show(&dir.dir)))?;
     let result = (|| -> Result<()> {
-        let mut out = fsx::Atomic::create(&target)
+        let mut out = files::Atomic::create(&target)
             .with_context(|| format!("creating {}", ctx.show(&target)))?;
         // Never readable by more users than the copy it comes from.
         if let Ok(meta) = fs::metadata(&src) {

@@ -1,6 +1,6 @@
 //! What goes into a backup or a snapshot: the files under the root, selected and listed
 //! in a stable order, each with the name it gets in the archive. Nothing is read here
-//! but folder listings and link targets; [`crate::pack`] reads the files.
+//! but folder listings and link targets; the packer (`pack.rs`) reads the files.
 
 use std::{
     fs, io,

@@ -14,10 +14,10 @@
 //! | 4 message archives | [`messages`] (JSON text kept as written: [`json_text`]; the service's lock and the rewrite in place under it: [`service_file`]) |
 //! | 5 tool outputs | [`tools`] |
 //! | 6 snapshots | [`snapshot`] (written by [`pack`] from [`collect`], checked by [`verify`]) |
-//! | 7 `maintain`, `status`, the lock | [`maintain`] + [`state`], [`status`], [`lock`], [`recover`] |
+//! | 7 `maintain`, `status`, the lock | [`maintain`] + [`state`], [`status`], [`lock`], [`recover`] (in `restore/`) |
 //! | 10 off-site copies | [`remote`] |
 //! | settings, `.env` | [`context`], [`envfile`] |
-//! | write-temp-sync-rename, free names | [`fsx`] |
+//! | write-temp-sync-rename, free names | [`files`] |
 //! | zips the sidecar did not just write | [`zipcheck`] (checked before the `zip` crate reads them) |
 //!
 //! ```
@@ -41,7 +41,7 @@ pub mod context;
 pub mod demo;
 pub mod envfile;
 pub mod error;
-pub mod fsx;
+pub mod files;
 pub mod json_text;
 pub mod lock;
 pub mod maintain;
@@ -49,7 +49,6 @@ pub mod messages;
 pub mod notify;
 pub mod pack;
 pub mod paths;
-pub mod recover;
 pub mod remote;
 pub mod report;
 pub mod restore;
@@ -67,3 +66,5 @@ pub mod zipcheck;
 pub use context::{Ctx, FailPoint, Faults, Hook};
 pub use error::{LockedError, UsageError};
 pub use report::{Bar, NoProgress, Problem, ProblemKind, Progress};
+/// Cleaning up after a killed run, part of [`restore`]; here for its callers.
+pub use restore::recover;

@@ -190,7 +190,7 @@ pub fn run(
     };
     if !dry_run {
         // A state file write cut short leaves `.tmp-<pid>-.sidecar_state.json` behind.
-        crate::fsx::remove_stale_temps(&ctx.data_dir());
+        crate::files::remove_stale_temps(&ctx.data_dir());
     }
     let mut changed = false;
     let due_work = JOBS.iter().any(|job| {
@@ -354,7 +354,7 @@ fn preview_task(ctx: &Ctx, task: Task, policy: PrunePolicy) -> anyhow::Result<St
                 format!("would make nothing: the newest weekly backup {newest} is {age_days} day(s) old")
             }
             backup::Weekly::Due(name) => {
-                let gone: Vec<String> = backup::prune(ctx, policy, true)?
+                let gone: Vec<String> = backup::prune(ctx, policy, true, &remote::FromSettings)?
                     .into_iter()
                     .map(|p| format!("{} ({})", p.name, p.why))
                     .collect();
@@ -411,6 +411,7 @@ fn run_task(
                     // Always a zip: it is what goes off-site (README, "Folder backups of our own").
                     backup::create::Format::Zip,
                     policy,
+                    &remote::FromSettings,
                 )?;
                 let failed = made.pruned.iter().filter(|p| p.failed()).count();
                 let deleted =

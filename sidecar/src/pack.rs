@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use zip::{write::SimpleFileOptions, CompressionMethod, ZipWriter};
 
-use crate::{collect::Source, fsx, paths, report::Bar};
+use crate::{collect::Source, files, paths, report::Bar};
 
 /// One stored file, as manifests list it.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
@@ -243,7 +243,7 @@ pub fn store(
         return Ok(Some(FileEntry {
             path: src.name.clone(),
             size: target.len() as u64,
-            sha256: fsx::sha256_hex(target.as_bytes()),
+            sha256: files::sha256_hex(target.as_bytes()),
             link: Some(target.clone()),
         }));
     }
@@ -263,7 +263,7 @@ pub fn store(
     zip.start_file(src.name.as_str(), opts)
         .with_context(|| format!("starting entry {}", src.name))?;
     let mut hasher = Sha256::new();
-    let size = fsx::read_chunks(&mut input, buf, |chunk| {
+    let size = files::read_chunks(&mut input, buf, |chunk| {
         hasher.update(chunk);
         bar.inc(chunk.len() as u64);
         zip.write_all(chunk)
@@ -272,7 +272,7 @@ pub fn store(
     Ok(Some(FileEntry {
         path: src.name.clone(),
         size,
-        sha256: fsx::hex(&hasher.finalize()),
+        sha256: files::hex(&hasher.finalize()),
         link: None,
     }))
 }
@@ -476,5 +476,65 @@ fn zip_time(t: std::time::SystemTime) -> Option<zip::DateTime> {
 /// Creates `path` (new, owner-only on unix); an error names it relative to the MHM `root`
 /// where it lies under it.
 pub fn create_private(root: &Path, path: &Path) -> Result<File> {
-    fsx::create_new(path, true).with_context(|| format!("creating {}", paths::show(root, path)))
+    files::create_new(path, true).with_context(|| format!("creating {}", paths::show(root, path)))
+}
+
+/// The folder form of [`write_all`] (a folder snapshot, a folder backup): `tmp` made, each
+/// file copied into it (streamed through SHA-256) and synced; what surrounds it (the
+/// manifest, verify, rename) is the caller's. Paths in errors are shown relative to `root`.
+pub fn write_folder(root: &Path, tmp: &Path, sources: &[Source], bar: &dyn Bar) -> Result<Stored> {
+    let show = |p: &Path| paths::show(root, p);
+    fs::create_dir(tmp).with_context(|| format!("creating {}", show(tmp)))?;
+    let mut stored = Stored::default();
+    let mut buf = vec![0u8; 1 << 16];
+    for s in sources {
+        let dest = tmp.join(&s.name);
+        if let Some(parent) = dest.parent() {
+            fs::create_dir_all(parent).with_context(|| format!("creating {}", show(parent)))?;
+        }
+        if let Some(target) = &s.link {
+            link(root, target, &dest)?;
+            stored.files.push(FileEntry {
+                path: s.name.clone(),
+                size: target.len() as u64,
+                sha256: files::sha256_hex(target.as_bytes()),
+                link: Some(target.clone()),
+            });
+            continue;
+        }
+        let Some(mut input) = open_source(root, s)? else {
+            stored.vanished.push(s.path.clone());
+            continue;
+        };
+        let mut out = create_private(root, &dest)?;
+        let mut hasher = Sha256::new();
+        let size = files::read_chunks(&mut input, &mut buf, |chunk| {
+            hasher.update(chunk);
+            bar.inc(chunk.len() as u64);
+            io::Write::write_all(&mut out, chunk)
+        })
+        .with_context(|| format!("copying {} to {}", show(&s.path), show(&dest)))?;
+        out.sync_all().with_context(|| format!("syncing {}", show(&dest)))?;
+        stored.files.push(FileEntry {
+            path: s.name.clone(),
+            size,
+            sha256: files::hex(&hasher.finalize()),
+            link: None,
+        });
+    }
+    Ok(stored)
+}
+
+#[cfg(unix)]
+fn link(root: &Path, target: &str, dest: &Path) -> Result<()> {
+    std::os::unix::fs::symlink(target, dest)
+        .with_context(|| format!("creating link {}", paths::show(root, dest)))
+}
+
+#[cfg(not(unix))]
+fn link(root: &Path, _target: &str, dest: &Path) -> Result<()> {
+    anyhow::bail!(
+        "{}: links in a folder snapshot need a unix system; use a zip snapshot",
+        paths::show(root, dest)
+    )
 }

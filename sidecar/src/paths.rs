@@ -119,6 +119,38 @@ pub fn is_folder_name(name: &str) -> bool {
         && name.as_bytes().get(1) != Some(&b':')
 }
 
+/// A user id given on the command line ([`is_folder_name`]), or a usage error.
+pub fn check_user_id(id: &str) -> anyhow::Result<()> {
+    if is_folder_name(id) {
+        Ok(())
+    } else {
+        Err(crate::error::usage(format!(
+            "invalid user id {id:?}: expected a folder name under data/users"
+        )))
+    }
+}
+
+/// Whether `name` is a plain name the sidecar makes a file name from (a backup, a tool, a
+/// domain): 1 to 200 ASCII letters, digits, `_`, `-` and `.`, not starting with `.`. The
+/// one rule for such names; user ids, which the service makes, follow [`is_folder_name`].
+pub fn is_plain_name(name: &str) -> bool {
+    !name.is_empty()
+        && !name.starts_with('.')
+        && name.len() <= 200
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+}
+
+/// [`is_plain_name`], or a usage error naming `what` the name is (`"backup name"`).
+pub fn check_plain_name(what: &str, name: &str) -> anyhow::Result<()> {
+    if is_plain_name(name) {
+        Ok(())
+    } else {
+        Err(crate::error::usage(format!(
+            "invalid {what} {name:?}: use letters, digits, '_', '-' and '.', not starting with '.'"
+        )))
+    }
+}
+
 /// At most this many links are followed while resolving one path (Linux allows 40).
 pub const MAX_HOPS: usize = 40;
 
@@ -219,6 +251,22 @@ pub use mhm_fsx::normalize;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn plain_names_are_one_rule_with_one_message() {
+        for ok in ["mhm_backup_20260101_010000", "a.b-c_d", "x"] {
+            assert!(is_plain_name(ok) && check_plain_name("backup name", ok).is_ok(), "{ok:?}");
+        }
+        for bad in ["", ".hidden", "a/b", "a\\b", "naïve", "a b", &"x".repeat(201)] {
+            assert!(!is_plain_name(bad), "{bad:?}");
+        }
+        let e = check_plain_name("tool name", "a/b").unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "invalid tool name \"a/b\": use letters, digits, '_', '-' and '.', not starting with '.'"
+        );
+        assert!(check_user_id("u1").is_ok() && check_user_id("..").is_err());
+    }
 
     #[test]
     fn names() {

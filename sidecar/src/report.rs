@@ -104,6 +104,30 @@ impl fmt::Display for Problem {
     }
 }
 
+/// `Display`, and `Serialize` as that text, for an outcome enum of unit variants and a
+/// `Failed(why)`: each unit variant is said as its phrase, `Failed(why)` as `failed: <why>`,
+/// in a table and in JSON alike. The one implementation behind `backup::PruneResult` and
+/// `archival::StepResult`.
+macro_rules! outcome_text {
+    ($ty:ident { $($variant:ident => $text:literal),+ $(,)? }) => {
+        impl ::std::fmt::Display for $ty {
+            fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+                match self {
+                    $($ty::$variant => f.write_str($text),)+
+                    $ty::Failed(why) => write!(f, "failed: {why}"),
+                }
+            }
+        }
+
+        impl ::serde::Serialize for $ty {
+            fn serialize<S: ::serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.collect_str(self)
+            }
+        }
+    };
+}
+pub(crate) use outcome_text;
+
 /// Reports progress of long work (a backup, a restore, a snapshot, compressing logs).
 pub trait Progress: Send + Sync {
     /// Starts a bar for `total` bytes of work called `what`.
@@ -167,5 +191,21 @@ mod tests {
             json,
             serde_json::json!({"path": "a/b", "kind": "invalid", "what": "corrupt: x"})
         );
+    }
+
+    #[derive(Debug)]
+    enum Outcome {
+        Done,
+        Failed(String),
+    }
+
+    outcome_text!(Outcome { Done => "done" });
+
+    #[test]
+    fn an_outcome_is_said_the_same_in_a_table_and_in_json() {
+        assert_eq!(Outcome::Done.to_string(), "done");
+        let failed = Outcome::Failed("no space".into());
+        assert_eq!(failed.to_string(), "failed: no space");
+        assert_eq!(serde_json::to_string(&failed).unwrap(), r#""failed: no space""#);
     }
 }

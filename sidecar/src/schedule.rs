@@ -95,7 +95,7 @@ pub fn detect() -> Result<Kind> {
 /// The entry's name for `root`: `mhm-sidecar-maintain-<first 8 hex of SHA-256(root)>`.
 pub fn name_for(root: &Path) -> String {
     let digest = Sha256::digest(root.to_string_lossy().as_bytes());
-    format!("mhm-sidecar-maintain-{}", &crate::fsx::hex(&digest)[..8])
+    format!("mhm-sidecar-maintain-{}", &crate::files::hex(&digest)[..8])
 }
 
 /// The entry that runs `exe --root <root> maintain` hourly with `kind`.
@@ -385,8 +385,8 @@ fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
-    let mut out =
-        crate::fsx::Atomic::create(path).with_context(|| format!("writing {}", path.display()))?;
+    let mut out = crate::files::Atomic::create(path)
+        .with_context(|| format!("writing {}", path.display()))?;
     out.file().write_all(bytes).with_context(|| format!("writing {}", path.display()))?;
     out.commit_replace().with_context(|| format!("writing {}", path.display()))
 }

@@ -57,7 +57,7 @@ use std::{
 
 use anyhow::{anyhow, Context, Result};
 
-use crate::{fsx, Ctx, FailPoint};
+use crate::{files, Ctx, FailPoint};
 
 /// The buffer the new content is written through.
 const BUF: usize = 1 << 16;
@@ -158,7 +158,7 @@ impl ServiceFile {
     /// `<file>.lock` created exclusively, as the service creates it.
     #[cfg(not(unix))]
     fn try_lock(path: &Path) -> io::Result<Attempt> {
-        if !fsx::exists(path) {
+        if !files::exists(path) {
             return Ok(Attempt::Missing);
         }
         let mut name = path.as_os_str().to_owned();
@@ -234,7 +234,7 @@ impl ServiceFile {
         old: &[u8],
     ) -> Result<Replaced> {
         let meta = self.metadata().context("reading its metadata")?;
-        let mut new = fsx::Atomic::create(&self.path)
+        let mut new = files::Atomic::create(&self.path)
             .with_context(|| format!("creating a file beside {}", ctx.show(&self.path)))?;
         let tmp = ctx.show(new.temp());
         #[cfg(unix)]

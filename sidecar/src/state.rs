@@ -12,7 +12,7 @@ use anyhow::{Context, Result};
 use chrono::{DateTime, FixedOffset};
 use serde::{Deserialize, Serialize};
 
-use crate::{fsx, Ctx};
+use crate::{files, Ctx};
 
 /// The state file's path under the data folder.
 pub fn path(data_dir: &Path) -> PathBuf {
@@ -62,17 +62,17 @@ pub fn load(ctx: &Ctx) -> Result<State> {
 /// `.sidecar_state.json.corrupt[.N]` beside it (never overwriting an earlier one).
 pub fn set_aside(ctx: &Ctx) -> Result<PathBuf> {
     let from = path(&ctx.data_dir());
-    let to = fsx::unique_path(&ctx.data_dir().join(".sidecar_state.json.corrupt"));
+    let to = files::unique_path(&ctx.data_dir().join(".sidecar_state.json.corrupt"));
     fs::rename(&from, &to)
         .with_context(|| format!("moving {} to {}", ctx.show(&from), ctx.show(&to)))?;
-    fsx::sync_dir(&to);
+    files::sync_dir(&to);
     Ok(to)
 }
 
 /// Writes the state atomically.
 pub fn save(ctx: &Ctx, state: &State) -> Result<()> {
     let path = path(&ctx.data_dir());
-    let mut out = fsx::Atomic::create(&path)
+    let mut out = files::Atomic::create(&path)
         .with_context(|| format!("creating a file beside {}", ctx.show(&path)))?;
     serde_json::to_writer_pretty(out.file(), state).context("encoding the state")?;
     out.file().write_all(b"\n").with_context(|| format!("writing {}", ctx.show(out.temp())))?;

@@ -15,7 +15,7 @@ use chrono::NaiveDateTime;
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::{error::usage, fsx, Ctx};
+use crate::{error::usage, files, paths, Ctx};
 
 /// The versions kept by default.
 pub const DEFAULT_KEEP: usize = 7;
@@ -144,7 +144,7 @@ pub fn rotate(
     fs::create_dir_all(archive_dir)
         .with_context(|| format!("creating {}", ctx.show(archive_dir)))?;
     match mode {
-        Mode::Move => fsx::move_file(file, &target)
+        Mode::Move => files::move_file(file, &target)
             .with_context(|| format!("moving {} to {}", ctx.show(file), ctx.show(&target)))?,
         Mode::Copy => copy_new(ctx, file, &target)?,
     }
@@ -170,10 +170,10 @@ fn check_keep(keep: usize) -> Result<()> {
 /// them (it fails rather than overwrite), else a synced copy renamed into place.
 fn copy_new(ctx: &Ctx, from: &Path, to: &Path) -> Result<()> {
     if fs::hard_link(from, to).is_ok() {
-        fsx::sync_dir(to);
+        files::sync_dir(to);
         return Ok(());
     }
-    let mut out = fsx::Atomic::create(to)
+    let mut out = files::Atomic::create(to)
         .with_context(|| format!("creating a file beside {}", ctx.show(to)))?;
     let mut src = fs::File::open(from).with_context(|| format!("opening {}", ctx.show(from)))?;
     io::copy(&mut src, out.file())
@@ -198,21 +198,6 @@ pub struct Saved {
     pub path: String,
     /// The rotation of the previous results file, when there was one.
     pub rotated: Option<Rotation>,
-}
-
-/// A tool or domain name: one plain folder or file name part.
-fn check_part(what: &str, v: &str) -> Result<()> {
-    let ok = !v.is_empty()
-        && !v.starts_with('.')
-        && v.len() <= 200
-        && v.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
-    if ok {
-        Ok(())
-    } else {
-        Err(usage(format!(
-            "invalid {what} {v:?}: use letters, digits, '_', '-' and '.', not starting with '.'"
-        )))
-    }
 }
 
 /// Reads and parses the data; nothing is changed when it is not JSON.
@@ -243,8 +228,8 @@ pub fn save_result(
     keep: usize,
     dry_run: bool,
 ) -> Result<Saved> {
-    check_part("tool name", tool)?;
-    check_part("domain", domain)?;
+    paths::check_plain_name("tool name", tool)?;
+    paths::check_plain_name("domain", domain)?;
     check_keep(keep)?;
     let data = read_input(ctx, input)?;
     let dir = ctx.root.join("development_tools").join(domain).join("jsons");
@@ -274,11 +259,11 @@ pub fn save_result(
         return Ok(Saved { path: ctx.show(&path), rotated });
     }
     fs::create_dir_all(&dir).with_context(|| format!("creating {}", ctx.show(&dir)))?;
-    for p in fsx::remove_stale_temps(&dir) {
+    for p in files::remove_stale_temps(&dir) {
         tracing::info!(target: "mhm::sidecar", "tools save-result: removed leftover {}", ctx.show(&p));
     }
     // The new file first (synced under a temporary name), so a failure leaves the old one.
-    let mut out = fsx::Atomic::create(&path)
+    let mut out = files::Atomic::create(&path)
         .with_context(|| format!("creating a file beside {}", ctx.show(&path)))?;
     let mut text = serde_json::to_vec_pretty(&doc).context("encoding the results")?;
     text.push(b'\n');

@@ -1,16 +1,19 @@
 //! Writing a backup: collect the sources ([`crate::collect`]), stream them into a deflated
 //! zip under a `.tmp-*` name ([`crate::pack`]), add the manifest, sync, reopen and verify in
-//! full ([`crate::verify`]), and only then rename into place. Or, as
+//! full ([`super::verify`]), and only then rename into place. Or, as
 //! [`Format::Directory`], the same steps for a folder in the service's directory shape.
 
 use std::{fs, path::PathBuf};
 
 use anyhow::{bail, Context, Result};
 
-use super::manifest::{self, DirManifest, Includes, Manifest, SystemInfo};
+use super::{
+    manifest::{self, DirManifest, Includes, Manifest, SystemInfo},
+    verify,
+};
 use crate::{
     collect::{self, Skipped, Source, Tree},
-    fsx, pack, verify, Ctx, Problem,
+    files, pack, Ctx, Problem,
 };
 
 /// What to put in a backup.
@@ -66,10 +69,10 @@ pub fn write(
         return write_directory(ctx, dir, name, options, &sources);
     }
     let final_path = dir.join(format!("{name}.zip"));
-    if fsx::exists(&final_path) {
+    if files::exists(&final_path) {
         bail!("{} exists already; a backup is never overwritten", ctx.show(&final_path));
     }
-    let tmp = fsx::temp_path(&final_path);
+    let tmp = files::temp_path(&final_path);
     let written = write_tmp(ctx, &tmp, name, options, &sources);
     drop(sources);
     let result = written.and_then(|(mut manifest, vanished)| {
@@ -112,19 +115,16 @@ fn gone(ctx: &Ctx, vanished: Vec<PathBuf>) -> Vec<Problem> {
 
 /// The last steps of writing a backup, a zip or a folder: verify the temporary one in full,
 /// refuse if a backup of the final name appeared meanwhile, rename it into place and make
-/// the rename durable.
+/// the rename durable ([`files::place_verified`]).
 fn place_verified(ctx: &Ctx, tmp: &std::path::Path, final_path: &std::path::Path) -> Result<()> {
-    let report = verify::backup(tmp);
-    if !report.ok() {
-        bail!("the new backup failed verification, deleted: {}", report.problems_text());
-    }
-    if final_path.symlink_metadata().is_ok() {
-        bail!("{} appeared while the backup was written", ctx.show(final_path));
-    }
-    fs::rename(tmp, final_path)
-        .with_context(|| format!("renaming {} to {}", ctx.show(tmp), ctx.show(final_path)))?;
-    fsx::sync_dir(final_path);
-    Ok(())
+    files::place_verified(&ctx.root, tmp, final_path, "backup", |tmp| {
+        let report = verify::backup(tmp);
+        if report.ok() {
+            Ok(())
+        } else {
+            Err(report.problems_text())
+        }
+    })
 }
 
 /// The manifest of a backup of `sources` stored as `files`, made now.
@@ -168,12 +168,12 @@ fn write_directory(
     if taken(&final_path) || taken(&dir.join(format!("{name}.zip"))) {
         bail!("{} exists already; a backup is never overwritten", ctx.show(&final_path));
     }
-    let tmp = fsx::temp_path(&final_path);
+    let tmp = files::temp_path(&final_path);
     let total: u64 = sources.iter().map(|s| s.size).sum();
     let bar = ctx.progress.start("backup", total);
     let mut vanished = Vec::new();
     let result = (|| -> Result<Manifest> {
-        let stored = crate::snapshot::write_folder(ctx, &tmp, sources, &*bar)?;
+        let stored = pack::write_folder(&ctx.root, &tmp, sources, &*bar)?;
         vanished = stored.vanished;
         let manifest = new_manifest(ctx, name, options, sources, &stored.files);
         let on_disk = DirManifest::from_manifest(manifest.clone(), ctx.now_local());
@@ -182,7 +182,7 @@ fn write_directory(
         // Indented with two spaces, as the service's json.dump(indent=2) writes it.
         serde_json::to_writer_pretty(&mut f, &on_disk).context("writing the manifest")?;
         f.sync_all().with_context(|| format!("syncing {}", ctx.show(&path)))?;
-        fsx::sync_dir(&path);
+        files::sync_dir(&path);
         bar.finish();
         place_verified(ctx, &tmp, &final_path)?;
         Ok(manifest)

@@ -4,8 +4,10 @@ pub mod create;
 pub mod manifest;
 pub mod service;
 pub mod user;
+pub mod verify;
 
 use std::{
+    collections::BTreeSet,
     fs::{self, File},
     io::{BufReader, Read},
     path::{Path, PathBuf},
@@ -17,7 +19,7 @@ use chrono::{DateTime, FixedOffset, Local, NaiveDateTime, TimeZone, Utc};
 use serde::Serialize;
 
 use self::manifest::{Includes, Manifest};
-use crate::{collect, error::usage, fsx, verify, Ctx, Problem};
+use crate::{collect, files, paths, Ctx, Problem};
 
 /// Name prefixes of the kinds.
 pub const WEEKLY_PREFIX: &str = "weekly_backup_";
@@ -118,7 +120,7 @@ pub fn list(ctx: &Ctx) -> Result<Vec<Info>> {
                 kind: Kind::of(&name),
                 path: e.path(),
                 created_at,
-                size: service::folder_size(&e.path()),
+                size: files::folder_size(&e.path()),
                 includes: Some(m.includes()),
                 valid: true,
                 // A folder with digests is ours (`--format directory`).
@@ -255,24 +257,14 @@ pub fn resolve(ctx: &Ctx, spec: &str) -> Result<PathBuf> {
     anyhow::bail!("no backup {spec:?}: not a file, and not found in {}; {there}", ctx.show(&dir))
 }
 
-/// Checks a user-given backup name.
+/// Checks a user-given backup name ([`paths::check_plain_name`]).
 pub fn check_name(name: &str) -> Result<()> {
-    let ok = !name.is_empty()
-        && !name.starts_with('.')
-        && name.len() <= 200
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
-    if ok {
-        Ok(())
-    } else {
-        Err(usage(format!(
-            "invalid backup name {name:?}: use letters, digits, '_', '-' and '.', not starting with '.'"
-        )))
-    }
+    paths::check_plain_name("backup name", name)
 }
 
 /// `<prefix><stamp>`, or `<prefix><stamp>_N` when taken.
 pub fn unique_name(dir: &Path, prefix: &str, stamp: &str) -> String {
-    fsx::unique_stem(&format!("{prefix}{stamp}"), |n| {
+    files::unique_stem(&format!("{prefix}{stamp}"), |n| {
         dir.join(format!("{n}.zip")).exists() || dir.join(n).symlink_metadata().is_ok()
     })
 }
@@ -294,15 +286,16 @@ pub struct Made {
     pub left_out: Vec<Problem>,
 }
 
-/// Writes the backup `name` with `includes`, then prunes. User data it cannot hold is
-/// listed in [`Made::left_out`] (a backup of the rest beats no backup, but it is no
-/// success).
+/// Writes the backup `name` with `includes`, then prunes (asking `off_site`, see [`prune`]).
+/// User data it cannot hold is listed in [`Made::left_out`] (a backup of the rest beats no
+/// backup, but it is no success).
 pub fn make(
     ctx: &Ctx,
     name: &str,
     includes: Includes,
     format: create::Format,
     policy: PrunePolicy,
+    off_site: &dyn OffSite,
 ) -> Result<Made> {
     let options = create::Options { includes, format };
     let (sources, skipped) = create::collect(ctx, &options)?;
@@ -320,7 +313,7 @@ pub fn make(
         warnings.push(w);
     }
     tracing::info!(target: "mhm::sidecar", "backup create: wrote {} ({} files, {} bytes)", ctx.show(&path), manifest.system_info.file_count, manifest.system_info.total_bytes);
-    let pruned = prune(ctx, policy, false)?;
+    let pruned = prune(ctx, policy, false, off_site)?;
     Ok(Made { path, manifest, pruned, warnings, left_out })
 }
 
@@ -390,22 +383,11 @@ pub enum PruneResult {
     Kept,
 }
 
-impl std::fmt::Display for PruneResult {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            PruneResult::Deleted => f.write_str("deleted"),
-            PruneResult::WouldDelete => f.write_str("would delete"),
-            PruneResult::Failed(why) => write!(f, "failed: {why}"),
-            PruneResult::Kept => f.write_str("kept"),
-        }
-    }
-}
-
-impl Serialize for PruneResult {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(self)
-    }
-}
+crate::report::outcome_text!(PruneResult {
+    Deleted => "deleted",
+    WouldDelete => "would delete",
+    Kept => "kept",
+});
 
 impl PruneStep {
     /// Whether the step failed.
@@ -443,17 +425,47 @@ impl PrunePolicy {
 /// so that a removal cut short never leaves something that looks like a backup.
 fn remove_backup(path: &Path) -> std::io::Result<()> {
     if path.is_dir() {
-        let aside = fsx::temp_path(path);
+        let aside = files::temp_path(path);
         fs::rename(path, &aside)?;
-        fsx::sync_dir(path);
+        files::sync_dir(path);
         fs::remove_dir_all(&aside)
     } else {
         fs::remove_file(path)
     }
 }
 
-/// Deletes (or, with `dry_run`, lists) backups past the policy; never the newest valid one.
-pub fn prune(ctx: &Ctx, policy: PrunePolicy, dry_run: bool) -> Result<Vec<PruneStep>> {
+/// What the off-site store holds, as prune asks it: a backup whose only copy is here is
+/// kept while copies are kept off-site. The store implements it (`remote::FromSettings`);
+/// [`NoOffSite`] where there is none. Passed in, so that backups know nothing of the store.
+pub trait OffSite {
+    /// Whether copies are kept off-site at all (asked only when something would go).
+    fn configured(&self, ctx: &Ctx) -> bool;
+    /// The names of the whole copies in the store; `None` when it cannot be listed.
+    fn copies(&self, ctx: &Ctx) -> Option<BTreeSet<String>>;
+}
+
+/// No off-site store: backups are pruned by the local rules alone.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct NoOffSite;
+
+impl OffSite for NoOffSite {
+    fn configured(&self, _: &Ctx) -> bool {
+        false
+    }
+
+    fn copies(&self, _: &Ctx) -> Option<BTreeSet<String>> {
+        None
+    }
+}
+
+/// Deletes (or, with `dry_run`, lists) backups past the policy; never the newest valid one,
+/// nor (while `off_site` is configured) one never pushed there.
+pub fn prune(
+    ctx: &Ctx,
+    policy: PrunePolicy,
+    dry_run: bool,
+    off_site: &dyn OffSite,
+) -> Result<Vec<PruneStep>> {
     let dir = ctx.backups_dir();
     let mut steps = Vec::new();
     let now = ctx.now.fixed_offset();
@@ -496,18 +508,8 @@ pub fn prune(ctx: &Ctx, policy: PrunePolicy, dry_run: bool) -> Result<Vec<PruneS
     // While off-site copies are configured, the only copy of a backup that never reached
     // the store is kept (a failed or pending push must not make it go away); when the
     // store cannot be listed, nothing is known to be there, so every one is kept.
-    if !doomed.is_empty() && crate::remote::configured(ctx) {
-        let in_store: Option<std::collections::BTreeSet<String>> =
-            crate::remote::Remote::open(ctx, &crate::remote::Overrides::default())
-                .and_then(|r| r.list())
-                .ok()
-                .map(|l| {
-                    l.copies
-                        .into_iter()
-                        .filter(|c| c.status == crate::remote::Status::Ok)
-                        .map(|c| c.name)
-                        .collect()
-                });
+    if !doomed.is_empty() && off_site.configured(ctx) {
+        let in_store = off_site.copies(ctx);
         doomed.retain(|(b, why)| {
             let pushed = b.path.is_dir() // folder backups are not pushed unless named
                 || in_store.as_ref().is_some_and(|s| s.contains(&b.name));
@@ -543,8 +545,8 @@ pub fn prune(ctx: &Ctx, policy: PrunePolicy, dry_run: bool) -> Result<Vec<PruneS
             let old = e
                 .metadata()
                 .and_then(|m| m.modified())
-                .is_ok_and(|t| t.elapsed().unwrap_or_default() > fsx::STALE_AFTER);
-            if name.starts_with(fsx::TEMP_PREFIX) && old {
+                .is_ok_and(|t| t.elapsed().unwrap_or_default() > files::STALE_AFTER);
+            if name.starts_with(files::TEMP_PREFIX) && old {
                 steps.push(PruneStep {
                     name,
                     why: "leftover temporary file".into(),
@@ -553,7 +555,7 @@ pub fn prune(ctx: &Ctx, policy: PrunePolicy, dry_run: bool) -> Result<Vec<PruneS
             }
         }
     } else {
-        for p in fsx::remove_stale_temps(&dir) {
+        for p in files::remove_stale_temps(&dir) {
             let name = p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
             steps.push(PruneStep {
                 name,

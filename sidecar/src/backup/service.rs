@@ -87,21 +87,6 @@ pub fn folder_manifest(dir: &Path) -> Option<ServiceManifest> {
     serde_json::from_reader(std::io::BufReader::new(file.take(16 << 20))).ok()
 }
 
-/// Bytes under `dir` (links count as nothing).
-pub fn folder_size(dir: &Path) -> u64 {
-    fs::read_dir(dir)
-        .map(|r| {
-            r.flatten()
-                .map(|e| match e.file_type() {
-                    Ok(t) if t.is_dir() => folder_size(&e.path()),
-                    Ok(t) if t.is_file() => e.metadata().map(|m| m.len()).unwrap_or(0),
-                    _ => 0,
-                })
-                .sum()
-        })
-        .unwrap_or(0)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

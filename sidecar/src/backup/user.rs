@@ -3,7 +3,7 @@
 //! before every save that updates several parts of one user's data. They hold
 //! `backup_metadata.json` and that user's files, no manifest of ours. A kind of their own
 //! (`user`, made by the service): listed, verified for what they carry
-//! ([`verify::user_backup`](crate::verify::user_backup)), never "invalid" for lack of a
+//! (`verify::user_backup` in `backup/verify.rs`), never "invalid" for lack of a
 //! manifest, never the newest backup, not pushed off-site, and kept by their own rule: the
 //! newest [`KEEP_PER_USER`] of each user, none older than `BACKUP_RETENTION_DAYS`.
 
@@ -15,6 +15,9 @@ use std::{
 
 /// The name prefix.
 pub const PREFIX: &str = "user_backup_";
+
+/// The metadata file of the service's per-user backups.
+pub const USER_METADATA: &str = "backup_metadata.json";
 
 /// Per-user backups kept for each user.
 pub const KEEP_PER_USER: usize = 10;
@@ -44,7 +47,7 @@ pub fn is_user_backup(path: &Path) -> bool {
 pub fn quick_check(path: &Path) -> bool {
     let Ok(file) = File::open(path) else { return false };
     let Ok((mut archive, _)) = crate::zipcheck::open(BufReader::new(file)) else { return false };
-    let Ok(entry) = archive.by_name(crate::verify::USER_METADATA) else { return false };
+    let Ok(entry) = archive.by_name(USER_METADATA) else { return false };
     let mut bytes = Vec::new();
     if entry.take(16 << 20).read_to_end(&mut bytes).is_err() {
         return false;

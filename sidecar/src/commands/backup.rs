@@ -5,7 +5,7 @@ use std::io::Write;
 use anyhow::{Context, Result};
 use mhm_sidecar::{
     backup::{self, create, manifest::Includes, PrunePolicy},
-    paths, restore, validate, verify,
+    paths, remote, restore, validate,
 };
 
 use super::{print_json, with_shown_paths, Run};
@@ -67,7 +67,7 @@ fn make(ctx: &Run, name: &str, includes: Includes, format: create::Format) -> Re
         return Ok(ExitCode::from_ok(skipped.left_out.is_empty()));
     }
     let backup::Made { path, manifest, pruned, warnings, left_out } =
-        backup::make(ctx, name, includes, format, policy)?;
+        backup::make(ctx, name, includes, format, policy, &remote::FromSettings)?;
     for w in &warnings {
         eprintln!("warning: {w}");
     }
@@ -76,7 +76,7 @@ fn make(ctx: &Run, name: &str, includes: Includes, format: create::Format) -> Re
     }
     // A zip's size on disk; a folder's, its files added up.
     let size = if path.is_dir() {
-        backup::service::folder_size(&path)
+        mhm_sidecar::files::folder_size(&path)
     } else {
         std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0)
     };
@@ -200,7 +200,7 @@ fn verify_cmd(ctx: &Run, spec: &str) -> Result<ExitCode> {
     // A bar over the zip's compressed bytes (on a terminal only: `ctx.progress`).
     let total = if path.is_file() { std::fs::metadata(&path).map_or(0, |m| m.len()) } else { 0 };
     let bar = ctx.progress.start("verify", total);
-    let report = verify::backup_with(&path, &*bar);
+    let report = backup::verify::backup_with(&path, &*bar);
     bar.finish();
     const NO_DIGESTS: &str = "made by the service itself: it holds no digests, so its entries \
                               were checked for what they carry (CRCs, JSON, the manifest)";
@@ -229,7 +229,7 @@ fn verify_cmd(ctx: &Run, spec: &str) -> Result<ExitCode> {
 }
 
 fn prune(ctx: &Run, policy: PrunePolicy) -> Result<ExitCode> {
-    let steps = backup::prune(ctx, policy, ctx.dry_run)?;
+    let steps = backup::prune(ctx, policy, ctx.dry_run, &remote::FromSettings)?;
     print_prune(ctx, &steps)
 }
 

@@ -3,7 +3,7 @@
 use std::io::{self, Write};
 
 use anyhow::Result;
-use mhm_sidecar::{snapshot, verify};
+use mhm_sidecar::snapshot;
 
 use super::{print_json, with_shown_paths, Run};
 use crate::{
@@ -110,7 +110,7 @@ fn list(ctx: &Run, args: &SnapshotDirArgs) -> Result<ExitCode> {
 }
 
 fn verify(ctx: &Run, args: &SnapshotVerifyArgs) -> Result<ExitCode> {
-    let report = verify::snapshot(&args.path);
+    let report = snapshot::verify::snapshot(&args.path);
     let path = ctx.show(&args.path);
     if ctx.json {
         print_json(&serde_json::json!({

@@ -11,7 +11,7 @@ use age::{secrecy::ExposeSecret, x25519};
 use anyhow::{Context, Result};
 
 use super::config::{names, show_path, Secrets};
-use crate::{error::usage, fsx, paths};
+use crate::{error::usage, files, paths};
 
 /// The public key in `MHM_REMOTE_RECIPIENT`.
 pub fn recipient(value: &str) -> Result<x25519::Recipient> {
@@ -97,10 +97,10 @@ pub fn keygen(root: &Path, path: &Path, created: &str) -> Result<String> {
     let shown = || paths::show(root, path);
     let key = x25519::Identity::generate();
     let public = key.to_public().to_string();
-    if fsx::exists(path) {
+    if files::exists(path) {
         return Err(usage(format!("{} already exists: a key file is never overwritten", shown())));
     }
-    let mut out = fsx::Atomic::create_private(path)
+    let mut out = files::Atomic::create_private(path)
         .with_context(|| format!("creating a file beside {}", shown()))?;
     let secret = key.to_string();
     let text =

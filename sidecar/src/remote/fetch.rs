@@ -9,12 +9,12 @@ use anyhow::{anyhow, bail, Context, Result};
 use sha2::{Digest, Sha256};
 
 use super::{crypt, push::Hashing, record::Record, store::Store};
-use crate::{backup::manifest::Manifest, fsx, verify, Ctx};
+use crate::{backup::manifest::Manifest, files, verify, Ctx};
 
 /// A copy fetched into a temporary file and checked.
 pub(crate) struct Fetched {
     /// The temporary file (removed when dropped without a commit).
-    pub file: fsx::Atomic,
+    pub file: files::Atomic,
     /// The result of the check `backup verify` makes.
     pub report: verify::Report<Manifest>,
 }
@@ -29,7 +29,7 @@ pub(crate) fn fetch(
     let dir = ctx.backups_dir();
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", ctx.show(&dir)))?;
     let target: PathBuf = dir.join(format!("{}.zip", rec.name));
-    let mut file = fsx::Atomic::create_private(&target)
+    let mut file = files::Atomic::create_private(&target)
         .with_context(|| format!("creating a temporary file in {}", ctx.show(&dir)))?;
     let bar = ctx.progress.start(&format!("fetch {}", rec.name), rec.stored_size);
     let mut stored = Hashing::new(crate::report::BarReader {
@@ -50,7 +50,7 @@ pub(crate) fn fetch(
     })();
     bar.finish();
     copied?;
-    let (plain_size, plain_sha) = (out.size, fsx::hex(&out.sha.finalize()));
+    let (plain_size, plain_sha) = (out.size, files::hex(&out.sha.finalize()));
     if stored.size != rec.stored_size || stored.hex() != rec.stored_sha256 {
         bail!(
             "the copy in the store was changed: {} holds {} bytes with another SHA-256 than the {} bytes pushed",
@@ -63,7 +63,7 @@ pub(crate) fn fetch(
         bail!("{} decrypts to other bytes than the backup that was pushed", rec.object);
     }
     file.file().sync_all().with_context(|| format!("syncing {}", ctx.show(file.temp())))?;
-    let mut report = verify::backup(file.temp());
+    let mut report = crate::backup::verify::backup(file.temp());
     // Name the backup, not the temporary file, in what the check found.
     // (Problems with the file as a whole name no path.)
     for p in &mut report.problems {

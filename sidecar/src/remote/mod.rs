@@ -247,6 +247,24 @@ pub struct PrunePolicy {
     pub max_count: u64,
 }
 
+/// The store the settings name, as backup prune asks it ([`backup::OffSite`]): configured
+/// when its URL is set; its copies are the whole ones whose objects are as recorded.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct FromSettings;
+
+impl backup::OffSite for FromSettings {
+    fn configured(&self, ctx: &Ctx) -> bool {
+        configured(ctx)
+    }
+
+    fn copies(&self, ctx: &Ctx) -> Option<std::collections::BTreeSet<String>> {
+        let listing = Remote::open(ctx, &Overrides::default()).and_then(|r| r.list()).ok()?;
+        Some(
+            listing.copies.into_iter().filter(|c| c.status == Status::Ok).map(|c| c.name).collect(),
+        )
+    }
+}
+
 /// An unfinished upload's object is deleted by prune once it is this old.
 pub const UNFINISHED_AFTER: chrono::TimeDelta = chrono::TimeDelta::hours(24);
 
@@ -463,7 +481,7 @@ impl Remote {
         let result = (|| {
             let copy = self.copy_of(name)?;
             let target = ctx.backups_dir().join(format!("{}.zip", copy.name));
-            if place && crate::fsx::exists(&target) {
+            if place && crate::files::exists(&target) {
                 anyhow::bail!(
                     "{} already exists: a pull never replaces a backup",
                     ctx.show(&target)
@@ -517,8 +535,8 @@ impl Remote {
                     })?,
             };
             let path = ctx.backups_dir().join(format!("{}.zip", copy.name));
-            let pulled = if crate::fsx::exists(&path) {
-                let report = crate::verify::backup(&path);
+            let pulled = if crate::files::exists(&path) {
+                let report = backup::verify::backup(&path);
                 if !report.ok() {
                     anyhow::bail!(
                         "{} is there from an earlier pull but does not verify: {}; move it \

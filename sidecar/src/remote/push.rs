@@ -27,7 +27,7 @@ use super::{
     record::{self, Record},
     store::Store,
 };
-use crate::{backup::manifest::Manifest, fsx, report::BarReader, verify, Ctx, FailPoint};
+use crate::{backup::manifest::Manifest, files, report::BarReader, Ctx, FailPoint};
 
 /// Parts being sent at once (besides the one being filled).
 pub const IN_FLIGHT: usize = 3;
@@ -119,8 +119,8 @@ impl Parts<'_> {
         let md5s = md5::Digest::finalize(self.part_md5s);
         Ok(Sent {
             size: self.sent,
-            sha256: fsx::hex(&self.sha.finalize()),
-            etag: format!("{}-{}", fsx::hex(&md5s), self.parts),
+            sha256: files::hex(&self.sha.finalize()),
+            etag: format!("{}-{}", files::hex(&md5s), self.parts),
             parts: self.parts,
             reported_etag: done.e_tag,
         })
@@ -172,7 +172,7 @@ impl<R> Hashing<R> {
     }
 
     pub fn hex(&self) -> String {
-        fsx::hex(&self.sha.clone().finalize())
+        files::hex(&self.sha.clone().finalize())
     }
 }
 
@@ -302,7 +302,7 @@ fn confirm(store: &Store, object: &str, sent: &Sent) -> Result<Confirmed> {
 
 /// The full local check before a push: the backup verifies, and its manifest.
 pub(crate) fn verified(path: &Path) -> Result<Manifest, Vec<crate::Problem>> {
-    let report = verify::backup(path);
+    let report = crate::backup::verify::backup(path);
     if !report.ok() {
         return Err(report.problems);
     }
@@ -329,14 +329,14 @@ impl Drop for Packed {
 /// backup is. The folder is verified first (a folder that does not verify is not pushed).
 pub(crate) fn pack_folder(ctx: &Ctx, name: &str, folder: &Path) -> anyhow::Result<Packed> {
     use crate::backup::{create, service};
-    let report = crate::verify::backup(folder);
+    let report = crate::backup::verify::backup(folder);
     if !report.ok() {
         anyhow::bail!("the folder backup does not verify: {}", report.problems_text());
     }
     let includes = service::folder_manifest(folder)
         .map(|m| m.includes())
         .ok_or_else(|| anyhow::anyhow!("no manifest.json: not a folder backup"))?;
-    let dir = crate::fsx::temp_path(&ctx.backups_dir().join(format!("push-{name}")));
+    let dir = crate::files::temp_path(&ctx.backups_dir().join(format!("push-{name}")));
     std::fs::create_dir_all(&dir)?;
     let packed = Packed { zip: dir.join(format!("{name}.zip")), dir };
     let mut sources = Vec::new();

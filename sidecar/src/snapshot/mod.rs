@@ -6,9 +6,11 @@
 //! Written like a backup: under a `.tmp-*` name in DIR, streamed file by file through
 //! SHA-256 (memory stays flat), synced, verified in full, and only then renamed into
 //! place. The file selection ([`crate::collect`]), the zip writing ([`crate::pack`]) and
-//! the check ([`crate::verify::snapshot`]) are the ones backups use.
+//! the check ([`crate::verify`], the manifest's fields in [`verify`]) are the ones backups
+//! use.
 
 pub mod manifest;
+pub mod verify;
 
 use std::{
     fs::{self, File},
@@ -18,16 +20,13 @@ use std::{
 
 use anyhow::{bail, Context, Result};
 use serde::Serialize;
-use sha2::{Digest, Sha256};
 
 pub use self::manifest::{Includes, Manifest, MANIFEST, PREFIX};
 use crate::{
     collect::{self, Source, Tree},
-    fsx,
+    files,
     pack::{self, FileEntry},
-    paths,
-    report::Bar,
-    verify, Ctx, Problem,
+    paths, Ctx, Problem,
 };
 
 /// How to write a snapshot.
@@ -117,7 +116,7 @@ fn collect_data(ctx: &Ctx, out: &mut Vec<Source>, warnings: &mut Vec<Problem>) -
 /// zips and folders whose writer is gone or that are older than an hour. Call only while
 /// holding the sidecar lock. Returns the paths removed.
 pub fn remove_stale_temps(dir: &Path) -> Vec<PathBuf> {
-    let mut removed = fsx::remove_stale_temps(dir);
+    let mut removed = files::remove_stale_temps(dir);
     let Ok(entries) = fs::read_dir(dir) else { return removed };
     for e in entries.flatten() {
         let name = e.file_name().to_string_lossy().into_owned();
@@ -127,7 +126,7 @@ pub fn remove_stale_temps(dir: &Path) -> Vec<PathBuf> {
             continue;
         }
         let _ = pid;
-        if fsx::is_stale_temp(&e, fsx::STALE_AFTER) && fs::remove_dir_all(e.path()).is_ok() {
+        if files::is_stale_temp(&e, files::STALE_AFTER) && fs::remove_dir_all(e.path()).is_ok() {
             removed.push(e.path());
         }
     }
@@ -136,8 +135,8 @@ pub fn remove_stale_temps(dir: &Path) -> Vec<PathBuf> {
 
 /// `mhm_snapshot_<stamp>`, or `..._N` when a zip or folder of that name exists.
 pub fn unique_name(dir: &Path, stamp: &str) -> String {
-    fsx::unique_stem(&format!("{PREFIX}{stamp}"), |n| {
-        fsx::exists(&dir.join(n)) || fsx::exists(&dir.join(format!("{n}.zip")))
+    files::unique_stem(&format!("{PREFIX}{stamp}"), |n| {
+        files::exists(&dir.join(n)) || files::exists(&dir.join(format!("{n}.zip")))
     })
 }
 
@@ -173,14 +172,14 @@ pub fn write(
     let mut vanished = Vec::new();
     let result = (|| -> Result<Manifest> {
         let manifest = if options.no_compress {
-            let stored = write_folder(ctx, &tmp, sources, &*bar)?;
+            let stored = pack::write_folder(&ctx.root, &tmp, sources, &*bar)?;
             vanished = stored.vanished;
             let manifest = make_manifest(stored.files);
             let path = tmp.join(MANIFEST);
             let mut f = pack::create_private(&ctx.root, &path)?;
             serde_json::to_writer_pretty(&mut f, &manifest).context("writing the manifest")?;
             f.sync_all().with_context(|| format!("syncing {}", ctx.show(&path)))?;
-            fsx::sync_dir(&path);
+            files::sync_dir(&path);
             manifest
         } else {
             let mut zip = pack::create(&ctx.root, &tmp)?;
@@ -192,16 +191,14 @@ pub fn write(
             manifest
         };
         bar.finish();
-        let report = verify::snapshot(&tmp);
-        if !report.ok() {
-            bail!("the new snapshot failed verification, deleted: {}", report.problems_text());
-        }
-        if final_path.symlink_metadata().is_ok() {
-            bail!("{} appeared while the snapshot was written", ctx.show(&final_path));
-        }
-        fs::rename(&tmp, &final_path)
-            .with_context(|| format!("renaming {} to {}", ctx.show(&tmp), ctx.show(&final_path)))?;
-        fsx::sync_dir(&final_path);
+        files::place_verified(&ctx.root, &tmp, &final_path, "snapshot", |tmp| {
+            let report = self::verify::snapshot(tmp);
+            if report.ok() {
+                Ok(())
+            } else {
+                Err(report.problems_text())
+            }
+        })?;
         Ok(manifest)
     })();
     match result {
@@ -212,65 +209,6 @@ pub fn write(
             Err(e.context(format!("writing snapshot {}", ctx.show(&final_path))))
         }
     }
-}
-
-/// The folder form: each file copied (streamed through SHA-256) and synced.
-pub(crate) fn write_folder(
-    ctx: &Ctx,
-    tmp: &Path,
-    sources: &[Source],
-    bar: &dyn Bar,
-) -> Result<pack::Stored> {
-    fs::create_dir(tmp).with_context(|| format!("creating {}", ctx.show(tmp)))?;
-    let mut stored = pack::Stored::default();
-    let mut buf = vec![0u8; 1 << 16];
-    for s in sources {
-        let dest = tmp.join(&s.name);
-        if let Some(parent) = dest.parent() {
-            fs::create_dir_all(parent).with_context(|| format!("creating {}", ctx.show(parent)))?;
-        }
-        if let Some(target) = &s.link {
-            link(ctx, target, &dest)?;
-            stored.files.push(FileEntry {
-                path: s.name.clone(),
-                size: target.len() as u64,
-                sha256: fsx::sha256_hex(target.as_bytes()),
-                link: Some(target.clone()),
-            });
-            continue;
-        }
-        let Some(mut input) = pack::open_source(&ctx.root, s)? else {
-            stored.vanished.push(s.path.clone());
-            continue;
-        };
-        let mut out = pack::create_private(&ctx.root, &dest)?;
-        let mut hasher = Sha256::new();
-        let size = fsx::read_chunks(&mut input, &mut buf, |chunk| {
-            hasher.update(chunk);
-            bar.inc(chunk.len() as u64);
-            io::Write::write_all(&mut out, chunk)
-        })
-        .with_context(|| format!("copying {} to {}", ctx.show(&s.path), ctx.show(&dest)))?;
-        out.sync_all().with_context(|| format!("syncing {}", ctx.show(&dest)))?;
-        stored.files.push(FileEntry {
-            path: s.name.clone(),
-            size,
-            sha256: fsx::hex(&hasher.finalize()),
-            link: None,
-        });
-    }
-    Ok(stored)
-}
-
-#[cfg(unix)]
-fn link(ctx: &Ctx, target: &str, dest: &Path) -> Result<()> {
-    std::os::unix::fs::symlink(target, dest)
-        .with_context(|| format!("creating link {}", ctx.show(dest)))
-}
-
-#[cfg(not(unix))]
-fn link(ctx: &Ctx, _target: &str, dest: &Path) -> Result<()> {
-    bail!("{}: links in a folder snapshot need a unix system; use a zip snapshot", ctx.show(dest))
 }
 
 // === list ===
@@ -310,7 +248,7 @@ pub fn list(ctx: &Ctx, dir: &Path) -> Result<Vec<Info>> {
         let Ok(ft) = e.file_type() else { continue };
         let (name, kind, manifest, size) = if ft.is_dir() {
             let m = File::open(path.join(MANIFEST)).ok().and_then(|f| read_manifest(f).ok());
-            (file_name.clone(), "folder", m, crate::backup::service::folder_size(&path))
+            (file_name.clone(), "folder", m, files::folder_size(&path))
         } else if let (true, Some(stem)) = (ft.is_file(), file_name.strip_suffix(".zip")) {
             let m = File::open(&path)
                 .ok()
@@ -370,7 +308,7 @@ pub fn create(
     options: &Options,
     dry_run: bool,
 ) -> Result<(Created, Vec<Problem>)> {
-    if fsx::exists(dir) && !dir.is_dir() {
+    if files::exists(dir) && !dir.is_dir() {
         bail!("{}: not a folder", ctx.show(dir));
     }
     let (sources, warnings) = collect(ctx, dir, options)?;

@@ -1,5 +1,7 @@
-//! The one check of a backup or a snapshot, used after writing one, by `backup verify`,
-//! `snapshot verify`, and before a restore.
+//! The one check of an archive (a zip, or a folder) against the listing it is given, shared
+//! by backups and snapshots: each product parses its own manifest and checks its own fields
+//! (`backup/verify.rs`, `snapshot/verify.rs`), this module knows neither. It is used after
+//! writing one, by `backup verify`, `snapshot verify`, and before a restore.
 //!
 //! Every entry is read to its end (so a zip entry's CRC is checked) and hashed; its size is
 //! compared with what the zip directory declares; names that could escape (absolute, `..`,
@@ -23,16 +25,7 @@ use serde::{de::DeserializeOwned, Serialize};
 use zip::ZipArchive;
 
 use self::shared_file::SharedFile;
-use crate::{
-    backup::manifest::{self as backup_manifest, Manifest as BackupManifest},
-    backup::service::ServiceManifest,
-    fsx,
-    pack::FileEntry,
-    paths,
-    report::Bar,
-    snapshot::manifest::{Manifest as SnapshotManifest, MANIFEST as SNAPSHOT_MANIFEST},
-    zipcheck, Problem,
-};
+use crate::{files, pack::FileEntry, paths, report::Bar, zipcheck, Problem};
 
 /// What a check found.
 #[derive(Debug, Serialize)]
@@ -69,259 +62,9 @@ impl<M> Report<M> {
     }
 }
 
-/// Verifies the backup at `path`: a zip of ours; or one the service made itself (a folder
-/// with a `manifest.json`, or a zip whose manifest lists no files), whose entries are
-/// checked for what they carry and listed in the returned manifest with the digests read.
-pub fn backup(path: &Path) -> Report<BackupManifest> {
-    backup_with(path, &crate::NoProgress)
-}
-
-/// [`backup`], telling `bar` the compressed bytes of a zip's entries as they are read.
-pub fn backup_with(path: &Path, bar: &dyn Bar) -> Report<BackupManifest> {
-    if crate::backup::user::is_user_backup(path) {
-        return user_backup(path);
-    }
-    if path.is_dir() {
-        let scan: Scan<serde_json::Value> = scan_folder(path, backup_manifest::NAME);
-        let bad = |e: serde_json::Error| Problem::at(backup_manifest::NAME, format!("{e}"));
-        // A folder that lists its files with digests is ours (`--format directory`),
-        // checked in full; one that does not is the service's.
-        if matches!(&scan.manifest, Some(Ok(v)) if v.get("files").is_some()) {
-            let scan = scan.map(|v| {
-                serde_json::from_value::<backup_manifest::DirManifest>(v)
-                    .map(backup_manifest::DirManifest::into_manifest)
-                    .map_err(bad)
-            });
-            return check(
-                Ok(scan),
-                backup_manifest::NAME,
-                "the backup",
-                Links::UsersOnly,
-                check_backup_manifest,
-            );
-        }
-        let scan = scan.map(|v| serde_json::from_value::<ServiceManifest>(v).map_err(bad));
-        return service_backup(path, Ok(scan));
-    }
-    match scan_zip::<AnyManifest>(path, backup_manifest::NAME, bar) {
-        Ok(scan) if matches!(scan.manifest, Some(Ok(AnyManifest::Service(_)))) => {
-            let scan = scan.map(|m| match m {
-                AnyManifest::Service(m) => Ok(m),
-                AnyManifest::Ours(_) => Err(Problem::general("unreachable")),
-            });
-            service_backup(path, Ok(scan))
-        }
-        other => {
-            let scan = other.map(|s| {
-                s.map(|m| match m {
-                    AnyManifest::Ours(m) => Ok(m),
-                    AnyManifest::Service(_) => Err(Problem::general("unreachable")),
-                })
-            });
-            check(scan, backup_manifest::NAME, "the zip", Links::UsersOnly, check_backup_manifest)
-        }
-    }
-}
-
-/// A backup manifest of ours, or the service's (which lists no files).
-#[derive(serde::Deserialize)]
-#[serde(untagged)]
-enum AnyManifest {
-    Ours(BackupManifest),
-    Service(ServiceManifest),
-}
-
-/// The check of a backup the service made: the same reading (CRCs, sizes, names, links),
-/// then the manifest's own fields and every JSON file parsing; the files listed are the
-/// ones found, with the digests read.
-fn service_backup(
-    path: &Path,
-    scan: Result<Scan<ServiceManifest>, Problem>,
-) -> Report<BackupManifest> {
-    let scan = scan.map(|mut scan| {
-        let manifest = scan.manifest.take();
-        let mut extra = Vec::new();
-        let synthesized = manifest.map(|m| {
-            m.map(|m| {
-                let json = scan.seen.keys().filter(|n| n.ends_with(".json"));
-                extra.extend(json_problems(path, json));
-                synthesize(path, &m, &scan.seen, &mut extra)
-            })
-        });
-        let at = scan.problems.len();
-        scan.problems.extend(extra.into_iter().enumerate().map(|(i, p)| (at + i, p)));
-        Scan {
-            entries: scan.entries,
-            seen: scan.seen,
-            manifest: synthesized,
-            problems: scan.problems,
-        }
-    });
-    let mut report =
-        check(scan, backup_manifest::NAME, "the backup", Links::UsersOnly, check_backup_manifest);
-    report.made_by_service = true;
-    report
-}
-
-/// The metadata file of the service's per-user backups.
-pub const USER_METADATA: &str = "backup_metadata.json";
-
-/// Verifies one of the service's per-user backups (`user_backup_<id>_<time>.zip`, made
-/// before a save that updates several parts of one user's data): no manifest of ours, a
-/// `backup_metadata.json` (`user_id`, `backup_date`, `files_backed_up`) beside the user's
-/// files. Every entry is read (CRCs, sizes, names, links), every JSON entry must parse, the
-/// metadata must be an object whose `files_backed_up` are all there; the listing returned
-/// is what was found, with the digests read.
-pub fn user_backup(path: &Path) -> Report<BackupManifest> {
-    let scan =
-        scan_zip::<serde_json::Value>(path, USER_METADATA, &crate::NoProgress).map(|mut scan| {
-            let meta = scan.manifest.take();
-            let mut extra = Vec::new();
-            let json = scan.seen.keys().filter(|n| n.ends_with(".json") && *n != USER_METADATA);
-            extra.extend(json_problems(path, json));
-            let manifest =
-                meta.map(|m| m.and_then(|v| user_listing(path, &v, &scan.seen, &mut extra)));
-            let at = scan.problems.len();
-            scan.problems.extend(extra.into_iter().enumerate().map(|(i, p)| (at + i, p)));
-            Scan { entries: scan.entries, seen: scan.seen, manifest, problems: scan.problems }
-        });
-    let mut report = check(scan, USER_METADATA, "the backup", Links::UsersOnly, |_, _, _| {});
-    report.made_by_service = true;
-    report
-}
-
-/// What a scan found, as a manifest lists it, and the user folders among it.
-fn listing_of(seen: &BTreeMap<String, Seen>) -> (Vec<FileEntry>, BTreeSet<&str>) {
-    let files = seen
-        .iter()
-        .map(|(name, s)| FileEntry {
-            path: name.clone(),
-            size: s.size,
-            sha256: fsx::hex(&s.sha256),
-            link: s.link.clone(),
-        })
-        .collect();
-    let users = seen
-        .keys()
-        .filter_map(|n| n.strip_prefix("users/").and_then(|r| r.split('/').next()))
-        .collect();
-    (files, users)
-}
-
-/// Our listing for a per-user backup, from its metadata and what was found.
-fn user_listing(
-    path: &Path,
-    meta: &serde_json::Value,
-    seen: &BTreeMap<String, Seen>,
-    problems: &mut Vec<Problem>,
-) -> Result<BackupManifest, Problem> {
-    let Some(meta) = meta.as_object() else {
-        return Err(Problem::at(USER_METADATA, "not a JSON object"));
-    };
-    match meta.get("files_backed_up") {
-        None => {}
-        Some(serde_json::Value::Array(listed)) => {
-            for f in listed {
-                match f.as_str() {
-                    Some(f) if f == USER_METADATA || seen.contains_key(f) => {}
-                    Some(f) => problems.push(Problem::at(
-                        USER_METADATA,
-                        format!("files_backed_up names {f:?}, which the zip does not hold"),
-                    )),
-                    None => problems.push(Problem::at(
-                        USER_METADATA,
-                        "files_backed_up holds something that is not a name",
-                    )),
-                }
-            }
-        }
-        Some(_) => problems.push(Problem::at(USER_METADATA, "files_backed_up is not a list")),
-    }
-    let stem = path
-        .file_name()
-        .map(|n| n.to_string_lossy().trim_end_matches(".zip").to_string())
-        .unwrap_or_default();
-    let created_at = meta
-        .get("backup_date")
-        .and_then(|d| d.as_str())
-        .and_then(crate::backup::service::parse_time)
-        .map_or_else(
-            || chrono::DateTime::UNIX_EPOCH.fixed_offset().to_rfc3339(),
-            |t| t.to_rfc3339(),
-        );
-    let (files, users) = listing_of(seen);
-    Ok(BackupManifest {
-        backup_name: stem,
-        created_at,
-        includes: crate::backup::manifest::Includes { users: true, ..Default::default() },
-        system_info: backup_manifest::SystemInfo {
-            total_users: users.len() as u64,
-            file_count: files.len() as u64,
-            total_bytes: files.iter().map(|f| f.size).sum(),
-        },
-        tool_version: "MHM (the service's per-user backup)".to_string(),
-        files,
-    })
-}
-
-/// Our manifest for a service backup: its name, time and parts, and every file found.
-fn synthesize(
-    path: &Path,
-    m: &ServiceManifest,
-    seen: &BTreeMap<String, Seen>,
-    problems: &mut Vec<Problem>,
-) -> BackupManifest {
-    let fallback_name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().trim_end_matches(".zip").to_string())
-        .unwrap_or_default();
-    let backup_name = match m.backup_name.as_deref().map(str::trim) {
-        Some(n) if !n.is_empty() => n.to_string(),
-        _ => {
-            problems.push(Problem::at(backup_manifest::NAME, "backup_name is missing"));
-            fallback_name
-        }
-    };
-    let created_at = match (m.created_at.as_deref(), m.created_at()) {
-        (_, Some(t)) => t.to_rfc3339(),
-        (None, None) => {
-            problems.push(Problem::at(backup_manifest::NAME, "created_at is missing"));
-            String::new()
-        }
-        (Some(raw), None) => {
-            problems.push(Problem::at(
-                backup_manifest::NAME,
-                format!("created_at {raw:?} is not a time"),
-            ));
-            String::new()
-        }
-    };
-    let (files, users) = listing_of(seen);
-    let mut includes = m.includes();
-    // What it holds decides: an older manifest may say less than the zip carries.
-    includes.users |= !users.is_empty();
-    BackupManifest {
-        backup_name,
-        // An unreadable time is reported above; the field check must not report it twice.
-        created_at: if created_at.is_empty() {
-            chrono::DateTime::UNIX_EPOCH.fixed_offset().to_rfc3339()
-        } else {
-            created_at
-        },
-        includes,
-        system_info: backup_manifest::SystemInfo {
-            total_users: users.len() as u64,
-            file_count: files.len() as u64,
-            total_bytes: files.iter().map(|f| f.size).sum(),
-        },
-        tool_version: "MHM (the service's own backup)".to_string(),
-        files,
-    }
-}
-
 /// The JSON entries among `names` of the backup at `path` (a zip, opened once, or a
 /// folder) that do not parse.
-fn json_problems<'a>(path: &Path, names: impl Iterator<Item = &'a String>) -> Vec<Problem> {
+pub fn json_problems<'a>(path: &Path, names: impl Iterator<Item = &'a String>) -> Vec<Problem> {
     let parse = |r: &mut dyn Read| {
         serde_json::from_reader::<_, serde::de::IgnoredAny>(io::BufReader::new(r))
             .map(|_| ())
@@ -358,34 +101,31 @@ fn json_problems<'a>(path: &Path, names: impl Iterator<Item = &'a String>) -> Ve
     problems
 }
 
-/// Verifies the snapshot at `path`: a zip, or a folder written with `--no-compress`.
-pub fn snapshot(path: &Path) -> Report<SnapshotManifest> {
-    let scan = match fs::symlink_metadata(path) {
-        Ok(m) if m.is_dir() => Ok(scan_folder(path, SNAPSHOT_MANIFEST)),
-        Ok(_) => scan_zip(path, SNAPSHOT_MANIFEST, &crate::NoProgress),
-        Err(e) => Err(Problem::general(format!("cannot open: {e}"))),
-    };
-    check(scan, SNAPSHOT_MANIFEST, "the snapshot", Links::OwnPart, check_snapshot_manifest)
-}
-
 /// What was found for one stored file.
-struct Seen {
-    size: u64,
-    sha256: [u8; 32],
-    link: Option<String>,
+pub struct Seen {
+    /// Its size (a link: its target's length).
+    pub size: u64,
+    /// Its SHA-256 (a link: its target's).
+    pub sha256: [u8; 32],
+    /// A link's target.
+    pub link: Option<String>,
 }
 
 /// Everything read from a zip or folder: its entries, its manifest, and problems.
-struct Scan<M> {
-    entries: usize,
-    seen: BTreeMap<String, Seen>,
-    manifest: Option<Result<M, Problem>>,
-    problems: Vec<(usize, Problem)>,
+pub struct Scan<M> {
+    /// Entries read.
+    pub entries: usize,
+    /// Every stored file, by name.
+    pub seen: BTreeMap<String, Seen>,
+    /// The manifest, parsed, when there is one.
+    pub manifest: Option<Result<M, Problem>>,
+    /// Problems, each with its entry's index (they are reported in that order).
+    pub problems: Vec<(usize, Problem)>,
 }
 
 impl<M> Scan<M> {
     /// The same scan with its manifest turned into another type (or a problem).
-    fn map<N>(self, f: impl FnOnce(M) -> Result<N, Problem>) -> Scan<N> {
+    pub fn map<N>(self, f: impl FnOnce(M) -> Result<N, Problem>) -> Scan<N> {
         Scan {
             entries: self.entries,
             seen: self.seen,
@@ -403,7 +143,7 @@ impl<M> Default for Scan<M> {
 
 /// Which links an archive may hold.
 #[derive(Clone, Copy, Debug)]
-enum Links {
+pub enum Links {
     /// A backup: links only under `users/` (restore puts config files at the root, where a
     /// link's target would mean something else), resolving into `users/`.
     UsersOnly,
@@ -411,7 +151,10 @@ enum Links {
     OwnPart,
 }
 
-fn check<M>(
+/// The scan checked: its problems in entry order, the links by `links`, the manifest
+/// there and listing exactly what was found (`container` names the archive in problems),
+/// then its own fields by `fields`.
+pub fn check<M>(
     scan: Result<Scan<M>, Problem>,
     manifest_name: &str,
     container: &str,
@@ -451,26 +194,17 @@ where
 }
 
 /// A manifest that lists stored files.
-trait Listing {
+pub trait Listing {
+    /// The stored files it lists.
     fn files(&self) -> &[FileEntry];
-}
-
-impl Listing for BackupManifest {
-    fn files(&self) -> &[FileEntry] {
-        &self.files
-    }
-}
-
-impl Listing for SnapshotManifest {
-    fn files(&self) -> &[FileEntry] {
-        &self.files
-    }
 }
 
 /// Below this size one thread reads the whole zip.
 const PARALLEL_FROM: u64 = 4 << 20;
 
-fn scan_zip<M: DeserializeOwned + Send>(
+/// Reads every entry of the zip at `path` (on several threads when it is large), the one
+/// named `manifest_name` parsed as `M`, telling `bar` the compressed bytes read.
+pub fn scan_zip<M: DeserializeOwned + Send>(
     path: &Path,
     manifest_name: &str,
     bar: &dyn Bar,
@@ -565,7 +299,7 @@ fn scan_entries<M: DeserializeOwned>(
             }
             continue;
         }
-        let read = fsx::sha256_of(&mut entry, &mut buf, if is_link { 4096 } else { 0 });
+        let read = files::sha256_of(&mut entry, &mut buf, if is_link { 4096 } else { 0 });
         let digest = match read {
             Ok(d) => d,
             Err(e) => {
@@ -668,8 +402,9 @@ fn read_manifest<M: DeserializeOwned>(r: &mut impl Read, name: &str) -> Result<M
     })
 }
 
-/// A snapshot folder: every file hashed, links read (and checked like a zip's).
-fn scan_folder<M: DeserializeOwned>(root: &Path, manifest_name: &str) -> Scan<M> {
+/// A folder (a snapshot or a backup): every file hashed, links read (and checked like a
+/// zip's), the file named `manifest_name` parsed as `M`.
+pub fn scan_folder<M: DeserializeOwned>(root: &Path, manifest_name: &str) -> Scan<M> {
     let mut scan = Scan::default();
     let mut buf = vec![0u8; 1 << 16];
     let mut stack = vec![(root.to_path_buf(), String::new())];
@@ -715,7 +450,7 @@ fn scan_folder<M: DeserializeOwned>(root: &Path, manifest_name: &str) -> Scan<M>
                 match fs::read_link(&path) {
                     Ok(t) => {
                         let t = t.to_string_lossy().into_owned();
-                        let d = fsx::sha256_of(&mut t.as_bytes(), &mut buf, 0)
+                        let d = files::sha256_of(&mut t.as_bytes(), &mut buf, 0)
                             .expect("reading from memory cannot fail");
                         scan.seen
                             .insert(name, Seen { size: d.size, sha256: d.sha256, link: Some(t) });
@@ -732,7 +467,7 @@ fn scan_folder<M: DeserializeOwned>(root: &Path, manifest_name: &str) -> Scan<M>
                         .and_then(|mut f| read_manifest(&mut f, manifest_name)),
                 );
             } else {
-                match File::open(&path).and_then(|mut f| fsx::sha256_of(&mut f, &mut buf, 0)) {
+                match File::open(&path).and_then(|mut f| files::sha256_of(&mut f, &mut buf, 0)) {
                     Ok(d) => {
                         scan.seen.insert(name, Seen { size: d.size, sha256: d.sha256, link: None });
                     }
@@ -768,7 +503,7 @@ fn check_listed(
                         format!("size {} but the manifest says {}", s.size, f.size),
                     ));
                 }
-                if fsx::hex(&s.sha256) != f.sha256 {
+                if files::hex(&s.sha256) != f.sha256 {
                     problems.push(Problem::at(&f.path, "SHA-256 differs from the manifest"));
                 }
                 if s.link.is_some() != f.link.is_some() {
@@ -782,7 +517,8 @@ fn check_listed(
     }
 }
 
-fn check_count_and_total(
+/// The manifest's `file_count` and `total_bytes` (its own names for them) match `files`.
+pub fn check_count_and_total(
     name: &str,
     file_count: u64,
     total_bytes: u64,
@@ -804,66 +540,12 @@ fn check_count_and_total(
     }
 }
 
-fn check_created_at(name: &str, created_at: &str, problems: &mut Vec<Problem>) {
+/// `created_at` is an RFC 3339 time.
+pub fn check_created_at(name: &str, created_at: &str, problems: &mut Vec<Problem>) {
     if chrono::DateTime::parse_from_rfc3339(created_at).is_err() {
         problems
             .push(Problem::at(name, format!("created_at {created_at:?} is not an RFC 3339 time")));
     }
-}
-
-fn check_backup_manifest(
-    m: &BackupManifest,
-    seen: &BTreeMap<String, Seen>,
-    problems: &mut Vec<Problem>,
-) {
-    let name = backup_manifest::NAME;
-    if m.backup_name.trim().is_empty() {
-        problems.push(Problem::at(name, "backup_name is empty"));
-    }
-    check_created_at(name, &m.created_at, problems);
-    let users: BTreeSet<&str> = seen
-        .keys()
-        .filter_map(|n| n.strip_prefix("users/").and_then(|r| r.split('/').next()))
-        .collect();
-    if m.includes.users && users.len() as u64 != m.system_info.total_users {
-        problems.push(Problem::at(
-            name,
-            format!(
-                "total_users is {} but the zip holds {} user folder(s)",
-                m.system_info.total_users,
-                users.len()
-            ),
-        ));
-    }
-    if !m.includes.users && !users.is_empty() {
-        problems.push(Problem::at(name, "includes.users is false but the zip holds users/"));
-    }
-    check_count_and_total(
-        name,
-        m.system_info.file_count,
-        m.system_info.total_bytes,
-        &m.files,
-        problems,
-    );
-}
-
-fn check_snapshot_manifest(
-    m: &SnapshotManifest,
-    _seen: &BTreeMap<String, Seen>,
-    problems: &mut Vec<Problem>,
-) {
-    if m.snapshot_name.trim().is_empty() {
-        problems.push(Problem::at(SNAPSHOT_MANIFEST, "snapshot_name is empty"));
-    }
-    check_created_at(SNAPSHOT_MANIFEST, &m.created_at, problems);
-    for f in &m.files {
-        let top = f.path.split('/').next().unwrap_or("");
-        let allowed = (top == "code" && m.includes.code) || (top == "data" && m.includes.user_data);
-        if !allowed {
-            problems.push(Problem::at(&f.path, "not under a part the manifest includes"));
-        }
-    }
-    check_count_and_total(SNAPSHOT_MANIFEST, m.file_count, m.total_bytes, &m.files, problems);
 }
 
 #[cfg(test)]

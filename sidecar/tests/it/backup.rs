@@ -735,8 +735,8 @@ fn a_file_gone_during_a_backup_is_skipped_and_named() {
     // removal happens between the listing and the writing, under the test's control; in
     // each form (zip written on one thread and on several, folder, snapshot).
     use mhm_sidecar::{
-        backup::{create, manifest::Includes},
-        snapshot, verify, Ctx,
+        backup::{self, create, manifest::Includes},
+        snapshot, Ctx,
     };
     for (format, big) in [
         (create::Format::Zip, false),
@@ -763,7 +763,11 @@ fn a_file_gone_during_a_backup_is_skipped_and_named() {
         assert_eq!(gone.len(), 1, "{format:?}: {gone:?}");
         assert_eq!(gone[0].path.as_deref(), Some("data/users/u1/account.json"));
         assert!(gone[0].what.contains("gone since it was listed"), "{:?}", gone[0]);
-        assert!(verify::backup(&path).ok(), "{format:?}: {:?}", verify::backup(&path));
+        assert!(
+            backup::verify::backup(&path).ok(),
+            "{format:?}: {:?}",
+            backup::verify::backup(&path)
+        );
         assert!(manifest.system_info.file_count > 0);
     }
     // A snapshot with the data, through the command's own path.
@@ -776,7 +780,7 @@ fn a_file_gone_during_a_backup_is_skipped_and_named() {
     fs::remove_file(r.join("data/users/u1/account.json")).unwrap();
     let (path, _, gone) = snapshot::write(&ctx, &dir, "s", &options, &sources).unwrap();
     assert_eq!(gone, [r.join("data/users/u1/account.json")]);
-    assert!(verify::snapshot(&path).ok());
+    assert!(snapshot::verify::snapshot(&path).ok());
 }
 
 /// Issue 22: `backup verify` reads whole zips; it reports its progress (a bar on a
@@ -796,7 +800,7 @@ fn verify_reports_its_progress_over_the_zips_bytes() {
     assert_code(&run(r, &["backup", "create", "--name", "b"]), 0);
     let zip = r.join("data/backups/b.zip");
     let count = Count(AtomicU64::new(0));
-    assert!(mhm_sidecar::verify::backup_with(&zip, &count).ok());
+    assert!(mhm_sidecar::backup::verify::backup_with(&zip, &count).ok());
     let done = count.0.load(Ordering::Relaxed);
     let len = fs::metadata(&zip).unwrap().len();
     assert!(done > len / 2 && done < len, "{done} of {len}");

@@ -54,8 +54,15 @@ fn a_user_file_that_cannot_be_read_while_packing_is_named_relative_to_the_root()
         PrunePolicy { retention: std::time::Duration::from_secs(86_400 * 365), max_count: 99 };
     // Issue 21: a file gone since it was listed is skipped and named (relative to the
     // root); the rest is backed up.
-    let made = backup::make(&ctx, "unreadable", includes, backup::create::Format::Zip, policy)
-        .expect("the rest is backed up");
+    let made = backup::make(
+        &ctx,
+        "unreadable",
+        includes,
+        backup::create::Format::Zip,
+        policy,
+        &mhm_sidecar::remote::FromSettings,
+    )
+    .expect("the rest is backed up");
     let named: Vec<String> = made.warnings.iter().map(ToString::to_string).collect();
     assert!(
         named

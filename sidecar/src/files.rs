@@ -9,8 +9,8 @@ use std::{
 };
 
 pub use mhm_fsx::{
-    create_new, exists, first_free, is_stale_temp, move_file, process_alive, read_chunks, sync_dir,
-    temp_path, Atomic, TEMP_PREFIX,
+    create_new, exists, first_free, is_stale_temp, move_file, place_new, process_alive,
+    read_chunks, sync_dir, temp_path, Atomic, PlaceError, TEMP_PREFIX,
 };
 use sha2::{Digest, Sha256};
 
@@ -38,6 +38,35 @@ pub fn remove_stale_temps(dir: &Path) -> Vec<PathBuf> {
         sync_dir(first);
     }
     removed
+}
+
+/// The last steps of writing a backup or a snapshot (`what`), a zip or a folder written and
+/// synced under `tmp`: `check` it in full (`Err` holds the problems found, on one line),
+/// then [`place_new`]: refused if anything appeared at `final_path` meanwhile, renamed into
+/// place, the folder synced. Paths in errors are shown relative to `root`; the temporary is
+/// the caller's to remove on failure.
+pub fn place_verified(
+    root: &Path,
+    tmp: &Path,
+    final_path: &Path,
+    what: &str,
+    check: impl FnOnce(&Path) -> Result<(), String>,
+) -> anyhow::Result<()> {
+    let show = |p: &Path| crate::paths::show(root, p);
+    let verified = |tmp: &Path| {
+        check(tmp).map_err(|problems| {
+            anyhow::anyhow!("the new {what} failed verification, deleted: {problems}")
+        })
+    };
+    place_new(tmp, final_path, verified).map_err(|e| match e {
+        PlaceError::Refused(e) => e,
+        PlaceError::Appeared => {
+            anyhow::anyhow!("{} appeared while the {what} was written", show(final_path))
+        }
+        PlaceError::Io(e) => {
+            anyhow::Error::new(e).context(format!("renaming {} to {}", show(tmp), show(final_path)))
+        }
+    })
 }
 
 /// What the disk holds for the file at `path` whose metadata is `meta`: its allocated size
@@ -186,4 +215,19 @@ pub fn hex(bytes: &[u8]) -> String {
 /// The SHA-256 of `bytes` in lowercase hex.
 pub fn sha256_hex(bytes: &[u8]) -> String {
     hex(&Sha256::digest(bytes))
+}
+
+/// Bytes under `dir` (links count as nothing).
+pub fn folder_size(dir: &Path) -> u64 {
+    std::fs::read_dir(dir)
+        .map(|r| {
+            r.flatten()
+                .map(|e| match e.file_type() {
+                    Ok(t) if t.is_dir() => folder_size(&e.path()),
+                    Ok(t) if t.is_file() => e.metadata().map(|m| m.len()).unwrap_or(0),
+                    _ => 0,
+                })
+                .sum()
+        })
+        .unwrap_or(0)
 }
