@@ -37,7 +37,7 @@ pub struct Ctx {
 impl Ctx {
     /// The context for `root` at `now`: reads `<root>/.env` and the LOG_* settings (the
     /// environment first, then `.env`). A LOG_* setting that does not parse is left at its
-    /// default here: [`crate::settings::check`] names every bad one, and the commands that
+    /// default here: [`crate::settings::Sidecar::bad`] names every bad one, and the commands that
     /// depend on them refuse to run.
     pub fn new(root: impl AsRef<Path>, now: DateTime<Utc>) -> Result<Self> {
         let root = root.as_ref();
@@ -59,14 +59,10 @@ impl Ctx {
             faults: Faults::default(),
             hook: None,
         };
-        let bad: Vec<&str> = crate::settings::LOG_SETTINGS
-            .into_iter()
-            .filter(|name| {
-                ctx.setting(name).is_some_and(|v| {
-                    Settings::from_lookup(|k| (k == *name).then(|| v.clone())).is_err()
-                })
-            })
-            .collect();
+        let sidecar = crate::settings::Sidecar::read(&|name| {
+            ctx.setting(name).map(|v| (v, ctx.setting_source(name)))
+        });
+        let bad: Vec<&str> = sidecar.bad_log().iter().map(|b| b.name.as_str()).collect();
         let settings =
             Settings::from_lookup(
                 |name| {
@@ -82,7 +78,7 @@ impl Ctx {
                 usage(format!("{e} (from {from})"))
             })?;
         ctx.log_settings = settings.root(&ctx.root);
-        ctx.settings = crate::settings::Sidecar::read(&ctx);
+        ctx.settings = sidecar;
         Ok(ctx)
     }
 
@@ -119,18 +115,6 @@ impl Ctx {
             "the environment".to_string()
         } else {
             self.show(&self.root.join(".env"))
-        }
-    }
-
-    /// A whole-number setting: `flag` when given, else the environment, else `.env`, else
-    /// `default`.
-    pub fn count_setting(&self, flag: Option<u64>, name: &str, default: u64) -> Result<u64> {
-        if let Some(v) = flag {
-            return Ok(v);
-        }
-        match self.setting(name) {
-            Some(v) => envfile::parse_count(name, &v, &self.setting_source(name)),
-            None => Ok(default),
         }
     }
 

@@ -160,7 +160,7 @@ pub fn run(
     policy: Option<PrunePolicy>,
     dry_run: bool,
 ) -> anyhow::Result<Vec<JobReport>> {
-    let bad = crate::settings::check(ctx);
+    let bad = ctx.settings.bad();
     let mut reports = Vec::new();
     // A corrupt state file is reported, kept aside and treated as "never ran": every job
     // runs once (each is idempotent) rather than none ever running again.

@@ -1,4 +1,4 @@
-//! Every setting the sidecar reads, checked at once (SPEC.md section 7): every bad value
+//! Every setting the sidecar reads, parsed once and checked at once (SPEC.md section 7): every bad value
 //! is named, never only the first; `status` reports them as reasons it is unhealthy,
 //! `maintain` runs each job that does not depend on one, and every other command refuses
 //! to start, naming them all.
@@ -7,7 +7,11 @@ use std::fmt;
 
 use anyhow::Result;
 
-use crate::{envfile, error::UsageError, Ctx};
+use crate::{envfile, error::UsageError};
+
+/// A setting's value and where it came from (the environment, or `.env` as the output
+/// shows it); `None` when it is unset.
+pub type Lookup<'a> = &'a dyn Fn(&str) -> Option<(String, String)>;
 
 /// The writer's settings (SPEC.md section 1), read for `logs archive` and the sidecar's own
 /// log.
@@ -65,11 +69,10 @@ pub struct Count {
 }
 
 impl Count {
-    /// `name` from the environment, then `.env`, else `default`.
-    fn read(ctx: &Ctx, name: &'static str, default: u64) -> Self {
-        let value = match ctx.setting(name) {
-            Some(v) => envfile::parse_count(name, &v, &ctx.setting_source(name))
-                .map_err(|e| format!("{e:#}")),
+    /// `name` from `lookup`, else `default`.
+    fn read(lookup: Lookup<'_>, name: &'static str, default: u64) -> Self {
+        let value = match lookup(name) {
+            Some((v, from)) => envfile::parse_count(name, &v, &from).map_err(|e| format!("{e:#}")),
             None => Ok(default),
         };
         Self { name, default, value }
@@ -132,7 +135,7 @@ pub struct Sidecar {
     pub backup_retention_days: Count,
     /// `BACKUP_MAX_COUNT` (10).
     pub backup_max_count: Count,
-    /// `MESSAGE_ARCHIVE_RETENTION_DAYS` (90).
+    /// `MESSAGE_ARCHIVE_RETENTION_DAYS` (90): archive files this old go (0 keeps them).
     pub message_retention_days: Count,
     /// `REMOTE_RETENTION_DAYS` (90).
     pub remote_retention_days: Count,
@@ -144,6 +147,8 @@ pub struct Sidecar {
     pub min_free_disk_mb: Count,
     /// `BACKUP_FORMAT` (zip), or what is wrong with it.
     backup_format: Result<Format, String>,
+    /// The writer's settings (LOG_*) whose value does not parse, each alone.
+    bad_log: Vec<BadSetting>,
 }
 
 impl Default for Sidecar {
@@ -159,20 +164,30 @@ impl Default for Sidecar {
             remote_max_age_days: count("REMOTE_MAX_AGE_DAYS", 8),
             min_free_disk_mb: count("MIN_FREE_DISK_MB", 500),
             backup_format: Ok(Format::Zip),
+            bad_log: Vec::new(),
         }
     }
 }
 
 impl Sidecar {
-    /// Every one of them from the environment, then `.env`, else its default.
-    pub(crate) fn read(ctx: &Ctx) -> Self {
-        let backup_format = match ctx.setting("BACKUP_FORMAT") {
-            Some(v) => Format::parse(&v, &ctx.setting_source("BACKUP_FORMAT"))
-                .map_err(|e| format!("{e:#}")),
+    /// Every one of them from `lookup` (the environment, then `.env`), else its default;
+    /// and which of the writer's settings are bad.
+    pub fn read(lookup: Lookup<'_>) -> Self {
+        let backup_format = match lookup("BACKUP_FORMAT") {
+            Some((v, from)) => Format::parse(&v, &from).map_err(|e| format!("{e:#}")),
             None => Ok(Format::Zip),
         };
+        let bad_log = LOG_SETTINGS
+            .into_iter()
+            .filter_map(|name| {
+                let (value, from) = lookup(name)?;
+                let alone = mhm_log::Settings::from_lookup(|k| (k == name).then(|| value.clone()));
+                let e = alone.err()?;
+                Some(BadSetting { name: name.to_string(), what: format!("{e} (from {from})") })
+            })
+            .collect();
         let defaults = Self::default();
-        let read = |c: &Count| Count::read(ctx, c.name, c.default);
+        let read = |c: &Count| Count::read(lookup, c.name, c.default);
         Self {
             backup_retention_days: read(&defaults.backup_retention_days),
             backup_max_count: read(&defaults.backup_max_count),
@@ -182,6 +197,7 @@ impl Sidecar {
             remote_max_age_days: read(&defaults.remote_max_age_days),
             min_free_disk_mb: read(&defaults.min_free_disk_mb),
             backup_format,
+            bad_log,
         }
     }
 
@@ -198,6 +214,25 @@ impl Sidecar {
         ]
     }
 
+    /// Every bad setting, in a stable order: the writer's, then the sidecar's.
+    pub fn bad(&self) -> Vec<BadSetting> {
+        let mut bad = self.bad_log.clone();
+        for count in self.counts() {
+            if let Err(e) = count.get() {
+                bad.push(BadSetting { name: count.name().to_string(), what: format!("{e:#}") });
+            }
+        }
+        if let Err(e) = self.backup_format(None) {
+            bad.push(BadSetting { name: "BACKUP_FORMAT".to_string(), what: format!("{e:#}") });
+        }
+        bad
+    }
+
+    /// The writer's settings (LOG_*) that are bad.
+    pub fn bad_log(&self) -> &[BadSetting] {
+        &self.bad_log
+    }
+
     /// `flag` (`--format`) when given, else `BACKUP_FORMAT`, else zip.
     pub fn backup_format(&self, flag: Option<&str>) -> Result<Format> {
         match flag {
@@ -205,29 +240,6 @@ impl Sidecar {
             None => self.backup_format.clone().map_err(|what| UsageError(what).into()),
         }
     }
-}
-
-/// Every bad setting, in a stable order.
-pub fn check(ctx: &Ctx) -> Vec<BadSetting> {
-    let mut bad = Vec::new();
-    for name in LOG_SETTINGS {
-        if let Some(value) = ctx.setting(name) {
-            let alone = mhm_log::Settings::from_lookup(|k| (k == name).then(|| value.clone()));
-            if let Err(e) = alone {
-                let from = ctx.setting_source(name);
-                bad.push(BadSetting { name: name.to_string(), what: format!("{e} (from {from})") });
-            }
-        }
-    }
-    for count in ctx.settings.counts() {
-        if let Err(e) = count.get() {
-            bad.push(BadSetting { name: count.name().to_string(), what: format!("{e:#}") });
-        }
-    }
-    if let Err(e) = ctx.settings.backup_format(None) {
-        bad.push(BadSetting { name: "BACKUP_FORMAT".to_string(), what: format!("{e:#}") });
-    }
-    bad
 }
 
 /// The bad settings among `names` (prefixes end with `_`: `AWS_` is every AWS setting).
@@ -247,9 +259,10 @@ mod tests {
 
     #[test]
     fn counts_are_in_the_order_of_their_names() {
-        let dir = tempfile::tempdir().unwrap();
-        let ctx = Ctx::new(dir.path(), chrono::Utc::now()).unwrap();
-        let names: Vec<&str> = ctx.settings.counts().iter().map(|c| c.name()).collect();
+        let names: Vec<&str> = Sidecar::default().counts().iter().map(|c| c.name()).collect();
         assert_eq!(names, COUNT_SETTINGS);
+        let read = Sidecar::read(&|_| None);
+        assert_eq!(read, Sidecar::default());
+        assert!(read.bad().is_empty());
     }
 }

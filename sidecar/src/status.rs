@@ -89,7 +89,7 @@ pub fn status(ctx: &Ctx) -> Result<Status> {
     let mut warnings = Vec::new();
     let mut reasons = Vec::new();
     let mut reason = |kind: &'static str, what: String| reasons.push(Reason { kind, what });
-    for b in crate::settings::check(ctx) {
+    for b in ctx.settings.bad() {
         reason("setting", b.what);
     }
     let list = backup::list(ctx)?;

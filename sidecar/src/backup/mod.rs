@@ -412,8 +412,8 @@ impl PrunePolicy {
     /// The policy from flags when given, else `BACKUP_RETENTION_DAYS` (30) and
     /// `BACKUP_MAX_COUNT` (10) from the environment or `.env`.
     pub fn from_settings(ctx: &Ctx, days: Option<u64>, max_count: Option<u64>) -> Result<Self> {
-        let days = ctx.count_setting(days, "BACKUP_RETENTION_DAYS", 30)?;
-        let max = ctx.count_setting(max_count, "BACKUP_MAX_COUNT", 10)?;
+        let days = ctx.settings.backup_retention_days.or_flag(days)?;
+        let max = ctx.settings.backup_max_count.or_flag(max_count)?;
         Ok(Self {
             retention: Duration::from_secs(days.saturating_mul(86_400)),
             max_count: usize::try_from(max).unwrap_or(usize::MAX),

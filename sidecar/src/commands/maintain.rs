@@ -11,7 +11,7 @@ use crate::{
 };
 
 pub fn run(ctx: &Run) -> Result<ExitCode> {
-    let bad = mhm_sidecar::settings::check(ctx);
+    let bad = ctx.settings.bad();
     for b in &bad {
         eprintln!("error: {b}");
     }

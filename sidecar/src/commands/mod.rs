@@ -243,7 +243,7 @@ fn run_command(cli: Cli) -> Result<ExitCode> {
     // no flag replaces them); otherwise it names them and stops only if it reads one it
     // needs (a flag given in its place wins, as always).
     if !matches!(cli.command, Command::Status | Command::Maintain | Command::Demo(_)) {
-        let bad = mhm_sidecar::settings::check(&run);
+        let bad = run.settings.bad();
         if !mhm_sidecar::settings::among(&bad, &["LOG_", "DISABLE_LOG_ROTATION"]).is_empty() {
             let all: Vec<String> = bad.iter().map(ToString::to_string).collect();
             return Err(usage(all.join("\nerror: ")));

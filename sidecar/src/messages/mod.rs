@@ -66,10 +66,6 @@ pub const ACTIVE: &str = "sent_messages.json";
 pub const ARCHIVE_PREFIX: &str = "sent_messages_archive_";
 /// Default age (days) from which messages are archived.
 pub const DEFAULT_DAYS: u32 = 365;
-/// The retention setting for archive files, in days (0 keeps them forever).
-pub const RETENTION_SETTING: &str = "MESSAGE_ARCHIVE_RETENTION_DAYS";
-/// Its default.
-pub const DEFAULT_RETENTION_DAYS: u64 = 90;
 
 /// What a run did (or, with `--dry-run`, would do).
 #[derive(Debug, Default, Serialize)]
@@ -124,7 +120,7 @@ pub struct UserReport {
 /// reported and that user's files left as they were; the other users are still done.
 /// An error is returned only for bad usage or settings, before anything changed.
 pub fn archive_messages(ctx: &Ctx, user: Option<&str>, days: u32, dry_run: bool) -> Result<Report> {
-    let retention = ctx.count_setting(None, RETENTION_SETTING, DEFAULT_RETENTION_DAYS)?;
+    let retention = ctx.settings.message_retention_days.get()?;
     let users_dir = ctx.data_dir().join("users");
     let mut report = Report::default();
     let users = match user {

@@ -183,8 +183,8 @@ impl Config {
             endpoint,
             recipient,
             identity_file,
-            retention_days: ctx.count_setting(None, names::RETENTION_DAYS, 90)?,
-            max_count: ctx.count_setting(None, names::MAX_COUNT, 20)?,
+            retention_days: ctx.settings.remote_retention_days.get()?,
+            max_count: ctx.settings.remote_max_count.get()?,
             secrets,
         })
     }

@@ -577,8 +577,8 @@ impl Remote {
 /// (20).
 pub fn prune_policy(ctx: &Ctx, days: Option<u64>, max_count: Option<u64>) -> Result<PrunePolicy> {
     Ok(PrunePolicy {
-        retention_days: ctx.count_setting(days, config::names::RETENTION_DAYS, 90)?,
-        max_count: ctx.count_setting(max_count, config::names::MAX_COUNT, 20)?,
+        retention_days: ctx.settings.remote_retention_days.or_flag(days)?,
+        max_count: ctx.settings.remote_max_count.or_flag(max_count)?,
     })
 }
 
