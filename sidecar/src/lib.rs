@@ -32,36 +32,36 @@
 //! # Ok::<(), anyhow::Error>(())
 //! ```
 
-#![warn(missing_docs)]
+#![warn(missing_docs, unreachable_pub, missing_debug_implementations)]
 
 pub mod archival;
 pub mod backup;
-pub mod collect;
-pub mod context;
+mod collect;
+mod context;
 pub mod demo;
-pub mod envfile;
+mod envfile;
 pub mod error;
 pub mod files;
-pub mod json_text;
+mod json_text;
 pub mod lock;
 pub mod maintain;
 pub mod messages;
-pub mod notify;
-pub mod pack;
+mod notify;
+mod pack;
 pub mod paths;
 pub mod remote;
-pub mod report;
+mod report;
 pub mod restore;
 pub mod schedule;
-pub mod service_file;
+mod service_file;
 pub mod settings;
 pub mod snapshot;
-pub mod state;
+mod state;
 pub mod status;
 pub mod tools;
 pub mod validate;
-pub mod verify;
-pub mod zipcheck;
+mod verify;
+mod zipcheck;
 
 pub use context::{Ctx, FailPoint, Faults, Hook};
 pub use error::{LockedError, UsageError};
