@@ -21,7 +21,7 @@
 //! # Ok::<(), std::io::Error>(())
 //! ```
 
-#![warn(missing_docs)]
+#![warn(missing_docs, unreachable_pub, missing_debug_implementations)]
 
 use std::{
     fs::{self, File, OpenOptions},
@@ -142,6 +142,7 @@ pub fn place_new<E>(
 /// after a sync. Dropped without a commit (an error on the way), the temporary file is
 /// removed: a failure never leaves a partial file under the final name, nor a stray
 /// temporary one.
+#[derive(Debug)]
 pub struct Atomic {
     file: Option<File>,
     tmp: PathBuf,

@@ -25,7 +25,7 @@ pub struct Source {
 }
 
 /// The config files and their names in a backup.
-pub fn config_files(ctx: &Ctx) -> [(PathBuf, &'static str); 3] {
+pub(crate) fn config_files(ctx: &Ctx) -> [(PathBuf, &'static str); 3] {
     [
         (ctx.root.join(".env"), "config/.env"),
         (ctx.root.join("requirements.txt"), "config/requirements.txt"),
@@ -34,7 +34,7 @@ pub fn config_files(ctx: &Ctx) -> [(PathBuf, &'static str); 3] {
 }
 
 /// `config/...`: each config file that exists (a non-regular one is skipped with a warning).
-pub fn config(ctx: &Ctx, out: &mut Vec<Source>, warnings: &mut Vec<Problem>) -> Result<()> {
+pub(crate) fn config(ctx: &Ctx, out: &mut Vec<Source>, warnings: &mut Vec<Problem>) -> Result<()> {
     for (path, name) in config_files(ctx) {
         match fs::symlink_metadata(&path) {
             Ok(m) if m.is_file() => {
@@ -49,7 +49,7 @@ pub fn config(ctx: &Ctx, out: &mut Vec<Source>, warnings: &mut Vec<Problem>) -> 
 }
 
 /// `logs/*.log`: the active logs.
-pub fn active_logs(ctx: &Ctx, out: &mut Vec<Source>) {
+pub(crate) fn active_logs(ctx: &Ctx, out: &mut Vec<Source>) {
     let Ok(entries) = fs::read_dir(ctx.logs_dir()) else { return };
     let mut found: Vec<(String, PathBuf, u64)> = Vec::new();
     for e in entries.flatten() {
@@ -77,7 +77,7 @@ pub struct Skipped {
 
 /// A folder whose links may point anywhere inside `root` (and nowhere else), as
 /// `data/users` for backups and `data` for snapshots.
-pub struct Tree<'a> {
+pub(crate) struct Tree<'a> {
     /// The run: messages show paths through it ([`Ctx::show`]).
     pub ctx: &'a Ctx,
     /// Links must resolve inside this folder.
@@ -91,7 +91,7 @@ impl Tree<'_> {
     /// that points inside [`Tree::root`] is stored as a (relative) link; one that points
     /// outside is skipped with a warning, never followed. A name that is not UTF-8 is
     /// left out (see [`Skipped::left_out`]).
-    pub fn walk(
+    pub(crate) fn walk(
         &self,
         dir: &Path,
         prefix: &str,
@@ -205,7 +205,7 @@ const CODE_SKIP: &[&str] = &[
 /// `code/...`: every file under the root that `.gitignore` rules do not exclude (whether or
 /// not git is installed); `.git`, build output, virtual environments, caches, `logs/` and
 /// `data/` always left out.
-pub fn code(ctx: &Ctx, out: &mut Vec<Source>, warnings: &mut Vec<Problem>) -> Result<()> {
+pub(crate) fn code(ctx: &Ctx, out: &mut Vec<Source>, warnings: &mut Vec<Problem>) -> Result<()> {
     let root = ctx.root.clone();
     let top_skip = [root.join("logs"), root.join("data")];
     let walker = ignore::WalkBuilder::new(&root)

@@ -34,6 +34,24 @@ pub struct Ctx {
     pub hook: Option<Hook>,
 }
 
+/// The settings' values are left out (`.env` holds secrets); the names of those read from
+/// `.env` are shown.
+impl std::fmt::Debug for Ctx {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut dotenv: Vec<&str> = self.dotenv.keys().map(String::as_str).collect();
+        dotenv.sort_unstable();
+        f.debug_struct("Ctx")
+            .field("root", &self.root)
+            .field("now", &self.now)
+            .field("dotenv", &dotenv)
+            .field("log_settings", &self.log_settings)
+            .field("settings", &self.settings)
+            .field("faults", &self.faults)
+            .field("hook", &self.hook.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
 impl Ctx {
     /// The context for `root` at `now`: reads `<root>/.env` and the LOG_* settings (the
     /// environment first, then `.env`). A LOG_* setting that does not parse is left at its

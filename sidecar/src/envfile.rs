@@ -10,7 +10,7 @@ use crate::{error::UsageError, paths};
 
 /// Parses the `.env` at `path`; a missing file is empty. Errors name the file relative to
 /// the MHM `root` where it lies under it ([`paths::show`]).
-pub fn load(root: &Path, path: &Path) -> Result<HashMap<String, String>> {
+pub(crate) fn load(root: &Path, path: &Path) -> Result<HashMap<String, String>> {
     let shown = || paths::show(root, path);
     let text = match fs::read(path) {
         Ok(bytes) => bytes,
@@ -28,7 +28,7 @@ pub fn load(root: &Path, path: &Path) -> Result<HashMap<String, String>> {
 /// python-dotenv reads it: a UTF-8 byte-order mark, CRLF line ends, `export `, quotes
 /// (a double-quoted value may span lines and hold `\"`, `\\`, `\n`, `\t`), inline
 /// comments after an unquoted value, and a bare `KEY` line (no value: left unset).
-pub fn parse(text: &str) -> Result<HashMap<String, String>, (usize, String)> {
+pub(crate) fn parse(text: &str) -> Result<HashMap<String, String>, (usize, String)> {
     // (`lines()` already takes CRLF line ends.)
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let lines: Vec<&str> = text.lines().collect();
@@ -136,7 +136,7 @@ fn parse_value(v: &str) -> Result<String, String> {
 }
 
 /// Fails unless `value` is a whole number, naming the setting and where it came from.
-pub fn parse_count(name: &str, value: &str, from: &str) -> Result<u64> {
+pub(crate) fn parse_count(name: &str, value: &str, from: &str) -> Result<u64> {
     match value.trim().parse::<u64>() {
         Ok(n) => Ok(n),
         Err(_) => bail!(UsageError(format!(

@@ -34,7 +34,11 @@ use serde_json::value::RawValue;
 /// Writes `raw` (valid JSON text) as the service writes it, as a value nested `depth` levels
 /// deep: its first token goes where the writer stands, the lines inside it are indented by
 /// four spaces a level, empty arrays and objects stay `[]` and `{}`.
-pub fn write_pretty<W: Write + ?Sized>(out: &mut W, raw: &str, depth: usize) -> io::Result<()> {
+pub(crate) fn write_pretty<W: Write + ?Sized>(
+    out: &mut W,
+    raw: &str,
+    depth: usize,
+) -> io::Result<()> {
     let mut depth = depth;
     let mut tokens = Tokens::new(raw).peekable();
     while let Some(token) = tokens.next() {
@@ -66,7 +70,7 @@ pub fn write_pretty<W: Write + ?Sized>(out: &mut W, raw: &str, depth: usize) -> 
 }
 
 /// A new line, indented for `depth`.
-pub fn newline<W: Write + ?Sized>(out: &mut W, depth: usize) -> io::Result<()> {
+pub(crate) fn newline<W: Write + ?Sized>(out: &mut W, depth: usize) -> io::Result<()> {
     out.write_all(b"\n")?;
     for _ in 0..depth {
         out.write_all(b"    ")?;
@@ -76,7 +80,7 @@ pub fn newline<W: Write + ?Sized>(out: &mut W, depth: usize) -> io::Result<()> {
 
 /// A member's value in [`write_object`].
 #[derive(Clone, Copy, Debug)]
-pub enum Member<'a> {
+pub(crate) enum Member<'a> {
     /// JSON text, laid out by [`write_pretty`].
     Raw(&'a str),
     /// A string, written as a JSON string (serde_json's escaping, non-ASCII as is).
@@ -87,7 +91,7 @@ pub enum Member<'a> {
 
 /// Writes an object of `members`, in their order, nested `depth` levels deep, in the
 /// service's style.
-pub fn write_object<W: Write + ?Sized>(
+pub(crate) fn write_object<W: Write + ?Sized>(
     out: &mut W,
     depth: usize,
     members: &[(&str, Member<'_>)],
@@ -114,7 +118,7 @@ pub fn write_object<W: Write + ?Sized>(
 }
 
 /// Writes an array of JSON texts nested `depth` levels deep, in the service's style.
-pub fn write_list<W: Write + ?Sized>(
+pub(crate) fn write_list<W: Write + ?Sized>(
     out: &mut W,
     depth: usize,
     items: &[&RawValue],
@@ -139,7 +143,7 @@ pub fn write_list<W: Write + ?Sized>(
 /// one escaping, numbers as written (`1.0` and `1` are two texts, as Python writes a float
 /// and an integer; no number is rounded through a double, so two integers past 64 bits
 /// that differ in their last digit stay two values).
-pub fn canonical(raw: &str) -> String {
+pub(crate) fn canonical(raw: &str) -> String {
     let mut tokens = Tokens::new(raw);
     let mut out = String::with_capacity(raw.len());
     if let Some(first) = tokens.next() {

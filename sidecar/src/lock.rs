@@ -16,6 +16,7 @@ use anyhow::{Context, Result};
 use crate::{error::LockedError, Ctx};
 
 /// Holds the lock until dropped.
+#[derive(Debug)]
 pub struct Lock {
     _file: File,
 }

@@ -32,6 +32,7 @@ pub enum Task {
 }
 
 /// A job `maintain` runs when it is due.
+#[derive(Debug)]
 pub struct Job {
     /// Its name in the state file.
     pub name: &'static str,
@@ -42,6 +43,7 @@ pub struct Job {
 }
 
 /// When a job is due.
+#[derive(Debug)]
 pub enum Schedule {
     /// Once a day, at this local time (hour, minute).
     Daily(u32, u32),

@@ -24,15 +24,15 @@ use std::{
 use crate::Ctx;
 
 /// The ping URL's setting.
-pub const URL: &str = "MHM_NOTIFY_URL";
+pub(crate) const URL: &str = "MHM_NOTIFY_URL";
 /// The command's setting.
-pub const COMMAND: &str = "MHM_NOTIFY_COMMAND";
+pub(crate) const COMMAND: &str = "MHM_NOTIFY_COMMAND";
 /// How long a ping or the command may take.
 const TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Which ping.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Ping {
+pub(crate) enum Ping {
     /// A run with due work begins.
     Start,
     /// It worked.
@@ -47,7 +47,7 @@ fn url(ctx: &Ctx) -> Option<String> {
 
 /// Sends `ping` (with `body`) to `MHM_NOTIFY_URL`, if set. Failures are logged, never
 /// returned.
-pub fn ping(ctx: &Ctx, ping: Ping, body: &str) {
+pub(crate) fn ping(ctx: &Ctx, ping: Ping, body: &str) {
     let Some(base) = url(ctx) else { return };
     let target = match ping {
         Ping::Start => format!("{base}/start"),
@@ -86,7 +86,7 @@ fn send(target: &str, body: &str) -> Result<(), String> {
 
 /// Runs `MHM_NOTIFY_COMMAND`, if set, with `summary` on stdin and `MHM_NOTIFY_EVENT` set to
 /// `event`. Failures are logged, never returned.
-pub fn command(ctx: &Ctx, event: &str, summary: &str) {
+pub(crate) fn command(ctx: &Ctx, event: &str, summary: &str) {
     let Some(cmd) = ctx.setting(COMMAND).filter(|c| !c.trim().is_empty()) else { return };
     let mut child = if cfg!(windows) {
         let mut c = Command::new("cmd");

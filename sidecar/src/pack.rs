@@ -37,7 +37,7 @@ pub struct FileEntry {
 
 /// What was stored: an entry per file, and the files gone since they were listed.
 #[derive(Debug, Default)]
-pub struct Stored {
+pub(crate) struct Stored {
     /// The entries written, in order.
     pub files: Vec<FileEntry>,
     /// Listed files that were gone when their turn came (the service removed them, or
@@ -56,10 +56,10 @@ impl Stored {
 }
 
 /// How a file gone since it was listed is reported.
-pub const GONE: &str = "gone since it was listed (removed or replaced meanwhile), skipped";
+pub(crate) const GONE: &str = "gone since it was listed (removed or replaced meanwhile), skipped";
 
 /// Opens a listed source for reading: `None` when it is gone since it was listed.
-pub fn open_source(root: &Path, src: &Source) -> Result<Option<File>> {
+pub(crate) fn open_source(root: &Path, src: &Source) -> Result<Option<File>> {
     match File::open(&src.path) {
         Ok(f) => Ok(Some(f)),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
@@ -71,7 +71,7 @@ pub fn open_source(root: &Path, src: &Source) -> Result<Option<File>> {
 /// nothing more and prints nothing: the `zip` crate's own drop finishes the archive and
 /// prints `ZipWriter drop failed: ...` on stderr when that fails (a full disk), which
 /// would land in front of the sidecar's own error line. The file is the caller's to remove.
-pub struct Zip {
+pub(crate) struct Zip {
     writer: Option<ZipWriter<Sink>>,
     discard: Arc<AtomicBool>,
     /// The MHM root, for naming files in messages ([`paths::show`]).
@@ -109,7 +109,7 @@ impl Drop for Zip {
 /// The file under a [`Zip`]: buffered, and after an I/O error or once the zip is dropped
 /// unfinished, a sink that keeps count of positions so the `zip` crate's last writes (in
 /// its drop) succeed without touching the file.
-pub struct Sink {
+pub(crate) struct Sink {
     inner: BufWriter<File>,
     discard: Arc<AtomicBool>,
     failed: bool,
@@ -176,7 +176,7 @@ impl Seek for Sink {
 
 /// Starts a zip in the new file `path` (owner-only: backups hold `.env`); messages name
 /// files relative to the MHM `root` where they lie under it.
-pub fn create(root: &Path, path: &Path) -> Result<Zip> {
+pub(crate) fn create(root: &Path, path: &Path) -> Result<Zip> {
     let file = create_private(root, path)?;
     let discard = Arc::new(AtomicBool::new(false));
     let sink = Sink {
@@ -191,7 +191,12 @@ pub fn create(root: &Path, path: &Path) -> Result<Zip> {
 
 /// Writes every source into `zip`, in order, on several threads when there is enough
 /// data; `tmp` (the zip's own path) names the shards written beside it.
-pub fn write_all(zip: &mut Zip, tmp: &Path, sources: &[Source], bar: &dyn Bar) -> Result<Stored> {
+pub(crate) fn write_all(
+    zip: &mut Zip,
+    tmp: &Path,
+    sources: &[Source],
+    bar: &dyn Bar,
+) -> Result<Stored> {
     let total: u64 = sources.iter().map(|s| s.size).sum();
     let workers = std::thread::available_parallelism().map_or(1, |n| n.get()).min(8);
     if workers > 1 && total >= PARALLEL_FROM && sources.len() > 1 {
@@ -208,7 +213,7 @@ pub fn write_all(zip: &mut Zip, tmp: &Path, sources: &[Source], bar: &dyn Bar) -
 }
 
 /// Writes `value` as the pretty JSON entry `name` (the manifest, last).
-pub fn write_json(zip: &mut Zip, name: &str, value: &impl Serialize) -> Result<()> {
+pub(crate) fn write_json(zip: &mut Zip, name: &str, value: &impl Serialize) -> Result<()> {
     zip.start_file(name, base_options()).with_context(|| format!("starting {name}"))?;
     serde_json::to_writer_pretty(&mut **zip, value).with_context(|| format!("writing {name}"))
 }
@@ -221,7 +226,7 @@ const PARALLEL_FROM: u64 = 4 << 20;
 const ZIP64_FROM: u64 = 0xFFFF_FFFF - (64 << 20);
 
 /// Deflate at level 6, owner-only permissions: how every entry is stored.
-pub fn base_options() -> SimpleFileOptions {
+pub(crate) fn base_options() -> SimpleFileOptions {
     SimpleFileOptions::default()
         .compression_method(CompressionMethod::Deflated)
         .compression_level(Some(6))
@@ -230,7 +235,7 @@ pub fn base_options() -> SimpleFileOptions {
 
 /// Stores one source in `zip`, streaming it through SHA-256; returns its manifest entry,
 /// or `None` when the file is gone since it was listed (nothing written then).
-pub fn store(
+pub(crate) fn store(
     zip: &mut Zip,
     src: &Source,
     buf: &mut [u8],
@@ -278,7 +283,7 @@ pub fn store(
 }
 
 /// Finishes a zip and syncs its file.
-pub fn finish(mut zip: Zip, path: &Path) -> Result<()> {
+pub(crate) fn finish(mut zip: Zip, path: &Path) -> Result<()> {
     let writer = zip.writer.take().expect("present until finished");
     let sink = writer.finish().with_context(|| format!("finishing {}", zip.show(path)))?;
     if sink.off() {
@@ -475,14 +480,19 @@ fn zip_time(t: std::time::SystemTime) -> Option<zip::DateTime> {
 
 /// Creates `path` (new, owner-only on unix); an error names it relative to the MHM `root`
 /// where it lies under it.
-pub fn create_private(root: &Path, path: &Path) -> Result<File> {
+pub(crate) fn create_private(root: &Path, path: &Path) -> Result<File> {
     files::create_new(path, true).with_context(|| format!("creating {}", paths::show(root, path)))
 }
 
 /// The folder form of [`write_all`] (a folder snapshot, a folder backup): `tmp` made, each
 /// file copied into it (streamed through SHA-256) and synced; what surrounds it (the
 /// manifest, verify, rename) is the caller's. Paths in errors are shown relative to `root`.
-pub fn write_folder(root: &Path, tmp: &Path, sources: &[Source], bar: &dyn Bar) -> Result<Stored> {
+pub(crate) fn write_folder(
+    root: &Path,
+    tmp: &Path,
+    sources: &[Source],
+    bar: &dyn Bar,
+) -> Result<Stored> {
     let show = |p: &Path| paths::show(root, p);
     fs::create_dir(tmp).with_context(|| format!("creating {}", show(tmp)))?;
     let mut stored = Stored::default();

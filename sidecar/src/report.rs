@@ -158,7 +158,7 @@ impl Bar for NoProgress {
 }
 
 /// A reader that tells a [`Bar`] how many bytes went through it.
-pub struct BarReader<'a, R> {
+pub(crate) struct BarReader<'a, R> {
     /// What is read.
     pub inner: R,
     /// Told each read's size.

@@ -68,7 +68,7 @@ const RETRY: Duration = Duration::from_millis(50);
 /// What [`ServiceFile::replace`] did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[must_use]
-pub enum Replaced {
+pub(crate) enum Replaced {
     /// The new content is in place, under the file's name.
     Done,
     /// The file was written by another process after it was read: nothing replaced, the
@@ -78,7 +78,7 @@ pub enum Replaced {
 
 /// A service data file, held under the service's lock (its name never followed as a link).
 /// The lock goes when this is dropped, or with the process.
-pub struct ServiceFile {
+pub(crate) struct ServiceFile {
     path: PathBuf,
     /// The file, open for reading and locked (`flock`): the lock is the file's.
     #[cfg(unix)]
@@ -114,7 +114,7 @@ enum Attempt {
 impl ServiceFile {
     /// Waits up to `wait` for the service's lock on `path`; `None` when there is no file.
     /// Waiting longer is an error saying so.
-    pub fn lock(path: &Path, wait: Duration) -> Result<Option<Self>> {
+    pub(crate) fn lock(path: &Path, wait: Duration) -> Result<Option<Self>> {
         let start = Instant::now();
         loop {
             match Self::try_lock(path).context("taking the service's lock")? {
@@ -197,7 +197,7 @@ impl ServiceFile {
     }
 
     /// The file's content (on unix read through the locked file, elsewhere by its name).
-    pub fn read(&mut self) -> io::Result<Vec<u8>> {
+    pub(crate) fn read(&mut self) -> io::Result<Vec<u8>> {
         #[cfg(unix)]
         {
             use std::io::{Seek, SeekFrom};
@@ -226,7 +226,7 @@ impl ServiceFile {
     /// [`read`](Self::read) returned. When the file no longer holds `old` by its name, it is
     /// left as it is ([`Replaced::WrittenMeanwhile`]). The lock is still held afterwards;
     /// it guards the old file, which no name leads to any more.
-    pub fn replace(
+    pub(crate) fn replace(
         &mut self,
         ctx: &Ctx,
         render: impl FnOnce(&mut dyn Write) -> io::Result<()>,

@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use crate::{files, Ctx};
 
 /// The state file's path under the data folder.
-pub fn path(data_dir: &Path) -> PathBuf {
+pub(crate) fn path(data_dir: &Path) -> PathBuf {
     data_dir.join(".sidecar_state.json")
 }
 
@@ -33,7 +33,7 @@ pub struct JobRun {
 
 /// Every job's last run.
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
-pub struct State {
+pub(crate) struct State {
     /// By job name.
     #[serde(default)]
     pub jobs: BTreeMap<String, JobRun>,
@@ -47,7 +47,7 @@ pub struct State {
 }
 
 /// Reads the state; a missing file is an empty state, a malformed one an error naming it.
-pub fn load(ctx: &Ctx) -> Result<State> {
+pub(crate) fn load(ctx: &Ctx) -> Result<State> {
     let path = path(&ctx.data_dir());
     match fs::read(&path) {
         Ok(bytes) => serde_json::from_slice(&bytes).with_context(|| {
@@ -60,7 +60,7 @@ pub fn load(ctx: &Ctx) -> Result<State> {
 
 /// Moves a state file that does not parse out of the way, to
 /// `.sidecar_state.json.corrupt[.N]` beside it (never overwriting an earlier one).
-pub fn set_aside(ctx: &Ctx) -> Result<PathBuf> {
+pub(crate) fn set_aside(ctx: &Ctx) -> Result<PathBuf> {
     let from = path(&ctx.data_dir());
     let to = files::unique_path(&ctx.data_dir().join(".sidecar_state.json.corrupt"));
     fs::rename(&from, &to)
@@ -70,7 +70,7 @@ pub fn set_aside(ctx: &Ctx) -> Result<PathBuf> {
 }
 
 /// Writes the state atomically.
-pub fn save(ctx: &Ctx, state: &State) -> Result<()> {
+pub(crate) fn save(ctx: &Ctx, state: &State) -> Result<()> {
     let path = path(&ctx.data_dir());
     let mut out = files::Atomic::create(&path)
         .with_context(|| format!("creating a file beside {}", ctx.show(&path)))?;

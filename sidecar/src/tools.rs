@@ -184,6 +184,7 @@ fn copy_new(ctx: &Ctx, from: &Path, to: &Path) -> Result<()> {
 // === save-result ===
 
 /// Where `data` for `save-result` comes from.
+#[derive(Debug)]
 pub enum Input<'a> {
     /// Standard input.
     Stdin,

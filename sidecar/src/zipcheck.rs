@@ -63,7 +63,7 @@ const RATIO_SLACK: u64 = 4096;
 
 /// One entry, as its central directory record and local header say.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Entry {
+pub(crate) struct Entry {
     /// Its name.
     pub name: String,
     /// Where its local header starts.
@@ -78,7 +78,7 @@ pub struct Entry {
 
 /// A zip's checked central directory.
 #[derive(Clone, Debug, Default)]
-pub struct Directory {
+pub(crate) struct Directory {
     /// Every entry, in directory order (the order `ZipArchive` indexes them).
     pub entries: Vec<Entry>,
     /// Where the central directory starts.
@@ -87,7 +87,7 @@ pub struct Directory {
 
 /// Checks the zip `reader` holds (see the module docs), then opens it with the `zip`
 /// crate. The error says what is wrong, for a line naming the file.
-pub fn open<R: Read + Seek>(mut reader: R) -> Result<(ZipArchive<R>, Directory), String> {
+pub(crate) fn open<R: Read + Seek>(mut reader: R) -> Result<(ZipArchive<R>, Directory), String> {
     let dir = read_directory(&mut reader)?;
     reader.seek(SeekFrom::Start(0)).map_err(|e| format!("cannot read: {e}"))?;
     let archive = ZipArchive::new(reader).map_err(|e| e.to_string())?;
@@ -100,7 +100,7 @@ pub fn open<R: Read + Seek>(mut reader: R) -> Result<(ZipArchive<R>, Directory),
 }
 
 /// Reads and checks the central directory of the zip `r` holds (see the module docs).
-pub fn read_directory<R: Read + Seek>(r: &mut R) -> Result<Directory, String> {
+pub(crate) fn read_directory<R: Read + Seek>(r: &mut R) -> Result<Directory, String> {
     let len = r.seek(SeekFrom::End(0)).map_err(|e| format!("cannot read: {e}"))?;
     let end = find_end(r, len)?;
     let cd_end = end.cd_start.checked_add(end.cd_size).ok_or("a central directory past 2^64")?;

@@ -251,6 +251,13 @@ pub fn parse_url(url: &str) -> Result<Target, String> {
 #[derive(Clone, Default)]
 pub struct Secrets(Vec<String>);
 
+/// How many, never what they are.
+impl std::fmt::Debug for Secrets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Secrets({} hidden)", self.0.len())
+    }
+}
+
 impl Secrets {
     /// One more secret (ignored when too short to be one, so that no common word is
     /// blanked out of every message).

@@ -269,6 +269,7 @@ impl backup::OffSite for FromSettings {
 pub const UNFINISHED_AFTER: chrono::TimeDelta = chrono::TimeDelta::hours(24);
 
 /// The store, open for one run.
+#[derive(Debug)]
 pub struct Remote {
     store: Store,
 }

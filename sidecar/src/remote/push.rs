@@ -167,11 +167,11 @@ pub(crate) struct Hashing<R> {
 }
 
 impl<R> Hashing<R> {
-    pub fn new(inner: R) -> Self {
+    pub(super) fn new(inner: R) -> Self {
         Self { inner, sha: Sha256::default(), size: 0 }
     }
 
-    pub fn hex(&self) -> String {
+    pub(super) fn hex(&self) -> String {
         files::hex(&self.sha.clone().finalize())
     }
 }

@@ -3,7 +3,7 @@
 //! operation (the rest of the sidecar has no async code). Every error leaving here says
 //! in words what went wrong and carries no secret.
 
-use std::{io, sync::Arc, time::Duration};
+use std::{fmt, io, sync::Arc, time::Duration};
 
 use anyhow::{anyhow, Result};
 use bytes::Bytes;
@@ -237,11 +237,26 @@ impl Store {
     }
 }
 
+impl fmt::Debug for Store {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Store")
+            .field("store", &self.inner)
+            .field("prefix", &self.prefix)
+            .finish_non_exhaustive()
+    }
+}
+
 /// A blocking [`io::Read`] over an object's byte stream.
 pub struct BlockingRead<'a> {
     store: &'a Store,
     stream: BoxStream<'static, object_store::Result<Bytes>>,
     chunk: Bytes,
+}
+
+impl fmt::Debug for BlockingRead<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BlockingRead").field("buffered", &self.chunk.len()).finish_non_exhaustive()
+    }
 }
 
 impl io::Read for BlockingRead<'_> {

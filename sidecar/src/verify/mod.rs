@@ -64,7 +64,10 @@ impl<M> Report<M> {
 
 /// The JSON entries among `names` of the backup at `path` (a zip, opened once, or a
 /// folder) that do not parse.
-pub fn json_problems<'a>(path: &Path, names: impl Iterator<Item = &'a String>) -> Vec<Problem> {
+pub(crate) fn json_problems<'a>(
+    path: &Path,
+    names: impl Iterator<Item = &'a String>,
+) -> Vec<Problem> {
     let parse = |r: &mut dyn Read| {
         serde_json::from_reader::<_, serde::de::IgnoredAny>(io::BufReader::new(r))
             .map(|_| ())
@@ -102,7 +105,7 @@ pub fn json_problems<'a>(path: &Path, names: impl Iterator<Item = &'a String>) -
 }
 
 /// What was found for one stored file.
-pub struct Seen {
+pub(crate) struct Seen {
     /// Its size (a link: its target's length).
     pub size: u64,
     /// Its SHA-256 (a link: its target's).
@@ -112,7 +115,7 @@ pub struct Seen {
 }
 
 /// Everything read from a zip or folder: its entries, its manifest, and problems.
-pub struct Scan<M> {
+pub(crate) struct Scan<M> {
     /// Entries read.
     pub entries: usize,
     /// Every stored file, by name.
@@ -125,7 +128,7 @@ pub struct Scan<M> {
 
 impl<M> Scan<M> {
     /// The same scan with its manifest turned into another type (or a problem).
-    pub fn map<N>(self, f: impl FnOnce(M) -> Result<N, Problem>) -> Scan<N> {
+    pub(crate) fn map<N>(self, f: impl FnOnce(M) -> Result<N, Problem>) -> Scan<N> {
         Scan {
             entries: self.entries,
             seen: self.seen,
@@ -143,7 +146,7 @@ impl<M> Default for Scan<M> {
 
 /// Which links an archive may hold.
 #[derive(Clone, Copy, Debug)]
-pub enum Links {
+pub(crate) enum Links {
     /// A backup: links only under `users/` (restore puts config files at the root, where a
     /// link's target would mean something else), resolving into `users/`.
     UsersOnly,
@@ -154,7 +157,7 @@ pub enum Links {
 /// The scan checked: its problems in entry order, the links by `links`, the manifest
 /// there and listing exactly what was found (`container` names the archive in problems),
 /// then its own fields by `fields`.
-pub fn check<M>(
+pub(crate) fn check<M>(
     scan: Result<Scan<M>, Problem>,
     manifest_name: &str,
     container: &str,
@@ -194,7 +197,7 @@ where
 }
 
 /// A manifest that lists stored files.
-pub trait Listing {
+pub(crate) trait Listing {
     /// The stored files it lists.
     fn files(&self) -> &[FileEntry];
 }
@@ -204,7 +207,7 @@ const PARALLEL_FROM: u64 = 4 << 20;
 
 /// Reads every entry of the zip at `path` (on several threads when it is large), the one
 /// named `manifest_name` parsed as `M`, telling `bar` the compressed bytes read.
-pub fn scan_zip<M: DeserializeOwned + Send>(
+pub(crate) fn scan_zip<M: DeserializeOwned + Send>(
     path: &Path,
     manifest_name: &str,
     bar: &dyn Bar,
@@ -404,7 +407,7 @@ fn read_manifest<M: DeserializeOwned>(r: &mut impl Read, name: &str) -> Result<M
 
 /// A folder (a snapshot or a backup): every file hashed, links read (and checked like a
 /// zip's), the file named `manifest_name` parsed as `M`.
-pub fn scan_folder<M: DeserializeOwned>(root: &Path, manifest_name: &str) -> Scan<M> {
+pub(crate) fn scan_folder<M: DeserializeOwned>(root: &Path, manifest_name: &str) -> Scan<M> {
     let mut scan = Scan::default();
     let mut buf = vec![0u8; 1 << 16];
     let mut stack = vec![(root.to_path_buf(), String::new())];
@@ -518,7 +521,7 @@ fn check_listed(
 }
 
 /// The manifest's `file_count` and `total_bytes` (its own names for them) match `files`.
-pub fn check_count_and_total(
+pub(crate) fn check_count_and_total(
     name: &str,
     file_count: u64,
     total_bytes: u64,
@@ -541,7 +544,7 @@ pub fn check_count_and_total(
 }
 
 /// `created_at` is an RFC 3339 time.
-pub fn check_created_at(name: &str, created_at: &str, problems: &mut Vec<Problem>) {
+pub(crate) fn check_created_at(name: &str, created_at: &str, problems: &mut Vec<Problem>) {
     if chrono::DateTime::parse_from_rfc3339(created_at).is_err() {
         problems
             .push(Problem::at(name, format!("created_at {created_at:?} is not an RFC 3339 time")));

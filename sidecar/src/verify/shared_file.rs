@@ -12,7 +12,7 @@ const BUF: usize = 1 << 16;
 
 /// See the module docs.
 #[derive(Clone)]
-pub struct SharedFile {
+pub(super) struct SharedFile {
     file: Arc<File>,
     len: u64,
     pos: u64,
@@ -23,7 +23,7 @@ pub struct SharedFile {
 
 impl SharedFile {
     /// Wraps `file`.
-    pub fn new(file: File) -> io::Result<Self> {
+    pub(super) fn new(file: File) -> io::Result<Self> {
         let len = file.metadata()?.len();
         Ok(Self { file: Arc::new(file), len, pos: 0, buf: Vec::new(), buf_start: 0, buf_len: 0 })
     }
