@@ -9,21 +9,9 @@
 //! The input is always text serde_json has checked already (a [`RawValue`]), so the
 //! tokenizer here has no errors to report: it only finds where tokens begin and end.
 //!
-//! ```
-//! use mhm_sidecar::json_text::{canonical, write_pretty};
-//!
-//! let raw = r#"{"b": 123456789012345678901234567890, "a": [1e-05, "caf\u00e9"], "c": {}}"#;
-//! let mut out = Vec::new();
-//! write_pretty(&mut out, raw, 0)?;
-//! assert_eq!(
-//!     String::from_utf8(out).unwrap(),
-//!     "{\n    \"b\": 123456789012345678901234567890,\n    \"a\": [\n        1e-05,\n        \
-//!      \"caf\\u00e9\"\n    ],\n    \"c\": {}\n}"
-//! );
-//! // Equal values, written differently, have one canonical text.
-//! assert_eq!(canonical(raw), canonical(r#"{"c":{},"a":[1e-05,"café"],"b":123456789012345678901234567890}"#));
-//! # Ok::<(), std::io::Error>(())
-//! ```
+//! The module's example is its first test (`the_modules_example`): a value with a big
+//! integer, a small float and an escape comes out as it went in, and equal values written
+//! differently have one canonical text.
 //!
 //! [`RawValue`]: serde_json::value::RawValue
 
@@ -285,6 +273,23 @@ impl<'a> Iterator for Tokens<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_modules_example() {
+        let raw = r#"{"b": 123456789012345678901234567890, "a": [1e-05, "caf\u00e9"], "c": {}}"#;
+        let mut out = Vec::new();
+        write_pretty(&mut out, raw, 0).unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "{\n    \"b\": 123456789012345678901234567890,\n    \"a\": [\n        1e-05,\n        \
+             \"caf\\u00e9\"\n    ],\n    \"c\": {}\n}"
+        );
+        // Equal values, written differently, have one canonical text.
+        assert_eq!(
+            canonical(raw),
+            canonical(r#"{"c":{},"a":[1e-05,"café"],"b":123456789012345678901234567890}"#)
+        );
+    }
 
     fn pretty(raw: &str, depth: usize) -> String {
         let mut out = Vec::new();

@@ -28,10 +28,9 @@
 //! that waited for the lock on the old file and then writes into that file in place (rather
 //! than by rename, as the service does): its write lands in a file no name leads to.
 //!
-//! ```no_run
-//! use mhm_sidecar::{service_file::{Replaced, ServiceFile}, Ctx};
-//! use std::{io::Write, time::Duration};
+//! How `messages archive` uses it (the tests of this module run each branch):
 //!
+//! ```text
 //! let ctx = Ctx::new("/srv/mhm", chrono::Utc::now())?;
 //! let path = ctx.data_dir().join("users/u1/messages/sent_messages.json");
 //! if let Some(mut file) = ServiceFile::lock(&path, Duration::from_secs(10))? {
@@ -45,7 +44,6 @@
 //!         Replaced::WrittenMeanwhile => eprintln!("written meanwhile; left as it is"),
 //!     }
 //! }
-//! # Ok::<(), anyhow::Error>(())
 //! ```
 
 use std::{

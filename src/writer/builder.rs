@@ -32,6 +32,20 @@ pub struct Builder {
     clock: Clock,
 }
 
+/// How a [`RollingFile`] is made: here, beside the [`Builder`], so that `mod.rs` never
+/// needs this file (the calls go one way, builder -> mod).
+impl RollingFile {
+    /// A [`Builder`].
+    pub fn builder() -> Builder {
+        Builder::new()
+    }
+
+    /// A rotating file with the default settings and the system clock.
+    pub fn new(path: impl AsRef<Path>) -> Result<Self, InitError> {
+        Builder::new().build(path)
+    }
+}
+
 impl Builder {
     /// A builder with the defaults.
     pub fn new() -> Self {

@@ -217,16 +217,6 @@ impl Drop for Owner {
 }
 
 impl RollingFile {
-    /// A [`Builder`].
-    pub fn builder() -> Builder {
-        Builder::new()
-    }
-
-    /// A rotating file with the default settings and the system clock.
-    pub fn new(path: impl AsRef<Path>) -> Result<Self, InitError> {
-        Builder::new().build(path)
-    }
-
     /// Writes buffered events to the file now (a no-op in direct mode).
     pub fn flush(&self) -> io::Result<()> {
         self.inner.flush_outside_lock()
