@@ -3,36 +3,35 @@
 //!
 //! Nothing here allocates once the thread's buffers have grown to the longest line seen:
 //! the timestamp text is cached per second (one zone lookup a second, not per event),
-//! integers are written digit pairs at a time straight into the line, short decimal floats through a fast path of their own, and
-//! field values are escaped as they are written.
+//! integers are written digit pairs at a time straight into the line, short decimal floats
+//! through a fast path of their own, and field values are escaped as they are written.
+//!
+//! The parts, each a file that calls none above it: this one (the line's layout and the
+//! field visitor), `callsite.rs` (the per-callsite text), `time.rs` (the per-second
+//! timestamp), `escape.rs` (escaping as it writes), `kind.rs` (the [`Format`] enum),
+//! `bytes.rs` (the byte writers: the formats' only `unsafe` code).
 
 use std::fmt::{self, Write as _};
 
-use chrono::{Datelike, TimeZone, Timelike};
-
 use tracing_core::{
     field::{Field, Visit},
-    Event, Level, Metadata,
+    Event,
 };
 
-use crate::clock::{from_nanos, Zone};
+use crate::clock::Zone;
 
 mod bytes;
-use bytes::{push_digits, push_u64, put};
+mod callsite;
+mod escape;
+mod kind;
+mod time;
 
-/// The line format of a [`LogFiles`](crate::LogFiles) layer.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum Format {
-    /// `2026-11-26 21:00:00,123 - mhm::discord - INFO - connected | {"user": 42}`: MHM's
-    /// (Python logging's) format; `| {...}` only when the event has fields besides the
-    /// message. Levels are spelled as Python spells them (`WARNING`).
-    #[default]
-    Mhm,
-    /// One JSON object a line: `{"timestamp": "2026-11-26T21:00:00.123+01:00", "level":
-    /// "INFO", "target": "mhm::discord", "message": "connected", "fields": {"user": 42}}`.
-    Json,
-}
+pub use kind::Format;
+
+use bytes::{push_digits, push_u64, put};
+use callsite::{push_key, Callsites, Key, KeyKind};
+use escape::{escape_into, Escaped, Raw};
+use time::TimeCache;
 
 /// One thread's reusable buffers.
 #[derive(Debug, Default)]
@@ -41,237 +40,6 @@ pub(crate) struct LineBuf {
     fields: Vec<u8>,
     cache: TimeCache,
     callsites: Callsites,
-}
-
-/// The text every event of one callsite shares, made once per thread: what goes between
-/// the timestamp and the message, and each field's `, "name": `. Looked up by the address
-/// of the callsite's metadata (`'static` and immutable: one address, one text), in a small
-/// direct-mapped table; a miss rebuilds the slot in place, reusing its buffers.
-#[derive(Debug, Default)]
-struct Callsites {
-    slots: [CallsiteText; CALLSITE_SLOTS],
-}
-
-const CALLSITE_SLOTS: usize = 16;
-
-#[derive(Debug, Default)]
-struct CallsiteText {
-    /// The metadata's address; 0 for an empty slot.
-    meta: usize,
-    format: Format,
-    /// ` - <target> - <LEVEL> - ` (MHM), or from the end of the timestamp to the opening
-    /// quote of the message (JSON).
-    header: Vec<u8>,
-    /// Each field, by index.
-    keys: Vec<Key>,
-    /// `, "name": ` of each named field (escaped), back to back.
-    names: Vec<u8>,
-}
-
-/// One field of a callsite.
-#[derive(Clone, Copy, Debug)]
-struct Key {
-    /// The field's name: a visited field uses this entry only if it has this very name
-    /// (same address), so a stale or foreign entry can never be used.
-    name: &'static str,
-    kind: KeyKind,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum KeyKind {
-    /// `message`: the line's message.
-    Message,
-    /// The `log.*` fields `tracing-log` adds: not written.
-    Skip,
-    /// A field written as `, "name": value`; its key text is `names[start..end]`.
-    Named { start: u32, end: u32 },
-    /// A named field without cached text (not found in the table): escaped as it is written.
-    Uncached,
-}
-
-impl KeyKind {
-    fn of(name: &str) -> Self {
-        if name == "message" {
-            KeyKind::Message
-        } else if name.starts_with("log.") {
-            KeyKind::Skip
-        } else {
-            KeyKind::Uncached
-        }
-    }
-}
-
-impl Callsites {
-    #[inline]
-    fn get(&mut self, meta: &'static Metadata<'static>, format: Format) -> &CallsiteText {
-        let addr = meta as *const Metadata<'static> as usize;
-        let slot = (addr as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 60;
-        let text = &mut self.slots[slot as usize % CALLSITE_SLOTS];
-        if text.meta != addr || text.format != format {
-            text.fill(meta, format);
-        }
-        text
-    }
-}
-
-impl CallsiteText {
-    #[cold]
-    fn fill(&mut self, meta: &'static Metadata<'static>, format: Format) {
-        self.meta = meta as *const Metadata<'static> as usize;
-        self.format = format;
-        let header = &mut self.header;
-        header.clear();
-        match format {
-            Format::Json => {
-                header.extend_from_slice(b"\", \"level\": \"");
-                header.extend_from_slice(level_name(meta.level(), format).as_bytes());
-                header.extend_from_slice(b"\", \"target\": \"");
-                escape_into(header, meta.target());
-                header.extend_from_slice(b"\", \"message\": \"");
-            }
-            _ => {
-                header.extend_from_slice(b" - ");
-                header.extend_from_slice(meta.target().as_bytes());
-                header.extend_from_slice(b" - ");
-                header.extend_from_slice(level_name(meta.level(), format).as_bytes());
-                header.extend_from_slice(b" - ");
-            }
-        }
-        self.keys.clear();
-        self.names.clear();
-        for field in meta.fields() {
-            let name = field.name();
-            let kind = match KeyKind::of(name) {
-                KeyKind::Uncached => {
-                    let start = self.names.len();
-                    push_key(&mut self.names, name);
-                    match (u32::try_from(start), u32::try_from(self.names.len())) {
-                        (Ok(start), Ok(end)) => KeyKind::Named { start, end },
-                        _ => KeyKind::Uncached,
-                    }
-                }
-                kind => kind,
-            };
-            self.keys.push(Key { name, kind });
-        }
-    }
-}
-
-/// `, "name": `, escaped.
-fn push_key(out: &mut Vec<u8>, name: &str) {
-    out.extend_from_slice(b", \"");
-    escape_into(out, name);
-    out.extend_from_slice(b"\": ");
-}
-
-#[derive(Debug)]
-struct TimeCache {
-    sec: i64,
-    /// The minute (since the epoch) `offset_secs` was looked up for.
-    minute: i64,
-    zone: Zone,
-    offset_secs: i32,
-    /// `YYYY-MM-DD HH:MM:SS`
-    text: [u8; 19],
-    /// `+HH:MM`
-    offset: [u8; 6],
-}
-
-impl Default for TimeCache {
-    fn default() -> Self {
-        Self {
-            sec: i64::MIN,
-            minute: i64::MIN,
-            zone: Zone::Utc,
-            offset_secs: 0,
-            text: [b'0'; 19],
-            offset: *b"+00:00",
-        }
-    }
-}
-
-impl TimeCache {
-    #[inline]
-    fn refresh(&mut self, nanos: i64, zone: Zone) -> u32 {
-        let sec = nanos.div_euclid(1_000_000_000);
-        let millis = (nanos.rem_euclid(1_000_000_000) / 1_000_000) as u32;
-        if sec != self.sec || zone != self.zone {
-            self.fill(sec, zone);
-        }
-        millis
-    }
-
-    /// A new second: the text is rebuilt by arithmetic. The zone's offset is looked up
-    /// once a minute (offsets only change on minute boundaries), since asking the system
-    /// zone costs a syscall and an allocation in chrono.
-    #[cold]
-    fn fill(&mut self, sec: i64, zone: Zone) {
-        let minute = sec.div_euclid(60);
-        if minute != self.minute || zone != self.zone {
-            self.offset_secs = match zone {
-                Zone::Utc => 0,
-                Zone::Local => chrono::Local
-                    .offset_from_utc_datetime(
-                        &from_nanos(sec.saturating_mul(1_000_000_000)).naive_utc(),
-                    )
-                    .local_minus_utc(),
-            };
-            let off = self.offset_secs.unsigned_abs() / 60;
-            self.offset = [
-                if self.offset_secs < 0 { b'-' } else { b'+' },
-                digit(off / 600),
-                digit(off / 60 % 10),
-                b':',
-                digit(off % 60 / 10),
-                digit(off % 10),
-            ];
-            self.minute = minute;
-            self.zone = zone;
-        }
-        let local = from_nanos((sec + i64::from(self.offset_secs)).saturating_mul(1_000_000_000))
-            .naive_utc();
-        let year = local.year().clamp(0, 9999) as u32;
-        let (month, day) = (local.month(), local.day());
-        let (hour, min, s) = (local.hour(), local.minute(), local.second());
-        self.text = [
-            digit(year / 1000),
-            digit(year / 100 % 10),
-            digit(year / 10 % 10),
-            digit(year % 10),
-            b'-',
-            digit(month / 10),
-            digit(month % 10),
-            b'-',
-            digit(day / 10),
-            digit(day % 10),
-            b' ',
-            digit(hour / 10),
-            digit(hour % 10),
-            b':',
-            digit(min / 10),
-            digit(min % 10),
-            b':',
-            digit(s / 10),
-            digit(s % 10),
-        ];
-        self.sec = sec;
-    }
-}
-
-#[inline]
-fn digit(n: u32) -> u8 {
-    b'0' + (n % 10) as u8
-}
-
-fn level_name(level: &Level, format: Format) -> &'static str {
-    match (*level, format) {
-        (Level::ERROR, _) => "ERROR",
-        (Level::WARN, Format::Mhm) => "WARNING",
-        (Level::WARN, _) => "WARN",
-        (Level::INFO, _) => "INFO",
-        (Level::DEBUG, _) => "DEBUG",
-        _ => "TRACE",
-    }
 }
 
 impl LineBuf {
@@ -609,86 +377,6 @@ fn push_short_decimal(out: &mut Vec<u8>, value: f64) -> bool {
 }
 
 /// `fmt::Write` into a byte buffer, as is.
-struct Raw<'a>(&'a mut Vec<u8>);
-
-impl fmt::Write for Raw<'_> {
-    #[inline]
-    fn write_str(&mut self, s: &str) -> fmt::Result {
-        put(self.0, s.as_bytes());
-        Ok(())
-    }
-}
-
-/// `fmt::Write` into a byte buffer, escaped for the inside of a JSON string.
-struct Escaped<'a>(&'a mut Vec<u8>);
-
-impl fmt::Write for Escaped<'_> {
-    #[inline]
-    fn write_str(&mut self, s: &str) -> fmt::Result {
-        escape_into(self.0, s);
-        Ok(())
-    }
-}
-
-/// Appends `s` escaped for the inside of a JSON string.
-#[inline]
-fn escape_into(out: &mut Vec<u8>, s: &str) {
-    let bytes = s.as_bytes();
-    // Most values need no escaping: one scan, one copy.
-    match bytes.iter().position(|&b| ESCAPE[b as usize]) {
-        None => put(out, bytes),
-        Some(first) => escape_slow(out, bytes, first),
-    }
-}
-
-/// Bytes that cannot stand as they are inside a JSON string.
-static ESCAPE: [bool; 256] = {
-    let mut table = [false; 256];
-    let mut b = 0;
-    while b < 0x20 {
-        table[b] = true;
-        b += 1;
-    }
-    table[b'"' as usize] = true;
-    table[b'\\' as usize] = true;
-    table
-};
-
-#[inline]
-fn needs_escape(b: u8) -> bool {
-    ESCAPE[b as usize]
-}
-
-#[cold]
-fn escape_slow(out: &mut Vec<u8>, bytes: &[u8], first: usize) {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    out.extend_from_slice(&bytes[..first]);
-    let mut start = first;
-    for (i, &b) in bytes.iter().enumerate().skip(first) {
-        if !needs_escape(b) {
-            continue;
-        }
-        out.extend_from_slice(&bytes[start..i]);
-        match b {
-            b'"' => out.extend_from_slice(b"\\\""),
-            b'\\' => out.extend_from_slice(b"\\\\"),
-            b'\n' => out.extend_from_slice(b"\\n"),
-            b'\r' => out.extend_from_slice(b"\\r"),
-            b'\t' => out.extend_from_slice(b"\\t"),
-            _ => out.extend_from_slice(&[
-                b'\\',
-                b'u',
-                b'0',
-                b'0',
-                HEX[(b >> 4) as usize],
-                HEX[(b & 0xf) as usize],
-            ]),
-        }
-        start = i + 1;
-    }
-    out.extend_from_slice(&bytes[start..]);
-}
-
 #[cfg(test)]
 mod tests {
     use super::{escape_into, push_f64, push_u64, put, Format, LineBuf, TimeCache};
