@@ -171,9 +171,10 @@ impl Writer {
         let file =
             self.file().map_err(|e| os_error(&format!("opening {}", self.path.display()), e))?;
         py.detach(|| {
-            // One `write` is one event; an urgent one is written out at once, as the Rust
-            // layer writes out an ERROR event.
-            (&*file).write_all(record)?;
+            // One `write` is one event (an empty record too, as the Rust layer counts it);
+            // an urgent one is written out at once, as the layer writes out an ERROR event.
+            let written = (&*file).write(record)?;
+            debug_assert_eq!(written, record.len(), "one write takes the whole record");
             if urgent {
                 file.flush()?;
             }

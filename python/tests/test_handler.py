@@ -39,6 +39,23 @@ def test_records_are_formatted_by_python_and_written(tmp_path):
     assert "KeyError: 'boom'" in text
 
 
+@pytest.mark.parametrize("write_mode", ["direct", "buffered", "staged"])
+def test_every_record_is_one_event_even_an_empty_one(tmp_path, write_mode):
+    # An empty message with no terminator is an empty record: counted as one event, as the
+    # Rust layer counts it (one write is one event), urgent or not.
+    h = mhm_log.RotatingFileHandler(tmp_path / "app.log", write_mode=write_mode)
+    h.setFormatter(logging.Formatter("%(message)s"))
+    h.terminator = ""
+    log = make_logger(f"t.empty.{write_mode}", h)
+    log.info("")
+    log.error("")
+    log.info("x")
+    h.flush()
+    assert h.stats()["events_written"] == 3
+    h.close()
+    assert (tmp_path / "app.log").read_text() == "x"
+
+
 def test_size_rotation_keeps_every_record_once(tmp_path):
     clock = mhm_log.ManualClock(dt.datetime(2026, 11, 26, 9, 0, 0))
     h = handler(tmp_path / "app.log", clock, max_bytes=2000, min_rotate_bytes=0,

@@ -239,10 +239,8 @@ impl Store {
 
 impl fmt::Debug for Store {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Store")
-            .field("store", &self.inner)
-            .field("prefix", &self.prefix)
-            .finish_non_exhaustive()
+        // Not the client: its Debug shows the access key id and the endpoint.
+        f.debug_struct("Store").field("prefix", &self.prefix).finish_non_exhaustive()
     }
 }
 
