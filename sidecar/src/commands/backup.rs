@@ -8,7 +8,8 @@ use mhm_sidecar::{
     paths, remote, restore, validate,
 };
 
-use super::{print_json, with_shown_paths, Run};
+use super::json::{print_json, with_shown_paths};
+use super::run::Run;
 use crate::{
     cli::{BackupCommand, CreateArgs, RestoreArgs},
     exit_codes::ExitCode,

@@ -6,7 +6,7 @@ use std::{io::Write as _, path::Path, process::Command};
 use anyhow::{Context as _, Result};
 use mhm_sidecar::demo;
 
-use super::Run;
+use super::run::Run;
 use crate::exit_codes::ExitCode;
 
 pub fn run(ctx: &Run, dir: &Path) -> Result<ExitCode> {
@@ -49,7 +49,7 @@ pub fn run(ctx: &Run, dir: &Path) -> Result<ExitCode> {
         root.display()
     );
     if ctx.json {
-        super::print_json(&serde_json::json!({
+        super::json::print_json(&serde_json::json!({
             "root": root.display().to_string(),
             "now": now,
             "users": built.users,

@@ -10,7 +10,8 @@ use mhm_sidecar::{
     paths,
 };
 
-use super::{print_json, Run};
+use super::json::print_json;
+use super::run::Run;
 use crate::{
     cli::{CatArgs, LogRestoreArgs, LogsCommand},
     exit_codes::ExitCode,

@@ -4,7 +4,8 @@ use anyhow::Result;
 
 use mhm_sidecar::{backup::PrunePolicy, maintain};
 
-use super::{print_json, Run};
+use super::json::print_json;
+use super::run::Run;
 use crate::{
     exit_codes::ExitCode,
     out::{self, Table},

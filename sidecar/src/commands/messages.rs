@@ -5,7 +5,8 @@ use std::io::{self, Write};
 use anyhow::Result;
 use mhm_sidecar::messages;
 
-use super::{print_json, Run};
+use super::json::print_json;
+use super::run::Run;
 use crate::{
     cli::{ArchiveArgs, MessagesCommand},
     exit_codes::ExitCode,

@@ -6,7 +6,8 @@ use mhm_sidecar::{
     remote::{self, Overrides, PushOptions, PushResult, Remote, Status},
 };
 
-use super::{print_json, Run};
+use super::json::print_json;
+use super::run::Run;
 use crate::{
     cli::{RemoteArgs, RemoteCommand},
     exit_codes::ExitCode,

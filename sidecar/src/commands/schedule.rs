@@ -4,7 +4,8 @@
 use anyhow::{Context, Result};
 use mhm_sidecar::schedule::{self, Entry};
 
-use super::{print_json, Run};
+use super::json::print_json;
+use super::run::Run;
 use crate::{cli::ScheduleCommand, exit_codes::ExitCode};
 
 pub fn run(ctx: &Run, cmd: &ScheduleCommand) -> Result<ExitCode> {

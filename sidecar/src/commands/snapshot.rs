@@ -5,7 +5,8 @@ use std::io::{self, Write};
 use anyhow::Result;
 use mhm_sidecar::snapshot;
 
-use super::{print_json, with_shown_paths, Run};
+use super::json::{print_json, with_shown_paths};
+use super::run::Run;
 use crate::{
     cli::{SnapshotCommand, SnapshotCreateArgs, SnapshotDirArgs, SnapshotVerifyArgs},
     exit_codes::ExitCode,

@@ -3,7 +3,8 @@
 use anyhow::Result;
 use mhm_sidecar::status::{self, BackupRef};
 
-use super::{print_json, Run};
+use super::json::print_json;
+use super::run::Run;
 use crate::{
     exit_codes::ExitCode,
     out::{self, Table},

@@ -3,7 +3,8 @@
 use anyhow::Result;
 use mhm_sidecar::validate;
 
-use super::{print_json, Run};
+use super::json::print_json;
+use super::run::Run;
 use crate::{cli::SystemCommand, exit_codes::ExitCode};
 
 pub fn run(ctx: &Run, cmd: &SystemCommand) -> Result<ExitCode> {

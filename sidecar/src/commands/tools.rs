@@ -3,7 +3,8 @@
 use anyhow::Result;
 use mhm_sidecar::tools::{self, Input, Mode, Rotation};
 
-use super::{print_json, Run};
+use super::json::print_json;
+use super::run::Run;
 use crate::{cli::ToolsCommand, exit_codes::ExitCode};
 
 pub fn run(ctx: &Run, cmd: &ToolsCommand) -> Result<ExitCode> {
