@@ -50,81 +50,18 @@ pub mod store;
 use std::{collections::BTreeMap, path::Path};
 
 use anyhow::{Context, Result};
-use chrono::{DateTime, FixedOffset, Utc};
 use serde::Serialize;
 
 pub use self::config::{configured, Config, Overrides, Target};
+pub use self::list::{Copy, Listing, Status, Unfinished};
+pub use self::prune::{PrunePolicy, UNFINISHED_AFTER};
 pub use self::push::{Confirmed, IN_FLIGHT, PART_SIZE};
 use self::{record::Record, store::Store};
 use crate::{
-    backup::{self, Kind, PruneStep},
+    backup::{self, PruneStep},
     error::usage,
     Ctx, Problem,
 };
-
-/// How a copy in the store looks.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Status {
-    /// Its object is there with the size (and ETag) recorded when it was confirmed.
-    Ok,
-    /// Its object is gone.
-    Missing,
-    /// Its object's size or ETag is not what was recorded.
-    Changed,
-}
-
-/// One copy in the store.
-#[derive(Clone, Debug, Serialize)]
-pub struct Copy {
-    /// The backup's name.
-    pub name: String,
-    /// Its retention group.
-    pub kind: Kind,
-    /// When the backup was made.
-    pub created_at: DateTime<FixedOffset>,
-    /// When it was pushed.
-    pub pushed_at: DateTime<FixedOffset>,
-    /// The backup's size.
-    pub size: u64,
-    /// The object's size in the store.
-    pub stored_size: u64,
-    /// Whether the object is encrypted.
-    pub encrypted: bool,
-    /// The object's key relative to the prefix.
-    pub object: String,
-    /// Whether its object is as recorded.
-    pub status: Status,
-    /// The record.
-    #[serde(skip)]
-    pub record: Record,
-}
-
-/// An object that is not part of a whole copy: an upload cut short before its record was
-/// written, or a record that cannot be read.
-#[derive(Clone, Debug, Serialize)]
-pub struct Unfinished {
-    /// The key relative to the prefix.
-    pub object: String,
-    /// Its size.
-    pub size: u64,
-    /// When the store last changed it.
-    pub last_modified: DateTime<Utc>,
-    /// Why it is not a copy.
-    pub why: String,
-    /// Never deleted by prune: the object of a record that cannot be trusted or read.
-    #[serde(skip)]
-    pub keep: bool,
-}
-
-/// What the store holds.
-#[derive(Clone, Debug, Default, Serialize)]
-pub struct Listing {
-    /// The copies, oldest first.
-    pub copies: Vec<Copy>,
-    /// Objects that are not copies.
-    pub unfinished: Vec<Unfinished>,
-}
 
 /// What `push` did with one backup.
 #[derive(Clone, Debug, Serialize)]
@@ -238,15 +175,6 @@ impl Fetch {
     }
 }
 
-/// Retention for copies in the store.
-#[derive(Clone, Copy, Debug)]
-pub struct PrunePolicy {
-    /// Copies this many days old or older go.
-    pub retention_days: u64,
-    /// At most this many copies of each kind stay.
-    pub max_count: u64,
-}
-
 /// The store the settings name, as backup prune asks it ([`backup::OffSite`]): configured
 /// when its URL is set; its copies are the whole ones whose objects are as recorded.
 #[derive(Clone, Copy, Debug, Default)]
@@ -264,9 +192,6 @@ impl backup::OffSite for FromSettings {
         )
     }
 }
-
-/// An unfinished upload's object is deleted by prune once it is this old.
-pub const UNFINISHED_AFTER: chrono::TimeDelta = chrono::TimeDelta::hours(24);
 
 /// The store, open for one run.
 #[derive(Debug)]
@@ -295,7 +220,7 @@ impl Remote {
 
     /// The copies in the store, and what is there that is not a copy.
     pub fn list(&self) -> Result<Listing> {
-        self.scrubbed(|| self.list_inner())
+        self.scrubbed(|| list::listing(&self.store))
     }
 
     /// Pushes the named local backups (none named: every valid local backup without a
@@ -317,7 +242,7 @@ impl Remote {
         } else {
             None
         };
-        let listing = self.list_inner()?;
+        let listing = list::listing(&self.store)?;
         let whole: BTreeMap<&str, &Copy> = listing
             .copies
             .iter()
@@ -432,7 +357,7 @@ impl Remote {
     /// The copy of `name` (a whole one, or the reason there is none).
     fn copy_of(&self, name: &str) -> Result<Copy> {
         let name = name.strip_suffix(".zip").unwrap_or(name);
-        let listing = self.list_inner()?;
+        let listing = list::listing(&self.store)?;
         let copy = listing.copies.into_iter().find(|c| c.name == name);
         match copy {
             None => anyhow::bail!("no copy of {name} in {}", self.store.config.describe()),
@@ -520,7 +445,7 @@ impl Remote {
     /// cut short) is used as it is, after it verifies.
     pub fn restore_all(&self, ctx: &Ctx, name: Option<&str>) -> Result<RestoreAll> {
         self.scrubbed(|| {
-            let listing = self.list_inner()?;
+            let listing = list::listing(&self.store)?;
             let copy = match name {
                 Some(n) => self.copy_of(n)?,
                 None => listing
@@ -570,7 +495,7 @@ impl Remote {
     /// backups; never the newest whole copy, nor the newest whole one holding user data.
     /// Objects of uploads that never finished go once a day old.
     pub fn prune(&self, ctx: &Ctx, policy: PrunePolicy, dry_run: bool) -> Result<Vec<PruneStep>> {
-        self.scrubbed(|| self.prune_inner(ctx, policy, dry_run))
+        self.scrubbed(|| prune::prune(&self.store, ctx, policy, dry_run))
     }
 }
 
