@@ -13,14 +13,14 @@ use anyhow::{Context, Result};
 use chrono::{DateTime, FixedOffset, NaiveDateTime, Utc};
 use serde_json::{value::RawValue, Value};
 
-use super::{
-    shape::{canonical_digest, digests, holds_exactly, local, member, Shape},
-    ARCHIVE_PREFIX,
-};
+use super::shape::{canonical_digest, digests, holds_exactly, local, member, Shape};
 use crate::{
     files::{self, PlaceError},
     Ctx, Problem,
 };
+
+/// Archive file names start with this.
+pub const ARCHIVE_PREFIX: &str = "sent_messages_archive_";
 
 /// `sent_messages_archive_<stamp>.json`, or `..._<stamp>_N.json` when taken.
 pub(super) fn unique_archive_path(dir: &Path, stamp: &str) -> PathBuf {

@@ -21,12 +21,14 @@
 //! | part | module |
 //! |---|---|
 //! | a run, one user at a time, under the service's lock | here |
+//! | what a run reports, in all and per user | `report.rs` |
 //! | the files' shapes, a message's time, the digests, the read-back check | `shape.rs` |
 //! | archive files: names, times, reading, metadata, writing | `archive.rs` |
 //! | archive files past the retention | `retention.rs` |
 //! | the service's lock and the rewrite in place under it | [`service_file`] (beside [`lock`](crate::lock), the sidecar's own) |
 
 mod archive;
+mod report;
 mod retention;
 mod shape;
 
@@ -39,19 +41,19 @@ use std::{
 
 use anyhow::{Context, Result};
 use chrono::{DateTime, Duration, Utc};
-use serde::Serialize;
 use serde_json::value::RawValue;
 
-pub use self::{
-    archive::archive_time,
-    shape::{time_of, timestamp_of, Shape},
-};
 use self::{
     archive::{archive_files, archive_metadata, read_archive, unique_archive_path, write_archive},
     retention::apply_retention,
     shape::{
         canonical_digest, digests, holds_exactly, parse_active, time_of_raw, write_active, Parsed,
     },
+};
+pub use self::{
+    archive::{archive_time, ARCHIVE_PREFIX},
+    report::{Report, UserReport},
+    shape::{time_of, timestamp_of, Shape},
 };
 use crate::{
     files,
@@ -62,58 +64,8 @@ use crate::{
 
 /// The active file under a user's folder.
 pub const ACTIVE: &str = "sent_messages.json";
-/// Archive file names start with this.
-pub const ARCHIVE_PREFIX: &str = "sent_messages_archive_";
 /// Default age (days) from which messages are archived.
 pub const DEFAULT_DAYS: u32 = 365;
-
-/// What a run did (or, with `--dry-run`, would do).
-#[derive(Debug, Default, Serialize)]
-pub struct Report {
-    /// One entry per user looked at.
-    pub users: Vec<UserReport>,
-    /// Every problem, each naming the file and what is wrong (the run fails).
-    pub problems: Vec<Problem>,
-    /// Files left as they are because their shape is not one the service writes today
-    /// (named, as the service itself does; the run does not fail).
-    pub warnings: Vec<Problem>,
-}
-
-impl Report {
-    /// No problem found.
-    pub fn ok(&self) -> bool {
-        self.problems.is_empty()
-    }
-}
-
-/// One user's part of the run.
-#[derive(Debug, Default, Serialize)]
-pub struct UserReport {
-    /// The user id (folder name).
-    pub user: String,
-    /// Messages in the active file before the run.
-    pub active_before: usize,
-    /// Messages dropped from the active file because an archive already holds them
-    /// (an earlier run stopped between its two writes).
-    pub already_archived: usize,
-    /// Messages moved to a new archive file by this run.
-    pub archived: usize,
-    /// The new archive file, relative to the root.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub archive_file: Option<String>,
-    /// Messages left in the active file.
-    pub active_after: usize,
-    /// Messages whose timestamp does not parse (kept active).
-    pub unparsed: usize,
-    /// Archive files deleted by retention, relative to the root.
-    pub deleted_archives: Vec<String>,
-    /// Whether the files were changed (false in a dry run).
-    pub changed: bool,
-    /// Whether the active file was written by another process during the run (after it was
-    /// read), and so left as that process left it; the messages also in the new archive
-    /// file are dropped from it by the next run (`already_archived`).
-    pub written_meanwhile: bool,
-}
 
 /// Archives messages older than `days` for `user` (or every user), then deletes archive
 /// files older than `MESSAGE_ARCHIVE_RETENTION_DAYS`. Problems with one user's files are

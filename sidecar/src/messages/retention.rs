@@ -5,7 +5,8 @@ use std::{fs, path::Path};
 
 use chrono::Duration;
 
-use super::{archive::archive_files, UserReport};
+use super::archive::archive_files;
+use super::report::UserReport;
 use crate::{Ctx, Problem};
 
 /// Deletes (or, in a dry run, lists) the archive files in `dir` past the retention.
