@@ -10,7 +10,7 @@ use std::{
 
 use anyhow::{bail, Context, Result};
 
-use super::{plan::covers, Item};
+use super::plan::{covers, Item};
 use crate::{paths, report::BarReader, zipcheck, Ctx, FailPoint, Problem};
 
 /// Fails when `dest`, or any folder between `staging` and it, is a symbolic link.

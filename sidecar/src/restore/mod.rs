@@ -8,7 +8,7 @@
 //!
 //! | step | module |
 //! |---|---|
-//! | the items, the dry run's changes, the space needed | `plan.rs` |
+//! | what to restore, the items, the dry run's changes, the space needed | `plan.rs` |
 //! | into the staging folder | `extract.rs` |
 //! | into place, the marker, the rollback, an interrupted one finished | `swap.rs` |
 //! | what a killed run leaves behind, cleaned by the next | [`recover`] |
@@ -18,62 +18,18 @@ mod plan;
 pub mod recover;
 mod swap;
 
-use std::{
-    fs,
-    path::{Path, PathBuf},
-};
+use std::{fs, path::Path};
 
 use anyhow::{bail, Context, Result};
 use serde::Serialize;
 
+pub use self::plan::{Changes, Item, Scope};
 pub use self::swap::recover_interrupted;
 use self::swap::{OLD_PREFIX, STAGING_PREFIX};
 use crate::{
     backup::{self, create},
     files, paths, Ctx, FailPoint, Problem,
 };
-
-/// What to restore.
-#[derive(Clone, Debug)]
-pub struct Scope {
-    /// The users folder (or one user with `user`).
-    pub users: bool,
-    /// Config files to their original places.
-    pub config: bool,
-    /// Only this user's folder.
-    pub user: Option<String>,
-}
-
-/// One thing swapped in: `key` names it inside the old folder.
-#[derive(Clone, Debug, Serialize)]
-pub struct Item {
-    /// Stable name inside `.restore-old-*`: `users`, `user/<id>` or `config/<file>`.
-    pub key: String,
-    /// The live path it replaces.
-    pub live: PathBuf,
-    /// The prefix of its entries in the zip (`users/`, `users/<id>/`, `config/.env`).
-    pub entry: String,
-    /// Files the backup holds for it.
-    pub files: u64,
-    /// Their size.
-    pub bytes: u64,
-    /// With `--dry-run`: how the live files differ from the backup's.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub changes: Option<Changes>,
-}
-
-/// How the live files of an item differ from the backup's (for `--dry-run`).
-#[derive(Clone, Debug, Default, Serialize)]
-pub struct Changes {
-    /// Same content.
-    pub unchanged: u64,
-    /// Different content: would be overwritten.
-    pub changed: Vec<String>,
-    /// In the backup only: would be created.
-    pub added: Vec<String>,
-    /// Live only: would be removed.
-    pub removed: Vec<String>,
-}
 
 /// What a restore did or would do.
 #[derive(Debug, Serialize)]

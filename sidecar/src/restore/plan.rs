@@ -7,9 +7,51 @@ use std::{
 };
 
 use anyhow::{bail, Result};
+use serde::Serialize;
 
-use super::{Changes, Item, Scope};
 use crate::{backup::manifest::Manifest, collect, files, paths, Ctx};
+
+/// What to restore.
+#[derive(Clone, Debug)]
+pub struct Scope {
+    /// The users folder (or one user with `user`).
+    pub users: bool,
+    /// Config files to their original places.
+    pub config: bool,
+    /// Only this user's folder.
+    pub user: Option<String>,
+}
+
+/// One thing swapped in: `key` names it inside the old folder.
+#[derive(Clone, Debug, Serialize)]
+pub struct Item {
+    /// Stable name inside `.restore-old-*`: `users`, `user/<id>` or `config/<file>`.
+    pub key: String,
+    /// The live path it replaces.
+    pub live: PathBuf,
+    /// The prefix of its entries in the zip (`users/`, `users/<id>/`, `config/.env`).
+    pub entry: String,
+    /// Files the backup holds for it.
+    pub files: u64,
+    /// Their size.
+    pub bytes: u64,
+    /// With `--dry-run`: how the live files differ from the backup's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub changes: Option<Changes>,
+}
+
+/// How the live files of an item differ from the backup's (for `--dry-run`).
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Changes {
+    /// Same content.
+    pub unchanged: u64,
+    /// Different content: would be overwritten.
+    pub changed: Vec<String>,
+    /// In the backup only: would be created.
+    pub added: Vec<String>,
+    /// Live only: would be removed.
+    pub removed: Vec<String>,
+}
 
 /// The live path for a key, or `None` for a key this version does not know.
 pub(super) fn live_for(ctx: &Ctx, key: &str) -> Option<PathBuf> {

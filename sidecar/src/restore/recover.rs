@@ -12,7 +12,7 @@
 //! # Ok::<(), anyhow::Error>(())
 //! ```
 
-use super::recover_interrupted;
+use super::swap::recover_interrupted;
 use crate::{files, Ctx};
 
 /// Cleans up after a killed run (call with the lock held). Returns what it did, one

@@ -9,7 +9,7 @@ use std::{
 
 use anyhow::{bail, Context, Result};
 
-use super::{plan::live_for, Item};
+use super::plan::{live_for, Item};
 use crate::{files, paths, Ctx, FailPoint};
 
 pub(super) const OLD_PREFIX: &str = ".restore-old-";
