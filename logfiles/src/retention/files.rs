@@ -10,7 +10,7 @@ use std::{
 use flate2::{read::MultiGzDecoder, write::GzEncoder, Compression};
 use mhm_fsx::{move_file, sync_dir, Atomic};
 
-use super::Action;
+use super::plan::Action;
 use crate::naming::CopyName;
 
 /// What [`execute`] did.

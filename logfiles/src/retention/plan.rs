@@ -1,9 +1,76 @@
-//! [`plan`]: which copies move, which are compressed, which go. Touches nothing.
+//! [`plan`]: which copies move, which are compressed, which go, by the rule ([`Policy`]), as
+//! [`Step`]s. Touches nothing.
 
-use std::{path::Path, time::Duration};
+use std::{
+    path::{Path, PathBuf},
+    time::Duration,
+};
 
-use super::{age, Action, Copies, LogCopy, Policy, Step};
+use super::copies::{age, Copies, LogCopy};
 use crate::time::Zone;
+
+/// The retention rule.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Policy {
+    /// Copies kept in `backups/` per log.
+    pub backup_count: usize,
+    /// Copies kept in `archive/` per log.
+    pub archive_count: usize,
+    /// Archive copies this old or older are deleted.
+    pub max_age: Duration,
+    /// Gzip copies as they overflow into `archive/`.
+    pub compress_on_move: bool,
+    /// The sidecar's daily rule: copies this old or older are gzipped into `archive/`
+    /// (from `backups/`) or in place (plain copies in `archive/`). `None` for the writer.
+    pub compress_after: Option<Duration>,
+}
+
+impl Policy {
+    /// The writer's rule (no age-based compression): `backup_count` copies in `backups/`,
+    /// `archive_count` in `archive/`, none older than `max_age`; `compress_on_move`
+    /// gzips copies as they overflow.
+    pub fn new(
+        backup_count: usize,
+        archive_count: usize,
+        max_age: Duration,
+        compress_on_move: bool,
+    ) -> Self {
+        Self { backup_count, archive_count, max_age, compress_on_move, compress_after: None }
+    }
+}
+
+/// One planned change.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Action {
+    /// Rename `from` to `to` (copy + sync + rename across file systems).
+    Move {
+        /// Source.
+        from: PathBuf,
+        /// Destination.
+        to: PathBuf,
+    },
+    /// Compress `from` into `to` (a `.gz`), verify, then remove `from`.
+    Gzip {
+        /// Source.
+        from: PathBuf,
+        /// Destination.
+        to: PathBuf,
+    },
+    /// Delete the copy at `path`.
+    Delete {
+        /// The copy.
+        path: PathBuf,
+    },
+}
+
+/// A planned change and why it is due.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Step {
+    /// What to do.
+    pub action: Action,
+    /// Why, for `--dry-run` and logs.
+    pub why: String,
+}
 
 /// Plans the overflow and pruning of one log's copies at `now` (nanoseconds since the
 /// epoch). Steps come in the order they must run; nothing is touched.
