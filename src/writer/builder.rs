@@ -1,25 +1,10 @@
-//! [`Builder`]: the options of a [`RollingFile`], and the process's registry of live
-//! writers (one per path).
+//! [`Builder`]: the options of a [`RollingFile`](super::RollingFile). What it builds,
+//! and the registry of live writers, are `registry.rs`'s (which uses this file and
+//! `mod.rs`; neither uses it back).
 
-use std::{
-    collections::HashMap,
-    path::{Path, PathBuf},
-    sync::{Arc, Weak},
-};
+use crate::{clock::Clock, policy::Settings};
 
-use super::sync::Mutex;
-
-use super::{Inner, Owner, RollingFile};
-use crate::{clock::Clock, error::InitError, policy::Settings};
-
-/// The live writers of this process by absolute path, weakly (the last handle dropped
-/// closes its file), each with the pid that opened it: after a `fork` the child's `build`
-/// ignores the parent's writers (their threads are not in the child) and opens its own.
-/// Taken only by `build`, so a fork never finds it held by a thread closing a file.
-type Registry = HashMap<PathBuf, (u32, Weak<Owner>)>;
-static LIVE: Mutex<Option<Registry>> = Mutex::new(None);
-
-/// Builds a [`RollingFile`].
+/// Builds a [`RollingFile`](super::RollingFile).
 ///
 /// | option | default |
 /// |---|---|
@@ -30,20 +15,6 @@ static LIVE: Mutex<Option<Registry>> = Mutex::new(None);
 pub struct Builder {
     settings: Settings,
     clock: Clock,
-}
-
-/// How a [`RollingFile`] is made: here, beside the [`Builder`], so that `mod.rs` never
-/// needs this file (the calls go one way, builder -> mod).
-impl RollingFile {
-    /// A [`Builder`].
-    pub fn builder() -> Builder {
-        Builder::new()
-    }
-
-    /// A rotating file with the default settings and the system clock.
-    pub fn new(path: impl AsRef<Path>) -> Result<Self, InitError> {
-        Builder::new().build(path)
-    }
 }
 
 impl Builder {
@@ -64,49 +35,8 @@ impl Builder {
         self
     }
 
-    /// Opens (or creates) the log at `path`, resuming an existing file and its age, and
-    /// starts its background thread.
-    ///
-    /// A log this process already has open (the same absolute path, `.` and `..` taken
-    /// out, links not followed) is shared: `build` returns a handle on the live writer.
-    /// Its clock stays the first build's, and no setting is dropped: the settings are
-    /// merged, the file rotating when any build's trigger says so (the smallest size
-    /// limit; midnight if any asks) and keeping the most any asks for (counts, age,
-    /// compression); the rest stays the first build's. Each disagreement is printed once
-    /// on stderr, naming both values (see [`build_with_notes`](Self::build_with_notes) to
-    /// get them instead), and counted in [`Stats::settings_merged`](super::Stats). Other
-    /// processes may write the same log at the same time, coordinated (README, "Several
-    /// processes").
-    pub fn build(self, path: impl AsRef<Path>) -> Result<RollingFile, InitError> {
-        let (file, notes) = self.build_with_notes(path)?;
-        for note in notes {
-            eprintln!("mhm-log: {note}");
-        }
-        Ok(file)
-    }
-
-    /// As [`build`](Self::build), but the disagreements with the settings of a writer
-    /// already open on the path are returned (one sentence each, each given once per
-    /// writer) rather than printed: for a caller with its own way of warning (the Python
-    /// package's `warnings.warn`).
-    pub fn build_with_notes(
-        self,
-        path: impl AsRef<Path>,
-    ) -> Result<(RollingFile, Vec<String>), InitError> {
-        let key = mhm_fsx::absolute(path.as_ref());
-        let pid = std::process::id();
-        let mut live = LIVE.lock();
-        let live = live.get_or_insert_with(HashMap::new);
-        if let Some(owner) =
-            live.get(&key).filter(|(p, _)| *p == pid).and_then(|(_, w)| w.upgrade())
-        {
-            let notes = owner.0.merge(&self.settings);
-            return Ok((RollingFile { inner: Arc::clone(&owner.0), _owner: owner }, notes));
-        }
-        let inner = Inner::open(path.as_ref(), self.settings, self.clock)?;
-        let owner = Arc::new(Owner(Arc::clone(&inner)));
-        live.retain(|_, (p, w)| *p == pid && w.strong_count() > 0);
-        live.insert(key, (pid, Arc::downgrade(&owner)));
-        Ok((RollingFile { inner, _owner: owner }, Vec::new()))
+    /// The options, taken apart (for `registry.rs`, which opens the file).
+    pub(super) fn into_parts(self) -> (Settings, Clock) {
+        (self.settings, self.clock)
     }
 }

@@ -82,8 +82,10 @@
 //! one above it; no two import each other):
 //!
 //! ```text
+//! registry.rs Builder::build: the process's registry of writers (one per path), which
+//!             opens a log through Inner or hands out the live one on its path
 //! mod.rs      RollingFile, and Inner, which holds every part; an event's path
-//! builder.rs  Builder, and the process's registry of writers (one per path)
+//! builder.rs  Builder: the options it holds (settings, clock)
 //! merge.rs    the settings in force, and the rule for a later handle's   (-> trigger)
 //!   |
 //! rotate.rs   the rotation and the check of the active file: sequences over the parts
@@ -170,6 +172,7 @@ mod builder;
 mod merge;
 mod mode;
 mod open;
+mod registry;
 mod rotate;
 mod shared;
 mod stage;
