@@ -6,6 +6,8 @@
 
 mod common;
 
+use common::launch::Launch;
+
 use std::{
     collections::HashSet,
     io::{BufRead, BufReader, Write},
@@ -70,7 +72,7 @@ fn kill_during_writes_loses_no_acknowledged_event() {
             .env(START_VAR, (round * 10_000_000).to_string())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
-            .spawn()
+            .launch()
             .unwrap();
         let stdout = child.stdout.take().unwrap();
         let (first_tx, first_rx) = std::sync::mpsc::channel();

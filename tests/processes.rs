@@ -9,6 +9,8 @@
 
 mod common;
 
+use common::launch::Launch;
+
 use std::{
     collections::HashMap,
     io::{BufRead, BufReader, Write},
@@ -119,7 +121,7 @@ fn spawn_on(dir: &Path, id: u32, count: u64, mode: WriteMode, max_bytes: u64, go
         .env(GO, go)
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
-        .spawn()
+        .launch()
         .unwrap()
 }
 

@@ -1,6 +1,8 @@
 //! Helpers shared by the integration tests: read a log's whole history back.
 #![allow(dead_code)]
 
+pub mod launch;
+
 use std::{
     fs,
     io::Read,

@@ -8,10 +8,10 @@ use common::*;
 
 #[test]
 fn help_and_version_exit_0() {
-    let out = bin().arg("--help").output().unwrap();
+    let out = bin().arg("--help").launch_output().unwrap();
     assert_code(&out, 0);
     assert!(stdout(&out).contains("backup"));
-    assert_code(&bin().arg("--version").output().unwrap(), 0);
+    assert_code(&bin().arg("--version").launch_output().unwrap(), 0);
 }
 
 #[test]
@@ -23,16 +23,23 @@ fn unknown_command_exits_2() {
 #[test]
 fn global_flags_before_or_after_and_root_from_env() {
     let root = make_root();
-    let after =
-        bin().args(["system", "validate", "--json", "--root"]).arg(root.path()).output().unwrap();
+    let after = bin()
+        .args(["system", "validate", "--json", "--root"])
+        .arg(root.path())
+        .launch_output()
+        .unwrap();
     assert_code(&after, 0);
     let v: serde_json::Value = serde_json::from_slice(&after.stdout).unwrap();
     assert_eq!(v["users_listed"], 3);
-    let from_env =
-        bin().env("MHM_ROOT", root.path()).args(["--json", "system", "validate"]).output().unwrap();
+    let from_env = bin()
+        .env("MHM_ROOT", root.path())
+        .args(["--json", "system", "validate"])
+        .launch_output()
+        .unwrap();
     assert_code(&from_env, 0);
     // From the current directory.
-    let from_cwd = bin().current_dir(root.path()).args(["system", "validate"]).output().unwrap();
+    let from_cwd =
+        bin().current_dir(root.path()).args(["system", "validate"]).launch_output().unwrap();
     assert_code(&from_cwd, 0);
 }
 
@@ -47,14 +54,15 @@ fn bad_now_exits_2_naming_it() {
         .arg("--root")
         .arg(root.path())
         .args(["system", "validate"])
-        .output()
+        .launch_output()
         .unwrap();
     assert_code(&out, 2);
 }
 
 #[test]
 fn missing_root_exits_2() {
-    let out = bin().args(["--root", "/nonexistent/mhm", "system", "validate"]).output().unwrap();
+    let out =
+        bin().args(["--root", "/nonexistent/mhm", "system", "validate"]).launch_output().unwrap();
     assert_code(&out, 2);
     assert!(stderr(&out).contains("/nonexistent/mhm"));
 }
@@ -65,12 +73,12 @@ fn a_folder_that_is_not_an_mhm_root_is_refused_and_nothing_is_created() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     // From the current directory (a cron line without MHM_ROOT).
-    let out = bin().current_dir(d).arg("maintain").output().unwrap();
+    let out = bin().current_dir(d).arg("maintain").launch_output().unwrap();
     assert_code(&out, 2);
     let err = stderr(&out);
     assert!(err.contains("not an MHM root") && err.contains("current directory"), "{err}");
     // From MHM_ROOT, and from --root.
-    let out = bin().env("MHM_ROOT", d).args(["backup", "weekly"]).output().unwrap();
+    let out = bin().env("MHM_ROOT", d).args(["backup", "weekly"]).launch_output().unwrap();
     assert_code(&out, 2);
     assert!(stderr(&out).contains("MHM_ROOT"), "{}", stderr(&out));
     let out = run(d, &["status"]);
@@ -117,7 +125,7 @@ fn bad_setting_exits_2_naming_setting_and_source() {
         .arg("--root")
         .arg(root.path())
         .args(["logs", "list"])
-        .output()
+        .launch_output()
         .unwrap();
     assert_code(&out, 0);
 }
@@ -130,7 +138,7 @@ fn bad_backup_setting_exits_2() {
         .arg("--root")
         .arg(root.path())
         .args(["backup", "prune"])
-        .output()
+        .launch_output()
         .unwrap();
     assert_code(&out, 2);
     assert!(stderr(&out).contains("BACKUP_MAX_COUNT"), "{}", stderr(&out));
@@ -140,7 +148,7 @@ fn bad_backup_setting_exits_2() {
         .arg("--root")
         .arg(root.path())
         .args(["backup", "prune", "--max-count", "3"])
-        .output()
+        .launch_output()
         .unwrap();
     assert_code(&out, 0);
 }
@@ -184,7 +192,7 @@ fn broken_pipe_is_not_an_error() {
         .args(["logs", "cat", "app"])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
-        .spawn()
+        .launch()
         .unwrap();
     // Read a little, then close the pipe.
     let mut stdout = child.stdout.take().unwrap();
@@ -243,7 +251,7 @@ fn a_closed_pipe_is_not_a_panic_and_keeps_the_exit_code() {
             .args(args)
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())
-            .spawn()
+            .launch()
             .unwrap();
         drop(child.stdout.take());
         let out = child.wait_with_output().unwrap();

@@ -2,6 +2,8 @@
 
 use std::{fs, process::Command};
 
+use crate::common::Launch;
+
 fn sidecar() -> Command {
     Command::new(env!("CARGO_BIN_EXE_mhm-sidecar"))
 }
@@ -10,7 +12,11 @@ fn sidecar() -> Command {
 fn demo_builds_a_root_and_maintains_it() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("demo");
-    let out = sidecar().args(["demo", "--now", "2026-11-26T12:00:00Z"]).arg(&dir).output().unwrap();
+    let out = sidecar()
+        .args(["demo", "--now", "2026-11-26T12:00:00Z"])
+        .arg(&dir)
+        .launch_output()
+        .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
     // The logs were rotated by the library and archived by maintain.
@@ -33,12 +39,16 @@ fn demo_builds_a_root_and_maintains_it() {
         .arg("--root")
         .arg(&dir)
         .args(["backup", "verify", backups.iter().find(|n| n.starts_with("weekly")).unwrap()])
-        .output()
+        .launch_output()
         .unwrap();
     assert!(verify.status.success(), "{}", String::from_utf8_lossy(&verify.stdout));
     // The backup the service made its own way is there beside it, listed as the service's.
-    let list =
-        sidecar().arg("--root").arg(&dir).args(["--json", "backup", "list"]).output().unwrap();
+    let list = sidecar()
+        .arg("--root")
+        .arg(&dir)
+        .args(["--json", "backup", "list"])
+        .launch_output()
+        .unwrap();
     let list: serde_json::Value = serde_json::from_slice(&list.stdout).unwrap();
     assert!(
         crate::common::listed(&list).iter().any(|b| b["made_by"] == "mhm" && b["kind"] == "weekly"),
@@ -48,15 +58,18 @@ fn demo_builds_a_root_and_maintains_it() {
 
     // A second run replaces its own folder ...
     fs::write(dir.join("data/extra.txt"), "left over").unwrap();
-    let again =
-        sidecar().args(["demo", "--now", "2026-11-26T12:00:00Z"]).arg(&dir).output().unwrap();
+    let again = sidecar()
+        .args(["demo", "--now", "2026-11-26T12:00:00Z"])
+        .arg(&dir)
+        .launch_output()
+        .unwrap();
     assert!(again.status.success());
     assert!(!dir.join("data/extra.txt").exists());
     // ... but never a folder it did not make.
     let mine = tmp.path().join("mine");
     fs::create_dir(&mine).unwrap();
     fs::write(mine.join("precious.txt"), "keep").unwrap();
-    let refused = sidecar().arg("demo").arg(&mine).output().unwrap();
+    let refused = sidecar().arg("demo").arg(&mine).launch_output().unwrap();
     assert_eq!(refused.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&refused.stderr).contains("was not made by"));
     assert_eq!(fs::read_to_string(mine.join("precious.txt")).unwrap(), "keep");

@@ -506,7 +506,7 @@ fn run_with_file_limit(root: &Path, kib: u32, args: &[&str]) -> std::process::Ou
         .env_remove("MHM_ROOT")
         .env_remove("MHM_NOW")
         .env("TZ", "UTC")
-        .output()
+        .launch_output()
         .unwrap()
 }
 

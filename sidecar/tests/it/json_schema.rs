@@ -84,7 +84,7 @@ fn checked_env(
     for (k, v) in env {
         cmd.env(k, v);
     }
-    let out = cmd.output().unwrap();
+    let out = cmd.launch_output().unwrap();
     let v: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
         panic!("{args:?}: not one JSON object ({e}):\n{}\n{}", stdout(&out), stderr(&out))
     });

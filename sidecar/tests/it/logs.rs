@@ -219,7 +219,7 @@ fn copy_folders_from_dotenv_resolve_against_the_root() {
         .arg("--root")
         .arg(r)
         .args(["--now", NOW, "logs", "archive"])
-        .output()
+        .launch_output()
         .unwrap();
     assert_code(&out, 0);
     assert_eq!(gunzip(&r.join("old/archive/app.log.2026-03-01.gz")), b"old\n");

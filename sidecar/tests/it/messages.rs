@@ -36,7 +36,7 @@ pub(crate) fn msg_run(root: &Path, env: &[(&str, &str)], args: &[&str]) -> Outpu
     for (k, v) in env {
         cmd.env(k, v);
     }
-    cmd.arg("--root").arg(root).args(args).output().expect("running mhm-sidecar")
+    cmd.arg("--root").arg(root).args(args).launch_output().expect("running mhm-sidecar")
 }
 
 /// An empty root; `logs/` exists so the sidecar's own log is the only file a run adds.

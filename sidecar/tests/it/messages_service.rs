@@ -409,7 +409,7 @@ fn archive_runs_beside_a_writer_process_lose_nothing() {
         .env("MHM_TEST_FILE", active_path(r))
         .env("MHM_TEST_COUNT", COUNT.to_string())
         .stderr(Stdio::piped())
-        .spawn()
+        .launch()
         .unwrap();
     let stdout = child.stdout.take().unwrap();
     let acks = std::thread::spawn(move || {
@@ -493,7 +493,7 @@ fn an_archive_killed_at_each_step_loses_nothing() {
                 .env("MHM_TEST_STOP_AT", format!("{step:?}"))
                 .env_remove("MESSAGE_ARCHIVE_RETENTION_DAYS")
                 .stderr(Stdio::null())
-                .spawn()
+                .launch()
                 .unwrap();
             let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
             let at = format!("AT {step:?}");

@@ -660,7 +660,7 @@ fn folder_process_killed_mid_upload_then_rerun() {
             }
         });
     }
-    let status = cmd.status().unwrap();
+    let status = cmd.launch_status().unwrap();
     assert_eq!(status.signal(), Some(libc::SIGXFSZ), "ended mid-upload: {status:?}");
     // The folder store writes an upload under a staging name (`<object>#<n>`) until it
     // completes: the kill left one.
@@ -764,7 +764,8 @@ fn remote_restore_brings_an_empty_machine_back_in_one_command() {
     // A folder that holds something but is not an MHM root is still refused.
     let other = tempfile::tempdir().unwrap();
     write(&other.path().join("photo.jpg"), "x");
-    let out = bin().arg("--root").arg(other.path()).args(["remote", "restore"]).output().unwrap();
+    let out =
+        bin().arg("--root").arg(other.path()).args(["remote", "restore"]).launch_output().unwrap();
     assert_code(&out, 2);
     assert!(stderr(&out).contains("not an MHM root"), "{}", stderr(&out));
 }

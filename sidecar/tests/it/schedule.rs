@@ -39,7 +39,7 @@ fn run_sched(root: &Path, tools: &Path, kind: &str, args: &[&str]) -> Output {
         .env("PATH", path)
         .env("MHM_SCHEDULER", kind)
         .env("XDG_CONFIG_HOME", tools.join("config"))
-        .output()
+        .launch_output()
         .unwrap()
 }
 
@@ -80,7 +80,7 @@ fn cron_install_show_remove_keeps_the_other_lines() {
     let ran = std::process::Command::new("sh")
         .arg("-c")
         .arg(format!("{command} --json"))
-        .output()
+        .launch_output()
         .unwrap();
     assert!(ran.status.success(), "{}", String::from_utf8_lossy(&ran.stderr));
     assert!(r.join("data/.sidecar_state.json").is_file());
@@ -124,7 +124,7 @@ fn systemd_units_are_written_loaded_and_valid() {
         .arg(units.join(format!("{name}.service")))
         .env("XDG_CONFIG_HOME", t.join("config"))
         .env("XDG_RUNTIME_DIR", t)
-        .output();
+        .launch_output();
     match verify {
         Ok(o) => assert!(
             o.status.success() && !String::from_utf8_lossy(&o.stderr).contains(&name),

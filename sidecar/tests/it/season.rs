@@ -99,7 +99,7 @@ fn spawn_writer(logs: &Path, id: u32, first: u64, start: DateTime<Utc>, go: &Pat
         .env("SEASON_START", start.timestamp().to_string())
         .env("SEASON_GO", go)
         .stdout(std::process::Stdio::null())
-        .spawn()
+        .launch()
         .unwrap()
 }
 

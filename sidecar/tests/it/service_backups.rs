@@ -291,7 +291,7 @@ fn a_directory_backup_has_the_services_shape_with_digests() {
         .arg(r)
         .args(["backup", "create", "--name", "d2"])
         .env("BACKUP_FORMAT", "directory")
-        .output()
+        .launch_output()
         .unwrap();
     assert_code(&out, 0);
     assert!(r.join("data/backups/d2/manifest.json").is_file());
@@ -300,7 +300,7 @@ fn a_directory_backup_has_the_services_shape_with_digests() {
         .arg(r)
         .args(["backup", "create"])
         .env("BACKUP_FORMAT", "tar")
-        .output()
+        .launch_output()
         .unwrap();
     assert_code(&out, 2);
     assert!(

@@ -22,7 +22,7 @@ fn a_file_over_4_gib_round_trips_its_size() {
     drop(z);
     assert_code(&run(r, &["backup", "verify", "z64"]), 0);
     // Other tools read the same size (Info-ZIP, when installed).
-    if let Ok(out) = std::process::Command::new("unzip").arg("-l").arg(&zip).output() {
+    if let Ok(out) = std::process::Command::new("unzip").arg("-l").arg(&zip).launch_output() {
         let listing = String::from_utf8_lossy(&out.stdout).into_owned();
         assert!(listing.contains(&((4u64 << 30) + (300 << 20)).to_string()), "{listing}");
     }

@@ -2,7 +2,10 @@
 //! every file to prove "nothing changed".
 #![allow(dead_code)]
 
+#[path = "../../../../tests/common/launch.rs"]
+mod launch;
 pub mod seaweed;
+pub use launch::Launch;
 
 use std::{
     collections::BTreeMap,
@@ -30,7 +33,7 @@ pub fn bin() -> Command {
 
 /// Runs the binary on `root` with `args`.
 pub fn run(root: &Path, args: &[&str]) -> Output {
-    bin().arg("--root").arg(root).args(args).output().expect("running mhm-sidecar")
+    bin().arg("--root").arg(root).args(args).launch_output().expect("running mhm-sidecar")
 }
 
 /// The fire drill: `remote restore` on `root` (a new machine: settings from the
@@ -42,7 +45,7 @@ pub fn fire_drill(root: &Path, store: &Path, key: &Path) -> Output {
         .args(["remote", "restore"])
         .env("MHM_REMOTE_URL", format!("file://{}", store.display()))
         .env("MHM_REMOTE_IDENTITY_FILE", key)
-        .output()
+        .launch_output()
         .expect("running mhm-sidecar")
 }
 
@@ -54,7 +57,7 @@ pub fn spawn_quiet(root: &Path, args: &[&str]) -> std::process::Child {
         .args(args)
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
-        .spawn()
+        .launch()
         .expect("starting mhm-sidecar")
 }
 

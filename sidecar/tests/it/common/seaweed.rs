@@ -10,6 +10,8 @@ use std::{
     time::{Duration, Instant},
 };
 
+use super::Launch;
+
 /// The bucket every server starts with.
 pub const BUCKET: &str = "mhm-test";
 
@@ -154,7 +156,7 @@ impl Weed {
                 .stdin(Stdio::null())
                 .stdout(log.try_clone().unwrap())
                 .stderr(log)
-                .spawn()
+                .launch()
                 .unwrap_or_else(|e| panic!("starting {}: {e}", weed.display()));
             self.child = Some(child);
             if self.wait_ready(Duration::from_secs(30)) {
