@@ -63,7 +63,9 @@ PY
 fi
 export MHM_TEST_WEED="$TOOLS/weed.exe"
 
-export CARGO_TARGET_X86_64_PC_WINDOWS_GNU_RUNNER="$WINE"
+# Wine runs each test binary, through runner.sh: once more only if Wine could not start it.
+export MHM_WINE="$WINE"
+export CARGO_TARGET_X86_64_PC_WINDOWS_GNU_RUNNER="$PWD/scripts/windows/runner.sh"
 # Wine takes its Windows time zone from TZ. The suite runs in UTC, as on Linux CI (the
 # sidecar's tests name backups by local time); then the local-midnight test runs again in a
 # zone with DST, so Windows' own conversions are crossed with offset changes.
