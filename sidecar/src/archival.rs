@@ -502,12 +502,54 @@ fn find_copy(ctx: &Ctx, dir: &LogDir, copy: &str) -> Result<PathBuf> {
         }
     }
     candidates.into_iter().find(|p| p.is_file()).ok_or_else(|| {
+        // Name the next step: the newest copies there are (of that log when it has any),
+        // and the command that lists them all.
+        let log = Path::new(copy)
+            .file_name()
+            .and_then(|n| CopyName::parse(&n.to_string_lossy()))
+            .map(|c| c.log);
+        let there = match newest_copies(dir, log.as_deref()) {
+            (names, _) if names.is_empty() => "there are no copies there yet".to_string(),
+            (names, n) => {
+                let more = if n > names.len() {
+                    format!(" and {} more", n - names.len())
+                } else {
+                    String::new()
+                };
+                format!(
+                    "the newest there: {}{more}; `mhm-sidecar logs list` shows every log's copies",
+                    names.join(", ")
+                )
+            }
+        };
         usage(format!(
-            "no copy {copy:?}: not a file, and not found in {} or {}",
+            "no copy {copy:?}: not a file, and not found in {} or {}; {there}",
             ctx.show(&dir.backups),
             ctx.show(&dir.archive)
         ))
     })
+}
+
+/// The file names of the newest five copies in `dir`'s `backups/` and `archive/` (of `log`
+/// when it has any there, else of every log), and how many there are in all.
+fn newest_copies(dir: &LogDir, log: Option<&str>) -> (Vec<String>, usize) {
+    let mut all: Vec<(CopyName, String)> = [&dir.backups, &dir.archive]
+        .into_iter()
+        .filter_map(|folder| fs::read_dir(folder).ok())
+        .flatten()
+        .filter_map(|e| {
+            let name = e.ok()?.file_name().into_string().ok()?;
+            Some((CopyName::parse(&name)?, name))
+        })
+        .collect();
+    if let Some(log) = log {
+        if all.iter().any(|(c, _)| c.log == log) {
+            all.retain(|(c, _)| c.log == log);
+        }
+    }
+    all.sort_by(|(a, an), (b, bn)| (b.date, b.seq, bn).cmp(&(a.date, a.seq, an)));
+    let n = all.len();
+    (all.into_iter().take(5).map(|(_, name)| name).collect(), n)
 }
 
 /// The writer's retention rule for `s` (what its background thread applies).

@@ -52,23 +52,29 @@ pub fn build(dir: &Path, now: DateTime<Utc>) -> Result<Built> {
     Ok(Built { root, users: USERS.len(), messages, events, log_days: LOG_DAYS })
 }
 
+/// What building in `dir` would do, changing nothing: `Ok(true)` when an earlier demo's
+/// folder would be replaced, `Ok(false)` when `dir` is missing or empty; a usage error for
+/// any other folder.
+pub fn check(dir: &Path) -> Result<bool> {
+    if !dir.exists() {
+        return Ok(false);
+    }
+    let empty =
+        fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))?.next().is_none();
+    if !empty && !dir.join(MARKER).exists() {
+        return Err(usage(format!(
+            "{} exists and was not made by `mhm-sidecar demo`; give a new or empty folder",
+            dir.display()
+        )));
+    }
+    Ok(!empty)
+}
+
 /// Creates `dir`, or empties one an earlier demo made; never touches anything else.
 fn prepare(dir: &Path) -> Result<PathBuf> {
-    if dir.exists() {
-        let empty = fs::read_dir(dir)
-            .with_context(|| format!("reading {}", dir.display()))?
-            .next()
-            .is_none();
-        if !empty && !dir.join(MARKER).exists() {
-            return Err(usage(format!(
-                "{} exists and was not made by `mhm-sidecar demo`; give a new or empty folder",
-                dir.display()
-            )));
-        }
-        if !empty {
-            fs::remove_dir_all(dir)
-                .with_context(|| format!("removing the earlier demo in {}", dir.display()))?;
-        }
+    if check(dir)? {
+        fs::remove_dir_all(dir)
+            .with_context(|| format!("removing the earlier demo in {}", dir.display()))?;
     }
     fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     fs::write(dir.join(MARKER), "made by mhm-sidecar demo\n")

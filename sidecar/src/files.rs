@@ -9,8 +9,8 @@ use std::{
 };
 
 pub use mhm_fsx::{
-    create_new, exists, first_free, is_stale_temp, move_file, place_new, process_alive,
-    read_chunks, sync_dir, temp_path, Atomic, PlaceError, TEMP_PREFIX,
+    create_new, exists, first_free, is_stale_temp, move_file, open_no_follow, place_new,
+    process_alive, read_chunks, sync_dir, temp_path, Atomic, PlaceError, TEMP_PREFIX,
 };
 use sha2::{Digest, Sha256};
 

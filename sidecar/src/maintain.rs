@@ -168,6 +168,8 @@ pub fn run(
     // runs once (each is idempotent) rather than none ever running again.
     let mut st = match state::load(ctx) {
         Ok(st) => st,
+        // A link there is refused, not taken for a corrupt file to move aside.
+        Err(e) if e.is::<state::Refused>() => return Err(e),
         Err(e) => {
             let kept = if dry_run { None } else { Some(state::set_aside(ctx)?) };
             let detail = match kept {
@@ -212,9 +214,10 @@ pub fn run(
         }
         if !is_due || dry_run {
             let detail = match st.jobs.get(job.name) {
+                // Local time to the second, as every table shows times.
                 Some(r) if !is_due => format!(
                     "not due (last run {})",
-                    r.last_run.to_rfc3339_opts(chrono::SecondsFormat::Secs, false)
+                    r.last_run.with_timezone(&chrono::Local).format("%Y-%m-%d %H:%M:%S")
                 ),
                 _ if is_due => {
                     match preview_task(ctx, job.task, policy.unwrap_or(PrunePolicy::DEFAULT)) {

@@ -81,15 +81,25 @@ pub fn detect() -> Result<Kind> {
     if cfg!(windows) {
         return Ok(Kind::Windows);
     }
+    // The state is on stdout; its exit code is 1 for "degraded" and "offline" alike.
     let systemd = Command::new("systemctl")
         .args(["--user", "is-system-running"])
         .stdin(Stdio::null())
-        .stdout(Stdio::null())
         .stderr(Stdio::null())
-        .status()
-        // "degraded" (exit 1) is a running manager too; no manager answers with more.
-        .is_ok_and(|s| matches!(s.code(), Some(0 | 1)));
+        .output()
+        .is_ok_and(|out| a_manager_runs(&String::from_utf8_lossy(&out.stdout)));
     Ok(if systemd { Kind::Systemd } else { Kind::Cron })
+}
+
+/// Whether `systemctl --user is-system-running`'s answer is that of a user manager that
+/// runs (or is starting, or runs with a failed unit). "offline" is what it prints when no
+/// manager answers (a container, a machine booted without systemd), and "unknown" when it
+/// cannot tell: both mean cron.
+fn a_manager_runs(state: &str) -> bool {
+    matches!(
+        state.trim(),
+        "running" | "degraded" | "starting" | "initializing" | "maintenance" | "stopping"
+    )
 }
 
 /// The entry's name for `root`: `mhm-sidecar-maintain-<first 8 hex of SHA-256(root)>`.
@@ -484,6 +494,16 @@ fn windows_user() -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn only_a_manager_that_answers_is_systemd() {
+        for running in ["running\n", "degraded\n", "starting\n", "initializing\n"] {
+            assert!(super::a_manager_runs(running), "{running:?}");
+        }
+        for not in ["offline\n", "unknown\n", "", "Failed to connect to bus\n"] {
+            assert!(!super::a_manager_runs(not), "{not:?}");
+        }
+    }
+
     use super::*;
 
     #[test]

@@ -4,7 +4,7 @@
 use std::{
     collections::BTreeMap,
     fs,
-    io::{self, Write},
+    io::{self, Read, Write},
     path::{Path, PathBuf},
 };
 
@@ -46,16 +46,58 @@ pub(crate) struct State {
     pub remote_newest: Option<DateTime<FixedOffset>>,
 }
 
-/// Reads the state; a missing file is an empty state, a malformed one an error naming it.
+/// The most a state file may hold: one run per job, some hundreds of bytes each.
+const MAX_BYTES: u64 = 1 << 20;
+
+/// A link (or anything but a regular file) where the state file belongs: refused, never
+/// followed, never moved aside. `maintain` stops on it rather than treat every job as
+/// never run.
+#[derive(Debug)]
+pub(crate) struct Refused(String);
+
+impl std::fmt::Display for Refused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} is a link or not a regular file where the state file belongs; refused, never \
+             followed (remove it: `maintain` then runs every job once)",
+            self.0
+        )
+    }
+}
+
+impl std::error::Error for Refused {}
+
+/// Reads the state; a missing file is an empty state, a malformed one an error naming it,
+/// a link at its path a [`Refused`] error.
 pub(crate) fn load(ctx: &Ctx) -> Result<State> {
     let path = path(&ctx.data_dir());
-    match fs::read(&path) {
-        Ok(bytes) => serde_json::from_slice(&bytes).with_context(|| {
-            format!("{} is not a valid state file (fix or delete it)", ctx.show(&path))
-        }),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(State::default()),
-        Err(e) => Err(e).with_context(|| format!("reading {}", ctx.show(&path))),
+    let refused = || anyhow::Error::new(Refused(ctx.show(&path)));
+    match fs::symlink_metadata(&path) {
+        Ok(meta) if !meta.file_type().is_file() => return Err(refused()),
+        Ok(_) => {}
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(State::default()),
+        Err(e) => return Err(e).with_context(|| format!("reading {}", ctx.show(&path))),
     }
+    let reading = || format!("reading {}", ctx.show(&path));
+    // O_NOFOLLOW: a link put there since the check above is refused too.
+    let file = match files::open_no_follow(fs::OpenOptions::new().read(true), &path, false) {
+        Ok(file) => file,
+        Err(e) if e.kind() == io::ErrorKind::InvalidInput => return Err(refused()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(State::default()),
+        Err(e) => return Err(e).with_context(reading),
+    };
+    let mut bytes = Vec::new();
+    file.take(MAX_BYTES + 1).read_to_end(&mut bytes).with_context(reading)?;
+    if bytes.len() as u64 > MAX_BYTES {
+        anyhow::bail!(
+            "{} is not a valid state file: over {MAX_BYTES} bytes (fix or delete it)",
+            ctx.show(&path)
+        );
+    }
+    serde_json::from_slice(&bytes).with_context(|| {
+        format!("{} is not a valid state file (fix or delete it)", ctx.show(&path))
+    })
 }
 
 /// Moves a state file that does not parse out of the way, to

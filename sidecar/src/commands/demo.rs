@@ -18,6 +18,24 @@ pub fn run(ctx: &Run, dir: &Path) -> Result<ExitCode> {
     }
     // To the second: a time a person can copy.
     let now = ctx.now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    if ctx.dry_run {
+        let replaces = demo::check(dir)?;
+        say!(
+            "would build a demo MHM root in {} (as of {now}){}, then run `logs list`, \
+             `maintain` and `status` on it; nothing changed (--dry-run)",
+            dir.display(),
+            if replaces { ", replacing the earlier demo there" } else { "" }
+        );
+        if ctx.json {
+            super::json::print_json(&serde_json::json!({
+                "root": dir.display().to_string(),
+                "now": now,
+                "dry_run": true,
+                "replaces_earlier_demo": replaces,
+            }))?;
+        }
+        return Ok(ExitCode::Success);
+    }
     say!("building a demo MHM root in {} (as of {now})", dir.display());
     let built = demo::build(dir, ctx.now)?;
     let root = &built.root;

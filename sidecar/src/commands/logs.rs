@@ -112,19 +112,45 @@ fn cat(ctx: &Run, args: &CatArgs) -> Result<ExitCode> {
     let stdout = io::stdout();
     let mut out = io::BufWriter::with_capacity(1 << 16, stdout.lock());
     let mut problems = 0;
+    // Once the reader has gone away (`| head`), the copies left are still read, into
+    // nothing, so the exit code is the one a whole read would have had.
+    let mut closed = false;
     for (path, gz) in sources {
-        match archival::copy_out(ctx, &path, gz, &mut out) {
+        let read = |out: &mut dyn Write| archival::copy_out(ctx, &path, gz, out);
+        let first = if closed { read(&mut io::sink()) } else { read(&mut out) };
+        let result = match first {
+            // This copy again from its start: the part not yet read may hold a problem.
+            Err(CopyError::Write(e)) if crate::out::closed(&e) => {
+                closed = true;
+                read(&mut io::sink())
+            }
+            other => other,
+        };
+        match result {
             Ok(_) => {}
             Err(CopyError::Read(msg)) => {
-                out.flush().context("writing to stdout")?;
+                if !closed {
+                    closed = flushed_or_closed(&mut out)?;
+                }
                 eprintln!("problem: {msg}");
                 problems += 1;
             }
             Err(CopyError::Write(e)) => return Err(e).context("writing to stdout"),
         }
     }
-    out.flush().context("writing to stdout")?;
+    if !closed {
+        flushed_or_closed(&mut out)?;
+    }
     Ok(ExitCode::from_ok(problems == 0))
+}
+
+/// Flushes `out`: `Ok(true)` when its reader has gone away.
+fn flushed_or_closed(out: &mut impl Write) -> Result<bool> {
+    match out.flush() {
+        Ok(()) => Ok(false),
+        Err(e) if crate::out::closed(&e) => Ok(true),
+        Err(e) => Err(e).context("writing to stdout"),
+    }
 }
 
 fn restore(ctx: &Run, args: &LogRestoreArgs) -> Result<ExitCode> {

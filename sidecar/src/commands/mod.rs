@@ -61,8 +61,8 @@ fn parse_now(now: Option<&str>) -> Result<DateTime<Utc>> {
 /// and where it came from, before anything is created: a scheduler entry that forgot
 /// `MHM_ROOT` must fail loudly, not make empty backups in a home folder forever.
 fn check_root(root: &std::path::Path, given: bool) -> Result<()> {
-    if !root.is_dir() || ["data", "logs", ".env"].iter().any(|p| root.join(p).exists()) {
-        // A missing folder is reported by the library with its own message.
+    let is_dir = root.is_dir();
+    if is_dir && ["data", "logs", ".env"].iter().any(|p| root.join(p).exists()) {
         return Ok(());
     }
     let from = if !given {
@@ -74,9 +74,13 @@ fn check_root(root: &std::path::Path, given: bool) -> Result<()> {
     } else {
         "MHM_ROOT"
     };
+    let what = if is_dir {
+        "is not an MHM root (it has none of data/, logs/, .env)"
+    } else {
+        "is not a folder"
+    };
     Err(usage(format!(
-        "{} is not an MHM root (it has none of data/, logs/, .env); it was taken from {from}; \
-         give the root with --root DIR or MHM_ROOT",
+        "{} {what}; it was taken from {from}; give the root with --root DIR or MHM_ROOT",
         root.display()
     )))
 }

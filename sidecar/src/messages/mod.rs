@@ -67,6 +67,26 @@ pub const ACTIVE: &str = "sent_messages.json";
 /// Default age (days) from which messages are archived.
 pub const DEFAULT_DAYS: u32 = 365;
 
+/// The next step after a user id not found: the first few user folders there are.
+fn users_there(ctx: &Ctx, users_dir: &Path) -> String {
+    let mut ids: Vec<String> = fs::read_dir(users_dir)
+        .map(|d| {
+            d.filter_map(|e| e.ok())
+                .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+                .filter_map(|e| e.file_name().into_string().ok())
+                .collect()
+        })
+        .unwrap_or_default();
+    ids.sort();
+    match ids.len() {
+        0 => format!("there are no user folders in {}", ctx.show(users_dir)),
+        n => {
+            let more = if n > 5 { format!(" and {} more", n - 5) } else { String::new() };
+            format!("the users there: {}{more}", ids[..n.min(5)].join(", "))
+        }
+    }
+}
+
 /// Archives messages older than `days` for `user` (or every user), then deletes archive
 /// files older than `MESSAGE_ARCHIVE_RETENTION_DAYS`. Problems with one user's files are
 /// reported and that user's files left as they were; the other users are still done.
@@ -81,9 +101,8 @@ pub fn archive_messages(ctx: &Ctx, user: Option<&str>, days: u32, dry_run: bool)
             if !fs::symlink_metadata(users_dir.join(id))
                 .is_ok_and(|m| m.is_dir() || m.file_type().is_symlink())
             {
-                report
-                    .problems
-                    .push(Problem::at(ctx.show(&users_dir.join(id)), "no such user folder"));
+                let what = format!("no such user folder; {}", users_there(ctx, &users_dir));
+                report.problems.push(Problem::at(ctx.show(&users_dir.join(id)), what));
                 return Ok(report);
             }
             vec![id.to_string()]

@@ -64,7 +64,12 @@ fn missing_root_exits_2() {
     let out =
         bin().args(["--root", "/nonexistent/mhm", "system", "validate"]).launch_output().unwrap();
     assert_code(&out, 2);
-    assert!(stderr(&out).contains("/nonexistent/mhm"));
+    let err = stderr(&out);
+    assert!(err.contains("/nonexistent/mhm") && err.contains("taken from --root"), "{err}");
+    // Where it came from is named for MHM_ROOT too.
+    let out = bin().env("MHM_ROOT", "/nonexistent/mhm").arg("status").launch_output().unwrap();
+    assert_code(&out, 2);
+    assert!(stderr(&out).contains("taken from MHM_ROOT"), "{}", stderr(&out));
 }
 
 // regression: `maintain` in an empty folder exited 0 and made an empty weekly backup there
@@ -298,6 +303,40 @@ fn a_closed_pipe_is_not_a_panic_and_keeps_the_exit_code() {
         let (code, err) = with_stdout_closed(args);
         assert!(!err.contains("panicked") && !err.contains("Broken pipe"), "{args:?}: {err}");
         assert_eq!(code, Some(want), "{args:?}: {err}");
+    }
+}
+
+/// A closed pipe keeps the exit code the command would have had: `logs cat` of a log with a
+/// truncated copy exits 1 whether its reader reads to the end or goes away before the
+/// first byte (the copies left unread are still checked, into nothing).
+#[cfg(unix)]
+#[test]
+fn a_closed_pipe_keeps_the_problems_logs_cat_finds() {
+    let root = make_root();
+    let r = root.path();
+    let text: String = (0..100_000).map(|i| format!("line {i} of an old day\n")).collect();
+    let whole = gz(text.as_bytes());
+    write(&r.join("logs/archive/app.log.2026-01-05.gz"), &whole[..whole.len() / 2]);
+    let cat = |close: bool| {
+        let mut child = bin()
+            .arg("--root")
+            .arg(r)
+            .args(["logs", "cat", "app"])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .launch()
+            .unwrap();
+        if close {
+            drop(child.stdout.take());
+        }
+        let out = child.wait_with_output().unwrap();
+        (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    for close in [false, true] {
+        let (code, err) = cat(close);
+        assert_eq!(code, Some(1), "stdout closed: {close}: {err}");
+        assert!(err.contains("app.log.2026-01-05.gz"), "stdout closed: {close}: {err}");
+        assert!(!err.contains("panicked") && !err.contains("Broken pipe"), "{err}");
     }
 }
 

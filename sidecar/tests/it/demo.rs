@@ -73,4 +73,18 @@ fn demo_builds_a_root_and_maintains_it() {
     assert_eq!(refused.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&refused.stderr).contains("was not made by"));
     assert_eq!(fs::read_to_string(mine.join("precious.txt")).unwrap(), "keep");
+
+    // --dry-run says what it would do and changes nothing: not the earlier demo ...
+    fs::write(dir.join("data/extra.txt"), "left over").unwrap();
+    let dry = sidecar().args(["demo", "--dry-run"]).arg(&dir).launch_output().unwrap();
+    assert!(dry.status.success(), "{}", String::from_utf8_lossy(&dry.stderr));
+    let said = String::from_utf8_lossy(&dry.stdout);
+    assert!(said.contains("would build") && said.contains("replacing the earlier demo"), "{said}");
+    assert_eq!(fs::read_to_string(dir.join("data/extra.txt")).unwrap(), "left over");
+    // ... nor a new folder, and it refuses what a real run refuses.
+    let new = tmp.path().join("new");
+    let dry = sidecar().args(["demo", "--dry-run"]).arg(&new).launch_output().unwrap();
+    assert!(dry.status.success() && !new.exists());
+    let refused = sidecar().args(["demo", "--dry-run"]).arg(&mine).launch_output().unwrap();
+    assert_eq!(refused.status.code(), Some(2));
 }

@@ -676,6 +676,42 @@ fn links_planted_where_the_tools_write_are_refused() {
     }
 }
 
+/// A link planted at `data/.sidecar_state.json` was read through, then taken for a corrupt
+/// state file: moved aside, every job treated as never run (the monthly message archive ran
+/// early). It is refused now, naming it: `maintain` runs nothing and fails, `status` says
+/// so, the link stays for the operator to see, and its target is untouched.
+#[cfg(unix)]
+#[test]
+fn a_link_planted_at_the_state_file_is_refused_not_followed() {
+    let root = make_root();
+    let r = root.path();
+    let outside = tempfile::tempdir().unwrap();
+    let target = outside.path().join("precious");
+    fs::write(&target, "do not touch\n").unwrap();
+    let state = r.join("data/.sidecar_state.json");
+    std::os::unix::fs::symlink(&target, &state).unwrap();
+    let before = snapshot(r);
+    for args in [&["maintain"][..], &["status"], &["maintain", "--dry-run"]] {
+        let out = run(r, args);
+        assert_code(&out, 1);
+        let said = format!("{}{}", stdout(&out), stderr(&out));
+        assert!(said.contains(".sidecar_state.json") && said.contains("link"), "{args:?}: {said}");
+        assert_eq!(fs::read_to_string(&target).unwrap(), "do not touch\n", "{args:?}");
+        assert!(state.symlink_metadata().unwrap().file_type().is_symlink(), "{args:?}");
+    }
+    // Nothing ran, nothing was set aside: only the sidecar's own log and lock changed.
+    let after = snapshot(r);
+    let changed: Vec<_> = after
+        .keys()
+        .chain(before.keys())
+        .filter(|k| before.get(*k) != after.get(*k))
+        .map(|k| k.to_string_lossy().replace('\\', "/"))
+        .filter(|k| !k.starts_with("logs/sidecar.log") && !k.starts_with("logs/.sidecar.log"))
+        .filter(|k| k != "data/.sidecar.lock")
+        .collect();
+    assert!(changed.is_empty(), "{changed:?}");
+}
+
 /// Issue 21 (2): `.env`, `data/user_index.json` and user files that were `0600` came back
 /// `0644` from `backup restore --users --config`, and archives and `.gz` copies made from
 /// `0600` sources were `0644`. Each keeps its source's mode now, never wider.

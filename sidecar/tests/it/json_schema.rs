@@ -176,7 +176,10 @@ fn every_commands_json_matches_its_schema() {
     let sys = [("MHM_SCHEDULER", "systemd"), ("XDG_CONFIG_HOME", cfg.to_str().unwrap())];
     checked_env(r, "schedule-show", &["schedule", "show"], &sys, u);
     checked_env(r, "schedule-remove", &["schedule", "remove", "--dry-run"], &sys, u);
-    checked(r, "demo", &["demo", t.path().join("demo").to_str().unwrap()], u);
+    let demo = t.path().join("demo");
+    checked(r, "demo-dry-run", &["demo", demo.to_str().unwrap(), "--dry-run"], u);
+    assert!(!demo.exists(), "demo --dry-run built {}", demo.display());
+    checked(r, "demo", &["demo", demo.to_str().unwrap()], u);
     // Failures are one object too.
     checked(r, "error", &["logs", "cat", "app"], u);
     checked(r, "error", &["backup", "restore", "nosuch"], u);

@@ -203,7 +203,16 @@ fn restore_writes_restored_files_and_never_overwrites() {
     assert_code(&out, 1);
     assert!(stderr(&out).contains("app.log.2026-03-02.gz"), "{}", stderr(&out));
     assert_same(&before, &snapshot(r));
-    assert_code(&run(r, &["logs", "restore", "no.log.2026-01-01"]), 2);
+    // A name not found names the next step: the newest copies there are, and `logs list`.
+    let out = run(r, &["logs", "restore", "no.log.2026-01-01"]);
+    assert_code(&out, 2);
+    let err = stderr(&out);
+    assert!(err.contains("app.log.2026-03-10") && err.contains("logs list"), "{err}");
+    let out = run(r, &["logs", "restore", "app.log.2026-02-01"]);
+    assert_code(&out, 2);
+    let err = stderr(&out);
+    let newest = err.find("app.log.2026-03-10").unwrap_or(usize::MAX);
+    assert!(newest < err.find("app.log.2026-03-01.gz").unwrap_or(0), "newest first: {err}");
 }
 
 #[test]

@@ -29,6 +29,22 @@ fn maintain_runs_what_is_due_and_a_second_run_changes_nothing() {
     assert_code(&out, 0);
     assert!(stdout(&out).contains("not due"), "{}", stdout(&out));
     assert_same(&before, &snapshot(r));
+    // A table's times are local, to the second (New York is UTC-4 on that day).
+    #[cfg(unix)]
+    {
+        let out = bin()
+            .env("TZ", "America/New_York")
+            .arg("--root")
+            .arg(r)
+            .args(["--now", "2026-03-20T05:00:00Z", "maintain", "--dry-run"])
+            .launch_output()
+            .unwrap();
+        assert!(
+            stdout(&out).contains("not due (last run 2026-03-19 22:30:00)"),
+            "{}",
+            stdout(&out)
+        );
+    }
 
     // Next day 01:30: the weekly check is due (it finds a fresh weekly backup and makes
     // none); the 02:00 archival is not due yet.

@@ -505,6 +505,7 @@ fn bad_user_arguments() {
     let out = msg_run(r, &[], &["--now", NOW, "messages", "archive", "--user", "nobody"]);
     assert_code(&out, 1);
     assert!(stderr(&out).contains("nobody: no such user folder"), "{}", stderr(&out));
+    assert!(stderr(&out).contains("the users there: u1"), "{}", stderr(&out));
     let out = msg_run(r, &[], &["--now", NOW, "messages", "archive", "--user", "../u1"]);
     assert_code(&out, 2);
     assert_code(&msg_run(r, &[], &["messages", "archive", "--days", "-3"]), 2);
