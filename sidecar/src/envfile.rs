@@ -135,12 +135,13 @@ fn parse_value(v: &str) -> Result<String, String> {
     Ok(v.to_string())
 }
 
-/// Fails unless `value` is a whole number, naming the setting and where it came from.
-pub(crate) fn parse_count(name: &str, value: &str, from: &str) -> Result<u64> {
+/// Fails unless `value` is a whole number from 0 to `max`, naming the setting, where it
+/// came from and the bound (SPEC.md section 8: a value past it is an error, never an abort).
+pub(crate) fn parse_count(name: &str, value: &str, from: &str, max: u64) -> Result<u64> {
     match value.trim().parse::<u64>() {
-        Ok(n) => Ok(n),
-        Err(_) => bail!(UsageError(format!(
-            "invalid value {value:?} for {name} (from {from}): expected a whole number"
+        Ok(n) if n <= max => Ok(n),
+        _ => bail!(UsageError(format!(
+            "invalid value {value:?} for {name} (from {from}): expected a whole number, at least 0 and at most {max}"
         ))),
     }
 }

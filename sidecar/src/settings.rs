@@ -65,17 +65,32 @@ impl fmt::Display for BadSetting {
 pub struct Count {
     name: &'static str,
     default: u64,
+    max: u64,
     value: Result<u64, String>,
 }
 
+/// The largest day count a setting takes (`*_DAYS`): 36500, a hundred years.
+pub const MAX_DAYS: u64 = 36_500;
+/// The largest number of copies a setting keeps (`*_MAX_COUNT`): 100000.
+pub const MAX_COUNT: u64 = 100_000;
+/// The largest `MIN_FREE_DISK_MB`: 1048576 (1 TiB).
+pub const MAX_DISK_MB: u64 = 1 << 20;
+
 impl Count {
-    /// `name` from `lookup`, else `default`.
-    fn read(lookup: Lookup<'_>, name: &'static str, default: u64) -> Self {
+    /// `name` from `lookup`, else `default`; a value past `max` is bad.
+    fn read(lookup: Lookup<'_>, name: &'static str, default: u64, max: u64) -> Self {
         let value = match lookup(name) {
-            Some((v, from)) => envfile::parse_count(name, &v, &from).map_err(|e| format!("{e:#}")),
+            Some((v, from)) => {
+                envfile::parse_count(name, &v, &from, max).map_err(|e| format!("{e:#}"))
+            }
             None => Ok(default),
         };
-        Self { name, default, value }
+        Self { name, default, max, value }
+    }
+
+    /// The largest value it takes.
+    pub fn max(&self) -> u64 {
+        self.max
     }
 
     /// The setting's name.
@@ -154,15 +169,15 @@ pub struct Sidecar {
 impl Default for Sidecar {
     /// Every one at its default.
     fn default() -> Self {
-        let count = |name, default| Count { name, default, value: Ok(default) };
+        let count = |name, default, max| Count { name, default, max, value: Ok(default) };
         Self {
-            backup_retention_days: count("BACKUP_RETENTION_DAYS", 30),
-            backup_max_count: count("BACKUP_MAX_COUNT", 10),
-            message_retention_days: count("MESSAGE_ARCHIVE_RETENTION_DAYS", 90),
-            remote_retention_days: count("REMOTE_RETENTION_DAYS", 90),
-            remote_max_count: count("REMOTE_MAX_COUNT", 20),
-            remote_max_age_days: count("REMOTE_MAX_AGE_DAYS", 8),
-            min_free_disk_mb: count("MIN_FREE_DISK_MB", 500),
+            backup_retention_days: count("BACKUP_RETENTION_DAYS", 30, MAX_DAYS),
+            backup_max_count: count("BACKUP_MAX_COUNT", 10, MAX_COUNT),
+            message_retention_days: count("MESSAGE_ARCHIVE_RETENTION_DAYS", 90, MAX_DAYS),
+            remote_retention_days: count("REMOTE_RETENTION_DAYS", 90, MAX_DAYS),
+            remote_max_count: count("REMOTE_MAX_COUNT", 20, MAX_COUNT),
+            remote_max_age_days: count("REMOTE_MAX_AGE_DAYS", 8, MAX_DAYS),
+            min_free_disk_mb: count("MIN_FREE_DISK_MB", 500, MAX_DISK_MB),
             backup_format: Ok(Format::Zip),
             bad_log: Vec::new(),
         }
@@ -187,7 +202,7 @@ impl Sidecar {
             })
             .collect();
         let defaults = Self::default();
-        let read = |c: &Count| Count::read(lookup, c.name, c.default);
+        let read = |c: &Count| Count::read(lookup, c.name, c.default, c.max);
         Self {
             backup_retention_days: read(&defaults.backup_retention_days),
             backup_max_count: read(&defaults.backup_max_count),
@@ -264,5 +279,25 @@ mod tests {
         let read = Sidecar::read(&|_| None);
         assert_eq!(read, Sidecar::default());
         assert!(read.bad().is_empty());
+    }
+
+    // regression: `BACKUP_MAX_COUNT=1000000000` and `BACKUP_RETENTION_DAYS=10000000000`
+    // were taken silently, and `99999999999999999999` said only "expected a whole number".
+    #[test]
+    fn every_count_has_a_bound_named_in_the_error() {
+        for count in Sidecar::default().counts() {
+            let (name, max) = (count.name(), count.max());
+            let at = |value: String| {
+                let s = Sidecar::read(&|n| (n == name).then(|| (value.clone(), ".env".into())));
+                s.bad()
+            };
+            assert!(at(max.to_string()).is_empty(), "{name}={max}");
+            for value in [format!("{max}1"), "99999999999999999999".into()] {
+                let bad = at(value.clone());
+                assert_eq!(bad.len(), 1, "{name}={value}");
+                assert_eq!(bad[0].name, name);
+                assert!(bad[0].what.contains(&format!("at most {max}")), "{}", bad[0].what);
+            }
+        }
     }
 }
