@@ -180,3 +180,33 @@ fn bad_settings_are_all_named_status_is_unhealthy_and_maintain_runs_the_rest() {
     );
     assert_code(&run(r, &["--now", "2026-04-25T03:31:00Z", "status"]), 0);
 }
+
+// regression: with `BACKUP_RETENTION_DAYS=-3` the dry run said "would create ... then prune
+// ... (older than 30 days)", a default in the bad value's place, while the real run said
+// `NOT RUN: bad setting(s) BACKUP_RETENTION_DAYS`.
+#[test]
+fn a_dry_run_says_what_the_real_run_does_with_a_bad_setting() {
+    let root = make_root();
+    let r = root.path();
+    let env = fs::read_to_string(r.join(".env")).unwrap();
+    write(&r.join(".env"), format!("{env}BACKUP_RETENTION_DAYS=-3\n"));
+    let before = snapshot(r);
+    let dry = run(r, &["--now", "2026-03-20T02:30:00Z", "--dry-run", "--json", "maintain"]);
+    assert_code(&dry, 2);
+    assert_same(&before, &snapshot(r));
+    let real = run(r, &["--now", "2026-03-20T02:30:00Z", "--json", "maintain"]);
+    assert_code(&real, 2);
+    let job = |out: &std::process::Output, name: &str| {
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        listed(&v).iter().find(|j| j["name"] == name).unwrap().clone()
+    };
+    let (dry_job, real_job) = (job(&dry, "weekly_backup"), job(&real, "weekly_backup"));
+    assert_eq!((dry_job["ran"].as_bool(), dry_job["ok"].as_bool()), (Some(false), Some(false)));
+    assert_eq!(dry_job["detail"], real_job["detail"], "{dry_job} {real_job}");
+    assert_eq!(dry_job["detail"], "not run: bad setting(s) BACKUP_RETENTION_DAYS");
+    // The table says NOT RUN, as the real run's does.
+    let table = run(r, &["--now", "2026-03-21T02:30:00Z", "--dry-run", "maintain"]);
+    let line = stdout(&table).lines().find(|l| l.starts_with("weekly_backup")).unwrap().to_string();
+    assert!(line.contains("NOT RUN") && line.contains("BACKUP_RETENTION_DAYS"), "{line}");
+    assert!(!stdout(&table).contains("would create"), "{}", stdout(&table));
+}
