@@ -164,6 +164,9 @@ pub struct Sidecar {
     backup_format: Result<Format, String>,
     /// The writer's settings (LOG_*) whose value does not parse, each alone.
     bad_log: Vec<BadSetting>,
+    /// The off-site settings whose value does not parse (`MHM_REMOTE_URL`,
+    /// `AWS_ENDPOINT_URL`, `MHM_REMOTE_RECIPIENT`), checked without the network.
+    bad_remote: Vec<BadSetting>,
 }
 
 impl Default for Sidecar {
@@ -180,6 +183,7 @@ impl Default for Sidecar {
             min_free_disk_mb: count("MIN_FREE_DISK_MB", 500, MAX_DISK_MB),
             backup_format: Ok(Format::Zip),
             bad_log: Vec::new(),
+            bad_remote: Vec::new(),
         }
     }
 }
@@ -213,6 +217,7 @@ impl Sidecar {
             min_free_disk_mb: read(&defaults.min_free_disk_mb),
             backup_format,
             bad_log,
+            bad_remote: crate::remote::config::bad_settings(lookup),
         }
     }
 
@@ -229,7 +234,8 @@ impl Sidecar {
         ]
     }
 
-    /// Every bad setting, in a stable order: the writer's, then the sidecar's.
+    /// Every bad setting, in a stable order: the writer's, then the sidecar's, then the
+    /// off-site ones.
     pub fn bad(&self) -> Vec<BadSetting> {
         let mut bad = self.bad_log.clone();
         for count in self.counts() {
@@ -240,6 +246,7 @@ impl Sidecar {
         if let Err(e) = self.backup_format(None) {
             bad.push(BadSetting { name: "BACKUP_FORMAT".to_string(), what: format!("{e:#}") });
         }
+        bad.extend(self.bad_remote.iter().cloned());
         bad
     }
 
