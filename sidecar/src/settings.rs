@@ -43,10 +43,32 @@ pub const COUNT_SETTINGS: [&str; 7] = [
     "MIN_FREE_DISK_MB",
 ];
 
+/// The sidecar's other settings: `BACKUP_FORMAT`, the off-site ones and the alerts'.
+pub const OTHER_SETTINGS: [&str; 11] = [
+    "BACKUP_FORMAT",
+    "MHM_REMOTE_URL",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AWS_REGION",
+    "AWS_ENDPOINT_URL",
+    "MHM_REMOTE_RECIPIENT",
+    "MHM_REMOTE_IDENTITY_FILE",
+    "MHM_NOTIFY_URL",
+    "MHM_NOTIFY_COMMAND",
+];
+
+/// Whether the sidecar reads `name` (a `.env` line of another key that does not parse is
+/// only a warning: python-dotenv skips it, and nothing here would use it).
+pub fn reads(name: &str) -> bool {
+    LOG_SETTINGS.contains(&name) || COUNT_SETTINGS.contains(&name) || OTHER_SETTINGS.contains(&name)
+}
+
 /// One setting whose value does not parse.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct BadSetting {
-    /// Its name.
+    /// Its name; empty for a `.env` line whose key could not be read (it may be any
+    /// setting: every command but `status` and `maintain` stops on it).
     pub name: String,
     /// What is wrong, naming the setting and where the value came from (never the value of
     /// a secret).
@@ -167,6 +189,11 @@ pub struct Sidecar {
     /// The off-site settings whose value does not parse (`MHM_REMOTE_URL`,
     /// `AWS_ENDPOINT_URL`, `MHM_REMOTE_RECIPIENT`), checked without the network.
     bad_remote: Vec<BadSetting>,
+    /// The `.env` lines that do not parse and hold a setting the sidecar reads (or whose
+    /// key could not be read), each as a bad value of its key.
+    bad_dotenv: Vec<BadSetting>,
+    /// The `.env` lines that do not parse and hold no setting the sidecar reads.
+    dotenv_warnings: Vec<String>,
 }
 
 impl Default for Sidecar {
@@ -184,6 +211,8 @@ impl Default for Sidecar {
             backup_format: Ok(Format::Zip),
             bad_log: Vec::new(),
             bad_remote: Vec::new(),
+            bad_dotenv: Vec::new(),
+            dotenv_warnings: Vec::new(),
         }
     }
 }
@@ -218,7 +247,43 @@ impl Sidecar {
             backup_format,
             bad_log,
             bad_remote: crate::remote::config::bad_settings(lookup),
+            bad_dotenv: Vec::new(),
+            dotenv_warnings: Vec::new(),
         }
+    }
+
+    /// The same settings, with the `.env` lines that do not parse (skipped, as
+    /// python-dotenv skips them): one whose key the sidecar reads is a bad value of that
+    /// key (unless `in_environment` says the environment sets it: then the line is not
+    /// used), one whose key could not be read is a bad setting of no name, any other a
+    /// warning.
+    #[must_use]
+    pub(crate) fn with_dotenv_lines(
+        mut self,
+        lines: Vec<envfile::BadLine>,
+        in_environment: impl Fn(&str) -> bool,
+    ) -> Self {
+        for line in lines {
+            match line.key {
+                Some(key) if reads(&key) && !in_environment(&key) => {
+                    self.bad_dotenv.push(BadSetting { name: key, what: line.what });
+                }
+                Some(_) => self.dotenv_warnings.push(line.what),
+                None => self.bad_dotenv.push(BadSetting { name: String::new(), what: line.what }),
+            }
+        }
+        self
+    }
+
+    /// The `.env` lines that do not parse and hold no setting the sidecar reads: named,
+    /// never a reason to stop.
+    pub fn warnings(&self) -> &[String] {
+        &self.dotenv_warnings
+    }
+
+    /// Whether `name` is among the bad settings.
+    pub fn is_bad(&self, name: &str) -> bool {
+        self.bad().iter().any(|b| b.name == name)
     }
 
     /// The whole-number settings, in [`COUNT_SETTINGS`]' order.
@@ -234,10 +299,11 @@ impl Sidecar {
         ]
     }
 
-    /// Every bad setting, in a stable order: the writer's, then the sidecar's, then the
-    /// off-site ones.
+    /// Every bad setting, in a stable order: the `.env` lines that do not parse, the
+    /// writer's, the sidecar's, then the off-site ones.
     pub fn bad(&self) -> Vec<BadSetting> {
-        let mut bad = self.bad_log.clone();
+        let mut bad = self.bad_dotenv.clone();
+        bad.extend(self.bad_log.iter().cloned());
         for count in self.counts() {
             if let Err(e) = count.get() {
                 bad.push(BadSetting { name: count.name().to_string(), what: format!("{e:#}") });

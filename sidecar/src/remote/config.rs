@@ -103,9 +103,11 @@ pub mod names {
     pub const MAX_COUNT: &str = "REMOTE_MAX_COUNT";
 }
 
-/// Whether off-site copies are configured (`MHM_REMOTE_URL` set and not empty).
+/// Whether off-site copies are configured (`MHM_REMOTE_URL` set and not empty, or on a
+/// `.env` line that does not parse: the push is then not run, naming it, rather than
+/// forgotten).
 pub fn configured(ctx: &Ctx) -> bool {
-    ctx.setting(names::URL).is_some_and(|v| !v.trim().is_empty())
+    ctx.setting(names::URL).is_some_and(|v| !v.trim().is_empty()) || ctx.settings.is_bad(names::URL)
 }
 
 impl Config {
