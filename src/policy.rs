@@ -243,16 +243,16 @@ impl Settings {
         let mut s = Settings::default();
         let get = |name: &str| lookup(name).map(|v| (name.to_string(), v));
         if let Some((n, v)) = get("LOG_MAX_BYTES") {
-            s.max_bytes = parse_int(&n, &v, 1)?;
+            s.max_bytes = parse_bounded(&n, &v, 1, MAX_BYTES)?;
         }
         if let Some((n, v)) = get("LOG_BACKUP_COUNT") {
-            s.backup_count = parse_int(&n, &v, 0)?;
+            s.backup_count = parse_bounded(&n, &v, 0, MAX_COUNT)?;
         }
         if let Some((n, v)) = get("LOG_ARCHIVE_COUNT") {
-            s.archive_count = parse_int(&n, &v, 0)?;
+            s.archive_count = parse_bounded(&n, &v, 0, MAX_COUNT)?;
         }
         if let Some((n, v)) = get("LOG_ARCHIVE_MAX_AGE_DAYS") {
-            let days: u64 = parse_int(&n, &v, 1)?;
+            let days: u64 = parse_bounded(&n, &v, 1, MAX_DAYS)?;
             s.archive_max_age = Duration::from_secs(days.saturating_mul(86_400));
         }
         if let Some((n, v)) = get("LOG_COMPRESS_BACKUPS") {
@@ -265,10 +265,10 @@ impl Settings {
             s.archive_dir = Some(parse_dir(&n, &v)?);
         }
         if let Some((n, v)) = get("LOG_MIN_ROTATE_BYTES") {
-            s.min_rotate_bytes = parse_int(&n, &v, 0)?;
+            s.min_rotate_bytes = parse_bounded(&n, &v, 0, MAX_BYTES)?;
         }
         if let Some((n, v)) = get("LOG_MIN_ROTATE_AGE_SECS") {
-            s.min_rotate_age = Duration::from_secs(parse_int(&n, &v, 0)?);
+            s.min_rotate_age = Duration::from_secs(parse_bounded(&n, &v, 0, MAX_DAYS * 86_400)?);
         }
         if let Some((n, v)) = get("LOG_ROTATE_AT") {
             s.rotate_at = match v.trim().to_ascii_lowercase().as_str() {
@@ -294,7 +294,8 @@ impl Settings {
             s.buffer_capacity = parse_bounded(&n, &v, 1, MAX_BUFFER_BYTES)?;
         }
         if let Some((n, v)) = get("LOG_FLUSH_INTERVAL_MS") {
-            s.flush_interval = Duration::from_millis(parse_bounded(&n, &v, 1, 3_600_000)?);
+            s.flush_interval =
+                Duration::from_millis(parse_bounded(&n, &v, 1, MAX_FLUSH_INTERVAL_MS)?);
         }
         Ok(s)
     }
@@ -322,15 +323,20 @@ fn bad(name: &str, value: &str, expected: &str) -> SettingsError {
     }
 }
 
-fn parse_int<T>(name: &str, value: &str, min: T) -> Result<T, SettingsError>
-where
-    T: std::str::FromStr + PartialOrd + std::fmt::Display + Copy,
-{
-    match value.trim().parse::<T>() {
-        Ok(v) if v >= min => Ok(v),
-        _ => Err(bad(name, value, &format!("a whole number, at least {min}"))),
-    }
-}
+/// The largest size setting (`LOG_MAX_BYTES`, `LOG_MIN_ROTATE_BYTES`): 1 TiB. Every number
+/// a setting holds has a bound, named in the error (SPEC.md section 8): a value past it is
+/// a typo, never a reason to overflow or to allocate.
+pub(crate) const MAX_BYTES: u64 = 1 << 40;
+
+/// The largest count setting (`LOG_BACKUP_COUNT`, `LOG_ARCHIVE_COUNT`): 100000 copies.
+pub(crate) const MAX_COUNT: usize = 100_000;
+
+/// The largest age in days (`LOG_ARCHIVE_MAX_AGE_DAYS`; `LOG_MIN_ROTATE_AGE_SECS` is at most
+/// as many days in seconds): 36500, a hundred years.
+pub(crate) const MAX_DAYS: u64 = 36_500;
+
+/// The longest `LOG_FLUSH_INTERVAL_MS`: an hour.
+const MAX_FLUSH_INTERVAL_MS: u64 = 3_600_000;
 
 /// The largest `LOG_BUFFER_BYTES` (64 MiB): a buffer is allocated whole, twice (the
 /// spare), per log; past this an allocation would abort the process.
@@ -342,7 +348,7 @@ where
 {
     match value.trim().parse::<T>() {
         Ok(v) if v >= min && v <= max => Ok(v),
-        _ => Err(bad(name, value, &format!("a whole number from {min} to {max}"))),
+        _ => Err(bad(name, value, &format!("a whole number, at least {min} and at most {max}"))),
     }
 }
 
@@ -445,6 +451,30 @@ mod tests {
             assert_eq!((err.name.as_str(), err.value.as_str()), (name, value));
             let text = err.to_string();
             assert!(text.contains(name) && text.contains(&format!("{value:?}")), "{text}");
+        }
+    }
+
+    // regression: `LOG_MAX_BYTES=18446744073709551615` and `LOG_BACKUP_COUNT=100000000` were
+    // taken silently; every number now has a bound, named in the error.
+    #[test]
+    fn every_number_has_a_bound_named_in_the_error() {
+        for (name, max) in [
+            ("LOG_MAX_BYTES", "1099511627776"),
+            ("LOG_BACKUP_COUNT", "100000"),
+            ("LOG_ARCHIVE_COUNT", "100000"),
+            ("LOG_ARCHIVE_MAX_AGE_DAYS", "36500"),
+            ("LOG_MIN_ROTATE_BYTES", "1099511627776"),
+            ("LOG_MIN_ROTATE_AGE_SECS", "3153600000"),
+            ("LOG_BUFFER_BYTES", "67108864"),
+            ("LOG_FLUSH_INTERVAL_MS", "3600000"),
+        ] {
+            assert!(Settings::from_lookup(lookup(&[(name, max)])).is_ok(), "{name}={max}");
+            let past = format!("{}1", max);
+            for value in [past.as_str(), "18446744073709551615", "99999999999999999999"] {
+                let err = Settings::from_lookup(lookup(&[(name, value)])).unwrap_err();
+                let text = err.to_string();
+                assert!(text.contains(name) && text.contains(&format!("at most {max}")), "{text}");
+            }
         }
     }
 }

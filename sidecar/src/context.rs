@@ -55,8 +55,9 @@ impl std::fmt::Debug for Ctx {
 impl Ctx {
     /// The context for `root` at `now`: reads `<root>/.env` and the LOG_* settings (the
     /// environment first, then `.env`). A LOG_* setting that does not parse is left at its
-    /// default here: [`crate::settings::Sidecar::bad`] names every bad one, and the commands that
-    /// depend on them refuse to run.
+    /// default here, and a `.env` line that does not parse is skipped (as python-dotenv
+    /// skips it): [`crate::settings::Sidecar::bad`] names every bad one, and the commands that
+    /// depend on them refuse to run. Only a `.env` that cannot be read at all is an error.
     pub fn new(root: impl AsRef<Path>, now: DateTime<Utc>) -> Result<Self> {
         let root = root.as_ref();
         if !root.is_dir() {
@@ -66,7 +67,7 @@ impl Ctx {
         let root = std::path::absolute(root)
             .map(|r| paths::normalize(&r))
             .with_context(|| format!("resolving the MHM root {}", root.display()))?;
-        let dotenv = envfile::load(&root, &root.join(".env"))?;
+        let (dotenv, bad_lines) = envfile::load(&root, &root.join(".env"))?;
         let mut ctx = Self {
             root,
             now,
@@ -79,7 +80,8 @@ impl Ctx {
         };
         let sidecar = crate::settings::Sidecar::read(&|name| {
             ctx.setting(name).map(|v| (v, ctx.setting_source(name)))
-        });
+        })
+        .with_dotenv_lines(bad_lines, |name| std::env::var_os(name).is_some());
         let bad: Vec<&str> = sidecar.bad_log().iter().map(|b| b.name.as_str()).collect();
         let settings =
             Settings::from_lookup(

@@ -1,6 +1,7 @@
 //! A small `.env` parser: `KEY=VALUE` lines, `#` comments, an optional `export `, values
-//! optionally in single or double quotes. A line that is none of these is an error naming
-//! the file and the line, never skipped silently.
+//! optionally in single or double quotes. A line that is none of these is skipped, as
+//! python-dotenv skips it, and named (never silently): by its number and its key, never
+//! its value (SPEC.md section 8). Whether it stops anything is for the settings to say.
 
 use std::{collections::HashMap, fs, io, path::Path};
 
@@ -8,31 +9,61 @@ use anyhow::{bail, Context, Result};
 
 use crate::{error::UsageError, paths};
 
-/// Parses the `.env` at `path`; a missing file is empty. Errors name the file relative to
-/// the MHM `root` where it lies under it ([`paths::show`]).
-pub(crate) fn load(root: &Path, path: &Path) -> Result<HashMap<String, String>> {
+/// A `.env` line that does not parse (python-dotenv warns and skips it).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct BadLine {
+    /// Its key, when one could be read (a key that is no name is never shown: it may be
+    /// part of a secret).
+    pub(crate) key: Option<String>,
+    /// What is wrong: `<file>:<line>: [<key>: ]<what>`, never the value.
+    pub(crate) what: String,
+}
+
+/// Parses the `.env` at `path`; a missing file is empty. Every line that does not parse is
+/// skipped and named, relative to the MHM `root` where the file lies under it
+/// ([`paths::show`]). A file that cannot be read, or is not UTF-8 text, is an error.
+pub(crate) fn load(root: &Path, path: &Path) -> Result<(HashMap<String, String>, Vec<BadLine>)> {
     let shown = || paths::show(root, path);
     let text = match fs::read(path) {
         Ok(bytes) => bytes,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(HashMap::new()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Default::default()),
         Err(e) => return Err(e).with_context(|| format!("reading {}", shown())),
     };
     let text = String::from_utf8(text)
         .map_err(|_| UsageError(format!("{}: not valid UTF-8 text", shown())))?;
-    parse(&text).map_err(|(line, what)| {
-        anyhow::Error::new(UsageError(format!("{}:{line}: {what}", shown())))
-    })
+    let (vars, bad) = parse_all(&text);
+    let bad = bad
+        .into_iter()
+        .map(|(line, key, what)| BadLine { key, what: format!("{}:{line}: {what}", shown()) })
+        .collect();
+    Ok((vars, bad))
 }
 
-/// Parses `.env` text; on error, the 1-based line number and what is wrong. Read as
-/// python-dotenv reads it: a UTF-8 byte-order mark, CRLF line ends, `export `, quotes
-/// (a double-quoted value may span lines and hold `\"`, `\\`, `\n`, `\t`), inline
-/// comments after an unquoted value, and a bare `KEY` line (no value: left unset).
+/// Parses `.env` text; the first bad line's 1-based number and what is wrong with it.
+#[cfg(test)]
 pub(crate) fn parse(text: &str) -> Result<HashMap<String, String>, (usize, String)> {
+    let (vars, bad) = parse_all(text);
+    match bad.into_iter().next() {
+        Some((line, _, what)) => Err((line, what)),
+        None => Ok(vars),
+    }
+}
+
+/// The variables of a `.env` text, and its bad lines: each one's 1-based number, its key
+/// when one was read, and what is wrong.
+pub(crate) type Parsed = (HashMap<String, String>, Vec<(usize, Option<String>, String)>);
+
+/// Parses `.env` text as python-dotenv reads it: a UTF-8 byte-order mark, CRLF line ends,
+/// `export `, quotes (a double-quoted value may span lines and hold `\"`, `\\`, `\n`,
+/// `\t`), inline comments after an unquoted value, and a bare `KEY` line (no value: left
+/// unset). A line that does not parse is skipped (a quoted value never closed: that line
+/// alone) and returned: its 1-based number, its key when one was read, and what is wrong.
+pub(crate) fn parse_all(text: &str) -> Parsed {
     // (`lines()` already takes CRLF line ends.)
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let lines: Vec<&str> = text.lines().collect();
     let mut vars = HashMap::new();
+    let mut bad = Vec::new();
     let mut i = 0;
     while i < lines.len() {
         let start = i;
@@ -48,31 +79,44 @@ pub(crate) fn parse(text: &str) -> Result<HashMap<String, String>, (usize, Strin
             !key.is_empty() && !key.chars().any(|c| c == '=' || c == '#' || c.is_whitespace())
         };
         let Some((key, value)) = line.split_once('=') else {
-            if valid_key(line) {
-                continue; // a bare KEY: python-dotenv gives it no value
+            if !valid_key(line) {
+                // The line is not shown: it may be a secret pasted without its key.
+                bad.push((start + 1, None, "expected KEY=VALUE (a line without '=')".into()));
             }
-            // The line is not shown: it may be a secret pasted without its key.
-            return Err((start + 1, "expected KEY=VALUE (a line without '=')".to_string()));
+            continue; // a bare KEY: python-dotenv gives it no value
         };
         let key = key.trim();
         if !valid_key(key) {
             // Not shown: a key that is no name may be part of a secret (a wrapped line).
-            return Err((start + 1, "invalid variable name (white space or '#' in it)".into()));
+            let what = "invalid variable name (white space or '#' in it)";
+            bad.push((start + 1, None, what.into()));
+            continue;
         }
         let mut value = value.trim().to_string();
-        // A quoted value may go on over the next lines until its closing quote.
+        // A quoted value may go on over the next lines until its closing quote; one never
+        // closed is this line's alone (python-dotenv skips the line and reads on).
         if let Some(quote) = value.chars().next().filter(|c| *c == '"' || *c == '\'') {
-            while closing_quote(&value[1..], quote).is_none() && i < lines.len() {
-                value.push('\n');
-                value.push_str(lines[i]);
-                i += 1;
+            let mut joined = value.clone();
+            let mut j = i;
+            while closing_quote(&joined[1..], quote).is_none() && j < lines.len() {
+                joined.push('\n');
+                joined.push_str(lines[j]);
+                j += 1;
+            }
+            if closing_quote(&joined[1..], quote).is_some() {
+                value = joined;
+                i = j;
             }
         }
         // A value is never shown in a message (it may be a secret): the key names it.
-        let value = parse_value(&value).map_err(|what| (start + 1, format!("{key}: {what}")))?;
-        vars.insert(key.to_string(), value);
+        match parse_value(&value) {
+            Ok(value) => {
+                vars.insert(key.to_string(), value);
+            }
+            Err(what) => bad.push((start + 1, Some(key.to_string()), format!("{key}: {what}"))),
+        }
     }
-    Ok(vars)
+    (vars, bad)
 }
 
 /// Where the closing `quote` is in `rest` (the value after its opening quote); in double
@@ -135,12 +179,13 @@ fn parse_value(v: &str) -> Result<String, String> {
     Ok(v.to_string())
 }
 
-/// Fails unless `value` is a whole number, naming the setting and where it came from.
-pub(crate) fn parse_count(name: &str, value: &str, from: &str) -> Result<u64> {
+/// Fails unless `value` is a whole number from 0 to `max`, naming the setting, where it
+/// came from and the bound (SPEC.md section 8: a value past it is an error, never an abort).
+pub(crate) fn parse_count(name: &str, value: &str, from: &str, max: u64) -> Result<u64> {
     match value.trim().parse::<u64>() {
-        Ok(n) => Ok(n),
-        Err(_) => bail!(UsageError(format!(
-            "invalid value {value:?} for {name} (from {from}): expected a whole number"
+        Ok(n) if n <= max => Ok(n),
+        _ => bail!(UsageError(format!(
+            "invalid value {value:?} for {name} (from {from}): expected a whole number, at least 0 and at most {max}"
         ))),
     }
 }
@@ -196,6 +241,24 @@ mod tests {
         assert_eq!(vars["Q"], "say \"hi\"");
         assert!(!vars.contains_key("BARE"));
         assert_eq!(vars["AFTER"], "1");
+    }
+
+    // regression: one unparsable line (an unclosed quote) stopped the reading there: every
+    // command said only that line, and the lines after it were never read.
+    #[test]
+    fn every_bad_line_is_skipped_and_named_and_the_rest_read() {
+        let (vars, bad) = parse_all(
+            "A=1\nSECRET_TOKEN=\"unterminated hunter2\nB=2\nnot a setting\nC='x' junk\nD=4\n",
+        );
+        assert_eq!((vars["A"].as_str(), vars["B"].as_str(), vars["D"].as_str()), ("1", "2", "4"));
+        assert_eq!(vars.len(), 3, "{vars:?}");
+        let lines: Vec<(usize, Option<&str>)> =
+            bad.iter().map(|(line, key, _)| (*line, key.as_deref())).collect();
+        assert_eq!(lines, [(2, Some("SECRET_TOKEN")), (4, None), (5, Some("C"))]);
+        for (_, _, what) in &bad {
+            assert!(!what.contains("hunter2") && !what.contains("junk"), "{what}");
+        }
+        assert!(bad[0].2.starts_with("SECRET_TOKEN: unclosed"), "{}", bad[0].2);
     }
 
     #[test]

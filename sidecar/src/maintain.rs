@@ -212,6 +212,26 @@ pub fn run(
         if let Some(run) = st.jobs.get(job.name).filter(|r| r.last_run > ctx.now) {
             tracing::warn!(target: "mhm::sidecar", "maintain: the last run of {} is stamped {}, in the future; running it now", job.name, run.last_run.to_rfc3339());
         }
+        // A due job that depends on a bad setting does not run, and a dry run says so (it
+        // never guesses what the job would do with a default in the bad value's place).
+        let blocked = crate::settings::among(&bad, depends_on(job.task));
+        if is_due && !blocked.is_empty() {
+            let names: Vec<&str> = blocked.iter().map(|b| b.name.as_str()).collect();
+            let detail = format!("not run: bad setting(s) {}", names.join(", "));
+            if !dry_run {
+                tracing::warn!(target: "mhm::sidecar", "maintain: {}: {detail}", job.name);
+            }
+            reports.push(JobReport {
+                name: job.name,
+                due: true,
+                ran: false,
+                ok: false,
+                problems: blocked.iter().map(|b| Problem::general(b.what.clone())).collect(),
+                detail,
+                next_due: ctx.now.fixed_offset(),
+            });
+            continue;
+        }
         if !is_due || dry_run {
             let detail = match st.jobs.get(job.name) {
                 // Local time to the second, as every table shows times.
@@ -235,22 +255,6 @@ pub fn run(
                 detail,
                 next_due: next_due(job, st.jobs.get(job.name), ctx.now).fixed_offset(),
                 problems: Vec::new(),
-            });
-            continue;
-        }
-        let blocked = crate::settings::among(&bad, depends_on(job.task));
-        if !blocked.is_empty() {
-            let names: Vec<&str> = blocked.iter().map(|b| b.name.as_str()).collect();
-            let detail = format!("not run: bad setting(s) {}", names.join(", "));
-            tracing::warn!(target: "mhm::sidecar", "maintain: {}: {detail}", job.name);
-            reports.push(JobReport {
-                name: job.name,
-                due: true,
-                ran: false,
-                ok: false,
-                problems: blocked.iter().map(|b| Problem::general(b.what.clone())).collect(),
-                detail,
-                next_due: ctx.now.fixed_offset(),
             });
             continue;
         }

@@ -43,10 +43,32 @@ pub const COUNT_SETTINGS: [&str; 7] = [
     "MIN_FREE_DISK_MB",
 ];
 
+/// The sidecar's other settings: `BACKUP_FORMAT`, the off-site ones and the alerts'.
+pub const OTHER_SETTINGS: [&str; 11] = [
+    "BACKUP_FORMAT",
+    "MHM_REMOTE_URL",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AWS_REGION",
+    "AWS_ENDPOINT_URL",
+    "MHM_REMOTE_RECIPIENT",
+    "MHM_REMOTE_IDENTITY_FILE",
+    "MHM_NOTIFY_URL",
+    "MHM_NOTIFY_COMMAND",
+];
+
+/// Whether the sidecar reads `name` (a `.env` line of another key that does not parse is
+/// only a warning: python-dotenv skips it, and nothing here would use it).
+pub fn reads(name: &str) -> bool {
+    LOG_SETTINGS.contains(&name) || COUNT_SETTINGS.contains(&name) || OTHER_SETTINGS.contains(&name)
+}
+
 /// One setting whose value does not parse.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct BadSetting {
-    /// Its name.
+    /// Its name; empty for a `.env` line whose key could not be read (it may be any
+    /// setting: every command but `status` and `maintain` stops on it).
     pub name: String,
     /// What is wrong, naming the setting and where the value came from (never the value of
     /// a secret).
@@ -65,17 +87,32 @@ impl fmt::Display for BadSetting {
 pub struct Count {
     name: &'static str,
     default: u64,
+    max: u64,
     value: Result<u64, String>,
 }
 
+/// The largest day count a setting takes (`*_DAYS`): 36500, a hundred years.
+pub const MAX_DAYS: u64 = 36_500;
+/// The largest number of copies a setting keeps (`*_MAX_COUNT`): 100000.
+pub const MAX_COUNT: u64 = 100_000;
+/// The largest `MIN_FREE_DISK_MB`: 1048576 (1 TiB).
+pub const MAX_DISK_MB: u64 = 1 << 20;
+
 impl Count {
-    /// `name` from `lookup`, else `default`.
-    fn read(lookup: Lookup<'_>, name: &'static str, default: u64) -> Self {
+    /// `name` from `lookup`, else `default`; a value past `max` is bad.
+    fn read(lookup: Lookup<'_>, name: &'static str, default: u64, max: u64) -> Self {
         let value = match lookup(name) {
-            Some((v, from)) => envfile::parse_count(name, &v, &from).map_err(|e| format!("{e:#}")),
+            Some((v, from)) => {
+                envfile::parse_count(name, &v, &from, max).map_err(|e| format!("{e:#}"))
+            }
             None => Ok(default),
         };
-        Self { name, default, value }
+        Self { name, default, max, value }
+    }
+
+    /// The largest value it takes.
+    pub fn max(&self) -> u64 {
+        self.max
     }
 
     /// The setting's name.
@@ -149,22 +186,33 @@ pub struct Sidecar {
     backup_format: Result<Format, String>,
     /// The writer's settings (LOG_*) whose value does not parse, each alone.
     bad_log: Vec<BadSetting>,
+    /// The off-site settings whose value does not parse (`MHM_REMOTE_URL`,
+    /// `AWS_ENDPOINT_URL`, `MHM_REMOTE_RECIPIENT`), checked without the network.
+    bad_remote: Vec<BadSetting>,
+    /// The `.env` lines that do not parse and hold a setting the sidecar reads (or whose
+    /// key could not be read), each as a bad value of its key.
+    bad_dotenv: Vec<BadSetting>,
+    /// The `.env` lines that do not parse and hold no setting the sidecar reads.
+    dotenv_warnings: Vec<String>,
 }
 
 impl Default for Sidecar {
     /// Every one at its default.
     fn default() -> Self {
-        let count = |name, default| Count { name, default, value: Ok(default) };
+        let count = |name, default, max| Count { name, default, max, value: Ok(default) };
         Self {
-            backup_retention_days: count("BACKUP_RETENTION_DAYS", 30),
-            backup_max_count: count("BACKUP_MAX_COUNT", 10),
-            message_retention_days: count("MESSAGE_ARCHIVE_RETENTION_DAYS", 90),
-            remote_retention_days: count("REMOTE_RETENTION_DAYS", 90),
-            remote_max_count: count("REMOTE_MAX_COUNT", 20),
-            remote_max_age_days: count("REMOTE_MAX_AGE_DAYS", 8),
-            min_free_disk_mb: count("MIN_FREE_DISK_MB", 500),
+            backup_retention_days: count("BACKUP_RETENTION_DAYS", 30, MAX_DAYS),
+            backup_max_count: count("BACKUP_MAX_COUNT", 10, MAX_COUNT),
+            message_retention_days: count("MESSAGE_ARCHIVE_RETENTION_DAYS", 90, MAX_DAYS),
+            remote_retention_days: count("REMOTE_RETENTION_DAYS", 90, MAX_DAYS),
+            remote_max_count: count("REMOTE_MAX_COUNT", 20, MAX_COUNT),
+            remote_max_age_days: count("REMOTE_MAX_AGE_DAYS", 8, MAX_DAYS),
+            min_free_disk_mb: count("MIN_FREE_DISK_MB", 500, MAX_DISK_MB),
             backup_format: Ok(Format::Zip),
             bad_log: Vec::new(),
+            bad_remote: Vec::new(),
+            bad_dotenv: Vec::new(),
+            dotenv_warnings: Vec::new(),
         }
     }
 }
@@ -187,7 +235,7 @@ impl Sidecar {
             })
             .collect();
         let defaults = Self::default();
-        let read = |c: &Count| Count::read(lookup, c.name, c.default);
+        let read = |c: &Count| Count::read(lookup, c.name, c.default, c.max);
         Self {
             backup_retention_days: read(&defaults.backup_retention_days),
             backup_max_count: read(&defaults.backup_max_count),
@@ -198,7 +246,44 @@ impl Sidecar {
             min_free_disk_mb: read(&defaults.min_free_disk_mb),
             backup_format,
             bad_log,
+            bad_remote: crate::remote::config::bad_settings(lookup),
+            bad_dotenv: Vec::new(),
+            dotenv_warnings: Vec::new(),
         }
+    }
+
+    /// The same settings, with the `.env` lines that do not parse (skipped, as
+    /// python-dotenv skips them): one whose key the sidecar reads is a bad value of that
+    /// key (unless `in_environment` says the environment sets it: then the line is not
+    /// used), one whose key could not be read is a bad setting of no name, any other a
+    /// warning.
+    #[must_use]
+    pub(crate) fn with_dotenv_lines(
+        mut self,
+        lines: Vec<envfile::BadLine>,
+        in_environment: impl Fn(&str) -> bool,
+    ) -> Self {
+        for line in lines {
+            match line.key {
+                Some(key) if reads(&key) && !in_environment(&key) => {
+                    self.bad_dotenv.push(BadSetting { name: key, what: line.what });
+                }
+                Some(_) => self.dotenv_warnings.push(line.what),
+                None => self.bad_dotenv.push(BadSetting { name: String::new(), what: line.what }),
+            }
+        }
+        self
+    }
+
+    /// The `.env` lines that do not parse and hold no setting the sidecar reads: named,
+    /// never a reason to stop.
+    pub fn warnings(&self) -> &[String] {
+        &self.dotenv_warnings
+    }
+
+    /// Whether `name` is among the bad settings.
+    pub fn is_bad(&self, name: &str) -> bool {
+        self.bad().iter().any(|b| b.name == name)
     }
 
     /// The whole-number settings, in [`COUNT_SETTINGS`]' order.
@@ -214,9 +299,11 @@ impl Sidecar {
         ]
     }
 
-    /// Every bad setting, in a stable order: the writer's, then the sidecar's.
+    /// Every bad setting, in a stable order: the `.env` lines that do not parse, the
+    /// writer's, the sidecar's, then the off-site ones.
     pub fn bad(&self) -> Vec<BadSetting> {
-        let mut bad = self.bad_log.clone();
+        let mut bad = self.bad_dotenv.clone();
+        bad.extend(self.bad_log.iter().cloned());
         for count in self.counts() {
             if let Err(e) = count.get() {
                 bad.push(BadSetting { name: count.name().to_string(), what: format!("{e:#}") });
@@ -225,6 +312,7 @@ impl Sidecar {
         if let Err(e) = self.backup_format(None) {
             bad.push(BadSetting { name: "BACKUP_FORMAT".to_string(), what: format!("{e:#}") });
         }
+        bad.extend(self.bad_remote.iter().cloned());
         bad
     }
 
@@ -264,5 +352,25 @@ mod tests {
         let read = Sidecar::read(&|_| None);
         assert_eq!(read, Sidecar::default());
         assert!(read.bad().is_empty());
+    }
+
+    // regression: `BACKUP_MAX_COUNT=1000000000` and `BACKUP_RETENTION_DAYS=10000000000`
+    // were taken silently, and `99999999999999999999` said only "expected a whole number".
+    #[test]
+    fn every_count_has_a_bound_named_in_the_error() {
+        for count in Sidecar::default().counts() {
+            let (name, max) = (count.name(), count.max());
+            let at = |value: String| {
+                let s = Sidecar::read(&|n| (n == name).then(|| (value.clone(), ".env".into())));
+                s.bad()
+            };
+            assert!(at(max.to_string()).is_empty(), "{name}={max}");
+            for value in [format!("{max}1"), "99999999999999999999".into()] {
+                let bad = at(value.clone());
+                assert_eq!(bad.len(), 1, "{name}={value}");
+                assert_eq!(bad[0].name, name);
+                assert!(bad[0].what.contains(&format!("at most {max}")), "{}", bad[0].what);
+            }
+        }
     }
 }

@@ -92,6 +92,8 @@ pub fn status(ctx: &Ctx) -> Result<Status> {
     for b in ctx.settings.bad() {
         reason("setting", b.what);
     }
+    // A `.env` line that does not parse and holds no setting of ours: named, not a reason.
+    warnings.extend(ctx.settings.warnings().iter().cloned());
     let list = backup::list(ctx)?;
     let now = ctx.now.fixed_offset();
     let as_ref = |b: &backup::Info| BackupRef {

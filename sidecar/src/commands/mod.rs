@@ -149,9 +149,19 @@ fn run_command(cli: Cli) -> Result<ExitCode> {
     // run that changes files logs through the writer, and the `logs` commands read them;
     // no flag replaces them); otherwise it names them and stops only if it reads one it
     // needs (a flag given in its place wins, as always).
+    // A `.env` line that does not parse and holds no setting the sidecar reads is named
+    // (`status` lists it among its warnings) and stops nothing, as python-dotenv skips it.
+    // One whose key could not be read may hold any setting: it stops these commands too.
+    if !matches!(cli.command, Command::Status | Command::Demo(_)) {
+        for w in run.settings.warnings() {
+            eprintln!("warning: {w}");
+        }
+    }
     if !matches!(cli.command, Command::Status | Command::Maintain | Command::Demo(_)) {
         let bad = run.settings.bad();
-        if !mhm_sidecar::settings::among(&bad, &["LOG_", "DISABLE_LOG_ROTATION"]).is_empty() {
+        if !mhm_sidecar::settings::among(&bad, &["LOG_", "DISABLE_LOG_ROTATION"]).is_empty()
+            || bad.iter().any(|b| b.name.is_empty())
+        {
             let all: Vec<String> = bad.iter().map(ToString::to_string).collect();
             return Err(usage(all.join("\nerror: ")));
         }

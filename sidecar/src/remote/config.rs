@@ -5,7 +5,11 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Result;
 
-use crate::{error::usage, Ctx};
+use crate::{
+    error::usage,
+    settings::{BadSetting, Lookup},
+    Ctx,
+};
 
 /// Where copies go.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -99,9 +103,11 @@ pub mod names {
     pub const MAX_COUNT: &str = "REMOTE_MAX_COUNT";
 }
 
-/// Whether off-site copies are configured (`MHM_REMOTE_URL` set and not empty).
+/// Whether off-site copies are configured (`MHM_REMOTE_URL` set and not empty, or on a
+/// `.env` line that does not parse: the push is then not run, naming it, rather than
+/// forgotten).
 pub fn configured(ctx: &Ctx) -> bool {
-    ctx.setting(names::URL).is_some_and(|v| !v.trim().is_empty())
+    ctx.setting(names::URL).is_some_and(|v| !v.trim().is_empty()) || ctx.settings.is_bad(names::URL)
 }
 
 impl Config {
@@ -129,25 +135,10 @@ impl Config {
                 }
             },
         };
-        let target = parse_url(&url).map_err(|why| {
-            usage(format!("invalid value {} for {} (from {from}): {why}", shown(&url), names::URL))
-        })?;
+        let target = check_url(&url, &from).map_err(usage)?;
         let endpoint = get(names::ENDPOINT);
         if let Some(e) = &endpoint {
-            let ok = url::Url::parse(e).is_ok_and(|u| {
-                matches!(u.scheme(), "http" | "https")
-                    && u.host_str().is_some()
-                    && u.username().is_empty()
-                    && u.password().is_none()
-            });
-            if !ok {
-                return Err(usage(format!(
-                    "invalid value {} for {} (from {}): expected http(s)://host[:port], without credentials",
-                    shown(e),
-                    names::ENDPOINT,
-                    ctx.setting_source(names::ENDPOINT)
-                )));
-            }
+            check_endpoint(e, &ctx.setting_source(names::ENDPOINT)).map_err(usage)?;
         }
         if matches!(target, Target::S3 { .. }) {
             match (&access_key_id, &secret_access_key) {
@@ -195,6 +186,62 @@ impl Config {
             Some(e) => format!("{} at {e}", self.url),
             None => self.url.clone(),
         }
+    }
+}
+
+/// The off-site settings whose value does not parse, read from `lookup` (the environment,
+/// then `.env`) when the context is made, so that they are named with every other bad
+/// setting (SPEC.md section 7) and stop only the push: `MHM_REMOTE_URL`,
+/// `AWS_ENDPOINT_URL` and `MHM_REMOTE_RECIPIENT`, checked as [`Config::from_ctx`] and the
+/// push check them. Nothing is sent: whether the store is there is for the commands that
+/// use it to find out.
+pub(crate) fn bad_settings(lookup: Lookup<'_>) -> Vec<BadSetting> {
+    let get = |name: &str| {
+        lookup(name).map(|(v, from)| (v.trim().to_string(), from)).filter(|(v, _)| !v.is_empty())
+    };
+    let mut bad = Vec::new();
+    let mut push = |name: &str, what: Result<(), String>| {
+        if let Err(what) = what {
+            bad.push(BadSetting { name: name.to_string(), what });
+        }
+    };
+    if let Some((url, from)) = get(names::URL) {
+        push(names::URL, check_url(&url, &from).map(drop));
+    }
+    if let Some((endpoint, from)) = get(names::ENDPOINT) {
+        push(names::ENDPOINT, check_endpoint(&endpoint, &from));
+    }
+    if let Some((recipient, from)) = get(names::RECIPIENT) {
+        let parsed = super::crypt::recipient(&recipient);
+        push(names::RECIPIENT, parsed.map(drop).map_err(|e| format!("{e:#} (from {from})")));
+    }
+    bad
+}
+
+/// `MHM_REMOTE_URL` (from `from`: a flag, the environment, `.env`) as a target; the error
+/// names the setting and where it came from, never credentials.
+fn check_url(url: &str, from: &str) -> Result<Target, String> {
+    parse_url(url).map_err(|why| {
+        format!("invalid value {} for {} (from {from}): {why}", shown(url), names::URL)
+    })
+}
+
+/// Fails unless `AWS_ENDPOINT_URL` is `http(s)://host[:port]` without credentials.
+fn check_endpoint(endpoint: &str, from: &str) -> Result<(), String> {
+    let ok = url::Url::parse(endpoint).is_ok_and(|u| {
+        matches!(u.scheme(), "http" | "https")
+            && u.host_str().is_some()
+            && u.username().is_empty()
+            && u.password().is_none()
+    });
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "invalid value {} for {} (from {from}): expected http(s)://host[:port], without credentials",
+            shown(endpoint),
+            names::ENDPOINT,
+        ))
     }
 }
 

@@ -216,11 +216,20 @@ fn broken_pipe_is_not_an_error() {
 fn dotenv_errors_hide_values_and_sizes_are_bounded() {
     let root = make_root();
     let r = root.path();
+    // A key the sidecar does not read: named as a warning (python-dotenv skips the line),
+    // the exit code is the command's own.
     write(&r.join(".env"), "APP_MODE=x\nDB_PASSWORD=\"hunter2secret\n");
+    let out = run(r, &["system", "validate"]);
+    let err = stderr(&out);
+    assert_ne!(code(&out), 2, "{err}");
+    assert!(err.contains("warning: .env:2") && err.contains("DB_PASSWORD"), "{err}");
+    assert!(!err.contains("hunter2"), "{err}");
+    // A key it reads: a bad setting, exit 2, named the same way.
+    write(&r.join(".env"), "APP_MODE=x\nLOG_BACKUP_DIR=\"hunter2secret\n");
     let out = run(r, &["system", "validate"]);
     assert_code(&out, 2);
     let err = stderr(&out);
-    assert!(err.contains(".env:2") && err.contains("DB_PASSWORD"), "{err}");
+    assert!(err.contains(".env:2") && err.contains("LOG_BACKUP_DIR"), "{err}");
     assert!(!err.contains("hunter2"), "{err}");
     // A secret pasted without its key (a bare word would be a bare KEY, as python-dotenv
     // reads it; this one is not a name).
@@ -393,4 +402,93 @@ fn snapshot_create_and_verify_count_alike() {
         "{text}\n{}",
         stdout(&out)
     );
+}
+
+/// The `(kind, what)` of each reason, and the warnings, of `status --json` on `root`.
+fn status_json(root: &std::path::Path) -> (i32, Vec<(String, String)>, Vec<String>) {
+    let out = run(root, &["--now", "2026-03-20T02:30:00Z", "--json", "status"]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let text = |x: &serde_json::Value| x.as_str().unwrap().to_string();
+    let reasons = v["reasons"].as_array().unwrap();
+    let warnings = v["warnings"].as_array().unwrap();
+    (
+        code(&out),
+        reasons.iter().map(|r| (text(&r["kind"]), text(&r["what"]))).collect(),
+        warnings.iter().map(text).collect(),
+    )
+}
+
+// regression: a line `SECRET_TOKEN="unterminated hunter2` beside other settings made every
+// command print only `.env:9: SECRET_TOKEN: unclosed " quote in the value` and exit 2, and
+// maintain ran no job; python-dotenv warns and skips such a line.
+#[test]
+fn a_bad_dotenv_line_is_named_with_every_bad_value_and_stops_only_its_key() {
+    let root = make_root();
+    let r = root.path();
+    let lines = "APP_MODE=test\nA=1\nB=2\nC=3\nD=4\nE=5\nF=6\nG=7\n";
+    // A key the sidecar does not read: a warning; the bad value beside it is named too.
+    write(
+        &r.join(".env"),
+        format!("{lines}SECRET_TOKEN=\"unterminated hunter2\nBACKUP_MAX_COUNT=ten\n"),
+    );
+    let (c, reasons, warnings) = status_json(r);
+    assert_eq!(c, 1);
+    let settings: Vec<&String> =
+        reasons.iter().filter(|(k, _)| k == "setting").map(|(_, w)| w).collect();
+    assert!(settings.len() == 1 && settings[0].contains("BACKUP_MAX_COUNT"), "{settings:?}");
+    assert!(
+        warnings.iter().any(|w| w == ".env:9: SECRET_TOKEN: unclosed \" quote in the value"),
+        "{warnings:?}"
+    );
+    let out = run(r, &["backup", "list"]);
+    assert_code(&out, 0);
+    let err = stderr(&out);
+    assert!(err.contains(".env:9: SECRET_TOKEN") && err.contains("BACKUP_MAX_COUNT"), "{err}");
+    let out = run(r, &["--now", "2026-03-20T02:30:00Z", "--json", "maintain"]);
+    assert_code(&out, 2);
+    assert!(stderr(&out).contains(".env:9: SECRET_TOKEN"), "{}", stderr(&out));
+    let jobs: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let ran: Vec<&str> = listed(&jobs)
+        .iter()
+        .filter(|j| j["ran"] == true)
+        .map(|j| j["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(ran, ["logs_archive", "messages_archive"], "{jobs}");
+    // Without the bad value, the line alone changes no exit code.
+    write(&r.join(".env"), format!("{lines}SECRET_TOKEN=\"unterminated hunter2\n"));
+    let out = run(r, &["backup", "list"]);
+    assert_code(&out, 0);
+    assert!(stderr(&out).contains(".env:9: SECRET_TOKEN"), "{}", stderr(&out));
+
+    // A key the sidecar reads: a bad value of that key, named with the others; the jobs
+    // that depend on it do not run, the others do; exit 2.
+    let root = make_root();
+    let r = root.path();
+    write(
+        &r.join(".env"),
+        format!("{lines}LOG_BACKUP_COUNT='7\nBACKUP_FORMAT=tar\nLOG_MAX_BYTES=1024\n"),
+    );
+    let (c, reasons, _) = status_json(r);
+    assert_eq!(c, 1);
+    let settings: Vec<&String> =
+        reasons.iter().filter(|(k, _)| k == "setting").map(|(_, w)| w).collect();
+    assert_eq!(settings.len(), 2, "{settings:?}");
+    assert!(settings[0].starts_with(".env:9: LOG_BACKUP_COUNT: unclosed"), "{settings:?}");
+    assert!(settings[1].contains("BACKUP_FORMAT"), "{settings:?}");
+    let out = run(r, &["logs", "list"]);
+    assert_code(&out, 2);
+    let err = stderr(&out);
+    assert!(err.contains(".env:9: LOG_BACKUP_COUNT") && err.contains("BACKUP_FORMAT"), "{err}");
+    let out = run(r, &["--now", "2026-03-20T02:30:00Z", "--json", "maintain"]);
+    assert_code(&out, 2);
+    let jobs: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let job = |n: &str| listed(&jobs).iter().find(|j| j["name"] == n).unwrap().clone();
+    assert_eq!(job("logs_archive")["detail"], "not run: bad setting(s) LOG_BACKUP_COUNT");
+    assert_eq!(job("weekly_backup")["ran"], false);
+    assert_eq!(job("messages_archive")["ran"], true, "{jobs}");
+    // No message shows a value.
+    for args in [&["status"][..], &["maintain"], &["backup", "list"]] {
+        let out = run(r, args);
+        assert!(!stderr(&out).contains("'7") && !stdout(&out).contains("'7"), "{args:?}");
+    }
 }

@@ -811,3 +811,47 @@ fn huge_numeric_settings_never_panic_or_abort() {
         }
     }
 }
+
+// regression: `BACKUP_MAX_COUNT=1000000000`, `LOG_BACKUP_COUNT=100000000`,
+// `BACKUP_RETENTION_DAYS=10000000000` and `LOG_MAX_BYTES=18446744073709551615` were taken
+// silently, and `BACKUP_MAX_COUNT=99999999999999999999` said only "expected a whole number".
+#[test]
+fn settings_past_their_bound_are_named_with_the_bound() {
+    let root = make_root();
+    let r = root.path();
+    write(
+        &r.join(".env"),
+        "APP_MODE=test\nBACKUP_MAX_COUNT=1000000000\nLOG_BACKUP_COUNT=100000000\n\
+         BACKUP_RETENTION_DAYS=10000000000\nLOG_MAX_BYTES=18446744073709551615\n\
+         REMOTE_MAX_COUNT=99999999999999999999\n",
+    );
+    let out = run(r, &["--json", "status"]);
+    assert_code(&out, 1);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let settings: Vec<String> = v["reasons"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["kind"] == "setting")
+        .map(|r| r["what"].as_str().unwrap().to_string())
+        .collect();
+    for (name, max) in [
+        ("BACKUP_MAX_COUNT", "100000"),
+        ("LOG_BACKUP_COUNT", "100000"),
+        ("BACKUP_RETENTION_DAYS", "36500"),
+        ("LOG_MAX_BYTES", "1099511627776"),
+        ("REMOTE_MAX_COUNT", "100000"),
+    ] {
+        assert!(
+            settings.iter().any(|s| s.contains(name) && s.contains(&format!("at most {max}"))),
+            "{name}: {settings:?}"
+        );
+    }
+    // Every command names them all, and stops (a LOG_* one is among them): no abort.
+    let out = run(r, &["backup", "list"]);
+    assert_code(&out, 2);
+    let err = stderr(&out);
+    for name in ["BACKUP_MAX_COUNT", "LOG_BACKUP_COUNT", "BACKUP_RETENTION_DAYS", "LOG_MAX_BYTES"] {
+        assert!(err.contains(name), "{name}: {err}");
+    }
+}

@@ -196,3 +196,92 @@ fn bad_settings_are_all_named_status_is_unhealthy_and_maintain_runs_the_rest() {
     );
     assert_code(&run(r, &["--now", "2026-04-25T03:31:00Z", "status"]), 0);
 }
+
+// regression: with `BACKUP_RETENTION_DAYS=-3` the dry run said "would create ... then prune
+// ... (older than 30 days)", a default in the bad value's place, while the real run said
+// `NOT RUN: bad setting(s) BACKUP_RETENTION_DAYS`.
+#[test]
+fn a_dry_run_says_what_the_real_run_does_with_a_bad_setting() {
+    let root = make_root();
+    let r = root.path();
+    let env = fs::read_to_string(r.join(".env")).unwrap();
+    write(&r.join(".env"), format!("{env}BACKUP_RETENTION_DAYS=-3\n"));
+    let before = snapshot(r);
+    let dry = run(r, &["--now", "2026-03-20T02:30:00Z", "--dry-run", "--json", "maintain"]);
+    assert_code(&dry, 2);
+    assert_same(&before, &snapshot(r));
+    let real = run(r, &["--now", "2026-03-20T02:30:00Z", "--json", "maintain"]);
+    assert_code(&real, 2);
+    let job = |out: &std::process::Output, name: &str| {
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        listed(&v).iter().find(|j| j["name"] == name).unwrap().clone()
+    };
+    let (dry_job, real_job) = (job(&dry, "weekly_backup"), job(&real, "weekly_backup"));
+    assert_eq!((dry_job["ran"].as_bool(), dry_job["ok"].as_bool()), (Some(false), Some(false)));
+    assert_eq!(dry_job["detail"], real_job["detail"], "{dry_job} {real_job}");
+    assert_eq!(dry_job["detail"], "not run: bad setting(s) BACKUP_RETENTION_DAYS");
+    // The table says NOT RUN, as the real run's does.
+    let table = run(r, &["--now", "2026-03-21T02:30:00Z", "--dry-run", "maintain"]);
+    let line = stdout(&table).lines().find(|l| l.starts_with("weekly_backup")).unwrap().to_string();
+    assert!(line.contains("NOT RUN") && line.contains("BACKUP_RETENTION_DAYS"), "{line}");
+    assert!(!stdout(&table).contains("would create"), "{}", stdout(&table));
+}
+
+/// The `setting` reasons of `status --json` on `r`.
+fn setting_reasons(r: &std::path::Path, now: &str) -> Vec<String> {
+    let out = run(r, &["--now", now, "--json", "status"]);
+    assert_code(&out, 1);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    v["reasons"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["kind"] == "setting")
+        .map(|r| r["what"].as_str().unwrap().to_string())
+        .collect()
+}
+
+// regression: with `MHM_REMOTE_URL=ftp://x` or `MHM_REMOTE_RECIPIENT=notakey` in `.env`,
+// `status` gave no `setting` reason, `backup list` said nothing, `maintain --dry-run` said
+// "would push", and `maintain` reported `remote_push FAILED ... scheme "ftp"` (exit 1).
+#[test]
+fn bad_off_site_settings_are_named_as_settings_and_stop_only_the_push() {
+    let store = tempfile::tempdir().unwrap();
+    let good_url = format!("file://{}", store.path().display());
+    let cases = [
+        ("MHM_REMOTE_URL", "ftp://x".to_string(), String::new()),
+        ("MHM_REMOTE_RECIPIENT", "notakey".to_string(), format!("MHM_REMOTE_URL={good_url}\n")),
+        ("AWS_ENDPOINT_URL", "localhost:9000".to_string(), format!("MHM_REMOTE_URL={good_url}\n")),
+    ];
+    for (name, value, beside) in cases {
+        let root = make_root();
+        let r = root.path();
+        let env = fs::read_to_string(r.join(".env")).unwrap();
+        write(&r.join(".env"), format!("{env}{beside}{name}={value}\n"));
+        let now = "2026-03-20T02:30:00Z";
+        let settings = setting_reasons(r, now);
+        assert!(settings.len() == 1 && settings[0].contains(name), "{name}: {settings:?}");
+        // Another command names it too, and goes on (it does not use it).
+        let out = run(r, &["--now", now, "backup", "list"]);
+        assert_code(&out, 0);
+        assert!(stderr(&out).contains(name), "{name}: {}", stderr(&out));
+        // maintain: the push is NOT RUN naming it, in the dry run as in the real one; every
+        // other job runs; exit 2 as for every bad setting.
+        for args in [&["--dry-run", "--json", "maintain"][..], &["--json", "maintain"]] {
+            let mut all = vec!["--now", now];
+            all.extend_from_slice(args);
+            let out = run(r, &all);
+            assert_code(&out, 2);
+            let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+            let jobs = listed(&v);
+            let push = jobs.iter().find(|j| j["name"] == "remote_push").expect("remote_push");
+            assert_eq!((push["ran"].as_bool(), push["ok"].as_bool()), (Some(false), Some(false)));
+            assert_eq!(push["detail"], format!("not run: bad setting(s) {name}"), "{v}");
+            if args[0] == "--json" {
+                let others = jobs.iter().filter(|j| j["name"] != "remote_push");
+                assert!(others.clone().all(|j| j["ran"] == true && j["ok"] == true), "{v}");
+            }
+        }
+        assert!(store.path().read_dir().unwrap().next().is_none(), "nothing pushed");
+    }
+}
