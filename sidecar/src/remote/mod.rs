@@ -314,6 +314,15 @@ impl Remote {
         recipient: Option<&age::x25519::Recipient>,
         opts: PushOptions,
     ) -> PushResult {
+        if path.is_dir() && opts.dry_run {
+            // A dry run changes nothing in the root: the folder is checked, not packed.
+            let report = backup::verify::backup(path);
+            return if report.ok() {
+                PushResult::WouldPush
+            } else {
+                PushResult::Refused { problems: report.problems }
+            };
+        }
         if path.is_dir() {
             // A folder backup, named: packed into a verified zip of ours first (in a
             // temporary folder beside it), and that is pushed under the folder's name.
@@ -391,7 +400,8 @@ impl Remote {
     }
 
     /// Downloads the copy of `name`, decrypts it and checks it as `backup verify` does;
-    /// nothing is kept.
+    /// nothing is kept, and nothing in the root is created or changed (the copy is checked
+    /// in a private temporary folder outside it).
     pub fn verify(&self, ctx: &Ctx, name: &str) -> Result<Fetch> {
         self.fetch(ctx, name, false)
     }
@@ -422,7 +432,8 @@ impl Remote {
                     "its size or ETag in the store is not what was pushed",
                 ));
             }
-            let fetched = fetch::fetch(ctx, &self.store, &copy.record, &keys)?;
+            let dest = if place { fetch::Dest::Backups } else { fetch::Dest::Private };
+            let fetched = fetch::fetch(ctx, &self.store, &copy.record, &keys, dest)?;
             problems.extend(fetched.report.problems.iter().cloned());
             let mut placed = None;
             if place && problems.is_empty() {
