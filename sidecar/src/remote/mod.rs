@@ -7,6 +7,7 @@
 //! |---|---|
 //! | settings, secrets kept out of every message | [`config`] |
 //! | the store (S3 or a folder) and its runtime | [`store`] |
+//! | what is written into a folder store, owner-only | `folder` |
 //! | encryption, keys | [`crypt`] |
 //! | the record that makes an uploaded object a copy | [`record`] |
 //! | push: stream, encrypt, upload in parts, confirm | `push` |
@@ -41,6 +42,7 @@
 pub mod config;
 pub mod crypt;
 mod fetch;
+mod folder;
 mod list;
 mod prune;
 mod push;

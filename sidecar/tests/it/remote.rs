@@ -664,8 +664,14 @@ fn folder_process_killed_mid_upload_then_rerun() {
     assert_eq!(status.signal(), Some(libc::SIGXFSZ), "ended mid-upload: {status:?}");
     // The folder store writes an upload under a staging name (`<object>#<n>`) until it
     // completes: the kill left one.
-    let staged = names(store.path()).iter().any(|n| n.contains('#'));
-    assert!(staged, "no upload under way at the kill: {:?}", names(store.path()));
+    let staged: Vec<String> = names(store.path()).into_iter().filter(|n| n.contains('#')).collect();
+    assert!(!staged.is_empty(), "no upload under way at the kill: {:?}", names(store.path()));
+    // Owner-only from its first byte, as every file the tool writes in a folder store.
+    for n in &staged {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = fs::metadata(store.path().join(n)).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "{n}");
+    }
     assert!(case.copies().is_empty(), "a killed upload is not a copy");
     assert_same(&before, &snapshot(&case.path().join("data/backups")));
     let out = case.run(&["remote", "push"]);
@@ -982,5 +988,42 @@ fn remote_verify_list_and_dry_runs_change_nothing_in_the_root() {
     assert_code(&out, 1);
     assert_unchanged(&before, &stat_tree(case.path()), "a failed verify");
     assert!(names(tmp.path()).is_empty(), "left {:?}", names(tmp.path()));
+    case.assert_no_secret();
+}
+
+// regression: in a folder store the copy's object and record were created 0644 (readable
+// by every user of the machine) while the backup they came from is 0600.
+#[cfg(unix)]
+#[test]
+fn a_folder_store_holds_owner_only_files() {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    let store = tempfile::tempdir().unwrap();
+    let mut case = Case::new(&folder_settings(store.path()));
+    let zip = case.backup("mhm_backup_20260301_000000", "2026-03-01T00:00:00Z");
+    assert_eq!(mode(&zip), 0o600);
+    assert_code(&case.run(&["remote", "push"]), 0);
+    case.backup("mhm_backup_20260302_000000", "2026-03-02T00:00:00Z");
+    assert_code(&case.run(&["remote", "push", "--no-encrypt"]), 0);
+    let held = names(store.path());
+    assert_eq!(held.len(), 4, "{held:?}");
+    for n in &held {
+        assert_eq!(mode(&store.path().join(n)), 0o600, "{n}");
+    }
+    assert_eq!(case.copies().len(), 2);
+    // What comes back is owner-only too: a pull, and a restore's pulled backup.
+    fs::remove_file(&zip).unwrap();
+    assert_code(&case.run(&["remote", "pull", "mhm_backup_20260301_000000"]), 0);
+    assert_eq!(mode(&zip), 0o600);
+    let new = tempfile::tempdir().unwrap();
+    let root = new.path().join("mhm");
+    let out = fire_drill(&root, store.path(), &case.keys.path().join("key.txt"));
+    assert_code(&out, 0);
+    let pulled = root.join("data/backups/mhm_backup_20260302_000000.zip");
+    assert_eq!(mode(&pulled), 0o600, "{}", stdout(&out));
+    for f in [".env", "data/user_index.json"] {
+        let source = mode(&case.path().join(f));
+        assert_eq!(mode(&root.join(f)) & !source, 0, "{f} is more readable than its source");
+    }
     case.assert_no_secret();
 }
