@@ -369,9 +369,20 @@ impl Remote {
     fn copy_of(&self, name: &str) -> Result<Copy> {
         let name = name.strip_suffix(".zip").unwrap_or(name);
         let listing = list::listing(&self.store)?;
-        let copy = listing.copies.into_iter().find(|c| c.name == name);
+        let copy = listing.copies.iter().find(|c| c.name == name).cloned();
         match copy {
-            None => anyhow::bail!("no copy of {name} in {}", self.store.config.describe()),
+            None => {
+                // Name the next step: the copies there are (the newest few), and the
+                // command that lists them all, as `backup verify` does for local backups.
+                let there = if listing.copies.is_empty() {
+                    "there are no copies there yet (`mhm-sidecar remote push` makes them)"
+                        .to_string()
+                } else {
+                    let newest = listing.copies.iter().rev().map(|c| c.name.clone());
+                    backup::newest_there(newest, "mhm-sidecar remote list")
+                };
+                anyhow::bail!("no copy of {name} in {}; {there}", self.store.config.describe())
+            }
             Some(c) if c.status == Status::Missing => {
                 anyhow::bail!(
                     "the copy of {name} is gone from the store: its object {} is missing",

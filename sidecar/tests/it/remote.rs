@@ -1027,3 +1027,38 @@ fn a_folder_store_holds_owner_only_files() {
     }
     case.assert_no_secret();
 }
+
+// regression: `remote verify nosuch` and `remote pull nosuch` said only "no copy of nosuch
+// in file:///...": the error names the copies that are there and the command listing them.
+#[test]
+fn a_copy_not_in_the_store_is_answered_with_the_ones_that_are() {
+    let store = tempfile::tempdir().unwrap();
+    let mut case = Case::new(&folder_settings(store.path()));
+    for cmd in ["verify", "pull"] {
+        let out = case.run(&["remote", cmd, "nosuch"]);
+        assert_code(&out, 1);
+        assert!(stderr(&out).contains("no copies there yet"), "{}", stderr(&out));
+        assert!(stderr(&out).contains("mhm-sidecar remote push"), "{}", stderr(&out));
+    }
+    for day in 1..=7 {
+        let name = format!("mhm_backup_2026030{day}_000000");
+        case.backup(&name, &format!("2026-03-0{day}T00:00:00Z"));
+    }
+    assert_code(&case.run(&["remote", "push"]), 0);
+    for cmd in ["verify", "pull"] {
+        let out = case.run(&["remote", cmd, "nosuch"]);
+        assert_code(&out, 1);
+        let err = stderr(&out);
+        assert!(err.contains("no copy of nosuch in file://"), "{err}");
+        assert!(
+            err.contains(
+                "the newest there: mhm_backup_20260307_000000, mhm_backup_20260306_000000, \
+                 mhm_backup_20260305_000000, mhm_backup_20260304_000000, \
+                 mhm_backup_20260303_000000 and 2 more; `mhm-sidecar remote list` shows them all"
+            ),
+            "{err}"
+        );
+        assert!(!err.contains("mhm_backup_20260301_000000"), "{err}");
+    }
+    case.assert_no_secret();
+}
