@@ -502,9 +502,11 @@ pub struct KeygenArgs {
 
 impl RemoteCommand {
     /// Whether the command changes files (outside `--dry-run`): everything that writes
-    /// to the store or to data/backups/ holds the lock.
+    /// to the store or to data/backups/ holds the lock. `list` and `verify` are read-only
+    /// (verify checks the copy in a private folder outside the root); `keygen` writes
+    /// outside the root.
     pub fn changes_files(&self) -> bool {
-        !matches!(self, RemoteCommand::List | RemoteCommand::Keygen(_))
+        !matches!(self, RemoteCommand::List | RemoteCommand::Verify(_) | RemoteCommand::Keygen(_))
     }
 
     /// The subcommand's name.

@@ -243,18 +243,26 @@ pub fn resolve(ctx: &Ctx, spec: &str) -> Result<PathBuf> {
     let mut names: Vec<(Option<chrono::DateTime<chrono::FixedOffset>>, String)> =
         list(ctx).unwrap_or_default().into_iter().map(|b| (b.created_at, b.name)).collect();
     names.sort();
-    let there = match names.len() {
-        0 => format!("there are no backups in {} yet", ctx.show(&dir)),
-        n => {
-            let newest: Vec<String> = names.iter().rev().take(5).map(|(_, n)| n.clone()).collect();
-            let more = if n > 5 { format!(" and {} more", n - 5) } else { String::new() };
-            format!(
-                "the newest there: {}{more}; `mhm-sidecar backup list` shows them all",
-                newest.join(", ")
-            )
-        }
+    let there = if names.is_empty() {
+        format!("there are no backups in {} yet", ctx.show(&dir))
+    } else {
+        newest_there(names.into_iter().rev().map(|(_, n)| n), "mhm-sidecar backup list")
     };
     anyhow::bail!("no backup {spec:?}: not a file, and not found in {}; {there}", ctx.show(&dir))
+}
+
+/// The next step after a name that was not found: the newest few names there are
+/// (`newest_first`, not empty) and the command that lists them all, as in "the newest
+/// there: a, b and 3 more; `mhm-sidecar backup list` shows them all".
+pub fn newest_there(newest_first: impl IntoIterator<Item = String>, list_command: &str) -> String {
+    const SHOWN: usize = 5;
+    let all: Vec<String> = newest_first.into_iter().collect();
+    let more = match all.len().saturating_sub(SHOWN) {
+        0 => String::new(),
+        n => format!(" and {n} more"),
+    };
+    let shown = all.into_iter().take(SHOWN).collect::<Vec<_>>().join(", ");
+    format!("the newest there: {shown}{more}; `{list_command}` shows them all")
 }
 
 /// Checks a user-given backup name ([`paths::check_plain_name`]).

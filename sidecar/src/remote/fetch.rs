@@ -1,7 +1,10 @@
-//! `remote verify` and `remote pull`: download a copy, decrypt it as it arrives into a
-//! temporary file in `data/backups/`, check it byte for byte against its record, then run
-//! the same check as `backup verify`. Verify deletes the temporary file; pull renames it
-//! into place, never over an existing file.
+//! `remote verify` and `remote pull`: download a copy, decrypt it as it arrives into an
+//! owner-only temporary file, check it byte for byte against its record, then run the same
+//! check as `backup verify` (which reads the zip's central directory, so it needs the file
+//! on disk). A pull writes it in `data/backups/` and renames it into place, never over an
+//! existing file. A verify (and a pull's `--dry-run`) changes nothing in the root: it
+//! writes in a private temporary folder of the system's (`TMPDIR`; `0700` on unix),
+//! removed with everything in it when the check ends, whatever the outcome.
 
 use std::{io, path::PathBuf};
 
@@ -17,6 +20,19 @@ pub(crate) struct Fetched {
     pub file: files::Atomic,
     /// The result of the check `backup verify` makes.
     pub report: verify::Report<Manifest>,
+    /// The private folder holding `file` when it is not in the root (removed when
+    /// dropped; declared after `file`, so the file is closed first).
+    _private: Option<tempfile::TempDir>,
+}
+
+/// Where a fetched copy is written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Dest {
+    /// `data/backups/`, to be placed there (`remote pull`).
+    Backups,
+    /// A private temporary folder outside the root, to be checked and thrown away
+    /// (`remote verify`, a pull's `--dry-run`).
+    Private,
 }
 
 /// Downloads and checks the copy `rec` describes.
@@ -25,9 +41,29 @@ pub(crate) fn fetch(
     store: &Store,
     rec: &Record,
     keys: &[age::x25519::Identity],
+    dest: Dest,
 ) -> Result<Fetched> {
-    let dir = ctx.backups_dir();
-    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", ctx.show(&dir)))?;
+    let (dir, private) = match dest {
+        Dest::Backups => {
+            let dir = ctx.backups_dir();
+            std::fs::create_dir_all(&dir)
+                .with_context(|| format!("creating {}", ctx.show(&dir)))?;
+            (dir, None)
+        }
+        Dest::Private => {
+            let tmp = tempfile::Builder::new()
+                .prefix("mhm-sidecar-verify-")
+                .tempdir()
+                .with_context(|| {
+                    format!(
+                        "making a private temporary folder in {} to check the copy in (set TMPDIR \
+                         to a folder with room for one backup)",
+                        std::env::temp_dir().display()
+                    )
+                })?;
+            (tmp.path().to_path_buf(), Some(tmp))
+        }
+    };
     let target: PathBuf = dir.join(format!("{}.zip", rec.name));
     let mut file = files::Atomic::create_private(&target)
         .with_context(|| format!("creating a temporary file in {}", ctx.show(&dir)))?;
@@ -71,7 +107,7 @@ pub(crate) fn fetch(
             p.path = Some(format!("{}.zip", rec.name));
         }
     }
-    Ok(Fetched { file, report })
+    Ok(Fetched { file, report, _private: private })
 }
 
 fn damaged(object: &str, e: io::Error) -> anyhow::Error {

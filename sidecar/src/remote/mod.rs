@@ -7,6 +7,7 @@
 //! |---|---|
 //! | settings, secrets kept out of every message | [`config`] |
 //! | the store (S3 or a folder) and its runtime | [`store`] |
+//! | what is written into a folder store, owner-only | `folder` |
 //! | encryption, keys | [`crypt`] |
 //! | the record that makes an uploaded object a copy | [`record`] |
 //! | push: stream, encrypt, upload in parts, confirm | `push` |
@@ -41,6 +42,7 @@
 pub mod config;
 pub mod crypt;
 mod fetch;
+mod folder;
 mod list;
 mod prune;
 mod push;
@@ -314,6 +316,15 @@ impl Remote {
         recipient: Option<&age::x25519::Recipient>,
         opts: PushOptions,
     ) -> PushResult {
+        if path.is_dir() && opts.dry_run {
+            // A dry run changes nothing in the root: the folder is checked, not packed.
+            let report = backup::verify::backup(path);
+            return if report.ok() {
+                PushResult::WouldPush
+            } else {
+                PushResult::Refused { problems: report.problems }
+            };
+        }
         if path.is_dir() {
             // A folder backup, named: packed into a verified zip of ours first (in a
             // temporary folder beside it), and that is pushed under the folder's name.
@@ -358,9 +369,20 @@ impl Remote {
     fn copy_of(&self, name: &str) -> Result<Copy> {
         let name = name.strip_suffix(".zip").unwrap_or(name);
         let listing = list::listing(&self.store)?;
-        let copy = listing.copies.into_iter().find(|c| c.name == name);
+        let copy = listing.copies.iter().find(|c| c.name == name).cloned();
         match copy {
-            None => anyhow::bail!("no copy of {name} in {}", self.store.config.describe()),
+            None => {
+                // Name the next step: the copies there are (the newest few), and the
+                // command that lists them all, as `backup verify` does for local backups.
+                let there = if listing.copies.is_empty() {
+                    "there are no copies there yet (`mhm-sidecar remote push` makes them)"
+                        .to_string()
+                } else {
+                    let newest = listing.copies.iter().rev().map(|c| c.name.clone());
+                    backup::newest_there(newest, "mhm-sidecar remote list")
+                };
+                anyhow::bail!("no copy of {name} in {}; {there}", self.store.config.describe())
+            }
             Some(c) if c.status == Status::Missing => {
                 anyhow::bail!(
                     "the copy of {name} is gone from the store: its object {} is missing",
@@ -391,7 +413,8 @@ impl Remote {
     }
 
     /// Downloads the copy of `name`, decrypts it and checks it as `backup verify` does;
-    /// nothing is kept.
+    /// nothing is kept, and nothing in the root is created or changed (the copy is checked
+    /// in a private temporary folder outside it).
     pub fn verify(&self, ctx: &Ctx, name: &str) -> Result<Fetch> {
         self.fetch(ctx, name, false)
     }
@@ -422,7 +445,8 @@ impl Remote {
                     "its size or ETag in the store is not what was pushed",
                 ));
             }
-            let fetched = fetch::fetch(ctx, &self.store, &copy.record, &keys)?;
+            let dest = if place { fetch::Dest::Backups } else { fetch::Dest::Private };
+            let fetched = fetch::fetch(ctx, &self.store, &copy.record, &keys, dest)?;
             problems.extend(fetched.report.problems.iter().cloned());
             let mut placed = None;
             if place && problems.is_empty() {

@@ -1,7 +1,8 @@
 //! The object store behind a copy: S3-compatible storage or a folder, through the
 //! `object_store` crate, driven by a tokio runtime that lives only as long as one remote
 //! operation (the rest of the sidecar has no async code). Every error leaving here says
-//! in words what went wrong and carries no secret.
+//! in words what went wrong and carries no secret. What is written into a folder store
+//! goes through [`super::folder`] (owner-only files); S3 is written by `object_store`.
 
 use std::{fmt, io, sync::Arc, time::Duration};
 
@@ -15,12 +16,15 @@ use object_store::{
 use tokio::runtime::Runtime;
 
 use super::config::{names, Config, Target};
+use super::folder;
 use crate::error::usage;
 
 /// An open store and the runtime that drives it.
 pub struct Store {
     rt: Runtime,
     inner: Arc<dyn ObjectStore>,
+    /// The same store when it is a folder: its writes are our own (owner-only files).
+    folder: Option<Arc<LocalFileSystem>>,
     /// The key prefix (empty for a folder, whose root is the folder itself).
     prefix: String,
     /// The settings (with the secrets to scrub from messages).
@@ -45,6 +49,7 @@ impl Store {
             .enable_all()
             .build()
             .map_err(|e| anyhow!("starting the network runtime: {e}"))?;
+        let mut folder = None;
         let (inner, prefix): (Arc<dyn ObjectStore>, String) = match &config.target {
             Target::Folder(dir) => {
                 if !dir.is_dir() {
@@ -56,7 +61,9 @@ impl Store {
                 }
                 let fs = LocalFileSystem::new_with_prefix(dir)
                     .map_err(|e| anyhow!("opening the folder {}: {e}", dir.display()))?;
-                (Arc::new(fs), String::new())
+                let fs = Arc::new(fs);
+                folder = Some(Arc::clone(&fs));
+                (fs, String::new())
             }
             Target::S3 { bucket, prefix } => {
                 let mut b = AmazonS3Builder::new()
@@ -107,7 +114,7 @@ impl Store {
                 (Arc::new(s3), prefix.clone())
             }
         };
-        Ok(Self { rt, inner, prefix, config })
+        Ok(Self { rt, inner, folder, prefix, config })
     }
 
     /// The full key of `name` (relative to the prefix).
@@ -165,10 +172,22 @@ impl Store {
             .map_err(|e| self.explain("reading", name, &e))
     }
 
-    /// Writes a small object in one request.
+    /// Writes a small object in one request (into a folder: an owner-only file).
     pub fn put_small(&self, name: &str, bytes: Vec<u8>) -> Result<()> {
+        if let Some(dest) = self.folder_path(name)? {
+            return folder::put(&dest, &bytes)
+                .map_err(|e| anyhow!("writing {} in {}: {e}", name, self.config.describe()));
+        }
         self.block_on(self.inner.put(&self.key(name), PutPayload::from(bytes)))
             .map(|_| ())
+            .map_err(|e| self.explain("writing", name, &e))
+    }
+
+    /// Where `name` lies on disk when the store is a folder.
+    fn folder_path(&self, name: &str) -> Result<Option<std::path::PathBuf>> {
+        let Some(fs) = &self.folder else { return Ok(None) };
+        fs.path_to_filesystem(&self.key(name))
+            .map(Some)
             .map_err(|e| self.explain("writing", name, &e))
     }
 
@@ -180,8 +199,13 @@ impl Store {
         }
     }
 
-    /// Starts a multipart upload of `name`.
+    /// Starts a multipart upload of `name` (into a folder: an owner-only file).
     pub fn multipart(&self, name: &str) -> Result<Box<dyn MultipartUpload>> {
+        if let Some(dest) = self.folder_path(name)? {
+            return folder::upload(&dest).map(|u| Box::new(u) as Box<dyn MultipartUpload>).map_err(
+                |e| anyhow!("starting the upload of {} in {}: {e}", name, self.config.describe()),
+            );
+        }
         self.block_on(self.inner.put_multipart(&self.key(name)))
             .map_err(|e| self.explain("starting the upload of", name, &e))
     }

@@ -664,8 +664,14 @@ fn folder_process_killed_mid_upload_then_rerun() {
     assert_eq!(status.signal(), Some(libc::SIGXFSZ), "ended mid-upload: {status:?}");
     // The folder store writes an upload under a staging name (`<object>#<n>`) until it
     // completes: the kill left one.
-    let staged = names(store.path()).iter().any(|n| n.contains('#'));
-    assert!(staged, "no upload under way at the kill: {:?}", names(store.path()));
+    let staged: Vec<String> = names(store.path()).into_iter().filter(|n| n.contains('#')).collect();
+    assert!(!staged.is_empty(), "no upload under way at the kill: {:?}", names(store.path()));
+    // Owner-only from its first byte, as every file the tool writes in a folder store.
+    for n in &staged {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = fs::metadata(store.path().join(n)).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "{n}");
+    }
     assert!(case.copies().is_empty(), "a killed upload is not a copy");
     assert_same(&before, &snapshot(&case.path().join("data/backups")));
     let out = case.run(&["remote", "push"]);
@@ -868,5 +874,191 @@ fn a_forged_or_unreadable_record_never_costs_another_copy() {
     // The newest copy is whole and comes back.
     assert!(text.contains("the object of a record that is not trusted: kept"), "{listing}");
     assert_code(&case.run(&["remote", "verify", names[2]]), 0);
+    case.assert_no_secret();
+}
+
+/// Every path under `root` (the lock and `logs/sidecar.log` included) with its kind, size,
+/// contents, modification time and mode: what "creates and changes no file" is checked
+/// against.
+fn stat_tree(root: &Path) -> std::collections::BTreeMap<PathBuf, String> {
+    fn walk(root: &Path, dir: &Path, map: &mut std::collections::BTreeMap<PathBuf, String>) {
+        for e in fs::read_dir(dir).unwrap() {
+            let path = e.unwrap().path();
+            let meta = fs::symlink_metadata(&path).unwrap();
+            #[cfg(unix)]
+            let mode = std::os::unix::fs::PermissionsExt::mode(&meta.permissions());
+            #[cfg(not(unix))]
+            let mode = meta.permissions().readonly() as u32;
+            let contents =
+                if meta.is_file() { sha256_hex(&fs::read(&path).unwrap()) } else { String::new() };
+            let line = format!(
+                "{:?} {} bytes, mode {mode:o}, modified {:?} {contents}",
+                meta.file_type(),
+                meta.len(),
+                meta.modified().unwrap()
+            );
+            map.insert(path.strip_prefix(root).unwrap().to_path_buf(), line);
+            if meta.is_dir() {
+                walk(root, &path, map);
+            }
+        }
+    }
+    let mut map = std::collections::BTreeMap::new();
+    walk(root, root, &mut map);
+    map
+}
+
+/// Names each path whose entry differs between two [`stat_tree`]s.
+#[track_caller]
+fn assert_unchanged(
+    before: &std::collections::BTreeMap<PathBuf, String>,
+    after: &std::collections::BTreeMap<PathBuf, String>,
+    what: &str,
+) {
+    let keys: std::collections::BTreeSet<&PathBuf> = before.keys().chain(after.keys()).collect();
+    let changed: Vec<String> = keys
+        .into_iter()
+        .filter(|k| before.get(*k) != after.get(*k))
+        .map(|k| format!("{}: {:?} -> {:?}", k.display(), before.get(k), after.get(k)))
+        .collect();
+    assert!(changed.is_empty(), "{what} changed the root:\n{}", changed.join("\n"));
+}
+
+// regression: `remote verify` took the lock (its pid written into data/.sidecar.lock),
+// appended to logs/sidecar.log and decrypted into data/backups/.tmp-<pid>-NAME.zip; `remote
+// pull --dry-run` changed data/backups' modification time. Read-only commands and dry runs
+// create and change no file in the root; verify checks the copy in a private folder of
+// TMPDIR's, gone afterwards.
+#[test]
+fn remote_verify_list_and_dry_runs_change_nothing_in_the_root() {
+    let store = tempfile::tempdir().unwrap();
+    let mut case = Case::new(&folder_settings(store.path()));
+    let zip = case.backup("mhm_backup_20260301_000000", "2026-03-01T00:00:00Z");
+    case.backup("mhm_backup_20260302_000000", "2026-03-02T00:00:00Z");
+    assert_code(&case.run(&["remote", "push"]), 0);
+    // The pull below would have something to place; a folder backup, named, is only
+    // checked by a dry-run push (never packed in data/backups/).
+    fs::remove_file(&zip).unwrap();
+    let folder = case.path().join("data/backups/weekly_backup_2026-11-28_01-00-00");
+    write(
+        &folder.join("manifest.json"),
+        r#"{"backup_name": "weekly_backup_2026-11-28_01-00-00", "format": "directory",
+            "created_at": "2026-11-28 01:00:00", "includes": {"users": true, "config": true}}"#,
+    );
+    write(&folder.join("users/u1/account.json"), r#"{"user": "u1"}"#);
+    // Let a second pass, so that a changed modification time shows on any file system.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let tmp = tempfile::tempdir().unwrap();
+    let before = stat_tree(case.path());
+    let name = "mhm_backup_20260301_000000";
+    let runs: [&[&str]; 8] = [
+        &["remote", "verify", name],
+        &["--json", "remote", "verify", name],
+        &["remote", "list"],
+        &["remote", "verify", "nosuch"],
+        &["--dry-run", "remote", "pull", name],
+        &["--dry-run", "remote", "push"],
+        &["--dry-run", "remote", "push", "weekly_backup_2026-11-28_01-00-00"],
+        &["--dry-run", "remote", "prune", "--max-count", "1"],
+    ];
+    for args in runs {
+        let out = bin()
+            .arg("--root")
+            .arg(case.path())
+            .args(args)
+            .env("TMPDIR", tmp.path())
+            .launch_output()
+            .unwrap();
+        case.outputs.push(format!("{args:?}\n{}\n{}", stdout(&out), stderr(&out)));
+        let want = if args.contains(&"nosuch") { 1 } else { 0 };
+        assert_eq!(code(&out), want, "{args:?}\n{}\n{}", stdout(&out), stderr(&out));
+        assert_unchanged(&before, &stat_tree(case.path()), &format!("{args:?}"));
+        assert!(names(tmp.path()).is_empty(), "{args:?} left {:?}", names(tmp.path()));
+    }
+    assert!(case.outputs.iter().any(|o| o.contains("the copy is valid")));
+    // A failed check removes its private folder too.
+    fs::write(store.path().join(format!("{name}.zip.age")), b"not what was pushed").unwrap();
+    let out = bin()
+        .arg("--root")
+        .arg(case.path())
+        .args(["remote", "verify", name])
+        .env("TMPDIR", tmp.path())
+        .launch_output()
+        .unwrap();
+    assert_code(&out, 1);
+    assert_unchanged(&before, &stat_tree(case.path()), "a failed verify");
+    assert!(names(tmp.path()).is_empty(), "left {:?}", names(tmp.path()));
+    case.assert_no_secret();
+}
+
+// regression: in a folder store the copy's object and record were created 0644 (readable
+// by every user of the machine) while the backup they came from is 0600.
+#[cfg(unix)]
+#[test]
+fn a_folder_store_holds_owner_only_files() {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    let store = tempfile::tempdir().unwrap();
+    let mut case = Case::new(&folder_settings(store.path()));
+    let zip = case.backup("mhm_backup_20260301_000000", "2026-03-01T00:00:00Z");
+    assert_eq!(mode(&zip), 0o600);
+    assert_code(&case.run(&["remote", "push"]), 0);
+    case.backup("mhm_backup_20260302_000000", "2026-03-02T00:00:00Z");
+    assert_code(&case.run(&["remote", "push", "--no-encrypt"]), 0);
+    let held = names(store.path());
+    assert_eq!(held.len(), 4, "{held:?}");
+    for n in &held {
+        assert_eq!(mode(&store.path().join(n)), 0o600, "{n}");
+    }
+    assert_eq!(case.copies().len(), 2);
+    // What comes back is owner-only too: a pull, and a restore's pulled backup.
+    fs::remove_file(&zip).unwrap();
+    assert_code(&case.run(&["remote", "pull", "mhm_backup_20260301_000000"]), 0);
+    assert_eq!(mode(&zip), 0o600);
+    let new = tempfile::tempdir().unwrap();
+    let root = new.path().join("mhm");
+    let out = fire_drill(&root, store.path(), &case.keys.path().join("key.txt"));
+    assert_code(&out, 0);
+    let pulled = root.join("data/backups/mhm_backup_20260302_000000.zip");
+    assert_eq!(mode(&pulled), 0o600, "{}", stdout(&out));
+    for f in [".env", "data/user_index.json"] {
+        let source = mode(&case.path().join(f));
+        assert_eq!(mode(&root.join(f)) & !source, 0, "{f} is more readable than its source");
+    }
+    case.assert_no_secret();
+}
+
+// regression: `remote verify nosuch` and `remote pull nosuch` said only "no copy of nosuch
+// in file:///...": the error names the copies that are there and the command listing them.
+#[test]
+fn a_copy_not_in_the_store_is_answered_with_the_ones_that_are() {
+    let store = tempfile::tempdir().unwrap();
+    let mut case = Case::new(&folder_settings(store.path()));
+    for cmd in ["verify", "pull"] {
+        let out = case.run(&["remote", cmd, "nosuch"]);
+        assert_code(&out, 1);
+        assert!(stderr(&out).contains("no copies there yet"), "{}", stderr(&out));
+        assert!(stderr(&out).contains("mhm-sidecar remote push"), "{}", stderr(&out));
+    }
+    for day in 1..=7 {
+        let name = format!("mhm_backup_2026030{day}_000000");
+        case.backup(&name, &format!("2026-03-0{day}T00:00:00Z"));
+    }
+    assert_code(&case.run(&["remote", "push"]), 0);
+    for cmd in ["verify", "pull"] {
+        let out = case.run(&["remote", cmd, "nosuch"]);
+        assert_code(&out, 1);
+        let err = stderr(&out);
+        assert!(err.contains("no copy of nosuch in file://"), "{err}");
+        assert!(
+            err.contains(
+                "the newest there: mhm_backup_20260307_000000, mhm_backup_20260306_000000, \
+                 mhm_backup_20260305_000000, mhm_backup_20260304_000000, \
+                 mhm_backup_20260303_000000 and 2 more; `mhm-sidecar remote list` shows them all"
+            ),
+            "{err}"
+        );
+        assert!(!err.contains("mhm_backup_20260301_000000"), "{err}");
+    }
     case.assert_no_secret();
 }
