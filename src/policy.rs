@@ -243,7 +243,7 @@ impl Settings {
         let mut s = Settings::default();
         let get = |name: &str| lookup(name).map(|v| (name.to_string(), v));
         if let Some((n, v)) = get("LOG_MAX_BYTES") {
-            s.max_bytes = parse_bounded(&n, &v, 1, MAX_BYTES)?;
+            s.max_bytes = parse_bounded(&n, &v, 1, MAX_SIZE_TRIGGER)?;
         }
         if let Some((n, v)) = get("LOG_BACKUP_COUNT") {
             s.backup_count = parse_bounded(&n, &v, 0, MAX_COUNT)?;
@@ -323,13 +323,21 @@ fn bad(name: &str, value: &str, expected: &str) -> SettingsError {
     }
 }
 
-/// The largest size setting (`LOG_MAX_BYTES`, `LOG_MIN_ROTATE_BYTES`): 1 TiB. Every number
-/// a setting holds has a bound, named in the error (SPEC.md section 8): a value past it is
-/// a typo, never a reason to overflow or to allocate.
+/// The largest `LOG_MIN_ROTATE_BYTES`: 1 TiB. Every number a setting holds has a bound,
+/// named in the error (SPEC.md section 8): a value past it is a typo, never a reason to
+/// overflow or to allocate.
 pub(crate) const MAX_BYTES: u64 = 1 << 40;
 
-/// The largest count setting (`LOG_BACKUP_COUNT`, `LOG_ARCHIVE_COUNT`): 100000 copies.
-pub(crate) const MAX_COUNT: usize = 100_000;
+/// The largest `LOG_MAX_BYTES`: 2^63 - 1, a size no log reaches. It is how "no size
+/// trigger" is said (Python's `maxBytes=0`, which `mhm_log.compat` passes as this value, as
+/// Python's own `int` limit for file sizes), so it is not cut to [`MAX_BYTES`].
+pub(crate) const MAX_SIZE_TRIGGER: u64 = i64::MAX as u64;
+
+/// The largest count setting (`LOG_BACKUP_COUNT`, `LOG_ARCHIVE_COUNT`): ten million copies,
+/// more than any folder should hold. Generous on purpose: a Python caller says "keep every
+/// copy" with a large `backupCount` (this package's own tests pass a million), and a
+/// count costs nothing until that many copies exist.
+pub(crate) const MAX_COUNT: usize = 10_000_000;
 
 /// The largest age in days (`LOG_ARCHIVE_MAX_AGE_DAYS`; `LOG_MIN_ROTATE_AGE_SECS` is at most
 /// as many days in seconds): 36500, a hundred years.
@@ -459,9 +467,9 @@ mod tests {
     #[test]
     fn every_number_has_a_bound_named_in_the_error() {
         for (name, max) in [
-            ("LOG_MAX_BYTES", "1099511627776"),
-            ("LOG_BACKUP_COUNT", "100000"),
-            ("LOG_ARCHIVE_COUNT", "100000"),
+            ("LOG_MAX_BYTES", "9223372036854775807"),
+            ("LOG_BACKUP_COUNT", "10000000"),
+            ("LOG_ARCHIVE_COUNT", "10000000"),
             ("LOG_ARCHIVE_MAX_AGE_DAYS", "36500"),
             ("LOG_MIN_ROTATE_BYTES", "1099511627776"),
             ("LOG_MIN_ROTATE_AGE_SECS", "3153600000"),

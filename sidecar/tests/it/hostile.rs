@@ -837,9 +837,9 @@ fn settings_past_their_bound_are_named_with_the_bound() {
         .collect();
     for (name, max) in [
         ("BACKUP_MAX_COUNT", "100000"),
-        ("LOG_BACKUP_COUNT", "100000"),
+        ("LOG_BACKUP_COUNT", "10000000"),
         ("BACKUP_RETENTION_DAYS", "36500"),
-        ("LOG_MAX_BYTES", "1099511627776"),
+        ("LOG_MAX_BYTES", "9223372036854775807"),
         ("REMOTE_MAX_COUNT", "100000"),
     ] {
         assert!(
