@@ -331,18 +331,36 @@ impl Sidecar {
 }
 
 /// The bad settings among `names` (prefixes end with `_`: `AWS_` is every AWS setting).
+/// A bad `.env` line whose key could not be read (no name) may hold any setting, so it is
+/// among every list: a job never runs on defaults in its place.
 pub fn among<'a>(bad: &'a [BadSetting], names: &[&str]) -> Vec<&'a BadSetting> {
     bad.iter()
         .filter(|b| {
-            names
-                .iter()
-                .any(|n| if n.ends_with('_') { b.name.starts_with(n) } else { b.name == *n })
+            b.name.is_empty()
+                || names.iter().any(|n| {
+                    if n.ends_with('_') {
+                        b.name.starts_with(n)
+                    } else {
+                        b.name == *n
+                    }
+                })
         })
         .collect()
 }
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_bad_line_of_no_name_is_among_every_list() {
+        let bad = [
+            super::BadSetting { name: String::new(), what: "line 3".into() },
+            super::BadSetting { name: "LOG_MAX_BYTES".into(), what: "x".into() },
+        ];
+        assert_eq!(super::among(&bad, &["BACKUP_"]).len(), 1);
+        assert_eq!(super::among(&bad, &["LOG_"]).len(), 2);
+        assert!(super::among(&bad[1..], &["BACKUP_"]).is_empty());
+    }
+
     use super::*;
 
     #[test]

@@ -205,9 +205,10 @@ pub(crate) fn bad_settings(lookup: Lookup<'_>) -> Vec<BadSetting> {
             bad.push(BadSetting { name: name.to_string(), what });
         }
     };
-    if let Some((url, from)) = get(names::URL) {
-        push(names::URL, check_url(&url, &from).map(drop));
-    }
+    // Without a URL there are no off-site copies: the other settings are not used, and a
+    // placeholder left in `.env` (or an `AWS_ENDPOINT_URL` another tool set) is no fault.
+    let Some((url, from)) = get(names::URL) else { return bad };
+    push(names::URL, check_url(&url, &from).map(drop));
     if let Some((endpoint, from)) = get(names::ENDPOINT) {
         push(names::ENDPOINT, check_endpoint(&endpoint, &from));
     }

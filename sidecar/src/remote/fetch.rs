@@ -55,9 +55,10 @@ pub(crate) fn fetch(
                 .prefix("mhm-sidecar-verify-")
                 .tempdir()
                 .with_context(|| {
+                    let var = if cfg!(windows) { "TMP" } else { "TMPDIR" };
                     format!(
-                        "making a private temporary folder in {} to check the copy in (set TMPDIR \
-                         to a folder with room for one backup)",
+                        "making a private temporary folder in {} to check the copy in (set \
+                         {var} to a folder with room for one backup)",
                         std::env::temp_dir().display()
                     )
                 })?;

@@ -285,3 +285,43 @@ fn bad_off_site_settings_are_named_as_settings_and_stop_only_the_push() {
         assert!(store.path().read_dir().unwrap().next().is_none(), "nothing pushed");
     }
 }
+
+/// Without `MHM_REMOTE_URL` there are no off-site copies: a placeholder recipient left in
+/// `.env` (or an `AWS_ENDPOINT_URL` another tool set) is not a bad setting. A `.env` line
+/// whose key cannot be read may hold any setting: `maintain` runs no job on defaults in
+/// its place (prune above all).
+#[test]
+fn unused_off_site_settings_stop_nothing_and_a_keyless_bad_line_runs_no_job() {
+    let root = make_root();
+    let r = root.path();
+    write(
+        &r.join(".env"),
+        "APP_MODE=test\nMHM_REMOTE_RECIPIENT=changeme\nAWS_ENDPOINT_URL=localhost:9000\n",
+    );
+    let out = run(r, &["backup", "list"]);
+    assert_code(&out, 0);
+    assert!(!stderr(&out).contains("MHM_REMOTE_RECIPIENT"), "{}", stderr(&out));
+    let out = run(r, &["--now", "2026-03-20T02:30:00Z", "maintain"]);
+    assert_code(&out, 0);
+
+    let root = make_root();
+    let r = root.path();
+    write(&r.join(".env"), "APP_MODE=test\nset BACKUP_MAX_COUNT=50\n");
+    let before = snapshot(r);
+    let out = run(r, &["--now", "2026-03-20T02:30:00Z", "--json", "maintain"]);
+    assert_code(&out, 2);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(listed(&v).iter().all(|j| j["ran"] == false), "{v}");
+    assert!(!r.join("data/backups").exists() || names(&r.join("data/backups")).is_empty());
+    let after = snapshot(r);
+    let changed: Vec<_> = after
+        .keys()
+        .chain(before.keys())
+        .filter(|k| before.get(*k) != after.get(*k))
+        .map(|k| k.to_string_lossy().replace('\\', "/"))
+        .filter(|k| !k.starts_with("logs/sidecar.log") && !k.starts_with("logs/.sidecar.log"))
+        // The state file records each job as not run for the bad line: it stays due.
+        .filter(|k| k != "data/.sidecar.lock" && k != "data/.sidecar_state.json")
+        .collect();
+    assert!(changed.is_empty(), "{changed:?}");
+}

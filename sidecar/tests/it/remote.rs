@@ -967,6 +967,8 @@ fn remote_verify_list_and_dry_runs_change_nothing_in_the_root() {
             .arg(case.path())
             .args(args)
             .env("TMPDIR", tmp.path())
+            .env("TMP", tmp.path())
+            .env("TEMP", tmp.path())
             .launch_output()
             .unwrap();
         case.outputs.push(format!("{args:?}\n{}\n{}", stdout(&out), stderr(&out)));
@@ -983,6 +985,8 @@ fn remote_verify_list_and_dry_runs_change_nothing_in_the_root() {
         .arg(case.path())
         .args(["remote", "verify", name])
         .env("TMPDIR", tmp.path())
+        .env("TMP", tmp.path())
+        .env("TEMP", tmp.path())
         .launch_output()
         .unwrap();
     assert_code(&out, 1);
