@@ -700,15 +700,7 @@ fn a_link_planted_at_the_state_file_is_refused_not_followed() {
         assert!(state.symlink_metadata().unwrap().file_type().is_symlink(), "{args:?}");
     }
     // Nothing ran, nothing was set aside: only the sidecar's own log and lock changed.
-    let after = snapshot(r);
-    let changed: Vec<_> = after
-        .keys()
-        .chain(before.keys())
-        .filter(|k| before.get(*k) != after.get(*k))
-        .map(|k| k.to_string_lossy().replace('\\', "/"))
-        .filter(|k| !k.starts_with("logs/sidecar.log") && !k.starts_with("logs/.sidecar.log"))
-        .filter(|k| k != "data/.sidecar.lock")
-        .collect();
+    let changed = changed_besides_own(&before, &snapshot(r));
     assert!(changed.is_empty(), "{changed:?}");
 }
 
@@ -828,13 +820,7 @@ fn settings_past_their_bound_are_named_with_the_bound() {
     let out = run(r, &["--json", "status"]);
     assert_code(&out, 1);
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let settings: Vec<String> = v["reasons"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|r| r["kind"] == "setting")
-        .map(|r| r["what"].as_str().unwrap().to_string())
-        .collect();
+    let settings = setting_reasons(&v);
     for (name, max) in [
         ("BACKUP_MAX_COUNT", "100000"),
         ("LOG_BACKUP_COUNT", "10000000"),

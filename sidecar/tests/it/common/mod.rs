@@ -300,3 +300,33 @@ pub fn listed(v: &serde_json::Value) -> &Vec<serde_json::Value> {
         .find_map(|k| v.get(k).and_then(|l| l.as_array()))
         .unwrap_or_else(|| panic!("no list in {v}"))
 }
+
+/// The `what` of every `setting` reason in `status --json`'s object `v`.
+pub fn setting_reasons(v: &serde_json::Value) -> Vec<String> {
+    v["reasons"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["kind"] == "setting")
+        .map(|r| r["what"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// The files (relative, with `/`) that differ between two [`snapshot`]s, leaving out the
+/// sidecar's own: its log, the log's hidden files and the run lock.
+pub fn changed_besides_own(
+    before: &BTreeMap<PathBuf, Vec<u8>>,
+    after: &BTreeMap<PathBuf, Vec<u8>>,
+) -> Vec<String> {
+    let mut changed: Vec<String> = after
+        .keys()
+        .chain(before.keys())
+        .filter(|k| before.get(*k) != after.get(*k))
+        .map(|k| k.to_string_lossy().replace('\\', "/"))
+        .filter(|k| !k.starts_with("logs/sidecar.log") && !k.starts_with("logs/.sidecar.log"))
+        .filter(|k| k != "data/.sidecar.lock")
+        .collect();
+    changed.sort();
+    changed.dedup();
+    changed
+}
